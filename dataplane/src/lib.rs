@@ -1,0 +1,2 @@
+pub mod packet;
+pub mod route;
