@@ -1,0 +1,389 @@
+//! The config model: plain data the control plane compiles into dataplane
+//! tables. Values here have passed validation (see `parse` and `validate`).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+/// Default conntrack capacity (entries).
+pub const DEFAULT_FLOWS: usize = 1 << 20;
+/// Smallest accepted conntrack capacity.
+pub const MIN_FLOWS: usize = 1024;
+/// Largest accepted conntrack capacity (2^26).
+pub const MAX_FLOWS: usize = 1 << 26;
+/// Largest accepted `workers`.
+pub const MAX_WORKERS: usize = 1024;
+/// Largest accepted `queues`.
+pub const MAX_QUEUES: usize = 1024;
+/// Default interface MTU.
+pub const DEFAULT_MTU: u16 = 1500;
+/// Smallest MTU (IPv4 minimum, RFC 791).
+pub const MIN_MTU: u16 = 68;
+/// Largest MTU (jumbo frames).
+pub const MAX_MTU: u16 = 9000;
+/// Smallest MTU of an interface with an IPv6 address (RFC 8200).
+pub const MIN_MTU_V6: u16 = 1280;
+/// Default control socket path.
+pub const DEFAULT_SOCKET: &str = "/run/xgate/xgate.sock";
+/// Default Prometheus listen address.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9482";
+/// Routing table ids with names, as in /etc/iproute2/rt_tables.
+pub const TABLE_MAIN: u32 = 254;
+pub const TABLE_LOCAL: u32 = 255;
+pub const TABLE_DEFAULT: u32 = 253;
+/// Largest rule priority; 0 is reserved for the local-table rule.
+pub const MAX_RULE_PRIORITY: u32 = 32767;
+/// Largest ECMP weight (as `ip route ... nexthop weight`).
+pub const MAX_WEIGHT: u16 = 256;
+
+/// The `[timeouts]` keys and their defaults in seconds (Linux nf_conntrack sysctls:
+/// `nf_conntrack_tcp_timeout_*`, `nf_conntrack_udp_timeout[_stream]`,
+/// `nf_conntrack_icmp[v6]_timeout`, `nf_conntrack_generic_timeout`).
+pub const DEFAULT_TIMEOUTS: [(&str, u64); 14] = [
+    ("tcp_syn_sent", 120),
+    ("tcp_syn_recv", 60),
+    ("tcp_established", 432_000),
+    ("tcp_fin_wait", 120),
+    ("tcp_close_wait", 60),
+    ("tcp_last_ack", 30),
+    ("tcp_time_wait", 120),
+    ("tcp_close", 10),
+    ("tcp_unack", 300),
+    ("udp", 30),
+    ("udp_stream", 120),
+    ("icmp", 30),
+    ("icmpv6", 30),
+    ("generic", 600),
+];
+
+/// A whole, validated config file. `Default` is the empty file's config
+/// (with an empty `source`), handy for building configs in tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    pub dataplane: Dataplane,
+    pub interfaces: Vec<Interface>,
+    pub routes: Vec<RouteCfg>,
+    pub rules: Vec<RuleCfg>,
+    pub neighbors: Vec<NeighborCfg>,
+    pub firewall: Option<Firewall>,
+    /// `[timeouts]` overrides in file order: (name, seconds, line).
+    pub timeouts: Vec<(String, u64, usize)>,
+    pub control: Control,
+    /// The file name errors and `check_summary` mention.
+    pub source: String,
+}
+
+/// `[dataplane]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataplane {
+    /// None: one worker per online core.
+    pub workers: Option<usize>,
+    pub xdp_mode: XdpMode,
+    pub bind: BindMode,
+    /// 0: one queue per worker.
+    pub queues: usize,
+    /// Conntrack capacity in entries.
+    pub flows: usize,
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            xdp_mode: XdpMode::Auto,
+            bind: BindMode::Auto,
+            queues: 0,
+            flows: DEFAULT_FLOWS,
+        }
+    }
+}
+
+/// XDP attach mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum XdpMode {
+    /// Driver mode.
+    Native,
+    /// Generic (SKB) mode.
+    Skb,
+    /// Native if the driver supports it, else SKB.
+    Auto,
+}
+
+impl XdpMode {
+    pub const NAMES: [&'static str; 3] = ["native", "skb", "auto"];
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "native" => Some(Self::Native),
+            "skb" => Some(Self::Skb),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Skb => "skb",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// AF_XDP bind mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BindMode {
+    Copy,
+    ZeroCopy,
+    /// Zero-copy if the NIC supports it, else copy.
+    Auto,
+}
+
+impl BindMode {
+    pub const NAMES: [&'static str; 3] = ["copy", "zerocopy", "auto"];
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "copy" => Some(Self::Copy),
+            "zerocopy" => Some(Self::ZeroCopy),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Copy => "copy",
+            Self::ZeroCopy => "zerocopy",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for BindMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[interface]]`: a logical interface (a device, optionally with VLAN tags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    pub device: String,
+    /// None: use the device's MAC.
+    pub mac: Option<[u8; 6]>,
+    /// `[]` untagged, `[vid]` 802.1Q, `[outer, inner]` QinQ.
+    pub vlan: Vec<u16>,
+    /// Host addresses with their prefix length; host bits are kept.
+    pub addresses: Vec<IpNet>,
+    pub mtu: u16,
+    /// Line of the `[[interface]]` header.
+    pub line: usize,
+}
+
+impl Interface {
+    /// The longest prefix among this interface's subnets that contains `ip`.
+    pub fn subnet_containing(&self, ip: IpAddr) -> Option<IpNet> {
+        self.addresses
+            .iter()
+            .map(IpNet::trunc)
+            .filter(|n| n.contains(&ip))
+            .max_by_key(IpNet::prefix_len)
+    }
+
+    /// True if `ip` is one of this interface's own addresses.
+    pub fn owns(&self, ip: IpAddr) -> bool {
+        self.addresses.iter().any(|a| a.addr() == ip)
+    }
+}
+
+/// Route type, as `ip route add TYPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteType {
+    Unicast,
+    /// Drop silently.
+    Blackhole,
+    /// Drop, ICMP host/net unreachable.
+    Unreachable,
+    /// Drop, ICMP administratively prohibited.
+    Prohibit,
+}
+
+impl RouteType {
+    pub const NAMES: [&'static str; 4] = ["unicast", "blackhole", "unreachable", "prohibit"];
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "unicast" => Some(Self::Unicast),
+            "blackhole" => Some(Self::Blackhole),
+            "unreachable" => Some(Self::Unreachable),
+            "prohibit" => Some(Self::Prohibit),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unicast => "unicast",
+            Self::Blackhole => "blackhole",
+            Self::Unreachable => "unreachable",
+            Self::Prohibit => "prohibit",
+        }
+    }
+}
+
+impl fmt::Display for RouteType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[route]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteCfg {
+    /// Destination network (host bits zero).
+    pub to: IpNet,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub metric: u32,
+    pub table: u32,
+    pub rtype: RouteType,
+    /// ECMP next hops; empty unless the route uses `nexthops`.
+    pub nexthops: Vec<NexthopCfg>,
+    /// Line of the `[[route]]` header.
+    pub line: usize,
+}
+
+impl RouteCfg {
+    /// A unicast route straight out of an interface (`dev` only): its
+    /// destinations are on-link, like a connected subnet.
+    pub fn is_link_route(&self) -> bool {
+        self.rtype == RouteType::Unicast
+            && self.via.is_none()
+            && self.nexthops.is_empty()
+            && self.dev.is_some()
+    }
+}
+
+/// One ECMP next hop of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NexthopCfg {
+    pub via: IpAddr,
+    pub dev: Option<String>,
+    /// 1..=256, default 1.
+    pub weight: u16,
+}
+
+/// `[[rule]]`: a policy routing rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCfg {
+    /// 1..=32767, lower first.
+    pub priority: u32,
+    pub from: Option<IpNet>,
+    pub to: Option<IpNet>,
+    pub iif: Option<String>,
+    /// (value, mask).
+    pub fwmark: Option<(u32, u32)>,
+    pub table: u32,
+    /// Line of the `[[rule]]` header.
+    pub line: usize,
+}
+
+/// `[[neighbor]]`: a static ARP / NDP entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighborCfg {
+    pub ip: IpAddr,
+    pub mac: [u8; 6],
+    pub dev: String,
+    /// Line of the `[[neighbor]]` header.
+    pub line: usize,
+}
+
+/// `[firewall]`: iptables-save text, kept raw for the iptables parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firewall {
+    pub rules: Option<String>,
+    /// Line of the first line of `rules`' text (the line after an opening `"""`
+    /// that ends its line); add the 0-based line index within `rules`.
+    pub rules_line: usize,
+    /// Resolved relative to the config file's directory; exists at load time.
+    pub rules_file: Option<PathBuf>,
+    /// Line of the `[firewall]` header.
+    pub line: usize,
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Control {
+    /// Unix socket of `xgate ctl`.
+    pub socket: String,
+    /// Prometheus listen address `host:port`; empty disables.
+    pub metrics: String,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Self {
+            socket: DEFAULT_SOCKET.into(),
+            metrics: DEFAULT_METRICS.into(),
+        }
+    }
+}
+
+impl Config {
+    /// The interface called `name`.
+    pub fn interface(&self, name: &str) -> Option<&Interface> {
+        self.interfaces.iter().find(|i| i.name == name)
+    }
+
+    /// The interface with the longest connected subnet (from its addresses)
+    /// containing `ip`. IPv6 link-local addresses are not resolved this way
+    /// (they are on every interface): such a gateway needs an explicit `dev`.
+    pub fn connected_dev(&self, ip: IpAddr) -> Option<&Interface> {
+        self.interfaces
+            .iter()
+            .filter_map(|i| i.subnet_containing(ip).map(|n| (n.prefix_len(), i)))
+            .max_by_key(|&(len, _)| len)
+            .map(|(_, i)| i)
+    }
+
+    /// The interface a gateway `via` is reached on: a connected subnet if one
+    /// contains it, else the longest link route (`dev` without `via`) that
+    /// contains it, in any table.
+    pub fn gateway_dev(&self, via: IpAddr) -> Option<&Interface> {
+        self.connected_dev(via).or_else(|| {
+            self.routes
+                .iter()
+                .filter(|r| r.is_link_route() && r.to.contains(&via))
+                .max_by_key(|r| r.to.prefix_len())
+                .and_then(|r| r.dev.as_deref())
+                .and_then(|d| self.interface(d))
+        })
+    }
+
+    /// The interface owning address `ip`, if any.
+    pub fn owner_of(&self, ip: IpAddr) -> Option<&Interface> {
+        self.interfaces.iter().find(|i| i.owns(ip))
+    }
+
+    /// The effective conntrack timeout `name` in seconds: the `[timeouts]`
+    /// override, else the Linux default. None for a name not in `DEFAULT_TIMEOUTS`.
+    pub fn timeout(&self, name: &str) -> Option<u64> {
+        if let Some((_, secs, _)) = self.timeouts.iter().find(|(n, _, _)| n == name) {
+            return Some(*secs);
+        }
+        DEFAULT_TIMEOUTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, secs)| secs)
+    }
+}
