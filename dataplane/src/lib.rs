@@ -1,2 +1,12 @@
+//! xgate's dataplane: everything that touches a packet.
+//!
+//! `packet` (views, checksums), `iface` (logical interfaces), `route` (LPM,
+//! route tables, policy, neighbours), `pipeline` (the stages over a batch),
+//! `io` (ports and frame ownership), `stats` (counters and drop reasons).
+
+pub mod iface;
+pub mod io;
 pub mod packet;
+pub mod pipeline;
 pub mod route;
+pub mod stats;

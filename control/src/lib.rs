@@ -1,0 +1,6 @@
+//! xgate-control: everything that is not per packet (config, compile, publish, api).
+
+pub mod compile;
+pub mod config;
+pub mod replay;
+pub use config::{Config, ConfigError, check_summary, load, parse};

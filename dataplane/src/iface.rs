@@ -1,0 +1,201 @@
+//! Logical interfaces: what routes, rules and stats name.
+//!
+//! A logical interface is a (port, VLAN stack) pair with a MAC, an MTU and
+//! addresses, like a Linux netdev or VLAN sub-interface. Ingress classifies
+//! a frame by the port it arrived on and its tags; egress pushes the tags of
+//! the chosen interface. A frame whose (port, tags) names no interface is
+//! dropped (`unknown_vlan`).
+
+use crate::packet::ether::VlanStack;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Index of a logical interface in [`Interfaces`].
+pub type IfIndex = u16;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    /// Kernel device name (the AF_XDP binding).
+    pub device: String,
+    /// Index of the device's port in the worker's port list.
+    pub port: u16,
+    pub vlans: VlanStack,
+    pub mac: [u8; 6],
+    /// IP MTU: the largest L3 packet sent out of this interface.
+    pub mtu: u16,
+    /// Addresses with prefix length, host bits kept (`192.168.1.1/24`).
+    pub v4: Vec<(Ipv4Addr, u8)>,
+    pub v6: Vec<(Ipv6Addr, u8)>,
+}
+
+impl Interface {
+    /// True when `a` is one of this interface's IPv4 addresses.
+    pub fn has_v4(&self, a: u32) -> bool {
+        self.v4.iter().any(|(x, _)| u32::from(*x) == a)
+    }
+
+    pub fn has_v6(&self, a: u128) -> bool {
+        self.v6.iter().any(|(x, _)| u128::from(*x) == a)
+    }
+
+    /// The address to speak from towards `peer` on this link: the one whose
+    /// subnet holds `peer`, else the first (Linux's primary address).
+    pub fn source_v4(&self, peer: u32) -> Option<Ipv4Addr> {
+        self.v4
+            .iter()
+            .find(|(a, l)| same_subnet_v4(u32::from(*a), peer, *l))
+            .or(self.v4.first())
+            .map(|(a, _)| *a)
+    }
+
+    /// IPv6 source towards `peer`: same subnet first, then a global address,
+    /// then any (link-local for link-local peers comes from the subnet match).
+    pub fn source_v6(&self, peer: u128) -> Option<Ipv6Addr> {
+        self.v6
+            .iter()
+            .find(|(a, l)| same_subnet_v6(u128::from(*a), peer, *l))
+            .or_else(|| self.v6.iter().find(|(a, _)| !is_link_local_v6(u128::from(*a))))
+            .or(self.v6.first())
+            .map(|(a, _)| *a)
+    }
+
+    pub fn source_for(&self, peer: IpAddr) -> Option<IpAddr> {
+        match peer {
+            IpAddr::V4(p) => self.source_v4(p.into()).map(IpAddr::V4),
+            IpAddr::V6(p) => self.source_v6(p.into()).map(IpAddr::V6),
+        }
+    }
+
+    /// The link-local address NDP should use, if any.
+    pub fn link_local_v6(&self) -> Option<Ipv6Addr> {
+        self.v6.iter().find(|(a, _)| is_link_local_v6(u128::from(*a))).map(|(a, _)| *a)
+    }
+}
+
+pub fn same_subnet_v4(a: u32, b: u32, len: u8) -> bool {
+    len == 0 || (a ^ b) >> (32 - len.min(32) as u32) == 0
+}
+
+pub fn same_subnet_v6(a: u128, b: u128, len: u8) -> bool {
+    len == 0 || (a ^ b) >> (128 - len.min(128) as u32) == 0
+}
+
+pub fn is_link_local_v6(a: u128) -> bool {
+    a >> 118 == 0xfe80 >> 6
+}
+
+/// All logical interfaces, and the classifier from (port, tags).
+#[derive(Clone, Debug, Default)]
+pub struct Interfaces {
+    list: Vec<Interface>,
+    /// Per port: (tags, interface). Ports carry few sub-interfaces, so a
+    /// short linear scan beats hashing.
+    by_port: Vec<Vec<(VlanStack, IfIndex)>>,
+}
+
+impl Interfaces {
+    /// Builds the table; (port, tags) pairs must be unique (the config
+    /// validator guarantees it; a duplicate keeps the first).
+    pub fn new(list: Vec<Interface>) -> Self {
+        let ports = list.iter().map(|i| i.port as usize + 1).max().unwrap_or(0);
+        let mut by_port = vec![Vec::new(); ports];
+        for (idx, i) in list.iter().enumerate() {
+            let v: &mut Vec<(VlanStack, IfIndex)> = &mut by_port[i.port as usize];
+            if !v.iter().any(|(s, _)| *s == i.vlans) {
+                v.push((i.vlans, idx as IfIndex));
+            }
+        }
+        Interfaces { list, by_port }
+    }
+
+    #[inline]
+    pub fn classify(&self, port: u16, vlans: &VlanStack) -> Option<IfIndex> {
+        self.by_port.get(port as usize)?.iter().find(|(s, _)| s == vlans).map(|(_, i)| *i)
+    }
+
+    #[inline]
+    pub fn get(&self, i: IfIndex) -> &Interface {
+        &self.list[i as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (IfIndex, &Interface)> {
+        self.list.iter().enumerate().map(|(i, x)| (i as IfIndex, x))
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<IfIndex> {
+        self.list.iter().position(|i| i.name == name).map(|i| i as IfIndex)
+    }
+
+    /// Number of ports (devices) the interfaces sit on.
+    pub fn ports(&self) -> usize {
+        self.by_port.len()
+    }
+
+    /// The interface that owns IPv4 address `a`, if any.
+    pub fn owner_v4(&self, a: u32) -> Option<IfIndex> {
+        self.iter().find(|(_, i)| i.has_v4(a)).map(|(x, _)| x)
+    }
+
+    pub fn owner_v6(&self, a: u128) -> Option<IfIndex> {
+        self.iter().find(|(_, i)| i.has_v6(a)).map(|(x, _)| x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(name: &str, port: u16, vlans: &[u16], v4: &[(&str, u8)]) -> Interface {
+        Interface {
+            name: name.into(),
+            device: format!("eth{port}"),
+            port,
+            vlans: VlanStack::from_slice(vlans).unwrap(),
+            mac: [2, 0, 0, 0, 0, port as u8],
+            mtu: 1500,
+            v4: v4.iter().map(|(a, l)| (a.parse().unwrap(), *l)).collect(),
+            v6: vec![],
+        }
+    }
+
+    #[test]
+    fn classify_by_port_and_tags() {
+        let t = Interfaces::new(vec![
+            iface("wan", 0, &[], &[("203.0.113.2", 24)]),
+            iface("lan", 1, &[], &[]),
+            iface("lan10", 1, &[10], &[("192.168.10.1", 24), ("10.9.0.1", 16)]),
+            iface("qinq", 1, &[100, 10], &[]),
+        ]);
+        let v = |s: &[u16]| VlanStack::from_slice(s).unwrap();
+        assert_eq!(t.classify(0, &v(&[])), Some(0));
+        assert_eq!(t.classify(1, &v(&[])), Some(1));
+        assert_eq!(t.classify(1, &v(&[10])), Some(2));
+        assert_eq!(t.classify(1, &v(&[100, 10])), Some(3));
+        assert_eq!(t.classify(1, &v(&[11])), None);
+        assert_eq!(t.classify(0, &v(&[10])), None);
+        assert_eq!(t.classify(7, &v(&[])), None);
+        let lan10 = t.get(2);
+        assert_eq!(lan10.source_v4(u32::from(Ipv4Addr::new(10, 9, 3, 3))), Some("10.9.0.1".parse().unwrap()));
+        assert_eq!(lan10.source_v4(u32::from(Ipv4Addr::new(8, 8, 8, 8))), Some("192.168.10.1".parse().unwrap()));
+        assert_eq!(t.owner_v4(u32::from(Ipv4Addr::new(203, 0, 113, 2))), Some(0));
+        assert_eq!(t.by_name("qinq"), Some(3));
+    }
+
+    #[test]
+    fn subnets() {
+        assert!(same_subnet_v4(0xc0a8_0101, 0xc0a8_01fe, 24));
+        assert!(!same_subnet_v4(0xc0a8_0101, 0xc0a8_0201, 24));
+        assert!(same_subnet_v4(1, 0xffff_ffff, 0));
+        assert!(same_subnet_v4(5, 5, 32));
+        assert!(is_link_local_v6(u128::from("fe80::1".parse::<Ipv6Addr>().unwrap())));
+        assert!(!is_link_local_v6(u128::from("2001:db8::1".parse::<Ipv6Addr>().unwrap())));
+    }
+}

@@ -1,0 +1,139 @@
+//! Ports: where frames come from and go to.
+//!
+//! A worker owns one UMEM: a region of fixed-size frames, shared by all of
+//! its ports (as one AF_XDP UMEM is shared by one worker's sockets on every
+//! device). A frame is named by a [`Desc`]: the offset of its first byte in
+//! the UMEM and its length. Receiving hands descriptors to the worker;
+//! forwarding hands the same descriptor to another port's transmit side, so
+//! no frame is ever copied between ports.
+//!
+//! Ownership: every frame is in exactly one place at a time: the worker's
+//! [`FramePool`] free list, a port's receive side (AF_XDP fill ring), the
+//! pipeline (a batch or a neighbour's pending queue), or a port's transmit
+//! side until it completes. `tx_burst` takes what it accepts; the caller
+//! frees what it does not.
+//!
+//! Backends: `memory` (in-process queues: tests, benches, `xgate replay`);
+//! the AF_XDP backend implements the same trait.
+
+pub mod memory;
+
+/// Size of one UMEM frame. A power of two, so a frame's base is `addr & !(FRAME_SIZE - 1)`.
+pub const FRAME_SIZE: usize = 2048;
+/// Bytes kept free before received data, as XDP does, so VLAN tags can be
+/// pushed without moving the payload.
+pub const HEADROOM: usize = 256;
+/// Largest frame a UMEM frame holds after the headroom.
+pub const MAX_FRAME_LEN: usize = FRAME_SIZE - HEADROOM;
+
+/// A frame in the UMEM: its first byte and its length.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Desc {
+    pub addr: u64,
+    pub len: u32,
+}
+
+impl Desc {
+    /// The start of the UMEM frame that holds this descriptor.
+    #[inline]
+    pub fn frame_base(&self) -> u64 {
+        self.addr & !(FRAME_SIZE as u64 - 1)
+    }
+
+    /// Bytes free between the frame start and the data.
+    #[inline]
+    pub fn headroom(&self) -> usize {
+        (self.addr - self.frame_base()) as usize
+    }
+
+    /// Bytes free after the data.
+    #[inline]
+    pub fn tailroom(&self) -> usize {
+        FRAME_SIZE - self.headroom() - self.len as usize
+    }
+
+    /// The frame's bytes inside `umem`.
+    #[inline]
+    pub fn bytes<'a>(&self, umem: &'a [u8]) -> &'a [u8] {
+        &umem[self.addr as usize..self.addr as usize + self.len as usize]
+    }
+
+    #[inline]
+    pub fn bytes_mut<'a>(&self, umem: &'a mut [u8]) -> &'a mut [u8] {
+        &mut umem[self.addr as usize..self.addr as usize + self.len as usize]
+    }
+}
+
+/// The free frames of one UMEM. Allocation and free are a pop and a push on
+/// a vector whose capacity is the frame count, so neither ever allocates.
+#[derive(Debug)]
+pub struct FramePool {
+    free: Vec<u64>,
+    frames: usize,
+}
+
+impl FramePool {
+    /// A pool owning every frame of a UMEM of `frames` frames.
+    pub fn new(frames: usize) -> Self {
+        let free = (0..frames as u64).rev().map(|i| i * FRAME_SIZE as u64).collect();
+        FramePool { free, frames }
+    }
+
+    /// A frame with the standard headroom and zero length, or `None` when
+    /// every frame is in use.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<Desc> {
+        self.free.pop().map(|base| Desc { addr: base + HEADROOM as u64, len: 0 })
+    }
+
+    #[inline]
+    pub fn free(&mut self, d: Desc) {
+        debug_assert!(self.free.len() < self.frames, "frame freed twice");
+        self.free.push(d.frame_base());
+    }
+
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Bytes of UMEM this pool manages.
+    pub fn umem_len(&self) -> usize {
+        self.frames * FRAME_SIZE
+    }
+}
+
+/// One queue of one device, as seen by the worker that owns it.
+pub trait Port {
+    /// Takes up to `out.len()` received frames; returns how many.
+    fn rx_burst(&mut self, out: &mut [Desc]) -> usize;
+    /// Offers frames for transmission; returns how many the port took (a
+    /// prefix of `descs`). The caller still owns the rest.
+    fn tx_burst(&mut self, umem: &mut [u8], descs: &[Desc]) -> usize;
+    /// Returns frames whose transmission completed to `pool`, and gives the
+    /// receive side fresh frames from it (AF_XDP's completion and fill rings).
+    fn service(&mut self, umem: &mut [u8], pool: &mut FramePool);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_allocates_every_frame_once() {
+        let mut p = FramePool::new(4);
+        let mut got = Vec::new();
+        while let Some(d) = p.alloc() {
+            assert_eq!(d.headroom(), HEADROOM);
+            assert_eq!(d.tailroom(), MAX_FRAME_LEN);
+            got.push(d.frame_base());
+        }
+        got.sort();
+        assert_eq!(got, vec![0, 2048, 4096, 6144]);
+        p.free(Desc { addr: 2048 + 300, len: 10 });
+        assert_eq!(p.alloc().unwrap().addr, 2048 + HEADROOM as u64);
+    }
+}

@@ -1,0 +1,107 @@
+//! Stage `local`: packets addressed to the router itself.
+//!
+//! ICMP and ICMPv6 echo requests are answered in place (addresses swapped,
+//! type changed, checksums patched incrementally) and sent back through
+//! routing. Everything else finds no listener, as on a host with no open
+//! port: UDP gets a port unreachable, TCP a reset (RFC 9293 3.10.7.1),
+//! other protocols a protocol unreachable. Fragments addressed to the
+//! router are not reassembled.
+//!
+//! Drops: local_fragment, local_no_listener, local_icmp_ignored, icmp_checksum.
+
+use super::icmp::{DEFAULT_TTL, IcmpError};
+use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
+use crate::io::Port;
+use crate::packet::icmp::{v4 as icmp4, v6 as icmp6};
+use crate::packet::{checksum, ipv4, ipv6, proto};
+use crate::stats::DropReason;
+
+impl Pipeline {
+    pub(super) fn local<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        for m in batch.iter_mut() {
+            if m.next != Next::Local {
+                continue;
+            }
+            self.stats.local_delivered.inc();
+            if m.has(flags::TRACE) {
+                self.trace.record(m.seq, "local", TraceWhat::Local);
+            }
+            if m.has(flags::FRAGMENT) {
+                self.drop_pkt(ctx, m, DropReason::LocalFragment);
+                continue;
+            }
+            match (m.l3, m.proto) {
+                (L3::V4, proto::ICMP) | (L3::V6, proto::ICMPV6) => self.local_icmp(ctx, m),
+                (_, proto::UDP) => {
+                    self.icmp_error(ctx, m, IcmpError::PortUnreachable);
+                    self.drop_pkt(ctx, m, DropReason::LocalNoListener);
+                }
+                (_, proto::TCP) => {
+                    if self.tcp_reset(ctx, m) {
+                        self.push_out(ctx, m);
+                    } else {
+                        self.drop_pkt(ctx, m, DropReason::LocalNoListener);
+                    }
+                }
+                _ => {
+                    self.icmp_error(ctx, m, IcmpError::ProtocolUnreachable);
+                    self.drop_pkt(ctx, m, DropReason::LocalNoListener);
+                }
+            }
+        }
+    }
+
+    fn local_icmp<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta) {
+        let l3_len = m.l3_len as usize;
+        let l4 = m.l4_off as usize;
+        let frame = m.desc.bytes_mut(ctx.umem);
+        let l3 = &mut frame[L3_OFF..L3_OFF + l3_len];
+        let v4 = m.l3 == L3::V4;
+        let (req, rep) = if v4 {
+            (icmp4::ECHO_REQUEST, icmp4::ECHO_REPLY)
+        } else {
+            (icmp6::ECHO_REQUEST, icmp6::ECHO_REPLY)
+        };
+        let (typ, code) = (l3[l4], l3[l4 + 1]);
+        if typ != req || code != 0 {
+            return self.drop_pkt(ctx, m, DropReason::LocalIcmpIgnored);
+        }
+        let ok = if v4 {
+            checksum::verify(&l3[l4..], 0)
+        } else {
+            let ip = ipv6::Packet::new_unchecked(&l3[..]);
+            let ph = checksum::pseudo_v6(&ip.src(), &ip.dst(), proto::ICMPV6, (l3_len - l4) as u32);
+            checksum::verify(&l3[l4..], ph)
+        };
+        if !ok {
+            return self.drop_pkt(ctx, m, DropReason::IcmpChecksum);
+        }
+        if v4 {
+            let mut ip = ipv4::Packet::new_unchecked(&mut l3[..]);
+            let (s, d) = (ip.src(), ip.dst());
+            // Swapping addresses leaves every checksum as it was.
+            ip.set_src(d);
+            ip.set_dst(s);
+            ip.set_ttl(DEFAULT_TTL);
+            ip.fill_checksum();
+        } else {
+            let mut ip = ipv6::Packet::new_unchecked(&mut l3[..]);
+            let (s, d) = (ip.src(), ip.dst());
+            ip.set_src(&d);
+            ip.set_dst(&s);
+            ip.set_hop_limit(DEFAULT_TTL);
+        }
+        let old = u16::from_be_bytes([req, 0]);
+        let new = u16::from_be_bytes([rep, 0]);
+        let c = checksum::update16(u16::from_be_bytes([l3[l4 + 2], l3[l4 + 3]]), old, new);
+        l3[l4] = rep;
+        l3[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
+        self.stats.echo_replies.inc();
+        if m.has(flags::TRACE) {
+            self.trace.record(m.seq, "local", TraceWhat::EchoReply);
+        }
+        m.flags = flags::LOCAL_ORIGIN | (m.flags & flags::TRACE);
+        m.next = Next::Continue;
+        self.push_out(ctx, m);
+    }
+}

@@ -1,0 +1,202 @@
+//! Stages `route` and `forward-checks`.
+//!
+//! `route`: martian checks, then the FIB (policy rules -> table -> LPM) for
+//! the destination. Local routes send the packet to the `local` stage;
+//! unicast routes pick a next hop by flow hash (ECMP) and set the egress
+//! interface; blackhole drops silently; unreachable and prohibit drop with
+//! the ICMP error Linux sends for them (host unreachable / packet filtered,
+//! IPv6 no route / administratively prohibited); no route at all sends net
+//! unreachable (IPv6: no route). Packets the router generated are routed
+//! the same way, without iif, and never cause errors themselves.
+//!
+//! `forward-checks`, for forwarded packets, in Linux's `ip_forward` order:
+//! TTL / hop limit (time exceeded), then the egress MTU (fragmentation
+//! needed for IPv4 with DF, packet too big for IPv6). IPv4 without DF that
+//! is too big is fragmented by `rewrite`.
+//!
+//! Drops: martian_source, martian_destination, multicast_not_routed,
+//! link_local_not_forwarded, no_route, route_blackhole, route_unreachable,
+//! route_prohibit, ttl_exceeded, frag_needed, packet_too_big.
+
+use super::icmp::IcmpError;
+use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
+use crate::iface::is_link_local_v6;
+use crate::io::Port;
+use crate::packet::{ipv4, ipv6};
+use crate::route::RouteType;
+use crate::route::neighbor::v4_key;
+use crate::stats::DropReason;
+use std::net::IpAddr;
+
+fn martian_v4(src: u32, dst: u32) -> Option<DropReason> {
+    let (s8, d8) = (src >> 24, dst >> 24);
+    if s8 == 0 || s8 == 127 || src >> 28 == 0xe || src == u32::MAX {
+        return Some(DropReason::MartianSource);
+    }
+    if dst >> 28 == 0xe || dst == u32::MAX {
+        return Some(DropReason::MulticastNotRouted);
+    }
+    if d8 == 0 || d8 == 127 {
+        return Some(DropReason::MartianDestination);
+    }
+    None
+}
+
+fn martian_v6(src: u128, dst: u128) -> Option<DropReason> {
+    if src >> 120 == 0xff || src == 1 {
+        return Some(DropReason::MartianSource);
+    }
+    if dst >> 120 == 0xff {
+        return Some(DropReason::MulticastNotRouted);
+    }
+    if dst == 0 || dst == 1 {
+        return Some(DropReason::MartianDestination);
+    }
+    None
+}
+
+impl Pipeline {
+    pub(super) fn route<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        for m in batch.iter_mut() {
+            if m.next != Next::Continue || m.l3 == L3::Arp {
+                continue;
+            }
+            let local_origin = m.has(flags::LOCAL_ORIGIN);
+            let iif = if local_origin { None } else { Some(m.iif) };
+            let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..];
+            let (found, dst_key) = match m.l3 {
+                L3::V4 => {
+                    let ip = ipv4::Packet::new_unchecked(l3);
+                    let (src, dst) = (ip.src_u32(), ip.dst_u32());
+                    if !local_origin {
+                        if let Some(r) = martian_v4(src, dst) {
+                            self.drop_pkt(ctx, m, r);
+                            continue;
+                        }
+                    }
+                    let r = self.tables.fib.lookup_v4(src, dst, iif, m.mark);
+                    (r.map(|(e, t)| (e.rtype, e.nexthop(m.hash).copied(), t, e.prefix, e.len)), v4_key(dst))
+                }
+                _ => {
+                    let ip = ipv6::Packet::new_unchecked(l3);
+                    let (src, dst) = (ip.src_u128(), ip.dst_u128());
+                    if !local_origin {
+                        if let Some(r) = martian_v6(src, dst) {
+                            self.drop_pkt(ctx, m, r);
+                            continue;
+                        }
+                    }
+                    let r = self.tables.fib.lookup_v6(src, dst, iif, m.mark);
+                    (r.map(|(e, t)| (e.rtype, e.nexthop(m.hash).copied(), t, e.prefix, e.len)), dst)
+                }
+            };
+            let Some((rtype, nh, table, prefix, len)) = found else {
+                if !local_origin {
+                    self.icmp_error(ctx, m, IcmpError::NetUnreachable);
+                }
+                self.drop_pkt(ctx, m, DropReason::NoRoute);
+                continue;
+            };
+            if m.has(flags::TRACE) {
+                let what = TraceWhat::Route {
+                    table,
+                    prefix,
+                    len,
+                    rtype,
+                    oif: nh.map(|n| n.dev),
+                    via: nh.and_then(|n| n.via),
+                };
+                let stage = if local_origin { "out-route" } else { "route" };
+                self.trace.record(m.seq, stage, what);
+            }
+            let err = match rtype {
+                RouteType::Local => {
+                    if local_origin {
+                        // The router talking to itself: nothing to deliver to.
+                        self.drop_pkt(ctx, m, DropReason::LocalNoListener);
+                    } else {
+                        m.next = Next::Local;
+                    }
+                    continue;
+                }
+                RouteType::Unicast => {
+                    let Some(nh) = nh else {
+                        self.drop_pkt(ctx, m, DropReason::NoRoute);
+                        continue;
+                    };
+                    m.oif = nh.dev;
+                    m.nexthop = match nh.via {
+                        Some(IpAddr::V4(a)) => v4_key(a.into()),
+                        Some(IpAddr::V6(a)) => a.into(),
+                        None => dst_key,
+                    };
+                    if m.l3 == L3::V6 && !local_origin {
+                        let ip = ipv6::Packet::new_unchecked(&m.desc.bytes(ctx.umem)[L3_OFF..]);
+                        if is_link_local_v6(ip.src_u128()) || is_link_local_v6(ip.dst_u128()) {
+                            self.drop_pkt(ctx, m, DropReason::LinkLocalNotForwarded);
+                            continue;
+                        }
+                    }
+                    m.next = Next::Forward;
+                    continue;
+                }
+                RouteType::Blackhole => {
+                    self.drop_pkt(ctx, m, DropReason::RouteBlackhole);
+                    continue;
+                }
+                RouteType::Unreachable => (IcmpError::HostUnreachable, DropReason::RouteUnreachable),
+                RouteType::Prohibit => (IcmpError::Prohibited, DropReason::RouteProhibit),
+            };
+            if !local_origin {
+                self.icmp_error(ctx, m, err.0);
+            }
+            self.drop_pkt(ctx, m, err.1);
+        }
+    }
+
+    pub(super) fn forward_checks<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        for m in batch.iter_mut() {
+            if m.next != Next::Forward || m.has(flags::LOCAL_ORIGIN) {
+                continue;
+            }
+            let mtu = self.tables.interfaces.get(m.oif).mtu;
+            let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..];
+            let (ttl, too_big, df) = match m.l3 {
+                L3::V4 => {
+                    let ip = ipv4::Packet::new_unchecked(l3);
+                    (ip.ttl(), m.l3_len > mtu, ip.dont_fragment())
+                }
+                _ => (ipv6::Packet::new_unchecked(l3).hop_limit(), m.l3_len > mtu, true),
+            };
+            if ttl <= 1 {
+                self.icmp_error(ctx, m, IcmpError::TimeExceeded);
+                self.drop_pkt(ctx, m, DropReason::TtlExceeded);
+            } else if too_big && df {
+                self.icmp_error(ctx, m, IcmpError::TooBig(mtu));
+                let r = if m.l3 == L3::V4 { DropReason::FragNeeded } else { DropReason::PacketTooBig };
+                self.drop_pkt(ctx, m, r);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn martians() {
+        let a = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().unwrap());
+        assert_eq!(martian_v4(a("10.0.0.1"), a("8.8.8.8")), None);
+        assert_eq!(martian_v4(a("127.0.0.1"), a("8.8.8.8")), Some(DropReason::MartianSource));
+        assert_eq!(martian_v4(a("0.1.2.3"), a("8.8.8.8")), Some(DropReason::MartianSource));
+        assert_eq!(martian_v4(a("224.0.0.5"), a("8.8.8.8")), Some(DropReason::MartianSource));
+        assert_eq!(martian_v4(a("10.0.0.1"), a("239.1.1.1")), Some(DropReason::MulticastNotRouted));
+        assert_eq!(martian_v4(a("10.0.0.1"), a("255.255.255.255")), Some(DropReason::MulticastNotRouted));
+        assert_eq!(martian_v4(a("10.0.0.1"), a("127.0.0.1")), Some(DropReason::MartianDestination));
+        assert_eq!(martian_v6(0x2001 << 112, 1), Some(DropReason::MartianDestination));
+        assert_eq!(martian_v6(0xff02 << 112, 5), Some(DropReason::MartianSource));
+        assert_eq!(martian_v6(0x2001 << 112, 0xff02 << 112), Some(DropReason::MulticastNotRouted));
+        assert_eq!(martian_v6(0x2001 << 112, 0x2001 << 112 | 7), None);
+    }
+}

@@ -1,0 +1,184 @@
+//! Per-worker counters and the named reasons a packet can be dropped for.
+//!
+//! Like VPP's error counters, every drop in the dataplane names one
+//! [`DropReason`]; the counter of that reason is the only record of it.
+//! A worker is the only writer of its [`WorkerStats`], so an increment is a
+//! relaxed load and store (no locked instruction); readers (the control
+//! thread) sum the workers' values with relaxed loads.
+
+use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A counter written by one thread and read by any.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        // Single writer: no read-modify-write needed.
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1)
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+macro_rules! drop_reasons {
+    ($($name:ident => $text:literal,)*) => {
+        /// Why the dataplane dropped a packet.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason { $($name,)* }
+
+        impl DropReason {
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)*];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The snake_case name used in counters, traces and metrics.
+            pub fn name(self) -> &'static str {
+                match self { $(DropReason::$name => $text,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    EthTruncated => "eth_truncated",
+    EthMalformed => "eth_malformed",
+    UnknownVlan => "unknown_vlan",
+    NotForUs => "not_for_us",
+    UnsupportedEthertype => "unsupported_ethertype",
+    ArpMalformed => "arp_malformed",
+    ArpNotForUs => "arp_not_for_us",
+    Ipv4Truncated => "ipv4_truncated",
+    Ipv4Malformed => "ipv4_malformed",
+    Ipv4Checksum => "ipv4_checksum",
+    Ipv6Truncated => "ipv6_truncated",
+    Ipv6Malformed => "ipv6_malformed",
+    L4Truncated => "l4_truncated",
+    L4Malformed => "l4_malformed",
+    MartianSource => "martian_source",
+    MartianDestination => "martian_destination",
+    MulticastNotRouted => "multicast_not_routed",
+    LinkLocalNotForwarded => "link_local_not_forwarded",
+    NdMalformed => "nd_malformed",
+    NdIgnored => "nd_ignored",
+    NoRoute => "no_route",
+    RouteBlackhole => "route_blackhole",
+    RouteUnreachable => "route_unreachable",
+    RouteProhibit => "route_prohibit",
+    TtlExceeded => "ttl_exceeded",
+    FragNeeded => "frag_needed",
+    PacketTooBig => "packet_too_big",
+    LocalFragment => "local_fragment",
+    LocalNoListener => "local_no_listener",
+    LocalIcmpIgnored => "local_icmp_ignored",
+    IcmpChecksum => "icmp_checksum",
+    NeighborQueueFull => "neighbor_queue_full",
+    NeighborPendingFull => "neighbor_pending_full",
+    NeighborUnresolved => "neighbor_unresolved",
+    NoFreeFrame => "no_free_frame",
+    TxRingFull => "tx_ring_full",
+}
+
+/// Counters of one port (device) as one worker sees it.
+#[derive(Debug, Default)]
+pub struct PortStats {
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+}
+
+/// Everything one worker counts. Cache-padded so two workers never share a
+/// line.
+#[derive(Debug)]
+pub struct WorkerStats {
+    pub drops: CachePadded<[Counter; DropReason::COUNT]>,
+    pub ports: Vec<CachePadded<PortStats>>,
+    pub batches: Counter,
+    pub forwarded: Counter,
+    pub local_delivered: Counter,
+    pub arp_replies: Counter,
+    pub arp_requests: Counter,
+    pub nd_adverts: Counter,
+    pub nd_solicits: Counter,
+    pub icmp_errors: Counter,
+    pub icmp_rate_limited: Counter,
+    pub echo_replies: Counter,
+    pub neighbors_learned: Counter,
+}
+
+impl WorkerStats {
+    pub fn new(ports: usize) -> Self {
+        WorkerStats {
+            drops: CachePadded::new(std::array::from_fn(|_| Counter::default())),
+            ports: (0..ports).map(|_| CachePadded::new(PortStats::default())).collect(),
+            batches: Counter::default(),
+            forwarded: Counter::default(),
+            local_delivered: Counter::default(),
+            arp_replies: Counter::default(),
+            arp_requests: Counter::default(),
+            nd_adverts: Counter::default(),
+            nd_solicits: Counter::default(),
+            icmp_errors: Counter::default(),
+            icmp_rate_limited: Counter::default(),
+            echo_replies: Counter::default(),
+            neighbors_learned: Counter::default(),
+        }
+    }
+
+    #[inline]
+    pub fn count_drop(&self, r: DropReason) {
+        self.drops[r as usize].inc();
+    }
+
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].get()
+    }
+
+    /// (reason, count) for every reason with a non-zero count.
+    pub fn nonzero_drops(&self) -> Vec<(DropReason, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.drops(*r)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().map(Counter::get).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_snake_case() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')));
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn counting() {
+        let s = WorkerStats::new(2);
+        s.count_drop(DropReason::NoRoute);
+        s.count_drop(DropReason::NoRoute);
+        s.count_drop(DropReason::TtlExceeded);
+        assert_eq!(s.drops(DropReason::NoRoute), 2);
+        assert_eq!(s.total_drops(), 3);
+        assert_eq!(s.nonzero_drops().len(), 2);
+    }
+}

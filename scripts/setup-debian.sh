@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building and testing xgate needs on a fresh Debian 12 machine
+# (run as root). Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+# Debian packages the build and the tests use. Keep this list the single
+# place where system packages are named.
+PACKAGES=(
+    build-essential pkg-config   # cc for crates with C parts
+    iproute2 ethtool             # netns/veth test topologies
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    else
+        echo "setup: cargo not found: install a Rust toolchain (rustup) first" >&2
+        exit 1
+    fi
+fi
