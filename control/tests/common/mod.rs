@@ -337,6 +337,9 @@ pub fn run(name: &str, config: &str, inputs: Inputs) -> Outcome {
         Outcome { out, trace: String::from_utf8(trace).unwrap(), report, bytes }
     };
     let a = run_once("out1");
+    if std::env::var_os("XGATE_DUMP").is_some() {
+        eprintln!("{name} trace:\n{}\n{}", a.trace, a.report.summary());
+    }
     let b = run_once("out2");
     assert_eq!(a.bytes, b.bytes, "{name}: replay is not deterministic");
     assert_eq!(a.trace, b.trace, "{name}: trace is not deterministic");
