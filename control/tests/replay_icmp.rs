@@ -85,20 +85,77 @@ fn src4(f: &[u8]) -> [u8; 4] {
 
 #[test]
 fn local_delivery_echo_port_unreachable_reset() {
-    let udp_in = udp4(mac(HOST), mac(GL), &[], "192.168.1.10", "192.168.1.1", 64, 5353, 9999, b"anyone?");
-    let syn = tcp4(mac(HOST), mac(GL), "192.168.1.10", "192.168.1.1", 40000, 22, 1000, true, None, b"");
+    let udp_in = udp4(
+        mac(HOST),
+        mac(GL),
+        &[],
+        "192.168.1.10",
+        "192.168.1.1",
+        64,
+        5353,
+        9999,
+        b"anyone?",
+    );
+    let syn = tcp4(
+        mac(HOST),
+        mac(GL),
+        "192.168.1.10",
+        "192.168.1.1",
+        40000,
+        22,
+        1000,
+        true,
+        None,
+        b"",
+    );
     let o = run(
         "local",
         CFG,
         &[(
             "lan",
             vec![
-                (0.0, icmp4_echo(mac(HOST), mac(GL), "192.168.1.10", "192.168.1.1", 64, 0x1234, 1, b"abcdefgh")),
+                (
+                    0.0,
+                    icmp4_echo(
+                        mac(HOST),
+                        mac(GL),
+                        "192.168.1.10",
+                        "192.168.1.1",
+                        64,
+                        0x1234,
+                        1,
+                        b"abcdefgh",
+                    ),
+                ),
                 // Our WAN address answers from the LAN too; TTL 1 does not matter locally.
-                (0.1, icmp4_echo(mac(HOST), mac(GL), "192.168.1.10", "203.0.113.2", 1, 0x1234, 2, b"abcdefgh")),
+                (
+                    0.1,
+                    icmp4_echo(
+                        mac(HOST),
+                        mac(GL),
+                        "192.168.1.10",
+                        "203.0.113.2",
+                        1,
+                        0x1234,
+                        2,
+                        b"abcdefgh",
+                    ),
+                ),
                 (0.2, udp_in.clone()),
                 (0.3, syn),
-                (0.4, icmp6_echo(mac(HOST), mac(GL), "2001:db8:2::10", "2001:db8:2::1", 64, 9, 1, b"v6")),
+                (
+                    0.4,
+                    icmp6_echo(
+                        mac(HOST),
+                        mac(GL),
+                        "2001:db8:2::10",
+                        "2001:db8:2::1",
+                        64,
+                        9,
+                        1,
+                        b"v6",
+                    ),
+                ),
             ],
         )],
     );
@@ -115,10 +172,20 @@ fn local_delivery_echo_port_unreachable_reset() {
     // Port unreachable quotes the datagram from its IP header on.
     let icmp = ip_payload(&lan[2]);
     assert_eq!(&icmp[..2], &[3, 3]);
-    assert_eq!(&icmp[8..], &udp_in[14..], "the whole (small) datagram is quoted");
+    assert_eq!(
+        &icmp[8..],
+        &udp_in[14..],
+        "the whole (small) datagram is quoted"
+    );
     // TCP SYN to a closed port: RST+ACK, ack = seq + 1.
     let t = ip_payload(&lan[3]);
-    assert_eq!((u16::from_be_bytes([t[0], t[1]]), u16::from_be_bytes([t[2], t[3]])), (22, 40000));
+    assert_eq!(
+        (
+            u16::from_be_bytes([t[0], t[1]]),
+            u16::from_be_bytes([t[2], t[3]])
+        ),
+        (22, 40000)
+    );
     assert_eq!(u32::from_be_bytes([t[8], t[9], t[10], t[11]]), 1001);
     assert_eq!(t[13], 0x14, "RST|ACK");
     // ICMPv6 echo reply.
@@ -129,7 +196,17 @@ fn local_delivery_echo_port_unreachable_reset() {
 
 #[test]
 fn ttl_and_hop_limit_exceeded() {
-    let probe = udp4(mac(HOST), mac(GL), &[], "192.168.1.10", "198.51.100.7", 1, 33434, 33434, b"traceroute");
+    let probe = udp4(
+        mac(HOST),
+        mac(GL),
+        &[],
+        "192.168.1.10",
+        "198.51.100.7",
+        1,
+        33434,
+        33434,
+        b"traceroute",
+    );
     let o = run(
         "ttl",
         CFG,
@@ -137,14 +214,43 @@ fn ttl_and_hop_limit_exceeded() {
             "lan",
             vec![
                 (0.0, probe.clone()),
-                (0.1, udp4(mac(HOST), mac(GL), &[], "192.168.1.10", "198.51.100.7", 2, 33435, 33435, b"hop2")),
-                (0.2, udp6(mac(HOST), mac(GL), "2001:db8:2::10", "2001:db8:ff::1", 1, 33434, 33434, b"v6")),
+                (
+                    0.1,
+                    udp4(
+                        mac(HOST),
+                        mac(GL),
+                        &[],
+                        "192.168.1.10",
+                        "198.51.100.7",
+                        2,
+                        33435,
+                        33435,
+                        b"hop2",
+                    ),
+                ),
+                (
+                    0.2,
+                    udp6(
+                        mac(HOST),
+                        mac(GL),
+                        "2001:db8:2::10",
+                        "2001:db8:ff::1",
+                        1,
+                        33434,
+                        33434,
+                        b"v6",
+                    ),
+                ),
             ],
         )],
     );
     let lan = o.frames("lan");
     assert_eq!(lan.len(), 2);
-    assert_eq!(src4(&lan[0]), ip4("192.168.1.1"), "from the interface the probe came in by");
+    assert_eq!(
+        src4(&lan[0]),
+        ip4("192.168.1.1"),
+        "from the interface the probe came in by"
+    );
     let icmp = ip_payload(&lan[0]);
     assert_eq!(&icmp[..2], &[11, 0]);
     assert_eq!(&icmp[8..], &probe[14..], "the probe as it arrived (TTL 1)");
@@ -160,7 +266,17 @@ fn ttl_and_hop_limit_exceeded() {
 #[test]
 fn mtu_frag_needed_too_big_and_fragmentation() {
     let payload: Vec<u8> = (0..1300u32).map(|i| (i * 7) as u8).collect();
-    let mut big = udp4(mac(HOST), mac(GL), &[], "192.168.1.10", "198.51.100.7", 64, 7, 8, &payload);
+    let mut big = udp4(
+        mac(HOST),
+        mac(GL),
+        &[],
+        "192.168.1.10",
+        "198.51.100.7",
+        64,
+        7,
+        8,
+        &payload,
+    );
     big[14 + 6] &= !0x40; // clear DF: this one may be fragmented
     fix_ipv4_checksum(&mut big[14..]);
     let o = run(
@@ -169,9 +285,33 @@ fn mtu_frag_needed_too_big_and_fragmentation() {
         &[(
             "lan",
             vec![
-                (0.0, udp4_df(mac(HOST), mac(GL), "192.168.1.10", "198.51.100.7", 64, 5, 6, &payload)),
+                (
+                    0.0,
+                    udp4_df(
+                        mac(HOST),
+                        mac(GL),
+                        "192.168.1.10",
+                        "198.51.100.7",
+                        64,
+                        5,
+                        6,
+                        &payload,
+                    ),
+                ),
                 (0.1, big.clone()),
-                (0.2, udp6(mac(HOST), mac(GL), "2001:db8:2::10", "2001:db8:ff::1", 64, 5, 6, &payload)),
+                (
+                    0.2,
+                    udp6(
+                        mac(HOST),
+                        mac(GL),
+                        "2001:db8:2::10",
+                        "2001:db8:ff::1",
+                        64,
+                        5,
+                        6,
+                        &payload,
+                    ),
+                ),
             ],
         )],
     );
@@ -182,8 +322,14 @@ fn mtu_frag_needed_too_big_and_fragmentation() {
     assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 576, "next-hop MTU");
     let icmp6 = ip_payload(&lan[1]);
     assert_eq!(icmp6[0], 2, "packet too big");
-    assert_eq!(u32::from_be_bytes([icmp6[4], icmp6[5], icmp6[6], icmp6[7]]), 1280);
-    assert!(lan[1].len() - 14 <= 1280, "ICMPv6 error fits the minimum MTU");
+    assert_eq!(
+        u32::from_be_bytes([icmp6[4], icmp6[5], icmp6[6], icmp6[7]]),
+        1280
+    );
+    assert!(
+        lan[1].len() - 14 <= 1280,
+        "ICMPv6 error fits the minimum MTU"
+    );
     // Without DF: fragments of at most 576 bytes whose data reassembles.
     let wan = o.frames("slow");
     assert!(wan.len() >= 2);
@@ -199,7 +345,11 @@ fn mtu_frag_needed_too_big_and_fragmentation() {
         assert_eq!(ip[8], 63, "TTL decremented once");
         data.extend_from_slice(&ip[20..total]);
     }
-    assert_eq!(data, big[34..].to_vec(), "UDP header and payload reassemble");
+    assert_eq!(
+        data,
+        big[34..].to_vec(),
+        "UDP header and payload reassemble"
+    );
     assert_eq!(o.drops("frag_needed"), 1);
     assert_eq!(o.drops("packet_too_big"), 1);
     golden_trace("mtu", &o.trace);
@@ -209,10 +359,32 @@ fn mtu_frag_needed_too_big_and_fragmentation() {
 fn icmp_rate_limit_and_no_error_about_errors() {
     let mut frames = Vec::new();
     for i in 0..10u16 {
-        frames.push((0.0, udp4(mac(UP), mac(GW), &[], "8.8.4.4", "192.168.1.10", 1, 33434 + i, 33434, b"p")));
+        frames.push((
+            0.0,
+            udp4(
+                mac(UP),
+                mac(GW),
+                &[],
+                "8.8.4.4",
+                "192.168.1.10",
+                1,
+                33434 + i,
+                33434,
+                b"p",
+            ),
+        ));
     }
     // An ICMP error with TTL 1 gets no time exceeded back (RFC 1122 3.2.2).
-    let mut err = icmp4_echo(mac(UP), mac(GW), "8.8.4.4", "192.168.1.10", 1, 1, 1, b"12345678");
+    let mut err = icmp4_echo(
+        mac(UP),
+        mac(GW),
+        "8.8.4.4",
+        "192.168.1.10",
+        1,
+        1,
+        1,
+        b"12345678",
+    );
     err[34] = 3; // type: destination unreachable
     err[36] = 0;
     err[37] = 0;
@@ -220,16 +392,50 @@ fn icmp_rate_limit_and_no_error_about_errors() {
     err[36..38].copy_from_slice(&c.to_be_bytes());
     frames.push((0.1, err));
     // A broadcast-addressed frame gets no error either.
-    frames.push((0.2, udp4(mac(UP), [0xff; 6], &[], "8.8.4.4", "192.168.1.10", 1, 1, 2, b"b")));
+    frames.push((
+        0.2,
+        udp4(
+            mac(UP),
+            [0xff; 6],
+            &[],
+            "8.8.4.4",
+            "192.168.1.10",
+            1,
+            1,
+            2,
+            b"b",
+        ),
+    ));
     let o = run("ratelimit", CFG, &[("wan", frames)]);
-    assert_eq!(o.frames("wan").len(), 6, "burst of 6 per destination, then limited");
-    assert_eq!(o.report.drops.iter().find(|(r, _)| r.name() == "ttl_exceeded").unwrap().1, 12);
+    assert_eq!(
+        o.frames("wan").len(),
+        6,
+        "burst of 6 per destination, then limited"
+    );
+    assert_eq!(
+        o.report
+            .drops
+            .iter()
+            .find(|(r, _)| r.name() == "ttl_exceeded")
+            .unwrap()
+            .1,
+        12
+    );
     golden_trace("ratelimit", &o.trace);
 }
 
 #[test]
 fn fragment_to_router_is_not_reassembled() {
-    let mut f = icmp4_echo(mac(HOST), mac(GL), "192.168.1.10", "192.168.1.1", 64, 1, 1, b"frag");
+    let mut f = icmp4_echo(
+        mac(HOST),
+        mac(GL),
+        "192.168.1.10",
+        "192.168.1.1",
+        64,
+        1,
+        1,
+        b"frag",
+    );
     f[14 + 6] = 0x20; // MF
     fix_ipv4_checksum(&mut f[14..]);
     let o = run("local_fragment", CFG, &[("lan", vec![(0.0, f)])]);

@@ -53,12 +53,18 @@ dev = "out"
 "#;
 
 fn shared_pcap(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/pcaps").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/pcaps")
+        .join(name)
 }
 
 fn replay_capture(name: &str) -> (usize, usize) {
     let path = shared_pcap(name);
-    assert!(path.exists(), "{} is missing (shared/ must sit beside the repository)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing (shared/ must sit beside the repository)",
+        path.display()
+    );
     let frames = read_pcap(&path);
     let dir = std::env::temp_dir().join(format!("xgate-robust-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -87,12 +93,12 @@ fn replay_capture(name: &str) -> (usize, usize) {
         w.drain(|port, out| {
             emitted += 1;
             if let Err(e) = verify_frame(out, false) {
-                panic!("{name} frame {i}: port {port} emitted a malformed frame ({e}):\n{out:02x?}");
+                panic!(
+                    "{name} frame {i}: port {port} emitted a malformed frame ({e}):\n{out:02x?}"
+                );
             }
-            if input_l4_ok {
-                if let Err(e) = verify_frame(out, true) {
-                    panic!("{name} frame {i}: transport checksum broken on the way ({e}):\n{out:02x?}");
-                }
+            if let (true, Err(e)) = (input_l4_ok, verify_frame(out, true)) {
+                panic!("{name} frame {i}: transport checksum broken on the way ({e}):\n{out:02x?}");
             }
         });
     }
@@ -113,7 +119,10 @@ fn tcpdump_test_captures_never_break_the_dataplane() {
     let (processed, emitted) = replay_capture("tcpdump-tests-ether-replayable.pcap");
     eprintln!("tcpdump captures: {processed} processed, {emitted} emitted");
     assert!(processed > 7000, "{processed}");
-    assert!(emitted > 100, "a good part of the capture is forwarded: {emitted}");
+    assert!(
+        emitted > 100,
+        "a good part of the capture is forwarded: {emitted}"
+    );
 }
 
 #[test]

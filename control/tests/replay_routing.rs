@@ -64,7 +64,17 @@ dev = "lan"
 "#;
 
 fn from_host(dst: &str, port: u16) -> Vec<u8> {
-    udp4(mac(HOST), mac(GL), &[], "172.16.0.5", dst, 64, 40000, port, b"hello")
+    udp4(
+        mac(HOST),
+        mac(GL),
+        &[],
+        "172.16.0.5",
+        dst,
+        64,
+        40000,
+        port,
+        b"hello",
+    )
 }
 
 fn dst_mac(f: &[u8]) -> Mac {
@@ -98,7 +108,22 @@ fn seed_002_longest_prefix_match() {
                 ],
             ),
             // 192.168.1.50 answers the router's ARP request.
-            ("eth0", vec![(0.1, arp(mac(H50), mac(GW), &[], 2, mac(H50), "192.168.1.50", mac(GW), "192.168.1.2"))]),
+            (
+                "eth0",
+                vec![(
+                    0.1,
+                    arp(
+                        mac(H50),
+                        mac(GW),
+                        &[],
+                        2,
+                        mac(H50),
+                        "192.168.1.50",
+                        mac(GW),
+                        "192.168.1.2",
+                    ),
+                )],
+            ),
         ],
     );
     let eth0 = o.frames("eth0");
@@ -111,11 +136,23 @@ fn seed_002_longest_prefix_match() {
     assert_eq!(&eth0[0][off + 24..off + 28], &ip4("192.168.1.50"));
     // 10.20.30.40 -> 10/8 via .254; 8.8.8.8 -> default via .1;
     // 192.168.1.10 -> the /24 (direct), not the /16 towards the LAN.
-    assert_eq!((ipv4_dst(&eth0[1]), dst_mac(&eth0[1])), (ip4("10.20.30.40"), mac(R254)));
-    assert_eq!((ipv4_dst(&eth0[2]), dst_mac(&eth0[2])), (ip4("8.8.8.8"), mac(R1)));
-    assert_eq!((ipv4_dst(&eth0[3]), dst_mac(&eth0[3])), (ip4("192.168.1.10"), mac(H10)));
+    assert_eq!(
+        (ipv4_dst(&eth0[1]), dst_mac(&eth0[1])),
+        (ip4("10.20.30.40"), mac(R254))
+    );
+    assert_eq!(
+        (ipv4_dst(&eth0[2]), dst_mac(&eth0[2])),
+        (ip4("8.8.8.8"), mac(R1))
+    );
+    assert_eq!(
+        (ipv4_dst(&eth0[3]), dst_mac(&eth0[3])),
+        (ip4("192.168.1.10"), mac(H10))
+    );
     // The held packet leaves once .50 answered: direct, to its MAC.
-    assert_eq!((ipv4_dst(&eth0[4]), dst_mac(&eth0[4])), (ip4("192.168.1.50"), mac(H50)));
+    assert_eq!(
+        (ipv4_dst(&eth0[4]), dst_mac(&eth0[4])),
+        (ip4("192.168.1.50"), mac(H50))
+    );
     assert_eq!(eth0.len(), 5);
     for f in &eth0[1..] {
         assert_eq!(ttl(f), 63, "TTL decremented");
@@ -123,7 +160,10 @@ fn seed_002_longest_prefix_match() {
     }
     let lan = o.frames("lan");
     assert_eq!(lan.len(), 1);
-    assert_eq!((ipv4_dst(&lan[0]), dst_mac(&lan[0])), (ip4("192.168.2.7"), mac(LR)));
+    assert_eq!(
+        (ipv4_dst(&lan[0]), dst_mac(&lan[0])),
+        (ip4("192.168.2.7"), mac(LR))
+    );
     assert_eq!(o.report.drops, vec![], "nothing dropped");
     golden_trace("seed_002", &o.trace);
 }
@@ -217,7 +257,16 @@ fn route_types_and_metrics() {
                 (0.3, from_host("192.0.2.9", 4)),      // metric 100 beats 200
                 (
                     0.4,
-                    udp6(mac(HOST), mac(GL), "2001:db8:2::5", "2001:db8:dead::1", 64, 1, 2, b"x"),
+                    udp6(
+                        mac(HOST),
+                        mac(GL),
+                        "2001:db8:2::5",
+                        "2001:db8:dead::1",
+                        64,
+                        1,
+                        2,
+                        b"x",
+                    ),
                 ),
             ],
         )],
@@ -227,16 +276,31 @@ fn route_types_and_metrics() {
     assert_eq!(o.drops("route_prohibit"), 2);
     let wan = o.frames("wan");
     assert_eq!(wan.len(), 1);
-    assert_eq!((ipv4_dst(&wan[0]), dst_mac(&wan[0])), (ip4("192.0.2.9"), mac("02:bb:00:00:00:08")));
+    assert_eq!(
+        (ipv4_dst(&wan[0]), dst_mac(&wan[0])),
+        (ip4("192.0.2.9"), mac("02:bb:00:00:00:08"))
+    );
     let lan = o.frames("lan");
-    assert_eq!(lan.len(), 3, "two ICMPv4 errors and one ICMPv6 error back to the host");
+    assert_eq!(
+        lan.len(),
+        3,
+        "two ICMPv4 errors and one ICMPv6 error back to the host"
+    );
     // unreachable -> host unreachable; prohibit -> communication administratively prohibited.
     assert_eq!(icmp4_error(&lan[0]), (3, 1, ip4("198.51.100.200")));
     assert_eq!(icmp4_error(&lan[1]), (3, 13, ip4("198.51.100.70")));
     let (_, et, off) = l2(&lan[2]);
     assert_eq!(et, 0x86dd);
-    assert_eq!(&lan[2][off + 8..off + 24], &ip6("2001:db8:2::1"), "from the lan address");
-    assert_eq!((lan[2][off + 40], lan[2][off + 41]), (1, 1), "ICMPv6 admin prohibited");
+    assert_eq!(
+        &lan[2][off + 8..off + 24],
+        &ip6("2001:db8:2::1"),
+        "from the lan address"
+    );
+    assert_eq!(
+        (lan[2][off + 40], lan[2][off + 41]),
+        (1, 1),
+        "ICMPv6 admin prohibited"
+    );
     golden_trace("route_types", &o.trace);
 }
 
@@ -274,7 +338,20 @@ fn ecmp_by_flow_hash_and_weight() {
     let mut frames = Vec::new();
     for round in 0..2 {
         for p in 0..400u16 {
-            frames.push((round as f64 + p as f64 * 1e-4, udp4(mac(HOST), mac(GL), &[], "172.16.0.5", "8.8.8.8", 64, 10000 + p, 53, b"q")));
+            frames.push((
+                round as f64 + p as f64 * 1e-4,
+                udp4(
+                    mac(HOST),
+                    mac(GL),
+                    &[],
+                    "172.16.0.5",
+                    "8.8.8.8",
+                    64,
+                    10000 + p,
+                    53,
+                    b"q",
+                ),
+            ));
         }
     }
     let o = run("ecmp", ECMP, &[("lan", frames)]);
@@ -291,7 +368,10 @@ fn ecmp_by_flow_hash_and_weight() {
     }
     let heavy = first.iter().filter(|h| **h == 0x12).count();
     // Weight 3:1 -> 300 of 400 expected; allow generous hash noise.
-    assert!((240..=360).contains(&heavy), "weighted split off: {heavy} of 400 to the weight-3 hop");
+    assert!(
+        (240..=360).contains(&heavy),
+        "weighted split off: {heavy} of 400 to the weight-3 hop"
+    );
 }
 
 const POLICY: &str = r#"
@@ -351,10 +431,48 @@ fn policy_rule_from_selects_table() {
         &[(
             "lan",
             vec![
-                (0.0, udp4(mac(HOST), mac(GL), &[], "10.0.1.7", "8.8.8.8", 64, 1, 53, b"a")),
-                (0.1, udp4(mac(HOST), mac(GL), &[], "10.0.2.7", "8.8.8.8", 64, 1, 53, b"b")),
+                (
+                    0.0,
+                    udp4(
+                        mac(HOST),
+                        mac(GL),
+                        &[],
+                        "10.0.1.7",
+                        "8.8.8.8",
+                        64,
+                        1,
+                        53,
+                        b"a",
+                    ),
+                ),
+                (
+                    0.1,
+                    udp4(
+                        mac(HOST),
+                        mac(GL),
+                        &[],
+                        "10.0.2.7",
+                        "8.8.8.8",
+                        64,
+                        1,
+                        53,
+                        b"b",
+                    ),
+                ),
                 // Local addresses stay reachable whatever the rules (table local first).
-                (0.2, icmp4_echo(mac(HOST), mac(GL), "10.0.1.7", "203.0.113.2", 64, 1, 1, b"p")),
+                (
+                    0.2,
+                    icmp4_echo(
+                        mac(HOST),
+                        mac(GL),
+                        "10.0.1.7",
+                        "203.0.113.2",
+                        64,
+                        1,
+                        1,
+                        b"p",
+                    ),
+                ),
             ],
         )],
     );
@@ -369,6 +487,9 @@ fn policy_rule_from_selects_table() {
     let lan = o.frames("lan");
     assert_eq!(lan.len(), 1);
     let (_, et, off) = l2(&lan[0]);
-    assert_eq!((et, &lan[0][off + 24..off + 28]), (0x0806, &ip4("10.0.1.7")[..]));
+    assert_eq!(
+        (et, &lan[0][off + 24..off + 28]),
+        (0x0806, &ip4("10.0.1.7")[..])
+    );
     golden_trace("policy", &o.trace);
 }

@@ -2,6 +2,8 @@
 //! files in and out, running a scenario through `xgate replay`, golden trace
 //! files, and an independent validity check for every frame xgate emits.
 #![allow(dead_code)]
+// Frame builders mirror the header fields they fill, one argument each.
+#![allow(clippy::too_many_arguments)]
 
 use etherparse::{PacketBuilder, VlanId};
 use pcap_file::DataLink;
@@ -19,7 +21,10 @@ pub const T0: u64 = 1_700_000_000;
 pub type Mac = [u8; 6];
 
 pub fn mac(s: &str) -> Mac {
-    let v: Vec<u8> = s.split(':').map(|x| u8::from_str_radix(x, 16).unwrap()).collect();
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
     v.try_into().unwrap()
 }
 
@@ -32,12 +37,25 @@ pub fn ip6(s: &str) -> [u8; 16] {
 }
 
 /// An Ethernet frame carrying IPv4 UDP, optionally tagged.
-#[allow(clippy::too_many_arguments)]
-pub fn udp4(src_mac: Mac, dst_mac: Mac, vlans: &[u16], src: &str, dst: &str, ttl: u8, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp4(
+    src_mac: Mac,
+    dst_mac: Mac,
+    vlans: &[u16],
+    src: &str,
+    dst: &str,
+    ttl: u8,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(src_mac, dst_mac);
     let mut out = Vec::new();
     match vlans {
-        [] => b.ipv4(ip4(src), ip4(dst), ttl).udp(sport, dport).write(&mut out, payload).unwrap(),
+        [] => b
+            .ipv4(ip4(src), ip4(dst), ttl)
+            .udp(sport, dport)
+            .write(&mut out, payload)
+            .unwrap(),
         [v] => b
             .single_vlan(VlanId::try_new(*v).unwrap())
             .ipv4(ip4(src), ip4(dst), ttl)
@@ -56,8 +74,16 @@ pub fn udp4(src_mac: Mac, dst_mac: Mac, vlans: &[u16], src: &str, dst: &str, ttl
 }
 
 /// IPv4 UDP with the DF bit set.
-#[allow(clippy::too_many_arguments)]
-pub fn udp4_df(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, ttl: u8, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp4_df(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    ttl: u8,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = udp4(src_mac, dst_mac, &[], src, dst, ttl, sport, dport, payload);
     f[14 + 6] |= 0x40;
     fix_ipv4_checksum(&mut f[14..]);
@@ -72,7 +98,16 @@ pub fn fix_ipv4_checksum(ip: &mut [u8]) {
     ip[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
-pub fn icmp4_echo(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, ttl: u8, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+pub fn icmp4_echo(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    ttl: u8,
+    id: u16,
+    seq: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(src_mac, dst_mac)
         .ipv4(ip4(src), ip4(dst), ttl)
@@ -82,7 +117,16 @@ pub fn icmp4_echo(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, ttl: u8, id:
     out
 }
 
-pub fn icmp6_echo(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, hop: u8, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+pub fn icmp6_echo(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    hop: u8,
+    id: u16,
+    seq: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(src_mac, dst_mac)
         .ipv6(ip6(src), ip6(dst), hop)
@@ -92,7 +136,16 @@ pub fn icmp6_echo(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, hop: u8, id:
     out
 }
 
-pub fn udp6(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, hop: u8, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp6(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    hop: u8,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(src_mac, dst_mac)
         .ipv6(ip6(src), ip6(dst), hop)
@@ -102,10 +155,22 @@ pub fn udp6(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, hop: u8, sport: u1
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn tcp4(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, sport: u16, dport: u16, seq: u32, syn: bool, ack: Option<u32>, payload: &[u8]) -> Vec<u8> {
+pub fn tcp4(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    syn: bool,
+    ack: Option<u32>,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::new();
-    let b = PacketBuilder::ethernet2(src_mac, dst_mac).ipv4(ip4(src), ip4(dst), 64).tcp(sport, dport, seq, 64240);
+    let b = PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(ip4(src), ip4(dst), 64)
+        .tcp(sport, dport, seq, 64240);
     let b = if syn { b.syn() } else { b };
     let b = match ack {
         Some(a) => b.ack(a),
@@ -116,8 +181,16 @@ pub fn tcp4(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, sport: u16, dport:
 }
 
 /// An ARP frame (Ethernet/IPv4), optionally tagged.
-#[allow(clippy::too_many_arguments)]
-pub fn arp(src_mac: Mac, dst_mac: Mac, vlans: &[u16], op: u16, sha: Mac, spa: &str, tha: Mac, tpa: &str) -> Vec<u8> {
+pub fn arp(
+    src_mac: Mac,
+    dst_mac: Mac,
+    vlans: &[u16],
+    op: u16,
+    sha: Mac,
+    spa: &str,
+    tha: Mac,
+    tpa: &str,
+) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&dst_mac);
     f.extend_from_slice(&src_mac);
@@ -136,7 +209,16 @@ pub fn arp(src_mac: Mac, dst_mac: Mac, vlans: &[u16], op: u16, sha: Mac, spa: &s
 }
 
 /// An IPv6 neighbour solicitation or advertisement with a link-layer option.
-pub fn nd(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, icmp_type: u8, flags: u8, target: &str, opt_mac: Mac) -> Vec<u8> {
+pub fn nd(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    icmp_type: u8,
+    flags: u8,
+    target: &str,
+    opt_mac: Mac,
+) -> Vec<u8> {
     let (s, d, t) = (ip6(src), ip6(dst), ip6(target));
     let mut msg = vec![icmp_type, 0, 0, 0, flags, 0, 0, 0];
     msg.extend_from_slice(&t);
@@ -161,7 +243,11 @@ pub fn nd(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, icmp_type: u8, flags
 pub fn naive_sum(data: &[u8], init: u32) -> u16 {
     let mut s: u64 = init as u64;
     for (i, b) in data.iter().enumerate() {
-        s += if i % 2 == 0 { (*b as u64) << 8 } else { *b as u64 };
+        s += if i % 2 == 0 {
+            (*b as u64) << 8
+        } else {
+            *b as u64
+        };
     }
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
@@ -202,7 +288,9 @@ pub fn verify_frame(frame: &[u8], l4: bool) -> Result<(), String> {
     let (_, et, off) = l2(frame);
     let p = &frame[off..];
     match et {
-        0x0806 => (p.len() >= 28 && p[..6] == [0, 1, 8, 0, 6, 4]).then_some(()).ok_or("bad ARP".into()),
+        0x0806 => (p.len() >= 28 && p[..6] == [0, 1, 8, 0, 6, 4])
+            .then_some(())
+            .ok_or("bad ARP".into()),
         0x0800 => {
             if p.len() < 20 || p[0] >> 4 != 4 {
                 return Err("bad IPv4 header".into());
@@ -210,7 +298,10 @@ pub fn verify_frame(frame: &[u8], l4: bool) -> Result<(), String> {
             let hl = (p[0] & 0xf) as usize * 4;
             let total = u16::from_be_bytes([p[2], p[3]]) as usize;
             if hl < 20 || total < hl || total > p.len() {
-                return Err(format!("IPv4 lengths hl {hl} total {total} frame {}", p.len()));
+                return Err(format!(
+                    "IPv4 lengths hl {hl} total {total} frame {}",
+                    p.len()
+                ));
             }
             if naive_sum(&p[..hl], 0) != 0xffff {
                 return Err("IPv4 header checksum".into());
@@ -222,7 +313,9 @@ pub fn verify_frame(frame: &[u8], l4: bool) -> Result<(), String> {
             let seg = &p[hl..total];
             let (src, dst) = (&p[12..16], &p[16..20]);
             match p[9] {
-                1 => (naive_sum(seg, 0) == 0xffff).then_some(()).ok_or("ICMP checksum".into()),
+                1 => (naive_sum(seg, 0) == 0xffff)
+                    .then_some(())
+                    .ok_or("ICMP checksum".into()),
                 6 => (naive_sum(seg, pseudo4(src, dst, 6, seg.len())) == 0xffff)
                     .then_some(())
                     .ok_or("TCP checksum".into()),
@@ -259,10 +352,14 @@ pub fn verify_frame(frame: &[u8], l4: bool) -> Result<(), String> {
 }
 
 pub fn write_pcap(path: &Path, frames: &[(Duration, Vec<u8>)]) {
-    let header = PcapHeader { datalink: DataLink::ETHERNET, ..PcapHeader::default() };
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ..PcapHeader::default()
+    };
     let mut w = PcapWriter::with_header(File::create(path).unwrap(), header).unwrap();
     for (ts, f) in frames {
-        w.write_packet(&PcapPacket::new(*ts, f.len() as u32, f)).unwrap();
+        w.write_packet(&PcapPacket::new(*ts, f.len() as u32, f))
+            .unwrap();
     }
 }
 
@@ -294,11 +391,21 @@ pub struct Outcome {
 impl Outcome {
     /// Frames written on interface `name` (panics if the file is missing).
     pub fn frames(&self, name: &str) -> Vec<Vec<u8>> {
-        self.out.get(name).unwrap_or_else(|| panic!("no output for {name}")).iter().map(|(_, f)| f.clone()).collect()
+        self.out
+            .get(name)
+            .unwrap_or_else(|| panic!("no output for {name}"))
+            .iter()
+            .map(|(_, f)| f.clone())
+            .collect()
     }
 
     pub fn drops(&self, reason: &str) -> u64 {
-        self.report.drops.iter().find(|(r, _)| r.name() == reason).map(|(_, n)| *n).unwrap_or(0)
+        self.report
+            .drops
+            .iter()
+            .find(|(r, _)| r.name() == reason)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
     }
 }
 
@@ -321,7 +428,10 @@ pub fn run(name: &str, config: &str, inputs: Inputs) -> Outcome {
         let p = dir.join(format!("in{k}-{iface}.pcap"));
         let fr: Vec<_> = frames.iter().map(|(t, f)| (at(*t), f.clone())).collect();
         write_pcap(&p, &fr);
-        ins.push(Input { iface: iface.to_string(), path: p });
+        ins.push(Input {
+            iface: iface.to_string(),
+            path: p,
+        });
     }
     let run_once = |sub: &str| {
         let out_dir = dir.join(sub);
@@ -334,7 +444,12 @@ pub fn run(name: &str, config: &str, inputs: Inputs) -> Outcome {
             out.insert(n.clone(), read_pcap(&p));
             bytes.insert(n.clone(), std::fs::read(&p).unwrap());
         }
-        Outcome { out, trace: String::from_utf8(trace).unwrap(), report, bytes }
+        Outcome {
+            out,
+            trace: String::from_utf8(trace).unwrap(),
+            report,
+            bytes,
+        }
     };
     let a = run_once("out1");
     if std::env::var_os("XGATE_DUMP").is_some() {
@@ -357,14 +472,20 @@ pub fn run(name: &str, config: &str, inputs: Inputs) -> Outcome {
 /// Compares `actual` with the golden file `tests/golden/<name>.trace`;
 /// `XGATE_BLESS=1` rewrites it.
 pub fn golden_trace(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.trace"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.trace"));
     if std::env::var_os("XGATE_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing golden file {}; run with XGATE_BLESS=1", path.display()));
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {}; run with XGATE_BLESS=1",
+            path.display()
+        )
+    });
     if want != actual {
         let diff: Vec<String> = want
             .lines()

@@ -88,6 +88,80 @@ impl Port for MemoryPort {
     }
 }
 
+/// A worker over in-memory ports, driven by its caller instead of a poll
+/// loop: tests, benchmarks and `xgate replay` put frames in with
+/// [`MemoryWorker::receive`] and take the transmitted frames out with
+/// [`MemoryWorker::drain`]. It runs exactly the pipeline a live worker runs.
+pub struct MemoryWorker {
+    pub umem: Vec<u8>,
+    pub pool: FramePool,
+    pub ports: Vec<MemoryPort>,
+    pub pipeline: crate::pipeline::Pipeline,
+    rx: Vec<Desc>,
+}
+
+impl MemoryWorker {
+    /// `frames` UMEM frames; one port per device of the interface table.
+    pub fn new(
+        tables: std::sync::Arc<crate::pipeline::Tables>,
+        shared: std::sync::Arc<crate::pipeline::Shared>,
+        frames: usize,
+    ) -> Self {
+        let ports = (0..tables.interfaces.ports())
+            .map(|_| MemoryPort::new(4096))
+            .collect();
+        let pool = FramePool::new(frames);
+        MemoryWorker {
+            umem: vec![0u8; pool.umem_len()],
+            pool,
+            ports,
+            pipeline: crate::pipeline::Pipeline::new(tables, shared),
+            rx: vec![Desc::default(); crate::pipeline::BATCH],
+        }
+    }
+
+    /// Receives `frames` on `port` at time `now` (ns) and runs them through
+    /// the pipeline, a burst at a time.
+    pub fn receive(&mut self, port: u16, frames: &[&[u8]], now: u64) -> Result<(), InjectError> {
+        let p = port as usize;
+        for f in frames {
+            self.ports[p].inject(&mut self.umem, &mut self.pool, f)?;
+        }
+        loop {
+            let n = self.ports[p].rx_burst(&mut self.rx);
+            if n == 0 {
+                return Ok(());
+            }
+            self.pipeline.process(
+                &mut self.umem,
+                &mut self.pool,
+                &mut self.ports,
+                port,
+                &self.rx[..n],
+                now,
+            );
+        }
+    }
+
+    /// Lets time pass without traffic (neighbour retries and timeouts).
+    pub fn tick(&mut self, now: u64) {
+        self.pipeline
+            .tick(&mut self.umem, &mut self.pool, &mut self.ports, now);
+    }
+
+    /// Hands every transmitted frame, with its port, to `f`, port by port.
+    pub fn drain(&mut self, mut f: impl FnMut(u16, &[u8])) {
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            p.drain_tx(&self.umem, &mut self.pool, |b| f(i as u16, b));
+        }
+    }
+
+    /// Frames not in the free pool: in flight, pending, or leaked.
+    pub fn frames_in_use(&self) -> usize {
+        self.pool.frames() - self.pool.available()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,69 +190,5 @@ mod tests {
         a.drain_tx(&umem, &mut pool, |f| seen.push(f.len()));
         assert_eq!(seen, vec![3, 60]);
         assert_eq!(pool.available(), 8);
-    }
-}
-
-/// A worker over in-memory ports, driven by its caller instead of a poll
-/// loop: tests, benchmarks and `xgate replay` put frames in with
-/// [`MemoryWorker::receive`] and take the transmitted frames out with
-/// [`MemoryWorker::drain`]. It runs exactly the pipeline a live worker runs.
-pub struct MemoryWorker {
-    pub umem: Vec<u8>,
-    pub pool: FramePool,
-    pub ports: Vec<MemoryPort>,
-    pub pipeline: crate::pipeline::Pipeline,
-    rx: Vec<Desc>,
-}
-
-impl MemoryWorker {
-    /// `frames` UMEM frames; one port per device of the interface table.
-    pub fn new(
-        tables: std::sync::Arc<crate::pipeline::Tables>,
-        shared: std::sync::Arc<crate::pipeline::Shared>,
-        frames: usize,
-    ) -> Self {
-        let ports = (0..tables.interfaces.ports()).map(|_| MemoryPort::new(4096)).collect();
-        let pool = FramePool::new(frames);
-        MemoryWorker {
-            umem: vec![0u8; pool.umem_len()],
-            pool,
-            ports,
-            pipeline: crate::pipeline::Pipeline::new(tables, shared),
-            rx: vec![Desc::default(); crate::pipeline::BATCH],
-        }
-    }
-
-    /// Receives `frames` on `port` at time `now` (ns) and runs them through
-    /// the pipeline, a burst at a time.
-    pub fn receive(&mut self, port: u16, frames: &[&[u8]], now: u64) -> Result<(), InjectError> {
-        let p = port as usize;
-        for f in frames {
-            self.ports[p].inject(&mut self.umem, &mut self.pool, f)?;
-        }
-        loop {
-            let n = self.ports[p].rx_burst(&mut self.rx);
-            if n == 0 {
-                return Ok(());
-            }
-            self.pipeline.process(&mut self.umem, &mut self.pool, &mut self.ports, port, &self.rx[..n], now);
-        }
-    }
-
-    /// Lets time pass without traffic (neighbour retries and timeouts).
-    pub fn tick(&mut self, now: u64) {
-        self.pipeline.tick(&mut self.umem, &mut self.pool, &mut self.ports, now);
-    }
-
-    /// Hands every transmitted frame, with its port, to `f`, port by port.
-    pub fn drain(&mut self, mut f: impl FnMut(u16, &[u8])) {
-        for (i, p) in self.ports.iter_mut().enumerate() {
-            p.drain_tx(&self.umem, &mut self.pool, |b| f(i as u16, b));
-        }
-    }
-
-    /// Frames not in the free pool: in flight, pending, or leaked.
-    pub fn frames_in_use(&self) -> usize {
-        self.pool.frames() - self.pool.available()
     }
 }

@@ -75,7 +75,10 @@ pub struct FramePool {
 impl FramePool {
     /// A pool owning every frame of a UMEM of `frames` frames.
     pub fn new(frames: usize) -> Self {
-        let free = (0..frames as u64).rev().map(|i| i * FRAME_SIZE as u64).collect();
+        let free = (0..frames as u64)
+            .rev()
+            .map(|i| i * FRAME_SIZE as u64)
+            .collect();
         FramePool { free, frames }
     }
 
@@ -83,7 +86,10 @@ impl FramePool {
     /// every frame is in use.
     #[inline]
     pub fn alloc(&mut self) -> Option<Desc> {
-        self.free.pop().map(|base| Desc { addr: base + HEADROOM as u64, len: 0 })
+        self.free.pop().map(|base| Desc {
+            addr: base + HEADROOM as u64,
+            len: 0,
+        })
     }
 
     #[inline]
@@ -133,7 +139,10 @@ mod tests {
         }
         got.sort();
         assert_eq!(got, vec![0, 2048, 4096, 6144]);
-        p.free(Desc { addr: 2048 + 300, len: 10 });
+        p.free(Desc {
+            addr: 2048 + 300,
+            len: 10,
+        });
         assert_eq!(p.alloc().unwrap().addr, 2048 + HEADROOM as u64);
     }
 }

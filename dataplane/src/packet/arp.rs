@@ -23,11 +23,13 @@ mod field {
 pub struct Packet<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buf: T) -> Self {
         Packet(buf)
     }
 
     /// Checks the length and that this is Ethernet/IPv4 ARP.
+    #[inline]
     pub fn new_checked(buf: T) -> Result<Self, ParseError> {
         let b = buf.as_ref();
         if b.len() < LEN {
@@ -43,33 +45,40 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(Packet(buf))
     }
 
+    #[inline]
     pub fn operation(&self) -> u16 {
         be16(self.0.as_ref(), field::OPER)
     }
+    #[inline]
     pub fn sender_mac(&self) -> [u8; 6] {
-        self.0.as_ref()[field::SHA..field::SHA + 6].try_into().unwrap()
+        self.0.as_ref()[field::SHA..field::SHA + 6]
+            .try_into()
+            .unwrap()
     }
+    #[inline]
     pub fn sender_ip(&self) -> [u8; 4] {
-        self.0.as_ref()[field::SPA..field::SPA + 4].try_into().unwrap()
+        self.0.as_ref()[field::SPA..field::SPA + 4]
+            .try_into()
+            .unwrap()
     }
+    #[inline]
     pub fn target_mac(&self) -> [u8; 6] {
-        self.0.as_ref()[field::THA..field::THA + 6].try_into().unwrap()
+        self.0.as_ref()[field::THA..field::THA + 6]
+            .try_into()
+            .unwrap()
     }
+    #[inline]
     pub fn target_ip(&self) -> [u8; 4] {
-        self.0.as_ref()[field::TPA..field::TPA + 4].try_into().unwrap()
+        self.0.as_ref()[field::TPA..field::TPA + 4]
+            .try_into()
+            .unwrap()
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Writes a complete Ethernet/IPv4 ARP packet.
-    pub fn emit(
-        &mut self,
-        op: u16,
-        sha: &[u8; 6],
-        spa: &[u8; 4],
-        tha: &[u8; 6],
-        tpa: &[u8; 4],
-    ) {
+    #[inline]
+    pub fn emit(&mut self, op: u16, sha: &[u8; 6], spa: &[u8; 4], tha: &[u8; 6], tpa: &[u8; 4]) {
         let b = self.0.as_mut();
         set_be16(b, field::HTYPE, 1);
         set_be16(b, field::PTYPE, 0x0800);
@@ -110,7 +119,13 @@ mod tests {
         assert_eq!(out, b);
         let mut bad = b;
         bad[5] = 16;
-        assert_eq!(Packet::new_checked(&bad[..]).unwrap_err(), ParseError::Malformed);
-        assert_eq!(Packet::new_checked(&b[..27]).unwrap_err(), ParseError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&bad[..]).unwrap_err(),
+            ParseError::Malformed
+        );
+        assert_eq!(
+            Packet::new_checked(&b[..27]).unwrap_err(),
+            ParseError::Truncated
+        );
     }
 }

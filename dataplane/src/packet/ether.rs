@@ -55,10 +55,12 @@ pub fn ipv6_multicast_mac(addr: &[u8; 16]) -> [u8; 6] {
 pub struct Frame<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> Frame<T> {
+    #[inline]
     pub fn new_unchecked(buf: T) -> Self {
         Frame(buf)
     }
 
+    #[inline]
     pub fn new_checked(buf: T) -> Result<Self, ParseError> {
         if buf.as_ref().len() < HEADER_LEN {
             return Err(ParseError::Truncated);
@@ -66,33 +68,40 @@ impl<T: AsRef<[u8]>> Frame<T> {
         Ok(Frame(buf))
     }
 
+    #[inline]
     pub fn dst(&self) -> [u8; 6] {
         self.0.as_ref()[field::DST].try_into().unwrap()
     }
 
+    #[inline]
     pub fn src(&self) -> [u8; 6] {
         self.0.as_ref()[field::SRC].try_into().unwrap()
     }
 
     /// The EtherType (or TPID of the first tag) at offset 12.
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         be16(self.0.as_ref(), field::ETHERTYPE)
     }
 
+    #[inline]
     pub fn into_inner(self) -> T {
         self.0
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
+    #[inline]
     pub fn set_dst(&mut self, mac: &[u8; 6]) {
         self.0.as_mut()[field::DST].copy_from_slice(mac);
     }
 
+    #[inline]
     pub fn set_src(&mut self, mac: &[u8; 6]) {
         self.0.as_mut()[field::SRC].copy_from_slice(mac);
     }
 
+    #[inline]
     pub fn set_ethertype(&mut self, t: u16) {
         set_be16(self.0.as_mut(), field::ETHERTYPE, t);
     }
@@ -106,17 +115,28 @@ pub struct VlanStack {
 }
 
 impl VlanStack {
-    pub const NONE: VlanStack = VlanStack { len: 0, ids: [0, 0] };
+    pub const NONE: VlanStack = VlanStack {
+        len: 0,
+        ids: [0, 0],
+    };
 
+    #[inline]
     pub fn from_slice(ids: &[u16]) -> Option<Self> {
         match ids {
             [] => Some(Self::NONE),
-            [a] => Some(VlanStack { len: 1, ids: [*a, 0] }),
-            [a, b] => Some(VlanStack { len: 2, ids: [*a, *b] }),
+            [a] => Some(VlanStack {
+                len: 1,
+                ids: [*a, 0],
+            }),
+            [a, b] => Some(VlanStack {
+                len: 2,
+                ids: [*a, *b],
+            }),
             _ => None,
         }
     }
 
+    #[inline]
     pub fn as_slice(&self) -> &[u16] {
         &self.ids[..self.len as usize]
     }
@@ -157,7 +177,11 @@ pub fn parse_l2(buf: &[u8]) -> Result<L2Info, ParseError> {
         // An 802.3 length field (LLC/SNAP): not something a router forwards.
         return Err(ParseError::Malformed);
     }
-    Ok(L2Info { vlans, ethertype: t, l3_off: off + 2 })
+    Ok(L2Info {
+        vlans,
+        ethertype: t,
+        l3_off: off + 2,
+    })
 }
 
 /// Removes `n` tags from the frame starting at `frame[0]` by moving the MACs
@@ -180,7 +204,11 @@ pub fn write_tags(frame: &mut [u8], vlans: &VlanStack) {
     frame.copy_within(shift..shift + 12, 0);
     for (i, id) in vlans.as_slice().iter().enumerate() {
         let off = 12 + i * TAG_LEN;
-        let tpid = if vlans.len == 2 && i == 0 { TPID_8021AD } else { TPID_8021Q };
+        let tpid = if vlans.len == 2 && i == 0 {
+            TPID_8021AD
+        } else {
+            TPID_8021Q
+        };
         set_be16(frame, off, tpid);
         set_be16(frame, off + 2, *id & 0x0fff);
     }
@@ -201,7 +229,10 @@ mod tests {
         f[14..16].copy_from_slice(&0xa00au16.to_be_bytes()); // PCP 5, VID 10
         f[16..18].copy_from_slice(&0x86ddu16.to_be_bytes());
         let i = parse_l2(&f).unwrap();
-        assert_eq!((i.vlans.as_slice(), i.ethertype, i.l3_off), (&[10u16][..], 0x86dd, 18));
+        assert_eq!(
+            (i.vlans.as_slice(), i.ethertype, i.l3_off),
+            (&[10u16][..], 0x86dd, 18)
+        );
 
         f[12..14].copy_from_slice(&0x88a8u16.to_be_bytes());
         f[14..16].copy_from_slice(&100u16.to_be_bytes());
@@ -209,7 +240,10 @@ mod tests {
         f[18..20].copy_from_slice(&10u16.to_be_bytes());
         f[20..22].copy_from_slice(&0x0806u16.to_be_bytes());
         let i = parse_l2(&f).unwrap();
-        assert_eq!((i.vlans.as_slice(), i.ethertype, i.l3_off), (&[100u16, 10][..], 0x0806, 22));
+        assert_eq!(
+            (i.vlans.as_slice(), i.ethertype, i.l3_off),
+            (&[100u16, 10][..], 0x0806, 22)
+        );
     }
 
     #[test]

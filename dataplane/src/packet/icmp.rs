@@ -22,6 +22,7 @@ pub mod v4 {
     pub const PKT_FILTERED: u8 = 13;
 
     /// True for error messages (never answered with another error, RFC 1122 3.2.2).
+    #[inline]
     pub fn is_error(t: u8) -> bool {
         matches!(t, 3 | 4 | 5 | 11 | 12)
     }
@@ -48,6 +49,7 @@ pub mod v6 {
     pub const REJECT_ROUTE: u8 = 6;
 
     /// Error messages have types 0..=127 (RFC 4443 section 2.1).
+    #[inline]
     pub fn is_error(t: u8) -> bool {
         t < 128
     }
@@ -73,52 +75,65 @@ mod field {
 pub struct Packet<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buf: T) -> Self {
         Packet(buf)
     }
+    #[inline]
     pub fn new_checked(buf: T) -> Result<Self, ParseError> {
         if buf.as_ref().len() < HEADER_LEN {
             return Err(ParseError::Truncated);
         }
         Ok(Packet(buf))
     }
+    #[inline]
     pub fn msg_type(&self) -> u8 {
         self.0.as_ref()[field::TYPE]
     }
+    #[inline]
     pub fn code(&self) -> u8 {
         self.0.as_ref()[field::CODE]
     }
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.0.as_ref(), field::CHECKSUM)
     }
     /// Echo identifier (echo request / reply only).
+    #[inline]
     pub fn ident(&self) -> u16 {
         be16(self.0.as_ref(), field::IDENT)
     }
+    #[inline]
     pub fn seq(&self) -> u16 {
         be16(self.0.as_ref(), field::SEQ)
     }
     /// The bytes after the 8-byte header: echo data, or the quoted packet of
     /// an error message.
+    #[inline]
     pub fn body(&self) -> &[u8] {
         &self.0.as_ref()[HEADER_LEN..]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     pub fn set_type(&mut self, t: u8) {
         self.0.as_mut()[field::TYPE] = t;
     }
+    #[inline]
     pub fn set_code(&mut self, c: u8) {
         self.0.as_mut()[field::CODE] = c;
     }
+    #[inline]
     pub fn set_checksum(&mut self, c: u16) {
         set_be16(self.0.as_mut(), field::CHECKSUM, c);
     }
     /// The 4-byte field after the checksum (unused / MTU / pointer / id+seq).
+    #[inline]
     pub fn set_rest(&mut self, v: [u8; 4]) {
         self.0.as_mut()[4..8].copy_from_slice(&v);
     }
+    #[inline]
     pub fn body_mut(&mut self) -> &mut [u8] {
         &mut self.0.as_mut()[HEADER_LEN..]
     }

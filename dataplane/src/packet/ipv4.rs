@@ -27,12 +27,14 @@ mod field {
 pub struct Packet<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buf: T) -> Self {
         Packet(buf)
     }
 
     /// Validates the header as `ip_rcv` does: version 4, IHL >= 5, header
     /// and total length inside the buffer, total length >= IHL, checksum.
+    #[inline]
     pub fn new_checked(buf: T) -> Result<Self, ParseError> {
         let b = buf.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -60,56 +62,77 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
+    #[inline]
     pub fn version(&self) -> u8 {
         self.0.as_ref()[field::VER_IHL] >> 4
     }
+    #[inline]
     pub fn header_len(&self) -> usize {
         ((self.0.as_ref()[field::VER_IHL] & 0x0f) as usize) * 4
     }
+    #[inline]
     pub fn tos(&self) -> u8 {
         self.0.as_ref()[field::TOS]
     }
+    #[inline]
     pub fn total_len(&self) -> u16 {
         be16(self.0.as_ref(), field::TOTAL_LEN)
     }
+    #[inline]
     pub fn ident(&self) -> u16 {
         be16(self.0.as_ref(), field::IDENT)
     }
+    #[inline]
     pub fn flags_frag(&self) -> u16 {
         be16(self.0.as_ref(), field::FLAGS_FRAG)
     }
+    #[inline]
     pub fn dont_fragment(&self) -> bool {
         self.flags_frag() & FLAG_DF != 0
     }
+    #[inline]
     pub fn more_fragments(&self) -> bool {
         self.flags_frag() & FLAG_MF != 0
     }
     /// Fragment offset in bytes.
+    #[inline]
     pub fn frag_offset(&self) -> usize {
         ((self.flags_frag() & FRAG_OFFSET_MASK) as usize) * 8
     }
     /// Part of a fragmented datagram (first or later).
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.flags_frag() & (FLAG_MF | FRAG_OFFSET_MASK) != 0
     }
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.0.as_ref()[field::TTL]
     }
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.0.as_ref()[field::PROTO]
     }
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.0.as_ref(), field::CHECKSUM)
     }
+    #[inline]
     pub fn src(&self) -> [u8; 4] {
-        self.0.as_ref()[field::SRC..field::SRC + 4].try_into().unwrap()
+        self.0.as_ref()[field::SRC..field::SRC + 4]
+            .try_into()
+            .unwrap()
     }
+    #[inline]
     pub fn dst(&self) -> [u8; 4] {
-        self.0.as_ref()[field::DST..field::DST + 4].try_into().unwrap()
+        self.0.as_ref()[field::DST..field::DST + 4]
+            .try_into()
+            .unwrap()
     }
+    #[inline]
     pub fn src_u32(&self) -> u32 {
         u32::from_be_bytes(self.src())
     }
+    #[inline]
     pub fn dst_u32(&self) -> u32 {
         u32::from_be_bytes(self.dst())
     }
@@ -118,6 +141,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Decrements the TTL and patches the header checksum (RFC 1624): TTL
     /// and protocol share one 16-bit word.
+    #[inline]
     pub fn decrement_ttl(&mut self) {
         let b = self.0.as_mut();
         let old = be16(b, field::TTL);
@@ -127,26 +151,33 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         set_be16(b, field::CHECKSUM, c);
     }
 
+    #[inline]
     pub fn set_src(&mut self, a: [u8; 4]) {
         self.0.as_mut()[field::SRC..field::SRC + 4].copy_from_slice(&a);
     }
+    #[inline]
     pub fn set_dst(&mut self, a: [u8; 4]) {
         self.0.as_mut()[field::DST..field::DST + 4].copy_from_slice(&a);
     }
+    #[inline]
     pub fn set_ttl(&mut self, ttl: u8) {
         self.0.as_mut()[field::TTL] = ttl;
     }
+    #[inline]
     pub fn set_total_len(&mut self, len: u16) {
         set_be16(self.0.as_mut(), field::TOTAL_LEN, len);
     }
+    #[inline]
     pub fn set_flags_frag(&mut self, v: u16) {
         set_be16(self.0.as_mut(), field::FLAGS_FRAG, v);
     }
+    #[inline]
     pub fn set_checksum(&mut self, c: u16) {
         set_be16(self.0.as_mut(), field::CHECKSUM, c);
     }
 
     /// Recomputes the header checksum from scratch (for headers we build).
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let hl = self.header_len();
@@ -156,6 +187,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Writes a 20-byte header without options and fills its checksum.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn emit(
         &mut self,
         src: [u8; 4],
@@ -212,17 +244,32 @@ mod tests {
     #[test]
     fn validation() {
         let b = packet();
-        assert_eq!(Packet::new_checked(&b[..19]).unwrap_err(), ParseError::Truncated);
-        assert_eq!(Packet::new_checked(&b[..0x72]).unwrap_err(), ParseError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&b[..19]).unwrap_err(),
+            ParseError::Truncated
+        );
+        assert_eq!(
+            Packet::new_checked(&b[..0x72]).unwrap_err(),
+            ParseError::Truncated
+        );
         let mut bad = b.clone();
         bad[0] = 0x44;
-        assert_eq!(Packet::new_checked(&bad[..]).unwrap_err(), ParseError::Malformed);
+        assert_eq!(
+            Packet::new_checked(&bad[..]).unwrap_err(),
+            ParseError::Malformed
+        );
         let mut bad = b.clone();
         bad[0] = 0x65;
-        assert_eq!(Packet::new_checked(&bad[..]).unwrap_err(), ParseError::Malformed);
+        assert_eq!(
+            Packet::new_checked(&bad[..]).unwrap_err(),
+            ParseError::Malformed
+        );
         let mut bad = b.clone();
         bad[15] ^= 1;
-        assert_eq!(Packet::new_checked(&bad[..]).unwrap_err(), ParseError::Checksum);
+        assert_eq!(
+            Packet::new_checked(&bad[..]).unwrap_err(),
+            ParseError::Checksum
+        );
     }
 
     #[test]

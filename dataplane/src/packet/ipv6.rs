@@ -22,12 +22,14 @@ mod field {
 pub struct Packet<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buf: T) -> Self {
         Packet(buf)
     }
 
     /// Version 6, header and payload inside the buffer. A zero payload length
     /// (a jumbogram) is refused: no link here carries one.
+    #[inline]
     pub fn new_checked(buf: T) -> Result<Self, ParseError> {
         let b = buf.as_ref();
         if b.len() < HEADER_LEN {
@@ -43,56 +45,76 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
+    #[inline]
     pub fn version(&self) -> u8 {
         self.0.as_ref()[field::VER_TC_FLOW] >> 4
     }
+    #[inline]
     pub fn traffic_class(&self) -> u8 {
         (be16(self.0.as_ref(), 0) >> 4) as u8
     }
+    #[inline]
     pub fn flow_label(&self) -> u32 {
         be32(self.0.as_ref(), 0) & 0x000f_ffff
     }
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         be16(self.0.as_ref(), field::PAYLOAD_LEN)
     }
+    #[inline]
     pub fn next_header(&self) -> u8 {
         self.0.as_ref()[field::NEXT_HEADER]
     }
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.0.as_ref()[field::HOP_LIMIT]
     }
+    #[inline]
     pub fn src(&self) -> [u8; 16] {
-        self.0.as_ref()[field::SRC..field::SRC + 16].try_into().unwrap()
+        self.0.as_ref()[field::SRC..field::SRC + 16]
+            .try_into()
+            .unwrap()
     }
+    #[inline]
     pub fn dst(&self) -> [u8; 16] {
-        self.0.as_ref()[field::DST..field::DST + 16].try_into().unwrap()
+        self.0.as_ref()[field::DST..field::DST + 16]
+            .try_into()
+            .unwrap()
     }
+    #[inline]
     pub fn src_u128(&self) -> u128 {
         u128::from_be_bytes(self.src())
     }
+    #[inline]
     pub fn dst_u128(&self) -> u128 {
         u128::from_be_bytes(self.dst())
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     pub fn decrement_hop_limit(&mut self) {
         self.0.as_mut()[field::HOP_LIMIT] -= 1;
     }
+    #[inline]
     pub fn set_hop_limit(&mut self, h: u8) {
         self.0.as_mut()[field::HOP_LIMIT] = h;
     }
+    #[inline]
     pub fn set_src(&mut self, a: &[u8; 16]) {
         self.0.as_mut()[field::SRC..field::SRC + 16].copy_from_slice(a);
     }
+    #[inline]
     pub fn set_dst(&mut self, a: &[u8; 16]) {
         self.0.as_mut()[field::DST..field::DST + 16].copy_from_slice(a);
     }
+    #[inline]
     pub fn set_payload_len(&mut self, l: u16) {
         set_be16(self.0.as_mut(), field::PAYLOAD_LEN, l);
     }
 
     /// Writes a fixed header (traffic class and flow label zero).
+    #[inline]
     pub fn emit(&mut self, src: &[u8; 16], dst: &[u8; 16], next: u8, hop: u8, payload_len: u16) {
         let b = self.0.as_mut();
         b[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
@@ -147,7 +169,12 @@ pub fn walk_extensions(pkt: &[u8]) -> Result<UpperLayer, ParseError> {
                 next = pkt[off];
                 off += 8;
                 if later_fragment {
-                    return Ok(UpperLayer { proto: next, offset: off, fragment, later_fragment });
+                    return Ok(UpperLayer {
+                        proto: next,
+                        offset: off,
+                        fragment,
+                        later_fragment,
+                    });
                 }
             }
             proto::AH => {
@@ -162,7 +189,12 @@ pub fn walk_extensions(pkt: &[u8]) -> Result<UpperLayer, ParseError> {
                 if off > pkt.len() {
                     return Err(ParseError::Truncated);
                 }
-                return Ok(UpperLayer { proto: next, offset: off, fragment, later_fragment });
+                return Ok(UpperLayer {
+                    proto: next,
+                    offset: off,
+                    fragment,
+                    later_fragment,
+                });
             }
         }
         if off > pkt.len() {
@@ -178,7 +210,13 @@ mod tests {
 
     fn pkt(next: u8, payload: &[u8]) -> Vec<u8> {
         let mut v = vec![0u8; HEADER_LEN];
-        Packet::new_unchecked(&mut v[..]).emit(&[0xfe; 16], &[0x20; 16], next, 64, payload.len() as u16);
+        Packet::new_unchecked(&mut v[..]).emit(
+            &[0xfe; 16],
+            &[0x20; 16],
+            next,
+            64,
+            payload.len() as u16,
+        );
         v.extend_from_slice(payload);
         v
     }
@@ -191,7 +229,12 @@ mod tests {
         assert_eq!(v.payload_len(), 8);
         assert_eq!(
             walk_extensions(&p).unwrap(),
-            UpperLayer { proto: 17, offset: 40, fragment: false, later_fragment: false }
+            UpperLayer {
+                proto: 17,
+                offset: 40,
+                fragment: false,
+                later_fragment: false
+            }
         );
     }
 
@@ -203,7 +246,15 @@ mod tests {
         payload.extend_from_slice(&[0; 20]);
         let p = pkt(0, &payload);
         let u = walk_extensions(&p).unwrap();
-        assert_eq!(u, UpperLayer { proto: 6, offset: 40 + 32, fragment: true, later_fragment: false });
+        assert_eq!(
+            u,
+            UpperLayer {
+                proto: 6,
+                offset: 40 + 32,
+                fragment: true,
+                later_fragment: false
+            }
+        );
         // A later fragment has no upper-layer header.
         let mut payload = vec![17, 0, 0x05, 0xa8, 0, 0, 0, 7];
         payload.extend_from_slice(&[0; 16]);
@@ -228,7 +279,13 @@ mod tests {
         assert_eq!(walk_extensions(&p), Err(ParseError::Malformed));
         let mut p = pkt(17, &[0; 8]);
         p[0] = 0x40;
-        assert_eq!(Packet::new_checked(&p[..]).unwrap_err(), ParseError::Malformed);
-        assert_eq!(Packet::new_checked(&p[..39]).unwrap_err(), ParseError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&p[..]).unwrap_err(),
+            ParseError::Malformed
+        );
+        assert_eq!(
+            Packet::new_checked(&p[..39]).unwrap_err(),
+            ParseError::Truncated
+        );
     }
 }

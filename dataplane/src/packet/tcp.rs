@@ -29,10 +29,12 @@ mod field {
 pub struct Packet<T: AsRef<[u8]>>(T);
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline]
     pub fn new_unchecked(buf: T) -> Self {
         Packet(buf)
     }
     /// Data offset at least 5 words and inside the buffer.
+    #[inline]
     pub fn new_checked(buf: T) -> Result<Self, ParseError> {
         let b = buf.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -48,44 +50,56 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
         Ok(p)
     }
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.0.as_ref(), field::SRC_PORT)
     }
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.0.as_ref(), field::DST_PORT)
     }
+    #[inline]
     pub fn seq(&self) -> u32 {
         be32(self.0.as_ref(), field::SEQ)
     }
+    #[inline]
     pub fn ack(&self) -> u32 {
         be32(self.0.as_ref(), field::ACK)
     }
+    #[inline]
     pub fn header_len(&self) -> usize {
         ((self.0.as_ref()[field::DATA_OFF] >> 4) as usize) * 4
     }
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.0.as_ref()[field::FLAGS]
     }
+    #[inline]
     pub fn window(&self) -> u16 {
         be16(self.0.as_ref(), field::WINDOW)
     }
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.0.as_ref(), field::CHECKSUM)
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    #[inline]
     pub fn set_src_port(&mut self, p: u16) {
         set_be16(self.0.as_mut(), field::SRC_PORT, p);
     }
+    #[inline]
     pub fn set_dst_port(&mut self, p: u16) {
         set_be16(self.0.as_mut(), field::DST_PORT, p);
     }
+    #[inline]
     pub fn set_checksum(&mut self, c: u16) {
         set_be16(self.0.as_mut(), field::CHECKSUM, c);
     }
 
     /// Writes a 20-byte header without options (checksum left zero).
+    #[inline]
     pub fn emit(&mut self, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, window: u16) {
         let b = self.0.as_mut();
         set_be16(b, field::SRC_PORT, sport);
@@ -112,11 +126,20 @@ mod tests {
             0xfa, 0xf0, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4,
         ];
         let p = Packet::new_checked(&b[..]).unwrap();
-        assert_eq!((p.src_port(), p.dst_port(), p.seq()), (49152, 80, 0x12345678));
+        assert_eq!(
+            (p.src_port(), p.dst_port(), p.seq()),
+            (49152, 80, 0x12345678)
+        );
         assert_eq!((p.header_len(), p.flags()), (24, flags::SYN));
-        assert_eq!(Packet::new_checked(&b[..23]).unwrap_err(), ParseError::Truncated);
+        assert_eq!(
+            Packet::new_checked(&b[..23]).unwrap_err(),
+            ParseError::Truncated
+        );
         let mut bad = b;
         bad[12] = 0x40;
-        assert_eq!(Packet::new_checked(&bad[..]).unwrap_err(), ParseError::Malformed);
+        assert_eq!(
+            Packet::new_checked(&bad[..]).unwrap_err(),
+            ParseError::Malformed
+        );
     }
 }

@@ -81,7 +81,10 @@ struct Bucket {
     last: u64,
 }
 
-const FRESH: Bucket = Bucket { credit: u64::MAX, last: 0 };
+const FRESH: Bucket = Bucket {
+    credit: u64::MAX,
+    last: 0,
+};
 
 impl Bucket {
     /// Token bucket in nanoseconds of credit: each message costs
@@ -94,7 +97,9 @@ impl Bucket {
         self.credit = if self.credit == u64::MAX {
             cap
         } else {
-            self.credit.saturating_add(now.saturating_sub(self.last)).min(cap)
+            self.credit
+                .saturating_add(now.saturating_sub(self.last))
+                .min(cap)
         };
         self.last = now;
         if self.credit >= interval {
@@ -115,14 +120,22 @@ pub(super) struct Limiter {
 
 impl Limiter {
     pub fn new(limits: IcmpLimits) -> Self {
-        Limiter { limits, global: FRESH, per_dest: vec![FRESH; DEST_BUCKETS].into_boxed_slice() }
+        Limiter {
+            limits,
+            global: FRESH,
+            per_dest: vec![FRESH; DEST_BUCKETS].into_boxed_slice(),
+        }
     }
 
     fn allow(&mut self, dest: u128, now: u64) -> bool {
         let l = self.limits;
         let h = flow_hash(dest, 0, 0, 0) as usize % DEST_BUCKETS;
         let per = self.per_dest[h].allow(l.ratelimit_ms as u64 * 1_000_000, l.ratelimit_burst, now);
-        let global_interval = if l.msgs_per_sec == 0 { 0 } else { 1_000_000_000 / l.msgs_per_sec as u64 };
+        let global_interval = if l.msgs_per_sec == 0 {
+            0
+        } else {
+            1_000_000_000 / l.msgs_per_sec as u64
+        };
         per && self.global.allow(global_interval, l.msgs_burst, now)
     }
 }
@@ -143,8 +156,7 @@ impl Pipeline {
         let frame = m.desc.bytes(ctx.umem);
         let l3 = &frame[L3_OFF..L3_OFF + m.l3_len as usize];
         let l4 = &l3[m.l4_off as usize..];
-        let src: u128;
-        match m.l3 {
+        let src: u128 = match m.l3 {
             L3::V4 => {
                 let ip = ipv4::Packet::new_unchecked(l3);
                 let (s, d) = (ip.src_u32(), ip.dst_u32());
@@ -154,7 +166,7 @@ impl Pipeline {
                 if m.proto == proto::ICMP && icmp4::is_error(l4[0]) {
                     return;
                 }
-                src = s as u128;
+                s as u128
             }
             L3::V6 => {
                 let ip = ipv6::Packet::new_unchecked(l3);
@@ -165,10 +177,10 @@ impl Pipeline {
                 if m.proto == proto::ICMPV6 && icmp6::is_error(l4[0]) {
                     return;
                 }
-                src = s;
+                s
             }
             L3::Arp => return,
-        }
+        };
         if !self.limiter.allow(src, ctx.now) {
             self.stats.icmp_rate_limited.inc();
             return;
@@ -213,7 +225,15 @@ impl Pipeline {
                 icmp[2..4].copy_from_slice(&c.to_be_bytes());
                 let mut ip = ipv4::Packet::new_unchecked(&mut f[L3_OFF..]);
                 // TOS 0xc0: internetwork control precedence, as Linux sends errors.
-                ip.emit(our.octets(), (src as u32).to_be_bytes(), proto::ICMP, DEFAULT_TTL, total as u16, ident, 0xc0);
+                ip.emit(
+                    our.octets(),
+                    (src as u32).to_be_bytes(),
+                    proto::ICMP,
+                    DEFAULT_TTL,
+                    total as u16,
+                    ident,
+                    0xc0,
+                );
                 (typ, code, ipv4::MIN_HEADER_LEN, total)
             }
             IpAddr::V6(our) => {
@@ -228,13 +248,22 @@ impl Pipeline {
                 f[..12].fill(0);
                 f[12..14].copy_from_slice(&ether::ETHERTYPE_IPV6.to_be_bytes());
                 let (s, d) = (our.octets(), src.to_be_bytes());
-                ipv6::Packet::new_unchecked(&mut f[L3_OFF..]).emit(&s, &d, proto::ICMPV6, DEFAULT_TTL, plen as u16);
+                ipv6::Packet::new_unchecked(&mut f[L3_OFF..]).emit(
+                    &s,
+                    &d,
+                    proto::ICMPV6,
+                    DEFAULT_TTL,
+                    plen as u16,
+                );
                 let icmp = &mut f[L3_OFF + ipv6::HEADER_LEN..];
                 icmp[0] = typ;
                 icmp[1] = code;
                 icmp[2..4].fill(0);
                 icmp[4..8].copy_from_slice(&rest);
-                let c = checksum::finish(checksum::sum(icmp, checksum::pseudo_v6(&s, &d, proto::ICMPV6, plen as u32)));
+                let c = checksum::finish(checksum::sum(
+                    icmp,
+                    checksum::pseudo_v6(&s, &d, proto::ICMPV6, plen as u32),
+                ));
                 icmp[2..4].copy_from_slice(&c.to_be_bytes());
                 (typ, code, ipv6::HEADER_LEN, total)
             }
@@ -242,9 +271,20 @@ impl Pipeline {
         out.len = (L3_OFF + total) as u32;
         self.stats.icmp_errors.inc();
         if m.has(flags::TRACE) {
-            self.trace.record(m.seq, "icmp", TraceWhat::IcmpError { icmp_type: typ, code });
+            self.trace.record(
+                m.seq,
+                "icmp",
+                TraceWhat::IcmpError {
+                    icmp_type: typ,
+                    code,
+                },
+            );
         }
-        let proto = if m.l3 == L3::V4 { proto::ICMP } else { proto::ICMPV6 };
+        let proto = if m.l3 == L3::V4 {
+            proto::ICMP
+        } else {
+            proto::ICMPV6
+        };
         self.out.push(Meta {
             desc: out,
             seq: m.seq,
@@ -271,11 +311,16 @@ impl Pipeline {
             return false;
         }
         let data_len = (m.l3_len as usize - l4_off - seg.header_len()) as u32;
-        let seg_len = data_len + (fl & tcp::flags::SYN != 0) as u32 + (fl & tcp::flags::FIN != 0) as u32;
+        let seg_len =
+            data_len + (fl & tcp::flags::SYN != 0) as u32 + (fl & tcp::flags::FIN != 0) as u32;
         let (seq, ack, out_flags) = if fl & tcp::flags::ACK != 0 {
             (seg.ack(), 0, tcp::flags::RST)
         } else {
-            (0, seg.seq().wrapping_add(seg_len), tcp::flags::RST | tcp::flags::ACK)
+            (
+                0,
+                seg.seq().wrapping_add(seg_len),
+                tcp::flags::RST | tcp::flags::ACK,
+            )
         };
         let (sport, dport) = (seg.dst_port(), seg.src_port());
         let ident = self.next_ident();
@@ -290,17 +335,29 @@ impl Pipeline {
                 ip.emit(s, d, proto::TCP, DEFAULT_TTL, total as u16, ident, 0);
                 let t = &mut l3[ipv4::MIN_HEADER_LEN..total];
                 tcp::Packet::new_unchecked(&mut *t).emit(sport, dport, seq, ack, out_flags, 0);
-                let c = checksum::finish(checksum::sum(t, checksum::pseudo_v4(s, d, proto::TCP, tcp::MIN_HEADER_LEN as u16)));
+                let c = checksum::finish(checksum::sum(
+                    t,
+                    checksum::pseudo_v4(s, d, proto::TCP, tcp::MIN_HEADER_LEN as u16),
+                ));
                 tcp::Packet::new_unchecked(&mut *t).set_checksum(c);
                 ipv4::MIN_HEADER_LEN
             }
             _ => {
                 let ip = ipv6::Packet::new_unchecked(&*l3);
                 let (s, d) = (ip.dst(), ip.src());
-                ipv6::Packet::new_unchecked(&mut *l3).emit(&s, &d, proto::TCP, DEFAULT_TTL, tcp::MIN_HEADER_LEN as u16);
+                ipv6::Packet::new_unchecked(&mut *l3).emit(
+                    &s,
+                    &d,
+                    proto::TCP,
+                    DEFAULT_TTL,
+                    tcp::MIN_HEADER_LEN as u16,
+                );
                 let t = &mut l3[ipv6::HEADER_LEN..ipv6::HEADER_LEN + tcp::MIN_HEADER_LEN];
                 tcp::Packet::new_unchecked(&mut *t).emit(sport, dport, seq, ack, out_flags, 0);
-                let c = checksum::finish(checksum::sum(t, checksum::pseudo_v6(&s, &d, proto::TCP, tcp::MIN_HEADER_LEN as u32)));
+                let c = checksum::finish(checksum::sum(
+                    t,
+                    checksum::pseudo_v6(&s, &d, proto::TCP, tcp::MIN_HEADER_LEN as u32),
+                ));
                 tcp::Packet::new_unchecked(&mut *t).set_checksum(c);
                 ipv6::HEADER_LEN
             }
@@ -342,7 +399,12 @@ mod tests {
 
     #[test]
     fn limiter_per_destination_and_global() {
-        let mut l = Limiter::new(IcmpLimits { msgs_per_sec: 1000, msgs_burst: 8, ratelimit_ms: 1000, ratelimit_burst: 2 });
+        let mut l = Limiter::new(IcmpLimits {
+            msgs_per_sec: 1000,
+            msgs_burst: 8,
+            ratelimit_ms: 1000,
+            ratelimit_burst: 2,
+        });
         assert!(l.allow(1, 0));
         assert!(l.allow(1, 0));
         assert!(!l.allow(1, 0), "per-destination burst of 2");

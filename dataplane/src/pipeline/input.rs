@@ -14,7 +14,7 @@ use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
 use crate::io::Port;
 use crate::packet::icmp::v6 as icmp6;
 use crate::packet::{arp, checksum, ether, ipv6, proto};
-use crate::route::neighbor::v4_key;
+use crate::route::neighbor::{key_v4, v4_key};
 use crate::stats::DropReason;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -44,22 +44,22 @@ impl Pipeline {
         };
         let (op, sha, spa, tpa) = (a.operation(), a.sender_mac(), a.sender_ip(), a.target_ip());
         if m.has(flags::TRACE) {
-            let what = TraceWhat::Arp { op, sender: IpAddr::from(spa), target: IpAddr::from(tpa) };
+            let what = TraceWhat::Arp {
+                op,
+                sender: IpAddr::from(spa),
+                target: IpAddr::from(tpa),
+            };
             self.trace.record(m.seq, "arp", what);
         }
         if ether::is_multicast(&sha) || sha == [0; 6] {
             return self.drop_pkt(ctx, m, DropReason::ArpMalformed);
         }
         let iface = self.tables.interfaces.get(m.iif);
-        let for_us = iface.has_v4(u32::from_be_bytes(tpa));
+        let (for_us, our_mac) = (iface.has_v4(u32::from_be_bytes(tpa)), iface.mac);
         let spa_u = u32::from_be_bytes(spa);
         // A sender address of 0.0.0.0 is an RFC 5227 probe: nothing to learn.
-        if spa_u != 0 && self.shared.neighbors.learn(m.iif, v4_key(spa_u), &sha, ctx.now, for_us) {
-            self.stats.neighbors_learned.inc();
-            if m.has(flags::TRACE) {
-                let what = TraceWhat::Learned { ip: IpAddr::V4(Ipv4Addr::from(spa)), mac: sha };
-                self.trace.record(m.seq, "arp", what);
-            }
+        if spa_u != 0 {
+            self.learn(m, v4_key(spa_u), &sha, ctx.now, for_us, "arp");
         }
         if !for_us {
             return self.drop_pkt(ctx, m, DropReason::ArpNotForUs);
@@ -70,9 +70,14 @@ impl Pipeline {
             m.next = Next::Done;
             return;
         }
-        let our_mac = iface.mac;
         let frame = m.desc.bytes_mut(ctx.umem);
-        arp::Packet::new_unchecked(&mut frame[L3_OFF..]).emit(arp::OP_REPLY, &our_mac, &tpa, &sha, &spa);
+        arp::Packet::new_unchecked(&mut frame[L3_OFF..]).emit(
+            arp::OP_REPLY,
+            &our_mac,
+            &tpa,
+            &sha,
+            &spa,
+        );
         m.desc.len = (L3_OFF + arp::LEN) as u32;
         m.oif = m.iif;
         self.stats.arp_replies.inc();
@@ -82,6 +87,30 @@ impl Pipeline {
         self.l2_out(ctx, m, &sha);
     }
 
+    /// Learns (or refreshes) a neighbour from a message `m` carried,
+    /// counting and tracing what changed.
+    fn learn(
+        &mut self,
+        m: &Meta,
+        ip: u128,
+        mac: &[u8; 6],
+        now: u64,
+        create: bool,
+        stage: &'static str,
+    ) {
+        if self.shared.neighbors.learn(m.iif, ip, mac, now, create) {
+            self.stats.neighbors_learned.inc();
+            if m.has(flags::TRACE) {
+                let ip = match key_v4(ip) {
+                    Some(a) => IpAddr::V4(Ipv4Addr::from(a)),
+                    None => IpAddr::V6(Ipv6Addr::from(ip)),
+                };
+                self.trace
+                    .record(m.seq, stage, TraceWhat::Learned { ip, mac: *mac });
+            }
+        }
+    }
+
     fn nd_input<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, icmp_type: u8) {
         let l4 = m.l4_off as usize;
         let frame = m.desc.bytes(ctx.umem);
@@ -89,7 +118,10 @@ impl Pipeline {
         let (src, dst) = (ip.src(), ip.dst());
         let msg = &frame[L3_OFF + l4..L3_OFF + m.l3_len as usize];
         // RFC 4861 7.1.1 / 7.1.2: hop limit 255, code 0, checksum, length.
-        let csum_ok = checksum::verify(msg, checksum::pseudo_v6(&src, &dst, proto::ICMPV6, msg.len() as u32));
+        let csum_ok = checksum::verify(
+            msg,
+            checksum::pseudo_v6(&src, &dst, proto::ICMPV6, msg.len() as u32),
+        );
         if ip.hop_limit() != 255 || msg[1] != 0 || !csum_ok {
             return self.drop_pkt(ctx, m, DropReason::NdMalformed);
         }
@@ -112,19 +144,14 @@ impl Pipeline {
         let Ok(lladdr) = nd_option_lladdr(&msg[24..], want_opt) else {
             return self.drop_pkt(ctx, m, DropReason::NdMalformed);
         };
-        let iface = self.tables.interfaces.get(m.iif);
         let target_u = u128::from_be_bytes(target);
+        let iface = self.tables.interfaces.get(m.iif);
+        let (target_ours, our_mac) = (iface.has_v6(target_u), iface.mac);
         let now = ctx.now;
         if icmp_type == icmp6::NEIGHBOR_ADVERT {
             let solicited = msg[4] & icmp6::NA_SOLICITED != 0;
             if let Some(mac) = lladdr {
-                if self.shared.neighbors.learn(m.iif, target_u, &mac, now, solicited) {
-                    self.stats.neighbors_learned.inc();
-                    if m.has(flags::TRACE) {
-                        let what = TraceWhat::Learned { ip: IpAddr::V6(Ipv6Addr::from(target)), mac };
-                        self.trace.record(m.seq, "nd", what);
-                    }
-                }
+                self.learn(m, target_u, &mac, now, solicited, "nd");
             }
             ctx.pool.free(m.desc);
             m.next = Next::Done;
@@ -135,26 +162,27 @@ impl Pipeline {
         if unspecified && lladdr.is_some() {
             return self.drop_pkt(ctx, m, DropReason::NdMalformed);
         }
-        if !iface.has_v6(target_u) {
+        if !target_ours {
             return self.drop_pkt(ctx, m, DropReason::NdIgnored);
         }
         if let (false, Some(mac)) = (unspecified, lladdr) {
-            if self.shared.neighbors.learn(m.iif, u128::from_be_bytes(src), &mac, now, true) {
-                self.stats.neighbors_learned.inc();
-                if m.has(flags::TRACE) {
-                    let what = TraceWhat::Learned { ip: IpAddr::V6(Ipv6Addr::from(src)), mac };
-                    self.trace.record(m.seq, "nd", what);
-                }
-            }
+            self.learn(m, u128::from_be_bytes(src), &mac, now, true, "nd");
         }
         // Answer: unicast to the solicitor, or all-nodes for a DAD probe.
         let (na_dst, eth_dst, na_flags) = if unspecified {
-            (ALL_NODES, ether::ipv6_multicast_mac(&ALL_NODES), icmp6::NA_ROUTER | icmp6::NA_OVERRIDE)
+            (
+                ALL_NODES,
+                ether::ipv6_multicast_mac(&ALL_NODES),
+                icmp6::NA_ROUTER | icmp6::NA_OVERRIDE,
+            )
         } else {
             let eth_src: [u8; 6] = frame[6..12].try_into().unwrap();
-            (src, lladdr.unwrap_or(eth_src), icmp6::NA_ROUTER | icmp6::NA_SOLICITED | icmp6::NA_OVERRIDE)
+            (
+                src,
+                lladdr.unwrap_or(eth_src),
+                icmp6::NA_ROUTER | icmp6::NA_SOLICITED | icmp6::NA_OVERRIDE,
+            )
         };
-        let our_mac = iface.mac;
         let frame = m.desc.bytes_mut(ctx.umem);
         let len = write_na(&mut frame[L3_OFF..], &target, &na_dst, na_flags, &our_mac);
         m.desc.len = (L3_OFF + len) as u32;
@@ -162,7 +190,13 @@ impl Pipeline {
         m.oif = m.iif;
         self.stats.nd_adverts.inc();
         if m.has(flags::TRACE) {
-            self.trace.record(m.seq, "nd", TraceWhat::NdAdvert { target: IpAddr::V6(Ipv6Addr::from(target)) });
+            self.trace.record(
+                m.seq,
+                "nd",
+                TraceWhat::NdAdvert {
+                    target: IpAddr::V6(Ipv6Addr::from(target)),
+                },
+            );
         }
         self.l2_out(ctx, m, &eth_dst);
     }
@@ -187,7 +221,13 @@ pub(super) fn nd_option_lladdr(mut opts: &[u8], want: u8) -> Result<Option<[u8; 
 
 /// Writes an IPv6 neighbour advertisement with a target link-layer address
 /// option at `l3`; returns its length.
-fn write_na(l3: &mut [u8], target: &[u8; 16], dst: &[u8; 16], na_flags: u8, mac: &[u8; 6]) -> usize {
+fn write_na(
+    l3: &mut [u8],
+    target: &[u8; 16],
+    dst: &[u8; 16],
+    na_flags: u8,
+    mac: &[u8; 6],
+) -> usize {
     const LEN: usize = 32;
     ipv6::Packet::new_unchecked(&mut l3[..]).emit(target, dst, proto::ICMPV6, 255, LEN as u16);
     let msg = &mut l3[ipv6::HEADER_LEN..ipv6::HEADER_LEN + LEN];
@@ -200,7 +240,10 @@ fn write_na(l3: &mut [u8], target: &[u8; 16], dst: &[u8; 16], na_flags: u8, mac:
     msg[24] = icmp6::OPT_TARGET_LLADDR;
     msg[25] = 1;
     msg[26..32].copy_from_slice(mac);
-    let c = checksum::finish(checksum::sum(msg, checksum::pseudo_v6(target, dst, proto::ICMPV6, LEN as u32)));
+    let c = checksum::finish(checksum::sum(
+        msg,
+        checksum::pseudo_v6(target, dst, proto::ICMPV6, LEN as u32),
+    ));
     msg[2..4].copy_from_slice(&c.to_be_bytes());
     ipv6::HEADER_LEN + LEN
 }

@@ -64,7 +64,12 @@ pub struct IcmpLimits {
 
 impl Default for IcmpLimits {
     fn default() -> Self {
-        IcmpLimits { msgs_per_sec: 1000, msgs_burst: 50, ratelimit_ms: 1000, ratelimit_burst: 6 }
+        IcmpLimits {
+            msgs_per_sec: 1000,
+            msgs_burst: 50,
+            ratelimit_ms: 1000,
+            ratelimit_burst: 6,
+        }
     }
 }
 
@@ -76,7 +81,9 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(neighbor_capacity: usize) -> Self {
-        Shared { neighbors: NeighborTable::new(neighbor_capacity) }
+        Shared {
+            neighbors: NeighborTable::new(neighbor_capacity),
+        }
     }
 }
 
@@ -156,6 +163,7 @@ pub struct Pipeline {
     pub stats: Arc<WorkerStats>,
     pub trace: Trace,
     pending: neighbor::Pending,
+    ncache: neighbor::NeighborCache,
     limiter: icmp::Limiter,
     batch: Vec<Meta>,
     out: Vec<Meta>,
@@ -179,6 +187,7 @@ impl Pipeline {
             stats,
             trace: Trace::new(1 << 16),
             pending: neighbor::Pending::new(),
+            ncache: neighbor::NeighborCache::new(),
             limiter,
             batch: Vec::with_capacity(BATCH),
             out: Vec::with_capacity(4 * BATCH),
@@ -201,7 +210,12 @@ impl Pipeline {
         descs: &[Desc],
         now: u64,
     ) {
-        let mut ctx = Ctx { umem, pool, ports, now };
+        let mut ctx = Ctx {
+            umem,
+            pool,
+            ports,
+            now,
+        };
         self.stats.batches.inc();
         for chunk in descs.chunks(BATCH) {
             let mut batch = std::mem::take(&mut self.batch);
@@ -222,8 +236,19 @@ impl Pipeline {
 
     /// Time passes without traffic: retries neighbour resolution, releases
     /// packets whose neighbour another worker learned, times out the rest.
-    pub fn tick<P: Port>(&mut self, umem: &mut [u8], pool: &mut FramePool, ports: &mut [P], now: u64) {
-        let mut ctx = Ctx { umem, pool, ports, now };
+    pub fn tick<P: Port>(
+        &mut self,
+        umem: &mut [u8],
+        pool: &mut FramePool,
+        ports: &mut [P],
+        now: u64,
+    ) {
+        let mut ctx = Ctx {
+            umem,
+            pool,
+            ports,
+            now,
+        };
         self.poll_neighbors(&mut ctx);
         self.local_out(&mut ctx);
         self.flush(&mut ctx);
@@ -274,13 +299,14 @@ impl Pipeline {
 
     /// Queues a finished frame for transmission on `oif`'s port.
     #[inline]
-    fn enqueue_tx<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &Meta) {
-        let port = self.tables.interfaces.get(m.oif).port as usize;
+    fn enqueue_tx<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, port: usize, m: &Meta) {
         if self.tx[port].len() == TX_QUEUE {
             self.flush_port(ctx, port);
         }
         self.tx[port].push(m.desc);
-        self.tx_meta[port].push((m.seq, m.oif, m.flags));
+        if self.trace.enabled {
+            self.tx_meta[port].push((m.seq, m.oif, m.flags));
+        }
     }
 
     fn flush<P: Port>(&mut self, ctx: &mut Ctx<'_, P>) {
@@ -298,20 +324,25 @@ impl Pipeline {
             None => 0,
         };
         let ps = &self.stats.ports[port];
-        for (i, d) in queue.iter().enumerate() {
-            let (seq, oif, fl) = self.tx_meta[port][i];
-            if i < sent {
-                ps.tx_packets.inc();
-                ps.tx_bytes.add(d.len as u64);
-                if fl & flags::TRACE != 0 {
-                    self.trace.record(seq, "tx", TraceWhat::Tx { oif, len: d.len });
-                }
-            } else {
-                self.stats.count_drop(DropReason::TxRingFull);
-                if fl & flags::TRACE != 0 {
-                    self.trace.record(seq, "tx", TraceWhat::Drop(DropReason::TxRingFull));
-                }
-                ctx.pool.free(*d);
+        ps.tx_packets.add(sent as u64);
+        ps.tx_bytes
+            .add(queue[..sent].iter().map(|d| d.len as u64).sum());
+        for d in &queue[sent..] {
+            self.stats.count_drop(DropReason::TxRingFull);
+            ctx.pool.free(*d);
+        }
+        // Trace records, for packets that asked for them.
+        for (i, &(seq, oif, fl)) in self.tx_meta[port].iter().enumerate() {
+            if fl & flags::TRACE != 0 {
+                let what = if i < sent {
+                    TraceWhat::Tx {
+                        oif,
+                        len: queue[i].len,
+                    }
+                } else {
+                    TraceWhat::Drop(DropReason::TxRingFull)
+                };
+                self.trace.record(seq, "tx", what);
             }
         }
         self.tx[port].clear();

@@ -24,7 +24,7 @@ use crate::iface::IfIndex;
 use crate::io::Port;
 use crate::packet::icmp::v6 as icmp6;
 use crate::packet::{arp, checksum, ether, ipv4, ipv6, proto};
-use crate::route::neighbor::{RETRANS_NS, Resolution, key_v4};
+use crate::route::neighbor::{CacheToken, RETRANS_NS, Resolution, key_v4};
 use crate::stats::DropReason;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -43,6 +43,32 @@ struct PendingEntry {
     packets: [Meta; PENDING_PER_NEIGHBOR],
 }
 
+/// Slots of a worker's neighbour cache (direct-mapped).
+const CACHE_SLOTS: usize = 256;
+
+/// A worker's private cache in front of the shared neighbour table: a hit
+/// costs a key compare and one load of the slot's sequence number instead
+/// of a hash-table probe.
+#[derive(Debug)]
+pub(super) struct NeighborCache {
+    slots: Box<[(IfIndex, u128, CacheToken)]>,
+}
+
+impl NeighborCache {
+    pub fn new() -> Self {
+        // Key (0, 0) with a token valid until 0 never hits.
+        NeighborCache {
+            slots: vec![(0, 0, CacheToken::default()); CACHE_SLOTS].into_boxed_slice(),
+        }
+    }
+
+    #[inline]
+    fn index(oif: IfIndex, ip: u128) -> usize {
+        let x = (ip as u64 ^ (ip >> 64) as u64 ^ oif as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (x >> 56) as usize % CACHE_SLOTS
+    }
+}
+
 /// Packets of one worker waiting for a neighbour.
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -52,11 +78,18 @@ pub(super) struct Pending {
 
 impl Pending {
     pub fn new() -> Self {
-        Pending { entries: vec![PendingEntry::default(); PENDING_NEIGHBORS].into_boxed_slice(), used: 0 }
+        Pending {
+            entries: vec![PendingEntry::default(); PENDING_NEIGHBORS].into_boxed_slice(),
+            used: 0,
+        }
     }
 
     pub fn packets(&self) -> usize {
-        self.entries.iter().filter(|e| e.used).map(|e| e.n as usize).sum()
+        self.entries
+            .iter()
+            .filter(|e| e.used)
+            .map(|e| e.n as usize)
+            .sum()
     }
 }
 
@@ -92,8 +125,18 @@ impl Pipeline {
 
     /// Finds the next hop's MAC and sends, or parks the packet.
     fn resolve_and_send<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta) {
+        let i = NeighborCache::index(m.oif, m.nexthop);
+        let (oif, ip, tok) = self.ncache.slots[i];
+        if oif == m.oif && ip == m.nexthop && self.shared.neighbors.token_valid(&tok, ctx.now) {
+            return self.send_to(ctx, m, &tok.mac);
+        }
         match self.shared.neighbors.resolve(m.oif, m.nexthop, ctx.now) {
-            Resolution::Reachable(mac) => self.send_to(ctx, m, &mac),
+            Resolution::Reachable(mac) => {
+                if let Some(t) = self.shared.neighbors.token(m.oif, m.nexthop, ctx.now) {
+                    self.ncache.slots[i] = (m.oif, m.nexthop, t);
+                }
+                self.send_to(ctx, m, &mac)
+            }
             Resolution::Probe(mac) => {
                 self.send_request(ctx, m.oif, m.nexthop, Some(mac), m);
                 self.send_to(ctx, m, &mac);
@@ -104,7 +147,8 @@ impl Pipeline {
 
     fn send_to<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, mac: &[u8; 6]) {
         if m.has(flags::TRACE) {
-            self.trace.record(m.seq, "rewrite", TraceWhat::Neighbor { mac: *mac });
+            self.trace
+                .record(m.seq, "rewrite", TraceWhat::Neighbor { mac: *mac });
         }
         self.l2_out(ctx, m, mac);
     }
@@ -113,36 +157,44 @@ impl Pipeline {
     /// the interface's VLAN tags and queues the frame for transmission.
     pub(super) fn l2_out<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, dst: &[u8; 6]) {
         let iface = self.tables.interfaces.get(m.oif);
-        let (mac, vlans) = (iface.mac, iface.vlans);
-        {
-            let mut eth = ether::Frame::new_unchecked(m.desc.bytes_mut(ctx.umem));
-            eth.set_dst(dst);
-            eth.set_src(&mac);
-        }
+        let (mac, vlans, port) = (iface.mac, iface.vlans, iface.port);
         let push = vlans.len as usize * ether::TAG_LEN;
-        if push > 0 {
-            if m.desc.headroom() < push {
-                return self.drop_pkt(ctx, m, DropReason::NoFreeFrame);
-            }
-            m.desc.addr -= push as u64;
-            m.desc.len += push as u32;
-            ether::write_tags(m.desc.bytes_mut(ctx.umem), &vlans);
+        if push > m.desc.headroom() {
+            return self.drop_pkt(ctx, m, DropReason::NoFreeFrame);
         }
-        self.enqueue_tx(ctx, m);
+        m.desc.addr -= push as u64;
+        m.desc.len += push as u32;
+        let frame = m.desc.bytes_mut(ctx.umem);
+        // MACs at the position they have before the tags are written.
+        frame[push..push + 6].copy_from_slice(dst);
+        frame[push + 6..push + 12].copy_from_slice(&mac);
+        if push > 0 {
+            ether::write_tags(frame, &vlans);
+        }
+        self.enqueue_tx(ctx, port as usize, m);
         m.next = Next::Done;
     }
 
     /// Holds `m` until its next hop resolves.
     fn park<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta) {
         let (oif, ip) = (m.oif, m.nexthop);
-        let found = self.pending.entries.iter().position(|e| e.used && e.oif == oif && e.ip == ip);
+        let found = self
+            .pending
+            .entries
+            .iter()
+            .position(|e| e.used && e.oif == oif && e.ip == ip);
         let idx = match found {
             Some(i) => i,
             None => {
                 let Some(i) = self.pending.entries.iter().position(|e| !e.used) else {
                     return self.drop_pkt(ctx, m, DropReason::NeighborPendingFull);
                 };
-                self.pending.entries[i] = PendingEntry { used: true, oif, ip, ..PendingEntry::default() };
+                self.pending.entries[i] = PendingEntry {
+                    used: true,
+                    oif,
+                    ip,
+                    ..PendingEntry::default()
+                };
                 self.pending.used += 1;
                 i
             }
@@ -160,7 +212,11 @@ impl Pipeline {
             e.last_request = ctx.now;
         }
         if m.has(flags::TRACE) {
-            self.trace.record(m.seq, "rewrite", TraceWhat::NeighborQueued { ip: key_ip(ip) });
+            self.trace.record(
+                m.seq,
+                "rewrite",
+                TraceWhat::NeighborQueued { ip: key_ip(ip) },
+            );
         }
         if first {
             self.send_request(ctx, oif, ip, None, m);
@@ -229,7 +285,10 @@ impl Pipeline {
         let mac = iface.mac;
         let built = match key_v4(ip) {
             Some(a) => iface.source_v4(a).map(|src| (src.octets().to_vec(), true)),
-            None => iface.link_local_v6().or_else(|| iface.source_v6(ip)).map(|s| (s.octets().to_vec(), false)),
+            None => iface
+                .link_local_v6()
+                .or_else(|| iface.source_v6(ip))
+                .map(|s| (s.octets().to_vec(), false)),
         };
         let Some((src, is_v4)) = built else {
             return; // No address on this interface to ask from.
@@ -243,7 +302,13 @@ impl Pipeline {
             let target = key_v4(ip).unwrap().to_be_bytes();
             let spa: [u8; 4] = src[..4].try_into().unwrap();
             f[12..14].copy_from_slice(&ether::ETHERTYPE_ARP.to_be_bytes());
-            arp::Packet::new_unchecked(&mut f[L3_OFF..]).emit(arp::OP_REQUEST, &mac, &spa, &[0; 6], &target);
+            arp::Packet::new_unchecked(&mut f[L3_OFF..]).emit(
+                arp::OP_REQUEST,
+                &mac,
+                &spa,
+                &[0; 6],
+                &target,
+            );
             (L3_OFF + arp::LEN, known.unwrap_or(ether::BROADCAST))
         } else {
             let target = ip.to_be_bytes();
@@ -256,7 +321,13 @@ impl Pipeline {
             }
             f[12..14].copy_from_slice(&ether::ETHERTYPE_IPV6.to_be_bytes());
             const PLEN: usize = 32;
-            ipv6::Packet::new_unchecked(&mut f[L3_OFF..]).emit(&s, &dst, proto::ICMPV6, 255, PLEN as u16);
+            ipv6::Packet::new_unchecked(&mut f[L3_OFF..]).emit(
+                &s,
+                &dst,
+                proto::ICMPV6,
+                255,
+                PLEN as u16,
+            );
             let msg = &mut f[L3_OFF + ipv6::HEADER_LEN..L3_OFF + ipv6::HEADER_LEN + PLEN];
             msg[0] = icmp6::NEIGHBOR_SOLICIT;
             msg[1..8].fill(0);
@@ -264,9 +335,15 @@ impl Pipeline {
             msg[24] = icmp6::OPT_SOURCE_LLADDR;
             msg[25] = 1;
             msg[26..32].copy_from_slice(&mac);
-            let c = checksum::finish(checksum::sum(msg, checksum::pseudo_v6(&s, &dst, proto::ICMPV6, PLEN as u32)));
+            let c = checksum::finish(checksum::sum(
+                msg,
+                checksum::pseudo_v6(&s, &dst, proto::ICMPV6, PLEN as u32),
+            ));
             msg[2..4].copy_from_slice(&c.to_be_bytes());
-            (L3_OFF + ipv6::HEADER_LEN + PLEN, known.unwrap_or(ether::ipv6_multicast_mac(&dst)))
+            (
+                L3_OFF + ipv6::HEADER_LEN + PLEN,
+                known.unwrap_or(ether::ipv6_multicast_mac(&dst)),
+            )
         };
         d.len = len as u32;
         if is_v4 {
@@ -283,7 +360,11 @@ impl Pipeline {
             ..Meta::default()
         };
         if m.has(flags::TRACE) {
-            self.trace.record(m.seq, "rewrite", TraceWhat::NeighborRequest { ip: key_ip(ip) });
+            self.trace.record(
+                m.seq,
+                "rewrite",
+                TraceWhat::NeighborRequest { ip: key_ip(ip) },
+            );
         }
         self.l2_out(ctx, &mut m, &dst_mac);
     }
@@ -338,15 +419,20 @@ impl Pipeline {
             };
             let dst = d.addr as usize;
             // Ethernet header, then the IP header (full or reduced), then data.
-            ctx.umem.copy_within(m.desc.addr as usize..base + ipv4::MIN_HEADER_LEN, dst);
+            ctx.umem
+                .copy_within(m.desc.addr as usize..base + ipv4::MIN_HEADER_LEN, dst);
             if off == 0 {
-                ctx.umem.copy_within(base + ipv4::MIN_HEADER_LEN..base + hl, dst + L3_OFF + ipv4::MIN_HEADER_LEN);
+                ctx.umem.copy_within(
+                    base + ipv4::MIN_HEADER_LEN..base + hl,
+                    dst + L3_OFF + ipv4::MIN_HEADER_LEN,
+                );
             } else {
                 let o = dst + L3_OFF + ipv4::MIN_HEADER_LEN;
                 ctx.umem[o..o + lo].copy_from_slice(&later_opts[..lo]);
                 ctx.umem[o + lo..dst + L3_OFF + hl2].fill(0);
             }
-            ctx.umem.copy_within(base + hl + off..base + hl + off + chunk, dst + L3_OFF + h);
+            ctx.umem
+                .copy_within(base + hl + off..base + hl + off + chunk, dst + L3_OFF + h);
             let f = &mut ctx.umem[dst + L3_OFF..dst + L3_OFF + h + chunk];
             f[0] = 0x40 | (h / 4) as u8;
             let mut ip = ipv4::Packet::new_unchecked(f);
@@ -368,7 +454,8 @@ impl Pipeline {
             count += 1;
         }
         if trace {
-            self.trace.record(m.seq, "rewrite", TraceWhat::Fragmented { count });
+            self.trace
+                .record(m.seq, "rewrite", TraceWhat::Fragmented { count });
         }
         ctx.pool.free(m.desc);
         m.next = Next::Done;

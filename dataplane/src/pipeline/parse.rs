@@ -27,10 +27,21 @@ impl Pipeline {
         }
         for d in descs {
             self.seq += 1;
-            let mut m = Meta { desc: *d, seq: self.seq, ..Meta::default() };
+            let mut m = Meta {
+                desc: *d,
+                seq: self.seq,
+                ..Meta::default()
+            };
             if self.trace.enabled {
                 m.flags |= flags::TRACE;
-                self.trace.record(m.seq, "rx", TraceWhat::Rx { port: rx_port, len: d.len });
+                self.trace.record(
+                    m.seq,
+                    "rx",
+                    TraceWhat::Rx {
+                        port: rx_port,
+                        len: d.len,
+                    },
+                );
             }
             match self.parse_one(ctx.umem, rx_port, &mut m) {
                 Ok(()) => batch.push(m),
@@ -46,13 +57,19 @@ impl Pipeline {
             _ => DropReason::EthMalformed,
         })?;
         let ifs = &self.tables.interfaces;
-        let iif = ifs.classify(rx_port, &l2.vlans).ok_or(DropReason::UnknownVlan)?;
+        let iif = ifs
+            .classify(rx_port, &l2.vlans)
+            .ok_or(DropReason::UnknownVlan)?;
         m.iif = iif;
         if m.has(flags::TRACE) {
             self.trace.record(
                 m.seq,
                 "parse",
-                TraceWhat::Classified { iif, vlans: l2.vlans.ids, tags: l2.vlans.len },
+                TraceWhat::Classified {
+                    iif,
+                    vlans: l2.vlans.ids,
+                    tags: l2.vlans.len,
+                },
             );
         }
         let dst_mac: [u8; 6] = frame[0..6].try_into().unwrap();
@@ -171,11 +188,13 @@ fn check_l4(l4: &[u8], m: &Meta) -> Result<u32, DropReason> {
         if l4.len() < need {
             return Err(DropReason::L4Truncated);
         }
-        return Ok(if need >= 4 && m.proto != proto::ICMP && m.proto != proto::ICMPV6 {
-            u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]])
-        } else {
-            0
-        });
+        return Ok(
+            if need >= 4 && m.proto != proto::ICMP && m.proto != proto::ICMPV6 {
+                u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]])
+            } else {
+                0
+            },
+        );
     }
     let map = |e| match e {
         ParseError::Truncated => DropReason::L4Truncated,

@@ -64,53 +64,77 @@ impl Pipeline {
             let local_origin = m.has(flags::LOCAL_ORIGIN);
             let iif = if local_origin { None } else { Some(m.iif) };
             let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..];
-            let (found, dst_key) = match m.l3 {
+            let (src, dst) = match m.l3 {
                 L3::V4 => {
                     let ip = ipv4::Packet::new_unchecked(l3);
-                    let (src, dst) = (ip.src_u32(), ip.dst_u32());
-                    if !local_origin {
-                        if let Some(r) = martian_v4(src, dst) {
-                            self.drop_pkt(ctx, m, r);
-                            continue;
-                        }
-                    }
-                    let r = self.tables.fib.lookup_v4(src, dst, iif, m.mark);
-                    (r.map(|(e, t)| (e.rtype, e.nexthop(m.hash).copied(), t, e.prefix, e.len)), v4_key(dst))
+                    (ip.src_u32() as u128, ip.dst_u32() as u128)
                 }
                 _ => {
                     let ip = ipv6::Packet::new_unchecked(l3);
-                    let (src, dst) = (ip.src_u128(), ip.dst_u128());
-                    if !local_origin {
-                        if let Some(r) = martian_v6(src, dst) {
-                            self.drop_pkt(ctx, m, r);
-                            continue;
-                        }
-                    }
-                    let r = self.tables.fib.lookup_v6(src, dst, iif, m.mark);
-                    (r.map(|(e, t)| (e.rtype, e.nexthop(m.hash).copied(), t, e.prefix, e.len)), dst)
+                    (ip.src_u128(), ip.dst_u128())
                 }
             };
-            let Some((rtype, nh, table, prefix, len)) = found else {
+            if !local_origin {
+                let martian = match m.l3 {
+                    L3::V4 => martian_v4(src as u32, dst as u32),
+                    _ => martian_v6(src, dst),
+                };
+                if let Some(r) = martian {
+                    self.drop_pkt(ctx, m, r);
+                    continue;
+                }
+            }
+            // The decision as plain values, so the table borrow ends here.
+            let decision = {
+                let fib = &self.tables.fib;
+                let found = match m.l3 {
+                    L3::V4 => fib.lookup_v4(src as u32, dst as u32, iif, m.mark),
+                    _ => fib.lookup_v6(src, dst, iif, m.mark),
+                };
+                found.map(|(e, table)| {
+                    let nh = e.nexthop(m.hash);
+                    if m.has(flags::TRACE) {
+                        let what = TraceWhat::Route {
+                            table,
+                            prefix: e.prefix,
+                            len: e.len,
+                            rtype: e.rtype,
+                            oif: nh.map(|n| n.dev),
+                            via: nh.and_then(|n| n.via),
+                        };
+                        let stage = if local_origin { "out-route" } else { "route" };
+                        self.trace.record(m.seq, stage, what);
+                    }
+                    let gateway = match nh.and_then(|n| n.via) {
+                        Some(IpAddr::V4(a)) => v4_key(a.into()),
+                        Some(IpAddr::V6(a)) => a.into(),
+                        None if m.l3 == L3::V4 => v4_key(dst as u32),
+                        None => dst,
+                    };
+                    (e.rtype, nh.map(|n| n.dev), gateway)
+                })
+            };
+            let Some((rtype, oif, gateway)) = decision else {
                 if !local_origin {
                     self.icmp_error(ctx, m, IcmpError::NetUnreachable);
                 }
                 self.drop_pkt(ctx, m, DropReason::NoRoute);
                 continue;
             };
-            if m.has(flags::TRACE) {
-                let what = TraceWhat::Route {
-                    table,
-                    prefix,
-                    len,
-                    rtype,
-                    oif: nh.map(|n| n.dev),
-                    via: nh.and_then(|n| n.via),
-                };
-                let stage = if local_origin { "out-route" } else { "route" };
-                self.trace.record(m.seq, stage, what);
-            }
-            let err = match rtype {
-                RouteType::Local => {
+            let err = match (rtype, oif) {
+                (RouteType::Unicast, Some(oif)) => {
+                    let link_local =
+                        m.l3 == L3::V6 && (is_link_local_v6(src) || is_link_local_v6(dst));
+                    if link_local && !local_origin {
+                        self.drop_pkt(ctx, m, DropReason::LinkLocalNotForwarded);
+                        continue;
+                    }
+                    m.oif = oif;
+                    m.nexthop = gateway;
+                    m.next = Next::Forward;
+                    continue;
+                }
+                (RouteType::Local, _) => {
                     if local_origin {
                         // The router talking to itself: nothing to deliver to.
                         self.drop_pkt(ctx, m, DropReason::LocalNoListener);
@@ -119,33 +143,18 @@ impl Pipeline {
                     }
                     continue;
                 }
-                RouteType::Unicast => {
-                    let Some(nh) = nh else {
-                        self.drop_pkt(ctx, m, DropReason::NoRoute);
-                        continue;
-                    };
-                    m.oif = nh.dev;
-                    m.nexthop = match nh.via {
-                        Some(IpAddr::V4(a)) => v4_key(a.into()),
-                        Some(IpAddr::V6(a)) => a.into(),
-                        None => dst_key,
-                    };
-                    if m.l3 == L3::V6 && !local_origin {
-                        let ip = ipv6::Packet::new_unchecked(&m.desc.bytes(ctx.umem)[L3_OFF..]);
-                        if is_link_local_v6(ip.src_u128()) || is_link_local_v6(ip.dst_u128()) {
-                            self.drop_pkt(ctx, m, DropReason::LinkLocalNotForwarded);
-                            continue;
-                        }
-                    }
-                    m.next = Next::Forward;
+                (RouteType::Unicast, None) => {
+                    self.drop_pkt(ctx, m, DropReason::NoRoute);
                     continue;
                 }
-                RouteType::Blackhole => {
+                (RouteType::Blackhole, _) => {
                     self.drop_pkt(ctx, m, DropReason::RouteBlackhole);
                     continue;
                 }
-                RouteType::Unreachable => (IcmpError::HostUnreachable, DropReason::RouteUnreachable),
-                RouteType::Prohibit => (IcmpError::Prohibited, DropReason::RouteProhibit),
+                (RouteType::Unreachable, _) => {
+                    (IcmpError::HostUnreachable, DropReason::RouteUnreachable)
+                }
+                (RouteType::Prohibit, _) => (IcmpError::Prohibited, DropReason::RouteProhibit),
             };
             if !local_origin {
                 self.icmp_error(ctx, m, err.0);
@@ -166,14 +175,22 @@ impl Pipeline {
                     let ip = ipv4::Packet::new_unchecked(l3);
                     (ip.ttl(), m.l3_len > mtu, ip.dont_fragment())
                 }
-                _ => (ipv6::Packet::new_unchecked(l3).hop_limit(), m.l3_len > mtu, true),
+                _ => (
+                    ipv6::Packet::new_unchecked(l3).hop_limit(),
+                    m.l3_len > mtu,
+                    true,
+                ),
             };
             if ttl <= 1 {
                 self.icmp_error(ctx, m, IcmpError::TimeExceeded);
                 self.drop_pkt(ctx, m, DropReason::TtlExceeded);
             } else if too_big && df {
                 self.icmp_error(ctx, m, IcmpError::TooBig(mtu));
-                let r = if m.l3 == L3::V4 { DropReason::FragNeeded } else { DropReason::PacketTooBig };
+                let r = if m.l3 == L3::V4 {
+                    DropReason::FragNeeded
+                } else {
+                    DropReason::PacketTooBig
+                };
                 self.drop_pkt(ctx, m, r);
             }
         }
@@ -188,15 +205,42 @@ mod tests {
     fn martians() {
         let a = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().unwrap());
         assert_eq!(martian_v4(a("10.0.0.1"), a("8.8.8.8")), None);
-        assert_eq!(martian_v4(a("127.0.0.1"), a("8.8.8.8")), Some(DropReason::MartianSource));
-        assert_eq!(martian_v4(a("0.1.2.3"), a("8.8.8.8")), Some(DropReason::MartianSource));
-        assert_eq!(martian_v4(a("224.0.0.5"), a("8.8.8.8")), Some(DropReason::MartianSource));
-        assert_eq!(martian_v4(a("10.0.0.1"), a("239.1.1.1")), Some(DropReason::MulticastNotRouted));
-        assert_eq!(martian_v4(a("10.0.0.1"), a("255.255.255.255")), Some(DropReason::MulticastNotRouted));
-        assert_eq!(martian_v4(a("10.0.0.1"), a("127.0.0.1")), Some(DropReason::MartianDestination));
-        assert_eq!(martian_v6(0x2001 << 112, 1), Some(DropReason::MartianDestination));
-        assert_eq!(martian_v6(0xff02 << 112, 5), Some(DropReason::MartianSource));
-        assert_eq!(martian_v6(0x2001 << 112, 0xff02 << 112), Some(DropReason::MulticastNotRouted));
+        assert_eq!(
+            martian_v4(a("127.0.0.1"), a("8.8.8.8")),
+            Some(DropReason::MartianSource)
+        );
+        assert_eq!(
+            martian_v4(a("0.1.2.3"), a("8.8.8.8")),
+            Some(DropReason::MartianSource)
+        );
+        assert_eq!(
+            martian_v4(a("224.0.0.5"), a("8.8.8.8")),
+            Some(DropReason::MartianSource)
+        );
+        assert_eq!(
+            martian_v4(a("10.0.0.1"), a("239.1.1.1")),
+            Some(DropReason::MulticastNotRouted)
+        );
+        assert_eq!(
+            martian_v4(a("10.0.0.1"), a("255.255.255.255")),
+            Some(DropReason::MulticastNotRouted)
+        );
+        assert_eq!(
+            martian_v4(a("10.0.0.1"), a("127.0.0.1")),
+            Some(DropReason::MartianDestination)
+        );
+        assert_eq!(
+            martian_v6(0x2001 << 112, 1),
+            Some(DropReason::MartianDestination)
+        );
+        assert_eq!(
+            martian_v6(0xff02 << 112, 5),
+            Some(DropReason::MartianSource)
+        );
+        assert_eq!(
+            martian_v6(0x2001 << 112, 0xff02 << 112),
+            Some(DropReason::MulticastNotRouted)
+        );
         assert_eq!(martian_v6(0x2001 << 112, 0x2001 << 112 | 7), None);
     }
 }

@@ -15,23 +15,66 @@ use std::net::IpAddr;
 /// What one stage decided for one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceWhat {
-    Rx { port: u16, len: u32 },
-    Classified { iif: IfIndex, vlans: [u16; 2], tags: u8 },
-    Ip { src: IpAddr, dst: IpAddr, proto: u8, len: u16, ttl: u8 },
-    Arp { op: u16, sender: IpAddr, target: IpAddr },
+    Rx {
+        port: u16,
+        len: u32,
+    },
+    Classified {
+        iif: IfIndex,
+        vlans: [u16; 2],
+        tags: u8,
+    },
+    Ip {
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        len: u16,
+        ttl: u8,
+    },
+    Arp {
+        op: u16,
+        sender: IpAddr,
+        target: IpAddr,
+    },
     ArpReply,
-    NdAdvert { target: IpAddr },
-    Learned { ip: IpAddr, mac: [u8; 6] },
-    Route { table: u32, prefix: IpAddr, len: u8, rtype: RouteType, oif: Option<IfIndex>, via: Option<IpAddr> },
+    NdAdvert {
+        target: IpAddr,
+    },
+    Learned {
+        ip: IpAddr,
+        mac: [u8; 6],
+    },
+    Route {
+        table: u32,
+        prefix: IpAddr,
+        len: u8,
+        rtype: RouteType,
+        oif: Option<IfIndex>,
+        via: Option<IpAddr>,
+    },
     Local,
     EchoReply,
-    IcmpError { icmp_type: u8, code: u8 },
+    IcmpError {
+        icmp_type: u8,
+        code: u8,
+    },
     TcpReset,
-    Fragmented { count: u8 },
-    Neighbor { mac: [u8; 6] },
-    NeighborQueued { ip: IpAddr },
-    NeighborRequest { ip: IpAddr },
-    Tx { oif: IfIndex, len: u32 },
+    Fragmented {
+        count: u8,
+    },
+    Neighbor {
+        mac: [u8; 6],
+    },
+    NeighborQueued {
+        ip: IpAddr,
+    },
+    NeighborRequest {
+        ip: IpAddr,
+    },
+    Tx {
+        oif: IfIndex,
+        len: u32,
+    },
     Drop(DropReason),
 }
 
@@ -53,7 +96,11 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(capacity: usize) -> Self {
-        Trace { enabled: false, records: Vec::with_capacity(capacity), lost: 0 }
+        Trace {
+            enabled: false,
+            records: Vec::with_capacity(capacity),
+            lost: 0,
+        }
     }
 
     #[inline]
@@ -72,7 +119,11 @@ impl Trace {
 }
 
 fn name(ifs: &Interfaces, i: IfIndex) -> &str {
-    if (i as usize) < ifs.len() { &ifs.get(i).name } else { "?" }
+    if (i as usize) < ifs.len() {
+        &ifs.get(i).name
+    } else {
+        "?"
+    }
 }
 
 /// One human-readable line: `#12 route  table 254 unicast via 192.168.1.1 dev wan`.
@@ -85,7 +136,13 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
             1 => write!(s, "iif {} vlan {}", name(ifs, iif), vlans[0]),
             _ => write!(s, "iif {} vlan {}.{}", name(ifs, iif), vlans[0], vlans[1]),
         },
-        TraceWhat::Ip { src, dst, proto, len, ttl } => {
+        TraceWhat::Ip {
+            src,
+            dst,
+            proto,
+            len,
+            ttl,
+        } => {
             write!(s, "{src} > {dst} proto {proto} len {len} ttl {ttl}")
         }
         TraceWhat::Arp { op, sender, target } => match op {
@@ -96,7 +153,14 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
         TraceWhat::ArpReply => write!(s, "arp reply sent"),
         TraceWhat::NdAdvert { target } => write!(s, "neighbor advertisement for {target}"),
         TraceWhat::Learned { ip, mac } => write!(s, "learned {ip} lladdr {}", fmt_mac(&mac)),
-        TraceWhat::Route { table, prefix, len, rtype, oif, via } => {
+        TraceWhat::Route {
+            table,
+            prefix,
+            len,
+            rtype,
+            oif,
+            via,
+        } => {
             let t = match rtype {
                 RouteType::Unicast => "unicast",
                 RouteType::Local => "local",

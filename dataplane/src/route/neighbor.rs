@@ -70,6 +70,17 @@ pub enum Resolution {
     Miss,
 }
 
+/// What a worker may keep in a private cache to skip the table lookup:
+/// valid while the slot's sequence number is unchanged (any write to the
+/// slot changes it) and `now < until` (the entry is still reachable).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheToken {
+    pub slot: u32,
+    pub seq: u32,
+    pub mac: [u8; 6],
+    pub until: u64,
+}
+
 /// One entry as listed by `neigh`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NeighborEntry {
@@ -135,7 +146,9 @@ impl Slot {
         if s & 1 == 1 {
             return None;
         }
-        self.seq.compare_exchange(s, s + 1, Ordering::AcqRel, Ordering::Relaxed).ok()?;
+        self.seq
+            .compare_exchange(s, s + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
         fence(Ordering::Release);
         Some(s)
     }
@@ -162,7 +175,10 @@ impl NeighborTable {
     /// A table of at least `capacity` slots (rounded up to a power of two).
     pub fn new(capacity: usize) -> Self {
         let n = capacity.max(64).next_power_of_two();
-        NeighborTable { slots: (0..n).map(|_| Slot::default()).collect(), mask: n - 1 }
+        NeighborTable {
+            slots: (0..n).map(|_| Slot::default()).collect(),
+            mask: n - 1,
+        }
     }
 
     /// The slot index holding (ifx, ip), with its snapshot.
@@ -199,7 +215,9 @@ impl NeighborTable {
             let probed = &self.slots[i].probed;
             let last = probed.load(Ordering::Relaxed);
             if now.saturating_sub(last) >= RETRANS_NS
-                && probed.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                && probed
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
             {
                 Resolution::Probe(mac)
             } else {
@@ -208,6 +226,42 @@ impl NeighborTable {
         } else {
             Resolution::Miss
         }
+    }
+
+    /// A cache token for a reachable entry (None for stale, missing or
+    /// contended entries: those take the full `resolve` path).
+    pub fn token(&self, ifx: IfIndex, ip: u128, now: u64) -> Option<CacheToken> {
+        let (i, s) = self.find(ifx, ip)?;
+        let until = if s.mac_flags & FLAG_STATIC != 0 {
+            u64::MAX
+        } else {
+            s.confirmed.saturating_add(REACHABLE_NS)
+        };
+        if now >= until {
+            return None;
+        }
+        let seq = self.slots[i].seq.load(Ordering::Acquire);
+        // The snapshot must belong to this very sequence number.
+        let again = self.slots[i].read()?;
+        if seq & 1 == 1 || again.ifx != s.ifx || again.ip != s.ip || again.mac_flags != s.mac_flags
+        {
+            return None;
+        }
+        if self.slots[i].seq.load(Ordering::Acquire) != seq {
+            return None;
+        }
+        Some(CacheToken {
+            slot: i as u32,
+            seq,
+            mac: u64_to_mac(s.mac_flags & MAC_MASK),
+            until,
+        })
+    }
+
+    /// True while nothing has written the token's slot since it was taken.
+    #[inline]
+    pub fn token_valid(&self, t: &CacheToken, now: u64) -> bool {
+        now < t.until && self.slots[t.slot as usize].seq.load(Ordering::Acquire) == t.seq
     }
 
     /// Records that `ip` on `ifx` is at `mac`, confirmed at `now`. With
@@ -239,9 +293,13 @@ impl NeighborTable {
 
     /// Removes an entry (static or learned).
     pub fn remove(&self, ifx: IfIndex, ip: u128) -> bool {
-        let Some((i, _)) = self.find(ifx, ip) else { return false };
+        let Some((i, _)) = self.find(ifx, ip) else {
+            return false;
+        };
         let slot = &self.slots[i];
-        let Some(s) = slot.begin_write() else { return false };
+        let Some(s) = slot.begin_write() else {
+            return false;
+        };
         slot.ifx.store(TOMBSTONE, Ordering::Relaxed);
         slot.end_write(s);
         true
@@ -249,7 +307,9 @@ impl NeighborTable {
 
     fn write_slot(&self, i: usize, ifx: IfIndex, ip: u128, mac_flags: u64, now: u64) -> bool {
         let slot = &self.slots[i];
-        let Some(s) = slot.begin_write() else { return false };
+        let Some(s) = slot.begin_write() else {
+            return false;
+        };
         // Re-check under the claim: the slot may have been reused meanwhile.
         let ok = slot.ifx.load(Ordering::Relaxed) == ifx as u32 + 1
             && slot.ip_lo.load(Ordering::Relaxed) == ip as u64
@@ -268,7 +328,9 @@ impl NeighborTable {
             if let Some(snap) = slot.read() {
                 let free = snap.ifx == EMPTY || snap.ifx == TOMBSTONE || expired(&snap, now);
                 if free {
-                    let Some(s) = slot.begin_write() else { return false };
+                    let Some(s) = slot.begin_write() else {
+                        return false;
+                    };
                     // Still free under the claim?
                     let cur = slot.ifx.load(Ordering::Relaxed);
                     let confirmed = slot.confirmed.load(Ordering::Relaxed);
@@ -331,9 +393,15 @@ mod tests {
         assert_eq!(t.resolve(0, ip, stale + RETRANS_NS), Resolution::Probe(M1));
         // A reply confirms it again, with a new MAC.
         assert!(t.learn(0, ip, &M2, stale + 2 * RETRANS_NS, false));
-        assert_eq!(t.resolve(0, ip, stale + 3 * RETRANS_NS), Resolution::Reachable(M2));
+        assert_eq!(
+            t.resolve(0, ip, stale + 3 * RETRANS_NS),
+            Resolution::Reachable(M2)
+        );
         // Unconfirmed past the probe window: a miss.
-        assert_eq!(t.resolve(0, ip, stale + REACHABLE_NS + PROBE_NS + 3 * S), Resolution::Miss);
+        assert_eq!(
+            t.resolve(0, ip, stale + REACHABLE_NS + PROBE_NS + 3 * S),
+            Resolution::Miss
+        );
     }
 
     #[test]
@@ -359,7 +427,11 @@ mod tests {
         }
         assert!(t.remove(0, v4_key(7)));
         for i in 0..40u32 {
-            let want = if i == 7 { Resolution::Miss } else { Resolution::Reachable(M1) };
+            let want = if i == 7 {
+                Resolution::Miss
+            } else {
+                Resolution::Reachable(M1)
+            };
             assert_eq!(t.resolve(0, v4_key(i), 2 * S), want, "{i}");
         }
         // Once expired, slots are reused by new neighbours.
@@ -368,6 +440,26 @@ mod tests {
             assert!(t.learn(0, v4_key(i), &M2, later, true), "reuse {i}");
         }
         assert_eq!(t.entries(later).len(), 40);
+    }
+
+    #[test]
+    fn cache_tokens_expire_and_see_every_write() {
+        let t = NeighborTable::new(64);
+        let ip = v4_key(0x0a00_0002);
+        assert!(t.token(0, ip, S).is_none());
+        t.learn(0, ip, &M1, S, true);
+        let tok = t.token(0, ip, S).unwrap();
+        assert_eq!(tok.mac, M1);
+        assert!(t.token_valid(&tok, 2 * S));
+        assert!(
+            !t.token_valid(&tok, S + REACHABLE_NS),
+            "stale: back to resolve"
+        );
+        t.learn(0, ip, &M2, 3 * S, false);
+        assert!(!t.token_valid(&tok, 3 * S), "a new MAC invalidates");
+        assert_eq!(t.token(0, ip, 3 * S).unwrap().mac, M2);
+        t.insert_static(1, ip, &M1);
+        assert_eq!(t.token(1, ip, u64::MAX - 1).unwrap().until, u64::MAX);
     }
 
     #[test]
