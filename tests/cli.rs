@@ -34,7 +34,10 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn xgate(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_xgate")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_xgate"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -43,16 +46,28 @@ fn check_accepts_a_good_config_and_names_file_line_field_of_a_bad_one() {
     let good = d.join("good.toml");
     std::fs::write(&good, CFG).unwrap();
     let out = xgate(&["check", "--config", good.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 interfaces"));
 
     let bad = d.join("bad.toml");
-    std::fs::write(&bad, CFG.replace("203.0.113.2/24", "203.0.113.2/33").replace("via = \"203.0.113.1\"", "via = \"nope\"")).unwrap();
+    std::fs::write(
+        &bad,
+        CFG.replace("203.0.113.2/24", "203.0.113.2/33")
+            .replace("via = \"203.0.113.1\"", "via = \"nope\""),
+    )
+    .unwrap();
     let out = xgate(&["check", "--config", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = bad.display().to_string();
-    assert!(err.contains(&format!("{file}:6: interface[0].address[0]")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:6: interface[0].address[0]")),
+        "{err}"
+    );
     assert!(err.contains(&format!("{file}:16: route[0].via")), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -62,7 +77,8 @@ fn replay_writes_one_pcap_per_interface_and_traces() {
     let d = scratch("replay");
     let cfg = d.join("x.toml");
     std::fs::write(&cfg, CFG).unwrap();
-    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcaps/tcpreplay-mixed.pcap");
+    let capture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pcaps/tcpreplay-mixed.pcap");
     let input = format!("lan={}", capture.display());
     let out_dir = d.join("out");
     let out = xgate(&[
@@ -75,15 +91,33 @@ fn replay_writes_one_pcap_per_interface_and_traces() {
         out_dir.to_str().unwrap(),
         "--trace",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out_dir.join("wan.pcap").exists() && out_dir.join("lan.pcap").exists());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("replayed 179 frames"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.lines().any(|l| l.starts_with("#1 rx")), "trace lines on stdout");
-    assert!(stdout.contains("drop not_for_us"), "the capture's frames are not addressed to us");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("#1 rx")),
+        "trace lines on stdout"
+    );
+    assert!(
+        stdout.contains("drop not_for_us"),
+        "the capture's frames are not addressed to us"
+    );
 
-    let out = xgate(&["replay", "--config", cfg.to_str().unwrap(), "--input", "nosuch=x.pcap", "--output-dir", "/tmp"]);
+    let out = xgate(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        "nosuch=x.pcap",
+        "--output-dir",
+        "/tmp",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--input nosuch"));
     let _ = std::fs::remove_dir_all(&d);

@@ -225,18 +225,17 @@ pub fn replay(
             *n += 1;
         });
     };
-    let print_trace =
-        |worker: &mut MemoryWorker, out: &mut dyn Write| -> Result<(), ReplayError> {
-            for r in worker.pipeline.trace.drain() {
-                writeln!(out, "{}", trace::format_record(&r, &tables.interfaces)).map_err(
-                    |err| ReplayError::Io {
-                        path: "trace output".into(),
-                        err,
-                    },
-                )?;
-            }
-            Ok(())
-        };
+    let print_trace = |worker: &mut MemoryWorker, out: &mut dyn Write| -> Result<(), ReplayError> {
+        for r in worker.pipeline.trace.drain() {
+            writeln!(out, "{}", trace::format_record(&r, &tables.interfaces)).map_err(|err| {
+                ReplayError::Io {
+                    path: "trace output".into(),
+                    err,
+                }
+            })?;
+        }
+        Ok(())
+    };
     for f in &frames {
         now = f.ts;
         report.frames_in += 1;

@@ -54,7 +54,11 @@ impl Interface {
         self.v6
             .iter()
             .find(|(a, l)| same_subnet_v6(u128::from(*a), peer, *l))
-            .or_else(|| self.v6.iter().find(|(a, _)| !is_link_local_v6(u128::from(*a))))
+            .or_else(|| {
+                self.v6
+                    .iter()
+                    .find(|(a, _)| !is_link_local_v6(u128::from(*a)))
+            })
             .or(self.v6.first())
             .map(|(a, _)| *a)
     }
@@ -68,7 +72,10 @@ impl Interface {
 
     /// The link-local address NDP should use, if any.
     pub fn link_local_v6(&self) -> Option<Ipv6Addr> {
-        self.v6.iter().find(|(a, _)| is_link_local_v6(u128::from(*a))).map(|(a, _)| *a)
+        self.v6
+            .iter()
+            .find(|(a, _)| is_link_local_v6(u128::from(*a)))
+            .map(|(a, _)| *a)
     }
 }
 
@@ -110,7 +117,11 @@ impl Interfaces {
 
     #[inline]
     pub fn classify(&self, port: u16, vlans: &VlanStack) -> Option<IfIndex> {
-        self.by_port.get(port as usize)?.iter().find(|(s, _)| s == vlans).map(|(_, i)| *i)
+        self.by_port
+            .get(port as usize)?
+            .iter()
+            .find(|(s, _)| s == vlans)
+            .map(|(_, i)| *i)
     }
 
     #[inline]
@@ -131,7 +142,10 @@ impl Interfaces {
     }
 
     pub fn by_name(&self, name: &str) -> Option<IfIndex> {
-        self.list.iter().position(|i| i.name == name).map(|i| i as IfIndex)
+        self.list
+            .iter()
+            .position(|i| i.name == name)
+            .map(|i| i as IfIndex)
     }
 
     /// Number of ports (devices) the interfaces sit on.
@@ -183,9 +197,18 @@ mod tests {
         assert_eq!(t.classify(0, &v(&[10])), None);
         assert_eq!(t.classify(7, &v(&[])), None);
         let lan10 = t.get(2);
-        assert_eq!(lan10.source_v4(u32::from(Ipv4Addr::new(10, 9, 3, 3))), Some("10.9.0.1".parse().unwrap()));
-        assert_eq!(lan10.source_v4(u32::from(Ipv4Addr::new(8, 8, 8, 8))), Some("192.168.10.1".parse().unwrap()));
-        assert_eq!(t.owner_v4(u32::from(Ipv4Addr::new(203, 0, 113, 2))), Some(0));
+        assert_eq!(
+            lan10.source_v4(u32::from(Ipv4Addr::new(10, 9, 3, 3))),
+            Some("10.9.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            lan10.source_v4(u32::from(Ipv4Addr::new(8, 8, 8, 8))),
+            Some("192.168.10.1".parse().unwrap())
+        );
+        assert_eq!(
+            t.owner_v4(u32::from(Ipv4Addr::new(203, 0, 113, 2))),
+            Some(0)
+        );
         assert_eq!(t.by_name("qinq"), Some(3));
     }
 
@@ -195,7 +218,11 @@ mod tests {
         assert!(!same_subnet_v4(0xc0a8_0101, 0xc0a8_0201, 24));
         assert!(same_subnet_v4(1, 0xffff_ffff, 0));
         assert!(same_subnet_v4(5, 5, 32));
-        assert!(is_link_local_v6(u128::from("fe80::1".parse::<Ipv6Addr>().unwrap())));
-        assert!(!is_link_local_v6(u128::from("2001:db8::1".parse::<Ipv6Addr>().unwrap())));
+        assert!(is_link_local_v6(u128::from(
+            "fe80::1".parse::<Ipv6Addr>().unwrap()
+        )));
+        assert!(!is_link_local_v6(u128::from(
+            "2001:db8::1".parse::<Ipv6Addr>().unwrap()
+        )));
     }
 }

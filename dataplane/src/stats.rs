@@ -17,7 +17,10 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         // Single writer: no read-modify-write needed.
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     #[inline]
@@ -120,7 +123,9 @@ impl WorkerStats {
     pub fn new(ports: usize) -> Self {
         WorkerStats {
             drops: CachePadded::new(std::array::from_fn(|_| Counter::default())),
-            ports: (0..ports).map(|_| CachePadded::new(PortStats::default())).collect(),
+            ports: (0..ports)
+                .map(|_| CachePadded::new(PortStats::default()))
+                .collect(),
             batches: Counter::default(),
             forwarded: Counter::default(),
             local_delivered: Counter::default(),
@@ -165,7 +170,10 @@ mod tests {
     #[test]
     fn names_are_unique_snake_case() {
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')));
+        assert!(names.iter().all(|n| {
+            n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        }));
         names.sort();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);

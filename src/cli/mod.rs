@@ -7,7 +7,11 @@ use xgate_control::config::{self, render_errors};
 use xgate_control::replay::{self, Input};
 
 #[derive(Parser, Debug)]
-#[command(name = "xgate", version, about = "Poll-mode router, stateful firewall and NAT gateway on AF_XDP")]
+#[command(
+    name = "xgate",
+    version,
+    about = "Poll-mode router, stateful firewall and NAT gateway on AF_XDP"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +44,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config: path } => check(&path),
-        Command::Replay { config: path, inputs, output_dir, trace } => {
+        Command::Replay {
+            config: path,
+            inputs,
+            output_dir,
+            trace,
+        } => {
             let cfg = match config::load(&path) {
                 Ok(c) => c,
                 Err(errs) => {
