@@ -91,13 +91,27 @@ pub fn is_link_local_v6(a: u128) -> bool {
     a >> 118 == 0xfe80 >> 6
 }
 
+/// What the packet path reads of an interface, packed in 16 bytes so that
+/// every interface of a router shares a cache line or two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfHot {
+    pub mac: [u8; 6],
+    pub port: u16,
+    pub mtu: u16,
+    pub vlans: VlanStack,
+}
+
 /// All logical interfaces, and the classifier from (port, tags).
 #[derive(Clone, Debug, Default)]
 pub struct Interfaces {
     list: Vec<Interface>,
+    hot: Vec<IfHot>,
     /// Per port: (tags, interface). Ports carry few sub-interfaces, so a
     /// short linear scan beats hashing.
     by_port: Vec<Vec<(VlanStack, IfIndex)>>,
+    /// Per port: the untagged interface, if any (the common case, found
+    /// without a scan).
+    untagged: Vec<Option<IfIndex>>,
 }
 
 impl Interfaces {
@@ -112,7 +126,37 @@ impl Interfaces {
                 v.push((i.vlans, idx as IfIndex));
             }
         }
-        Interfaces { list, by_port }
+        let untagged = by_port
+            .iter()
+            .map(|v| v.iter().find(|(s, _)| s.len == 0).map(|(_, i)| *i))
+            .collect();
+        let hot = list
+            .iter()
+            .map(|i| IfHot {
+                mac: i.mac,
+                port: i.port,
+                mtu: i.mtu,
+                vlans: i.vlans,
+            })
+            .collect();
+        Interfaces {
+            list,
+            hot,
+            by_port,
+            untagged,
+        }
+    }
+
+    /// The untagged interface of `port`.
+    #[inline]
+    pub fn untagged(&self, port: u16) -> Option<IfIndex> {
+        *self.untagged.get(port as usize)?
+    }
+
+    /// The packet path's view of interface `i`.
+    #[inline]
+    pub fn hot(&self, i: IfIndex) -> &IfHot {
+        &self.hot[i as usize]
     }
 
     #[inline]

@@ -56,7 +56,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if total > b.len() {
             return Err(ParseError::Truncated);
         }
-        if !checksum::verify(&b[..hl], 0) {
+        if !checksum::verify_ipv4_header(&b[..hl]) {
             return Err(ParseError::Checksum);
         }
         Ok(p)

@@ -363,6 +363,17 @@ pub(crate) struct Ctx<'a, P: Port> {
     pub now: u64,
 }
 
+/// The flow hash of an IPv4 packet: the same function as [`flow_hash`]
+/// gives for IPv4 addresses, without 128-bit arithmetic.
+#[inline]
+pub(crate) fn flow_hash_v4(src: u32, dst: u32, proto: u8, ports: u32) -> u32 {
+    let mut h = src as u64;
+    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (dst as u64);
+    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((proto as u64) << 32 | ports as u64);
+    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 32) as u32 ^ h as u32
+}
+
 /// A flow hash for ECMP: the same for every packet of one flow, spread
 /// over the 32 bits.
 #[inline]

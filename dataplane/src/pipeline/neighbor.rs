@@ -20,7 +20,7 @@
 
 use super::icmp::IcmpError;
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
-use crate::iface::IfIndex;
+use crate::iface::{IfHot, IfIndex};
 use crate::io::Port;
 use crate::packet::icmp::v6 as icmp6;
 use crate::packet::{arp, checksum, ether, ipv4, ipv6, proto};
@@ -114,7 +114,7 @@ impl Pipeline {
                 }
                 self.stats.forwarded.inc();
             }
-            let mtu = self.tables.interfaces.get(m.oif).mtu;
+            let mtu = self.tables.interfaces.hot(m.oif).mtu;
             if m.l3 == L3::V4 && m.l3_len > mtu {
                 self.fragment_v4(ctx, m, mtu);
                 continue;
@@ -124,11 +124,13 @@ impl Pipeline {
     }
 
     /// Finds the next hop's MAC and sends, or parks the packet.
+    #[inline]
     fn resolve_and_send<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta) {
         let i = NeighborCache::index(m.oif, m.nexthop);
-        let (oif, ip, tok) = self.ncache.slots[i];
-        if oif == m.oif && ip == m.nexthop && self.shared.neighbors.token_valid(&tok, ctx.now) {
-            return self.send_to(ctx, m, &tok.mac);
+        let (oif, ip, tok) = &self.ncache.slots[i];
+        if *oif == m.oif && *ip == m.nexthop && self.shared.neighbors.token_valid(tok, ctx.now) {
+            let mac = tok.mac;
+            return self.send_to(ctx, m, &mac);
         }
         match self.shared.neighbors.resolve(m.oif, m.nexthop, ctx.now) {
             Resolution::Reachable(mac) => {
@@ -145,6 +147,7 @@ impl Pipeline {
         }
     }
 
+    #[inline]
     fn send_to<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, mac: &[u8; 6]) {
         if m.has(flags::TRACE) {
             self.trace
@@ -155,9 +158,11 @@ impl Pipeline {
 
     /// Writes the Ethernet header for `m.oif` with destination `dst`, pushes
     /// the interface's VLAN tags and queues the frame for transmission.
+    #[inline]
     pub(super) fn l2_out<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, dst: &[u8; 6]) {
-        let iface = self.tables.interfaces.get(m.oif);
-        let (mac, vlans, port) = (iface.mac, iface.vlans, iface.port);
+        let &IfHot {
+            mac, vlans, port, ..
+        } = self.tables.interfaces.hot(m.oif);
         let push = vlans.len as usize * ether::TAG_LEN;
         if push > m.desc.headroom() {
             return self.drop_pkt(ctx, m, DropReason::NoFreeFrame);
@@ -166,8 +171,10 @@ impl Pipeline {
         m.desc.len += push as u32;
         let frame = m.desc.bytes_mut(ctx.umem);
         // MACs at the position they have before the tags are written.
-        frame[push..push + 6].copy_from_slice(dst);
-        frame[push + 6..push + 12].copy_from_slice(&mac);
+        if let Some(macs) = frame[push..].first_chunk_mut::<12>() {
+            macs[..6].copy_from_slice(dst);
+            macs[6..].copy_from_slice(&mac);
+        }
         if push > 0 {
             ether::write_tags(frame, &vlans);
         }

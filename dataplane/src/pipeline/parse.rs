@@ -6,9 +6,9 @@
 //! Drops: eth_truncated, eth_malformed, unknown_vlan, not_for_us,
 //! unsupported_ethertype, ipv4_*, ipv6_*, l4_truncated, l4_malformed.
 
-use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags, flow_hash};
+use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags, flow_hash, flow_hash_v4};
 use crate::io::{Desc, Port};
-use crate::packet::{ParseError, ether, ipv4, ipv6, proto, tcp, udp};
+use crate::packet::{ParseError, checksum, ether, ipv4, ipv6, proto, tcp, udp};
 use crate::stats::DropReason;
 use std::net::IpAddr;
 
@@ -50,7 +50,84 @@ impl Pipeline {
         }
     }
 
+    /// The path nearly every packet takes: untagged Ethernet II to our MAC,
+    /// IPv4 with a 20-byte header, not a fragment, a complete TCP/UDP/ICMP
+    /// header. Returns false, having changed nothing, for anything else
+    /// (and for traced packets), which then takes the general path below;
+    /// that path alone decides drops, so both agree on every drop reason.
+    #[inline]
+    fn parse_fast_v4(&self, frame: &[u8], rx_port: u16, m: &mut Meta) -> bool {
+        let Some(h) = frame.first_chunk::<34>() else {
+            return false;
+        };
+        if h[12..15] != [0x08, 0x00, 0x45] || m.has(flags::TRACE) {
+            return false;
+        }
+        let ifs = &self.tables.interfaces;
+        let Some(iif) = ifs.untagged(rx_port) else {
+            return false;
+        };
+        if h[..6] != ifs.hot(iif).mac {
+            return false;
+        }
+        let total = u16::from_be_bytes([h[16], h[17]]) as usize;
+        let ff = u16::from_be_bytes([h[20], h[21]]);
+        if total < ipv4::MIN_HEADER_LEN
+            || L3_OFF + total > frame.len()
+            || ff & (ipv4::FLAG_MF | ipv4::FRAG_OFFSET_MASK) != 0
+            || !checksum::verify_ipv4_header(&h[L3_OFF..])
+        {
+            return false;
+        }
+        let proto = h[23];
+        let l4 = &frame[L3_OFF + ipv4::MIN_HEADER_LEN..L3_OFF + total];
+        let ports = match proto {
+            proto::TCP => {
+                let hl = (l4.get(12).copied().unwrap_or(0) >> 4) as usize * 4;
+                if hl < tcp::MIN_HEADER_LEN || hl > l4.len() {
+                    return false;
+                }
+                u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]])
+            }
+            proto::UDP => {
+                let Some(u) = l4.first_chunk::<8>() else {
+                    return false;
+                };
+                let len = u16::from_be_bytes([u[4], u[5]]) as usize;
+                if len < udp::HEADER_LEN || len > l4.len() {
+                    return false;
+                }
+                u32::from_be_bytes([u[0], u[1], u[2], u[3]])
+            }
+            proto::ICMP if l4.len() < crate::packet::icmp::HEADER_LEN => return false,
+            _ => 0,
+        };
+        let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+        let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+        m.iif = iif;
+        m.l3 = L3::V4;
+        m.l3_len = total as u16;
+        m.proto = proto;
+        m.l4_off = ipv4::MIN_HEADER_LEN as u16;
+        m.desc.len = (L3_OFF + total) as u32;
+        m.hash = flow_hash_v4(src, dst, proto, ports);
+        m.next = Next::Continue;
+        true
+    }
+
     fn parse_one(&mut self, umem: &mut [u8], rx_port: u16, m: &mut Meta) -> Result<(), DropReason> {
+        if self.parse_fast_v4(m.desc.bytes(umem), rx_port, m) {
+            return Ok(());
+        }
+        self.parse_general(umem, rx_port, m)
+    }
+
+    fn parse_general(
+        &mut self,
+        umem: &mut [u8],
+        rx_port: u16,
+        m: &mut Meta,
+    ) -> Result<(), DropReason> {
         let frame = m.desc.bytes_mut(umem);
         let l2 = ether::parse_l2(frame).map_err(|e| match e {
             ParseError::Truncated => DropReason::EthTruncated,
@@ -79,9 +156,11 @@ impl Pipeline {
             return Err(DropReason::NotForUs);
         }
         // Pop the tags: from here on the frame is plain Ethernet II.
-        let shift = ether::pop_tags(frame, l2.vlans.len as usize);
-        m.desc.addr += shift as u64;
-        m.desc.len -= shift as u32;
+        if l2.vlans.len > 0 {
+            let shift = ether::pop_tags(frame, l2.vlans.len as usize);
+            m.desc.addr += shift as u64;
+            m.desc.len -= shift as u32;
+        }
         let frame = m.desc.bytes_mut(umem);
         let l3 = &frame[L3_OFF..];
         match l2.ethertype {
@@ -121,7 +200,7 @@ impl Pipeline {
                 // Trim Ethernet padding after the datagram.
                 m.desc.len = (L3_OFF + total) as u32;
                 let ports = check_l4(&l3[hl..total], m)?;
-                m.hash = flow_hash(src as u128, dst as u128, m.proto, ports);
+                m.hash = flow_hash_v4(src, dst, m.proto, ports);
                 Ok(())
             }
             ether::ETHERTYPE_IPV6 => {
@@ -216,5 +295,111 @@ fn check_l4(l4: &[u8], m: &Meta) -> Result<u32, DropReason> {
             Ok(0)
         }
         _ => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iface::{Interface, Interfaces};
+    use crate::io::{FRAME_SIZE, FramePool};
+    use crate::packet::ether::VlanStack;
+    use crate::pipeline::{IcmpLimits, Shared, Tables};
+    use crate::route::Fib;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    fn pipeline() -> Pipeline {
+        let ifs = Interfaces::new(vec![Interface {
+            name: "lan".into(),
+            device: "eth0".into(),
+            port: 0,
+            vlans: VlanStack::NONE,
+            mac: MAC,
+            mtu: 1500,
+            v4: vec![("10.0.0.1".parse().unwrap(), 24)],
+            v6: vec![],
+        }]);
+        let tables = Tables {
+            interfaces: ifs,
+            fib: Fib::new(),
+            icmp: IcmpLimits::default(),
+        };
+        Pipeline::new(Arc::new(tables), Arc::new(Shared::new(64)))
+    }
+
+    fn frame(proto: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = MAC.to_vec();
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 9, 0x08, 0x00]);
+        let total = (20 + l4.len()) as u16;
+        let mut ip = [
+            0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 5, 192, 0, 2, 1,
+        ];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        let c = checksum::checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(l4);
+        f
+    }
+
+    proptest! {
+        /// Whatever the fast path accepts, the general path accepts with the
+        /// same result: the fast path is only a shortcut.
+        #[test]
+        fn fast_path_agrees_with_general_path(
+            proto in prop::sample::select(vec![1u8, 6, 17, 47]),
+            l4 in proptest::collection::vec(any::<u8>(), 0..40),
+            flips in proptest::collection::vec((0usize..80, any::<u8>()), 0..3),
+            trailer in 0usize..6,
+        ) {
+            let mut f = frame(proto, &l4);
+            for (at, v) in flips {
+                if let Some(b) = f.get_mut(at) {
+                    *b = v;
+                }
+            }
+            f.extend(std::iter::repeat_n(0, trailer));
+            let mut p = pipeline();
+            let mut pool = FramePool::new(2);
+            let mut umem = vec![0u8; 2 * FRAME_SIZE];
+            let mut d = pool.alloc().unwrap();
+            d.len = f.len() as u32;
+            d.bytes_mut(&mut umem).copy_from_slice(&f);
+            let mut fast = Meta { desc: d, ..Meta::default() };
+            let mut general = fast;
+            if p.parse_fast_v4(d.bytes(&umem), 0, &mut fast) {
+                prop_assert_eq!(p.parse_general(&mut umem, 0, &mut general), Ok(()));
+                prop_assert_eq!(
+                    (fast.iif, fast.l3, fast.l3_len, fast.proto, fast.l4_off, fast.desc, fast.hash, fast.flags),
+                    (general.iif, general.l3, general.l3_len, general.proto, general.l4_off, general.desc, general.hash, general.flags)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_takes_plain_udp_and_tcp() {
+        let p = pipeline();
+        for (proto, l4) in [
+            (17u8, vec![0, 1, 0, 2, 0, 8, 0, 0]),
+            (6, {
+                let mut t = vec![0u8; 20];
+                t[12] = 0x50;
+                t
+            }),
+        ] {
+            let f = frame(proto, &l4);
+            let mut m = Meta {
+                desc: crate::io::Desc {
+                    addr: 0,
+                    len: f.len() as u32,
+                },
+                ..Meta::default()
+            };
+            assert!(p.parse_fast_v4(&f, 0, &mut m), "proto {proto}");
+        }
     }
 }
