@@ -100,7 +100,7 @@ fn selected(name: &str) -> bool {
     let full = format!("pipeline_routed/{name}");
     // The filter is the positional argument; numbers are option values.
     let positional = |a: &String| !a.starts_with('-') && a.parse::<f64>().is_err();
-    match std::env::args().skip(1).filter(positional).last() {
+    match std::env::args().skip(1).rfind(positional) {
         Some(f) => full.contains(&f),
         None => true,
     }
