@@ -183,6 +183,9 @@ impl Pipeline {
         };
         if !self.limiter.allow(src, ctx.now) {
             self.stats.icmp_rate_limited.inc();
+            if m.has(flags::TRACE) {
+                self.trace.record(m.seq, "icmp", TraceWhat::IcmpRateLimited);
+            }
             return;
         }
         let iface = self.tables.interfaces.get(m.iif);

@@ -37,6 +37,7 @@ pub enum TraceWhat {
         target: IpAddr,
     },
     ArpReply,
+    IcmpRateLimited,
     NdAdvert {
         target: IpAddr,
     },
@@ -187,6 +188,7 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
         TraceWhat::IcmpError { icmp_type, code } => {
             write!(s, "icmp error type {icmp_type} code {code}")
         }
+        TraceWhat::IcmpRateLimited => write!(s, "icmp error rate-limited, not sent"),
         TraceWhat::TcpReset => write!(s, "tcp reset"),
         TraceWhat::Fragmented { count } => write!(s, "fragmented into {count}"),
         TraceWhat::Neighbor { mac } => write!(s, "neighbor {}", fmt_mac(&mac)),
