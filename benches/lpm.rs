@@ -10,64 +10,28 @@
 //!
 //! `fib4/full_rib` is the whole routing decision of the pipeline for the
 //! same addresses: default policy rules, a local table with three addresses,
-//! the RIB in main, then the ECMP next hop by flow hash.
+//! the RIB in main (16 gateways, so 16 shared forwarding entries), then the
+//! ECMP next hop by flow hash. `fib4/table_main` is the same lookup in table
+//! main alone (`RouteTable::lookup_v4` and the next hop): `full_rib` costs
+//! more mostly because a third of these addresses are unrouted and fall
+//! through to table default, a branch on a missed cache line (see
+//! `route/policy.rs`). `fib4/batch64_prefetch` is `full_rib` in batches of
+//! 64 that first prefetch (`Fib::prefetch`), as the route stage does.
+
+mod common;
 
 use std::hint::black_box;
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::time::Instant;
 
+use common::{Rng, load_rib};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use xgate_dataplane::route::{
     Fib, Lpm4, Lpm6, NextHop, Route, RouteType, TABLE_LOCAL, TABLE_MAIN, local_route,
 };
 
-const RIB: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/routes/ipasn6_20151101.dat.gz"
-);
 /// Addresses per measured iteration.
 const N: usize = 1 << 16;
-
-struct Rib {
-    v4: Vec<(u32, u8, u32)>,
-    v6: Vec<(u128, u8, u32)>,
-}
-
-fn load_rib() -> Rib {
-    let file = std::fs::File::open(RIB).unwrap_or_else(|e| panic!("{RIB}: {e}"));
-    let mut rib = Rib {
-        v4: Vec::new(),
-        v6: Vec::new(),
-    };
-    for line in BufReader::new(flate2::read::GzDecoder::new(file)).lines() {
-        let line = line.expect("read RIB");
-        if line.starts_with(';') || line.is_empty() {
-            continue;
-        }
-        let (net, asn) = line.split_once('\t').expect("prefix<TAB>AS");
-        let (addr, len) = net.split_once('/').expect("prefix/len");
-        let nh = asn.parse::<u32>().expect("AS number") % 16;
-        let len: u8 = len.parse().expect("prefix length");
-        match addr.parse::<IpAddr>().expect("address") {
-            IpAddr::V4(a) => rib.v4.push((u32::from(a), len, nh)),
-            IpAddr::V6(a) => rib.v6.push((u128::from(a), len, nh)),
-        }
-    }
-    rib
-}
-
-/// xorshift64*: a fixed, dependency-free stream of random numbers.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 fn lpm(c: &mut Criterion) {
     let rib = load_rib();
@@ -161,14 +125,28 @@ fn lpm(c: &mut Criterion) {
             .add(local_route(a.parse().expect("address"), 1))
             .expect("local route");
     }
+    let main = fib.table(TABLE_MAIN).expect("table main");
     eprintln!(
-        "fib4: {} routes in main built in {:.1} ms, {:.1} MiB allocated by main's lookup structures",
+        "fib4: {} routes in main built in {:.1} ms, {:.1} MiB allocated by main's lookup structures, {} forwarding entries",
         rib.v4.len(),
         t.elapsed().as_secs_f64() * 1e3,
-        fib.table(TABLE_MAIN).map_or(0, |t| t.memory_bytes()) as f64 / (1 << 20) as f64
+        main.memory_bytes() as f64 / (1 << 20) as f64,
+        main.entries()
     );
     let mut g = c.benchmark_group("fib4");
     g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("table_main", |b| {
+        b.iter(|| {
+            let mut sum = 0u32;
+            for &a in &addrs4 {
+                let a = black_box(a);
+                if let Some(e) = main.lookup_v4(a) {
+                    sum = sum.wrapping_add(e.nexthop(a).map_or(0, |n| u32::from(n.dev)));
+                }
+            }
+            sum
+        })
+    });
     g.bench_function("full_rib", |b| {
         b.iter(|| {
             let mut sum = 0u32;
@@ -176,6 +154,24 @@ fn lpm(c: &mut Criterion) {
                 let a = black_box(a);
                 if let Some((e, _)) = fib.lookup_v4(0x0a00_0001, a, Some(1), 0) {
                     sum = sum.wrapping_add(e.nexthop(a).map_or(0, |n| u32::from(n.dev)));
+                }
+            }
+            sum
+        })
+    });
+    g.bench_function("batch64_prefetch", |b| {
+        b.iter(|| {
+            let mut sum = 0u32;
+            let prefetch = fib.prefetch();
+            for chunk in addrs4.chunks_exact(64) {
+                for &a in chunk {
+                    prefetch.v4(black_box(a));
+                }
+                for &a in chunk {
+                    let a = black_box(a);
+                    if let Some((e, _)) = fib.lookup_v4(0x0a00_0001, a, Some(1), 0) {
+                        sum = sum.wrapping_add(e.nexthop(a).map_or(0, |n| u32::from(n.dev)));
+                    }
                 }
             }
             sum

@@ -5,7 +5,9 @@
 //!
 //! Checks random addresses, addresses inside random announced prefixes and
 //! the edges of prefixes; then deletes a seventh of the table incrementally,
-//! checks again (covering prefixes must reappear), and re-adds it.
+//! checks again (covering prefixes must reappear), and re-adds it. The IPv4
+//! RIB also goes into a `RouteTable` (16 gateways): its forwarding entries
+//! must be shared (16) and its slow path must name the model's prefix.
 //!
 //! The RIB is found beside the repository (`../shared` from the workspace
 //! root), or at `$XGATE_RIB`.
@@ -15,7 +17,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 
-use xgate_dataplane::route::{Lpm4, Lpm6};
+use xgate_dataplane::route::{Lpm4, Lpm6, NextHop, Route, RouteTable, RouteType};
 
 const RIB: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -124,9 +126,15 @@ impl Model<u32> {
     }
 
     fn lookup(&self, a: u32) -> Option<u32> {
-        (0..=32)
-            .rev()
-            .find_map(|l| self.maps[l].get(&(a & Self::mask(l))).copied())
+        self.longest(a).map(|(_, _, v)| v)
+    }
+
+    /// The longest prefix containing `a`: (prefix, len, value).
+    fn longest(&self, a: u32) -> Option<(u32, u8, u32)> {
+        (0..=32).rev().find_map(|l| {
+            let p = a & Self::mask(l);
+            self.maps[l].get(&p).map(|&v| (p, l as u8, v))
+        })
     }
 }
 
@@ -220,6 +228,84 @@ fn ipv4_full_rib_matches_model() {
         assert_eq!(t.insert(p, l, v), None);
     }
     check(&t, &model, &around);
+}
+
+/// The RIB as routes of table main: 606k prefixes, 16 gateways, so 16
+/// forwarding entries; hot and slow path agree with the model.
+#[test]
+fn route_table_full_rib_shares_entries() {
+    let rib = load_rib();
+    let gw = |nh: u32| IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1 + nh as u8));
+    let route = |p: u32, l: u8, nh: u32| Route {
+        prefix: IpAddr::V4(p.into()),
+        len: l,
+        metric: 0,
+        rtype: RouteType::Unicast,
+        nexthops: vec![NextHop {
+            via: Some(gw(nh)),
+            dev: 1,
+            weight: 1,
+        }],
+    };
+    let mut model = Model {
+        maps: vec![Map::default(); 33],
+    };
+    let mut t = RouteTable::new();
+    for &(p, l, nh) in &rib.v4 {
+        model.maps[l as usize].insert(p, nh);
+        t.replace(route(p, l, nh));
+    }
+    let distinct: usize = model.maps.iter().map(Map::len).sum();
+    assert_eq!(t.len(), distinct);
+    assert_eq!(t.entries(), 16, "one entry per gateway");
+
+    let mut rng = Rng(0x5eed_0007);
+    let mut addrs: Vec<u32> = (0..30_000).map(|_| rng.next() as u32).collect();
+    for _ in 0..30_000 {
+        let (p, l, _) = rib.v4[rng.below(rib.v4.len())];
+        addrs.push(p | (rng.next() as u32 & !Model::<u32>::mask(l as usize)));
+    }
+    let check = |t: &RouteTable, model: &Model<u32>| {
+        for &a in &addrs {
+            let want = model.longest(a);
+            let hot = t.lookup_v4(a);
+            let slow = t.route_v4(a);
+            let ip = std::net::Ipv4Addr::from(a);
+            assert_eq!(
+                hot.and_then(|e| e.nexthop(a)).and_then(|n| n.via),
+                want.map(|(_, _, nh)| gw(nh)),
+                "lookup {ip}"
+            );
+            assert_eq!(
+                slow.map(|(r, _)| (r.prefix, r.len)),
+                want.map(|(p, l, _)| (IpAddr::V4(p.into()), l)),
+                "route {ip}"
+            );
+            assert_eq!(hot, slow.map(|(_, e)| e), "entry {ip}");
+        }
+    };
+    check(&t, &model);
+
+    // Delete a seventh, re-point another seventh to gateway 0, check.
+    for &(p, l, _) in rib.v4.iter().step_by(7) {
+        if model.maps[l as usize].remove(&p).is_some() {
+            t.del(IpAddr::V4(p.into()), l, None).expect("route present");
+        }
+    }
+    for &(p, l, _) in rib.v4.iter().skip(3).step_by(7) {
+        if let Some(v) = model.maps[l as usize].get_mut(&p) {
+            *v = 0;
+            t.replace(route(p, l, 0));
+        }
+    }
+    check(&t, &model);
+    assert_eq!(t.entries(), 16);
+
+    for &(p, l, _) in &rib.v4 {
+        let _ = t.del(IpAddr::V4(p.into()), l, None);
+    }
+    assert!(t.is_empty());
+    assert_eq!(t.entries(), 0);
 }
 
 #[test]

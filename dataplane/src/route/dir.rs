@@ -24,6 +24,9 @@
 //! does not touch 80 MiB). On Linux the entry array is advised into
 //! transparent huge pages: random lookups over 64 MiB otherwise miss the TLB
 //! on nearly every packet (DPDK puts the same table in hugepages).
+//!
+//! [`prefetch`] is the one wrapper of the CPU's prefetch hint; a batch uses
+//! it on first-level entries before its lookups (`policy.rs`).
 
 use std::fmt;
 
@@ -84,6 +87,13 @@ impl Tbl24 {
         self.depth[i] = depth;
         let c = i / CHUNK;
         self.dirty[c / 64] |= 1 << (c % 64);
+    }
+
+    /// The entries, for a batch that prefetches many of them
+    /// ([`prefetch`]).
+    #[inline(always)]
+    pub(super) fn entries(&self) -> &[u32; TBL24_LEN] {
+        &self.entry
     }
 
     /// Points entry `i` at a group, keeping its depth (unused while it does).
@@ -217,6 +227,26 @@ impl Groups {
     pub(super) fn memory_bytes(&self) -> usize {
         self.entry.capacity() * 4 + self.depth.capacity() + self.free.capacity() * 4
     }
+}
+
+/// Hints the CPU to start loading the cache line holding `*x` into all
+/// cache levels, without waiting for it: a batch issues these for all its
+/// packets, then looks them up while the lines arrive. A no-op on targets
+/// other than x86-64.
+#[inline(always)]
+pub(super) fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: `_mm_prefetch` is only `unsafe` to call because it is
+        // declared with `#[target_feature(enable = "sse")]`; SSE is part of
+        // the x86-64 baseline, so the feature is always present. The
+        // instruction is a hint: it never faults, whatever the address, and
+        // changes no memory, and `x` is a valid reference anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
 }
 
 /// True if `e` points at a group.

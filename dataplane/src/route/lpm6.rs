@@ -23,7 +23,11 @@
 //! nothing longer than its parent's stride folds back into the parent slot.
 //!
 //! Like IPv4, tables of at most `SMALL` (16) prefixes are a linear list and
-//! build the trie only when they grow past it (see `lpm4.rs`).
+//! build the trie only when they grow past it, with the same filter for
+//! lists of host routes, and [`Lpm6::lookup_prefix`] is the slow path's
+//! lookup (see `lpm4.rs`). There is no prefetch hint for IPv6: the RIB's
+//! first-level lines stay in cache and the misses are in the nodes below
+//! (see `policy.rs`).
 //!
 //! Values are `u32` up to [`Lpm6::MAX_VALUE`] (2^31 - 1).
 
@@ -43,6 +47,9 @@ pub struct Lpm6 {
     dir: Option<Dir6>,
     /// Small tables: (prefix, mask, value), longest prefix first.
     small: Vec<(u128, u128, u32)>,
+    /// Small tables: a 64-bit filter of the /128s, all ones if the list
+    /// holds a shorter prefix (as in `Lpm4`).
+    filter: u64,
     /// Size above which `dir` is built (`SMALL`; 0 in tests forcing it).
     small_max: usize,
     /// `rules[len]`: prefix -> value. Boxed: cold, and large (a map per
@@ -87,6 +94,7 @@ impl Lpm6 {
         Lpm6 {
             dir: None,
             small: Vec::new(),
+            filter: 0,
             small_max: SMALL,
             rules: Box::new(std::array::from_fn(|_| HashMap::new())),
             len: 0,
@@ -188,12 +196,26 @@ impl Lpm6 {
     pub fn lookup(&self, addr: u128) -> Option<u32> {
         match &self.dir {
             Some(dir) => dir.descend(dir.tbl24.entry((addr >> 104) as u32), addr),
+            None if self.filter & filter_bit(addr) == 0 => None,
             None => self
                 .small
                 .iter()
                 .find(|&&(p, m, _)| addr & m == p)
                 .map(|&(_, _, v)| v),
         }
+    }
+
+    /// The longest prefix containing `addr` as (prefix, len, value), for the
+    /// slow path (see [`super::Lpm4::lookup_prefix`]): probes the rule maps
+    /// of the lengths in use, longest first.
+    pub fn lookup_prefix(&self, addr: u128) -> Option<(u128, u8, u32)> {
+        (0..=128u8)
+            .rev()
+            .filter(|&l| !self.rules[l as usize].is_empty())
+            .find_map(|l| {
+                let p = addr & mask(l);
+                self.rules[l as usize].get(&p).map(|&v| (p, l, v))
+            })
     }
 
     /// Looks up `addrs[i]` into `out[i]` for `i < min(addrs.len(),
@@ -266,6 +288,13 @@ impl Lpm6 {
         let mut small: Vec<(u128, u128, u32)> =
             self.iter().map(|(p, l, v)| (p, mask(l), v)).collect();
         small.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        self.filter = small.iter().fold(0, |f, &(p, m, _)| {
+            if m == u128::MAX {
+                f | filter_bit(p)
+            } else {
+                u64::MAX
+            }
+        });
         self.small = small;
     }
 
@@ -279,7 +308,15 @@ impl Lpm6 {
         }
         self.dir = Some(dir);
         self.small = Vec::new();
+        self.filter = 0;
     }
+}
+
+/// The bit of a small table's filter for `addr` (see `Lpm4`).
+#[inline(always)]
+fn filter_bit(addr: u128) -> u64 {
+    let x = (addr as u64) ^ ((addr >> 64) as u64);
+    1 << (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
 }
 
 /// The entry and depth that the longest rule strictly shorter than `len`
@@ -481,6 +518,31 @@ mod tests {
     }
 
     #[test]
+    fn small_host_table_is_filtered() {
+        let mut t = Lpm6::new();
+        let hosts: Vec<u128> = (0..SMALL as u128)
+            .map(|i| ip("2001:db8::1") + (i << 64) + i * 37)
+            .collect();
+        for (i, &h) in hosts.iter().enumerate() {
+            t.insert(h, 128, i as u32);
+        }
+        assert!(t.dir.is_none());
+        for (i, &h) in hosts.iter().enumerate() {
+            assert_eq!(t.lookup(h), Some(i as u32));
+            assert_eq!(t.lookup(h ^ 1 << 90), None);
+            assert_eq!(t.lookup(h + 1), None);
+        }
+        t.remove(hosts[0], 128);
+        t.insert(ip("2001:db8::"), 32, 99);
+        assert_eq!(t.filter, u64::MAX);
+        assert_eq!(t.lookup(ip("2001:db8:5::1")), Some(99));
+        assert_eq!(t.lookup(hosts[1]), Some(1));
+        t.remove(ip("2001:db8::"), 32);
+        assert_ne!(t.filter, u64::MAX);
+        assert_eq!(t.lookup(ip("2001:db8:5::1")), None);
+    }
+
+    #[test]
     fn small_table_grows_into_dir_and_back() {
         let mut t = Lpm6::new();
         t.insert(0, 0, 1000);
@@ -648,6 +710,12 @@ mod tests {
                 let want = model_lookup(&model, a);
                 prop_assert_eq!(t.lookup(a), want, "addr {:#x}", a);
                 prop_assert_eq!(o, want, "batch, addr {:#x}", a);
+                let longest = model
+                    .iter()
+                    .filter(|&&(p, l, _)| a & mask(l) == p)
+                    .max_by_key(|&&(_, l, _)| l)
+                    .copied();
+                prop_assert_eq!(t.lookup_prefix(a), longest, "prefix, addr {:#x}", a);
             }
             for &(p, l, _) in &model {
                 prop_assert!(t.remove(p, l).is_some());

@@ -2,22 +2,41 @@
 //! metrics, route types and weighted multipath next hops.
 //!
 //! Routes are kept per (prefix, len), sorted by metric; the lowest metric is
-//! the active one. Each (prefix, len) owns one slot of a dense `Vec` of
-//! [`RouteEntry`], the hot-path form of its active route, and the LPM maps
-//! the prefix to that slot. Adding or deleting a non-active metric touches
-//! nothing the lookup reads; changing the active route rewrites only its
-//! slot; only the first and last route of a prefix touch the LPM.
+//! the active one. What forwarding needs of an active route, its type and
+//! next-hop set, is a [`RouteEntry`], and entries are deduplicated: equal
+//! (type, next hops) share one entry, interned with a reference count per
+//! prefix using it, and the LPM maps each prefix to its entry's index. A
+//! full BGP table whose routes go to 16 gateways has 16 entries (1 KiB, in
+//! L1), so a lookup is the LPM's reads and no second cache miss; with one
+//! 64-byte entry per prefix, as before, the 606k-prefix RIB had 38 MB of
+//! entries, more than the L3, and the entry read after the DIR-24-8 read
+//! was a second, dependent miss (the `pipeline_routed` bench measures the
+//! difference).
 //!
-//! A lookup is an LPM lookup plus one read of the entry. ECMP picks a next
-//! hop with hash-threshold (RFC 2992): the 32-bit hash space is cut into one
-//! region per next hop, sized by weight, so a flow keeps its next hop and
-//! adding or removing one next hop moves only the flows of the regions that
-//! change.
+//! Updates stay incremental: adding or deleting a non-active metric touches
+//! nothing the lookup reads; a new active route whose (type, next hops) is
+//! already interned costs a hash lookup, else one new entry; the LPM is
+//! written only when a prefix appears, disappears or its active entry
+//! changes (the range of the prefix, as an insert). An entry is freed, and
+//! its index reused, when its last prefix leaves it. The price: moving a
+//! prefix to other next hops rewrites its LPM range (up to 2^(24-len)
+//! entries) where one 64-byte slot used to do. Prefix, length and
+//! metric are not in the entry: the slow path ([`RouteTable::route_v4`],
+//! `Fib::route_v4`) finds the matched prefix in the LPM's rule maps and
+//! returns the route as configured.
+//!
+//! ECMP picks a next hop with hash-threshold (RFC 2992): the 32-bit hash
+//! space is cut into one region per next hop, sized by weight, so a flow
+//! keeps its next hop and adding or removing one next hop moves only the
+//! flows of the regions that change.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use hashbrown::HashMap;
+
+use super::dir::TBL24_LEN;
 use super::{Lpm4, Lpm6, LpmError};
 pub use crate::iface::IfIndex;
 
@@ -100,17 +119,16 @@ impl From<LpmError> for RouteError {
     }
 }
 
-/// The lookup result: the active route of a prefix in the form the
-/// forwarding path reads. One cache line: a single next hop is stored
-/// inline, so a lookup is the LPM reads plus this line; only multipath
-/// routes point to their next-hop set.
+/// The lookup result: what forwarding needs of the active route of a
+/// prefix, its type and next hops, shared by every prefix whose active
+/// route has the same (see the module comment). One cache line: a single
+/// next hop is stored inline; only multipath routes point to their
+/// next-hop set. The prefix, length and metric that matched are on the slow
+/// path ([`RouteTable::route_v4`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(align(64))]
 pub struct RouteEntry {
     pub rtype: RouteType,
-    pub prefix: IpAddr,
-    pub len: u8,
-    pub metric: u32,
     /// The next hop of a single-path route; the first of a multipath one.
     first: Option<NextHop>,
     /// Two next hops or more.
@@ -144,9 +162,6 @@ impl RouteEntry {
         });
         RouteEntry {
             rtype: r.rtype,
-            prefix: r.prefix,
-            len: r.len,
-            metric: r.metric,
             first: r.nexthops.first().copied(),
             multi,
         }
@@ -156,9 +171,6 @@ impl RouteEntry {
     fn vacant() -> Self {
         RouteEntry {
             rtype: RouteType::Blackhole,
-            prefix: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            len: 0,
-            metric: 0,
             first: None,
             multi: None,
         }
@@ -214,10 +226,79 @@ impl Multipath {
 /// The routes of one (prefix, len).
 #[derive(Clone, Debug)]
 struct PrefixRoutes {
-    /// Index of the active route's entry in `RouteTable::entries`.
-    slot: u32,
+    /// Index of the active route's entry in `Entries::slots` (the LPM
+    /// value of the prefix).
+    entry: u32,
     /// Sorted by metric, lowest (active) first.
     routes: Vec<Route>,
+}
+
+/// The interned forwarding entries of a table.
+#[derive(Clone, Debug, Default)]
+struct Entries {
+    /// Indexed by LPM value; free slots hold a vacant entry.
+    slots: Vec<RouteEntry>,
+    /// Prefixes whose active route uses each slot; 0 for a free slot.
+    refs: Vec<u32>,
+    /// (type, next hops) -> slot.
+    index: HashMap<(RouteType, Box<[NextHop]>), u32>,
+    free: Vec<u32>,
+}
+
+impl Entries {
+    /// The slot of the entry for `r`'s type and next hops, interned if new,
+    /// with one more reference.
+    fn acquire(&mut self, r: &Route) -> Result<u32, RouteError> {
+        let key: (RouteType, Box<[NextHop]>) = (r.rtype, r.nexthops.as_slice().into());
+        if let Some(&s) = self.index.get(&key) {
+            self.refs[s as usize] += 1;
+            return Ok(s);
+        }
+        let s = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                let s = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|&s| s <= Lpm4::MAX_VALUE.min(Lpm6::MAX_VALUE))
+                    .ok_or(RouteError::Full)?;
+                self.slots.push(RouteEntry::vacant());
+                self.refs.push(0);
+                s
+            }
+        };
+        self.slots[s as usize] = RouteEntry::new(r);
+        self.refs[s as usize] = 1;
+        self.index.insert(key, s);
+        Ok(s)
+    }
+
+    /// Drops one reference to slot `s`, freeing it with the last.
+    fn release(&mut self, s: u32) {
+        let i = s as usize;
+        debug_assert!(self.refs[i] > 0, "release of free entry {s}");
+        self.refs[i] = self.refs[i].saturating_sub(1);
+        if self.refs[i] == 0 {
+            let e = std::mem::replace(&mut self.slots[i], RouteEntry::vacant());
+            self.index.remove(&(e.rtype, e.nexthops().into()));
+            self.free.push(s);
+        }
+    }
+
+    /// Entries in use.
+    fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        let key = std::mem::size_of::<((RouteType, Box<[NextHop]>), u32)>() + 1;
+        let nexthops: usize = self.index.keys().map(|(_, n)| n.len()).sum();
+        self.slots.capacity() * std::mem::size_of::<RouteEntry>()
+            + self.slots.iter().map(RouteEntry::heap_bytes).sum::<usize>()
+            + self.refs.capacity() * 4
+            + self.free.capacity() * 4
+            + self.index.capacity() * key
+            + nexthops * std::mem::size_of::<NextHop>()
+    }
 }
 
 /// A validated route key.
@@ -285,9 +366,8 @@ pub struct RouteTable {
     lpm6: Lpm6,
     v4: BTreeMap<(u32, u8), PrefixRoutes>,
     v6: BTreeMap<(u128, u8), PrefixRoutes>,
-    /// Active route of each (prefix, len), indexed by the LPM value.
-    entries: Vec<RouteEntry>,
-    free: Vec<u32>,
+    /// The deduplicated active entries, indexed by the LPM values.
+    entries: Entries,
     routes: usize,
 }
 
@@ -329,7 +409,7 @@ impl RouteTable {
         metric: Option<u32>,
     ) -> Result<Route, RouteError> {
         let k = key(prefix, len)?;
-        let Some(pr) = self.prefix_routes_mut(k) else {
+        let Some(pr) = self.prefix_routes(k) else {
             return Err(RouteError::NotFound);
         };
         let i = match metric {
@@ -339,48 +419,52 @@ impl RouteTable {
                 .binary_search_by_key(&m, |r| r.metric)
                 .map_err(|_| RouteError::NotFound)?,
         };
-        let old = pr.routes.remove(i);
-        let slot = pr.slot;
-        let active = if i == 0 {
-            pr.routes.first().map(RouteEntry::new)
-        } else {
-            None
-        };
-        let now_empty = pr.routes.is_empty();
-        self.routes -= 1;
-        if let Some(e) = active {
-            self.entries[slot as usize] = e;
-        }
-        if now_empty {
-            match k {
+        let entry = pr.entry;
+        if pr.routes.len() == 1 {
+            // The last route of the prefix: the prefix leaves the LPM.
+            let pr = match k {
                 Key::V4(p, l) => {
-                    self.v4.remove(&(p, l));
                     self.lpm4.remove(p, l);
+                    self.v4.remove(&(p, l))
                 }
                 Key::V6(p, l) => {
-                    self.v6.remove(&(p, l));
                     self.lpm6.remove(p, l);
+                    self.v6.remove(&(p, l))
                 }
-            }
-            self.entries[slot as usize] = RouteEntry::vacant();
-            self.free.push(slot);
+            };
+            self.entries.release(entry);
+            self.routes -= 1;
+            return pr
+                .and_then(|pr| pr.routes.into_iter().next())
+                .ok_or(RouteError::NotFound);
         }
+        if i == 0 {
+            // The next metric becomes active (first, so that a failure
+            // leaves the table unchanged).
+            let next = pr.routes[1].clone();
+            let next = self.activate(k, entry, &next)?;
+            self.set_entry(k, next);
+        }
+        let pr = self.prefix_routes_mut(k).ok_or(RouteError::NotFound)?;
+        let old = pr.routes.remove(i);
+        self.routes -= 1;
         Ok(old)
     }
 
-    /// The active route for an IPv4 destination (host order).
+    /// The forwarding entry of the longest prefix containing an IPv4
+    /// destination (host order): the hot path.
     #[inline]
     pub fn lookup_v4(&self, dst: u32) -> Option<&RouteEntry> {
-        self.entries.get(self.lpm4.lookup(dst)? as usize)
+        self.entries.slots.get(self.lpm4.lookup(dst)? as usize)
     }
 
-    /// The active route for an IPv6 destination (host order).
+    /// The forwarding entry for an IPv6 destination (host order).
     #[inline]
     pub fn lookup_v6(&self, dst: u128) -> Option<&RouteEntry> {
-        self.entries.get(self.lpm6.lookup(dst)? as usize)
+        self.entries.slots.get(self.lpm6.lookup(dst)? as usize)
     }
 
-    /// The active route for a destination of either family.
+    /// The forwarding entry for a destination of either family.
     pub fn lookup(&self, dst: IpAddr) -> Option<&RouteEntry> {
         match dst {
             IpAddr::V4(a) => self.lookup_v4(u32::from(a)),
@@ -388,14 +472,44 @@ impl RouteTable {
         }
     }
 
+    /// What [`crate::route::Prefetch`] reads: the first-level IPv4 LPM
+    /// entries, if the LPM has them.
+    #[inline]
+    pub(super) fn first_level_v4(&self) -> Option<&[u32; TBL24_LEN]> {
+        self.lpm4.first_level()
+    }
+
+    /// The active route of the longest prefix containing `dst` (host
+    /// order), as configured, and the entry [`RouteTable::lookup_v4`]
+    /// returns for it: the slow path, which also knows the matched prefix,
+    /// length and metric (`ip route get`, traces). Up to 33 hash lookups.
+    pub fn route_v4(&self, dst: u32) -> Option<(&Route, &RouteEntry)> {
+        let (p, l, e) = self.lpm4.lookup_prefix(dst)?;
+        let r = self.v4.get(&(p, l))?.routes.first()?;
+        Some((r, self.entries.slots.get(e as usize)?))
+    }
+
+    /// [`RouteTable::route_v4`] for IPv6: one hash lookup per prefix length
+    /// in use.
+    pub fn route_v6(&self, dst: u128) -> Option<(&Route, &RouteEntry)> {
+        let (p, l, e) = self.lpm6.lookup_prefix(dst)?;
+        let r = self.v6.get(&(p, l))?.routes.first()?;
+        Some((r, self.entries.slots.get(e as usize)?))
+    }
+
+    /// [`RouteTable::route_v4`] / [`RouteTable::route_v6`] for a
+    /// destination of either family.
+    pub fn route(&self, dst: IpAddr) -> Option<(&Route, &RouteEntry)> {
+        match dst {
+            IpAddr::V4(a) => self.route_v4(u32::from(a)),
+            IpAddr::V6(a) => self.route_v6(u128::from(a)),
+        }
+    }
+
     /// The routes of exactly `prefix/len` (host bits ignored), lowest metric
     /// first.
     pub fn get(&self, prefix: IpAddr, len: u8) -> &[Route] {
-        let pr = match key(prefix, len) {
-            Ok(Key::V4(p, l)) => self.v4.get(&(p, l)),
-            Ok(Key::V6(p, l)) => self.v6.get(&(p, l)),
-            Err(_) => None,
-        };
+        let pr = key(prefix, len).ok().and_then(|k| self.prefix_routes(k));
         pr.map_or(&[], |pr| &pr.routes)
     }
 
@@ -417,17 +531,23 @@ impl RouteTable {
         self.routes == 0
     }
 
+    /// Number of distinct forwarding entries: the (type, next hops) of the
+    /// active routes, each shared by all the prefixes that use it.
+    pub fn entries(&self) -> usize {
+        self.entries.live()
+    }
+
     /// Bytes allocated by the lookup structures and entries (not counting
     /// the route list).
     pub fn memory_bytes(&self) -> usize {
-        self.lpm4.memory_bytes()
-            + self.lpm6.memory_bytes()
-            + self.entries.capacity() * std::mem::size_of::<RouteEntry>()
-            + self
-                .entries
-                .iter()
-                .map(RouteEntry::heap_bytes)
-                .sum::<usize>()
+        self.lpm4.memory_bytes() + self.lpm6.memory_bytes() + self.entries.memory_bytes()
+    }
+
+    fn prefix_routes(&self, k: Key) -> Option<&PrefixRoutes> {
+        match k {
+            Key::V4(p, l) => self.v4.get(&(p, l)),
+            Key::V6(p, l) => self.v6.get(&(p, l)),
+        }
     }
 
     fn prefix_routes_mut(&mut self, k: Key) -> Option<&mut PrefixRoutes> {
@@ -437,12 +557,41 @@ impl RouteTable {
         }
     }
 
+    fn set_entry(&mut self, k: Key, entry: u32) {
+        if let Some(pr) = self.prefix_routes_mut(k) {
+            pr.entry = entry;
+        }
+    }
+
+    /// Points prefix `k`, whose entry is `old`, at the entry of `r`
+    /// (interning it), and returns that entry. On error nothing changed.
+    fn activate(&mut self, k: Key, old: u32, r: &Route) -> Result<u32, RouteError> {
+        let new = self.entries.acquire(r)?;
+        if new == old {
+            self.entries.release(new);
+            return Ok(new);
+        }
+        if let Err(e) = self.lpm_insert(k, new) {
+            self.entries.release(new);
+            return Err(e.into());
+        }
+        self.entries.release(old);
+        Ok(new)
+    }
+
+    fn lpm_insert(&mut self, k: Key, value: u32) -> Result<Option<u32>, LpmError> {
+        match k {
+            Key::V4(p, l) => self.lpm4.try_insert(p, l, value),
+            Key::V6(p, l) => self.lpm6.try_insert(p, l, value),
+        }
+    }
+
     /// Inserts validated route `r` under `k`; with `replace`, an existing
     /// route of the same metric is replaced and returned instead of being an
     /// error.
     fn put(&mut self, k: Key, r: Route, replace: bool) -> Result<Option<Route>, RouteError> {
-        if let Some(pr) = self.prefix_routes_mut(k) {
-            let (i, old) = match pr.routes.binary_search_by_key(&r.metric, |x| x.metric) {
+        if let Some(pr) = self.prefix_routes(k) {
+            let (i, exists) = match pr.routes.binary_search_by_key(&r.metric, |x| x.metric) {
                 Ok(_) if !replace => {
                     return Err(RouteError::Exists {
                         prefix: r.prefix,
@@ -450,42 +599,30 @@ impl RouteTable {
                         metric: r.metric,
                     });
                 }
-                Ok(i) => (i, Some(std::mem::replace(&mut pr.routes[i], r))),
-                Err(i) => {
-                    pr.routes.insert(i, r);
-                    (i, None)
-                }
+                Ok(i) => (i, true),
+                Err(i) => (i, false),
             };
-            let slot = pr.slot as usize;
-            let active = (i == 0).then(|| RouteEntry::new(&pr.routes[0]));
-            if old.is_none() {
-                self.routes += 1;
+            if i == 0 {
+                // `r` becomes the active route.
+                let entry = self.activate(k, pr.entry, &r)?;
+                self.set_entry(k, entry);
             }
-            if let Some(e) = active {
-                self.entries[slot] = e;
+            let pr = self.prefix_routes_mut(k).ok_or(RouteError::NotFound)?;
+            if exists {
+                return Ok(Some(std::mem::replace(&mut pr.routes[i], r)));
             }
-            return Ok(old);
+            pr.routes.insert(i, r);
+            self.routes += 1;
+            return Ok(None);
         }
-        // First route of this prefix: a new slot and an LPM entry.
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                let s = u32::try_from(self.entries.len()).map_err(|_| RouteError::Full)?;
-                self.entries.push(RouteEntry::vacant());
-                s
-            }
-        };
-        let res = match k {
-            Key::V4(p, l) => self.lpm4.try_insert(p, l, slot),
-            Key::V6(p, l) => self.lpm6.try_insert(p, l, slot),
-        };
-        if let Err(e) = res {
-            self.free.push(slot);
+        // First route of this prefix: an LPM entry.
+        let entry = self.entries.acquire(&r)?;
+        if let Err(e) = self.lpm_insert(k, entry) {
+            self.entries.release(entry);
             return Err(e.into());
         }
-        self.entries[slot as usize] = RouteEntry::new(&r);
         let pr = PrefixRoutes {
-            slot,
+            entry,
             routes: vec![r],
         };
         match k {
@@ -503,6 +640,7 @@ impl fmt::Debug for RouteTable {
             .field("v4_prefixes", &self.v4.len())
             .field("v6_prefixes", &self.v6.len())
             .field("routes", &self.routes)
+            .field("entries", &self.entries.live())
             .finish()
     }
 }
@@ -603,8 +741,9 @@ mod tests {
         t.add(unicast("0.0.0.0", 0, 0, vec![nh("192.0.2.254", 9)]))
             .unwrap();
         assert_eq!(t.len(), 4);
-        let e = t.lookup_v4(v4("10.1.1.1")).unwrap();
-        assert_eq!((e.metric, e.prefix, e.len), (50, a("10.0.0.0"), 8));
+        let (r, e) = t.route_v4(v4("10.1.1.1")).unwrap();
+        assert_eq!((r.metric, r.prefix, r.len), (50, a("10.0.0.0"), 8));
+        assert_eq!(Some(e), t.lookup_v4(v4("10.1.1.1")));
         assert_eq!(via_of(&t, "10.1.1.1"), Some(a("192.0.2.2")));
 
         // Deleting an inactive metric changes nothing visible.
@@ -882,8 +1021,10 @@ mod tests {
         assert_eq!(listed[0], (a("10.0.0.0"), 24, 0));
         assert_eq!(listed[1], (a("10.0.0.0"), 24, 100));
 
-        // Slots are reused: deleting and re-adding does not grow the entries.
-        let cap = t.entries.len();
+        // Slots are reused: deleting and re-adding does not grow the entries
+        // (past the first round, where 10.0.0.0/24's metric 100 takes a new
+        // entry before the old one is released).
+        let mut cap = None;
         for _ in 0..3 {
             for i in 0..200u32 {
                 t.del(
@@ -904,8 +1045,85 @@ mod tests {
                 })
                 .unwrap();
             }
+            let cap = *cap.get_or_insert(t.entries.slots.len());
+            assert_eq!(t.entries.slots.len(), cap);
         }
-        assert_eq!(t.entries.len(), cap);
+        assert_eq!(t.entries(), 200 + 1, "v6's 200 next hops and v4's one");
+    }
+
+    #[test]
+    fn entries_are_shared_and_freed() {
+        let mut t = RouteTable::new();
+        let gw = |i: u32| nh(&format!("192.0.2.{}", 1 + i % 4), 1);
+        for i in 0..1000u32 {
+            let p = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + (i << 8)));
+            t.add(Route {
+                prefix: p,
+                len: 24,
+                metric: 0,
+                rtype: RouteType::Unicast,
+                nexthops: vec![gw(i)],
+            })
+            .unwrap();
+        }
+        t.add(typed("10.0.0.0", 8, RouteType::Blackhole)).unwrap();
+        t.add(typed("11.0.0.0", 8, RouteType::Blackhole)).unwrap();
+        t.add(typed("2001:db8::", 32, RouteType::Blackhole))
+            .unwrap();
+        assert_eq!(t.entries(), 5, "4 gateways and one blackhole entry");
+        assert_eq!(t.len(), 1003);
+
+        // A second metric does not touch the entries; a better one does.
+        t.add(unicast("10.0.5.0", 24, 9, vec![gw(99)])).unwrap();
+        assert_eq!(t.entries(), 5);
+        t.add(unicast("10.0.5.0", 24, 0, vec![nh("198.51.100.1", 2)]))
+            .unwrap_err();
+        t.replace(unicast("10.0.5.0", 24, 0, vec![nh("198.51.100.1", 2)]));
+        assert_eq!(t.entries(), 6);
+        assert_eq!(via_of(&t, "10.0.5.1"), Some(a("198.51.100.1")));
+        // Deleting it re-exposes metric 9, whose entry is shared again.
+        t.del(a("10.0.5.0"), 24, Some(0)).unwrap();
+        assert_eq!(t.entries(), 5);
+        assert_eq!(via_of(&t, "10.0.5.1"), Some(a("192.0.2.4")));
+        let (r, e) = t.route_v4(v4("10.0.5.1")).unwrap();
+        assert_eq!((r.len, r.metric), (24, 9));
+        assert!(std::ptr::eq(e, t.lookup_v4(v4("10.0.5.1")).unwrap()));
+        assert!(std::ptr::eq(e, t.lookup_v4(v4("10.0.3.1")).unwrap()));
+
+        // The slow path agrees with the hot path everywhere.
+        for i in (0..2000u32).map(|i| 0x09ff_0000 + i * 0x2_0101) {
+            let hot = t.lookup_v4(i);
+            let slow = t.route_v4(i);
+            assert_eq!(hot, slow.map(|(_, e)| e), "{}", Ipv4Addr::from(i));
+            if let Some((r, e)) = slow {
+                assert_eq!(r.nexthops, e.nexthops());
+                assert_eq!(r.rtype, e.rtype);
+            }
+        }
+        let (r, _) = t.route(a("2001:db8:1::1")).unwrap();
+        assert_eq!((r.prefix, r.len), (a("2001:db8::"), 32));
+        assert!(t.route(a("12.0.0.1")).is_none());
+
+        // The last prefix using an entry frees it; slots are reused.
+        for i in 0..1000u32 {
+            let p = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + (i << 8)));
+            while t.del(p, 24, None).is_ok() {}
+        }
+        assert_eq!(t.entries(), 1, "the blackhole entry is left");
+        assert_eq!(via_of(&t, "10.0.5.1"), None);
+        assert_eq!(t.lookup(a("10.0.5.1")).unwrap().rtype, RouteType::Blackhole);
+        let slots = t.entries.slots.len();
+        t.add(unicast("10.0.0.0", 24, 0, vec![nh("203.0.113.1", 3)]))
+            .unwrap();
+        assert_eq!(t.entries(), 2);
+        assert_eq!(t.entries.slots.len(), slots);
+        for (p, l) in [("10.0.0.0", 24), ("10.0.0.0", 8), ("11.0.0.0", 8)] {
+            t.del(a(p), l, None).unwrap();
+        }
+        t.del(a("2001:db8::"), 32, None).unwrap();
+        assert!(t.is_empty());
+        assert_eq!(t.entries(), 0);
+        assert!(t.entries.index.is_empty());
     }
 
     #[test]
