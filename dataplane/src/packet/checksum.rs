@@ -66,7 +66,7 @@ pub fn verify(data: &[u8], acc: u32) -> bool {
 
 /// True when an IPv4 header (checksum field included) sums to 0xFFFF. The
 /// option-less 20-byte header, nearly every packet, takes an unrolled path.
-#[inline]
+#[inline(always)]
 pub fn verify_ipv4_header(h: &[u8]) -> bool {
     if let Ok(w) = <&[u8; 20]>::try_from(h) {
         let word = |i: usize| u32::from_be_bytes([w[i], w[i + 1], w[i + 2], w[i + 3]]) as u64;

@@ -148,6 +148,7 @@ fn v4_unanswerable_src(a: u32) -> bool {
 impl Pipeline {
     /// Queues an ICMP error about `m` (whose frame the caller still owns)
     /// for local output, if the rules above allow one.
+    #[cold]
     pub(super) fn icmp_error<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &Meta, err: IcmpError) {
         let mcast_ok = matches!(err, IcmpError::TooBig(_)) && m.l3 == L3::V6;
         if m.has(flags::LATER_FRAGMENT) || (m.has(flags::L2_MULTICAST) && !mcast_ok) {
@@ -304,6 +305,7 @@ impl Pipeline {
 
     /// Turns a TCP segment addressed to us (no listener) into the RST that
     /// RFC 9293 3.10.7.1 prescribes, in place, and queues it for output.
+    #[cold]
     pub(super) fn tcp_reset<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta) -> bool {
         let frame = m.desc.bytes_mut(ctx.umem);
         let l3 = &frame[L3_OFF..L3_OFF + m.l3_len as usize];

@@ -102,6 +102,7 @@ fn key_ip(k: u128) -> IpAddr {
 
 impl Pipeline {
     pub(super) fn rewrite<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        let mut forwarded = 0;
         for m in batch.iter_mut() {
             if m.next != Next::Forward {
                 continue;
@@ -112,15 +113,34 @@ impl Pipeline {
                     L3::V4 => ipv4::Packet::new_unchecked(l3).decrement_ttl(),
                     _ => ipv6::Packet::new_unchecked(l3).decrement_hop_limit(),
                 }
-                self.stats.forwarded.inc();
+                forwarded += 1;
             }
-            let mtu = self.tables.interfaces.hot(m.oif).mtu;
-            if m.l3 == L3::V4 && m.l3_len > mtu {
-                self.fragment_v4(ctx, m, mtu);
+            let hot = *self.tables.interfaces.hot(m.oif);
+            if m.l3 == L3::V4 && m.l3_len > hot.mtu {
+                self.fragment_v4(ctx, m, hot.mtu);
+                continue;
+            }
+            // The common case in a straight line: the next hop is in this
+            // worker's cache and the egress interface is untagged.
+            let (oif, ip, tok) = &self.ncache.slots[NeighborCache::index(m.oif, m.nexthop)];
+            let hit = *oif == m.oif
+                && *ip == m.nexthop
+                && hot.vlans.len == 0
+                && !m.has(flags::TRACE)
+                && self.shared.neighbors.token_valid(tok, ctx.now);
+            if hit {
+                let dst = tok.mac;
+                if let Some(macs) = m.desc.bytes_mut(ctx.umem).first_chunk_mut::<12>() {
+                    macs[..6].copy_from_slice(&dst);
+                    macs[6..].copy_from_slice(&hot.mac);
+                }
+                self.enqueue_tx(ctx, hot.port as usize, m);
+                m.next = Next::Done;
                 continue;
             }
             self.resolve_and_send(ctx, m);
         }
+        self.stats.forwarded.add(forwarded);
     }
 
     /// Finds the next hop's MAC and sends, or parks the packet.
@@ -183,6 +203,7 @@ impl Pipeline {
     }
 
     /// Holds `m` until its next hop resolves.
+    #[cold]
     fn park<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta) {
         let (oif, ip) = (m.oif, m.nexthop);
         let found = self
@@ -280,6 +301,7 @@ impl Pipeline {
     /// Sends an ARP request or neighbour solicitation for `ip` on `oif`:
     /// broadcast / solicited-node multicast, or unicast to `known` (a probe
     /// of a stale entry).
+    #[cold]
     fn send_request<P: Port>(
         &mut self,
         ctx: &mut Ctx<'_, P>,
@@ -378,6 +400,7 @@ impl Pipeline {
 
     /// Splits an IPv4 datagram larger than `mtu` into fragments (RFC 791),
     /// each in a new frame; options without the copy flag stay in the first.
+    #[cold]
     fn fragment_v4<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, mtu: u16) {
         let base = m.desc.addr as usize + L3_OFF;
         let l3 = &ctx.umem[base..base + m.l3_len as usize];

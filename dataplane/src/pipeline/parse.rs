@@ -43,9 +43,12 @@ impl Pipeline {
                     },
                 );
             }
-            match self.parse_one(ctx.umem, rx_port, &mut m) {
-                Ok(()) => batch.push(m),
-                Err(r) => self.drop_pkt(ctx, &mut m, r),
+            // Parsed in its batch slot, so the metadata is not copied again.
+            batch.push(m);
+            let slot = batch.len() - 1;
+            if let Err(r) = self.parse_one(ctx.umem, rx_port, &mut batch[slot]) {
+                let mut m = batch.pop().unwrap_or(m);
+                self.drop_pkt(ctx, &mut m, r);
             }
         }
     }
@@ -122,6 +125,8 @@ impl Pipeline {
         self.parse_general(umem, rx_port, m)
     }
 
+    /// Out of line: the fast path above serves nearly every packet.
+    #[inline(never)]
     fn parse_general(
         &mut self,
         umem: &mut [u8],

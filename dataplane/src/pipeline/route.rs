@@ -30,15 +30,40 @@ use crate::route::neighbor::v4_key;
 use crate::stats::DropReason;
 use std::net::IpAddr;
 
+/// Per first octet: which IPv4 addresses may not be a source or a
+/// destination (0/8, 127/8, multicast 224/4), one table read instead of a
+/// chain of compares.
+const BAD_SRC: u8 = 1;
+const MULTICAST: u8 = 2;
+const BAD_DST: u8 = 4;
+static FIRST_OCTET: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[0] = BAD_SRC | BAD_DST;
+    t[127] = BAD_SRC | BAD_DST;
+    let mut i = 224;
+    while i < 240 {
+        t[i] = BAD_SRC | MULTICAST;
+        i += 1;
+    }
+    t
+};
+
+#[inline]
 fn martian_v4(src: u32, dst: u32) -> Option<DropReason> {
-    let (s8, d8) = (src >> 24, dst >> 24);
-    if s8 == 0 || s8 == 127 || src >> 28 == 0xe || src == u32::MAX {
+    let (s, d) = (
+        FIRST_OCTET[(src >> 24) as usize],
+        FIRST_OCTET[(dst >> 24) as usize],
+    );
+    if (s | d) == 0 && src != u32::MAX && dst != u32::MAX {
+        return None;
+    }
+    if s & BAD_SRC != 0 || src == u32::MAX {
         return Some(DropReason::MartianSource);
     }
-    if dst >> 28 == 0xe || dst == u32::MAX {
+    if d & MULTICAST != 0 || dst == u32::MAX {
         return Some(DropReason::MulticastNotRouted);
     }
-    if d8 == 0 || d8 == 127 {
+    if d & BAD_DST != 0 {
         return Some(DropReason::MartianDestination);
     }
     None
@@ -190,7 +215,7 @@ impl Pipeline {
             if m.next != Next::Forward || m.has(flags::LOCAL_ORIGIN) {
                 continue;
             }
-            let mtu = self.tables.interfaces.get(m.oif).mtu;
+            let mtu = self.tables.interfaces.hot(m.oif).mtu;
             let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..];
             let (ttl, too_big, df) = match m.l3 {
                 L3::V4 => {
