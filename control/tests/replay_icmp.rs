@@ -287,9 +287,11 @@ fn mtu_frag_needed_too_big_and_fragmentation() {
             vec![
                 (
                     0.0,
-                    udp4_df(
+                    // DF set, as etherparse builds it.
+                    udp4(
                         mac(HOST),
                         mac(GL),
+                        &[],
                         "192.168.1.10",
                         "198.51.100.7",
                         64,

@@ -296,7 +296,7 @@ fn ndp_solicitation_answered_and_neighbor_resolved() {
                 // NS for our address, to its solicited-node group.
                 (
                     0.0,
-                    tag(
+                    tagged(
                         nd(
                             mac(HOST),
                             [0x33, 0x33, 0xff, 0, 0, 1],
@@ -307,13 +307,13 @@ fn ndp_solicitation_answered_and_neighbor_resolved() {
                             ours,
                             mac(HOST),
                         ),
-                        10,
+                        &[10],
                     ),
                 ),
                 // NS for somebody else's address: ignored.
                 (
                     0.1,
-                    tag(
+                    tagged(
                         nd(
                             mac(HOST),
                             [0x33, 0x33, 0xff, 0, 0, 9],
@@ -324,13 +324,13 @@ fn ndp_solicitation_answered_and_neighbor_resolved() {
                             "2001:db8:10::9",
                             mac(HOST),
                         ),
-                        10,
+                        &[10],
                     ),
                 ),
                 // Echo to our WAN address from the (now learned) host.
                 (
                     0.2,
-                    tag(
+                    tagged(
                         icmp6_echo(
                             mac(HOST),
                             mac(GT),
@@ -341,7 +341,7 @@ fn ndp_solicitation_answered_and_neighbor_resolved() {
                             1,
                             b"ping6",
                         ),
-                        10,
+                        &[10],
                     ),
                 ),
             ],
@@ -397,48 +397,21 @@ fn unresolved_neighbor_retries_then_host_unreachable() {
             ),
         ));
     }
-    frames.push((
-        1.5,
-        udp4(
-            mac(UP),
-            mac(GW),
-            &[],
-            "198.51.100.9",
-            "203.0.113.2",
-            64,
-            9,
-            9,
-            b"tick",
-        ),
-    ));
-    frames.push((
-        2.5,
-        udp4(
-            mac(UP),
-            mac(GW),
-            &[],
-            "198.51.100.9",
-            "203.0.113.2",
-            64,
-            9,
-            9,
-            b"tick",
-        ),
-    ));
-    frames.push((
-        3.5,
-        udp4(
-            mac(UP),
-            mac(GW),
-            &[],
-            "198.51.100.9",
-            "203.0.113.2",
-            64,
-            9,
-            9,
-            b"tick",
-        ),
-    ));
+    // Traffic to the router itself at 1.5, 2.5 and 3.5 s: time passes.
+    let tick = udp4(
+        mac(UP),
+        mac(GW),
+        &[],
+        "198.51.100.9",
+        "203.0.113.2",
+        64,
+        9,
+        9,
+        b"tick",
+    );
+    for t in [1.5, 2.5, 3.5] {
+        frames.push((t, tick.clone()));
+    }
     let o = run("neighbor_timeout", VLANS, &[("wan", frames)]);
     let lan = o.frames("lan");
     assert_eq!(lan.len(), 3, "three ARP requests");
@@ -470,12 +443,4 @@ fn unresolved_neighbor_retries_then_host_unreachable() {
     );
     assert_eq!(unreach.iter().filter(|c| **c == 3).count(), 3);
     golden_trace("neighbor_timeout", &o.trace);
-}
-
-/// Inserts an 802.1Q tag into an untagged frame.
-fn tag(mut f: Vec<u8>, vid: u16) -> Vec<u8> {
-    let mut t = vec![0x81, 0x00];
-    t.extend_from_slice(&vid.to_be_bytes());
-    f.splice(12..12, t);
-    f
 }

@@ -5,7 +5,7 @@
 // Frame builders mirror the header fields they fill, one argument each.
 #![allow(clippy::too_many_arguments)]
 
-use etherparse::{PacketBuilder, VlanId};
+use etherparse::PacketBuilder;
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use std::collections::BTreeMap;
@@ -36,7 +36,8 @@ pub fn ip6(s: &str) -> [u8; 16] {
     s.parse::<Ipv6Addr>().unwrap().octets()
 }
 
-/// An Ethernet frame carrying IPv4 UDP, optionally tagged.
+/// An Ethernet frame carrying IPv4 UDP, optionally tagged. Like every
+/// IPv4 frame etherparse builds, it has DF set.
 pub fn udp4(
     src_mac: Mac,
     dst_mac: Mac,
@@ -48,45 +49,29 @@ pub fn udp4(
     dport: u16,
     payload: &[u8],
 ) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src_mac, dst_mac);
     let mut out = Vec::new();
-    match vlans {
-        [] => b
-            .ipv4(ip4(src), ip4(dst), ttl)
-            .udp(sport, dport)
-            .write(&mut out, payload)
-            .unwrap(),
-        [v] => b
-            .single_vlan(VlanId::try_new(*v).unwrap())
-            .ipv4(ip4(src), ip4(dst), ttl)
-            .udp(sport, dport)
-            .write(&mut out, payload)
-            .unwrap(),
-        [o, i] => b
-            .double_vlan(VlanId::try_new(*o).unwrap(), VlanId::try_new(*i).unwrap())
-            .ipv4(ip4(src), ip4(dst), ttl)
-            .udp(sport, dport)
-            .write(&mut out, payload)
-            .unwrap(),
-        _ => panic!("at most two tags"),
-    }
-    out
+    PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(ip4(src), ip4(dst), ttl)
+        .udp(sport, dport)
+        .write(&mut out, payload)
+        .unwrap();
+    tagged(out, vlans)
 }
 
-/// IPv4 UDP with the DF bit set.
-pub fn udp4_df(
-    src_mac: Mac,
-    dst_mac: Mac,
-    src: &str,
-    dst: &str,
-    ttl: u8,
-    sport: u16,
-    dport: u16,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut f = udp4(src_mac, dst_mac, &[], src, dst, ttl, sport, dport, payload);
-    f[14 + 6] |= 0x40;
-    fix_ipv4_checksum(&mut f[14..]);
+/// Inserts VLAN tags after the MACs: 802.1Q for one tag, 802.1ad outer +
+/// 802.1Q inner for two (QinQ).
+pub fn tagged(mut f: Vec<u8>, vlans: &[u16]) -> Vec<u8> {
+    let mut tags = Vec::new();
+    for (i, v) in vlans.iter().enumerate() {
+        let tpid: u16 = if vlans.len() == 2 && i == 0 {
+            0x88a8
+        } else {
+            0x8100
+        };
+        tags.extend_from_slice(&tpid.to_be_bytes());
+        tags.extend_from_slice(&v.to_be_bytes());
+    }
+    f.splice(12..12, tags);
     f
 }
 
