@@ -4,6 +4,7 @@
 //! route tables, policy, neighbours), `pipeline` (the stages over a batch),
 //! `io` (ports and frame ownership), `stats` (counters and drop reasons).
 
+pub mod conntrack;
 pub mod iface;
 pub mod io;
 pub mod packet;
