@@ -1,8 +1,10 @@
 //! xgate's dataplane: everything that touches a packet.
 //!
 //! `packet` (views, checksums), `iface` (logical interfaces), `route` (LPM,
-//! route tables, policy, neighbours), `pipeline` (the stages over a batch),
-//! `io` (ports and frame ownership), `stats` (counters and drop reasons).
+//! route tables, policy, neighbours), `conntrack` (the shared connection
+//! table and protocol state machines), `pipeline` (the stages over a
+//! batch), `io` (ports and frame ownership), `stats` (counters and drop
+//! reasons).
 
 pub mod conntrack;
 pub mod iface;
