@@ -37,54 +37,17 @@
 
 use std::fmt;
 
-use hashbrown::HashMap;
-
 use super::dir::{GROUP_LEN, Groups, LEAF, TBL24_LEN, Tbl24, is_group};
+use super::rules::{self, Dir, Lpm};
 use super::{LpmError, SMALL};
 
 /// Longest-prefix match over IPv4 addresses (host order `u32`) to `u32`
 /// values.
 #[derive(Clone)]
 pub struct Lpm4 {
-    /// The DIR-24-8 tables, present while the table is not small.
-    dir: Option<Dir4>,
-    /// Small tables: (prefix, mask, value), longest prefix first.
-    small: Vec<(u32, u32, u32)>,
-    /// Small tables: the addresses that may match, as one bit each of 64
-    /// ([`filter_bit`]) for host routes; all ones if the list holds a
-    /// shorter prefix. A local table (the router's addresses, /32s) then
-    /// answers most misses with one multiply and a bit test, not a scan.
-    filter: u64,
-    /// Size above which `dir` is built (`SMALL`; 0 in tests forcing DIR).
-    small_max: usize,
-    /// `rules[len]`: prefix -> value. Boxed: cold, and large (a map per
-    /// length) next to the few words a lookup reads.
-    rules: Box<Rules>,
-    len: usize,
-}
-
-type Rules = [HashMap<u32, u32>; 33];
-
-/// The network mask of a prefix length (`len <= 32`).
-#[inline]
-fn mask(len: u8) -> u32 {
-    u32::MAX
-        .checked_shl(32 - u32::from(len.min(32)))
-        .unwrap_or(0)
-}
-
-/// The entry and depth that the longest rule strictly shorter than `len`
-/// covering `prefix` writes; (0, 0) if there is none. The /0 rule is not in
-/// the tables (see `Dir4::default`), so it does not count.
-fn covering(rules: &Rules, prefix: u32, len: u8) -> (u32, u8) {
-    (1..len)
-        .rev()
-        .find_map(|l| {
-            rules[l as usize]
-                .get(&(prefix & mask(l)))
-                .map(|&v| (LEAF | v, l + 1))
-        })
-        .unwrap_or((0, 0))
+    /// The rules, and the DIR-24-8 tables or the small list built from them
+    /// (`rules.rs`).
+    inner: Lpm<u32, Dir4>,
 }
 
 impl Default for Lpm4 {
@@ -95,29 +58,20 @@ impl Default for Lpm4 {
 
 impl Lpm4 {
     /// The largest value the table can hold.
-    pub const MAX_VALUE: u32 = LEAF - 1;
+    pub const MAX_VALUE: u32 = rules::MAX_VALUE;
 
     /// An empty table. Allocates nothing until it grows past `SMALL` (16)
     /// prefixes; then it reserves 80 MiB of address space, backed lazily.
     pub fn new() -> Self {
         Lpm4 {
-            dir: None,
-            small: Vec::new(),
-            filter: 0,
-            small_max: SMALL,
-            rules: Box::new(std::array::from_fn(|_| HashMap::new())),
-            len: 0,
+            inner: Lpm::new(SMALL),
         }
     }
 
     /// A table that always uses the DIR-24-8 tables (tests).
     #[cfg(test)]
     pub(crate) fn dir_only() -> Self {
-        Lpm4 {
-            dir: Some(Dir4::new()),
-            small_max: 0,
-            ..Self::new()
-        }
+        Lpm4 { inner: Lpm::new(0) }
     }
 
     /// Adds or replaces `prefix/len` -> `value`, returning the old value.
@@ -127,39 +81,7 @@ impl Lpm4 {
     /// to 31 bits (both are `debug_assert`ed). Use [`Lpm4::try_insert`] for
     /// input that has not been validated.
     pub fn insert(&mut self, prefix: u32, len: u8, value: u32) -> Option<u32> {
-        debug_assert!(len <= 32, "prefix length {len} > 32");
-        debug_assert!(value <= Self::MAX_VALUE, "value {value:#x} > MAX_VALUE");
-        let len = len.min(32);
-        let value = value & Self::MAX_VALUE;
-        let prefix = prefix & mask(len);
-        let is_new = !self.rules[len as usize].contains_key(&prefix);
-        if is_new && self.dir.is_none() && self.len >= self.small_max {
-            self.build_dir();
-        }
-        // Reserve the group first (the only fallible step) so that a failure
-        // leaves the table untouched.
-        let reserved = match &mut self.dir {
-            Some(dir) if len > 24 => dir.ensure_group(prefix).is_some(),
-            _ => true,
-        };
-        if !reserved {
-            debug_assert!(false, "group space exhausted");
-            return None;
-        }
-        let old = self.rules[len as usize].insert(prefix, value);
-        if old.is_none() {
-            self.len += 1;
-        }
-        if old != Some(value) {
-            match &mut self.dir {
-                Some(dir) => {
-                    let d = len + 1;
-                    dir.write(prefix, len, LEAF | value, d, |x| x <= d);
-                }
-                None => self.build_small(),
-            }
-        }
-        old
+        self.inner.insert(prefix, len, value)
     }
 
     /// Checked [`Lpm4::insert`]: rejects `len > 32` and values above
@@ -170,60 +92,23 @@ impl Lpm4 {
         len: u8,
         value: u32,
     ) -> Result<Option<u32>, LpmError> {
-        if len > 32 {
-            return Err(LpmError::PrefixLen { len, max: 32 });
-        }
-        if value > Self::MAX_VALUE {
-            return Err(LpmError::Value(value));
-        }
-        let reserved = match &mut self.dir {
-            Some(dir) if len > 24 => dir.ensure_group(prefix & mask(len)).is_some(),
-            _ => true,
-        };
-        if !reserved {
-            return Err(LpmError::Full);
-        }
-        Ok(self.insert(prefix, len, value))
+        self.inner.try_insert(prefix, len, value)
     }
 
     /// Removes `prefix/len` (host bits ignored), returning its value. The
     /// addresses it covered fall back to the longest shorter prefix covering
     /// them, if any.
     pub fn remove(&mut self, prefix: u32, len: u8) -> Option<u32> {
-        if len > 32 {
-            return None;
-        }
-        let prefix = prefix & mask(len);
-        let old = self.rules[len as usize].remove(&prefix)?;
-        self.len -= 1;
-        if self.len < self.small_max / 2 {
-            self.dir = None;
-        }
-        match &mut self.dir {
-            Some(dir) => {
-                let (entry, depth) = covering(&self.rules, prefix, len);
-                let d = len + 1;
-                dir.write(prefix, len, entry, depth, |x| x == d);
-                if len > 24 {
-                    dir.collapse(prefix);
-                }
-            }
-            None => self.build_small(),
-        }
-        Some(old)
+        self.inner.remove(prefix, len)
     }
 
     /// The value of the longest prefix containing `addr`.
     #[inline]
     pub fn lookup(&self, addr: u32) -> Option<u32> {
-        match &self.dir {
+        match &self.inner.dir {
             Some(dir) => dir.lookup(addr),
-            None if self.filter & filter_bit(addr) == 0 => None,
-            None => self
-                .small
-                .iter()
-                .find(|&&(p, m, _)| addr & m == p)
-                .map(|&(_, _, v)| v),
+            None if !self.inner.may_be_small(addr) => None,
+            None => self.inner.lookup_small(addr),
         }
     }
 
@@ -232,7 +117,7 @@ impl Lpm4 {
     /// already in cache.
     #[inline]
     pub(super) fn first_level(&self) -> Option<&[u32; TBL24_LEN]> {
-        self.dir.as_ref().map(|d| d.tbl24.entries())
+        self.inner.dir.as_ref().map(|d| d.tbl24.entries())
     }
 
     /// The longest prefix containing `addr` as (prefix, len, value): what
@@ -240,10 +125,7 @@ impl Lpm4 {
     /// maps from /32 down (at most 33 hash lookups), so it is for the slow
     /// path (`ip route get`, traces), not for forwarding.
     pub fn lookup_prefix(&self, addr: u32) -> Option<(u32, u8, u32)> {
-        (0..=32u8).rev().find_map(|l| {
-            let p = addr & mask(l);
-            self.rules[l as usize].get(&p).map(|&v| (p, l, v))
-        })
+        self.inner.lookup_prefix(addr)
     }
 
     /// Looks up `addrs[i]` into `out[i]` for `i < min(addrs.len(),
@@ -251,7 +133,7 @@ impl Lpm4 {
     /// branch-light, so the CPU already overlaps their cache misses (gathering
     /// the first-level entries of a block first measured ~10% slower).
     pub fn lookup_batch(&self, addrs: &[u32], out: &mut [Option<u32>]) {
-        match &self.dir {
+        match &self.inner.dir {
             Some(dir) => {
                 for (o, &a) in out.iter_mut().zip(addrs) {
                     *o = dir.lookup(a);
@@ -267,86 +149,33 @@ impl Lpm4 {
 
     /// The value stored for exactly `prefix/len` (host bits ignored).
     pub fn get(&self, prefix: u32, len: u8) -> Option<u32> {
-        self.rules
-            .get(len as usize)?
-            .get(&(prefix & mask(len)))
-            .copied()
+        self.inner.get(prefix, len)
     }
 
     /// All (prefix, len, value), in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, u8, u32)> + '_ {
-        self.rules
-            .iter()
-            .enumerate()
-            .flat_map(|(l, m)| m.iter().map(move |(&p, &v)| (p, l as u8, v)))
+        self.inner.iter()
     }
 
     /// Number of prefixes.
     pub fn len(&self) -> usize {
-        self.len
+        self.inner.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.inner.len() == 0
     }
 
     /// Bytes allocated: tables (address space, see `dir.rs`) and the rule
     /// maps.
     pub fn memory_bytes(&self) -> usize {
-        let rules: usize = self
-            .rules
-            .iter()
-            .map(|m| m.capacity() * (std::mem::size_of::<(u32, u32)>() + 1))
-            .sum();
-        let dir = self
-            .dir
-            .as_ref()
-            .map_or(0, |d| d.tbl24.memory_bytes() + d.tbl8.memory_bytes());
-        dir + self.small.capacity() * std::mem::size_of::<(u32, u32, u32)>() + rules
+        self.inner.memory_bytes()
     }
 
     /// Second-level groups in use (one per /24 holding a longer prefix).
     pub fn groups(&self) -> usize {
-        self.dir.as_ref().map_or(0, |d| d.tbl8.in_use())
+        self.inner.dir.as_ref().map_or(0, |d| d.tbl8.in_use())
     }
-
-    fn build_small(&mut self) {
-        let mut small: Vec<(u32, u32, u32)> =
-            self.iter().map(|(p, l, v)| (p, mask(l), v)).collect();
-        small.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        self.filter = small.iter().fold(0, |f, &(p, m, _)| {
-            if m == u32::MAX {
-                f | filter_bit(p)
-            } else {
-                u64::MAX
-            }
-        });
-        self.small = small;
-    }
-
-    fn build_dir(&mut self) {
-        let mut dir = Dir4::new();
-        for (l, rules) in self.rules.iter().enumerate() {
-            let l = l as u8;
-            for (&p, &v) in rules {
-                if l > 24 && dir.ensure_group(p).is_none() {
-                    debug_assert!(false, "tbl8 group space exhausted");
-                    return;
-                }
-                dir.write(p, l, LEAF | v, l + 1, |x| x <= l + 1);
-            }
-        }
-        self.dir = Some(dir);
-        self.small = Vec::new();
-        self.filter = 0;
-    }
-}
-
-/// The bit of a small table's filter for `addr`: 6 bits of a multiplicative
-/// hash.
-#[inline(always)]
-fn filter_bit(addr: u32) -> u64 {
-    1 << (addr.wrapping_mul(0x9e37_79b1) >> 26)
 }
 
 /// The DIR-24-8 tables.
@@ -361,14 +190,6 @@ struct Dir4 {
 }
 
 impl Dir4 {
-    fn new() -> Self {
-        Dir4 {
-            tbl24: Tbl24::new(),
-            tbl8: Groups::new(),
-            default: 0,
-        }
-    }
-
     #[inline(always)]
     fn lookup(&self, addr: u32) -> Option<u32> {
         let e = self.tbl24.entry(addr >> 8);
@@ -399,11 +220,33 @@ impl Dir4 {
         self.tbl24.set_group(i, g);
         Some(g)
     }
+}
+
+impl Dir<u32> for Dir4 {
+    fn new() -> Self {
+        Dir4 {
+            tbl24: Tbl24::new(),
+            tbl8: Groups::new(),
+            default: 0,
+        }
+    }
+
+    /// A prefix longer than /24 needs the group of its /24.
+    fn reserve(&mut self, prefix: u32, len: u8) -> bool {
+        len <= 24 || self.ensure_group(prefix).is_some()
+    }
 
     /// Writes (`entry`, `depth`) to every entry of the range of `prefix/len`
     /// whose current depth satisfies `pred`, descending into groups. For
     /// `len > 24` the group must exist (insert reserves it first).
-    fn write(&mut self, prefix: u32, len: u8, entry: u32, depth: u8, pred: impl Fn(u8) -> bool) {
+    fn write(
+        &mut self,
+        prefix: u32,
+        len: u8,
+        entry: u32,
+        depth: u8,
+        pred: impl Fn(u8) -> bool + Copy,
+    ) {
         if len == 0 {
             self.default = entry;
         } else if len <= 24 {
@@ -438,10 +281,10 @@ impl Dir4 {
 
     /// Folds the group under `prefix`'s /24 back into tbl24 once it holds no
     /// prefix longer than /24.
-    fn collapse(&mut self, prefix: u32) {
+    fn release(&mut self, prefix: u32, len: u8) {
         let i = (prefix >> 8) as usize;
         let g = self.tbl24.entry(prefix >> 8);
-        if !is_group(g) {
+        if len <= 24 || !is_group(g) {
             return;
         }
         if let Some((e, d)) = self.tbl8.uniform(g, 25) {
@@ -449,13 +292,17 @@ impl Dir4 {
             self.tbl8.release(g);
         }
     }
+
+    fn memory_bytes(&self) -> usize {
+        self.tbl24.memory_bytes() + self.tbl8.memory_bytes()
+    }
 }
 
 impl fmt::Debug for Lpm4 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lpm4")
-            .field("len", &self.len)
-            .field("dir", &self.dir.is_some())
+            .field("len", &self.len())
+            .field("dir", &self.inner.dir.is_some())
             .field("groups", &self.groups())
             .finish()
     }
@@ -464,6 +311,7 @@ impl fmt::Debug for Lpm4 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::route::rules::Addr;
     use proptest::prelude::*;
 
     fn ip(s: &str) -> u32 {
@@ -493,8 +341,8 @@ mod tests {
         for (i, &h) in hosts.iter().enumerate() {
             t.insert(h, 32, i as u32);
         }
-        assert!(t.dir.is_none());
-        assert!(t.filter.count_ones() <= SMALL as u32);
+        assert!(t.inner.dir.is_none());
+        assert!(t.inner.filter.count_ones() <= SMALL as u32);
         for (i, &h) in hosts.iter().enumerate() {
             assert_eq!(t.lookup(h), Some(i as u32));
             assert_eq!(t.lookup(h ^ 1 << 20), None);
@@ -506,14 +354,18 @@ mod tests {
         // A shorter prefix turns the filter off; removing it turns it on.
         t.remove(hosts[0], 32);
         t.insert(ip("10.0.0.0"), 8, 99);
-        assert_eq!(t.filter, u64::MAX);
+        assert_eq!(t.inner.filter, u64::MAX);
         assert_eq!(t.lookup(ip("10.1.2.3")), Some(99));
         assert_eq!(t.lookup(hosts[1]), Some(1));
         assert_eq!(t.lookup(hosts[0]), None);
         t.remove(ip("10.0.0.0"), 8);
-        assert_ne!(t.filter, u64::MAX);
+        assert_ne!(t.inner.filter, u64::MAX);
         assert_eq!(t.lookup(ip("10.1.2.3")), None);
-        assert_eq!(Lpm4::new().filter, 0, "an empty table rejects everything");
+        assert_eq!(
+            Lpm4::new().inner.filter,
+            0,
+            "an empty table rejects everything"
+        );
     }
 
     #[test]
@@ -523,18 +375,18 @@ mod tests {
         for i in 0..SMALL as u32 - 1 {
             t.insert(ip("10.0.0.0") + (i << 8), 24, i);
         }
-        assert!(t.dir.is_none());
+        assert!(t.inner.dir.is_none());
         assert_eq!(t.lookup(ip("10.0.3.9")), Some(3));
         assert_eq!(t.lookup(ip("11.0.0.1")), Some(1000));
         t.insert(ip("10.0.3.128"), 25, 77);
-        assert!(t.dir.is_some(), "built past SMALL prefixes");
+        assert!(t.inner.dir.is_some(), "built past SMALL prefixes");
         assert_eq!(t.lookup(ip("10.0.3.9")), Some(3));
         assert_eq!(t.lookup(ip("10.0.3.200")), Some(77));
         assert_eq!(t.lookup(ip("11.0.0.1")), Some(1000));
         for i in 0..SMALL as u32 - 1 {
             t.remove(ip("10.0.0.0") + (i << 8), 24);
         }
-        assert!(t.dir.is_none(), "dropped below SMALL / 2");
+        assert!(t.inner.dir.is_none(), "dropped below SMALL / 2");
         assert_eq!(t.lookup(ip("10.0.3.9")), Some(1000));
         assert_eq!(t.lookup(ip("10.0.3.200")), Some(77));
         assert!(t.memory_bytes() < 4096);
@@ -673,7 +525,7 @@ mod tests {
     fn model_lookup(rules: &[(u32, u8, u32)], addr: u32) -> Option<u32> {
         rules
             .iter()
-            .filter(|&&(p, l, _)| addr & mask(l) == p)
+            .filter(|&&(p, l, _)| addr & u32::mask(l) == p)
             .max_by_key(|&&(_, l, _)| l)
             .map(|&(_, _, v)| v)
     }
@@ -696,7 +548,7 @@ mod tests {
         let len = prop_oneof![1 => 0u8..=12, 6 => 13u8..=32];
         (base, any::<u32>(), len).prop_map(|(b, noise, l)| {
             let p = b ^ (noise & (noise >> 7) & 0x00ff_ffff);
-            (p & mask(l), l)
+            (p & u32::mask(l), l)
         })
     }
 
@@ -731,7 +583,7 @@ mod tests {
                 prop_assert_eq!(t.len(), model.len());
             }
             // Probe random addresses and the edges of every prefix.
-            let edges = model.iter().flat_map(|&(p, l, _)| [p, p | !mask(l), p.wrapping_sub(1), (p | !mask(l)).wrapping_add(1)]);
+            let edges = model.iter().flat_map(|&(p, l, _)| [p, p | !u32::mask(l), p.wrapping_sub(1), (p | !u32::mask(l)).wrapping_add(1)]);
             let all: Vec<u32> = probes.iter().copied().chain(edges).collect();
             let mut out = vec![None; all.len()];
             t.lookup_batch(&all, &mut out);
@@ -741,7 +593,7 @@ mod tests {
                 prop_assert_eq!(o, want, "batch, addr {:#x}", a);
                 let longest = model
                     .iter()
-                    .filter(|&&(p, l, _)| a & mask(l) == p)
+                    .filter(|&&(p, l, _)| a & u32::mask(l) == p)
                     .max_by_key(|&&(_, l, _)| l)
                     .copied();
                 prop_assert_eq!(t.lookup_prefix(a), longest, "prefix, addr {:#x}", a);
@@ -752,7 +604,7 @@ mod tests {
             }
             prop_assert_eq!(t.groups(), 0);
             prop_assert!(t.is_empty());
-            prop_assert_eq!(t.dir.is_some(), dir);
+            prop_assert_eq!(t.inner.dir.is_some(), dir);
             for a in probes {
                 prop_assert_eq!(t.lookup(a), None);
             }

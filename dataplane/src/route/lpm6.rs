@@ -33,32 +33,19 @@
 
 use std::fmt;
 
-use hashbrown::HashMap;
-
 use super::dir::{LEAF, Tbl24, is_group};
 use super::nodes::Nodes;
+use super::rules::{self, Dir, Lpm};
 use super::{LpmError, SMALL};
 
 /// Longest-prefix match over IPv6 addresses (host order `u128`) to `u32`
 /// values.
 #[derive(Clone)]
 pub struct Lpm6 {
-    /// The multibit trie, present while the table is not small.
-    dir: Option<Dir6>,
-    /// Small tables: (prefix, mask, value), longest prefix first.
-    small: Vec<(u128, u128, u32)>,
-    /// Small tables: a 64-bit filter of the /128s, all ones if the list
-    /// holds a shorter prefix (as in `Lpm4`).
-    filter: u64,
-    /// Size above which `dir` is built (`SMALL`; 0 in tests forcing it).
-    small_max: usize,
-    /// `rules[len]`: prefix -> value. Boxed: cold, and large (a map per
-    /// length) next to the few words a lookup reads.
-    rules: Box<Rules>,
-    len: usize,
+    /// The rules, and the trie or the small list built from them
+    /// (`rules.rs`, as in `Lpm4`).
+    inner: Lpm<u128, Dir6>,
 }
-
-type Rules = [HashMap<u128, u32>; 129];
 
 /// The multibit trie.
 #[derive(Clone)]
@@ -70,14 +57,6 @@ struct Dir6 {
     default: u32,
 }
 
-/// The network mask of a prefix length (`len <= 128`).
-#[inline]
-fn mask(len: u8) -> u128 {
-    u128::MAX
-        .checked_shl(128 - u32::from(len.min(128)))
-        .unwrap_or(0)
-}
-
 impl Default for Lpm6 {
     fn default() -> Self {
         Self::new()
@@ -86,29 +65,20 @@ impl Default for Lpm6 {
 
 impl Lpm6 {
     /// The largest value the table can hold.
-    pub const MAX_VALUE: u32 = LEAF - 1;
+    pub const MAX_VALUE: u32 = rules::MAX_VALUE;
 
     /// An empty table. Allocates nothing until it grows past `SMALL` (16)
     /// prefixes; then it reserves 80 MiB of address space, backed lazily.
     pub fn new() -> Self {
         Lpm6 {
-            dir: None,
-            small: Vec::new(),
-            filter: 0,
-            small_max: SMALL,
-            rules: Box::new(std::array::from_fn(|_| HashMap::new())),
-            len: 0,
+            inner: Lpm::new(SMALL),
         }
     }
 
     /// A table that always uses the trie (tests).
     #[cfg(test)]
     pub(crate) fn dir_only() -> Self {
-        Lpm6 {
-            dir: Some(Dir6::new()),
-            small_max: 0,
-            ..Self::new()
-        }
+        Lpm6 { inner: Lpm::new(0) }
     }
 
     /// Adds or replaces `prefix/len` -> `value`, returning the old value.
@@ -118,33 +88,7 @@ impl Lpm6 {
     /// truncated to 31 bits (both are `debug_assert`ed). Use
     /// [`Lpm6::try_insert`] for input that has not been validated.
     pub fn insert(&mut self, prefix: u128, len: u8, value: u32) -> Option<u32> {
-        debug_assert!(len <= 128, "prefix length {len} > 128");
-        debug_assert!(value <= Self::MAX_VALUE, "value {value:#x} > MAX_VALUE");
-        let len = len.min(128);
-        let value = value & Self::MAX_VALUE;
-        let prefix = prefix & mask(len);
-        let is_new = !self.rules[len as usize].contains_key(&prefix);
-        if is_new && self.dir.is_none() && self.len >= self.small_max {
-            self.build_dir();
-        }
-        if self.dir.as_ref().is_some_and(|d| !d.nodes.has_room()) {
-            debug_assert!(false, "node space exhausted");
-            return None;
-        }
-        let old = self.rules[len as usize].insert(prefix, value);
-        if old.is_none() {
-            self.len += 1;
-        }
-        if old != Some(value) {
-            match &mut self.dir {
-                Some(dir) => {
-                    let d = len + 1;
-                    dir.write(prefix, len, LEAF | value, d, |x| x <= d);
-                }
-                None => self.build_small(),
-            }
-        }
-        old
+        self.inner.insert(prefix, len, value)
     }
 
     /// Checked [`Lpm6::insert`]: rejects `len > 128` and values above
@@ -155,53 +99,23 @@ impl Lpm6 {
         len: u8,
         value: u32,
     ) -> Result<Option<u32>, LpmError> {
-        if len > 128 {
-            return Err(LpmError::PrefixLen { len, max: 128 });
-        }
-        if value > Self::MAX_VALUE {
-            return Err(LpmError::Value(value));
-        }
-        if self.dir.as_ref().is_some_and(|d| !d.nodes.has_room()) {
-            return Err(LpmError::Full);
-        }
-        Ok(self.insert(prefix, len, value))
+        self.inner.try_insert(prefix, len, value)
     }
 
     /// Removes `prefix/len` (host bits ignored), returning its value. The
     /// addresses it covered fall back to the longest shorter prefix covering
     /// them, if any.
     pub fn remove(&mut self, prefix: u128, len: u8) -> Option<u32> {
-        if len > 128 {
-            return None;
-        }
-        let prefix = prefix & mask(len);
-        let old = self.rules[len as usize].remove(&prefix)?;
-        self.len -= 1;
-        if self.len < self.small_max / 2 {
-            self.dir = None;
-        }
-        match &mut self.dir {
-            Some(dir) => {
-                let (entry, depth) = covering(&self.rules, prefix, len);
-                let d = len + 1;
-                dir.write(prefix, len, entry, depth, |x| x == d);
-            }
-            None => self.build_small(),
-        }
-        Some(old)
+        self.inner.remove(prefix, len)
     }
 
     /// The value of the longest prefix containing `addr`.
     #[inline]
     pub fn lookup(&self, addr: u128) -> Option<u32> {
-        match &self.dir {
+        match &self.inner.dir {
             Some(dir) => dir.descend(dir.tbl24.entry((addr >> 104) as u32), addr),
-            None if self.filter & filter_bit(addr) == 0 => None,
-            None => self
-                .small
-                .iter()
-                .find(|&&(p, m, _)| addr & m == p)
-                .map(|&(_, _, v)| v),
+            None if !self.inner.may_be_small(addr) => None,
+            None => self.inner.lookup_small(addr),
         }
     }
 
@@ -209,13 +123,7 @@ impl Lpm6 {
     /// slow path (see [`super::Lpm4::lookup_prefix`]): probes the rule maps
     /// of the lengths in use, longest first.
     pub fn lookup_prefix(&self, addr: u128) -> Option<(u128, u8, u32)> {
-        (0..=128u8)
-            .rev()
-            .filter(|&l| !self.rules[l as usize].is_empty())
-            .find_map(|l| {
-                let p = addr & mask(l);
-                self.rules[l as usize].get(&p).map(|&v| (p, l, v))
-            })
+        self.inner.lookup_prefix(addr)
     }
 
     /// Looks up `addrs[i]` into `out[i]` for `i < min(addrs.len(),
@@ -223,7 +131,7 @@ impl Lpm6 {
     /// together, before the walks below them.
     pub fn lookup_batch(&self, addrs: &[u128], out: &mut [Option<u32>]) {
         const BLOCK: usize = 16;
-        let Some(dir) = &self.dir else {
+        let Some(dir) = &self.inner.dir else {
             for (o, &a) in out.iter_mut().zip(addrs) {
                 *o = self.lookup(a);
             }
@@ -242,107 +150,35 @@ impl Lpm6 {
 
     /// The value stored for exactly `prefix/len` (host bits ignored).
     pub fn get(&self, prefix: u128, len: u8) -> Option<u32> {
-        self.rules
-            .get(len as usize)?
-            .get(&(prefix & mask(len)))
-            .copied()
+        self.inner.get(prefix, len)
     }
 
     /// All (prefix, len, value), in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u128, u8, u32)> + '_ {
-        self.rules
-            .iter()
-            .enumerate()
-            .flat_map(|(l, m)| m.iter().map(move |(&p, &v)| (p, l as u8, v)))
+        self.inner.iter()
     }
 
     /// Number of prefixes.
     pub fn len(&self) -> usize {
-        self.len
+        self.inner.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.inner.len() == 0
     }
 
     /// Bytes allocated: tables (address space, see `dir.rs`) and rule maps.
     pub fn memory_bytes(&self) -> usize {
-        let rules: usize = self
-            .rules
-            .iter()
-            .map(|m| m.capacity() * (std::mem::size_of::<(u128, u32)>() + 1))
-            .sum();
-        let dir = self
-            .dir
-            .as_ref()
-            .map_or(0, |d| d.tbl24.memory_bytes() + d.nodes.memory_bytes());
-        dir + self.small.capacity() * std::mem::size_of::<(u128, u128, u32)>() + rules
+        self.inner.memory_bytes()
     }
 
     /// Trie nodes in use below the first level.
     pub fn groups(&self) -> usize {
-        self.dir.as_ref().map_or(0, |d| d.nodes.live())
+        self.inner.dir.as_ref().map_or(0, |d| d.nodes.live())
     }
-
-    fn build_small(&mut self) {
-        let mut small: Vec<(u128, u128, u32)> =
-            self.iter().map(|(p, l, v)| (p, mask(l), v)).collect();
-        small.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        self.filter = small.iter().fold(0, |f, &(p, m, _)| {
-            if m == u128::MAX {
-                f | filter_bit(p)
-            } else {
-                u64::MAX
-            }
-        });
-        self.small = small;
-    }
-
-    fn build_dir(&mut self) {
-        let mut dir = Dir6::new();
-        for (l, rules) in self.rules.iter().enumerate() {
-            let l = l as u8;
-            for (&p, &v) in rules {
-                dir.write(p, l, LEAF | v, l + 1, |x| x <= l + 1);
-            }
-        }
-        self.dir = Some(dir);
-        self.small = Vec::new();
-        self.filter = 0;
-    }
-}
-
-/// The bit of a small table's filter for `addr` (see `Lpm4`).
-#[inline(always)]
-fn filter_bit(addr: u128) -> u64 {
-    let x = (addr as u64) ^ ((addr >> 64) as u64);
-    1 << (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
-}
-
-/// The entry and depth that the longest rule strictly shorter than `len`
-/// covering `prefix` writes; (0, 0) if there is none. The /0 rule is not in
-/// the tables (see `Dir6::default`), so it does not count.
-fn covering(rules: &Rules, prefix: u128, len: u8) -> (u32, u8) {
-    (1..len)
-        .rev()
-        .filter(|&l| !rules[l as usize].is_empty())
-        .find_map(|l| {
-            rules[l as usize]
-                .get(&(prefix & mask(l)))
-                .map(|&v| (LEAF | v, l + 1))
-        })
-        .unwrap_or((0, 0))
 }
 
 impl Dir6 {
-    fn new() -> Self {
-        Dir6 {
-            tbl24: Tbl24::new(),
-            nodes: Nodes::new(),
-            default: 0,
-        }
-    }
-
     /// Follows node pointers from first-level entry `e` to a leaf.
     #[inline(always)]
     fn descend(&self, mut e: u32, addr: u128) -> Option<u32> {
@@ -357,57 +193,6 @@ impl Dir6 {
             Some(e & Lpm6::MAX_VALUE)
         } else {
             None
-        }
-    }
-
-    /// Writes (`entry`, `depth`) to every leaf or empty slot of the range
-    /// of `prefix/len` whose depth satisfies `pred`, creating the nodes on
-    /// the way to a prefix longer than /24 and folding nodes left without
-    /// anything longer than their parent's stride.
-    fn write(
-        &mut self,
-        prefix: u128,
-        len: u8,
-        entry: u32,
-        depth: u8,
-        pred: impl Fn(u8) -> bool + Copy,
-    ) {
-        let w = Write {
-            prefix,
-            len,
-            entry,
-            depth,
-            pred,
-        };
-        if len == 0 {
-            self.default = entry;
-            return;
-        }
-        let start = (prefix >> 104) as usize;
-        let end = if len <= 24 {
-            start + (1 << (24 - len))
-        } else {
-            start + 1
-        };
-        for i in start..end {
-            let (e, d) = (self.tbl24.entry(i as u32), self.tbl24.depth(i));
-            if is_group(e) || len > 24 {
-                let n = if is_group(e) {
-                    Some(e)
-                } else {
-                    self.nodes.uniform(e, d)
-                };
-                let Some(n) = n else {
-                    debug_assert!(false, "node space exhausted");
-                    return;
-                };
-                match self.write_node(n, 24, &w) {
-                    (c, None) => self.tbl24.set_group(i, c),
-                    (e, Some(d)) => self.tbl24.set(i, e, d),
-                }
-            } else if pred(d) {
-                self.tbl24.set(i, entry, depth);
-            }
         }
     }
 
@@ -475,6 +260,77 @@ impl Dir6 {
     }
 }
 
+impl Dir<u128> for Dir6 {
+    fn new() -> Self {
+        Dir6 {
+            tbl24: Tbl24::new(),
+            nodes: Nodes::new(),
+            default: 0,
+        }
+    }
+
+    /// Any prefix may need new nodes: at most 16 (one per byte below the
+    /// first level).
+    fn reserve(&mut self, _prefix: u128, _len: u8) -> bool {
+        self.nodes.has_room()
+    }
+
+    /// Writes (`entry`, `depth`) to every leaf or empty slot of the range
+    /// of `prefix/len` whose depth satisfies `pred`, creating the nodes on
+    /// the way to a prefix longer than /24 and folding nodes left without
+    /// anything longer than their parent's stride.
+    fn write(
+        &mut self,
+        prefix: u128,
+        len: u8,
+        entry: u32,
+        depth: u8,
+        pred: impl Fn(u8) -> bool + Copy,
+    ) {
+        let w = Write {
+            prefix,
+            len,
+            entry,
+            depth,
+            pred,
+        };
+        if len == 0 {
+            self.default = entry;
+            return;
+        }
+        let start = (prefix >> 104) as usize;
+        let end = if len <= 24 {
+            start + (1 << (24 - len))
+        } else {
+            start + 1
+        };
+        for i in start..end {
+            let (e, d) = (self.tbl24.entry(i as u32), self.tbl24.depth(i));
+            if is_group(e) || len > 24 {
+                let n = if is_group(e) {
+                    Some(e)
+                } else {
+                    self.nodes.uniform(e, d)
+                };
+                let Some(n) = n else {
+                    debug_assert!(false, "node space exhausted");
+                    return;
+                };
+                match self.write_node(n, 24, &w) {
+                    (c, None) => self.tbl24.set_group(i, c),
+                    (e, Some(d)) => self.tbl24.set(i, e, d),
+                }
+            } else if pred(d) {
+                self.tbl24.set(i, entry, depth);
+            }
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.tbl24.memory_bytes() + self.nodes.memory_bytes()
+    }
+}
+
 /// One update, passed down the trie.
 struct Write<P> {
     prefix: u128,
@@ -487,12 +343,12 @@ struct Write<P> {
 impl fmt::Debug for Lpm6 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lpm6")
-            .field("len", &self.len)
-            .field("dir", &self.dir.is_some())
+            .field("len", &self.len())
+            .field("dir", &self.inner.dir.is_some())
             .field("nodes", &self.groups())
             .field(
                 "dense_nodes",
-                &self.dir.as_ref().map_or(0, |d| d.nodes.dense()),
+                &self.inner.dir.as_ref().map_or(0, |d| d.nodes.dense()),
             )
             .finish()
     }
@@ -501,6 +357,7 @@ impl fmt::Debug for Lpm6 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::route::rules::Addr;
     use proptest::prelude::*;
 
     fn ip(s: &str) -> u128 {
@@ -526,7 +383,7 @@ mod tests {
         for (i, &h) in hosts.iter().enumerate() {
             t.insert(h, 128, i as u32);
         }
-        assert!(t.dir.is_none());
+        assert!(t.inner.dir.is_none());
         for (i, &h) in hosts.iter().enumerate() {
             assert_eq!(t.lookup(h), Some(i as u32));
             assert_eq!(t.lookup(h ^ 1 << 90), None);
@@ -534,11 +391,11 @@ mod tests {
         }
         t.remove(hosts[0], 128);
         t.insert(ip("2001:db8::"), 32, 99);
-        assert_eq!(t.filter, u64::MAX);
+        assert_eq!(t.inner.filter, u64::MAX);
         assert_eq!(t.lookup(ip("2001:db8:5::1")), Some(99));
         assert_eq!(t.lookup(hosts[1]), Some(1));
         t.remove(ip("2001:db8::"), 32);
-        assert_ne!(t.filter, u64::MAX);
+        assert_ne!(t.inner.filter, u64::MAX);
         assert_eq!(t.lookup(ip("2001:db8:5::1")), None);
     }
 
@@ -549,17 +406,17 @@ mod tests {
         for i in 0..SMALL as u128 - 1 {
             t.insert(ip("2001:db8::") + (i << 80), 48, i as u32);
         }
-        assert!(t.dir.is_none());
+        assert!(t.inner.dir.is_none());
         assert_eq!(t.lookup(ip("2001:db8:3::9")), Some(3));
         t.insert(ip("2001:db8:3:1::"), 64, 77);
-        assert!(t.dir.is_some());
+        assert!(t.inner.dir.is_some());
         assert_eq!(t.lookup(ip("2001:db8:3::9")), Some(3));
         assert_eq!(t.lookup(ip("2001:db8:3:1::9")), Some(77));
         assert_eq!(t.lookup(ip("::1")), Some(1000));
         for i in 0..SMALL as u128 - 1 {
             t.remove(ip("2001:db8::") + (i << 80), 48);
         }
-        assert!(t.dir.is_none());
+        assert!(t.inner.dir.is_none());
         assert_eq!(t.lookup(ip("2001:db8:3::9")), Some(1000));
         assert_eq!(t.lookup(ip("2001:db8:3:1::9")), Some(77));
     }
@@ -646,7 +503,7 @@ mod tests {
     fn model_lookup(rules: &[(u128, u8, u32)], addr: u128) -> Option<u32> {
         rules
             .iter()
-            .filter(|&&(p, l, _)| addr & mask(l) == p)
+            .filter(|&&(p, l, _)| addr & u128::mask(l) == p)
             .max_by_key(|&&(_, l, _)| l)
             .map(|&(_, _, v)| v)
     }
@@ -668,7 +525,7 @@ mod tests {
         (base, any::<u128>(), len).prop_map(|(b, noise, l)| {
             // Sparse noise below the first 16 bits keeps prefixes nested.
             let p = b ^ (noise & (noise >> 9) & (noise >> 21) & (u128::MAX >> 16));
-            (p & mask(l), l)
+            (p & u128::mask(l), l)
         })
     }
 
@@ -700,8 +557,8 @@ mod tests {
                 prop_assert_eq!(t.len(), model.len());
             }
             let edges = model.iter().flat_map(|&(p, l, _)| {
-                let last = p | !mask(l);
-                [p, last, p.wrapping_sub(1), last.wrapping_add(1), p | (last >> 1 & !mask(l))]
+                let last = p | !u128::mask(l);
+                [p, last, p.wrapping_sub(1), last.wrapping_add(1), p | (last >> 1 & !u128::mask(l))]
             });
             let all: Vec<u128> = probes.iter().copied().chain(edges).collect();
             let mut out = vec![None; all.len()];
@@ -712,7 +569,7 @@ mod tests {
                 prop_assert_eq!(o, want, "batch, addr {:#x}", a);
                 let longest = model
                     .iter()
-                    .filter(|&&(p, l, _)| a & mask(l) == p)
+                    .filter(|&&(p, l, _)| a & u128::mask(l) == p)
                     .max_by_key(|&&(_, l, _)| l)
                     .copied();
                 prop_assert_eq!(t.lookup_prefix(a), longest, "prefix, addr {:#x}", a);
@@ -722,7 +579,7 @@ mod tests {
             }
             prop_assert_eq!(t.groups(), 0);
             prop_assert!(t.is_empty());
-            prop_assert_eq!(t.dir.is_some(), dir);
+            prop_assert_eq!(t.inner.dir.is_some(), dir);
         }
     }
 }
