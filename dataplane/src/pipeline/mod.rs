@@ -264,14 +264,12 @@ impl Pipeline {
     /// Routes, rewrites and queues the packets the router generated.
     fn local_out<P: Port>(&mut self, ctx: &mut Ctx<'_, P>) {
         while !self.out.is_empty() {
-            let mut out = std::mem::take(&mut self.out);
-            let mut batch = Vec::new();
-            std::mem::swap(&mut batch, &mut self.batch);
+            // Both vectors keep their capacity: taking them allocates nothing.
+            let mut batch = std::mem::take(&mut self.batch);
             batch.clear();
             // Generated packets can be more than a batch; take a batch at a time.
-            let take = out.len().min(BATCH);
-            batch.extend(out.drain(..take));
-            self.out = out;
+            let take = self.out.len().min(BATCH);
+            batch.extend(self.out.drain(..take));
             self.route(ctx, &mut batch);
             self.rewrite(ctx, &mut batch);
             self.batch = batch;
