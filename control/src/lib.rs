@@ -2,5 +2,6 @@
 
 pub mod compile;
 pub mod config;
+pub mod iptables;
 pub mod replay;
 pub use config::{Config, ConfigError, check_summary, load, parse};
