@@ -122,3 +122,39 @@ fn replay_writes_one_pcap_per_interface_and_traces() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--input nosuch"));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn check_validates_firewall_rules_and_warns_they_are_not_enforced_yet() {
+    let d = scratch("firewall");
+    let good = d.join("fw.toml");
+    let fw = "\n[firewall]\nrules = \"\"\"\n*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o wan -s 192.168.1.0/24 -j MASQUERADE\nCOMMIT\n\"\"\"\n";
+    std::fs::write(&good, format!("{CFG}{fw}")).unwrap();
+    let out = xgate(&["check", "--config", good.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not enforce"));
+
+    let bad = d.join("bad-fw.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{CFG}{}",
+            fw.replace("-j MASQUERADE", "-j MASQUERADE --bogus")
+        ),
+    )
+    .unwrap();
+    let out = xgate(&["check", "--config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The rule is the 6th line of the text appended to CFG.
+    let line = CFG.lines().count() + 6;
+    assert!(
+        err.contains(&format!("{}:{line}: firewall.rules", bad.display())),
+        "{err}"
+    );
+    assert!(err.contains("--bogus"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}

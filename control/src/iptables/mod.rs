@@ -37,3 +37,24 @@ pub fn parse_with_field(
 ) -> Result<Ruleset, Vec<ConfigError>> {
     parse::parse_ruleset(text, file, first_line, field)
 }
+
+/// The ruleset of a config's `[firewall]`: its inline `rules` (errors name
+/// the config file's lines) or its `rules_file` (errors name that file).
+pub fn load(fw: &crate::config::Firewall, config_file: &str) -> Result<Ruleset, Vec<ConfigError>> {
+    match (&fw.rules, &fw.rules_file) {
+        (Some(text), _) => parse(text, config_file, fw.rules_line),
+        (None, Some(path)) => {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                vec![ConfigError::new(
+                    config_file,
+                    fw.line,
+                    "firewall.rules_file",
+                    format!("cannot read {name}: {e}"),
+                )]
+            })?;
+            parse_with_field(&text, &name, 1, "firewall.rules_file")
+        }
+        (None, None) => Ok(Ruleset::default()),
+    }
+}
