@@ -602,9 +602,12 @@ fn check_chain_name(name: &str, kind: TableKind) -> R<()> {
             "chain name {name:?} is longer than {MAX_CHAIN_NAME} characters"
         ));
     }
+    // Quotes, backslashes and '#' would not survive printing back unquoted.
     if name.starts_with('-')
         || name.starts_with('!')
-        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\' | '#'))
     {
         return Err(format!("invalid chain name {name:?}"));
     }
@@ -1204,13 +1207,17 @@ fn parse_iface(s: &str) -> R<Iface> {
         Some(n) => (n, true),
         None => (s, false),
     };
+    // -i / -o name logical interfaces, whose names the config limits to
+    // these characters (which also never need quoting when printed back).
     if (name.is_empty() && !wildcard)
         || name.len() > MAX_IFNAME
-        || name
+        || !name
             .chars()
-            .any(|c| c.is_whitespace() || c == '/' || c == '+' || c.is_control())
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
     {
-        return Err(format!("invalid interface name {s:?}"));
+        return Err(format!(
+            "invalid interface name {s:?} (letters, digits, '_', '.', '-', optionally ending in '+')"
+        ));
     }
     Ok(Iface {
         name: name.to_string(),
