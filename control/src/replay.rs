@@ -178,7 +178,7 @@ pub fn replay(
     }
     let tables = Arc::new(compiled.tables);
     let mut worker = MemoryWorker::new(tables.clone(), shared, 8192);
-    worker.pipeline.trace.enabled = trace;
+    worker.pipeline.trace.set_enabled(trace);
 
     std::fs::create_dir_all(out_dir).map_err(|err| ReplayError::Io {
         path: out_dir.display().to_string(),

@@ -304,7 +304,7 @@ impl Pipeline {
             self.flush_port(ctx, port);
         }
         self.tx[port].push(m.desc);
-        if self.trace.enabled {
+        if self.trace.enabled() {
             self.tx_meta[port].push((m.seq, m.oif, m.flags));
         }
     }

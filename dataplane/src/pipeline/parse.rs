@@ -32,7 +32,7 @@ impl Pipeline {
                 seq: self.seq,
                 ..Meta::default()
             };
-            if self.trace.enabled {
+            if self.trace.enabled() {
                 m.flags |= flags::TRACE;
                 self.trace.record(
                     m.seq,

@@ -90,18 +90,36 @@ pub struct TraceRecord {
 
 #[derive(Debug)]
 pub struct Trace {
-    pub enabled: bool,
+    enabled: bool,
+    capacity: usize,
     records: Vec<TraceRecord>,
     pub lost: u64,
 }
 
 impl Trace {
+    /// A disabled trace; its buffer of `capacity` records is allocated
+    /// when it is first enabled, never on the packet path.
     pub fn new(capacity: usize) -> Self {
         Trace {
             enabled: false,
-            records: Vec::with_capacity(capacity),
+            capacity,
+            records: Vec::new(),
             lost: 0,
         }
+    }
+
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Turns tracing of every received packet on or off.
+    pub fn set_enabled(&mut self, on: bool) {
+        if on && self.records.capacity() < self.capacity {
+            self.records
+                .reserve_exact(self.capacity - self.records.len());
+        }
+        self.enabled = on;
     }
 
     #[inline]
