@@ -811,16 +811,9 @@ fn parse_rule(words: &[String], table: TableKind, line: usize, counters: Counter
                     "--dports/--sports/--ports",
                 )?
             }
-            "--state" => {
-                needs.push(("state", o.into()));
-                set(
-                    &mut m.ctstate,
-                    Neg::new(n, parse_states(&v)?),
-                    "--state/--ctstate",
-                )?
-            }
-            "--ctstate" => {
-                needs.push(("conntrack", o.into()));
+            "--state" | "--ctstate" => {
+                let module = if o == "--state" { "state" } else { "conntrack" };
+                needs.push((module, o.into()));
                 set(
                     &mut m.ctstate,
                     Neg::new(n, parse_states(&v)?),

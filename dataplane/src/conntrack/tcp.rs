@@ -19,17 +19,8 @@
 
 use super::Dir;
 
-/// TCP header flag bits (byte 13 of the header).
-pub mod flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-    pub const ECE: u8 = 0x40;
-    pub const CWR: u8 = 0x80;
-}
+/// TCP header flag bits: the packet module's, re-exported here for callers.
+pub use crate::packet::tcp::flags;
 
 /// Conntrack's view of a TCP connection (`/proc/net/nf_conntrack` names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -231,9 +231,7 @@ impl Pipeline {
             self.batch = batch;
             self.local_out(&mut ctx);
         }
-        self.poll_neighbors(&mut ctx);
-        self.local_out(&mut ctx);
-        self.flush(&mut ctx);
+        self.finish(&mut ctx);
     }
 
     /// Time passes without traffic: retries neighbour resolution, releases
@@ -251,9 +249,15 @@ impl Pipeline {
             ports,
             now,
         };
-        self.poll_neighbors(&mut ctx);
-        self.local_out(&mut ctx);
-        self.flush(&mut ctx);
+        self.finish(&mut ctx);
+    }
+
+    /// What ends every call: neighbour queues serviced, the router's own
+    /// packets routed, transmit queues flushed.
+    fn finish<P: Port>(&mut self, ctx: &mut Ctx<'_, P>) {
+        self.poll_neighbors(ctx);
+        self.local_out(ctx);
+        self.flush(ctx);
     }
 
     /// Packets held waiting for a neighbour.

@@ -210,17 +210,11 @@ impl Pipeline {
             }
             ether::ETHERTYPE_IPV6 => {
                 m.l3 = L3::V6;
-                let ip = ipv6::Packet::new_checked(l3).map_err(|e| match e {
-                    ParseError::Truncated => DropReason::Ipv6Truncated,
-                    _ => DropReason::Ipv6Malformed,
-                })?;
+                let ip = ipv6::Packet::new_checked(l3).map_err(v6_drop)?;
                 let total = ipv6::HEADER_LEN + ip.payload_len() as usize;
                 m.l3_len = total as u16;
                 let pkt = &l3[..total];
-                let up = ipv6::walk_extensions(pkt).map_err(|e| match e {
-                    ParseError::Truncated => DropReason::Ipv6Truncated,
-                    _ => DropReason::Ipv6Malformed,
-                })?;
+                let up = ipv6::walk_extensions(pkt).map_err(v6_drop)?;
                 m.proto = up.proto;
                 m.l4_off = up.offset as u16;
                 if up.fragment {
@@ -251,6 +245,14 @@ impl Pipeline {
         .map(|()| {
             m.next = Next::Continue;
         })
+    }
+}
+
+/// The drop reason for an IPv6 header or extension-header chain that fails.
+fn v6_drop(e: ParseError) -> DropReason {
+    match e {
+        ParseError::Truncated => DropReason::Ipv6Truncated,
+        _ => DropReason::Ipv6Malformed,
     }
 }
 
