@@ -9,6 +9,7 @@
 pub mod conntrack;
 pub mod iface;
 pub mod io;
+pub mod nat;
 pub mod packet;
 pub mod pipeline;
 pub mod route;

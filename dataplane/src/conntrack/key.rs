@@ -42,7 +42,7 @@ pub struct FlowKey {
 }
 
 /// The ICMP query type that answers `ty`, if `ty` is a query ICMP type.
-fn icmp_inverse(proto: u8, ty: u8) -> Option<u8> {
+pub(crate) fn icmp_inverse(proto: u8, ty: u8) -> Option<u8> {
     match (proto, ty) {
         // Echo, timestamp, information, address mask: request <-> reply.
         (PROTO_ICMP, 8) => Some(0),

@@ -63,7 +63,7 @@ pub mod v6 {
     pub const NA_OVERRIDE: u8 = 0x20;
 }
 
-mod field {
+pub(crate) mod field {
     pub const TYPE: usize = 0;
     pub const CODE: usize = 1;
     pub const CHECKSUM: usize = 2;

@@ -10,7 +10,7 @@ pub const FLAG_DF: u16 = 0x4000;
 pub const FLAG_MF: u16 = 0x2000;
 pub const FRAG_OFFSET_MASK: u16 = 0x1fff;
 
-mod field {
+pub(crate) mod field {
     pub const VER_IHL: usize = 0;
     pub const TOS: usize = 1;
     pub const TOTAL_LEN: usize = 2;

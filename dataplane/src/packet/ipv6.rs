@@ -9,7 +9,7 @@ pub const HEADER_LEN: usize = 40;
 pub const MIN_MTU: usize = 1280;
 pub const MAX_EXT_HEADERS: usize = 8;
 
-mod field {
+pub(crate) mod field {
     pub const VER_TC_FLOW: usize = 0;
     pub const PAYLOAD_LEN: usize = 4;
     pub const NEXT_HEADER: usize = 6;

@@ -5,7 +5,7 @@ use super::{ParseError, be16, set_be16};
 
 pub const HEADER_LEN: usize = 8;
 
-mod field {
+pub(crate) mod field {
     pub const SRC_PORT: usize = 0;
     pub const DST_PORT: usize = 2;
     pub const LENGTH: usize = 4;

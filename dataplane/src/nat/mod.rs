@@ -1,0 +1,7 @@
+//! Network address translation (not yet wired into the pipeline).
+//!
+//! `rewrite`: a translation target's source or destination part written
+//! into a packet or an ICMP error and the packet it quotes, checksums
+//! updated incrementally.
+
+pub mod rewrite;
