@@ -158,7 +158,7 @@ impl FlowKey {
 
 /// 64x64 -> 128 multiply, folded (wyhash's mum).
 #[inline]
-fn mix(a: u64, b: u64) -> u64 {
+pub(crate) fn mix(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     p as u64 ^ (p >> 64) as u64
 }

@@ -85,8 +85,8 @@ mod timeouts;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use key::icmp_inverse;
 pub use key::{FlowKey, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+pub(crate) use key::{icmp_inverse, mix};
 pub use table::{
     ConnId, Conntrack, CtConfig, CtStats, Flow, InsertError, RetireHook, Retired, Tracked,
 };
