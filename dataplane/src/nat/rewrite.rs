@@ -56,7 +56,7 @@ pub fn rewrite_dst(
     later_fragment: bool,
     t: &FlowKey,
 ) {
-    let l4 = (!later_fragment).then_some((l4_off, proto));
+    let l4 = (!later_fragment && l4_off <= pkt.len()).then_some((l4_off, proto));
     manip(pkt, v4, l4, &Manip::own(t, Part::Dst), &mut None);
 }
 
@@ -71,7 +71,7 @@ pub fn rewrite_src(
     later_fragment: bool,
     t: &FlowKey,
 ) {
-    let l4 = (!later_fragment).then_some((l4_off, proto));
+    let l4 = (!later_fragment && l4_off <= pkt.len()).then_some((l4_off, proto));
     manip(pkt, v4, l4, &Manip::own(t, Part::Src), &mut None);
 }
 
@@ -96,7 +96,8 @@ pub fn rewrite_src(
 pub fn rewrite_icmp_error(pkt: &mut [u8], v4: bool, l4_off: usize, t: &FlowKey, part: Part) {
     let proto = if v4 { proto::ICMP } else { proto::ICMPV6 };
     let own = Manip::own(t, part);
-    let quote_off = l4_off + icmp::HEADER_LEN;
+    let l4 = (l4_off <= pkt.len()).then_some((l4_off, proto));
+    let quote_off = l4_off.saturating_add(icmp::HEADER_LEN);
     let is_error = pkt.get(l4_off).is_some_and(|&ty| quoting_error(v4, ty));
     if is_error && quote_off <= pkt.len() {
         let csum_off = l4_off + icmp::field::CHECKSUM;
@@ -112,7 +113,7 @@ pub fn rewrite_icmp_error(pkt: &mut [u8], v4: bool, l4_off: usize, t: &FlowKey, 
     // The outer header last: for ICMPv6 its address change enters the
     // (already updated) message checksum through the pseudo-header. For an
     // error the identifier rewrite does not apply (not a query type).
-    manip(pkt, v4, Some((l4_off, proto)), &own, &mut None);
+    manip(pkt, v4, l4, &own, &mut None);
 }
 
 /// For an ICMP(v6) error, the tuple of the packet it quotes, as that packet

@@ -505,6 +505,11 @@ proptest! {
         rewrite_src(&mut p, s.v4, l4, s.key.proto, s.frag, &t);
         rewrite_icmp_error(&mut p, s.v4, l4, &t, Part::Dst);
         let _ = quoted_key(&p, s.v4, l4);
+        for far in [p.len() + 1, usize::MAX] {
+            rewrite_dst(&mut p, s.v4, far, s.key.proto, false, &t);
+            rewrite_icmp_error(&mut p, s.v4, far, &t, Part::Src);
+            prop_assert_eq!(quoted_key(&p, s.v4, far), None);
+        }
         if s.v4 && p.len() >= l4 {
             prop_assert!(verify(&p[..l4], 0));
         }
