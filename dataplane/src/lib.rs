@@ -2,9 +2,9 @@
 //!
 //! `packet` (views, checksums), `iface` (logical interfaces), `route` (LPM,
 //! route tables, policy, neighbours), `conntrack` (the shared connection
-//! table and protocol state machines), `pipeline` (the stages over a
-//! batch), `io` (ports and frame ownership), `stats` (counters and drop
-//! reasons).
+//! table and protocol state machines), `nat` (address translation: packet
+//! rewrites and the port allocator), `pipeline` (the stages over a batch),
+//! `io` (ports and frame ownership), `stats` (counters and drop reasons).
 
 pub mod conntrack;
 pub mod iface;
