@@ -90,6 +90,9 @@ pub struct EvalCtx {
     /// [`LOG_INTERVAL_NS`]) and when it was last refilled.
     log_credit: u64,
     log_last: u64,
+    /// Return points of `-j` calls: (next rule, end of its chain). Kept
+    /// here so an evaluation does not clear a fresh stack.
+    stack: [(u32, u32); MAX_DEPTH],
     /// Source line of the rule that gave the last verdict; 0 when a policy
     /// (or an empty hook) did.
     pub last_rule_line: usize,
@@ -109,6 +112,7 @@ impl EvalCtx {
             },
             log_credit: LOG_BURST * LOG_INTERVAL_NS,
             log_last: 0,
+            stack: [(0, 0); MAX_DEPTH],
             last_rule_line: 0,
         }
     }
@@ -157,8 +161,6 @@ impl Ruleset {
             return Outcome::Accept;
         }
         let fam = if pkt.v4 { FAM_V4 } else { FAM_V6 };
-        // Return points: (next rule, end of its chain).
-        let mut stack = [(0u32, 0u32); MAX_DEPTH];
         let mut depth = 0;
         let chain = &self.chains[entry as usize];
         let (mut i, mut end) = (chain.start, chain.end);
@@ -172,7 +174,7 @@ impl Ruleset {
                     };
                 }
                 depth -= 1;
-                (i, end) = stack[depth];
+                (i, end) = cx.stack[depth];
                 continue;
             }
             let idx = i as usize;
@@ -188,14 +190,14 @@ impl Ruleset {
                 Action::Drop => Outcome::Drop,
                 Action::Reject(k) => Outcome::Reject(k),
                 Action::RejectDefault => Outcome::Reject(RejectKind::port_unreachable(pkt.v4)),
-                Action::Nat(a) => Outcome::Nat(a),
+                Action::Nat(n) => Outcome::Nat(self.nat[n as usize]),
                 Action::Return => {
                     i = end;
                     continue;
                 }
                 Action::Jump(c) => {
                     // The builder bounds the call depth by MAX_DEPTH.
-                    stack[depth] = (i, end);
+                    cx.stack[depth] = (i, end);
                     depth += 1;
                     let c = &self.chains[c as usize];
                     (i, end) = (c.start, c.end);
@@ -248,16 +250,17 @@ impl Ruleset {
         if present & m::L4 != 0 && !p.has_ports {
             return false;
         }
-        if fails!(m::IIF, self.if_member(r.iif, p.iif))
-            || fails!(m::OIF, self.if_member(r.oif, p.oif))
-            || fails!(m::SRC, p.src & r.src.1 == r.src.0)
-            || fails!(m::DST, p.dst & r.dst.1 == r.dst.0)
-            || fails!(m::PROTO, r.proto == 0 || r.proto == p.proto)
-            || fails!(m::SPORT, r.sport.0 <= p.sport && p.sport <= r.sport.1)
+        // Cheap scalar compares first, then interface sets and addresses.
+        if fails!(m::PROTO, r.proto == 0 || r.proto == p.proto)
             || fails!(m::DPORT, r.dport.0 <= p.dport && p.dport <= r.dport.1)
+            || fails!(m::SPORT, r.sport.0 <= p.sport && p.sport <= r.sport.1)
             || fails!(m::FLAGS, p.tcp_flags & r.flags_mask == r.flags_comp)
             || fails!(m::CT, p.ctstate & r.ctstate != 0)
             || fails!(m::MARK, p.mark & r.mark.1 == r.mark.0)
+            || fails!(m::IIF, self.if_member(r.iif, p.iif))
+            || fails!(m::OIF, self.if_member(r.oif, p.oif))
+            || fails!(m::SRC, p.src & r.src.1 == r.src.0)
+            || fails!(m::DST, p.dst & r.dst.1 == r.dst.0)
         {
             return false;
         }
@@ -281,7 +284,9 @@ impl Ruleset {
                     packet,
                     counter,
                 } => match self.nth.get(counter as usize) {
-                    Some(n) => n.fetch_add(1, Ordering::Relaxed) % every == packet,
+                    Some(n) => {
+                        n.fetch_add(1, Ordering::Relaxed) % u64::from(every) == u64::from(packet)
+                    }
                     None => false,
                 },
                 Stat::Random { threshold } => (cx.random() >> 32) < threshold,

@@ -280,6 +280,7 @@ impl RulesetBuilder {
             mports: Vec::new(),
             nth: 0,
             log_prefixes: Vec::new(),
+            nat: Vec::new(),
         };
         let mut rules = Vec::new();
         let mut lines = Vec::new();
@@ -330,6 +331,7 @@ impl RulesetBuilder {
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
             log_prefixes: c.log_prefixes.into_boxed_slice(),
+            nat: c.nat.into_boxed_slice(),
         })
     }
 
@@ -485,8 +487,8 @@ pub(super) enum Stat {
     None,
     /// `counter` indexes [`Ruleset::nth`].
     Nth {
-        every: u64,
-        packet: u64,
+        every: u32,
+        packet: u32,
         counter: u32,
     },
     /// Matches when the top 32 bits of the worker's random draw are below.
@@ -515,7 +517,8 @@ pub(super) enum Action {
         value: u32,
         mask: u32,
     },
-    Nat(NatAction),
+    /// Indexes [`Ruleset::nat`] (kept out of line: rules stay small).
+    Nat(u32),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -581,6 +584,7 @@ pub struct Ruleset {
     /// `-m statistic --mode nth` counters, shared by all workers.
     pub(super) nth: Box<[CachePadded<AtomicU64>]>,
     pub(super) log_prefixes: Box<[Box<str>]>,
+    pub(super) nat: Box<[NatAction]>,
 }
 
 impl std::fmt::Debug for Ruleset {
@@ -606,6 +610,7 @@ impl Default for Ruleset {
             mports: Box::new([]),
             nth: Box::new([]),
             log_prefixes: Box::new([]),
+            nat: Box::new([]),
         }
     }
 }
@@ -716,6 +721,7 @@ struct Compiler {
     mports: Vec<(u16, u16)>,
     nth: u32,
     log_prefixes: Vec<Box<str>>,
+    nat: Vec<NatAction>,
 }
 
 impl Compiler {
@@ -878,8 +884,8 @@ impl Compiler {
                     }
                     self.nth += 1;
                     Stat::Nth {
-                        every: u64::from(every),
-                        packet: u64::from(packet),
+                        every,
+                        packet,
                         counter: self.nth - 1,
                     }
                 }
@@ -937,7 +943,8 @@ impl Compiler {
                     check_range(addrs).map_err(err)?;
                     family(&mut r, addrs.v4, "NAT address")?;
                 }
-                Action::Nat(*a)
+                self.nat.push(*a);
+                Action::Nat((self.nat.len() - 1) as u32)
             }
         };
         Ok(r)

@@ -1048,8 +1048,10 @@ fn ten_simple_rules_are_cheap() {
     let mut c = cx(&rs);
     let n = 200_000;
     let t = std::time::Instant::now();
+    let base = tcp4("10.1.1.1", "2.2.2.2", 1, 80, SYN);
     for i in 0..n {
-        let mut p = tcp4("10.1.1.1", "2.2.2.2", i as u16, 80, SYN);
+        let mut p = base;
+        p.sport = i as u16;
         assert_eq!(
             rs.eval(TableId::Filter, Hook::Forward, &mut p, &mut c),
             Outcome::Accept
@@ -1060,4 +1062,21 @@ fn ten_simple_rules_are_cheap() {
     // A loose bound (tests run unoptimised on shared cores); the release
     // figure is in the module's notes.
     assert!(per < 5_000, "{per} ns");
+}
+
+#[test]
+fn rule_records_stay_small() {
+    // Under three cache lines; NAT actions and LOG prefixes live out of line.
+    assert!(std::mem::size_of::<super::rules::Rule>() <= 160);
+    assert!(std::mem::size_of::<super::rules::Action>() <= 16);
+}
+
+#[test]
+fn shared_across_workers() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Ruleset>();
+    send_sync::<RuleCounters>();
+    send_sync::<LogRing>();
+    send::<EvalCtx>();
 }
