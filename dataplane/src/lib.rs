@@ -2,11 +2,13 @@
 //!
 //! `packet` (views, checksums), `iface` (logical interfaces), `route` (LPM,
 //! route tables, policy, neighbours), `conntrack` (the shared connection
-//! table and protocol state machines), `nat` (address translation: packet
-//! rewrites and the port allocator), `pipeline` (the stages over a batch),
-//! `io` (ports and frame ownership), `stats` (counters and drop reasons).
+//! table and protocol state machines), `filter` (the compiled iptables
+//! ruleset and its evaluator), `nat` (address translation: packet rewrites
+//! and the port allocator), `pipeline` (the stages over a batch), `io`
+//! (ports and frame ownership), `stats` (counters and drop reasons).
 
 pub mod conntrack;
+pub mod filter;
 pub mod iface;
 pub mod io;
 pub mod nat;

@@ -10,6 +10,10 @@
 //! Errors name the config line like validation errors do; nothing is
 //! returned from a config with any error.
 
+pub mod firewall;
+
+pub use firewall::{compile_firewall, compile_firewall_with_field};
+
 use crate::config::{self, Config, ConfigError};
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv6Addr};

@@ -1065,7 +1065,10 @@ fn build_target(
                 if r == RejectWith::TcpReset && proto != Some(Protocol::Tcp) {
                     return Err("--reject-with tcp-reset needs -p tcp".into());
                 }
-                if r != RejectWith::TcpReset {
+                // A bare `-j REJECT` is stored as icmp-port-unreachable and
+                // answers in the packet's family, so that kind (like
+                // tcp-reset) ties the rule to neither family.
+                if !matches!(r, RejectWith::TcpReset | RejectWith::IcmpPortUnreachable) {
                     fam(r.is_icmp6(), "--reject-with")?;
                 }
                 Target::Reject(r)
