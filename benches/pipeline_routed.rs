@@ -161,6 +161,8 @@ fn run(
         interfaces,
         fib,
         icmp: IcmpLimits::default(),
+        filter: Default::default(),
+        tracking: false,
     });
 
     // 64 frames per burst, 64 bursts of distinct destinations inside the

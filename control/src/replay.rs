@@ -10,6 +10,13 @@
 //! wire (tags, checksums, MACs). Generated frames (ARP, NDP, ICMP errors,
 //! resets) are written the same way. An output file exists for every
 //! interface, empty or not. The same inputs give byte-identical outputs.
+//!
+//! The firewall runs as it would live: connections are tracked in pcap
+//! time (so timeouts can be tested), NAT ports come from the same
+//! allocator, LOG lines are collected in the report. The connection table
+//! holds at most [`REPLAY_FLOWS`] connections, whatever `flows` says: a
+//! capture small enough to replay needs no more, and a test suite should
+//! not allocate a million entries per scenario.
 
 use crate::compile::{Compiled, compile, synthetic_mac};
 use crate::config::{Config, ConfigError, render_errors};
@@ -20,6 +27,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use xgate_dataplane::conntrack::CtConfig;
 use xgate_dataplane::iface::IfIndex;
 use xgate_dataplane::io::memory::MemoryWorker;
 use xgate_dataplane::packet::ether;
@@ -72,6 +80,33 @@ pub struct Report {
     pub drops: Vec<(DropReason, u64)>,
     /// Packets still waiting for a neighbour at the end.
     pub pending_at_end: usize,
+    /// LOG target lines, in order.
+    pub log: Vec<String>,
+    /// Connections in the table at the end.
+    pub connections: usize,
+}
+
+/// The connection table capacity of a replay.
+pub const REPLAY_FLOWS: usize = 1 << 16;
+
+/// The shared state of a dataplane built from `compiled`: connection table
+/// (`flows` entries, the config's timeouts, hash seed `seed`), NAT
+/// addresses registered, static neighbours.
+pub fn shared_state(compiled: &Compiled, flows: usize, seed: Option<u64>) -> Shared {
+    let ct = CtConfig {
+        timeouts: compiled.timeouts.clone(),
+        seed,
+        ..CtConfig::new(flows)
+    };
+    let shared = Shared::with_conntrack(4096, ct);
+    for a in &compiled.nat_addresses {
+        // `compile` refuses more addresses than the allocator holds.
+        let _ = shared.nat.register(*a);
+    }
+    for (dev, key, mac) in &compiled.static_neighbors {
+        shared.neighbors.insert_static(*dev, *key, mac);
+    }
+    shared
 }
 
 impl Report {
@@ -92,6 +127,12 @@ impl Report {
         }
         if self.pending_at_end > 0 {
             s += &format!("\nstill waiting for a neighbour: {}", self.pending_at_end);
+        }
+        if self.connections > 0 {
+            s += &format!("\nconnections tracked at the end: {}", self.connections);
+        }
+        for l in &self.log {
+            s += &format!("\nlog: {l}");
         }
         s
     }
@@ -172,10 +213,8 @@ pub fn replay(
     // Stable: equal timestamps keep input order, then file order.
     frames.sort_by_key(|f| (f.ts, f.input));
 
-    let shared = Arc::new(Shared::new(4096));
-    for (dev, key, mac) in &compiled.static_neighbors {
-        shared.neighbors.insert_static(*dev, *key, mac);
-    }
+    let flows = cfg.dataplane.flows.min(REPLAY_FLOWS);
+    let shared = Arc::new(shared_state(&compiled, flows, Some(0x5eed)));
     let tables = Arc::new(compiled.tables);
     let mut worker = MemoryWorker::new(tables.clone(), shared, 8192);
     worker.pipeline.trace.set_enabled(trace);
@@ -225,6 +264,19 @@ pub fn replay(
             *n += 1;
         });
     };
+    let mut log = Vec::new();
+    let mut collect_log = |worker: &MemoryWorker| {
+        let ifs = &worker.pipeline.tables.interfaces;
+        while let Some(rec) = worker.pipeline.shared.log.pop() {
+            log.push(worker.pipeline.tables.filter.format_log(&rec, |i| {
+                if (i as usize) < ifs.len() {
+                    ifs.get(i).name.as_str()
+                } else {
+                    "?"
+                }
+            }));
+        }
+    };
     let print_trace = |worker: &mut MemoryWorker, out: &mut dyn Write| -> Result<(), ReplayError> {
         for r in worker.pipeline.trace.drain() {
             writeln!(out, "{}", trace::format_record(&r, &tables.interfaces)).map_err(|err| {
@@ -244,10 +296,12 @@ pub fn replay(
             report.frames_too_long += 1;
         }
         emit(&mut worker, f.ts);
+        collect_log(&worker);
         print_trace(&mut worker, trace_out)?;
     }
     worker.tick(now.as_nanos() as u64);
     emit(&mut worker, now);
+    collect_log(&worker);
     print_trace(&mut worker, trace_out)?;
     if let Some(e) = write_err {
         return Err(e);
@@ -264,5 +318,7 @@ pub fn replay(
     }
     report.drops = worker.pipeline.stats.nonzero_drops();
     report.pending_at_end = worker.pipeline.pending_packets();
+    report.log = log;
+    report.connections = worker.pipeline.shared.conntrack.len();
     Ok(report)
 }

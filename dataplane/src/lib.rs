@@ -14,5 +14,6 @@ pub mod io;
 pub mod nat;
 pub mod packet;
 pub mod pipeline;
+pub mod prefetch;
 pub mod route;
 pub mod stats;

@@ -4,7 +4,6 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use xgate_control::config::{self, render_errors};
-use xgate_control::iptables;
 use xgate_control::replay::{self, Input};
 
 #[derive(Parser, Debug)]
@@ -58,9 +57,6 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            if let Err(e) = firewall(&cfg) {
-                return e;
-            }
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             match replay::replay(&cfg, &inputs, &output_dir, trace, &mut out) {
@@ -90,39 +86,6 @@ fn check(path: &std::path::Path) -> ExitCode {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }
-    if let Err(e) = firewall(&cfg) {
-        return e;
-    }
     println!("{}", config::check_summary(&cfg));
     ExitCode::SUCCESS
-}
-
-/// Validates `[firewall]`. The dataplane does not enforce filter and NAT
-/// rules yet (the stateful core is the next issue), so a config that has
-/// rules gets a warning rather than a silent pass-through.
-fn firewall(cfg: &config::Config) -> Result<(), ExitCode> {
-    let Some(fw) = &cfg.firewall else {
-        return Ok(());
-    };
-    match iptables::load(fw, &cfg.source) {
-        Ok(rules) => {
-            let n: usize = rules
-                .tables
-                .iter()
-                .flat_map(|t| &t.chains)
-                .map(|c| c.rules.len())
-                .sum();
-            if n > 0 {
-                eprintln!(
-                    "warning: [firewall] has {n} valid rules, but this build does not enforce \
-                     filter or NAT rules yet: traffic is routed as if they were absent"
-                );
-            }
-            Ok(())
-        }
-        Err(errs) => {
-            eprint!("{}", render_errors(&errs));
-            Err(ExitCode::FAILURE)
-        }
-    }
 }

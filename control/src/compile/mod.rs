@@ -15,13 +15,18 @@ pub mod firewall;
 pub use firewall::{compile_firewall, compile_firewall_with_field};
 
 use crate::config::{self, Config, ConfigError};
+use crate::iptables;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv6Addr};
+use xgate_dataplane::conntrack::Timeouts;
+use xgate_dataplane::filter::Ruleset;
 use xgate_dataplane::iface::{IfIndex, Interface, Interfaces};
 use xgate_dataplane::packet::ether::VlanStack;
 use xgate_dataplane::pipeline::{IcmpLimits, Tables};
 use xgate_dataplane::route::neighbor::v4_key;
 use xgate_dataplane::route::{self as rt, Fib, NextHop, PolicyRule, Route};
+
+use xgate_dataplane::pipeline::MAX_NAT_ADDRESSES;
 
 /// What the control plane publishes for one config.
 #[derive(Debug)]
@@ -31,6 +36,12 @@ pub struct Compiled {
     pub devices: Vec<String>,
     /// Permanent neighbour entries: (interface, key as in the neighbour table, MAC).
     pub static_neighbors: Vec<(IfIndex, u128, [u8; 6])>,
+    /// Addresses NAT may allocate source ports on (neighbour-table keys):
+    /// every interface address (MASQUERADE, hairpin) and every SNAT
+    /// address, each once. Registered with the shared port allocator.
+    pub nat_addresses: Vec<u128>,
+    /// Connection timeouts (`[timeouts]` over Linux's defaults).
+    pub timeouts: Timeouts,
 }
 
 /// A stable locally administered MAC for a device that has none (used by
@@ -238,6 +249,46 @@ pub fn compile(
         }
     }
 
+    let timeouts = Timeouts::from_overrides(cfg.timeouts.iter().map(|(n, s, _)| (n.as_str(), *s)))
+        .unwrap_or_else(|e| {
+            let line = cfg.timeouts.first().map_or(0, |t| t.2);
+            errors.push(ConfigError::new(file, line, "timeouts", e.to_string()));
+            Timeouts::default()
+        });
+
+    let mut nat_addresses: Vec<u128> = Vec::new();
+    for (_, ic) in interfaces.iter() {
+        nat_addresses.extend(ic.v4.iter().map(|(a, _)| v4_key(u32::from(*a))));
+        nat_addresses.extend(
+            ic.v6
+                .iter()
+                .filter(|(a, _)| !a.is_unicast_link_local())
+                .map(|(a, _)| u128::from(*a)),
+        );
+    }
+    let (filter, tracking) = match firewall(cfg, &interfaces, &mut nat_addresses) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.extend(e);
+            (Ruleset::default(), false)
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    nat_addresses.retain(|a| seen.insert(*a));
+    if nat_addresses.len() > MAX_NAT_ADDRESSES {
+        let line = cfg.firewall.as_ref().map_or(0, |f| f.line);
+        errors.push(ConfigError::new(
+            file,
+            line,
+            "firewall",
+            format!(
+                "{} NAT addresses (interface addresses and SNAT ranges); at most {MAX_NAT_ADDRESSES} \
+                 are supported, each holds a 1.5 MiB port map",
+                nat_addresses.len()
+            ),
+        ));
+    }
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -246,10 +297,50 @@ pub fn compile(
             interfaces,
             fib,
             icmp: IcmpLimits::default(),
+            filter,
+            tracking,
         },
         devices,
         static_neighbors,
+        nat_addresses,
+        timeouts,
     })
+}
+
+/// The `[firewall]` ruleset compiled for the dataplane, and whether it
+/// needs connection tracking (any `--ctstate` / `--state` match or any
+/// nat rule). Adds SNAT addresses to `nat_addresses`.
+fn firewall(
+    cfg: &Config,
+    interfaces: &Interfaces,
+    nat_addresses: &mut Vec<u128>,
+) -> Result<(Ruleset, bool), Vec<ConfigError>> {
+    let Some(fw) = &cfg.firewall else {
+        return Ok((Ruleset::default(), false));
+    };
+    let rs = iptables::load(fw, &cfg.source)?;
+    let (file, field) = match (&fw.rules, &fw.rules_file) {
+        (None, Some(path)) => (path.display().to_string(), "firewall.rules_file"),
+        _ => (cfg.source.clone(), iptables::FIELD),
+    };
+    let compiled = compile_firewall_with_field(&rs, interfaces, &file, field)?;
+    let mut tracking = false;
+    for t in &rs.tables {
+        for r in t.chains.iter().flat_map(|c| &c.rules) {
+            tracking |= t.kind == iptables::TableKind::Nat || r.matches.ctstate.is_some();
+            if let iptables::Target::Snat(spec) = &r.target {
+                let key = |a: IpAddr| match a {
+                    IpAddr::V4(a) => v4_key(a.into()),
+                    IpAddr::V6(a) => a.into(),
+                };
+                let (lo, hi) = (key(spec.addrs.0), key(spec.addrs.1));
+                // Bounded: ranges beyond the cap are refused after the loop.
+                let n = (hi - lo).min(MAX_NAT_ADDRESSES as u128);
+                nat_addresses.extend((0..=n).map(|i| lo + i));
+            }
+        }
+    }
+    Ok((compiled, tracking))
 }
 
 #[cfg(test)]

@@ -489,3 +489,110 @@ pub fn golden_trace(name: &str, actual: &str) {
         );
     }
 }
+
+/// An IPv4 TCP segment with the flags named by letters (`S` SYN, `A` ACK,
+/// `F` FIN, `R` RST, `P` PSH, `U` URG), e.g. `"SA"`, `"FA"`, `"SF"`.
+pub fn tcp4_seg(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: &str,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut b = PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(ip4(src), ip4(dst), 64)
+        .tcp(sport, dport, seq, 64240);
+    for f in flags.chars() {
+        b = match f {
+            'S' => b.syn(),
+            'A' => b.ack(ack),
+            'F' => b.fin(),
+            'R' => b.rst(),
+            'P' => b.psh(),
+            'U' => b.urg(0),
+            _ => panic!("unknown TCP flag {f}"),
+        };
+    }
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
+/// An ICMPv4 error (`typ`/`code`) from `src` to `dst` quoting `quoted`
+/// (an IP packet, typically the L3 part of a frame, trimmed by the caller).
+pub fn icmp4_error(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    typ: u8,
+    code: u8,
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(ip4(src), ip4(dst), 64)
+        .icmpv4_raw(typ, code, [0; 4])
+        .write(&mut out, quoted)
+        .unwrap();
+    out
+}
+
+/// The IPv4 part of an untagged frame.
+pub fn l3_of(frame: &[u8]) -> &[u8] {
+    let (_, _, off) = l2(frame);
+    &frame[off..]
+}
+
+/// `(src, sport, dst, dport)` of an untagged IPv4 TCP/UDP frame (for
+/// ICMP queries the ports are the identifier, twice).
+pub fn tuple4(frame: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
+    let ip = l3_of(frame);
+    let hl = (ip[0] & 0xf) as usize * 4;
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let l4 = &ip[hl..];
+    let w = |i: usize| u16::from_be_bytes([l4[i], l4[i + 1]]);
+    match ip[9] {
+        1 => (src, w(4), dst, w(4)),
+        _ => (src, w(0), dst, w(2)),
+    }
+}
+
+/// `tuple4` as text: `"1.2.3.4:80 > 5.6.7.8:1000"`.
+pub fn flow4(frame: &[u8]) -> String {
+    let (s, sp, d, dp) = tuple4(frame);
+    format!("{s}:{sp} > {d}:{dp}")
+}
+
+/// The TCP payload of an untagged IPv4 TCP frame.
+pub fn tcp_payload(frame: &[u8]) -> &[u8] {
+    let ip = l3_of(frame);
+    let hl = (ip[0] & 0xf) as usize * 4;
+    let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+    let doff = (ip[hl + 12] >> 4) as usize * 4;
+    &ip[hl + doff..total]
+}
+
+pub fn icmp4_reply(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    id: u16,
+    seq: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(ip4(src), ip4(dst), 60)
+        .icmpv4_echo_reply(id, seq)
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}

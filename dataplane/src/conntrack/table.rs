@@ -23,7 +23,9 @@ const EXP_BITS: u32 = 35;
 const EXP_MASK: u64 = (1 << EXP_BITS) - 1;
 const SEEN_REPLY: u64 = 1 << 35;
 const ASSURED: u64 = 1 << 36;
-const STATUS_MASK: u64 = SEEN_REPLY | ASSURED;
+/// The reply tuple is not the original reversed: the connection is NAT'd.
+const NAT: u64 = 1 << 37;
+const STATUS_MASK: u64 = SEEN_REPLY | ASSURED | NAT;
 const TCP_SHIFT: u32 = 39;
 const PROTO_SHIFT: u32 = 43;
 const PROTO_MASK: u64 = 0xff << PROTO_SHIFT;
@@ -614,6 +616,46 @@ impl Conntrack {
         })
     }
 
+    /// Starts loading the home index bucket of hash `h` (first step of a
+    /// batch lookup: hash and prefetch every packet's bucket, then
+    /// [`Conntrack::prefetch_entries`], then look up).
+    #[inline]
+    pub fn prefetch_bucket(&self, h: u64) {
+        crate::prefetch::prefetch(&self.index[self.home(h)]);
+    }
+
+    /// Starts loading the entries the home bucket of `h` points at with a
+    /// matching tag (second step; the bucket should be in cache by now).
+    #[inline]
+    pub fn prefetch_entries(&self, h: u64) {
+        let mask = self.tag_mask();
+        let tag = h as u32 & mask;
+        for slot in &self.index[self.home(h)].slots {
+            let v = slot.load(Relaxed);
+            if v != 0 && v & mask == tag {
+                let (idx, _) = self.slot_entry(v);
+                crate::prefetch::prefetch(&self.entries[idx as usize]);
+            }
+        }
+    }
+
+    /// For a NAT'd connection, the tuple a packet of `c`'s direction
+    /// should carry after translation: the other direction's tuple
+    /// reversed. `None` if the connection is not NAT'd or is gone.
+    #[inline]
+    pub fn translation(&self, c: ConnId) -> Option<FlowKey> {
+        let e = &self.entries[c.idx as usize];
+        let s1 = e.state.load(Acquire);
+        if s1 & NAT == 0 || s1 & LIVE == 0 || gen_of(s1) != c.generation {
+            return None;
+        }
+        let other = 1 - c.dir as usize;
+        let k = e.key(other, proto_of(s1));
+        fence(Acquire);
+        let s2 = e.state.load(Relaxed);
+        (s2 & LIVE != 0 && gen_of(s2) == c.generation).then(|| k.reverse())
+    }
+
     /// Runs a packet of `len` bytes with TCP flags `tcp_flags` (ignored for
     /// other protocols) through its connection: state machine, timeout
     /// refresh, counters. Returns the packet's state, or `None` if the
@@ -734,6 +776,12 @@ impl Conntrack {
         }
     }
 
+    /// Whether a packet with tuple `key` and TCP flags `tcp_flags` may open
+    /// a connection (its state is NEW rather than INVALID).
+    pub fn can_open(&self, key: &FlowKey, tcp_flags: u8) -> bool {
+        self.opening(key, tcp_flags).is_ok()
+    }
+
     /// Confirms a new connection for a first packet with tuple `orig`
     /// whose answers will carry `reply` (`orig.reverse()`, or a NAT'd
     /// tuple), counting that packet. The packet's state is NEW.
@@ -774,7 +822,9 @@ impl Conntrack {
         e.packets[1].store(0, Relaxed);
         e.bytes[0].store(u64::from(len), Relaxed);
         e.bytes[1].store(0, Relaxed);
+        let nat = if *reply != orig.reverse() { NAT } else { 0 };
         let base = u64::from(generation) << GEN_SHIFT
+            | nat
             | u64::from(orig.proto) << PROTO_SHIFT
             | (tcp_state as u64) << TCP_SHIFT
             | ((nm + timeout) & EXP_MASK);

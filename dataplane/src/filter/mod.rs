@@ -55,6 +55,17 @@ pub mod ct {
     pub const RELATED: u8 = 0x08;
     pub const UNTRACKED: u8 = 0x10;
 
+    /// The state's name as iptables prints it.
+    pub fn name(bit: u8) -> &'static str {
+        match bit {
+            INVALID => "INVALID",
+            NEW => "NEW",
+            ESTABLISHED => "ESTABLISHED",
+            RELATED => "RELATED",
+            _ => "UNTRACKED",
+        }
+    }
+
     /// The bit of a conntrack answer.
     pub fn bit(s: CtState) -> u8 {
         match s {

@@ -43,6 +43,11 @@ pub enum IcmpError {
     ProtocolUnreachable,
     /// IPv4 DF set, or IPv6, and the egress MTU is smaller: carries the MTU.
     TooBig(u16),
+    /// A type and code of the packet's family, as `REJECT --reject-with` chose.
+    Raw {
+        typ: u8,
+        code: u8,
+    },
 }
 
 impl IcmpError {
@@ -58,6 +63,7 @@ impl IcmpError {
                 let m = mtu.to_be_bytes();
                 (icmp4::DEST_UNREACH, icmp4::FRAG_NEEDED, [0, 0, m[0], m[1]])
             }
+            IcmpError::Raw { typ, code } => (typ, code, [0; 4]),
         }
     }
 
@@ -71,6 +77,7 @@ impl IcmpError {
             // Parameter problem, unrecognized next header, pointing at it.
             IcmpError::ProtocolUnreachable => (icmp6::PARAM_PROBLEM, 1, [0, 0, 0, 6]),
             IcmpError::TooBig(mtu) => (icmp6::PACKET_TOO_BIG, 0, (mtu as u32).to_be_bytes()),
+            IcmpError::Raw { typ, code } => (typ, code, [0; 4]),
         }
     }
 }

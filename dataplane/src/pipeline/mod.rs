@@ -23,6 +23,8 @@
 //! makes a system call: batches, transmit queues and the trace buffer are
 //! allocated once with their full capacity.
 
+mod conntrack;
+mod firewall;
 mod icmp;
 mod input;
 mod local;
@@ -31,8 +33,11 @@ mod parse;
 mod route;
 pub mod trace;
 
+use crate::conntrack::{Conntrack, CtConfig};
+use crate::filter::{EvalCtx, LogRing, Ruleset};
 use crate::iface::{IfIndex, Interfaces};
 use crate::io::{Desc, FramePool, Port};
+use crate::nat::NatPorts;
 use crate::route::Fib;
 use crate::route::neighbor::NeighborTable;
 use crate::stats::{DropReason, WorkerStats};
@@ -49,6 +54,12 @@ pub struct Tables {
     pub interfaces: Interfaces,
     pub fib: Fib,
     pub icmp: IcmpLimits,
+    /// The iptables ruleset (filter, nat, mangle).
+    pub filter: Ruleset,
+    /// Whether packets are matched to connections: the ruleset uses
+    /// connection states or NAT. Without, every packet is UNTRACKED and
+    /// the conntrack stage costs nothing.
+    pub tracking: bool,
 }
 
 /// ICMP error rate limits, as Linux's `icmp_msgs_per_sec`/`icmp_msgs_burst`
@@ -73,16 +84,48 @@ impl Default for IcmpLimits {
     }
 }
 
-/// State every worker shares and writes (lock-free).
-#[derive(Debug)]
+/// State every worker shares and writes (lock-free). Survives config
+/// reloads: connections and their NAT bindings live here.
 pub struct Shared {
     pub neighbors: NeighborTable,
+    pub conntrack: Conntrack,
+    /// NAT source ports; connections release theirs when they leave the
+    /// table (the conntrack retire hook).
+    pub nat: Arc<NatPorts>,
+    /// LOG lines on their way to the control thread.
+    pub log: Arc<LogRing>,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("conntrack", &self.conntrack)
+            .finish_non_exhaustive()
+    }
+}
+
+/// NAT external addresses the allocator can hold.
+pub const MAX_NAT_ADDRESSES: usize = 64;
+/// LOG lines waiting for the control thread at most.
+const LOG_RING: usize = 1024;
+
 impl Shared {
+    /// Shared state with a small connection table (4096 flows, default
+    /// timeouts): for tests and tools.
     pub fn new(neighbor_capacity: usize) -> Self {
+        Self::with_conntrack(neighbor_capacity, CtConfig::new(4096))
+    }
+
+    /// Shared state with the connection table `ct` describes; its retire
+    /// hook is set here (NAT port release).
+    pub fn with_conntrack(neighbor_capacity: usize, mut ct: CtConfig) -> Self {
+        let nat = Arc::new(NatPorts::new(MAX_NAT_ADDRESSES));
+        ct.on_retire = Some(NatPorts::retire_hook(nat.clone()));
         Shared {
             neighbors: NeighborTable::new(neighbor_capacity),
+            conntrack: Conntrack::with_config(ct),
+            nat,
+            log: Arc::new(LogRing::new(LOG_RING)),
         }
     }
 }
@@ -162,6 +205,10 @@ pub struct Pipeline {
     pub shared: Arc<Shared>,
     pub stats: Arc<WorkerStats>,
     pub trace: Trace,
+    /// The firewall's per-worker state: per-rule packet and byte
+    /// counters, LOG rate limit, random matches.
+    pub eval: EvalCtx,
+    ct: Vec<conntrack::CtMeta>,
     pending: neighbor::Pending,
     ncache: neighbor::NeighborCache,
     limiter: icmp::Limiter,
@@ -175,16 +222,25 @@ pub struct Pipeline {
 
 /// Transmit queue capacity per port before it is flushed mid-batch.
 const TX_QUEUE: usize = 4 * BATCH;
+/// Connection entries the expiry sweep examines per call.
+const EXPIRE_BUDGET: usize = 64;
 
 impl Pipeline {
     pub fn new(tables: Arc<Tables>, shared: Arc<Shared>) -> Self {
         let ports = tables.interfaces.ports();
         let stats = Arc::new(WorkerStats::new(ports));
         let limiter = icmp::Limiter::new(tables.icmp);
+        let eval = EvalCtx::new(
+            Arc::new(tables.filter.new_counters()),
+            shared.log.clone(),
+            0x5eed,
+        );
         Pipeline {
             tables,
             shared,
             stats,
+            eval,
+            ct: Vec::with_capacity(BATCH),
             trace: Trace::new(1 << 16),
             pending: neighbor::Pending::new(),
             ncache: neighbor::NeighborCache::new(),
@@ -224,9 +280,18 @@ impl Pipeline {
             batch.clear();
             self.parse(&mut ctx, rx_port, chunk, &mut batch);
             self.neighbor_input(&mut ctx, &mut batch);
+            if self.tables.tracking {
+                self.conntrack(&mut ctx, &mut batch);
+            } else {
+                self.ct.clear();
+                self.ct.resize(batch.len(), conntrack::CtMeta::untracked());
+            }
+            self.prerouting(&mut ctx, &mut batch);
             self.route(&mut ctx, &mut batch);
+            self.input(&mut ctx, &mut batch);
             self.local(&mut ctx, &mut batch);
             self.forward_checks(&mut ctx, &mut batch);
+            self.forward(&mut ctx, &mut batch);
             self.rewrite(&mut ctx, &mut batch);
             self.batch = batch;
             self.local_out(&mut ctx);
@@ -255,6 +320,11 @@ impl Pipeline {
     /// What ends every call: neighbour queues serviced, the router's own
     /// packets routed, transmit queues flushed.
     fn finish<P: Port>(&mut self, ctx: &mut Ctx<'_, P>) {
+        if self.tables.tracking {
+            // A slice of the expiry sweep: frees expired connections (and
+            // their NAT ports) that no packet looks up any more.
+            self.shared.conntrack.expire(ctx.now, EXPIRE_BUDGET);
+        }
         self.poll_neighbors(ctx);
         self.local_out(ctx);
         self.flush(ctx);
@@ -275,6 +345,7 @@ impl Pipeline {
             let take = self.out.len().min(BATCH);
             batch.extend(self.out.drain(..take));
             self.route(ctx, &mut batch);
+            self.output(ctx, &mut batch);
             self.rewrite(ctx, &mut batch);
             self.batch = batch;
         }

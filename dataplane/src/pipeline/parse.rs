@@ -333,6 +333,8 @@ mod tests {
             interfaces: ifs,
             fib: Fib::new(),
             icmp: IcmpLimits::default(),
+            filter: Default::default(),
+            tracking: false,
         };
         Pipeline::new(Arc::new(tables), Arc::new(Shared::new(64)))
     }

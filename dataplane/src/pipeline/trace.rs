@@ -76,6 +76,23 @@ pub enum TraceWhat {
         oif: IfIndex,
         len: u32,
     },
+    /// The connection lookup: the packet's ctstate bit, and whether it
+    /// travels in the reply direction.
+    Conntrack {
+        state: u8,
+        reply: bool,
+    },
+    /// A table's verdict and the line of the rule that gave it (0: policy).
+    Verdict {
+        verdict: &'static str,
+        line: u32,
+    },
+    /// One part of a NAT translation applied (`src`: source part).
+    Nat {
+        src: bool,
+        addr: IpAddr,
+        port: u16,
+    },
     Drop(DropReason),
 }
 
@@ -213,6 +230,19 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
         TraceWhat::NeighborQueued { ip } => write!(s, "queued awaiting {ip}"),
         TraceWhat::NeighborRequest { ip } => write!(s, "resolving {ip}"),
         TraceWhat::Tx { oif, len } => write!(s, "tx dev {} len {len}", name(ifs, oif)),
+        TraceWhat::Conntrack { state, reply } => {
+            let dir = if reply { " reply" } else { "" };
+            write!(s, "ctstate {}{dir}", crate::filter::ct::name(state))
+        }
+        TraceWhat::Verdict { verdict, line: 0 } => write!(s, "{verdict} (policy)"),
+        TraceWhat::Verdict { verdict, line } => write!(s, "{verdict} (rule line {line})"),
+        TraceWhat::Nat { src, addr, port } => {
+            let part = if src { "source" } else { "destination" };
+            match addr {
+                IpAddr::V6(a) => write!(s, "{part} -> [{a}]:{port}"),
+                a => write!(s, "{part} -> {a}:{port}"),
+            }
+        }
         TraceWhat::Drop(r) => write!(s, "drop {}", r.name()),
     };
     s

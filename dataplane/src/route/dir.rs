@@ -25,8 +25,8 @@
 //! transparent huge pages: random lookups over 64 MiB otherwise miss the TLB
 //! on nearly every packet (DPDK puts the same table in hugepages).
 //!
-//! [`prefetch`] is the one wrapper of the CPU's prefetch hint; a batch uses
-//! it on first-level entries before its lookups (`policy.rs`).
+//! A batch prefetches first-level entries before its lookups
+//! (`policy.rs`, with [`crate::prefetch::prefetch`]).
 
 use std::fmt;
 
@@ -90,7 +90,7 @@ impl Tbl24 {
     }
 
     /// The entries, for a batch that prefetches many of them
-    /// ([`prefetch`]).
+    /// ([`crate::prefetch::prefetch`]).
     #[inline(always)]
     pub(super) fn entries(&self) -> &[u32; TBL24_LEN] {
         &self.entry
@@ -227,26 +227,6 @@ impl Groups {
     pub(super) fn memory_bytes(&self) -> usize {
         self.entry.capacity() * 4 + self.depth.capacity() + self.free.capacity() * 4
     }
-}
-
-/// Hints the CPU to start loading the cache line holding `*x` into all
-/// cache levels, without waiting for it: a batch issues these for all its
-/// packets, then looks them up while the lines arrive. A no-op on targets
-/// other than x86-64.
-#[inline(always)]
-pub(super) fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: `_mm_prefetch` is only `unsafe` to call because it is
-        // declared with `#[target_feature(enable = "sse")]`; SSE is part of
-        // the x86-64 baseline, so the feature is always present. The
-        // instruction is a hint: it never faults, whatever the address, and
-        // changes no memory, and `x` is a valid reference anyway.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
 }
 
 /// True if `e` points at a group.

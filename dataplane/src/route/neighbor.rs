@@ -47,6 +47,14 @@ pub fn key_v4(k: u128) -> Option<u32> {
     (k >> 32 == 0xffff).then_some(k as u32)
 }
 
+/// The address a key stands for.
+pub fn key_ip(k: u128) -> std::net::IpAddr {
+    match key_v4(k) {
+        Some(a) => std::net::Ipv4Addr::from(a).into(),
+        None => std::net::Ipv6Addr::from(k).into(),
+    }
+}
+
 #[derive(Debug, Default)]
 struct Slot {
     seq: AtomicU32,

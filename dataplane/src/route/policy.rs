@@ -35,8 +35,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::dir::{TBL24_LEN, prefetch};
+use super::dir::TBL24_LEN;
 use super::table::{IfIndex, NextHop, Route, RouteEntry, RouteError, RouteTable, RouteType};
+use crate::prefetch::prefetch;
 
 /// The local table: addresses of this router (`ip route show table local`).
 pub const TABLE_LOCAL: u32 = 255;

@@ -1,0 +1,225 @@
+//! Stage `conntrack` (PREROUTING): every received IP packet is matched to
+//! its connection before routing, as netfilter's conntrack hook does.
+//!
+//! Three passes over the batch, so that the two cache misses of a lookup
+//! (index bucket, then entry) overlap across packets instead of stalling
+//! each one: (1) build every packet's [`FlowKey`], hash it and prefetch
+//! its bucket; (2) prefetch the entries the buckets point at; (3) look up
+//! and run the TCP state machine / refresh the timeout. A packet of a
+//! known connection gets its state (NEW until answered, ESTABLISHED); an
+//! ICMP error quoting a tracked packet is RELATED; a first packet that may
+//! open a connection is NEW (the connection is created only when the
+//! packet is accepted: [`Pipeline::confirm`], after the filter, like
+//! netfilter's confirm at the last hook); anything else is INVALID.
+//! Non-first fragments cannot be matched without reassembly and are
+//! UNTRACKED.
+//!
+//! Reads: the frame's L3/L4 headers. Changes: the shared connection table
+//! (state, counters, expiry) and the per-batch [`CtMeta`]; NAT
+//! (`firewall.rs`) then rewrites the frame. Drops nothing itself.
+
+use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
+use crate::conntrack::{
+    ConnId, CtState, Dir, FlowKey, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+};
+use crate::filter::ct;
+use crate::io::Port;
+use crate::nat::rewrite::quoted_key;
+use crate::packet::{ipv4, ipv6};
+
+/// How a packet relates to the connection table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum CtKind {
+    /// Not looked at (ARP, router-originated, tracking off, a later fragment).
+    #[default]
+    Untracked,
+    /// Part of a tracked connection (`conn` is set).
+    Tracked,
+    /// May open a connection: created at confirm if accepted.
+    New,
+    /// An ICMP error quoting a tracked connection's packet (`conn` is set,
+    /// in the error's direction).
+    Related,
+    /// Fits no connection, cannot open one.
+    Invalid,
+}
+
+/// Per packet of the batch (same index as the batch): what conntrack
+/// found, and the NAT target the later stages apply.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CtMeta {
+    pub kind: CtKind,
+    /// The packet's tuple as it arrived (for an ICMP error, the key of the
+    /// connection direction the error travels in).
+    pub key: FlowKey,
+    pub hash: u64,
+    pub conn: Option<ConnId>,
+    /// TCP flags (0 for other protocols).
+    pub tcp_flags: u8,
+    /// The `-m conntrack --ctstate` bit ([`crate::filter::ct`]).
+    pub state: u8,
+    /// The tuple the packet leaves with: for a NAT'd connection its
+    /// translation; for a NEW packet the original tuple after DNAT and
+    /// (at POSTROUTING) SNAT; equal to `key` when nothing is translated.
+    pub target: FlowKey,
+}
+
+impl CtMeta {
+    /// A packet conntrack does not look at.
+    pub fn untracked() -> Self {
+        CtMeta {
+            state: ct::UNTRACKED,
+            ..CtMeta::default()
+        }
+    }
+}
+
+/// Whether an ICMP(v6) type is an error (quotes a packet).
+pub(crate) fn is_icmp_error(v4: bool, ty: u8) -> bool {
+    if v4 {
+        matches!(ty, 3 | 4 | 5 | 11 | 12)
+    } else {
+        (1..=4).contains(&ty)
+    }
+}
+
+/// The tuple of a packet and its TCP flags; `None` for a non-first fragment.
+/// For an ICMP error, the second value is true and the key is the quoted
+/// packet's tuple reversed (the direction the error travels in), or
+/// `None` if the quote is unusable.
+pub(super) fn packet_key(l3: &[u8], m: &Meta) -> Option<(FlowKey, u8, bool)> {
+    if m.has(flags::LATER_FRAGMENT) {
+        return None;
+    }
+    let v4 = m.l3 == L3::V4;
+    let (src, dst) = if v4 {
+        let ip = ipv4::Packet::new_unchecked(l3);
+        (
+            crate::route::neighbor::v4_key(ip.src_u32()),
+            crate::route::neighbor::v4_key(ip.dst_u32()),
+        )
+    } else {
+        let ip = ipv6::Packet::new_unchecked(l3);
+        (ip.src_u128(), ip.dst_u128())
+    };
+    let l4 = &l3[(m.l4_off as usize).min(l3.len())..];
+    let word = |i: usize| match l4.get(i..i + 2) {
+        Some(b) => u16::from_be_bytes([b[0], b[1]]),
+        None => 0,
+    };
+    let (sport, dport, tcp_flags) = match m.proto {
+        PROTO_TCP => (word(0), word(2), l4.get(13).copied().unwrap_or(0)),
+        PROTO_UDP => (word(0), word(2), 0),
+        PROTO_ICMP | PROTO_ICMPV6 => {
+            let ty = l4.first().copied().unwrap_or(0);
+            let icmp = (m.proto == PROTO_ICMP) == v4;
+            if icmp && is_icmp_error(v4, ty) {
+                let q = quoted_key(l3, v4, m.l4_off as usize)?;
+                return Some((q.reverse(), 0, true));
+            }
+            // Queries: identifier and type (id 0 for other messages).
+            (word(4), u16::from(ty) << 8, 0)
+        }
+        _ => (0, 0, 0),
+    };
+    let key = FlowKey {
+        src,
+        dst,
+        sport,
+        dport,
+        proto: m.proto,
+    };
+    Some((key, tcp_flags, false))
+}
+
+impl Pipeline {
+    /// PREROUTING's connection lookup for every received IP packet.
+    pub(super) fn conntrack<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        let ct = &self.shared.conntrack;
+        let cts = &mut self.ct;
+        cts.clear();
+        cts.resize(batch.len(), CtMeta::untracked());
+        // Pass 1: keys, hashes, bucket prefetch.
+        for (m, c) in batch.iter().zip(cts.iter_mut()) {
+            if m.next != Next::Continue || m.l3 == L3::Arp || m.has(flags::LOCAL_ORIGIN) {
+                continue;
+            }
+            let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..L3_OFF + m.l3_len as usize];
+            match packet_key(l3, m) {
+                None if m.has(flags::LATER_FRAGMENT) => {}
+                None => c.kind = CtKind::Invalid,
+                Some((key, tcp_flags, error)) => {
+                    c.key = key;
+                    c.target = key;
+                    c.tcp_flags = tcp_flags;
+                    c.hash = ct.hash(&key);
+                    c.kind = if error {
+                        CtKind::Related
+                    } else {
+                        CtKind::Tracked
+                    };
+                    ct.prefetch_bucket(c.hash);
+                }
+            }
+        }
+        // Pass 2: the entries those buckets point at.
+        for c in cts.iter() {
+            if matches!(c.kind, CtKind::Tracked | CtKind::Related) {
+                ct.prefetch_entries(c.hash);
+            }
+        }
+        // Pass 3: look up, run the state machine.
+        let now = ctx.now;
+        for (m, c) in batch.iter().zip(cts.iter_mut()) {
+            match c.kind {
+                CtKind::Related => {
+                    // An error is not part of the connection: no state
+                    // change, no timeout refresh.
+                    c.conn = ct.lookup_hashed(&c.key, c.hash, now);
+                    (c.kind, c.state) = match c.conn {
+                        Some(_) => (CtKind::Related, ct::RELATED),
+                        None => (CtKind::Invalid, ct::INVALID),
+                    };
+                }
+                CtKind::Tracked => {
+                    let found = ct.lookup_hashed(&c.key, c.hash, now).and_then(|id| {
+                        ct.update(id, c.tcp_flags, u32::from(m.l3_len), now)
+                            .map(|s| (id, s))
+                    });
+                    (c.kind, c.state) = match found {
+                        // Like netfilter, an invalid packet is left without
+                        // its connection: no NAT applies to it.
+                        Some((_, CtState::Invalid)) => (CtKind::Invalid, ct::INVALID),
+                        Some((id, state)) => {
+                            c.conn = Some(id);
+                            // Not answered yet: still NEW to the filter.
+                            let s = if state == CtState::New {
+                                ct::NEW
+                            } else {
+                                ct::ESTABLISHED
+                            };
+                            (CtKind::Tracked, s)
+                        }
+                        None if ct.can_open(&c.key, c.tcp_flags) => (CtKind::New, ct::NEW),
+                        None => (CtKind::Invalid, ct::INVALID),
+                    };
+                }
+                CtKind::Invalid => c.state = ct::INVALID,
+                _ => c.state = ct::UNTRACKED,
+            }
+            if let Some(id) = c.conn
+                && let Some(t) = ct.translation(id)
+            {
+                c.target = t;
+            }
+            if m.has(flags::TRACE) {
+                let reply = c.conn.is_some_and(|id| id.dir() == Dir::Reply);
+                let what = TraceWhat::Conntrack {
+                    state: c.state,
+                    reply,
+                };
+                self.trace.record(m.seq, "conntrack", what);
+            }
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! The netfilter hooks around routing: mangle and nat PREROUTING (before
+//! routing), filter INPUT (local delivery), filter FORWARD and nat
+//! POSTROUTING (forwarded packets), filter OUTPUT (the router's own
+//! packets), and the confirm of new connections.
+//!
+//! NAT is represented by the connection's reply tuple (`conntrack`): a
+//! packet of a NAT'd connection carries its translation target in
+//! [`CtMeta::target`]. As in netfilter, the destination part is applied in
+//! PREROUTING, so that routing and the FORWARD filter see the real
+//! destination, and the source part in POSTROUTING. Only the first packet
+//! of a connection traverses the nat table; the binding it chooses (DNAT
+//! here, SNAT / MASQUERADE / automatic hairpin SNAT at POSTROUTING) becomes
+//! the reply tuple of the connection inserted at confirm. Source ports
+//! come from the shared lock-free allocator ([`crate::nat::NatPorts`]):
+//! endpoint-independent mapping, port preservation when free.
+//!
+//! Reads: the frame, [`CtMeta`], the ruleset. Changes: the frame
+//! (addresses, ports, checksums), `Meta::mark`, the connection table
+//! (insert) and NAT ports.
+//!
+//! Drops: filter_input, filter_forward, filter_output, filter_prerouting,
+//! filter_reject, conntrack_full, conntrack_clash, nat_ports_exhausted,
+//! nat_no_address, nat_fragment.
+
+use super::conntrack::{CtKind, CtMeta};
+use super::icmp::IcmpError;
+use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
+use crate::conntrack::{FlowKey, InsertError, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+use crate::filter::{Hook, NatAction, Outcome, PacketView, RejectKind, TableId, ct};
+use crate::io::Port;
+use crate::nat::rewrite::{self, Part};
+use crate::packet::{ipv4, ipv6};
+use crate::route::neighbor::v4_key;
+use crate::stats::DropReason;
+
+/// Whether the packet's translation changes its destination side.
+#[inline]
+fn changes_dst(c: &CtMeta) -> bool {
+    c.target.dst != c.key.dst || c.target.dport != c.key.dport
+}
+
+/// Whether the packet's translation changes its source side (for ICMP
+/// queries the identifier is `sport`).
+#[inline]
+fn changes_src(c: &CtMeta) -> bool {
+    c.target.src != c.key.src || c.target.sport != c.key.sport
+}
+
+/// How many times a first packet retries its insert with another source
+/// port when the reply tuple it would get is taken.
+const NAT_ATTEMPTS: u32 = 4;
+
+impl Pipeline {
+    /// The view the rules match on, from the frame and the metadata.
+    fn packet_view(&self, umem: &[u8], m: &Meta, state: u8) -> PacketView {
+        let l3 = &m.desc.bytes(umem)[L3_OFF..L3_OFF + m.l3_len as usize];
+        let v4 = m.l3 == L3::V4;
+        let mut v = PacketView {
+            iif: (!m.has(flags::LOCAL_ORIGIN)).then_some(m.iif),
+            oif: None,
+            v4,
+            proto: m.proto,
+            ctstate: state,
+            mark: m.mark,
+            len: u32::from(m.l3_len),
+            ..PacketView::default()
+        };
+        if v4 {
+            let ip = ipv4::Packet::new_unchecked(l3);
+            v.src = v4_key(ip.src_u32());
+            v.dst = v4_key(ip.dst_u32());
+            v.ttl = ip.ttl();
+            v.ip_id = u16::from_be_bytes([l3[4], l3[5]]);
+            v.tos = l3[1];
+        } else {
+            let ip = ipv6::Packet::new_unchecked(l3);
+            v.src = ip.src_u128();
+            v.dst = ip.dst_u128();
+            v.ttl = ip.hop_limit();
+            v.tos = (u16::from_be_bytes([l3[0], l3[1]]) >> 4) as u8;
+        }
+        if m.has(flags::LATER_FRAGMENT) {
+            return v;
+        }
+        let l4 = &l3[(m.l4_off as usize).min(l3.len())..];
+        match m.proto {
+            PROTO_TCP | PROTO_UDP if l4.len() >= 4 => {
+                v.has_ports = true;
+                v.sport = u16::from_be_bytes([l4[0], l4[1]]);
+                v.dport = u16::from_be_bytes([l4[2], l4[3]]);
+                if m.proto == PROTO_TCP {
+                    v.tcp_flags = l4.get(13).copied().unwrap_or(0);
+                }
+            }
+            PROTO_ICMP | PROTO_ICMPV6 if l4.len() >= 2 => v.icmp = Some((l4[0], l4[1])),
+            _ => {}
+        }
+        v
+    }
+
+    /// Evaluates `table` at `hook` for a packet.
+    fn eval(&mut self, table: TableId, hook: Hook, view: &mut PacketView, now: u64) -> Outcome {
+        self.eval.now = now;
+        self.tables.filter.eval(table, hook, view, &mut self.eval)
+    }
+
+    fn trace_verdict(&mut self, m: &Meta, stage: &'static str, out: &Outcome) {
+        if m.has(flags::TRACE) {
+            let verdict = match out {
+                Outcome::Accept => "accept",
+                Outcome::Drop => "drop",
+                Outcome::Reject(_) => "reject",
+                Outcome::Nat(_) => "nat",
+            };
+            let line = self.eval.last_rule_line as u32;
+            self.trace
+                .record(m.seq, stage, TraceWhat::Verdict { verdict, line });
+        }
+    }
+
+    /// mangle and nat PREROUTING, after the conntrack lookup: marks, the
+    /// destination part of known translations, DNAT / REDIRECT for first
+    /// packets.
+    pub(super) fn prerouting<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        let mangle = !self
+            .tables
+            .filter
+            .is_empty(TableId::Mangle, Hook::Prerouting);
+        let nat = !self.tables.filter.is_empty(TableId::Nat, Hook::Prerouting);
+        if !mangle && !nat && !self.tables.tracking {
+            return;
+        }
+        for (i, m) in batch.iter_mut().enumerate() {
+            if m.next != Next::Continue || m.l3 == L3::Arp {
+                continue;
+            }
+            let c = self.ct[i];
+            if mangle {
+                let mut view = self.packet_view(ctx.umem, m, c.state);
+                let out = self.eval(TableId::Mangle, Hook::Prerouting, &mut view, ctx.now);
+                m.mark = view.mark;
+                if out == Outcome::Drop {
+                    self.trace_verdict(m, "mangle", &out);
+                    self.drop_pkt(ctx, m, DropReason::FilterPrerouting);
+                    continue;
+                }
+            }
+            match c.kind {
+                CtKind::Tracked | CtKind::Related if changes_dst(&c) => {
+                    self.translate(ctx, m, &c, Part::Dst);
+                }
+                CtKind::New if nat => {
+                    let mut view = self.packet_view(ctx.umem, m, c.state);
+                    let out = self.eval(TableId::Nat, Hook::Prerouting, &mut view, ctx.now);
+                    self.trace_verdict(m, "nat-pre", &out);
+                    if let Outcome::Nat(action) = out {
+                        let Some(t) = self.dnat_target(m, &c, action) else {
+                            self.drop_pkt(ctx, m, DropReason::NatNoAddress);
+                            continue;
+                        };
+                        self.ct[i].target = t;
+                        let c = self.ct[i];
+                        self.translate(ctx, m, &c, Part::Dst);
+                    }
+                }
+                CtKind::Untracked if nat && m.has(flags::LATER_FRAGMENT) => {
+                    // Without reassembly a later fragment cannot be matched
+                    // to its connection's translation; passing it
+                    // untranslated could leak inside addresses.
+                    self.drop_pkt(ctx, m, DropReason::NatFragment);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The original tuple after a DNAT / REDIRECT action.
+    fn dnat_target(&self, m: &Meta, c: &CtMeta, action: NatAction) -> Option<FlowKey> {
+        let mut t = c.key;
+        let (addr, ports) = match action {
+            NatAction::Dnat { addrs, ports } => {
+                // Spread clients over an address range by their tuple's
+                // hash, so one client keeps its server.
+                let n = addrs.count().min(u128::from(u64::MAX)) as u64;
+                (addrs.lo + u128::from(c.hash % n.max(1)), ports)
+            }
+            NatAction::Redirect { ports } => {
+                let ic = self.tables.interfaces.get(m.iif);
+                let a = if m.l3 == L3::V4 {
+                    v4_key(u32::from(*ic.v4.first().map(|(a, _)| a)?))
+                } else {
+                    u128::from(
+                        *ic.v6
+                            .iter()
+                            .map(|(a, _)| a)
+                            .find(|a| !a.is_unicast_link_local())?,
+                    )
+                };
+                (a, ports)
+            }
+            // SNAT / MASQUERADE are POSTROUTING targets (the parser checks).
+            _ => return Some(t),
+        };
+        t.dst = addr;
+        if let Some((lo, hi)) = ports
+            && (t.proto == PROTO_TCP || t.proto == PROTO_UDP)
+            && !(lo..=hi).contains(&t.dport)
+        {
+            t.dport = lo + (c.hash >> 32) as u16 % (hi - lo).saturating_add(1).max(1);
+        }
+        Some(t)
+    }
+
+    /// Applies one part of `c`'s translation to the frame.
+    fn translate<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, c: &CtMeta, part: Part) {
+        let len = m.l3_len as usize;
+        let l3 = &mut m.desc.bytes_mut(ctx.umem)[L3_OFF..L3_OFF + len];
+        let v4 = m.l3 == L3::V4;
+        let l4 = m.l4_off as usize;
+        if c.kind == CtKind::Related {
+            rewrite::rewrite_icmp_error(l3, v4, l4, &c.target, part);
+        } else {
+            let later = m.has(flags::LATER_FRAGMENT);
+            match part {
+                Part::Dst => rewrite::rewrite_dst(l3, v4, l4, m.proto, later, &c.target),
+                Part::Src => rewrite::rewrite_src(l3, v4, l4, m.proto, later, &c.target),
+            }
+        }
+        if m.has(flags::TRACE) {
+            let (addr, port) = match part {
+                Part::Dst => (c.target.dst, c.target.dport),
+                Part::Src => (c.target.src, c.target.sport),
+            };
+            let what = TraceWhat::Nat {
+                src: part == Part::Src,
+                addr: crate::route::neighbor::key_ip(addr),
+                port,
+            };
+            self.trace.record(m.seq, "nat", what);
+        }
+    }
+
+    /// filter INPUT for packets routed to the router, then the confirm.
+    pub(super) fn input<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        let filter = !self.tables.filter.is_empty(TableId::Filter, Hook::Input);
+        if !filter && !self.tables.tracking {
+            return;
+        }
+        for (i, m) in batch.iter_mut().enumerate() {
+            if m.next != Next::Local {
+                continue;
+            }
+            let c = self.ct[i];
+            if filter && !self.filter(ctx, m, &c, Hook::Input, "filter-in") {
+                continue;
+            }
+            if c.kind == CtKind::New && !self.confirm(ctx, m, i) {
+                continue;
+            }
+        }
+    }
+
+    /// Runs filter `hook` on a packet; false if it was dropped or rejected.
+    fn filter<P: Port>(
+        &mut self,
+        ctx: &mut Ctx<'_, P>,
+        m: &mut Meta,
+        c: &CtMeta,
+        hook: Hook,
+        stage: &'static str,
+    ) -> bool {
+        let mut view = self.packet_view(ctx.umem, m, c.state);
+        if hook != Hook::Input {
+            view.oif = Some(m.oif);
+        }
+        let out = self.eval(TableId::Filter, hook, &mut view, ctx.now);
+        self.trace_verdict(m, stage, &out);
+        match out {
+            Outcome::Accept | Outcome::Nat(_) => true,
+            Outcome::Drop => {
+                let r = match hook {
+                    Hook::Input => DropReason::FilterInput,
+                    Hook::Output => DropReason::FilterOutput,
+                    _ => DropReason::FilterForward,
+                };
+                self.drop_pkt(ctx, m, r);
+                false
+            }
+            Outcome::Reject(kind) => {
+                self.reject(ctx, m, kind);
+                false
+            }
+        }
+    }
+
+    /// REJECT: the chosen ICMP error or TCP reset, then the packet is dropped.
+    fn reject<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, kind: RejectKind) {
+        let v4 = m.l3 == L3::V4;
+        let kind = match kind {
+            RejectKind::Icmp4 { .. } if !v4 => RejectKind::port_unreachable(false),
+            RejectKind::Icmp6 { .. } if v4 => RejectKind::port_unreachable(true),
+            RejectKind::TcpReset if m.proto != PROTO_TCP || m.has(flags::LATER_FRAGMENT) => {
+                RejectKind::port_unreachable(v4)
+            }
+            k => k,
+        };
+        if m.has(flags::LOCAL_ORIGIN) {
+            // The router does not answer its own packets.
+            self.drop_pkt(ctx, m, DropReason::FilterReject);
+            return;
+        }
+        match kind {
+            RejectKind::TcpReset => {
+                if self.tcp_reset(ctx, m) {
+                    self.stats.count_drop(DropReason::FilterReject);
+                    self.push_out(ctx, m);
+                } else {
+                    self.drop_pkt(ctx, m, DropReason::FilterReject);
+                }
+            }
+            RejectKind::Icmp4 { typ, code } | RejectKind::Icmp6 { typ, code } => {
+                self.icmp_error(ctx, m, IcmpError::Raw { typ, code });
+                self.drop_pkt(ctx, m, DropReason::FilterReject);
+            }
+        }
+    }
+
+    /// filter FORWARD, then nat POSTROUTING and the confirm, then the
+    /// source part of the translation.
+    pub(super) fn forward<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        let filter = !self.tables.filter.is_empty(TableId::Filter, Hook::Forward);
+        if !filter && !self.tables.tracking {
+            return;
+        }
+        for (i, m) in batch.iter_mut().enumerate() {
+            if m.next != Next::Forward || m.has(flags::LOCAL_ORIGIN) {
+                continue;
+            }
+            let c = self.ct[i];
+            if filter && !self.filter(ctx, m, &c, Hook::Forward, "filter-fwd") {
+                continue;
+            }
+            match c.kind {
+                CtKind::New => {
+                    if !self.confirm(ctx, m, i) {
+                        continue;
+                    }
+                    let c = self.ct[i];
+                    if changes_src(&c) {
+                        self.translate(ctx, m, &c, Part::Src);
+                    }
+                }
+                CtKind::Tracked | CtKind::Related if changes_src(&c) => {
+                    self.translate(ctx, m, &c, Part::Src);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// nat POSTROUTING for a first packet (forwarded ones), then inserts its
+    /// connection with the reply tuple the translation implies. False if
+    /// the packet was dropped (table full, no NAT port).
+    fn confirm<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, i: usize) -> bool {
+        let c = self.ct[i];
+        let mut snat = None;
+        if m.next == Next::Forward {
+            if !self.tables.filter.is_empty(TableId::Nat, Hook::Postrouting) {
+                let mut view = self.packet_view(ctx.umem, m, c.state);
+                view.oif = Some(m.oif);
+                let out = self.eval(TableId::Nat, Hook::Postrouting, &mut view, ctx.now);
+                self.trace_verdict(m, "nat-post", &out);
+                if let Outcome::Nat(a) = out {
+                    snat = Some(a);
+                }
+            }
+            // Hairpin (RFC 4787 REQ-9): a DNAT'd packet leaving by the
+            // interface it came in must come from the public address the
+            // client used, or the server would answer the client directly.
+            if snat.is_none() && changes_dst(&c) && m.oif == m.iif {
+                let a = crate::filter::AddrRange {
+                    v4: m.l3 == L3::V4,
+                    lo: c.key.dst,
+                    hi: c.key.dst,
+                };
+                snat = Some(NatAction::Snat {
+                    addrs: a,
+                    ports: None,
+                });
+            }
+        }
+        // First packets only: a reference count, so that the tables stay
+        // borrowed while the pipeline drops or counts.
+        let shared = std::sync::Arc::clone(&self.shared);
+        let ct = &shared.conntrack;
+        let len = u32::from(m.l3_len);
+        let Some(action) = snat else {
+            // No source translation: the reply tuple is the target reversed.
+            return match ct.insert(&c.key, &c.target.reverse(), c.tcp_flags, len, ctx.now) {
+                Ok(id) => {
+                    self.ct[i].conn = Some(id);
+                    true
+                }
+                // Another worker confirmed the same connection first: the
+                // packet is part of it.
+                Err(InsertError::Exists(_) | InsertError::Clash | InsertError::Invalid) => true,
+                Err(InsertError::Full) => {
+                    self.drop_pkt(ctx, m, DropReason::ConntrackFull);
+                    false
+                }
+            };
+        };
+        let Some((addr, range)) = self.snat_source(m, &c, action) else {
+            self.drop_pkt(ctx, m, DropReason::NatNoAddress);
+            return false;
+        };
+        let nat = &shared.nat;
+        let allocates =
+            matches!(c.key.proto, PROTO_TCP | PROTO_UDP) || (c.key.is_icmp() && c.key.may_open());
+        let pool = nat.pool(addr);
+        // A port whose reply tuple was taken stays held while the next
+        // attempt picks another, so that it is not offered again.
+        let mut clashed: Option<u16> = None;
+        let release = |p: Option<u16>| {
+            if let Some(p) = p {
+                nat.release(addr, c.key.proto, p);
+            }
+        };
+        for attempt in 0..NAT_ATTEMPTS {
+            let mut t = c.target;
+            t.src = addr;
+            if allocates {
+                let Some(pool) = pool else {
+                    self.drop_pkt(ctx, m, DropReason::NatNoAddress);
+                    return false;
+                };
+                let got = nat.acquire(pool, t.proto, c.key.src, c.key.sport, range, attempt);
+                release(clashed.take());
+                match got {
+                    Some(p) => t.sport = p,
+                    None => {
+                        self.drop_pkt(ctx, m, DropReason::NatPortsExhausted);
+                        return false;
+                    }
+                }
+            }
+            match ct.insert(&c.key, &t.reverse(), c.tcp_flags, len, ctx.now) {
+                Ok(id) => {
+                    self.ct[i].conn = Some(id);
+                    self.ct[i].target = t;
+                    return true;
+                }
+                Err(InsertError::Exists(id)) if ct.lookup(&c.key, ctx.now).is_some() => {
+                    // The connection itself was confirmed by another
+                    // worker meanwhile: use its binding.
+                    release(allocates.then_some(t.sport));
+                    if let Some(t) = ct.translation(id) {
+                        self.ct[i].target = t;
+                    }
+                    return true;
+                }
+                Err(InsertError::Exists(_) | InsertError::Clash) if allocates => {
+                    clashed = Some(t.sport);
+                }
+                Err(e) => {
+                    release(allocates.then_some(t.sport));
+                    let r = if e == InsertError::Full {
+                        DropReason::ConntrackFull
+                    } else {
+                        DropReason::ConntrackClash
+                    };
+                    self.drop_pkt(ctx, m, r);
+                    return false;
+                }
+            }
+        }
+        release(clashed);
+        self.drop_pkt(ctx, m, DropReason::ConntrackClash);
+        false
+    }
+
+    /// The external address and port range of an SNAT / MASQUERADE action.
+    fn snat_source(
+        &self,
+        m: &Meta,
+        c: &CtMeta,
+        action: NatAction,
+    ) -> Option<(u128, Option<(u16, u16)>)> {
+        match action {
+            NatAction::Snat { addrs, ports } => {
+                let n = addrs.count().min(u128::from(u64::MAX)) as u64;
+                // One inside host keeps one outside address (Linux hashes
+                // the source address only, for the same reason).
+                let h = crate::conntrack::FlowKey {
+                    dst: 0,
+                    sport: 0,
+                    dport: 0,
+                    ..c.key
+                }
+                .hash(0);
+                Some((addrs.lo + u128::from(h % n.max(1)), ports))
+            }
+            NatAction::Masquerade { ports } => {
+                let ic = self.tables.interfaces.get(m.oif);
+                let a = if m.l3 == L3::V4 {
+                    v4_key(u32::from(*ic.v4.first().map(|(a, _)| a)?))
+                } else {
+                    u128::from(
+                        *ic.v6
+                            .iter()
+                            .map(|(a, _)| a)
+                            .find(|a| !a.is_unicast_link_local())?,
+                    )
+                };
+                Some((a, ports))
+            }
+            _ => None,
+        }
+    }
+
+    /// filter OUTPUT for the router's own packets (after routing).
+    pub(super) fn output<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        if self.tables.filter.is_empty(TableId::Filter, Hook::Output) {
+            return;
+        }
+        for m in batch.iter_mut() {
+            if m.next != Next::Forward {
+                continue;
+            }
+            // The router's packets answer something it received: state
+            // from the connection of their tuple (or of the quote).
+            let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..L3_OFF + m.l3_len as usize];
+            let state = match super::conntrack::packet_key(l3, m) {
+                Some((k, _, err)) => match self.shared.conntrack.lookup(&k, ctx.now) {
+                    Some(_) if err => ct::RELATED,
+                    Some(_) => ct::ESTABLISHED,
+                    None => ct::NEW,
+                },
+                None => ct::UNTRACKED,
+            };
+            let c = CtMeta {
+                state,
+                ..CtMeta::default()
+            };
+            self.filter(ctx, m, &c, Hook::Output, "filter-out");
+        }
+    }
+}
