@@ -21,8 +21,8 @@ use common::Rng;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xgate_control::compile::Compiled;
-use xgate_control::replay::{compile_for_replay, shared_state};
+use xgate_control::compile::{Compiled, shared_state};
+use xgate_control::replay::compile_for_replay;
 use xgate_dataplane::io::{Desc, FramePool, Port};
 use xgate_dataplane::pipeline::{BATCH, Pipeline, Shared, Tables};
 

@@ -18,7 +18,7 @@
 //! capture small enough to replay needs no more, and a test suite should
 //! not allocate a million entries per scenario.
 
-use crate::compile::{Compiled, compile, synthetic_mac};
+use crate::compile::{Compiled, compile, shared_state, synthetic_mac};
 use crate::config::{Config, ConfigError, render_errors};
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
@@ -27,11 +27,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use xgate_dataplane::conntrack::CtConfig;
 use xgate_dataplane::iface::IfIndex;
 use xgate_dataplane::io::memory::MemoryWorker;
 use xgate_dataplane::packet::ether;
-use xgate_dataplane::pipeline::{Shared, trace};
+use xgate_dataplane::pipeline::trace;
 use xgate_dataplane::stats::DropReason;
 
 /// One `--input IFACE=FILE`.
@@ -88,26 +87,6 @@ pub struct Report {
 
 /// The connection table capacity of a replay.
 pub const REPLAY_FLOWS: usize = 1 << 16;
-
-/// The shared state of a dataplane built from `compiled`: connection table
-/// (`flows` entries, the config's timeouts, hash seed `seed`), NAT
-/// addresses registered, static neighbours.
-pub fn shared_state(compiled: &Compiled, flows: usize, seed: Option<u64>) -> Shared {
-    let ct = CtConfig {
-        timeouts: compiled.timeouts.clone(),
-        seed,
-        ..CtConfig::new(flows)
-    };
-    let shared = Shared::with_conntrack(4096, ct);
-    for a in &compiled.nat_addresses {
-        // `compile` refuses more addresses than the allocator holds.
-        let _ = shared.nat.register(*a);
-    }
-    for (dev, key, mac) in &compiled.static_neighbors {
-        shared.neighbors.insert_static(*dev, *key, mac);
-    }
-    shared
-}
 
 impl Report {
     pub fn summary(&self) -> String {

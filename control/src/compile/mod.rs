@@ -18,11 +18,12 @@ use crate::config::{self, Config, ConfigError};
 use crate::iptables;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv6Addr};
+use xgate_dataplane::conntrack::CtConfig;
 use xgate_dataplane::conntrack::Timeouts;
 use xgate_dataplane::filter::Ruleset;
 use xgate_dataplane::iface::{IfIndex, Interface, Interfaces};
 use xgate_dataplane::packet::ether::VlanStack;
-use xgate_dataplane::pipeline::{IcmpLimits, Tables};
+use xgate_dataplane::pipeline::{IcmpLimits, Shared, Tables};
 use xgate_dataplane::route::neighbor::v4_key;
 use xgate_dataplane::route::{self as rt, Fib, NextHop, PolicyRule, Route};
 
@@ -305,6 +306,26 @@ pub fn compile(
         nat_addresses,
         timeouts,
     })
+}
+
+/// The shared state of a dataplane built from `compiled`: connection table
+/// (`flows` entries, the config's timeouts, hash seed `seed`), NAT
+/// addresses registered, static neighbours.
+pub fn shared_state(compiled: &Compiled, flows: usize, seed: Option<u64>) -> Shared {
+    let ct = CtConfig {
+        timeouts: compiled.timeouts.clone(),
+        seed,
+        ..CtConfig::new(flows)
+    };
+    let shared = Shared::with_conntrack(4096, ct);
+    for a in &compiled.nat_addresses {
+        // `compile` refuses more addresses than the allocator holds.
+        let _ = shared.nat.register(*a);
+    }
+    for (dev, key, mac) in &compiled.static_neighbors {
+        shared.neighbors.insert_static(*dev, *key, mac);
+    }
+    shared
 }
 
 /// The `[firewall]` ruleset compiled for the dataplane, and whether it
