@@ -343,3 +343,389 @@ fn seed003_portfw_masquerade_and_hairpin() {
     );
     golden_trace("nat_portfw", &o.trace);
 }
+
+// ------------------------------------------------- Docker-style publishing
+
+/// What `docker run -p 8080:80` writes (with `-m addrtype --dst-type
+/// LOCAL` spelled as the host's address): a DOCKER chain in each table,
+/// RETURN for the bridge's own traffic, masquerade for containers.
+const DOCKER: &str = r#"
+[[interface]]
+name = "eth0"
+device = "eth0"
+mac = "02:00:00:00:00:01"
+address = ["203.0.113.2/24"]
+
+[[interface]]
+name = "docker0"
+device = "docker0"
+mac = "02:00:00:00:00:02"
+address = ["172.17.0.1/16"]
+
+[[route]]
+to = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[neighbor]]
+ip = "203.0.113.1"
+mac = "02:bb:00:00:00:01"
+dev = "eth0"
+
+[[neighbor]]
+ip = "172.17.0.2"
+mac = "02:42:ac:11:00:02"
+dev = "docker0"
+
+[firewall]
+rules = """
+*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -d 203.0.113.2/32 -j DOCKER
+-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+-A DOCKER -i docker0 -j RETURN
+-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+:DOCKER - [0:0]
+-A FORWARD -o docker0 -j DOCKER
+-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+-A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
+COMMIT
+"""
+"#;
+
+#[test]
+fn docker_publish_8080_to_80() {
+    let wan = |src: &str, sport, dport, flags: &str, ttl: u8| {
+        let mut f = tcp4_seg(
+            mac(UPSTREAM),
+            mac(GW_WAN),
+            src,
+            "203.0.113.2",
+            sport,
+            dport,
+            1,
+            0,
+            flags,
+            b"",
+        );
+        f[22] = ttl;
+        fix_ipv4_checksum(&mut f[14..34]);
+        f
+    };
+    let container = |dst: &str, sport, dport, flags: &str| {
+        tcp4_seg(
+            mac("02:42:ac:11:00:02"),
+            mac(GW_LAN),
+            "172.17.0.2",
+            dst,
+            sport,
+            dport,
+            5,
+            2,
+            flags,
+            b"",
+        )
+    };
+    let o = run(
+        "nat_docker",
+        DOCKER,
+        &[
+            (
+                "eth0",
+                vec![
+                    (0.0, wan("198.51.100.7", 50000, 8080, "S", 64)),
+                    // Port 80 is not published: the host's own, closed.
+                    (0.2, wan("198.51.100.7", 50001, 80, "S", 64)),
+                    // A published-port probe with TTL 1: the time exceeded
+                    // must quote the address and port the client used.
+                    (0.3, wan("198.51.100.7", 50002, 8080, "S", 1)),
+                ],
+            ),
+            (
+                "docker0",
+                vec![
+                    (0.1, container("198.51.100.7", 80, 50000, "SA")),
+                    (0.4, container("198.51.100.20", 41000, 443, "S")),
+                ],
+            ),
+        ],
+    );
+    let d0 = o.frames("docker0");
+    assert_eq!(d0.len(), 1);
+    assert_eq!(flow4(&d0[0]), "198.51.100.7:50000 > 172.17.0.2:80");
+    let e0 = o.frames("eth0");
+    let flows: Vec<String> = e0.iter().map(|f| flow4(f)).collect();
+    assert_eq!(flows[0], "203.0.113.2:8080 > 198.51.100.7:50000");
+    assert_eq!(flows[1], "203.0.113.2:80 > 198.51.100.7:50001", "reset");
+    let te = l3_of(&e0[2]);
+    assert_eq!(te[20], 11, "time exceeded");
+    let quoted = &te[28..];
+    assert_eq!(&quoted[16..20], &ip4("203.0.113.2"), "quoted destination");
+    assert_eq!(u16::from_be_bytes([quoted[22], quoted[23]]), 8080);
+    assert_eq!(flows[3], "203.0.113.2:41000 > 198.51.100.20:443");
+    golden_trace("nat_docker", &o.trace);
+}
+
+// ---------------------------------------------------- nth round robin
+
+#[test]
+fn nth_round_robin_pair_and_bindings_stick() {
+    let cfg = PORTFW.replace(
+        "-A PREROUTING -d 168.126.127.6 -p tcp --dport 80 -j DNAT --to-destination 192.168.1.11:80",
+        "-A PREROUTING -d 168.126.127.6 -p tcp --dport 80 -m statistic --mode nth --every 2 --packet 0 -j DNAT --to-destination 192.168.1.11:80
+-A PREROUTING -d 168.126.127.6 -p tcp --dport 80 -j DNAT --to-destination 192.168.1.12:80",
+    ).replace("[[neighbor]]\nip = \"192.168.1.50\"", "[[neighbor]]\nip = \"192.168.1.12\"\nmac = \"02:aa:00:00:00:12\"\ndev = \"lan\"\n\n[[neighbor]]\nip = \"192.168.1.50\"")
+    .replace("-A FORWARD -d 192.168.1.11 -p tcp", "-A FORWARD -d 192.168.1.8/29 -p tcp");
+    let syn = |sport| {
+        tcp4_seg(
+            mac(UPSTREAM),
+            mac(GW_WAN),
+            "198.51.100.7",
+            "168.126.127.6",
+            sport,
+            80,
+            1,
+            0,
+            "S",
+            b"",
+        )
+    };
+    let ack = tcp4_seg(
+        mac(UPSTREAM),
+        mac(GW_WAN),
+        "198.51.100.7",
+        "168.126.127.6",
+        50000,
+        80,
+        2,
+        1,
+        "A",
+        b"",
+    );
+    let synack = tcp4_seg(
+        mac(SERVER),
+        mac(GW_LAN),
+        "192.168.1.11",
+        "198.51.100.7",
+        80,
+        50000,
+        1,
+        2,
+        "SA",
+        b"",
+    );
+    let o = run(
+        "nat_nth",
+        &cfg,
+        &[
+            (
+                "wan",
+                vec![
+                    (0.0, syn(50000)),
+                    (0.1, syn(50001)),
+                    (0.2, syn(50002)),
+                    (0.3, syn(50003)),
+                    (0.5, ack),
+                ],
+            ),
+            ("lan", vec![(0.4, synack)]),
+        ],
+    );
+    assert_eq!(
+        flow4(&o.frames("wan")[0]),
+        "168.126.127.6:80 > 198.51.100.7:50000"
+    );
+    let servers: Vec<[u8; 4]> = o
+        .frames("lan")
+        .iter()
+        .map(|f| l3_of(f)[16..20].try_into().unwrap())
+        .collect();
+    let (a, b) = (ip4("192.168.1.11"), ip4("192.168.1.12"));
+    assert_eq!(
+        servers,
+        [a, b, a, b, a],
+        "alternating; the ACK follows its SYN"
+    );
+    golden_trace("nat_nth", &o.trace);
+}
+
+// ------------------------------------------------------- ICMP echo ids
+
+#[test]
+fn echo_identifiers_mapped_per_inside_host() {
+    // Two inside hosts ping one server with the same identifier: the
+    // second gets another outside identifier; the replies find their host.
+    let cfg = PORTFW.replace(
+        "[[neighbor]]\nip = \"192.168.1.50\"",
+        "[[neighbor]]\nip = \"192.168.1.51\"\nmac = \"02:aa:00:00:00:51\"\ndev = \"lan\"\n\n[[neighbor]]\nip = \"192.168.1.50\"",
+    );
+    let ping = |src: &str, m: &str| {
+        icmp4_echo(mac(m), mac(GW_LAN), src, "198.51.100.7", 64, 7, 1, b"ping")
+    };
+    let pong = |id| {
+        icmp4_reply(
+            mac(UPSTREAM),
+            mac(GW_WAN),
+            "198.51.100.7",
+            "168.126.127.6",
+            id,
+            1,
+            b"ping",
+        )
+    };
+    let first = run(
+        "nat_echo_probe",
+        &cfg,
+        &[(
+            "lan",
+            vec![
+                (0.0, ping("192.168.1.50", CLIENT)),
+                (0.1, ping("192.168.1.51", "02:aa:00:00:00:51")),
+            ],
+        )],
+    );
+    let ids: Vec<u16> = first.frames("wan").iter().map(|f| tuple4(f).1).collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], 7, "identifier preserved for the first host");
+    assert_ne!(ids[1], 7, "the second host needs another identifier");
+    let o = run(
+        "nat_echo",
+        &cfg,
+        &[
+            (
+                "lan",
+                vec![
+                    (0.0, ping("192.168.1.50", CLIENT)),
+                    (0.1, ping("192.168.1.51", "02:aa:00:00:00:51")),
+                ],
+            ),
+            ("wan", vec![(0.2, pong(ids[1])), (0.3, pong(ids[0]))]),
+        ],
+    );
+    let lan: Vec<String> = o.frames("lan").iter().map(|f| flow4(f)).collect();
+    assert_eq!(
+        lan,
+        [
+            "198.51.100.7:7 > 192.168.1.51:7",
+            "198.51.100.7:7 > 192.168.1.50:7"
+        ]
+    );
+    golden_trace("nat_echo", &o.trace);
+}
+
+// ------------------------------------------- REDIRECT, MARK, LOG
+
+#[test]
+fn redirect_mark_routing_and_log() {
+    // REDIRECT sends web traffic to the router's own port 3128 (closed
+    // here: the reset must come from the address the client used); a MARK
+    // in mangle PREROUTING sends one host's traffic through table 100; LOG
+    // records new connections from the LAN.
+    let cfg = format!(
+        "{}{}",
+        PORTFW
+            .replace(
+                "-A POSTROUTING -s 192.168.1.0/24 -o wan -j MASQUERADE",
+                "-A PREROUTING -i lan -p tcp --dport 80 -j REDIRECT --to-ports 3128
+-A POSTROUTING -s 192.168.1.0/24 -o wan -j MASQUERADE"
+            )
+            .replace(
+                "-A FORWARD -s 192.168.1.0/24 -i lan -j ACCEPT",
+                "-A FORWARD -i lan -m conntrack --ctstate NEW -j LOG --log-prefix \"lan-new: \"
+-A FORWARD -s 192.168.1.0/24 -i lan -j ACCEPT"
+            )
+            .replace(
+                "*filter",
+                "*mangle
+-A PREROUTING -s 192.168.1.50 -j MARK --set-mark 0x1
+COMMIT
+*filter"
+            ),
+        r#"
+[[interface]]
+name = "wan2"
+device = "eth2"
+mac = "02:00:00:00:00:03"
+address = ["198.18.0.2/24"]
+
+[[neighbor]]
+ip = "198.18.0.1"
+mac = "02:cc:00:00:00:01"
+dev = "wan2"
+
+[[rule]]
+priority = 100
+fwmark = "0x1"
+table = 100
+
+[[route]]
+to = "0.0.0.0/0"
+via = "198.18.0.1"
+table = 100
+"#
+    );
+    let web = tcp4_seg(
+        mac(CLIENT),
+        mac(GW_LAN),
+        "192.168.1.50",
+        "198.51.100.7",
+        45000,
+        80,
+        1,
+        0,
+        "S",
+        b"",
+    );
+    let dns = |src: &str, m: &str| {
+        udp4(
+            mac(m),
+            mac(GW_LAN),
+            &[],
+            src,
+            "198.51.100.53",
+            64,
+            5353,
+            53,
+            b"q",
+        )
+    };
+    let o = run(
+        "nat_redirect_mark_log",
+        &cfg,
+        &[(
+            "lan",
+            vec![
+                (0.0, web),
+                (0.1, dns("192.168.1.50", CLIENT)),
+                (0.2, dns("192.168.1.11", SERVER)),
+            ],
+        )],
+    );
+    let lan = o.frames("lan");
+    assert_eq!(lan.len(), 1);
+    assert_eq!(
+        flow4(&lan[0]),
+        "198.51.100.7:80 > 192.168.1.50:45000",
+        "the reset comes from where the client connected"
+    );
+    // The marked host leaves by wan2 (table 100); MASQUERADE is `-o wan`
+    // only, so it leaves there with its own address.
+    let wan2 = o.frames("wan2");
+    assert_eq!(wan2.len(), 1);
+    assert_eq!(flow4(&wan2[0]), "192.168.1.50:5353 > 198.51.100.53:53");
+    let wan = o.frames("wan");
+    assert_eq!(wan.len(), 1);
+    assert_eq!(flow4(&wan[0]), "168.126.127.6:5353 > 198.51.100.53:53");
+    assert_eq!(o.report.log.len(), 2, "{:?}", o.report.log);
+    assert!(
+        o.report.log[0].starts_with("lan-new: IN=lan OUT=wan2 SRC=192.168.1.50 DST=198.51.100.53"),
+        "{}",
+        o.report.log[0]
+    );
+    golden_trace("nat_redirect_mark_log", &o.trace);
+}

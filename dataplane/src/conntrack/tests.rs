@@ -641,3 +641,38 @@ fn stress_concurrent() {
     assert_eq!(n as u64, s.live);
     eprintln!("stress: {s:?}");
 }
+
+#[test]
+fn translation_is_the_other_tuple_reversed() {
+    let t = table(64);
+    // Inside 192.168.1.2:40000 masqueraded to 203.0.113.2:1024.
+    let orig = tcp_key();
+    let reply = FlowKey::v4(0x0808_0808, 0xcb00_7102, PROTO_TCP, 443, 1024);
+    let c = t.insert(&orig, &reply, SYN, 60, S).unwrap();
+    assert_eq!(
+        t.translation(c),
+        Some(reply.reverse()),
+        "original direction"
+    );
+    let r = t.lookup(&reply, S).expect("reply direction");
+    assert_eq!(r.dir(), Dir::Reply);
+    assert_eq!(t.translation(r), Some(orig.reverse()), "reply direction");
+    // Without NAT there is no translation to apply.
+    let plain = FlowKey::v4(1, 2, PROTO_UDP, 5, 6);
+    let p = t.insert(&plain, &plain.reverse(), 0, 60, S).unwrap();
+    assert_eq!(t.translation(p), None);
+    // Gone connections translate nothing.
+    assert!(t.remove(c));
+    assert_eq!(t.translation(c), None);
+}
+
+#[test]
+fn can_open_follows_the_state_machine() {
+    let t = table(8);
+    assert!(t.can_open(&tcp_key(), SYN));
+    assert!(!t.can_open(&tcp_key(), SYN | FIN), "SYN+FIN is invalid");
+    assert!(t.can_open(&tcp_key(), ACK), "loose pickup mid-stream");
+    assert!(!t.can_open(&tcp_key(), RST));
+    assert!(t.can_open(&FlowKey::icmp_v4(1, 2, 8, 9), 0), "echo request");
+    assert!(!t.can_open(&FlowKey::icmp_v4(1, 2, 0, 9), 0), "echo reply");
+}

@@ -228,6 +228,15 @@ impl Pipeline {
         }
         if m.has(flags::TRACE) {
             let (addr, port) = match part {
+                // ICMP queries: the identifier, which both parts write.
+                _ if c.target.is_icmp() && c.kind != CtKind::Related => {
+                    let a = if part == Part::Dst {
+                        c.target.dst
+                    } else {
+                        c.target.src
+                    };
+                    (a, c.target.sport)
+                }
                 Part::Dst => (c.target.dst, c.target.dport),
                 Part::Src => (c.target.src, c.target.sport),
             };
@@ -237,6 +246,65 @@ impl Pipeline {
                 port,
             };
             self.trace.record(m.seq, "nat", what);
+        }
+    }
+
+    /// Before the router answers a received packet it drops (an ICMP error,
+    /// a reset): undoes the destination part of its translation, so that
+    /// the answer quotes (or comes from) what the sender sent, not the
+    /// inside address it was translated to. `i` is its batch index.
+    pub(super) fn restore_dst<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, i: usize) {
+        let Some(c) = self.ct.get(i).copied() else {
+            return;
+        };
+        if matches!(c.kind, CtKind::Tracked | CtKind::New) && changes_dst(&c) {
+            let undo = CtMeta { target: c.key, ..c };
+            self.translate(ctx, m, &undo, Part::Dst);
+        }
+    }
+
+    /// The router's own packets (echo replies, resets, ICMP errors) answer
+    /// packets of tracked connections: they get that connection's
+    /// translation (both parts, before routing), and their ctstate for
+    /// filter OUTPUT is stored in `self.ct`.
+    pub(super) fn local_nat<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        self.ct.clear();
+        self.ct.resize(batch.len(), CtMeta::untracked());
+        if !self.tables.tracking {
+            return;
+        }
+        for (i, m) in batch.iter_mut().enumerate() {
+            if m.next != Next::Continue || m.l3 == L3::Arp {
+                continue;
+            }
+            let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..L3_OFF + m.l3_len as usize];
+            let Some((key, _, err)) = super::conntrack::packet_key(l3, m) else {
+                continue;
+            };
+            let ct = &self.shared.conntrack;
+            let Some(id) = ct.lookup(&key, ctx.now) else {
+                self.ct[i].state = ct::NEW;
+                continue;
+            };
+            let c = CtMeta {
+                kind: if err {
+                    CtKind::Related
+                } else {
+                    CtKind::Tracked
+                },
+                key,
+                conn: Some(id),
+                state: if err { ct::RELATED } else { ct::ESTABLISHED },
+                target: ct.translation(id).unwrap_or(key),
+                ..CtMeta::default()
+            };
+            self.ct[i] = c;
+            if changes_dst(&c) {
+                self.translate(ctx, m, &c, Part::Dst);
+            }
+            if changes_src(&c) {
+                self.translate(ctx, m, &c, Part::Src);
+            }
         }
     }
 
@@ -287,14 +355,20 @@ impl Pipeline {
                 false
             }
             Outcome::Reject(kind) => {
-                self.reject(ctx, m, kind);
+                self.reject(ctx, m, c, kind);
                 false
             }
         }
     }
 
     /// REJECT: the chosen ICMP error or TCP reset, then the packet is dropped.
-    fn reject<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, kind: RejectKind) {
+    fn reject<P: Port>(
+        &mut self,
+        ctx: &mut Ctx<'_, P>,
+        m: &mut Meta,
+        c: &CtMeta,
+        kind: RejectKind,
+    ) {
         let v4 = m.l3 == L3::V4;
         let kind = match kind {
             RejectKind::Icmp4 { .. } if !v4 => RejectKind::port_unreachable(false),
@@ -308,6 +382,14 @@ impl Pipeline {
             // The router does not answer its own packets.
             self.drop_pkt(ctx, m, DropReason::FilterReject);
             return;
+        }
+        if matches!(c.kind, CtKind::Tracked | CtKind::New) && changes_dst(c) {
+            // Answer as the address the sender used (see `restore_dst`).
+            let undo = CtMeta {
+                target: c.key,
+                ..*c
+            };
+            self.translate(ctx, m, &undo, Part::Dst);
         }
         match kind {
             RejectKind::TcpReset => {
@@ -518,30 +600,17 @@ impl Pipeline {
         }
     }
 
-    /// filter OUTPUT for the router's own packets (after routing).
+    /// filter OUTPUT for the router's own packets (after routing; their
+    /// states come from `local_nat`).
     pub(super) fn output<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
         if self.tables.filter.is_empty(TableId::Filter, Hook::Output) {
             return;
         }
-        for m in batch.iter_mut() {
+        for (i, m) in batch.iter_mut().enumerate() {
             if m.next != Next::Forward {
                 continue;
             }
-            // The router's packets answer something it received: state
-            // from the connection of their tuple (or of the quote).
-            let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..L3_OFF + m.l3_len as usize];
-            let state = match super::conntrack::packet_key(l3, m) {
-                Some((k, _, err)) => match self.shared.conntrack.lookup(&k, ctx.now) {
-                    Some(_) if err => ct::RELATED,
-                    Some(_) => ct::ESTABLISHED,
-                    None => ct::NEW,
-                },
-                None => ct::UNTRACKED,
-            };
-            let c = CtMeta {
-                state,
-                ..CtMeta::default()
-            };
+            let c = self.ct[i];
             self.filter(ctx, m, &c, Hook::Output, "filter-out");
         }
     }

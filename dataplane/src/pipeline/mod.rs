@@ -119,7 +119,11 @@ impl Shared {
     /// Shared state with the connection table `ct` describes; its retire
     /// hook is set here (NAT port release).
     pub fn with_conntrack(neighbor_capacity: usize, mut ct: CtConfig) -> Self {
-        let nat = Arc::new(NatPorts::new(MAX_NAT_ADDRESSES));
+        // A fixed conntrack seed (replay, tests) fixes the port choices too.
+        let nat = Arc::new(match ct.seed {
+            Some(seed) => NatPorts::with_seed(MAX_NAT_ADDRESSES, seed),
+            None => NatPorts::new(MAX_NAT_ADDRESSES),
+        });
         ct.on_retire = Some(NatPorts::retire_hook(nat.clone()));
         Shared {
             neighbors: NeighborTable::new(neighbor_capacity),
@@ -344,6 +348,7 @@ impl Pipeline {
             // Generated packets can be more than a batch; take a batch at a time.
             let take = self.out.len().min(BATCH);
             batch.extend(self.out.drain(..take));
+            self.local_nat(ctx, &mut batch);
             self.route(ctx, &mut batch);
             self.output(ctx, &mut batch);
             self.rewrite(ctx, &mut batch);
@@ -364,6 +369,9 @@ impl Pipeline {
 
     /// Moves a packet the router now sends (in place) to the local-output batch.
     fn push_out<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta) {
+        // The router's own packet: the mark of what it answers does not
+        // carry over (Linux's fwmark_reflect=0).
+        m.mark = 0;
         if self.out.len() < self.out.capacity() {
             self.out.push(*m);
             m.next = Next::Done;

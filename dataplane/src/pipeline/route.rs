@@ -95,7 +95,7 @@ impl Pipeline {
                 prefetch.v4(ipv4::Packet::new_unchecked(l3).dst_u32());
             }
         }
-        for m in batch.iter_mut() {
+        for (i, m) in batch.iter_mut().enumerate() {
             if m.next != Next::Continue || m.l3 == L3::Arp {
                 continue;
             }
@@ -163,6 +163,7 @@ impl Pipeline {
             };
             let Some((rtype, oif, gateway)) = decision else {
                 if !local_origin {
+                    self.restore_dst(ctx, m, i);
                     self.icmp_error(ctx, m, IcmpError::NetUnreachable);
                 }
                 self.drop_pkt(ctx, m, DropReason::NoRoute);
@@ -204,6 +205,7 @@ impl Pipeline {
                 (RouteType::Prohibit, _) => (IcmpError::Prohibited, DropReason::RouteProhibit),
             };
             if !local_origin {
+                self.restore_dst(ctx, m, i);
                 self.icmp_error(ctx, m, err.0);
             }
             self.drop_pkt(ctx, m, err.1);
@@ -211,7 +213,7 @@ impl Pipeline {
     }
 
     pub(super) fn forward_checks<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
-        for m in batch.iter_mut() {
+        for (i, m) in batch.iter_mut().enumerate() {
             if m.next != Next::Forward || m.has(flags::LOCAL_ORIGIN) {
                 continue;
             }
@@ -229,9 +231,11 @@ impl Pipeline {
                 ),
             };
             if ttl <= 1 {
+                self.restore_dst(ctx, m, i);
                 self.icmp_error(ctx, m, IcmpError::TimeExceeded);
                 self.drop_pkt(ctx, m, DropReason::TtlExceeded);
             } else if too_big && df {
+                self.restore_dst(ctx, m, i);
                 self.icmp_error(ctx, m, IcmpError::TooBig(mtu));
                 let r = if m.l3 == L3::V4 {
                     DropReason::FragNeeded
