@@ -261,7 +261,9 @@ fn pipeline_nat(c: &mut Criterion) {
 fn selected(name: &str) -> bool {
     let full = format!("pipeline_nat/{name}");
     let positional = |a: &String| !a.starts_with('-') && a.parse::<f64>().is_err();
+    let exact = std::env::args().any(|a| a == "--exact");
     match std::env::args().skip(1).rfind(positional) {
+        Some(f) if exact => full == f,
         Some(f) => full.contains(&f),
         None => true,
     }

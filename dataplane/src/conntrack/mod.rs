@@ -23,12 +23,15 @@
 //!   (seen reply, assured) and the expiry time (35 bits of milliseconds,
 //!   compared modulo 2^35), so a packet's state transition and timeout
 //!   refresh is one compare-and-swap on that word, retried if another core
-//!   moved the connection meanwhile. The two tuples are written only while
+//!   moved the connection meanwhile; when only the expiry would move, by
+//!   less than 1/64 of the timeout, the write is skipped (so a connection
+//!   may expire that much early). The two tuples are written only while
 //!   the entry is private to its inserter and read under the generation,
 //!   seqlock style: a reader that raced with the entry's reuse sees a
 //!   different generation and treats it as a miss. Counters are relaxed
-//!   `fetch_add`s (packets 32-bit per direction, wrapping like SNMP
-//!   Counter32; bytes 64-bit).
+//!   loads and stores, not locked adds (packets 32-bit per direction,
+//!   wrapping like SNMP Counter32; bytes 64-bit): two workers counting one
+//!   direction at the same instant may lose a count.
 //! - **Index**: open addressing over 64-byte buckets of 15 `AtomicU32`
 //!   slots plus an overflow count. A slot holds entry index + 1, the
 //!   direction and the hash's spare bits as a tag, so a lookup reads one

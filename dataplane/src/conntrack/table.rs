@@ -302,7 +302,11 @@ impl Conntrack {
             n > 0 && n <= MAX_FLOWS,
             "conntrack flows must be 1..=2^28, not {n}"
         );
-        let entries: Box<[Entry]> = (0..n).map(|_| Entry::default()).collect();
+        // Huge pages before the first touch: lookups land at random.
+        let mut entries: Vec<Entry> = Vec::with_capacity(n);
+        crate::mem::advise_hugepages(entries.spare_capacity_mut());
+        entries.extend((0..n).map(|_| Entry::default()));
+        let entries = entries.into_boxed_slice();
         // Free list: 0 -> 1 -> ... -> n-1.
         for (i, e) in entries.iter().enumerate() {
             let next = if i + 1 < n { i as u64 + 2 } else { 0 };
@@ -310,7 +314,10 @@ impl Conntrack {
         }
         // 2 slots per flow at <= 80% of 15 per bucket.
         let buckets = n.div_ceil(6).max(2);
-        let index: Box<[Bucket]> = (0..buckets).map(|_| Bucket::default()).collect();
+        let mut index: Vec<Bucket> = Vec::with_capacity(buckets);
+        crate::mem::advise_hugepages(index.spare_capacity_mut());
+        index.extend((0..buckets).map(|_| Bucket::default()));
+        let index = index.into_boxed_slice();
         let seed = cfg
             .seed
             .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64));
@@ -621,7 +628,7 @@ impl Conntrack {
     /// [`Conntrack::prefetch_entries`], then look up).
     #[inline]
     pub fn prefetch_bucket(&self, h: u64) {
-        crate::prefetch::prefetch(&self.index[self.home(h)]);
+        crate::mem::prefetch(&self.index[self.home(h)]);
     }
 
     /// Starts loading the entries the home bucket of `h` points at with a
@@ -634,7 +641,10 @@ impl Conntrack {
             let v = slot.load(Relaxed);
             if v != 0 && v & mask == tag {
                 let (idx, _) = self.slot_entry(v);
-                crate::prefetch::prefetch(&self.entries[idx as usize]);
+                // An entry may straddle two cache lines: load both.
+                let e = &self.entries[idx as usize];
+                crate::mem::prefetch(e);
+                crate::mem::prefetch(&e.packets[1]);
             }
         }
     }
@@ -725,7 +735,12 @@ impl Conntrack {
                 | status
                 | (tcp_state as u64) << TCP_SHIFT
                 | ((nm + timeout) & EXP_MASK);
-            if new == s {
+            // Nothing but the expiry moved, and by less than 1/64 of the
+            // timeout: skip the write (a locked instruction per packet, and
+            // a cache line bounced between cores). The connection may then
+            // expire up to 1/64 of its timeout early.
+            let moved = (new & EXP_MASK).wrapping_sub(s & EXP_MASK) & EXP_MASK;
+            if new & !EXP_MASK == s & !EXP_MASK && moved <= timeout >> 6 {
                 break;
             }
             match e.state.compare_exchange_weak(s, new, AcqRel, Acquire) {
@@ -740,10 +755,15 @@ impl Conntrack {
         Some(packet_state(c.dir, s))
     }
 
+    /// Counts a packet. A plain load and store rather than a locked add:
+    /// one direction of a flow is nearly always handled by one worker, and
+    /// when two count it at the same instant one count may be lost (the
+    /// counters are statistics, not state).
     #[inline]
     fn count(&self, e: &Entry, dir: Dir, len: u32) {
-        e.packets[dir as usize].fetch_add(1, Relaxed);
-        e.bytes[dir as usize].fetch_add(u64::from(len), Relaxed);
+        let (p, b) = (&e.packets[dir as usize], &e.bytes[dir as usize]);
+        p.store(p.load(Relaxed).wrapping_add(1), Relaxed);
+        b.store(b.load(Relaxed).wrapping_add(u64::from(len)), Relaxed);
     }
 
     #[inline]

@@ -227,7 +227,7 @@ pub struct Pipeline {
 /// Transmit queue capacity per port before it is flushed mid-batch.
 const TX_QUEUE: usize = 4 * BATCH;
 /// Connection entries the expiry sweep examines per call.
-const EXPIRE_BUDGET: usize = 64;
+const EXPIRE_BUDGET: usize = 16;
 
 impl Pipeline {
     pub fn new(tables: Arc<Tables>, shared: Arc<Shared>) -> Self {

@@ -26,7 +26,7 @@
 //! on nearly every packet (DPDK puts the same table in hugepages).
 //!
 //! A batch prefetches first-level entries before its lookups
-//! (`policy.rs`, with [`crate::prefetch::prefetch`]).
+//! (`policy.rs`, with [`crate::mem::prefetch`]).
 
 use std::fmt;
 
@@ -61,7 +61,7 @@ pub(super) struct Tbl24 {
 impl Tbl24 {
     pub(super) fn new() -> Self {
         let mut entry = zeroed_box::<u32, TBL24_LEN>();
-        hugepage::advise(entry.as_mut_ptr().cast(), TBL24_LEN * 4);
+        crate::mem::advise_hugepages(&mut entry[..]);
         Tbl24 {
             entry,
             depth: zeroed_box(),
@@ -90,7 +90,7 @@ impl Tbl24 {
     }
 
     /// The entries, for a batch that prefetches many of them
-    /// ([`crate::prefetch::prefetch`]).
+    /// ([`crate::mem::prefetch`]).
     #[inline(always)]
     pub(super) fn entries(&self) -> &[u32; TBL24_LEN] {
         &self.entry
@@ -233,33 +233,4 @@ impl Groups {
 #[inline(always)]
 pub(super) fn is_group(e: u32) -> bool {
     e != 0 && e & LEAF == 0
-}
-
-mod hugepage {
-    /// Asks the kernel to back the 2 MiB-aligned interior of `[ptr, ptr+len)`
-    /// with transparent huge pages. Advisory: errors are ignored.
-    #[cfg(target_os = "linux")]
-    pub(super) fn advise(ptr: *mut u8, len: usize) {
-        use core::ffi::{c_int, c_void};
-        unsafe extern "C" {
-            fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
-        }
-        const MADV_HUGEPAGE: c_int = 14;
-        const HUGE: usize = 2 << 20;
-        let start = (ptr as usize).next_multiple_of(HUGE);
-        let end = (ptr as usize + len) & !(HUGE - 1);
-        if end > start {
-            // SAFETY: the range lies inside a live allocation owned by the
-            // caller. MADV_HUGEPAGE only changes which page size the kernel
-            // uses to back it; contents, validity and the zero-fill of
-            // untouched pages are unchanged, so no Rust invariant depends on
-            // the outcome, and the return value is deliberately ignored.
-            unsafe {
-                madvise(start as *mut c_void, end - start, MADV_HUGEPAGE);
-            }
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub(super) fn advise(_ptr: *mut u8, _len: usize) {}
 }

@@ -37,7 +37,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::dir::TBL24_LEN;
 use super::table::{IfIndex, NextHop, Route, RouteEntry, RouteError, RouteTable, RouteType};
-use crate::prefetch::prefetch;
+use crate::mem::prefetch;
 
 /// The local table: addresses of this router (`ip route show table local`).
 pub const TABLE_LOCAL: u32 = 255;
