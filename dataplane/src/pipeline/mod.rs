@@ -334,6 +334,26 @@ impl Pipeline {
         self.flush(ctx);
     }
 
+    /// Switches to tables the control plane published (a reload), between
+    /// two batches. Connections, NAT bindings and neighbours live in
+    /// `Shared` and are untouched; the per-rule counters start again for a
+    /// new ruleset (as `iptables-restore` without `-c`), and the worker's
+    /// neighbour cache is dropped (interface numbers may mean other
+    /// interfaces now). The tables must describe the same ports: adding
+    /// or removing a device needs a restart (the control plane checks).
+    /// Allocates (counters, rate-limit buckets): runs once per reload.
+    pub fn set_tables(&mut self, tables: Arc<Tables>) {
+        if Arc::ptr_eq(&self.tables, &tables) {
+            return;
+        }
+        self.eval.counters = Arc::new(tables.filter.new_counters());
+        if tables.icmp != self.tables.icmp {
+            self.limiter = icmp::Limiter::new(tables.icmp);
+        }
+        self.ncache = neighbor::NeighborCache::new();
+        self.tables = tables;
+    }
+
     /// Packets held waiting for a neighbour.
     pub fn pending_packets(&self) -> usize {
         self.pending.packets()
