@@ -729,3 +729,136 @@ table = 100
     );
     golden_trace("nat_redirect_mark_log", &o.trace);
 }
+
+// --------------------------------------------------- port exhaustion
+
+#[test]
+fn snat_port_exhaustion_drops_with_a_counter() {
+    // Two outside ports for the whole LAN: two inside endpoints get them,
+    // the third connection is dropped and counted; an endpoint that has a
+    // mapping keeps using it for a new destination (endpoint-independent).
+    let cfg = PORTFW.replace(
+        "-A POSTROUTING -s 192.168.1.0/24 -o wan -j MASQUERADE",
+        "-A POSTROUTING -s 192.168.1.0/24 -o wan -p udp -j SNAT --to-source 168.126.127.6:2000-2001",
+    );
+    let out = |sport, dst: &str| {
+        udp4(
+            mac(CLIENT),
+            mac(GW_LAN),
+            &[],
+            "192.168.1.50",
+            dst,
+            64,
+            sport,
+            53,
+            b"q",
+        )
+    };
+    let o = run(
+        "nat_exhaustion",
+        &cfg,
+        &[(
+            "lan",
+            vec![
+                (0.0, out(5000, "198.51.100.53")),
+                (0.1, out(5001, "198.51.100.53")),
+                (0.2, out(5002, "198.51.100.53")),
+                (0.3, out(5000, "198.51.100.54")),
+            ],
+        )],
+    );
+    let wan: Vec<String> = o.frames("wan").iter().map(|f| flow4(f)).collect();
+    assert_eq!(wan.len(), 3, "{wan:?}");
+    let port = |s: &str| {
+        s.split(' ')
+            .next()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (p0, p1) = (port(&wan[0]), port(&wan[1]));
+    assert_ne!(p0, p1);
+    assert!(["2000", "2001"].contains(&p0.as_str()) && ["2000", "2001"].contains(&p1.as_str()));
+    assert_eq!(port(&wan[2]), p0, "the first endpoint's mapping is reused");
+    assert_eq!(o.drops("nat_ports_exhausted"), 1);
+}
+
+// --------------------------------------------------------------- IPv6
+
+#[test]
+fn ipv6_stateful_forwarding() {
+    // One ruleset for both families: the same ctstate rules let IPv6
+    // answers back and keep unsolicited IPv6 out.
+    let cfg = r#"
+[[interface]]
+name = "wan"
+device = "eth0"
+mac = "02:00:00:00:00:01"
+address = ["2001:db8:1::2/64"]
+
+[[interface]]
+name = "lan"
+device = "eth1"
+mac = "02:00:00:00:00:02"
+address = ["2001:db8:2::1/64"]
+
+[[route]]
+to = "::/0"
+via = "2001:db8:1::1"
+
+[[neighbor]]
+ip = "2001:db8:1::1"
+mac = "02:bb:00:00:00:01"
+dev = "wan"
+
+[[neighbor]]
+ip = "2001:db8:2::10"
+mac = "02:aa:00:00:00:50"
+dev = "lan"
+
+[firewall]
+rules = """
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan -o wan -j ACCEPT
+COMMIT
+"""
+"#;
+    let out = udp6(
+        mac(CLIENT),
+        mac(GW_LAN),
+        "2001:db8:2::10",
+        "2001:db8:99::53",
+        64,
+        5000,
+        53,
+        b"q",
+    );
+    let back = |sport| {
+        udp6(
+            mac(UPSTREAM),
+            mac(GW_WAN),
+            "2001:db8:99::53",
+            "2001:db8:2::10",
+            60,
+            sport,
+            5000,
+            b"a",
+        )
+    };
+    let o = run(
+        "fw_ipv6",
+        cfg,
+        &[
+            ("lan", vec![(0.0, out)]),
+            ("wan", vec![(0.1, back(53)), (0.2, back(54))]),
+        ],
+    );
+    assert_eq!(o.frames("wan").len(), 1);
+    assert_eq!(o.frames("lan").len(), 1, "only the answer from port 53");
+    assert_eq!(o.drops("filter_forward"), 1);
+    golden_trace("fw_ipv6", &o.trace);
+}
