@@ -6,8 +6,10 @@
 //! throughput with 2 workers sharing the connection table.
 //!
 //! `flows_N` sets up N live connections first (their first packets go
-//! through the pipeline: nat table, port allocation, insert), then each
-//! iteration sends 4096 packets of randomly chosen connections, so at 1M
+//! through the pipeline: nat table, port allocation, insert; then an answer
+//! each, so they are ESTABLISHED and the FORWARD chain accepts them at its
+//! second rule, as a gateway's usual traffic), then each iteration sends
+//! 4096 LAN packets of randomly chosen connections, so at 1M
 //! flows nearly every lookup misses the caches. Masquerade keeps
 //! endpoint-independent mappings, so N connections are N/64 inside
 //! endpoints talking to 64 servers each (one address has 64k ports per
@@ -23,8 +25,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xgate_control::compile::{Compiled, shared_state};
 use xgate_control::replay::compile_for_replay;
+use xgate_dataplane::conntrack::{FlowKey, PROTO_UDP};
 use xgate_dataplane::io::{Desc, FramePool, Port};
 use xgate_dataplane::pipeline::{BATCH, Pipeline, Shared, Tables};
+use xgate_dataplane::route::neighbor::v4_key;
 
 const CONFIG: &str = r#"
 [dataplane]
@@ -68,6 +72,7 @@ COMMIT
 const FRAME_LEN: usize = 60;
 const BURSTS: usize = 64;
 const LAN_PORT: u16 = 1;
+const WAN_PORT: u16 = 0;
 /// Servers each inside endpoint talks to.
 const FANOUT: usize = 64;
 
@@ -85,13 +90,24 @@ impl Port for BenchPort {
 
 /// Connection `i`: inside endpoint i / FANOUT (10.x.y.z:port), server
 /// 198.51.100.(i % FANOUT):53.
-fn frame(i: usize) -> [u8; FRAME_LEN] {
+fn endpoints(i: usize) -> (u32, u16, u32, u16) {
     let ep = i / FANOUT;
     let host = 0x0a00_0002 + (ep / 16) as u32;
     let sport = 20000 + (ep % 16) as u16;
     let dst = u32::from_be_bytes([198, 51, 100, (i % FANOUT) as u8]);
+    (host, sport, dst, 53)
+}
+
+/// The LAN frame of connection `i`.
+fn frame(i: usize) -> [u8; FRAME_LEN] {
+    let (host, sport, dst, dport) = endpoints(i);
+    udp_frame([2, 0, 0, 0, 0, 2], host, sport, dst, dport)
+}
+
+/// A 60-byte UDP frame to `dst_mac`.
+fn udp_frame(dst_mac: [u8; 6], host: u32, sport: u16, dst: u32, dport: u16) -> [u8; FRAME_LEN] {
     let mut f = [0x5au8; FRAME_LEN];
-    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    f[..6].copy_from_slice(&dst_mac);
     f[6..12].copy_from_slice(&[2, 0xaa, 0, 0, 0, 5]);
     f[12..14].copy_from_slice(&[0x08, 0x00]);
     let ip = &mut f[14..34];
@@ -105,7 +121,7 @@ fn frame(i: usize) -> [u8; FRAME_LEN] {
     let c = xgate_dataplane::packet::checksum::checksum(ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     f[34..36].copy_from_slice(&sport.to_be_bytes());
-    f[36..38].copy_from_slice(&53u16.to_be_bytes());
+    f[36..38].copy_from_slice(&dport.to_be_bytes());
     f[38..40].copy_from_slice(&26u16.to_be_bytes());
     f[40..42].copy_from_slice(&[0, 0]);
     f
@@ -151,23 +167,17 @@ impl Worker {
         }
     }
 
-    /// Sends frames of connections `range`, a burst at a time.
-    fn open(&mut self, range: std::ops::Range<usize>) {
+    /// Sends `frames` received on `port`, a burst at a time.
+    fn send(&mut self, port: u16, frames: impl Iterator<Item = [u8; FRAME_LEN]>) {
         let mut ports = [BenchPort, BenchPort];
-        let ids: Vec<usize> = range.collect();
-        for chunk in ids.chunks(BATCH) {
+        let frames: Vec<_> = frames.collect();
+        for chunk in frames.chunks(BATCH) {
             let burst = &self.descs[..chunk.len()];
-            for (d, &i) in burst.iter().zip(chunk) {
-                d.bytes_mut(&mut self.umem).copy_from_slice(&frame(i));
+            for (d, f) in burst.iter().zip(chunk) {
+                d.bytes_mut(&mut self.umem).copy_from_slice(f);
             }
-            self.pipeline.process(
-                &mut self.umem,
-                &mut self.pool,
-                &mut ports,
-                LAN_PORT,
-                burst,
-                NOW,
-            );
+            self.pipeline
+                .process(&mut self.umem, &mut self.pool, &mut ports, port, burst, NOW);
         }
     }
 
@@ -202,8 +212,25 @@ fn setup(flows: usize) -> (Arc<Tables>, Arc<Shared>) {
     let shared = Arc::new(shared_state(&compiled, cfg.dataplane.flows, Some(1)));
     let tables = Arc::new(compiled.tables);
     let mut w = Worker::new(tables.clone(), shared.clone(), flows, 7);
-    w.open(0..flows);
+    // First packets (nat table, port allocation, insert), then one answer
+    // each, so that the connections are ESTABLISHED as a gateway's are.
+    w.send(LAN_PORT, (0..flows).map(frame));
     assert_eq!(shared.conntrack.len(), flows, "every connection set up");
+    let answers = (0..flows).map(|i| {
+        let (host, sport, dst, dport) = endpoints(i);
+        let key = FlowKey::v4(host, dst, PROTO_UDP, sport, dport);
+        let c = shared.conntrack.lookup(&key, NOW).expect("tracked");
+        let t = shared.conntrack.translation(c).expect("masqueraded");
+        udp_frame([2, 0, 0, 0, 0, 1], dst, dport, t.src as u32, t.sport)
+    });
+    // The inside hosts' MACs, so that the answers are delivered at once.
+    for i in (0..flows).step_by(FANOUT * 16) {
+        let host = endpoints(i).0;
+        shared
+            .neighbors
+            .insert_static(1, v4_key(host), &[2, 0xaa, 0, 0, 0, 6]);
+    }
+    w.send(WAN_PORT, answers);
     assert_eq!(w.pipeline.stats.total_drops(), 0);
     (tables, shared)
 }
