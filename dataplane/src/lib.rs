@@ -17,3 +17,4 @@ pub mod pipeline;
 pub mod prefetch;
 pub mod route;
 pub mod stats;
+pub mod worker;
