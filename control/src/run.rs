@@ -152,7 +152,7 @@ pub fn run(
             devs.join(", "),
             if o.zero_copy { "zero-copy" } else { "copy" },
             o.frames,
-            o.frames * xgate_dataplane::io::FRAME_SIZE >> 20,
+            (o.frames * xgate_dataplane::io::FRAME_SIZE) >> 20,
             if o.huge_pages { ", huge pages" } else { "" },
         );
         ios.push(io);
