@@ -360,3 +360,42 @@ fn missing_device_is_a_clear_error() {
         exit.log
     );
 }
+
+#[test]
+fn native_xdp_refused_is_explained_and_auto_falls_back_to_skb() {
+    if skip() {
+        return;
+    }
+    let t = topology(1);
+    // veth refuses native XDP when the MTU is above ~3.5 KB.
+    for (ns, dev) in [(&t.router, &t.r0), (&t.client, &t.c0)] {
+        t.tb.ip(ns, &["link", "set", dev, "mtu", "9000"]);
+    }
+    let x = Xgate::start(
+        XGATE,
+        &t.router,
+        &config(&t, "workers = 1\nxdp_mode = \"native\"", ""),
+    );
+    let exit = x.stop();
+    assert!(!exit.success, "{}", exit.log);
+    assert!(
+        exit.log.contains("refused a native XDP program") && exit.log.contains("MTU 9000"),
+        "{}",
+        exit.log
+    );
+    assert!(!t.tb.has_xdp(&t.router), "a failed start must leave no XDP");
+
+    let x = Xgate::start(XGATE, &t.router, &config(&t, "workers = 1", ""));
+    assert!(
+        x.log().contains(&format!("{} xdp skb", t.r0)),
+        "auto falls back to skb:\n{}",
+        x.log()
+    );
+    let replies = in_ns(&t.server, || {
+        traffic::ping("10.1.0.2".parse().unwrap(), 2, Duration::from_secs(1))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(replies, 2, "{}", x.log());
+    stop_clean(&t, x);
+}

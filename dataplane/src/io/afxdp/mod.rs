@@ -288,23 +288,41 @@ pub fn open_worker(
             });
         }
     }
+    let try_bind = |zero_copy: bool, modes: &mut [Option<XdpMode>]| {
+        // A socket whose program attach failed stays bound to its queue (a
+        // socket cannot be unbound), so a fallback to SKB starts the
+        // worker's UMEM and sockets afresh with that device's mode fixed.
+        let mut local = modes.to_vec();
+        loop {
+            match open_with(devices, queues, cfg, &mut local, zero_copy) {
+                Ok(io) => {
+                    modes.copy_from_slice(&local);
+                    return Ok(io);
+                }
+                Err((_, Some(port))) if local[port].is_none() => local[port] = Some(XdpMode::Skb),
+                Err((e, _)) => return Err(e),
+            }
+        }
+    };
     match cfg.bind {
-        BindMode::Copy => open_with(devices, queues, cfg, modes, false),
-        BindMode::ZeroCopy => open_with(devices, queues, cfg, modes, true),
-        BindMode::Auto => open_with(devices, queues, cfg, modes, true)
-            .or_else(|_| open_with(devices, queues, cfg, modes, false)),
+        BindMode::Copy => try_bind(false, modes),
+        BindMode::ZeroCopy => try_bind(true, modes),
+        BindMode::Auto => try_bind(true, modes).or_else(|_| try_bind(false, modes)),
     }
 }
 
+/// Opens the worker with one bind mode; `modes` gives each device's XDP
+/// mode (None: native first). On failure, the port whose native attach an
+/// `auto` fallback could retry in SKB mode comes with the error.
 fn open_with(
     devices: &[String],
     queues: &[u32],
     cfg: &AfXdpConfig,
     modes: &mut [Option<XdpMode>],
     zero_copy: bool,
-) -> Result<WorkerIo, AfXdpError> {
+) -> Result<WorkerIo, (AfXdpError, Option<usize>)> {
     let frames = umem_frames(devices.len() * queues.len(), cfg.ring_size);
-    let area = UmemArea::new(frames, cfg.huge_pages)?;
+    let area = UmemArea::new(frames, cfg.huge_pages).map_err(|e| (e, None))?;
     let first = Box::into_raw(Rings::new());
     let mut io = WorkerIo {
         queues: Vec::new(),
@@ -321,8 +339,7 @@ fn open_with(
     };
     // SAFETY: `first` is a live boxed ring set owned by `io`.
     let (fill, comp) = unsafe { (&mut (*first).fill as *mut _, &mut (*first).comp as *mut _) };
-    io.umem = umem::register(&io.area, fill, comp, cfg.ring_size)?;
-    let mut local_modes = modes.to_vec();
+    io.umem = umem::register(&io.area, fill, comp, cfg.ring_size).map_err(|e| (e, None))?;
     let bind_flags = sys::XDP_USE_NEED_WAKEUP as u16
         | if zero_copy {
             sys::XDP_ZEROCOPY as u16
@@ -343,33 +360,28 @@ fn open_with(
                 io.rings.push(r);
                 r
             };
-            let tries: &[XdpMode] = match local_modes[port].unwrap_or(cfg.xdp_mode) {
-                XdpMode::Native => &[XdpMode::Native],
-                XdpMode::Skb => &[XdpMode::Skb],
-                XdpMode::Auto => &[XdpMode::Native, XdpMode::Skb],
+            let mode = match modes[port].unwrap_or(cfg.xdp_mode) {
+                XdpMode::Auto => XdpMode::Native,
+                m => m,
             };
-            let mut last = None;
-            for &mode in tries {
-                match create_socket(dev, q, io.umem, rings, cfg.ring_size, mode, bind_flags) {
-                    Ok(xsk) => {
-                        local_modes[port] = Some(mode);
-                        io.obtained.xdp[port] = mode;
-                        set.ports
-                            .push(XskPort::new(xsk, rings, dev, q, fill_target));
-                        last = None;
-                        break;
-                    }
-                    Err(e) => last = Some((mode, e)),
+            match create_socket(dev, q, io.umem, rings, cfg.ring_size, mode, bind_flags) {
+                Ok(xsk) => {
+                    modes[port] = Some(mode);
+                    io.obtained.xdp[port] = mode;
+                    set.ports
+                        .push(XskPort::new(xsk, rings, dev, q, fill_target));
                 }
-            }
-            if let Some((mode, err)) = last {
-                return Err(socket_error(dev, q, mode, zero_copy, cfg, err));
+                Err(err) => {
+                    let retry =
+                        (mode == XdpMode::Native && cfg.xdp_mode == XdpMode::Auto).then_some(port);
+                    return Err((socket_error(dev, q, mode, zero_copy, cfg, err), retry));
+                }
             }
         }
         io.queues.push(set);
     }
-    // The kernel may grant copy mode where zero-copy was asked only for
-    // shared sockets; ask the first socket what it got.
+    // Report what the kernel granted (XDP_OPTIONS), not what was asked;
+    // shared sockets inherit the first socket's mode.
     io.obtained.zero_copy = io.queues[0].ports[0].zero_copy();
     // Every port starts with a full fill ring.
     let (umem, pool, sets) = io.parts();
@@ -378,7 +390,6 @@ fn open_with(
             crate::io::Port::service(p, umem, pool);
         }
     }
-    modes.copy_from_slice(&local_modes);
     Ok(io)
 }
 
@@ -404,20 +415,30 @@ fn create_socket(
         bind_flags,
     };
     let mut xsk = std::ptr::null_mut();
-    // SAFETY: `rings` is a live boxed ring set that outlives the socket;
-    // `umem` was created by xsk_umem__create and outlives it too.
-    let rc = unsafe {
-        sys::xsk_socket__create_shared(
-            &mut xsk,
-            name.as_ptr(),
-            queue,
-            umem,
-            &mut (*rings).rx,
-            &mut (*rings).tx,
-            &mut (*rings).fill,
-            &mut (*rings).comp,
-            &cfg,
-        )
+    // A queue released by a socket closed just before (a failed attempt)
+    // is freed by the kernel asynchronously: EBUSY for a short while.
+    let mut busy_retries = 50;
+    let rc = loop {
+        // SAFETY: `rings` is a live boxed ring set that outlives the socket;
+        // `umem` was created by xsk_umem__create and outlives it too.
+        let rc = unsafe {
+            sys::xsk_socket__create_shared(
+                &mut xsk,
+                name.as_ptr(),
+                queue,
+                umem,
+                &mut (*rings).rx,
+                &mut (*rings).tx,
+                &mut (*rings).fill,
+                &mut (*rings).comp,
+                &cfg,
+            )
+        };
+        if rc != -libc::EBUSY || busy_retries == 0 {
+            break rc;
+        }
+        busy_retries -= 1;
+        std::thread::sleep(std::time::Duration::from_millis(10));
     };
     if rc != 0 {
         return Err(std::io::Error::from_raw_os_error(-rc));
