@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config   # cc for crates with C parts
     iproute2 ethtool             # netns/veth test topologies
+    libelf-dev clang m4 llvm     # libxdp/libbpf (vendored by xsk-rs) and its XDP programs
+    libpcap-dev zlib1g-dev       # xdp-tools' configure insists on pcap; libbpf needs zlib
 )
 
 missing=()

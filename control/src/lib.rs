@@ -4,4 +4,5 @@ pub mod compile;
 pub mod config;
 pub mod iptables;
 pub mod replay;
+pub mod run;
 pub use config::{Config, ConfigError, check_summary, load, parse};

@@ -17,3 +17,4 @@ pub mod packet;
 pub mod pipeline;
 pub mod route;
 pub mod stats;
+pub mod worker;

@@ -3,8 +3,11 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use xgate_control::config::{self, render_errors};
 use xgate_control::replay::{self, Input};
+use xgate_control::run;
+use xgate_dataplane::worker::IdlePolicy;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,6 +26,24 @@ enum Command {
     Check {
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// The appliance: AF_XDP sockets on the config's devices, one pinned worker
+    /// per [dataplane] worker, until SIGINT or SIGTERM.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print a summary line every SECS seconds (default: quiet).
+        #[arg(long, value_name = "SECS")]
+        stats_interval: Option<u64>,
+        /// On exit, write one `key=value` line per worker here (also printed to stderr).
+        #[arg(long, value_name = "FILE")]
+        stats_file: Option<PathBuf>,
+        /// Back the UMEM with 2 MiB huge pages if some are reserved (vm.nr_hugepages).
+        #[arg(long)]
+        huge_pages: bool,
+        /// Poll without ever sleeping (dedicated cores); default: adaptive back-off.
+        #[arg(long)]
+        busy_poll: bool,
     },
     /// Run the pipeline offline over pcap captures, one output pcap per interface.
     Replay {
@@ -44,6 +65,25 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config: path } => check(&path),
+        Command::Run {
+            config: path,
+            stats_interval,
+            stats_file,
+            huge_pages,
+            busy_poll,
+        } => {
+            let opts = run::RunOptions {
+                stats_interval: stats_interval.map(std::time::Duration::from_secs),
+                stats_file,
+                huge_pages,
+                idle: if busy_poll {
+                    IdlePolicy::Busy
+                } else {
+                    IdlePolicy::default()
+                },
+            };
+            run_cmd(&path, &opts)
+        }
         Command::Replay {
             config: path,
             inputs,
@@ -69,6 +109,36 @@ pub fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Set by SIGINT / SIGTERM; the control loop polls it.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn run_cmd(path: &std::path::Path, opts: &run::RunOptions) -> ExitCode {
+    let cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprint!("{}", render_errors(&errs));
+            return ExitCode::FAILURE;
+        }
+    };
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only stores to an atomic.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    let mut err = std::io::stderr();
+    match run::run(&cfg, opts, &STOP, &mut err) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xgate run: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -14,8 +14,9 @@
 //! frees what it does not.
 //!
 //! Backends: `memory` (in-process queues: tests, benches, `xgate replay`);
-//! the AF_XDP backend implements the same trait.
+//! `afxdp` (AF_XDP sockets: `xgate run`).
 
+pub mod afxdp;
 pub mod memory;
 
 /// Size of one UMEM frame. A power of two, so a frame's base is `addr & !(FRAME_SIZE - 1)`.
@@ -66,10 +67,15 @@ impl Desc {
 
 /// The free frames of one UMEM. Allocation and free are a pop and a push on
 /// a vector whose capacity is the frame count, so neither ever allocates.
+///
+/// Debug builds also keep a bit per frame and panic on a double free or
+/// on freeing a frame the pool never gave out.
 #[derive(Debug)]
 pub struct FramePool {
     free: Vec<u64>,
     frames: usize,
+    #[cfg(debug_assertions)]
+    in_pool: Vec<bool>,
 }
 
 impl FramePool {
@@ -79,14 +85,24 @@ impl FramePool {
             .rev()
             .map(|i| i * FRAME_SIZE as u64)
             .collect();
-        FramePool { free, frames }
+        FramePool {
+            free,
+            frames,
+            #[cfg(debug_assertions)]
+            in_pool: vec![true; frames],
+        }
     }
 
     /// A frame with the standard headroom and zero length, or `None` when
     /// every frame is in use.
     #[inline]
     pub fn alloc(&mut self) -> Option<Desc> {
-        self.free.pop().map(|base| Desc {
+        let base = self.free.pop()?;
+        #[cfg(debug_assertions)]
+        {
+            self.in_pool[base as usize / FRAME_SIZE] = false;
+        }
+        Some(Desc {
             addr: base + HEADROOM as u64,
             len: 0,
         })
@@ -95,6 +111,17 @@ impl FramePool {
     #[inline]
     pub fn free(&mut self, d: Desc) {
         debug_assert!(self.free.len() < self.frames, "frame freed twice");
+        #[cfg(debug_assertions)]
+        {
+            let i = d.frame_base() as usize / FRAME_SIZE;
+            assert!(
+                i < self.frames,
+                "freed frame {:#x} is outside the UMEM",
+                d.addr
+            );
+            assert!(!self.in_pool[i], "frame {:#x} freed twice", d.addr);
+            self.in_pool[i] = true;
+        }
         self.free.push(d.frame_base());
     }
 
@@ -144,5 +171,15 @@ mod tests {
             len: 10,
         });
         assert_eq!(p.alloc().unwrap().addr, 2048 + HEADROOM as u64);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "freed twice")]
+    fn pool_catches_a_double_free() {
+        let mut p = FramePool::new(4);
+        let d = p.alloc().unwrap();
+        p.free(d);
+        p.free(d);
     }
 }

@@ -1,0 +1,303 @@
+//! `xgate run`: the appliance. Compiles the config, opens the AF_XDP
+//! sockets (one worker at a time: libxdp's program set-up races when
+//! sockets are created concurrently), starts one pinned worker per
+//! configured worker and runs the control loop on the calling thread until
+//! `stop` is set (the CLI sets it on SIGINT / SIGTERM):
+//!
+//! - LOG target lines from the shared ring go to the log output (stderr);
+//! - connection expiry runs in slices (workers also sweep a slice per batch);
+//! - with `stats_interval`, one summary line per interval.
+//!
+//! On stop the workers finish their round, flush, wait briefly for their
+//! transmissions, and are joined one at a time; closing each worker's
+//! sockets detaches xgate's XDP programs with the last socket of a device,
+//! so nothing stays on the devices. A final line per worker reports its
+//! counters and its frame accounting (`frames_leaked` must be 0).
+//!
+//! Device MACs come from /sys/class/net/DEV/address unless the config sets
+//! `mac`. xgate owns the devices it binds: every frame they receive goes
+//! to the dataplane, none to the kernel's stack (docs/architecture.md).
+
+use crate::compile::{compile, shared_state};
+use crate::config::{self, Config, ConfigError, render_errors};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use xgate_dataplane::io::afxdp::{self, AfXdpConfig, AfXdpError, BindMode, XdpMode};
+use xgate_dataplane::stats::WorkerStats;
+use xgate_dataplane::worker::{IdlePolicy, Worker, WorkerExit, now_ns};
+
+/// Options of `xgate run` beyond the config file.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Print a summary line every interval (default: quiet).
+    pub stats_interval: Option<Duration>,
+    /// Write the final per-worker counters here on exit.
+    pub stats_file: Option<PathBuf>,
+    /// Back the UMEMs with huge pages when some are reserved.
+    pub huge_pages: bool,
+    pub idle: IdlePolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{}", render_errors(.0).trim_end())]
+    Config(Vec<ConfigError>),
+    #[error("{0}")]
+    AfXdp(#[from] AfXdpError),
+    #[error(
+        "[dataplane] workers = {workers} but queues = {queues}: every worker needs a queue of every device"
+    )]
+    TooFewQueues { workers: usize, queues: usize },
+    #[error("starting worker {id}: {err}")]
+    Spawn { id: usize, err: std::io::Error },
+    #[error("{path}: {err}")]
+    StatsFile { path: String, err: std::io::Error },
+}
+
+/// A device's MAC address from sysfs.
+pub fn device_mac(device: &str) -> Option<[u8; 6]> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{device}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = s.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    (parts.next().is_none() && mac != [0; 6]).then_some(mac)
+}
+
+/// Workers and queues from `[dataplane]` and the devices' queue counts:
+/// workers = `workers`, else `queues`, else one per online core but no
+/// more than the fewest queues a device has; queues = `queues`, else one
+/// per worker.
+pub fn plan_workers(
+    workers: Option<usize>,
+    queues: usize,
+    cores: usize,
+    min_device_queues: usize,
+) -> Result<(usize, usize), RunError> {
+    let w = match (workers, queues) {
+        (Some(w), _) => w,
+        (None, q) if q > 0 => q,
+        (None, _) => cores.min(min_device_queues).max(1),
+    };
+    let q = if queues == 0 { w } else { queues };
+    if q < w {
+        return Err(RunError::TooFewQueues {
+            workers: w,
+            queues: q,
+        });
+    }
+    Ok((w, q))
+}
+
+/// Runs until `stop` is set. Progress and LOG lines go to `log`.
+pub fn run(
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    log: &mut dyn Write,
+) -> Result<Vec<WorkerExit>, RunError> {
+    // Missing devices first: otherwise the MAC lookup reports them less clearly.
+    let mut min_queues = usize::MAX;
+    for ic in &cfg.interfaces {
+        min_queues = min_queues.min(afxdp::device_queues(&ic.device)? as usize);
+    }
+    let compiled = compile(cfg, &|dev, _| device_mac(dev)).map_err(RunError::Config)?;
+    let shared = Arc::new(shared_state(&compiled, cfg.dataplane.flows, None));
+    let tables = Arc::new(compiled.tables);
+    let devices = compiled.devices;
+
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let (nworkers, nqueues) = plan_workers(
+        cfg.dataplane.workers,
+        cfg.dataplane.queues,
+        cores.len().max(1),
+        min_queues,
+    )?;
+    let af = AfXdpConfig {
+        xdp_mode: match cfg.dataplane.xdp_mode {
+            config::XdpMode::Native => XdpMode::Native,
+            config::XdpMode::Skb => XdpMode::Skb,
+            config::XdpMode::Auto => XdpMode::Auto,
+        },
+        bind: match cfg.dataplane.bind {
+            config::BindMode::Copy => BindMode::Copy,
+            config::BindMode::ZeroCopy => BindMode::ZeroCopy,
+            config::BindMode::Auto => BindMode::Auto,
+        },
+        huge_pages: opts.huge_pages,
+        ..AfXdpConfig::default()
+    };
+
+    // Sockets one worker at a time, in this thread.
+    let mut modes = vec![None; devices.len()];
+    let mut ios = Vec::with_capacity(nworkers);
+    for w in 0..nworkers {
+        let qids: Vec<u32> = (w..nqueues).step_by(nworkers).map(|q| q as u32).collect();
+        let io = afxdp::open_worker(&devices, &qids, &af, &mut modes)?;
+        let o = &io.obtained;
+        let devs: Vec<String> = devices
+            .iter()
+            .zip(&o.xdp)
+            .map(|(d, m)| format!("{d} xdp {}", m.name()))
+            .collect();
+        let _ = writeln!(
+            log,
+            "xgate: worker {w}: queue{} {:?} on {}; {}, need_wakeup; UMEM {} frames ({} MiB{})",
+            if qids.len() > 1 { "s" } else { "" },
+            qids,
+            devs.join(", "),
+            if o.zero_copy { "zero-copy" } else { "copy" },
+            o.frames,
+            (o.frames * xgate_dataplane::io::FRAME_SIZE) >> 20,
+            if o.huge_pages { ", huge pages" } else { "" },
+        );
+        ios.push(io);
+    }
+
+    let stop_workers = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::with_capacity(nworkers);
+    for (w, io) in ios.into_iter().enumerate() {
+        let core = (!cores.is_empty()).then(|| cores[w % cores.len()].id);
+        match Worker::spawn(
+            w,
+            io,
+            tables.clone(),
+            shared.clone(),
+            stop_workers.clone(),
+            opts.idle,
+            core,
+        ) {
+            Ok(wk) => workers.push(wk),
+            Err(err) => {
+                stop_workers.store(true, Ordering::Relaxed);
+                for wk in workers {
+                    wk.join();
+                }
+                return Err(RunError::Spawn { id: w, err });
+            }
+        }
+    }
+    let _ = writeln!(
+        log,
+        "xgate: running {nworkers} worker(s) on {} device(s); SIGINT or SIGTERM stops",
+        devices.len()
+    );
+
+    let ifs = &tables.interfaces;
+    let name = |i| {
+        if (i as usize) < ifs.len() {
+            ifs.get(i).name.as_str()
+        } else {
+            "?"
+        }
+    };
+    let mut last_stats = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        while let Some(rec) = shared.log.pop() {
+            let _ = writeln!(log, "{}", tables.filter.format_log(&rec, name));
+        }
+        if tables.tracking {
+            shared.conntrack.expire(now_ns(), 4096);
+        }
+        if let Some(every) = opts.stats_interval
+            && last_stats.elapsed() >= every
+        {
+            last_stats = Instant::now();
+            let stats: Vec<_> = workers.iter().map(|w| w.stats.clone()).collect();
+            let _ = writeln!(log, "xgate: {}", summary(&stats, shared.conntrack.len()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    stop_workers.store(true, Ordering::Relaxed);
+    let exits: Vec<WorkerExit> = workers.into_iter().map(Worker::join).collect();
+    while let Some(rec) = shared.log.pop() {
+        let _ = writeln!(log, "{}", tables.filter.format_log(&rec, name));
+    }
+    let mut report = String::new();
+    for e in &exits {
+        report += &exit_line(e);
+        report.push('\n');
+    }
+    let mut drops = std::collections::BTreeMap::new();
+    for e in &exits {
+        for (r, n) in e.stats.nonzero_drops() {
+            *drops.entry(r.name()).or_insert(0u64) += n;
+        }
+    }
+    if !drops.is_empty() {
+        report += "drops";
+        for (r, n) in &drops {
+            report += &format!(" {r}={n}");
+        }
+        report.push('\n');
+    }
+    for line in report.lines() {
+        let _ = writeln!(log, "xgate: {line}");
+    }
+    if let Some(path) = &opts.stats_file {
+        std::fs::write(path, &report).map_err(|err| RunError::StatsFile {
+            path: path.display().to_string(),
+            err,
+        })?;
+    }
+    Ok(exits)
+}
+
+fn totals(s: &WorkerStats) -> (u64, u64) {
+    s.ports.iter().fold((0, 0), |(r, t), p| {
+        (r + p.rx_packets.get(), t + p.tx_packets.get())
+    })
+}
+
+/// One line for all workers: packets in and out, per worker.
+fn summary(stats: &[Arc<WorkerStats>], conns: usize) -> String {
+    let mut s = String::new();
+    for (i, st) in stats.iter().enumerate() {
+        let (rx, tx) = totals(st);
+        s += &format!(
+            "w{i} rx {rx} tx {tx} fwd {} drop {}; ",
+            st.forwarded.get(),
+            st.total_drops()
+        );
+    }
+    s + &format!("connections {conns}")
+}
+
+/// The final line of one worker, `key=value` pairs (the stats file format).
+pub fn exit_line(e: &WorkerExit) -> String {
+    let (rx, tx) = totals(&e.stats);
+    let queues: Vec<String> = e.queues.iter().map(|q| q.to_string()).collect();
+    format!(
+        "worker={} queues={} core={} rx_packets={rx} tx_packets={tx} forwarded={} local={} \
+         drops={} frames={} frames_leaked={} pending_at_stop={}",
+        e.id,
+        queues.join(","),
+        e.core.map_or("-".to_string(), |c| c.to_string()),
+        e.stats.forwarded.get(),
+        e.stats.local_delivered.get(),
+        e.stats.total_drops(),
+        e.frames,
+        e.frames_leaked,
+        e.pending_at_stop,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_plan() {
+        assert_eq!(plan_workers(None, 0, 2, 1).unwrap(), (1, 1));
+        assert_eq!(plan_workers(None, 0, 2, 4).unwrap(), (2, 2));
+        assert_eq!(plan_workers(Some(2), 0, 8, 1).unwrap(), (2, 2));
+        assert_eq!(plan_workers(None, 4, 2, 4).unwrap(), (4, 4));
+        assert_eq!(plan_workers(Some(2), 4, 2, 4).unwrap(), (2, 4));
+        assert!(plan_workers(Some(3), 2, 2, 4).is_err());
+    }
+}

@@ -1,0 +1,278 @@
+//! One AF_XDP socket: one queue of one device, with its own rx, tx, fill
+//! and completion rings, on the worker's shared UMEM. Implements [`Port`].
+
+use crate::io::{Desc, FRAME_SIZE, FramePool, HEADROOM, Port};
+use libxdp_sys as sys;
+
+/// The four rings of a socket. Boxed by the owner: libxdp keeps pointers to
+/// the fill and completion rings until the socket and UMEM are deleted.
+pub(super) struct Rings {
+    pub rx: sys::xsk_ring_cons,
+    pub tx: sys::xsk_ring_prod,
+    pub fill: sys::xsk_ring_prod,
+    pub comp: sys::xsk_ring_cons,
+}
+
+impl Rings {
+    pub fn new() -> Box<Self> {
+        // SAFETY: the ring structs are plain C data (integers and pointers)
+        // that libxdp fills in; all-zero is their documented initial state.
+        Box::new(unsafe { std::mem::zeroed() })
+    }
+}
+
+/// Frame movements of one socket, for the frame accounting.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XskCounters {
+    /// Frames on the fill ring or the rx ring (the kernel's receive side).
+    pub rx_owned: u32,
+    /// Frames on the tx ring or the completion ring.
+    pub tx_outstanding: u32,
+    /// Wake-up system calls made (need_wakeup set).
+    pub tx_kicks: u64,
+    pub fill_kicks: u64,
+}
+
+/// One queue of one device.
+pub struct XskPort {
+    pub(super) xsk: *mut sys::xsk_socket,
+    pub(super) rings: *mut Rings,
+    pub(super) fd: i32,
+    pub device: String,
+    pub queue: u32,
+    /// Frames kept on the receive side (fill + rx rings).
+    pub(super) fill_target: u32,
+    pub counters: XskCounters,
+    comp_batch: Vec<u64>,
+}
+
+// SAFETY: an XskPort is used by one thread at a time (created by the
+// control thread, moved into its worker, moved back to be deleted); libxdp
+// keeps no thread-local state for a socket.
+unsafe impl Send for XskPort {}
+
+const KICK_BATCH: u32 = 64;
+
+impl XskPort {
+    pub(super) fn new(
+        xsk: *mut sys::xsk_socket,
+        rings: *mut Rings,
+        device: &str,
+        queue: u32,
+        fill_target: u32,
+    ) -> Self {
+        // SAFETY: `xsk` is a socket libxdp just created.
+        let fd = unsafe { sys::xsk_socket__fd(xsk) };
+        XskPort {
+            xsk,
+            rings,
+            fd,
+            device: device.to_string(),
+            queue,
+            fill_target,
+            counters: XskCounters::default(),
+            comp_batch: Vec::with_capacity(KICK_BATCH as usize * 4),
+        }
+    }
+
+    fn rings(&mut self) -> &mut Rings {
+        // SAFETY: the rings outlive the port (WorkerIo owns both and drops
+        // ports first) and only this port uses them.
+        unsafe { &mut *self.rings }
+    }
+
+    /// Whether the socket runs in zero-copy mode (XDP_OPTIONS).
+    pub fn zero_copy(&self) -> bool {
+        let mut opts = sys::xdp_options { flags: 0 };
+        let mut len = std::mem::size_of::<sys::xdp_options>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `opts`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_XDP,
+                sys::XDP_OPTIONS as i32,
+                &mut opts as *mut _ as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        rc == 0 && opts.flags & sys::XDP_OPTIONS_ZEROCOPY != 0
+    }
+
+    /// Frames the kernel has not yet taken from the tx ring.
+    fn tx_unsent(&mut self) -> u32 {
+        let tx = &mut self.rings().tx;
+        let size = tx.size;
+        // SAFETY: a ring libxdp set up; nb_free refreshes the cached consumer.
+        size - unsafe { sys::xsk_prod_nb_free(tx, size) }
+    }
+
+    fn kick_tx(&mut self) {
+        // SAFETY: the tx ring of this socket.
+        if unsafe { sys::xsk_ring_prod__needs_wakeup(&self.rings().tx) } == 0 {
+            return;
+        }
+        self.counters.tx_kicks += 1;
+        // In copy mode the kernel transmits inside this call (up to 32
+        // frames at a time); EAGAIN/EBUSY/ENOBUFS mean "later": the next
+        // service() kicks again while frames remain unsent.
+        // SAFETY: a zero-length send on our own socket.
+        unsafe {
+            libc::sendto(
+                self.fd,
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+    }
+
+    /// Takes back every completed transmission.
+    fn reap_completions(&mut self, pool: &mut FramePool) {
+        loop {
+            let mut idx = 0;
+            let comp = &mut self.rings().comp as *mut sys::xsk_ring_cons;
+            // SAFETY: the completion ring of this socket; entries
+            // idx..idx+n are ours until released.
+            let n = unsafe { sys::xsk_ring_cons__peek(comp, KICK_BATCH * 4, &mut idx) };
+            if n == 0 {
+                return;
+            }
+            self.comp_batch.clear();
+            for i in 0..n {
+                // SAFETY: as above.
+                let addr = unsafe { *sys::xsk_ring_cons__comp_addr(comp, idx.wrapping_add(i)) };
+                self.comp_batch.push(addr);
+            }
+            // SAFETY: releases the entries just read.
+            unsafe { sys::xsk_ring_cons__release(comp, n) };
+            for &addr in &self.comp_batch {
+                pool.free(Desc { addr, len: 0 });
+            }
+            self.counters.tx_outstanding -= n;
+        }
+    }
+
+    /// Gives the receive side frames until it holds `fill_target`.
+    fn refill(&mut self, pool: &mut FramePool) {
+        let want = self
+            .fill_target
+            .saturating_sub(self.counters.rx_owned)
+            .min(pool.available() as u32);
+        if want < KICK_BATCH.min(self.fill_target) && self.counters.rx_owned > 0 {
+            return; // refill in batches
+        }
+        if want == 0 {
+            return;
+        }
+        let fill = &mut self.rings().fill as *mut sys::xsk_ring_prod;
+        let mut idx = 0;
+        // SAFETY: the fill ring of this socket; reserved entries are ours
+        // until submitted.
+        let n = unsafe { sys::xsk_ring_prod__reserve(fill, want, &mut idx) };
+        for i in 0..n {
+            let d = pool.alloc().expect("counted available above");
+            // SAFETY: as above; the kernel takes the frame (aligned mode
+            // masks the address to its chunk).
+            unsafe { *sys::xsk_ring_prod__fill_addr(fill, idx.wrapping_add(i)) = d.frame_base() };
+        }
+        // SAFETY: submits what was reserved and written.
+        unsafe { sys::xsk_ring_prod__submit(fill, n) };
+        self.counters.rx_owned += n;
+        // SAFETY: the fill ring of this socket.
+        if n > 0 && unsafe { sys::xsk_ring_prod__needs_wakeup(fill) } != 0 {
+            self.counters.fill_kicks += 1;
+            // SAFETY: a zero-length non-blocking receive on our own socket
+            // wakes the driver's receive path.
+            unsafe {
+                libc::recvfrom(
+                    self.fd,
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
+    }
+}
+
+impl Port for XskPort {
+    fn rx_burst(&mut self, out: &mut [Desc]) -> usize {
+        let rx = &mut self.rings().rx as *mut sys::xsk_ring_cons;
+        let mut idx = 0;
+        // SAFETY: the rx ring of this socket.
+        let n = unsafe { sys::xsk_ring_cons__peek(rx, out.len() as u32, &mut idx) };
+        for (i, slot) in out.iter_mut().take(n as usize).enumerate() {
+            // SAFETY: entries idx..idx+n were peeked above.
+            let d = unsafe { *sys::xsk_ring_cons__rx_desc(rx, idx.wrapping_add(i as u32)) };
+            debug_assert!(d.len as usize + HEADROOM <= FRAME_SIZE);
+            *slot = Desc {
+                addr: d.addr,
+                len: d.len,
+            };
+        }
+        // SAFETY: releases the entries just read.
+        unsafe { sys::xsk_ring_cons__release(rx, n) };
+        self.counters.rx_owned -= n;
+        n as usize
+    }
+
+    fn tx_burst(&mut self, _umem: &mut [u8], descs: &[Desc]) -> usize {
+        if descs.is_empty() {
+            return 0;
+        }
+        let tx = &mut self.rings().tx as *mut sys::xsk_ring_prod;
+        let mut idx = 0;
+        // SAFETY: the tx ring of this socket.
+        let n = unsafe { sys::xsk_ring_prod__reserve(tx, descs.len() as u32, &mut idx) };
+        for (i, d) in descs.iter().take(n as usize).enumerate() {
+            // SAFETY: entries idx..idx+n were reserved above.
+            let slot = unsafe { &mut *sys::xsk_ring_prod__tx_desc(tx, idx.wrapping_add(i as u32)) };
+            slot.addr = d.addr;
+            slot.len = d.len;
+            slot.options = 0;
+        }
+        // SAFETY: submits what was reserved and written.
+        unsafe { sys::xsk_ring_prod__submit(tx, n) };
+        self.counters.tx_outstanding += n;
+        if n > 0 {
+            self.kick_tx();
+        }
+        n as usize
+    }
+
+    fn service(&mut self, _umem: &mut [u8], pool: &mut FramePool) {
+        self.reap_completions(pool);
+        if self.counters.tx_outstanding > 0 && self.tx_unsent() > 0 {
+            self.kick_tx();
+        }
+        self.refill(pool);
+    }
+}
+
+impl XskPort {
+    /// Waits up to `timeout` for the kernel to complete every transmission,
+    /// kicking as needed; frames come back to `pool`.
+    pub fn drain_tx(&mut self, pool: &mut FramePool, timeout: std::time::Duration) {
+        let until = std::time::Instant::now() + timeout;
+        while self.counters.tx_outstanding > 0 && std::time::Instant::now() < until {
+            self.reap_completions(pool);
+            if self.tx_unsent() > 0 {
+                self.kick_tx();
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for XskPort {
+    fn drop(&mut self) {
+        // SAFETY: deleted once; libxdp detaches its XDP program when the
+        // last socket on the device goes. The rings it unmaps are still
+        // allocated (WorkerIo frees them after every port).
+        unsafe { sys::xsk_socket__delete(self.xsk) };
+    }
+}

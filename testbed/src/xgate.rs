@@ -1,0 +1,154 @@
+//! A running `xgate run` inside a namespace.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `xgate run` started by `ip netns exec` (which execs, so the child is
+/// xgate itself and receives our SIGINT). Stopped with SIGINT on drop.
+pub struct Xgate {
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    stats: PathBuf,
+    dir: PathBuf,
+}
+
+/// What `xgate run` said and left after it stopped.
+#[derive(Debug)]
+pub struct XgateExit {
+    pub success: bool,
+    pub log: String,
+    /// The `--stats-file` lines: one `key=value` line per worker, then drops.
+    pub stats: String,
+}
+
+impl XgateExit {
+    /// `key` of every worker line, as numbers (worker order).
+    pub fn per_worker(&self, key: &str) -> Vec<i64> {
+        self.stats
+            .lines()
+            .filter(|l| l.starts_with("worker="))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+                    .and_then(|v| v.parse().ok())
+            })
+            .collect()
+    }
+}
+
+impl Xgate {
+    /// Writes `config` to a file and starts `bin run` on it in `ns`; waits
+    /// until the workers run (or the process exits: see [`Xgate::stop`]).
+    pub fn start(bin: &str, ns: &str, config: &str) -> Xgate {
+        let dir = std::env::temp_dir().join(format!("{ns}-xgate"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("xgate.toml");
+        let stats = dir.join("stats.txt");
+        let _ = std::fs::remove_file(&stats);
+        std::fs::write(&cfg, config).unwrap();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, bin, "run", "--config"])
+            .arg(&cfg)
+            .arg("--stats-file")
+            .arg(&stats)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning xgate");
+        let log = Arc::new(Mutex::new(String::new()));
+        let err = child.stderr.take().unwrap();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut g = l.lock().unwrap();
+                g.push_str(&line);
+                g.push('\n');
+            }
+        });
+        let x = Xgate {
+            child: Some(child),
+            log,
+            stats,
+            dir,
+        };
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until {
+            if x.log().contains("xgate: running") {
+                break;
+            }
+            if x.exited() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        x
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn exited(&self) -> bool {
+        // SAFETY: waitpid with WNOHANG|WNOWAIT only peeks at the child.
+        let pid = self.child.as_ref().map_or(0, |c| c.id() as i32);
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as u32,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        rc == 0 && unsafe { info.si_pid() } != 0
+    }
+
+    /// Sends SIGINT, waits for the exit (10 s at most, then SIGKILL).
+    pub fn stop(mut self) -> XgateExit {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let until = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The stderr reader finishes once the pipe closes.
+        std::thread::sleep(Duration::from_millis(50));
+        XgateExit {
+            success: status.is_some_and(|s| s.success()),
+            log: self.log(),
+            stats: std::fs::read_to_string(&self.stats).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Xgate {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signals our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
