@@ -101,6 +101,68 @@ drop_reasons! {
     TxRingFull => "tx_ring_full",
 }
 
+/// The pipeline's stages, as `xgate ctl stats` lists their cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Stage {
+    Parse,
+    NeighborInput,
+    Conntrack,
+    Prerouting,
+    Route,
+    Input,
+    Local,
+    ForwardChecks,
+    Forward,
+    Rewrite,
+    LocalOut,
+    /// Neighbour queues, transmit flushes, requested traces: once per call.
+    Tx,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 12] = [
+        Stage::Parse,
+        Stage::NeighborInput,
+        Stage::Conntrack,
+        Stage::Prerouting,
+        Stage::Route,
+        Stage::Input,
+        Stage::Local,
+        Stage::ForwardChecks,
+        Stage::Forward,
+        Stage::Rewrite,
+        Stage::LocalOut,
+        Stage::Tx,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Parse => "parse",
+            Stage::NeighborInput => "neighbor-input",
+            Stage::Conntrack => "conntrack",
+            Stage::Prerouting => "prerouting",
+            Stage::Route => "route",
+            Stage::Input => "input",
+            Stage::Local => "local",
+            Stage::ForwardChecks => "forward-checks",
+            Stage::Forward => "forward",
+            Stage::Rewrite => "rewrite",
+            Stage::LocalOut => "local-out",
+            Stage::Tx => "tx",
+        }
+    }
+}
+
+/// One stage's cost on one worker: calls (one per batch), packets (the
+/// batch's live packets when the stage ran: "vectors"), nanoseconds.
+#[derive(Debug, Default)]
+pub struct StageStats {
+    pub calls: Counter,
+    pub packets: Counter,
+    pub nanos: Counter,
+}
+
 /// Counters of one port (device) as one worker sees it.
 #[derive(Debug, Default)]
 pub struct PortStats {
@@ -127,6 +189,8 @@ pub struct WorkerStats {
     pub icmp_rate_limited: Counter,
     pub echo_replies: Counter,
     pub neighbors_learned: Counter,
+    /// Per-stage cost, counted while profiling is on (`Shared::profile`).
+    pub stages: [StageStats; Stage::ALL.len()],
 }
 
 impl WorkerStats {
@@ -147,7 +211,16 @@ impl WorkerStats {
             icmp_rate_limited: Counter::default(),
             echo_replies: Counter::default(),
             neighbors_learned: Counter::default(),
+            stages: Default::default(),
         }
+    }
+
+    /// Counts one timed run of `stage` over `packets` packets.
+    pub fn stage(&self, stage: Stage, packets: usize, took: std::time::Duration) {
+        let s = &self.stages[stage as usize];
+        s.calls.inc();
+        s.packets.add(packets as u64);
+        s.nanos.add(took.as_nanos() as u64);
     }
 
     #[inline]

@@ -40,9 +40,11 @@ use crate::io::{Desc, FramePool, Port};
 use crate::nat::NatPorts;
 use crate::route::Fib;
 use crate::route::neighbor::NeighborTable;
-use crate::stats::{DropReason, WorkerStats};
+use crate::stats::{DropReason, Stage, WorkerStats};
 use std::sync::Arc;
-pub use trace::{Trace, TraceRecord, TraceWhat};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Instant;
+pub use trace::{Trace, TraceFilter, TraceRecord, TraceRequest, TraceWhat};
 
 /// Packets per batch (the rx burst size).
 pub const BATCH: usize = 64;
@@ -94,6 +96,11 @@ pub struct Shared {
     pub nat: Arc<NatPorts>,
     /// LOG lines on their way to the control thread.
     pub log: Arc<LogRing>,
+    /// Packet traces the control thread asked for.
+    pub trace: TraceRequest,
+    /// Per-stage timing (`xgate ctl stats`, like VPP's `show runtime`):
+    /// off by default, read once per batch.
+    pub profile: AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -108,6 +115,8 @@ impl std::fmt::Debug for Shared {
 pub const MAX_NAT_ADDRESSES: usize = 64;
 /// LOG lines waiting for the control thread at most.
 const LOG_RING: usize = 1024;
+/// Requested trace records waiting for the control thread at most.
+const TRACE_RECORDS: usize = 16384;
 
 impl Shared {
     /// Shared state with a small connection table (4096 flows, default
@@ -130,6 +139,8 @@ impl Shared {
             conntrack: Conntrack::with_config(ct),
             nat,
             log: Arc::new(LogRing::new(LOG_RING)),
+            trace: TraceRequest::new(TRACE_RECORDS),
+            profile: AtomicBool::new(false),
         }
     }
 }
@@ -213,13 +224,17 @@ pub struct Pipeline {
     /// counters, LOG rate limit, random matches.
     pub eval: EvalCtx,
     ct: Vec<conntrack::CtMeta>,
+    /// A packet of this call was selected by a trace request: its records
+    /// go to the control thread at the end of the call.
+    trace_requested: bool,
     pending: neighbor::Pending,
     ncache: neighbor::NeighborCache,
     limiter: icmp::Limiter,
     batch: Vec<Meta>,
     out: Vec<Meta>,
     tx: Vec<Vec<Desc>>,
-    tx_meta: Vec<Vec<(u64, IfIndex, u8)>>,
+    /// Per port: (queue position, packet, interface) of traced packets.
+    tx_meta: Vec<Vec<(u32, u64, IfIndex)>>,
     seq: u64,
     ident: u16,
 }
@@ -245,6 +260,7 @@ impl Pipeline {
             stats,
             eval,
             ct: Vec::with_capacity(BATCH),
+            trace_requested: false,
             trace: Trace::new(1 << 16),
             pending: neighbor::Pending::new(),
             ncache: neighbor::NeighborCache::new(),
@@ -279,28 +295,63 @@ impl Pipeline {
             now,
         };
         self.stats.batches.inc();
+        let profile = self.shared.profile.load(Relaxed);
         for chunk in descs.chunks(BATCH) {
             let mut batch = std::mem::take(&mut self.batch);
             batch.clear();
+            // Each stage over the whole batch; with profiling on, timed.
+            macro_rules! stage {
+                ($stage:expr, $call:expr) => {
+                    if profile {
+                        let live = batch.iter().filter(|m| m.next != Next::Done).count();
+                        let t = Instant::now();
+                        $call;
+                        self.stats.stage($stage, live, t.elapsed());
+                    } else {
+                        $call;
+                    }
+                };
+            }
+            let t = profile.then(Instant::now);
             self.parse(&mut ctx, rx_port, chunk, &mut batch);
-            self.neighbor_input(&mut ctx, &mut batch);
+            if let Some(t) = t {
+                self.stats.stage(Stage::Parse, chunk.len(), t.elapsed());
+            }
+            stage!(
+                Stage::NeighborInput,
+                self.neighbor_input(&mut ctx, &mut batch)
+            );
             if self.tables.tracking {
-                self.conntrack(&mut ctx, &mut batch);
+                stage!(Stage::Conntrack, self.conntrack(&mut ctx, &mut batch));
             } else {
                 self.ct.clear();
                 self.ct.resize(batch.len(), conntrack::CtMeta::untracked());
             }
-            self.prerouting(&mut ctx, &mut batch);
-            self.route(&mut ctx, &mut batch);
-            self.input(&mut ctx, &mut batch);
-            self.local(&mut ctx, &mut batch);
-            self.forward_checks(&mut ctx, &mut batch);
-            self.forward(&mut ctx, &mut batch);
-            self.rewrite(&mut ctx, &mut batch);
+            stage!(Stage::Prerouting, self.prerouting(&mut ctx, &mut batch));
+            stage!(Stage::Route, self.route(&mut ctx, &mut batch));
+            stage!(Stage::Input, self.input(&mut ctx, &mut batch));
+            stage!(Stage::Local, self.local(&mut ctx, &mut batch));
+            stage!(
+                Stage::ForwardChecks,
+                self.forward_checks(&mut ctx, &mut batch)
+            );
+            stage!(Stage::Forward, self.forward(&mut ctx, &mut batch));
+            stage!(Stage::Rewrite, self.rewrite(&mut ctx, &mut batch));
             self.batch = batch;
+            let t = profile.then(Instant::now);
+            let out = self.out.len();
             self.local_out(&mut ctx);
+            if let Some(t) = t
+                && out > 0
+            {
+                self.stats.stage(Stage::LocalOut, out, t.elapsed());
+            }
         }
+        let t = profile.then(Instant::now);
         self.finish(&mut ctx);
+        if let Some(t) = t {
+            self.stats.stage(Stage::Tx, descs.len(), t.elapsed());
+        }
     }
 
     /// Time passes without traffic: retries neighbour resolution, releases
@@ -332,6 +383,13 @@ impl Pipeline {
         self.poll_neighbors(ctx);
         self.local_out(ctx);
         self.flush(ctx);
+        if self.trace_requested {
+            // Requested traces leave for the control thread.
+            self.trace_requested = false;
+            for r in self.trace.drain() {
+                self.shared.trace.push(r);
+            }
+        }
     }
 
     /// Switches to tables the control plane published (a reload), between
@@ -406,10 +464,11 @@ impl Pipeline {
         if self.tx[port].len() == TX_QUEUE {
             self.flush_port(ctx, port);
         }
-        self.tx[port].push(m.desc);
-        if self.trace.enabled() {
-            self.tx_meta[port].push((m.seq, m.oif, m.flags));
+        if m.has(flags::TRACE) {
+            let pos = self.tx[port].len() as u32;
+            self.tx_meta[port].push((pos, m.seq, m.oif));
         }
+        self.tx[port].push(m.desc);
     }
 
     fn flush<P: Port>(&mut self, ctx: &mut Ctx<'_, P>) {
@@ -437,19 +496,18 @@ impl Pipeline {
             self.stats.count_drop(DropReason::TxRingFull);
             ctx.pool.free(*d);
         }
-        // Trace records, for packets that asked for them.
-        for (i, &(seq, oif, fl)) in self.tx_meta[port].iter().enumerate() {
-            if fl & flags::TRACE != 0 {
-                let what = if i < sent {
-                    TraceWhat::Tx {
-                        oif,
-                        len: queue[i].len,
-                    }
-                } else {
-                    TraceWhat::Drop(DropReason::TxRingFull)
-                };
-                self.trace.record(seq, "tx", what);
-            }
+        // Trace records, for the traced packets of the queue.
+        for &(pos, seq, oif) in &self.tx_meta[port] {
+            let i = pos as usize;
+            let what = if i < sent {
+                TraceWhat::Tx {
+                    oif,
+                    len: queue[i].len,
+                }
+            } else {
+                TraceWhat::Drop(DropReason::TxRingFull)
+            };
+            self.trace.record(seq, "tx", what);
         }
         self.tx[port].clear();
         self.tx_meta[port].clear();

@@ -25,6 +25,7 @@ impl Pipeline {
             ps.rx_packets.inc();
             ps.rx_bytes.add(d.len as u64);
         }
+        let tracing_requested = self.shared.trace.active();
         for d in descs {
             self.seq += 1;
             let mut m = Meta {
@@ -32,7 +33,13 @@ impl Pipeline {
                 seq: self.seq,
                 ..Meta::default()
             };
-            if self.trace.enabled() {
+            let requested = tracing_requested
+                && self.shared.trace.filter().matches(d.bytes(ctx.umem))
+                && self.shared.trace.take();
+            if requested {
+                self.trace_requested = true;
+            }
+            if self.trace.enabled() || requested {
                 m.flags |= flags::TRACE;
                 self.trace.record(
                     m.seq,

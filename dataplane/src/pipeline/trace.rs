@@ -4,13 +4,23 @@
 //! reserved up front, so tracing never allocates on the packet path; when
 //! the buffer is full further records are counted as lost. Formatting into
 //! text (with interface names) happens outside the packet path.
+//!
+//! Two ways to select packets: every received packet (`Trace::set_enabled`,
+//! what `xgate replay --trace` uses), or the next N received packets that
+//! match a filter, on whichever worker they arrive ([`TraceRequest`], what
+//! `xgate ctl trace add N` sets; like VPP's `trace add`). Requested traces
+//! leave the worker through a bounded lock-free queue the control thread
+//! reads.
 
 use crate::iface::{IfIndex, Interfaces};
 use crate::packet::ether::fmt_mac;
 use crate::route::RouteType;
 use crate::stats::DropReason;
+use crossbeam_queue::ArrayQueue;
 use std::fmt::Write;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// What one stage decided for one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +130,8 @@ impl Trace {
         Trace {
             enabled: false,
             capacity,
-            records: Vec::new(),
+            // Room for requested traces (a few packets at a time).
+            records: Vec::with_capacity(REQUESTED_RECORDS.min(capacity)),
             lost: 0,
         }
     }
@@ -151,6 +162,194 @@ impl Trace {
     /// Takes the records gathered so far.
     pub fn drain(&mut self) -> std::vec::Drain<'_, TraceRecord> {
         self.records.drain(..)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Records a worker keeps between two hand-offs of requested traces.
+const REQUESTED_RECORDS: usize = 4096;
+
+/// Which packets a [`TraceRequest`] selects; every `Some` must match.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TraceFilter {
+    /// IP protocol number.
+    pub proto: Option<u8>,
+    /// Source or destination inside this prefix (neighbour-table key form:
+    /// IPv4 mapped), with its length in bits of the 128.
+    pub addr: Option<(u128, u8)>,
+    /// Source or destination TCP/UDP port.
+    pub port: Option<u16>,
+}
+
+impl TraceFilter {
+    /// Whether a received frame (Ethernet, up to two VLAN tags) matches:
+    /// a cheap look at fixed offsets, before the packet is parsed.
+    pub fn matches(&self, frame: &[u8]) -> bool {
+        let mut off = 12;
+        let mut et = 0u16;
+        for _ in 0..3 {
+            let Some(b) = frame.get(off..off + 2) else {
+                return false;
+            };
+            et = u16::from_be_bytes([b[0], b[1]]);
+            if et != 0x8100 && et != 0x88a8 {
+                break;
+            }
+            off += 4;
+        }
+        let l3 = &frame[(off + 2).min(frame.len())..];
+        let (proto, src, dst, l4) = match et {
+            0x0800 if l3.len() >= 20 => {
+                let ihl = (l3[0] & 0xf) as usize * 4;
+                let a = |i: usize| u32::from_be_bytes([l3[i], l3[i + 1], l3[i + 2], l3[i + 3]]);
+                let (s, d) = (a(12), a(16));
+                let v4 = |x: u32| crate::route::neighbor::v4_key(x);
+                (l3[9], v4(s), v4(d), l3.get(ihl..).unwrap_or(&[]))
+            }
+            0x86dd if l3.len() >= 40 => {
+                let a = |i: usize| u128::from_be_bytes(l3[i..i + 16].try_into().unwrap_or([0; 16]));
+                (l3[6], a(8), a(24), &l3[40..])
+            }
+            _ => return self.proto.is_none() && self.addr.is_none() && self.port.is_none(),
+        };
+        if self.proto.is_some_and(|p| p != proto) {
+            return false;
+        }
+        if let Some((net, len)) = self.addr {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len.min(128)))
+            };
+            if (src ^ net) & mask != 0 && (dst ^ net) & mask != 0 {
+                return false;
+            }
+        }
+        if let Some(port) = self.port {
+            let ports = matches!(proto, 6 | 17) && l4.len() >= 4;
+            let (sp, dp) = (
+                u16::from_be_bytes([
+                    l4.first().copied().unwrap_or(0),
+                    l4.get(1).copied().unwrap_or(0),
+                ]),
+                u16::from_be_bytes([
+                    l4.get(2).copied().unwrap_or(0),
+                    l4.get(3).copied().unwrap_or(0),
+                ]),
+            );
+            if !ports || (sp != port && dp != port) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A trace the control plane asked for: the next `n` received packets
+/// matching a filter, whichever worker they reach. Workers look at one
+/// counter per batch while no request is active. Set, then read back, by
+/// the control thread only.
+#[derive(Debug)]
+pub struct TraceRequest {
+    /// Packets still to select.
+    remaining: AtomicU32,
+    /// The filter, packed: written only while `remaining` is 0.
+    proto: AtomicU32,
+    addr_hi: AtomicU64,
+    addr_lo: AtomicU64,
+    addr_len: AtomicU32,
+    port: AtomicU32,
+    /// Records of selected packets, on their way to the control thread.
+    records: ArrayQueue<TraceRecord>,
+    /// Records the queue had no room for.
+    pub lost: AtomicU64,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl TraceRequest {
+    pub fn new(capacity: usize) -> Self {
+        TraceRequest {
+            remaining: AtomicU32::new(0),
+            proto: AtomicU32::new(NONE),
+            addr_hi: AtomicU64::new(0),
+            addr_lo: AtomicU64::new(0),
+            addr_len: AtomicU32::new(NONE),
+            port: AtomicU32::new(NONE),
+            records: ArrayQueue::new(capacity.max(1)),
+            lost: AtomicU64::new(0),
+        }
+    }
+
+    /// Asks for the next `n` packets matching `filter` (replaces any
+    /// request still running).
+    pub fn start(&self, n: u32, filter: TraceFilter) {
+        self.remaining.store(0, Release);
+        let opt = |v: Option<u32>| v.unwrap_or(NONE);
+        self.proto.store(opt(filter.proto.map(u32::from)), Relaxed);
+        let (net, len) = filter.addr.map_or((0, NONE), |(a, l)| (a, u32::from(l)));
+        self.addr_hi.store((net >> 64) as u64, Relaxed);
+        self.addr_lo.store(net as u64, Relaxed);
+        self.addr_len.store(len, Relaxed);
+        self.port.store(opt(filter.port.map(u32::from)), Relaxed);
+        self.remaining.store(n, Release);
+    }
+
+    /// Cancels the request and drops the records not read yet.
+    pub fn clear(&self) {
+        self.remaining.store(0, Release);
+        while self.records.pop().is_some() {}
+    }
+
+    /// Packets the request still selects.
+    pub fn remaining(&self) -> u32 {
+        self.remaining.load(Relaxed)
+    }
+
+    /// Whether a request is running (one relaxed load: per batch).
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.remaining.load(Relaxed) != 0
+    }
+
+    /// The request's filter.
+    pub fn filter(&self) -> TraceFilter {
+        let get = |a: &AtomicU32| match a.load(Acquire) {
+            NONE => None,
+            v => Some(v),
+        };
+        TraceFilter {
+            proto: get(&self.proto).map(|v| v as u8),
+            addr: get(&self.addr_len).map(|l| {
+                let net = u128::from(self.addr_hi.load(Relaxed)) << 64
+                    | u128::from(self.addr_lo.load(Relaxed));
+                (net, l as u8)
+            }),
+            port: get(&self.port).map(|v| v as u16),
+        }
+    }
+
+    /// Selects a packet if the request still wants one: true at most
+    /// `remaining` times in all, across workers.
+    pub fn take(&self) -> bool {
+        self.remaining
+            .fetch_update(AcqRel, Acquire, |r| r.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Hands a worker's records to the control thread (never blocks).
+    pub fn push(&self, rec: TraceRecord) {
+        if self.records.push(rec).is_err() {
+            self.lost.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The next record for the control thread.
+    pub fn pop(&self) -> Option<TraceRecord> {
+        self.records.pop()
     }
 }
 
