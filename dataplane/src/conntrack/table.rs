@@ -633,10 +633,14 @@ impl Conntrack {
 
     /// Starts loading the entries the home bucket of `h` points at with a
     /// matching tag (second step; the bucket should be in cache by now).
+    /// Returns the first such slot's value as a hint for
+    /// [`Conntrack::lookup_hinted`] (0: none), so the lookup need not scan
+    /// the bucket again.
     #[inline]
-    pub fn prefetch_entries(&self, h: u64) {
+    pub fn prefetch_entries(&self, h: u64) -> u32 {
         let mask = self.tag_mask();
         let tag = h as u32 & mask;
+        let mut hint = 0;
         for slot in &self.index[self.home(h)].slots {
             let v = slot.load(Relaxed);
             if v != 0 && v & mask == tag {
@@ -645,8 +649,32 @@ impl Conntrack {
                 let e = &self.entries[idx as usize];
                 crate::mem::prefetch(e);
                 crate::mem::prefetch(&e.packets[1]);
+                if hint == 0 {
+                    hint = v;
+                }
             }
         }
+        hint
+    }
+
+    /// [`Conntrack::lookup_hashed`] trying first the slot value `hint`
+    /// that [`Conntrack::prefetch_entries`] returned (it may be stale or a
+    /// tag collision: then the bucket chain is walked as usual).
+    #[inline]
+    pub fn lookup_hinted(&self, key: &FlowKey, h: u64, hint: u32, now: u64) -> Option<ConnId> {
+        if hint != 0 {
+            let (idx, dir) = self.slot_entry(hint);
+            if let Some(s) = self.matches(idx, dir, key, LIVE)
+                && !expired(s, now_ms(now))
+            {
+                return Some(ConnId {
+                    idx,
+                    generation: gen_of(s),
+                    dir: if dir == 0 { Dir::Original } else { Dir::Reply },
+                });
+            }
+        }
+        self.lookup_hashed(key, h, now)
     }
 
     /// For a NAT'd connection, the tuple a packet of `c`'s direction

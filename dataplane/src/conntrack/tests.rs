@@ -680,3 +680,28 @@ fn can_open_follows_the_state_machine() {
     assert!(t.can_open(&FlowKey::icmp_v4(1, 2, 8, 9), 0), "echo request");
     assert!(!t.can_open(&FlowKey::icmp_v4(1, 2, 0, 9), 0), "echo reply");
 }
+
+#[test]
+fn hinted_lookup_agrees_with_plain_lookup() {
+    let t = table(4096);
+    let keys: Vec<FlowKey> = (0..2000u32)
+        .map(|i| FlowKey::v4(0x0a00_0000 | i, 0x0808_0808, PROTO_UDP, 1000 + i as u16, 53))
+        .collect();
+    for k in &keys {
+        t.insert(k, &k.reverse(), 0, 60, S).unwrap();
+    }
+    for k in keys
+        .iter()
+        .chain(keys.iter().map(|k| k.reverse()).collect::<Vec<_>>().iter())
+    {
+        let h = t.hash(k);
+        let hint = t.prefetch_entries(h);
+        assert_eq!(t.lookup_hinted(k, h, hint, S), t.lookup(k, S));
+        // A wrong or stale hint still finds the right connection.
+        let other = t.prefetch_entries(t.hash(&keys[0]));
+        assert_eq!(t.lookup_hinted(k, h, other, S), t.lookup(k, S));
+    }
+    let absent = FlowKey::v4(1, 2, PROTO_UDP, 3, 4);
+    let h = t.hash(&absent);
+    assert_eq!(t.lookup_hinted(&absent, h, t.prefetch_entries(h), S), None);
+}

@@ -53,6 +53,8 @@ pub(crate) struct CtMeta {
     /// connection direction the error travels in).
     pub key: FlowKey,
     pub hash: u64,
+    /// The index slot the prefetch pass found first (a lookup hint).
+    pub hint: u32,
     pub conn: Option<ConnId>,
     /// TCP flags (0 for other protocols).
     pub tcp_flags: u8,
@@ -162,10 +164,11 @@ impl Pipeline {
                 }
             }
         }
-        // Pass 2: the entries those buckets point at.
-        for c in cts.iter() {
+        // Pass 2: the entries those buckets point at; the first candidate
+        // is kept as the lookup's hint.
+        for c in cts.iter_mut() {
             if matches!(c.kind, CtKind::Tracked | CtKind::Related) {
-                ct.prefetch_entries(c.hash);
+                c.hint = ct.prefetch_entries(c.hash);
             }
         }
         // Pass 3: look up, run the state machine.
@@ -175,17 +178,19 @@ impl Pipeline {
                 CtKind::Related => {
                     // An error is not part of the connection: no state
                     // change, no timeout refresh.
-                    c.conn = ct.lookup_hashed(&c.key, c.hash, now);
+                    c.conn = ct.lookup_hinted(&c.key, c.hash, c.hint, now);
                     (c.kind, c.state) = match c.conn {
                         Some(_) => (CtKind::Related, ct::RELATED),
                         None => (CtKind::Invalid, ct::INVALID),
                     };
                 }
                 CtKind::Tracked => {
-                    let found = ct.lookup_hashed(&c.key, c.hash, now).and_then(|id| {
-                        ct.update(id, c.tcp_flags, u32::from(m.l3_len), now)
-                            .map(|s| (id, s))
-                    });
+                    let found = ct
+                        .lookup_hinted(&c.key, c.hash, c.hint, now)
+                        .and_then(|id| {
+                            ct.update(id, c.tcp_flags, u32::from(m.l3_len), now)
+                                .map(|s| (id, s))
+                        });
                     (c.kind, c.state) = match found {
                         // Like netfilter, an invalid packet is left without
                         // its connection: no NAT applies to it.
