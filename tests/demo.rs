@@ -64,6 +64,9 @@ fn demo_forwards_traffic_and_leaves_no_namespace() {
     assert!(first("uploads") > 0, "{all}");
     assert!(first("port-forward fetches") > 0, "{all}");
     assert!(first("udp echoes") > 0, "{all}");
-    assert!(stdout.contains("server sees 203.0.113.1)"), "masquerade:\n{all}");
+    assert!(
+        stdout.contains("server sees 203.0.113.1)"),
+        "masquerade:\n{all}"
+    );
     assert!(stdout.contains("0 frames leaked, exit clean"), "{all}");
 }

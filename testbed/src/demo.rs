@@ -135,7 +135,10 @@ pub fn run(
         let _ = writeln!(out, "{s}");
         let _ = out.flush();
     };
-    w(out, format!("demo: namespaces {}", tb.namespaces().join(" ")));
+    w(
+        out,
+        format!("demo: namespaces {}", tb.namespaces().join(" ")),
+    );
     w(
         out,
         "demo: h1 10.1.0.11, h2 10.1.0.12 -- bridge -- lan 10.1.0.1 [xgate] wan 203.0.113.1 -- server 203.0.113.10".into(),
@@ -145,12 +148,7 @@ pub fn run(
         "demo: MASQUERADE 10.1.0.0/24 out of wan; DNAT wan tcp/8080 -> 10.1.0.11:80; FORWARD policy DROP".into(),
     );
 
-    let x = Xgate::start_with(
-        xgate,
-        &gw,
-        &config(&lan, &wan),
-        &["--stats-interval", "1"],
-    );
+    let x = Xgate::start_with(xgate, &gw, &config(&lan, &wan), &["--stats-interval", "1"]);
     if !x.log().contains("xgate: running") {
         let exit = x.stop();
         return Err(format!("xgate did not start:\n{}", exit.log));
@@ -193,10 +191,19 @@ pub fn run(
             "demo: xgate forwarded {} packets, {} frames leaked, exit {}",
             report.forwarded(),
             leaked,
-            if report.exit.success { "clean" } else { "FAILED" }
+            if report.exit.success {
+                "clean"
+            } else {
+                "FAILED"
+            }
         ),
     );
-    if let Some(d) = report.exit.log.lines().find(|l| l.starts_with("xgate: drops ")) {
+    if let Some(d) = report
+        .exit
+        .log
+        .lines()
+        .find(|l| l.starts_with("xgate: drops "))
+    {
         w(out, format!("demo: {d} (by reason)"));
     }
     let left = String::from_utf8_lossy(&crate::run("ip", &["netns", "list"]).stdout).into_owned();
@@ -303,73 +310,53 @@ fn start_traffic(
     // h1 pings the server through the masquerade.
     let (cc, q) = (c.clone(), quit.clone());
     t.push(in_ns(h1, move || {
-        every(
-            Duration::from_millis(200),
-            &q,
-            || {
-                cc.pings_sent.fetch_add(1, Ordering::Relaxed);
-                let n = traffic::ping(SERVER, 1, Duration::from_millis(500));
-                cc.pings_answered.fetch_add(n as u64, Ordering::Relaxed);
-            },
-        )
+        every(Duration::from_millis(200), &q, || {
+            cc.pings_sent.fetch_add(1, Ordering::Relaxed);
+            let n = traffic::ping(SERVER, 1, Duration::from_millis(500));
+            cc.pings_answered.fetch_add(n as u64, Ordering::Relaxed);
+        })
     }));
     // h2 uploads to the server; also pings its gateway.
     let (cc, q) = (c.clone(), quit.clone());
     t.push(in_ns(h2, move || {
         let data = traffic::pattern(UPLOAD);
-        every(
-            Duration::from_millis(250),
-            &q,
-            || match upload(&data) {
-                Ok(()) => {
-                    cc.tcp_uploads.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    cc.tcp_failed.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-        )
+        every(Duration::from_millis(250), &q, || match upload(&data) {
+            Ok(()) => {
+                cc.tcp_uploads.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                cc.tcp_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        })
     }));
     let (cc, q) = (c.clone(), quit.clone());
     t.push(in_ns(h2, move || {
-        every(
-            Duration::from_secs(1),
-            &q,
-            || {
-                cc.pings_sent.fetch_add(1, Ordering::Relaxed);
-                let n = traffic::ping(GW_LAN, 1, Duration::from_millis(500));
-                cc.pings_answered.fetch_add(n as u64, Ordering::Relaxed);
-            },
-        )
+        every(Duration::from_secs(1), &q, || {
+            cc.pings_sent.fetch_add(1, Ordering::Relaxed);
+            let n = traffic::ping(GW_LAN, 1, Duration::from_millis(500));
+            cc.pings_answered.fetch_add(n as u64, Ordering::Relaxed);
+        })
     }));
     // h1 asks the server's UDP echo.
     let (cc, q) = (c.clone(), quit.clone());
     t.push(in_ns(h1, move || {
-        every(
-            Duration::from_millis(500),
-            &q,
-            || {
-                cc.udp_sent.fetch_add(1, Ordering::Relaxed);
-                if udp_ask() {
-                    cc.udp_answered.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-        )
+        every(Duration::from_millis(500), &q, || {
+            cc.udp_sent.fetch_add(1, Ordering::Relaxed);
+            if udp_ask() {
+                cc.udp_answered.fetch_add(1, Ordering::Relaxed);
+            }
+        })
     }));
     // The server reaches h1's web server through the port forward.
     let (cc, q) = (c.clone(), quit.clone());
     t.push(in_ns(srv, move || {
-        every(
-            Duration::from_millis(500),
-            &q,
-            || {
-                if fetch_forwarded().is_ok_and(|r| r.contains("200 OK")) {
-                    cc.forwards_ok.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    cc.forwards_failed.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-        )
+        every(Duration::from_millis(500), &q, || {
+            if fetch_forwarded().is_ok_and(|r| r.contains("200 OK")) {
+                cc.forwards_ok.fetch_add(1, Ordering::Relaxed);
+            } else {
+                cc.forwards_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        })
     }));
     t
 }
@@ -494,7 +481,9 @@ mod tests {
     #[test]
     fn xgate_summary_is_summed_over_workers() {
         assert_eq!(
-            xgate_totals("xgate: w0 rx 10 tx 8 fwd 7 drop 1; w1 rx 5 tx 5 fwd 5 drop 0; connections 3"),
+            xgate_totals(
+                "xgate: w0 rx 10 tx 8 fwd 7 drop 1; w1 rx 5 tx 5 fwd 5 drop 0; connections 3"
+            ),
             "rx 15 tx 13 fwd 12 drop 1 conns 3"
         );
     }

@@ -12,7 +12,9 @@
 //! traffic is generated from threads that enter a namespace with setns(2),
 //! so no extra tools are needed.
 
+pub mod bpf;
 pub mod demo;
+pub mod pktgen;
 pub mod traffic;
 pub mod xgate;
 
