@@ -56,6 +56,7 @@ pub mod asm {
 
     pub const W: u8 = 0x00;
     pub const H: u8 = 0x08;
+    pub const B: u8 = 0x10;
     pub const DW: u8 = 0x18;
 
     pub const ADD: u8 = 0x00;

@@ -16,6 +16,7 @@
 //! drops them.
 
 use crate::bpf::{self, Insn, PerCpuArray, Program, asm::*};
+
 use std::net::IpAddr;
 
 /// The first payload bytes of every generated frame.
@@ -231,8 +232,29 @@ pub fn gen_program(t: &Template, counter: &PerCpuArray) -> Vec<Insn> {
     c.push(ldx(W, R7, R6, 0));
     c.push(ldx(W, R8, R6, 4));
     c.push(mov_reg(R2, R7));
-    c.push(alu_imm(ADD, R2, (o.l4_csum + 2) as i32));
+    c.push(alu_imm(ADD, R2, (o.payload + MAGIC.len()) as i32));
     c.jump_to(jmp_reg(JGT, R2, R8, 0), "tx");
+    // The headers and the magic are written anew every time: the page pool
+    // hands back pages whose frame a forwarder changed (the kernel's
+    // forwarding rewrites MACs, TTL and checksums in place).
+    let head = &t.frame()[..o.payload + MAGIC.len()];
+    let mut at = 0;
+    while at < head.len() {
+        if head.len() - at >= 4 {
+            let w = u32::from_le_bytes(head[at..at + 4].try_into().unwrap());
+            c.push(st(W, R7, at as i16, w as i32));
+            at += 4;
+        } else {
+            let w = u16::from_le_bytes([head[at], *head.get(at + 1).unwrap_or(&0)]);
+            if head.len() - at >= 2 {
+                c.push(st(H, R7, at as i16, w as i32));
+                at += 2;
+            } else {
+                c.push(st(B, R7, at as i16, head[at] as i32));
+                at += 1;
+            }
+        }
+    }
     // The per-CPU frame counter picks the flow.
     c.push(st(W, R10, -4, 0));
     for i in ld_map_fd(R1, counter.fd()) {
@@ -258,8 +280,7 @@ pub fn gen_program(t: &Template, counter: &PerCpuArray) -> Vec<Insn> {
     c.push(alu_imm(ADD, R1, t.sport as i32));
     c.push(alu_imm(AND, R1, 0xffff));
     c.push(be16(R1));
-    // The words the frame holds now (the template's, or the previous
-    // flow's when the page pool hands back a frame the program changed).
+    // The template's words, just written.
     c.push(ldx(H, R3, R7, o.addr_lo as i16));
     c.push(ldx(H, R4, R7, o.l4 as i16));
     c.push(stx(H, R7, o.addr_lo as i16, R2));
@@ -520,9 +541,12 @@ mod tests {
                     let port = u16::from_be_bytes([out[o.l4], out[o.l4 + 1]]);
                     let lo = u16::from_be_bytes([out[o.addr_lo], out[o.addr_lo + 1]]);
                     seen.insert((lo, port));
+                    assert_eq!(out[..6], t.dst_mac);
                     // As a recycled page would: the next run starts from
-                    // what this one left.
+                    // what a forwarder left (MACs and hop limit changed).
                     frame = out;
+                    frame[0] ^= 0xff;
+                    frame[if t.src.is_ipv4() { 22 } else { 21 }] -= 1;
                 }
                 let want: std::collections::BTreeSet<(u16, u16)> =
                     (0..6u16).map(|i| (1 + i % 3, 1000 + i / 3)).collect();
