@@ -70,9 +70,11 @@ enum Cmd {
         /// Seconds to send (fractions allowed).
         #[arg(long, default_value_t = 5.0)]
         duration: f64,
-        /// Sending threads, thread i pinned to CPU i (mod online CPUs).
+        /// Sending threads, thread i pinned to CPU first-cpu + i (mod online CPUs).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        #[arg(long, default_value_t = 0)]
+        first_cpu: usize,
         /// Stop after this many frames (0: no limit).
         #[arg(long, default_value_t = 0)]
         count: u64,
@@ -143,6 +145,7 @@ fn main() -> ExitCode {
             rate,
             duration,
             threads,
+            first_cpu,
             count,
         } => (|| {
             let t = Template {
@@ -164,7 +167,7 @@ fn main() -> ExitCode {
                 flows,
                 addrs,
             };
-            tx(&t, &dev, rate, duration, threads.max(1), count)
+            tx(&t, &dev, rate, duration, (threads.max(1), first_cpu), count)
         })(),
         Cmd::Rx {
             dev,
@@ -195,7 +198,7 @@ fn tx(
     dev: &str,
     rate: u64,
     duration: f64,
-    threads: usize,
+    (threads, first_cpu): (usize, usize),
     count: u64,
 ) -> Result<(), String> {
     let ifindex = bpf::ifindex(dev).map_err(|e| e.to_string())?;
@@ -214,7 +217,7 @@ fn tx(
         .map(|i| {
             let (g, sent) = (g.clone(), sent.clone());
             std::thread::spawn(move || -> Result<(), String> {
-                xgate_testbed::pin_to_cpu(i % cpus);
+                xgate_testbed::pin_to_cpu((first_cpu + i) % cpus);
                 // One BPF_PROG_RUN costs about 25 ms beyond its frames on
                 // this kernel (page pool teardown waits for the frames in
                 // flight), so calls must be long: flood runs about 100 ms
