@@ -22,7 +22,7 @@ colors = ["#1f77b4" if "xgate" in n else "#999999" for _, n in cases]
 fig, ax = plt.subplots(figsize=(9, 4.5))
 ax.barh(labels, med, xerr=[lo, hi], color=colors, capsize=4)
 for y, m in enumerate(med):
-    ax.text(m, y, f" {m:.2f}", va="center")
+    ax.text(m + hi[y], y, f"  {m:.2f}", va="center")
 ax.invert_yaxis()
 ax.set_xlabel("forwarded Mpps (64-byte UDP, median, min-max)")
 ax.set_title("gen ns -> router ns -> sink ns over veth, one forwarding core")

@@ -388,12 +388,18 @@ fn setup(
         "b" => {
             kernel(tb);
             let rules = format!(
-                "table ip xgbench {{\n\
-                 chain fwd {{ type filter hook forward priority 0; policy drop;\n\
-                   ct state established,related accept\n\
-                   iifname \"{r0}\" oifname \"{r1}\" accept }}\n\
-                 chain post {{ type nat hook postrouting priority 100;\n\
-                   oifname \"{r1}\" ip saddr 10.1.0.0/24 masquerade }}\n}}\n"
+                r#"table ip xgbench {{
+    chain forward_filter {{
+        type filter hook forward priority 0; policy drop;
+        ct state established,related accept
+        iifname "{r0}" oifname "{r1}" accept
+    }}
+    chain postrouting_nat {{
+        type nat hook postrouting priority 100;
+        oifname "{r1}" ip saddr 10.1.0.0/24 masquerade
+    }}
+}}
+"#
             );
             let path = std::env::temp_dir().join(format!("{router}.nft"));
             std::fs::write(&path, rules).unwrap();
