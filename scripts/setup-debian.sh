@@ -12,6 +12,16 @@ PACKAGES=(
     libpcap-dev zlib1g-dev       # xdp-tools' configure insists on pcap; libbpf needs zlib
 )
 
+# Only for the forwarding benchmark (testbed/bench sets XGATE_BENCH=1):
+# the peers it compares with and the chart. Not needed by the tests.
+if [ "${XGATE_BENCH:-0}" = 1 ]; then
+    PACKAGES+=(
+        nftables                                  # kernel + conntrack + masquerade case
+        dpdk dpdk-dev librte-net-af-xdp23         # dpdk-testpmd with the af_xdp PMD
+        python3-matplotlib                        # docs/bench-forwarding.png
+    )
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

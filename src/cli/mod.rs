@@ -1,5 +1,7 @@
 //! The command line (../shared/CONFIG.md is the contract).
 
+mod demo;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +61,13 @@ enum Command {
         #[arg(long)]
         trace: bool,
     },
+    /// A gateway site in network namespaces (two LAN hosts, a WAN server,
+    /// masquerade and a port forward) with live traffic; root needed.
+    Demo {
+        /// Stop after SECS seconds (default: at Ctrl-C).
+        #[arg(long, value_name = "SECS")]
+        duration: Option<u64>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -84,6 +93,7 @@ pub fn main() -> ExitCode {
             };
             run_cmd(&path, &opts)
         }
+        Command::Demo { duration } => demo::main(duration),
         Command::Replay {
             config: path,
             inputs,

@@ -12,6 +12,9 @@
 //! traffic is generated from threads that enter a namespace with setns(2),
 //! so no extra tools are needed.
 
+pub mod bpf;
+pub mod demo;
+pub mod pktgen;
 pub mod traffic;
 pub mod xgate;
 
@@ -131,6 +134,11 @@ impl Testbed {
         self.ip(ns_a, &["link", "set", &a, "up"]);
         self.ip(ns_b, &["link", "set", &b, "up"]);
         (a, b)
+    }
+
+    /// The namespaces created so far (deleted on drop).
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
     }
 
     /// `ip -n NS ARGS`.

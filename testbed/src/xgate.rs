@@ -43,6 +43,11 @@ impl Xgate {
     /// Writes `config` to a file and starts `bin run` on it in `ns`; waits
     /// until the workers run (or the process exits: see [`Xgate::stop`]).
     pub fn start(bin: &str, ns: &str, config: &str) -> Xgate {
+        Self::start_with(bin, ns, config, &[])
+    }
+
+    /// [`Xgate::start`] with extra `run` arguments (e.g. `--stats-interval 1`).
+    pub fn start_with(bin: &str, ns: &str, config: &str, extra: &[&str]) -> Xgate {
         let dir = std::env::temp_dir().join(format!("{ns}-xgate"));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("xgate.toml");
@@ -54,6 +59,7 @@ impl Xgate {
             .arg(&cfg)
             .arg("--stats-file")
             .arg(&stats)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
