@@ -15,7 +15,9 @@
 //! endpoints talking to 64 servers each (one address has 64k ports per
 //! protocol; 1M endpoints would not fit, as on any EIM NAT).
 //! `2threads_flows_N` runs two workers (each its own pipeline, UMEM and
-//! frames) on the same table at once; its time is per packet of both.
+//! frames) on the same table at once, each sending its own half of the
+//! connections (as RSS gives each queue its flows; the table, its index
+//! and the NAT state are shared); its time is per packet of both.
 
 mod common;
 
@@ -138,7 +140,15 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(tables: Arc<Tables>, shared: Arc<Shared>, flows: usize, seed: u64) -> Self {
+    /// A worker sending random connections among `flows`, those `i` with
+    /// `i % of == part` (how RSS gives each queue its own flows).
+    fn new(
+        tables: Arc<Tables>,
+        shared: Arc<Shared>,
+        flows: usize,
+        (part, of): (usize, usize),
+        seed: u64,
+    ) -> Self {
         let per_window = BURSTS * BATCH;
         let mut pool = FramePool::new(per_window + 256);
         let umem = vec![0u8; pool.umem_len()];
@@ -153,7 +163,10 @@ impl Worker {
         let windows = (0..16)
             .map(|_| {
                 (0..per_window)
-                    .map(|_| frame(rng.next() as usize % flows))
+                    .map(|_| {
+                        let i = rng.next() as usize % flows;
+                        frame(i - i % of + part)
+                    })
                     .collect()
             })
             .collect();
@@ -211,7 +224,7 @@ fn setup(flows: usize) -> (Arc<Tables>, Arc<Shared>) {
     let compiled: Compiled = compile_for_replay(&cfg).expect("compile");
     let shared = Arc::new(shared_state(&compiled, cfg.dataplane.flows, Some(1)));
     let tables = Arc::new(compiled.tables);
-    let mut w = Worker::new(tables.clone(), shared.clone(), flows, 7);
+    let mut w = Worker::new(tables.clone(), shared.clone(), flows, (0, 1), 7);
     // First packets (nat table, port allocation, insert), then one answer
     // each, so that the connections are ESTABLISHED as a gateway's are.
     w.send(LAN_PORT, (0..flows).map(frame));
@@ -250,14 +263,14 @@ fn pipeline_nat(c: &mut Criterion) {
             shared.conntrack.bytes_per_flow()
         );
         if selected(&one) {
-            let mut w = Worker::new(tables.clone(), shared.clone(), flows, 11);
+            let mut w = Worker::new(tables.clone(), shared.clone(), flows, (0, 1), 11);
             g.throughput(Throughput::Elements((BURSTS * BATCH) as u64));
             g.bench_function(&one, |b| b.iter(|| w.run()));
             assert_eq!(w.pipeline.stats.total_drops(), 0);
         }
         if selected(&two) {
             let mut ws: Vec<Worker> = (0..2)
-                .map(|k| Worker::new(tables.clone(), shared.clone(), flows, 13 + k))
+                .map(|k| Worker::new(tables.clone(), shared.clone(), flows, (k, 2), 13 + k as u64))
                 .collect();
             g.throughput(Throughput::Elements((2 * BURSTS * BATCH) as u64));
             g.bench_function(&two, |b| {
