@@ -3,5 +3,7 @@
 pub mod compile;
 pub mod config;
 pub mod iptables;
+pub mod publish;
 pub mod replay;
+pub mod routes;
 pub use config::{Config, ConfigError, check_summary, load, parse};
