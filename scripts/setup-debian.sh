@@ -8,6 +8,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config   # cc for crates with C parts
     iproute2 ethtool             # netns/veth test topologies
+    python3 python3-prometheus-client  # the metrics test checks the exposition with the reference parser
 )
 
 missing=()

@@ -1,8 +1,10 @@
 //! xgate-control: everything that is not per packet (config, compile, publish, api).
 
+pub mod api;
 pub mod compile;
 pub mod config;
 pub mod iptables;
+pub mod metrics;
 pub mod publish;
 pub mod replay;
 pub mod routes;

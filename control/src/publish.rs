@@ -444,8 +444,8 @@ impl TablesHandle {
 pub struct WorkerTables {
     pub tables: Arc<Tables>,
     pub counters: Arc<RuleCounters>,
-    /// The [`Snapshot::ruleset_epoch`] of `tables`; 0 before the worker
-    /// first applied a snapshot.
+    /// The [`Snapshot::ruleset_epoch`] of `tables`; 0 when unknown (a
+    /// pipeline built from tables the publisher did not publish).
     pub ruleset_epoch: u64,
 }
 
@@ -461,14 +461,22 @@ pub struct WorkerView {
 }
 
 impl WorkerView {
-    pub fn new(index: usize, pipeline: &Pipeline) -> Self {
+    /// The view of a worker whose `pipeline` was built from tables of
+    /// `publisher` (normally [`Publisher::tables`]).
+    pub fn new(index: usize, pipeline: &Pipeline, publisher: &Publisher) -> Self {
+        let cur = publisher.current();
+        let epoch = if Arc::ptr_eq(&cur.tables, &pipeline.tables) {
+            cur.ruleset_epoch
+        } else {
+            0
+        };
         WorkerView {
             index,
             stats: pipeline.stats.clone(),
             current: ArcSwap::from_pointee(WorkerTables {
                 tables: pipeline.tables.clone(),
                 counters: pipeline.eval.counters.clone(),
-                ruleset_epoch: 0,
+                ruleset_epoch: epoch,
             }),
         }
     }

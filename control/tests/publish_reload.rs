@@ -106,7 +106,7 @@ fn reload_under_traffic_loses_no_packet_and_no_connection() {
     let publisher = Arc::new(publisher(&path));
     let shared = publisher.shared().clone();
     let mut w = MemoryWorker::new(publisher.tables(), shared.clone(), 8192);
-    let view = Arc::new(WorkerView::new(0, &w.pipeline));
+    let view = Arc::new(WorkerView::new(0, &w.pipeline, &publisher));
     let lan_mac = w.pipeline.tables.interfaces.get(1).mac;
     let frames = round(lan_mac);
     let stop = Arc::new(AtomicBool::new(false));
