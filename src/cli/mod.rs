@@ -1,5 +1,8 @@
 //! The command line (../shared/CONFIG.md is the contract).
 
+mod ctl;
+mod import;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,12 +41,18 @@ enum Command {
         #[arg(long)]
         trace: bool,
     },
+    /// Ask the running xgate (stats, conntrack, routes, rules, neigh, reload, trace).
+    Ctl(ctl::CtlArgs),
+    /// Convert iptables-save output (or an iptables script) to a [firewall] block.
+    ImportIptables { file: PathBuf },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config: path } => check(&path),
+        Command::Ctl(args) => ctl::run(args),
+        Command::ImportIptables { file } => import::run(&file),
         Command::Replay {
             config: path,
             inputs,
