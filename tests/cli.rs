@@ -190,19 +190,30 @@ fn import_iptables_prints_the_block_and_names_what_it_cannot_convert() {
     )
     .unwrap();
     let out = xgate(&["import-iptables", good.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let toml = String::from_utf8(out.stdout).unwrap();
     assert!(
         toml.contains("[firewall]\nrules = \"\"\"\n*nat\n"),
         "{toml}"
     );
-    assert!(toml.contains("-A POSTROUTING -o wan -j MASQUERADE\n"), "{toml}");
+    assert!(
+        toml.contains("-A POSTROUTING -o wan -j MASQUERADE\n"),
+        "{toml}"
+    );
     assert!(!toml.contains("[5:300]"), "counters dropped: {toml}");
     // The block is a config: append interfaces and check it.
     let cfg = d.join("gw.toml");
     std::fs::write(&cfg, format!("{CFG}\n{toml}")).unwrap();
     let out = xgate(&["check", "--config", cfg.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let script = d.join("fw.sh");
     std::fs::write(
@@ -213,7 +224,10 @@ fn import_iptables_prints_the_block_and_names_what_it_cannot_convert() {
     let out = xgate(&["import-iptables", script.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("fw.sh:2: not converted: iptables -A FORWARD -m frob"), "{err}");
+    assert!(
+        err.contains("fw.sh:2: not converted: iptables -A FORWARD -m frob"),
+        "{err}"
+    );
     assert!(err.contains("fw.sh:3: not converted: sysctl"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains(":FORWARD DROP"));
     let _ = std::fs::remove_dir_all(&d);
@@ -240,9 +254,16 @@ fn ctl_talks_to_the_control_socket_in_text_and_json() {
     let s = sock.to_str().unwrap();
 
     let out = xgate(&["ctl", "--socket", s, "route", "get", "8.8.8.8"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("8.8.8.8 via 203.0.113.1 dev wan table main"), "{text}");
+    assert!(
+        text.starts_with("8.8.8.8 via 203.0.113.1 dev wan table main"),
+        "{text}"
+    );
 
     for args in [
         &["stats"][..],
@@ -251,8 +272,24 @@ fn ctl_talks_to_the_control_socket_in_text_and_json() {
         &["routes"],
         &["routes", "table", "local"],
         &["route", "get", "192.168.1.7", "from", "192.168.1.1"],
-        &["route", "add", "10.9.0.0/16", "via", "192.168.1.2", "metric", "3"],
-        &["route", "del", "10.9.0.0/16", "via", "192.168.1.2", "metric", "3"],
+        &[
+            "route",
+            "add",
+            "10.9.0.0/16",
+            "via",
+            "192.168.1.2",
+            "metric",
+            "3",
+        ],
+        &[
+            "route",
+            "del",
+            "10.9.0.0/16",
+            "via",
+            "192.168.1.2",
+            "metric",
+            "3",
+        ],
         &["rules"],
         &["neigh"],
         &["reload"],

@@ -104,7 +104,9 @@ pub fn to_toml(rs: &Ruleset, source: &str) -> String {
     let text = rs.to_string();
     // A basic string: escape what TOML would read as escapes or an end.
     let body = text.replace('\\', "\\\\").replace("\"\"\"", "\"\"\\\"");
-    format!("# Converted by xgate import-iptables from {source}\n[firewall]\nrules = \"\"\"\n{body}\"\"\"\n")
+    format!(
+        "# Converted by xgate import-iptables from {source}\n[firewall]\nrules = \"\"\"\n{body}\"\"\"\n"
+    )
 }
 
 #[cfg(test)]
@@ -121,11 +123,20 @@ mod tests {
         let imp = import(script, "fw.sh");
         let lines: Vec<usize> = imp.skipped.iter().map(|s| s.line).collect();
         assert_eq!(lines, vec![2, 4], "{:?}", imp.skipped);
-        assert_eq!(imp.skipped[1].text, "iptables -A FORWARD -m frobnicate -j ACCEPT");
+        assert_eq!(
+            imp.skipped[1].text,
+            "iptables -A FORWARD -m frobnicate -j ACCEPT"
+        );
         let text = imp.ruleset.to_string();
-        assert!(text.contains("-A POSTROUTING -o eth0 -j MASQUERADE"), "{text}");
+        assert!(
+            text.contains("-A POSTROUTING -o eth0 -j MASQUERADE"),
+            "{text}"
+        );
         assert!(text.contains(":FORWARD DROP [0:0]"), "{text}");
         let toml = to_toml(&imp.ruleset, "fw.sh");
-        assert!(toml.contains("[firewall]\nrules = \"\"\"\n*nat\n"), "{toml}");
+        assert!(
+            toml.contains("[firewall]\nrules = \"\"\"\n*nat\n"),
+            "{toml}"
+        );
     }
 }

@@ -86,21 +86,15 @@ const WORKER_COUNTERS: &[(&str, &str, WorkerCounter)] = &[
         "ICMP errors not sent because of rate limits.",
         |s| s.icmp_rate_limited.get(),
     ),
-    (
-        "xgate_echo_replies_total",
-        "ICMP echo replies sent.",
-        |s| s.echo_replies.get(),
-    ),
-    (
-        "xgate_arp_replies_total",
-        "ARP replies sent.",
-        |s| s.arp_replies.get(),
-    ),
-    (
-        "xgate_arp_requests_total",
-        "ARP requests sent.",
-        |s| s.arp_requests.get(),
-    ),
+    ("xgate_echo_replies_total", "ICMP echo replies sent.", |s| {
+        s.echo_replies.get()
+    }),
+    ("xgate_arp_replies_total", "ARP replies sent.", |s| {
+        s.arp_replies.get()
+    }),
+    ("xgate_arp_requests_total", "ARP requests sent.", |s| {
+        s.arp_requests.get()
+    }),
     (
         "xgate_nd_adverts_total",
         "Neighbour advertisements sent.",
@@ -197,11 +191,7 @@ pub fn render(rt: &Runtime) -> String {
         "gauge",
         "Connection table size (entries).",
     );
-    o.sample(
-        "xgate_conntrack_capacity",
-        &[],
-        shared.conntrack.capacity(),
-    );
+    o.sample("xgate_conntrack_capacity", &[], shared.conntrack.capacity());
     let mut by_state: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     shared.conntrack.for_each(|_, f| {
         let proto = proto_name(f.original.proto);
@@ -340,11 +330,10 @@ pub fn serve(addr: &str, rt: Arc<Runtime>) -> std::io::Result<Option<MetricsHand
                             .expect("valid header");
                             tiny_http::Response::from_string(render(&rt)).with_header(ct)
                         }
-                        (tiny_http::Method::Get, "/") => tiny_http::Response::from_string(
-                            "xgate: metrics at /metrics\n",
-                        ),
-                        _ => tiny_http::Response::from_string("not found\n")
-                            .with_status_code(404),
+                        (tiny_http::Method::Get, "/") => {
+                            tiny_http::Response::from_string("xgate: metrics at /metrics\n")
+                        }
+                        _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
                     };
                     let _ = req.respond(resp);
                 }

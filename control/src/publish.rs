@@ -312,9 +312,7 @@ impl Publisher {
     pub fn route_add(&self, spec: &RouteSpec) -> Result<u64, String> {
         self.change_fib(|t, fib| {
             let r = routes::resolve(spec, &t.interfaces, fib)?;
-            fib.table_mut(spec.table)
-                .add(r)
-                .map_err(|e| e.to_string())
+            fib.table_mut(spec.table).add(r).map_err(|e| e.to_string())
         })
     }
 

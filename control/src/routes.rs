@@ -85,7 +85,10 @@ pub fn parse_spec<'a>(words: impl IntoIterator<Item = &'a str>) -> Result<RouteS
         return Err(format!("invalid prefix {prefix:?}"));
     };
     if to != to.trunc() {
-        return Err(format!("{to} has host bits set (did you mean {}?)", to.trunc()));
+        return Err(format!(
+            "{to} has host bits set (did you mean {}?)",
+            to.trunc()
+        ));
     }
     if let Some(v) = via {
         if v.is_ipv4() != to.addr().is_ipv4() {
@@ -128,10 +131,8 @@ pub fn gateway_dev(via: IpAddr, interfaces: &Interfaces, fib: &Fib) -> Option<If
                 .map(|(_, l)| *l)
                 .max(),
         };
-        if let Some(l) = hit {
-            if best.is_none_or(|(b, _)| l > b) {
-                best = Some((l, i));
-            }
+        if let Some(l) = hit.filter(|&l| best.is_none_or(|(b, _)| l > b)) {
+            best = Some((l, i));
         }
     }
     if let Some((_, i)) = best {
@@ -222,7 +223,7 @@ pub fn load_file(
             }
             Err(_) => more += 1,
         }
-        if progress && n % 65536 == 0 {
+        if progress && n & 0xffff == 0 {
             let _ = write!(
                 std::io::stderr(),
                 "\r{name}: {added} routes ({}%)",
@@ -315,7 +316,10 @@ mod tests {
         assert!(spec("10.9.0.1/16 via 192.168.1.2").is_err(), "host bits");
         assert!(spec("10.9.0.0/16").is_err(), "no next hop");
         assert!(spec("10.9.0.0/16 via 2001:db8::1").is_err(), "family");
-        assert!(spec("10.9.0.0/16 via 1.2.3.4 mtu 3").is_err(), "unknown word");
+        assert!(
+            spec("10.9.0.0/16 via 1.2.3.4 mtu 3").is_err(),
+            "unknown word"
+        );
         assert!(spec("10.9.0.0/16 via").is_err(), "missing value");
     }
 }

@@ -161,10 +161,7 @@ fn every_command_round_trips_over_the_socket() {
         .lines()
         .find(|l| l.contains("sport=40000"))
         .unwrap_or_else(|| panic!("{}", r.text));
-    assert!(
-        udp.starts_with("udp      17 "),
-        "conntrack -L style: {udp}"
-    );
+    assert!(udp.starts_with("udp      17 "), "conntrack -L style: {udp}");
     assert!(udp.contains("src=192.168.1.10 dst=198.51.100.7 sport=40000 dport=53 packets=1 bytes=29 [UNREPLIED] src=198.51.100.7 dst=203.0.113.2 sport=53"), "{udp}");
     let tcp = r.text.lines().find(|l| l.contains("dport=80")).unwrap();
     assert!(tcp.starts_with("tcp      6 "), "{tcp}");
@@ -194,7 +191,11 @@ fn every_command_round_trips_over_the_socket() {
     assert_eq!(rt.publisher.shared().conntrack.len(), 3);
 
     let r = ask(&sock, Command::Routes { table: None });
-    assert!(r.text.contains("default via 203.0.113.1 dev wan\n"), "{}", r.text);
+    assert!(
+        r.text.contains("default via 203.0.113.1 dev wan\n"),
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("192.168.1.0/24 dev lan\n"), "{}", r.text);
     assert!(
         r.text.contains("local 192.168.1.1 dev lan table local"),
@@ -272,7 +273,11 @@ fn every_command_round_trips_over_the_socket() {
 
     let r = ask(&sock, Command::Reload);
     assert!(r.text.starts_with("reloaded: generation"), "{}", r.text);
-    std::fs::write(d.join("gw.toml"), CFG.replace("address = [\"203", "adress = [\"203")).unwrap();
+    std::fs::write(
+        d.join("gw.toml"),
+        CFG.replace("address = [\"203", "adress = [\"203"),
+    )
+    .unwrap();
     let r = client::request(&sock, Command::Reload).unwrap();
     assert!(!r.ok);
     let e = r.error.unwrap();
@@ -314,9 +319,30 @@ fn trace_records_the_next_matching_packets() {
     let lan = mac("02:00:00:00:00:02");
     for i in 0..5u16 {
         let f = if i % 2 == 0 {
-            tcp4(host, lan, "192.168.1.10", "198.51.100.9", 1000 + i, 80, 1, true, None, b"")
+            tcp4(
+                host,
+                lan,
+                "192.168.1.10",
+                "198.51.100.9",
+                1000 + i,
+                80,
+                1,
+                true,
+                None,
+                b"",
+            )
         } else {
-            udp4(host, lan, &[], "192.168.1.10", "198.51.100.9", 64, 1000 + i, 53, b"x")
+            udp4(
+                host,
+                lan,
+                &[],
+                "192.168.1.10",
+                "198.51.100.9",
+                64,
+                1000 + i,
+                53,
+                b"x",
+            )
         };
         tap.before(&rt.trace, &mut w.pipeline);
         w.receive(1, &[&f], NOW).unwrap();
@@ -329,7 +355,11 @@ fn trace_records_the_next_matching_packets() {
     assert!(lines.iter().any(|l| l.contains("tx dev wan")), "{lines:#?}");
     assert_eq!(rt.trace.remaining(), 0);
     // Exactly two packets: their receive lines.
-    assert_eq!(lines.iter().filter(|l| l.contains(" rx port ")).count(), 2, "{lines:#?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" rx port ")).count(),
+        2,
+        "{lines:#?}"
+    );
     assert!(!w.pipeline.trace.enabled() || rt.trace.remaining() == 0);
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -339,10 +369,22 @@ fn metrics_pass_the_prometheus_parser() {
     let d = scratch("metrics");
     let (rt, _w, _view) = runtime(&d);
     let text = xgate_control::metrics::render(&rt);
-    assert!(text.contains("xgate_drops_total{worker=\"0\",reason=\"filter_forward\"} 1"), "{text}");
-    assert!(text.contains("xgate_port_rx_packets_total{port=\"eth1\",queue=\"0\",worker=\"0\"} 5"), "{text}");
-    assert!(text.contains("xgate_conntrack_entries{proto=\"udp\",state=\"UNREPLIED\"} 3"), "{text}");
-    assert!(text.contains("xgate_nat_ports_in_use{address=\"203.0.113.2\",proto=\"udp\"} 3"), "{text}");
+    assert!(
+        text.contains("xgate_drops_total{worker=\"0\",reason=\"filter_forward\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("xgate_port_rx_packets_total{port=\"eth1\",queue=\"0\",worker=\"0\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("xgate_conntrack_entries{proto=\"udp\",state=\"UNREPLIED\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("xgate_nat_ports_in_use{address=\"203.0.113.2\",proto=\"udp\"} 3"),
+        "{text}"
+    );
 
     // Over HTTP, on an ephemeral port.
     let h = xgate_control::metrics::serve("127.0.0.1:0", rt.clone())
@@ -403,7 +445,11 @@ print(n, len(fams))
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out

@@ -86,7 +86,12 @@ fn round_trip(name: &str, text: &str) -> iptables::Ruleset {
 #[test]
 fn seed_rules_round_trip_through_the_config() {
     let rs = round_trip("001", SEED_001);
-    assert_eq!(rs.table(iptables::TableKind::Nat).unwrap().chains[0].rules.len(), 2);
+    assert_eq!(
+        rs.table(iptables::TableKind::Nat).unwrap().chains[0]
+            .rules
+            .len(),
+        2
+    );
     let rs = round_trip("003", SEED_003);
     assert_eq!(rs.tables.len(), 2);
     let rs = round_trip("004", SEED_004);

@@ -173,9 +173,17 @@ fn reload_under_traffic_loses_no_packet_and_no_connection() {
     stop.store(true, Ordering::Relaxed);
     let (sent, out, switches, w) = worker.join().unwrap();
 
-    assert!(generations.windows(2).all(|g| g[1] == g[0] + 1), "{generations:?}");
+    assert!(
+        generations.windows(2).all(|g| g[1] == g[0] + 1),
+        "{generations:?}"
+    );
     assert!(switches >= 1, "the worker picked up new tables");
-    assert_eq!(sent, out, "no packet lost: {:?}", w.pipeline.stats.nonzero_drops());
+    assert_eq!(
+        sent,
+        out,
+        "no packet lost: {:?}",
+        w.pipeline.stats.nonzero_drops()
+    );
     assert_eq!(w.pipeline.stats.total_drops(), 0);
     assert_eq!(shared.conntrack.len(), FLOWS as usize, "no connection lost");
     let ct = shared.conntrack.stats();
@@ -196,8 +204,10 @@ fn a_bad_reload_changes_nothing_and_names_every_error() {
     let publisher = publisher(&path);
     let before = publisher.current();
     // A misspelt key and an iptables line with an unknown option.
-    let bad = config("-A FORWARD -p tcp --dpot 22 -j DROP", "")
-        .replace("[[neighbor]]\nip = \"192.168.1.10\"", "[[neighbor]]\nipp = \"192.168.1.10\"");
+    let bad = config("-A FORWARD -p tcp --dpot 22 -j DROP", "").replace(
+        "[[neighbor]]\nip = \"192.168.1.10\"",
+        "[[neighbor]]\nipp = \"192.168.1.10\"",
+    );
     std::fs::write(&path, &bad).unwrap();
     let errs = publisher.reload().unwrap_err();
     let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
@@ -215,7 +225,8 @@ fn a_bad_reload_changes_nothing_and_names_every_error() {
     let good = config("-A FORWARD -p tcp --dpot 22 -j DROP", "");
     let l = good.lines().position(|l| l.contains("--dpot")).unwrap() + 1;
     assert!(
-        errs.iter().any(|e| e.line == l && e.field == "firewall.rules"),
+        errs.iter()
+            .any(|e| e.line == l && e.field == "firewall.rules"),
         "{errs:?}"
     );
     assert_eq!(publisher.reload_failures.load(Ordering::Relaxed), 2);
@@ -228,10 +239,17 @@ fn a_bad_reload_changes_nothing_and_names_every_error() {
     assert_eq!(publisher.generation(), before.generation);
 
     // Restart-only settings: published, with a warning.
-    std::fs::write(&path, config("", "").replace("flows = 4096", "flows = 8192")).unwrap();
+    std::fs::write(
+        &path,
+        config("", "").replace("flows = 4096", "flows = 8192"),
+    )
+    .unwrap();
     let r = publisher.reload().unwrap();
     assert_eq!(r.generation, before.generation + 1);
-    assert!(r.warnings.iter().any(|w| w.contains("[dataplane]")), "{r:?}");
+    assert!(
+        r.warnings.iter().any(|w| w.contains("[dataplane]")),
+        "{r:?}"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -85,6 +85,9 @@ fn a_full_bgp_table_loads_from_a_routes_file() {
     let cfg = xgate_control::load(&cfg_path).unwrap();
     let e = xgate_control::replay::compile_for_replay(&cfg).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("rib.routes:3: routes_file: gateway 172.16.0.1"), "{msg}");
+    assert!(
+        msg.contains("rib.routes:3: routes_file: gateway 172.16.0.1"),
+        "{msg}"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }

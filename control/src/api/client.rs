@@ -13,7 +13,10 @@ pub fn request(socket: &Path, command: Command) -> std::io::Result<Response> {
     let stream = UnixStream::connect(socket).map_err(|e| {
         std::io::Error::new(
             e.kind(),
-            format!("cannot connect to {}: {e} (is xgate running?)", socket.display()),
+            format!(
+                "cannot connect to {}: {e} (is xgate running?)",
+                socket.display()
+            ),
         )
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(300)))?;

@@ -162,7 +162,9 @@ impl Runtime {
             "xgate: up {}, config generation {} ({} reloads, {} refused), {} workers",
             fmt_duration(uptime),
             snap.generation,
-            self.publisher.reloads.load(std::sync::atomic::Ordering::Relaxed),
+            self.publisher
+                .reloads
+                .load(std::sync::atomic::Ordering::Relaxed),
             self.publisher
                 .reload_failures
                 .load(std::sync::atomic::Ordering::Relaxed),
@@ -314,14 +316,11 @@ impl Runtime {
         ct.for_each(|id, f| {
             let o = &f.original;
             if action == CtAction::Flush || sel.matches(ip_of(o.src), ip_of(o.dst), o.proto) {
-                picked.push((id, f.clone()));
+                picked.push((id, *f));
             }
         });
         if action != CtAction::List {
-            let n = picked
-                .iter()
-                .filter(|(id, _)| ct.remove(*id))
-                .count();
+            let n = picked.iter().filter(|(id, _)| ct.remove(*id)).count();
             let text = format!("xgate conntrack: {n} flow entries have been deleted.\n");
             return Ok(Response::ok(text, json!({ "deleted": n })));
         }
@@ -438,7 +437,11 @@ impl Runtime {
         if let Some(s) = source {
             let _ = write!(text, " src {s}");
         }
-        let _ = writeln!(text, "\n    prefix {}/{} metric {}", m.prefix, m.len, m.metric);
+        let _ = writeln!(
+            text,
+            "\n    prefix {}/{} metric {}",
+            m.prefix, m.len, m.metric
+        );
         for extra in m.nexthops.iter().skip(1) {
             let _ = writeln!(
                 text,

@@ -18,8 +18,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
-use xgate_dataplane::pipeline::trace::{TraceWhat, format_record};
 use xgate_dataplane::pipeline::Pipeline;
+use xgate_dataplane::pipeline::trace::{TraceWhat, format_record};
 
 use super::FlowFilter;
 
