@@ -250,7 +250,7 @@ fn ctl_talks_to_the_control_socket_in_text_and_json() {
     .unwrap();
     let rt = Arc::new(Runtime::new(Arc::new(p), Box::new(|| 0)));
     let sock = d.join("xgate.sock");
-    let _server = CtlServer::bind(&sock).unwrap().spawn(rt).unwrap();
+    let server = CtlServer::bind(&sock).unwrap().spawn(rt).unwrap();
     let s = sock.to_str().unwrap();
 
     let out = xgate(&["ctl", "--socket", s, "route", "get", "8.8.8.8"]);
@@ -321,5 +321,7 @@ fn ctl_talks_to_the_control_socket_in_text_and_json() {
     let out = xgate(&["ctl", "--socket", "/nonexistent/x.sock", "stats"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is xgate running?"));
+    server.shutdown();
+    assert!(!sock.exists());
     let _ = std::fs::remove_dir_all(&d);
 }

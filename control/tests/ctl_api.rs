@@ -442,6 +442,24 @@ print(n, len(fams))
     let _ = std::fs::remove_dir_all(&d);
 }
 
+#[test]
+fn start_runs_the_socket_and_the_metrics_endpoint() {
+    let d = scratch("start");
+    let (rt, _w, _view) = runtime(&d);
+    let control = xgate_control::config::Control {
+        socket: d.join("x/ctl.sock").display().to_string(),
+        metrics: "127.0.0.1:0".into(),
+    };
+    let s = xgate_control::api::start(rt, &control).unwrap();
+    let r = client::request(Path::new(&control.socket), Command::Neigh).unwrap();
+    assert!(r.ok);
+    let m = s.metrics.as_ref().unwrap().addr();
+    assert!(http_get(m, "/metrics").contains("xgate_drops_total"));
+    drop(s);
+    assert!(!Path::new(&control.socket).exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();

@@ -22,7 +22,28 @@ pub mod trace;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
-pub use commands::Runtime;
+pub use commands::{Clock, Runtime};
+
+/// The control plane's threads for `xgate run`: the ctl socket and,
+/// unless `[control] metrics` is empty, the metrics endpoint. Dropping it
+/// stops both and removes the socket.
+#[derive(Debug)]
+pub struct Services {
+    pub ctl: server::CtlHandle,
+    pub metrics: Option<crate::metrics::MetricsHandle>,
+}
+
+/// Starts the services of `control` (the config's `[control]`) answering
+/// from `runtime`.
+pub fn start(
+    runtime: std::sync::Arc<Runtime>,
+    control: &crate::config::Control,
+) -> std::io::Result<Services> {
+    let ctl =
+        server::CtlServer::bind(std::path::Path::new(&control.socket))?.spawn(runtime.clone())?;
+    let metrics = crate::metrics::serve(&control.metrics, runtime)?;
+    Ok(Services { ctl, metrics })
+}
 
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;

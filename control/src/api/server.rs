@@ -147,9 +147,12 @@ impl CtlHandle {
     fn stop_now(&mut self) {
         if let Some(t) = self.thread.take() {
             self.stop.store(true, Ordering::Release);
-            // Wake the accept loop.
-            let _ = UnixStream::connect(&self.path);
-            let _ = t.join();
+            // Wake the accept loop with a connection of our own. If the
+            // socket file is gone (someone removed it), nothing can wake
+            // it: leave the thread blocked rather than wait forever.
+            if UnixStream::connect(&self.path).is_ok() {
+                let _ = t.join();
+            }
             let _ = std::fs::remove_file(&self.path);
         }
     }
