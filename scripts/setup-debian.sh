@@ -10,6 +10,7 @@ PACKAGES=(
     iproute2 ethtool             # netns/veth test topologies
     libelf-dev clang m4 llvm     # libxdp/libbpf (vendored by xsk-rs) and its XDP programs
     libpcap-dev zlib1g-dev       # xdp-tools' configure insists on pcap; libbpf needs zlib
+    python3 python3-prometheus-client  # the metrics test checks the exposition with the reference parser
 )
 
 # Only for the forwarding benchmark (testbed/bench sets XGATE_BENCH=1):

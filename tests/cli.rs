@@ -158,3 +158,170 @@ fn check_validates_firewall_rules_with_line_numbers() {
     assert!(err.contains("--bogus"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Every example config passes `xgate check` (examples/*.toml).
+#[test]
+fn every_example_config_checks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let out = xgate(&["check", "--config", p.to_str().unwrap()]);
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                p.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "examples found: {n}");
+}
+
+#[test]
+fn import_iptables_prints_the_block_and_names_what_it_cannot_convert() {
+    let d = scratch("import");
+    let good = d.join("rules.v4");
+    std::fs::write(
+        &good,
+        "*nat\n:POSTROUTING ACCEPT [5:300]\n[5:300] -A POSTROUTING -o wan -j MASQUERADE\nCOMMIT\n",
+    )
+    .unwrap();
+    let out = xgate(&["import-iptables", good.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        toml.contains("[firewall]\nrules = \"\"\"\n*nat\n"),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("-A POSTROUTING -o wan -j MASQUERADE\n"),
+        "{toml}"
+    );
+    assert!(!toml.contains("[5:300]"), "counters dropped: {toml}");
+    // The block is a config: append interfaces and check it.
+    let cfg = d.join("gw.toml");
+    std::fs::write(&cfg, format!("{CFG}\n{toml}")).unwrap();
+    let out = xgate(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let script = d.join("fw.sh");
+    std::fs::write(
+        &script,
+        "iptables -P FORWARD DROP\niptables -A FORWARD -m frob -j ACCEPT\nsysctl -w net.ipv4.ip_forward=1\n",
+    )
+    .unwrap();
+    let out = xgate(&["import-iptables", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fw.sh:2: not converted: iptables -A FORWARD -m frob"),
+        "{err}"
+    );
+    assert!(err.contains("fw.sh:3: not converted: sysctl"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(":FORWARD DROP"));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `xgate ctl` against a control server running in this process.
+#[test]
+fn ctl_talks_to_the_control_socket_in_text_and_json() {
+    use std::sync::Arc;
+    use xgate_control::api::Runtime;
+    use xgate_control::api::server::CtlServer;
+    use xgate_control::publish::Publisher;
+    let d = scratch("ctl");
+    let cfg = d.join("gw.toml");
+    std::fs::write(&cfg, CFG).unwrap();
+    let p = Publisher::load(
+        &cfg,
+        Box::new(|_, p| Some(xgate_control::compile::synthetic_mac(p))),
+    )
+    .unwrap();
+    let rt = Arc::new(Runtime::new(Arc::new(p), Box::new(|| 0)));
+    let sock = d.join("xgate.sock");
+    let server = CtlServer::bind(&sock).unwrap().spawn(rt).unwrap();
+    let s = sock.to_str().unwrap();
+
+    let out = xgate(&["ctl", "--socket", s, "route", "get", "8.8.8.8"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("8.8.8.8 via 203.0.113.1 dev wan table main"),
+        "{text}"
+    );
+
+    for args in [
+        &["stats"][..],
+        &["conntrack"],
+        &["conntrack", "-p", "tcp", "-s", "192.168.1.10"],
+        &["routes"],
+        &["routes", "table", "local"],
+        &["route", "get", "192.168.1.7", "from", "192.168.1.1"],
+        &[
+            "route",
+            "add",
+            "10.9.0.0/16",
+            "via",
+            "192.168.1.2",
+            "metric",
+            "3",
+        ],
+        &[
+            "route",
+            "del",
+            "10.9.0.0/16",
+            "via",
+            "192.168.1.2",
+            "metric",
+            "3",
+        ],
+        &["rules"],
+        &["neigh"],
+        &["reload"],
+        &["trace", "add", "5", "-p", "udp"],
+        &["trace", "show"],
+        &["trace", "clear"],
+        &["conntrack", "-F"],
+    ] {
+        let mut a = vec!["ctl", "--socket", s];
+        a.extend_from_slice(args);
+        a.push("--json");
+        let out = xgate(&a);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: --json output does not parse: {e}"));
+        assert!(v.is_object(), "{args:?}: {v}");
+    }
+    // A refused reload: exit 1, the errors on stderr.
+    std::fs::write(&cfg, CFG.replace("via = ", "vai = ")).unwrap();
+    let out = xgate(&["ctl", "--socket", s, "reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gw.toml:16: route[0].vai"), "{err}");
+    // No server: a clear error.
+    let out = xgate(&["ctl", "--socket", "/nonexistent/x.sock", "stats"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is xgate running?"));
+    server.shutdown();
+    assert!(!sock.exists());
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -1,8 +1,13 @@
 //! xgate-control: everything that is not per packet (config, compile, publish, api).
 
+pub mod api;
 pub mod compile;
 pub mod config;
+pub mod import;
 pub mod iptables;
+pub mod metrics;
+pub mod publish;
 pub mod replay;
 pub mod run;
+pub mod routes;
 pub use config::{Config, ConfigError, check_summary, load, parse};

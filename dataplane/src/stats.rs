@@ -179,6 +179,9 @@ pub struct WorkerStats {
     pub drops: CachePadded<[Counter; DropReason::COUNT]>,
     pub ports: Vec<CachePadded<PortStats>>,
     pub batches: Counter,
+    /// Polls of the worker loop that found no packet on any queue (the
+    /// worker loop counts them; the pipeline never sees them).
+    pub idle_polls: Counter,
     pub forwarded: Counter,
     pub local_delivered: Counter,
     pub arp_replies: Counter,
@@ -201,6 +204,7 @@ impl WorkerStats {
                 .map(|_| CachePadded::new(PortStats::default()))
                 .collect(),
             batches: Counter::default(),
+            idle_polls: Counter::default(),
             forwarded: Counter::default(),
             local_delivered: Counter::default(),
             arp_replies: Counter::default(),

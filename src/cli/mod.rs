@@ -1,6 +1,8 @@
 //! The command line (../shared/CONFIG.md is the contract).
 
 mod demo;
+mod ctl;
+mod import;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -68,6 +70,10 @@ enum Command {
         #[arg(long, value_name = "SECS")]
         duration: Option<u64>,
     },
+    /// Ask the running xgate (stats, conntrack, routes, rules, neigh, reload, trace).
+    Ctl(ctl::CtlArgs),
+    /// Convert iptables-save output (or an iptables script) to a [firewall] block.
+    ImportIptables { file: PathBuf },
 }
 
 pub fn main() -> ExitCode {
@@ -94,6 +100,8 @@ pub fn main() -> ExitCode {
             run_cmd(&path, &opts)
         }
         Command::Demo { duration } => demo::main(duration),
+        Command::Ctl(args) => ctl::run(args),
+        Command::ImportIptables { file } => import::run(&file),
         Command::Replay {
             config: path,
             inputs,

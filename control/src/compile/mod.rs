@@ -227,6 +227,13 @@ pub fn compile(
         }
     }
 
+    if let Some((path, _)) = &cfg.routes_file {
+        // A large RIB: `ip route`-like lines, resolved like the routes above.
+        if let Err(e) = crate::routes::load_file(path, &interfaces, &mut fib) {
+            errors.extend(e);
+        }
+    }
+
     for r in &cfg.rules {
         let net = |n: &Option<IpNet>| n.as_ref().map(prefix_of);
         fib.add_rule(PolicyRule {

@@ -106,11 +106,19 @@ pub fn check_summary(cfg: &Config) -> String {
     } else {
         format!("metrics on {}", cfg.control.metrics)
     };
+    let routes = match &cfg.routes_file {
+        Some((path, _)) => format!(
+            "{} + routes from {}",
+            count(cfg.routes.len(), "route"),
+            path.display()
+        ),
+        None => count(cfg.routes.len(), "route"),
+    };
     format!(
         "{}: OK: {}, {}, {}, {}; {}; {}; {}, {} flows; control socket {}, {}.",
         cfg.source,
         count(cfg.interfaces.len(), "interface"),
-        count(cfg.routes.len(), "route"),
+        routes,
         count(cfg.rules.len(), "rule"),
         count(cfg.neighbors.len(), "neighbor"),
         firewall,

@@ -71,6 +71,9 @@ pub struct Config {
     /// `[timeouts]` overrides in file order: (name, seconds, line).
     pub timeouts: Vec<(String, u64, usize)>,
     pub control: Control,
+    /// `routes_file`: a file of `ip route`-like lines (see
+    /// [`crate::routes`]), resolved like `rules_file`, and the key's line.
+    pub routes_file: Option<(PathBuf, usize)>,
     /// The file name errors and `check_summary` mention.
     pub source: String,
 }

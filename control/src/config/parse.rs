@@ -31,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "firewall",
     "timeouts",
     "control",
+    "routes_file",
 ];
 const DATAPLANE_KEYS: &[&str] = &["workers", "xdp_mode", "bind", "queues", "flows"];
 const INTERFACE_KEYS: &[&str] = &["name", "device", "mac", "vlan", "address", "mtu"];
@@ -379,6 +380,7 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, root: &DeTable<'_>, base_dir: &Path) -
         firewall: None,
         timeouts: Vec::new(),
         control: Control::default(),
+        routes_file: None,
         source: ctx.file.clone(),
     };
     for e in ctx.entries("", root, TOP_KEYS) {
@@ -407,6 +409,22 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, root: &DeTable<'_>, base_dir: &Path) -
             "firewall" => cfg.firewall = firewall(ctx, &e, base_dir),
             "timeouts" => cfg.timeouts = timeouts(ctx, &e),
             "control" => cfg.control = control(ctx, &e),
+            "routes_file" => {
+                if let Some(s) = ctx.expect_name(&e.field, e.val) {
+                    let p = Path::new(s);
+                    let path = if p.is_absolute() {
+                        p.to_path_buf()
+                    } else {
+                        base_dir.join(p)
+                    };
+                    if path.is_file() {
+                        cfg.routes_file = Some((path, e.key_line));
+                    } else {
+                        let msg = format!("file not found: {}", path.display());
+                        ctx.value_error(&e.field, e.val, msg);
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -9,7 +9,7 @@
 //! jumps stay in their table and reach user chains, no loops, call depth at
 //! most [`MAX_DEPTH`], values in range, and no rule that needs both families.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
@@ -549,6 +549,7 @@ pub(super) struct Rule {
     pub action: Action,
 }
 
+#[derive(Clone)]
 pub(super) struct ChainInfo {
     pub name: Box<str>,
     pub table: TableId,
@@ -585,6 +586,30 @@ pub struct Ruleset {
     pub(super) nth: Box<[CachePadded<AtomicU64>]>,
     pub(super) log_prefixes: Box<[Box<str>]>,
     pub(super) nat: Box<[NatAction]>,
+}
+
+/// A copy for tables that differ elsewhere (a live route change): the
+/// `-m statistic --mode nth` counters continue from their current values.
+impl Clone for Ruleset {
+    fn clone(&self) -> Self {
+        Ruleset {
+            rules: self.rules.clone(),
+            lines: self.lines.clone(),
+            chains: self.chains.clone(),
+            entry: self.entry,
+            trivial: self.trivial,
+            n_ifaces: self.n_ifaces,
+            ifsets: self.ifsets.clone(),
+            mports: self.mports.clone(),
+            nth: self
+                .nth
+                .iter()
+                .map(|c| CachePadded::new(AtomicU64::new(c.load(Ordering::Relaxed))))
+                .collect(),
+            log_prefixes: self.log_prefixes.clone(),
+            nat: self.nat.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Ruleset {

@@ -1,0 +1,693 @@
+//! What the control server answers, each command as text (in the style of
+//! the Linux tool it mirrors) and as JSON data.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use xgate_dataplane::conntrack::{Flow, FlowKey};
+use xgate_dataplane::filter::{ChainCounters, RuleCounters};
+use xgate_dataplane::iface::Interfaces;
+use xgate_dataplane::packet::ether::fmt_mac;
+use xgate_dataplane::route::neighbor::{REACHABLE_NS, key_ip};
+use xgate_dataplane::route::{self as rt, RouteType};
+use xgate_dataplane::stats::DropReason;
+
+use super::trace::{Selector, TraceRequest, proto_name};
+use super::{Command, CtAction, FlowFilter, Request, Response, VERSION};
+use crate::config::render_errors;
+use crate::config::values::{parse_table, table_name};
+use crate::iptables;
+use crate::publish::{Publisher, Snapshot, WorkerView};
+use crate::routes;
+
+/// A clock in nanoseconds: the one the workers pass to the pipeline as
+/// `now` (conntrack expiry and neighbour ages are read against it).
+pub type Clock = dyn Fn() -> u64 + Send + Sync;
+
+/// Everything the control server and the metrics endpoint read.
+pub struct Runtime {
+    pub publisher: Arc<Publisher>,
+    workers: RwLock<Vec<Arc<WorkerView>>>,
+    pub trace: Arc<TraceRequest>,
+    pub started: Instant,
+    clock: Box<Clock>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("publisher", &self.publisher)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ip_of(k: u128) -> IpAddr {
+    key_ip(k)
+}
+
+impl Runtime {
+    /// `clock` must be the clock the workers give the pipeline.
+    pub fn new(publisher: Arc<Publisher>, clock: Box<Clock>) -> Self {
+        Runtime {
+            publisher,
+            workers: RwLock::new(Vec::new()),
+            trace: Arc::new(TraceRequest::new()),
+            started: Instant::now(),
+            clock,
+        }
+    }
+
+    /// Registers a worker (in worker-number order).
+    pub fn add_worker(&self, view: Arc<WorkerView>) {
+        self.workers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(view);
+    }
+
+    pub fn workers(&self) -> Vec<Arc<WorkerView>> {
+        self.workers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// Answers one request.
+    pub fn handle(&self, req: &Request) -> Response {
+        if req.version != VERSION {
+            return Response::error(format!(
+                "protocol version {} not supported (this xgate speaks {VERSION})",
+                req.version
+            ));
+        }
+        match self.answer(&req.command) {
+            Ok(r) => r,
+            Err(e) => Response::error(e),
+        }
+    }
+
+    fn answer(&self, cmd: &Command) -> Result<Response, String> {
+        match cmd {
+            Command::Stats => Ok(self.stats()),
+            Command::Conntrack { filter, action } => self.conntrack(filter, *action),
+            Command::Routes { table } => self.routes(table.as_deref()),
+            Command::RouteGet {
+                dst,
+                from,
+                iif,
+                mark,
+            } => self.route_get(*dst, *from, iif.as_deref(), *mark),
+            Command::RouteAdd { route } | Command::RouteDel { route } => {
+                let spec = routes::parse_spec(route.iter().map(String::as_str))?;
+                let add = matches!(cmd, Command::RouteAdd { .. });
+                let g = if add {
+                    self.publisher.route_add(&spec)?
+                } else {
+                    self.publisher.route_del(&spec)?
+                };
+                Ok(Response::ok(
+                    format!("published generation {g}\n"),
+                    json!({ "generation": g }),
+                ))
+            }
+            Command::Rules => Ok(self.rules()),
+            Command::Neigh => Ok(self.neigh()),
+            Command::Reload => Ok(self.reload()),
+            Command::TraceAdd { count, filter } => {
+                let sel = Selector::new(filter)?;
+                self.trace.add(*count, sel);
+                Ok(Response::ok(
+                    format!("tracing the next {count} matching packets\n"),
+                    json!({ "count": count }),
+                ))
+            }
+            Command::TraceShow => {
+                let lines = self.trace.lines();
+                let mut text = lines.join("\n");
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                let _ = writeln!(
+                    text,
+                    "# {} packets traced, {} still to trace",
+                    self.trace.traced.load(std::sync::atomic::Ordering::Relaxed),
+                    self.trace.remaining()
+                );
+                Ok(Response::ok(
+                    text,
+                    json!({ "lines": lines, "remaining": self.trace.remaining() }),
+                ))
+            }
+            Command::TraceClear => {
+                self.trace.clear();
+                Ok(Response::ok("trace cleared\n".into(), json!({})))
+            }
+        }
+    }
+
+    fn stats(&self) -> Response {
+        let snap = self.publisher.current();
+        let workers = self.workers();
+        let uptime = self.started.elapsed().as_secs();
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "xgate: up {}, config generation {} ({} reloads, {} refused), {} workers",
+            fmt_duration(uptime),
+            snap.generation,
+            self.publisher
+                .reloads
+                .load(std::sync::atomic::Ordering::Relaxed),
+            self.publisher
+                .reload_failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+            workers.len()
+        );
+        let _ = writeln!(
+            t,
+            "\n{:<5} {:<12} {:>14} {:>16} {:>14} {:>16}",
+            "port", "device", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"
+        );
+        let mut ports = Vec::new();
+        for (p, dev) in snap.devices.iter().enumerate() {
+            let mut c = [0u64; 4];
+            let mut per_queue = Vec::new();
+            for w in &workers {
+                if let Some(ps) = w.stats.ports.get(p) {
+                    let q = [
+                        ps.rx_packets.get(),
+                        ps.rx_bytes.get(),
+                        ps.tx_packets.get(),
+                        ps.tx_bytes.get(),
+                    ];
+                    for (a, b) in c.iter_mut().zip(q) {
+                        *a += b;
+                    }
+                    per_queue.push(json!({
+                        "queue": w.index, "rx_packets": q[0], "rx_bytes": q[1],
+                        "tx_packets": q[2], "tx_bytes": q[3],
+                    }));
+                }
+            }
+            let _ = writeln!(
+                t,
+                "{:<5} {:<12} {:>14} {:>16} {:>14} {:>16}",
+                p, dev, c[0], c[1], c[2], c[3]
+            );
+            ports.push(json!({
+                "port": p, "device": dev, "rx_packets": c[0], "rx_bytes": c[1],
+                "tx_packets": c[2], "tx_bytes": c[3], "queues": per_queue,
+            }));
+        }
+        let _ = writeln!(
+            t,
+            "\n{:<7} {:>12} {:>12} {:>14} {:>10} {:>10} {:>10}",
+            "worker", "batches", "idle_polls", "forwarded", "local", "icmp_err", "drops"
+        );
+        let mut wjson = Vec::new();
+        let mut drops = vec![0u64; DropReason::COUNT];
+        for w in &workers {
+            let s = &w.stats;
+            for (i, r) in DropReason::ALL.iter().enumerate() {
+                drops[i] += s.drops(*r);
+            }
+            let _ = writeln!(
+                t,
+                "{:<7} {:>12} {:>12} {:>14} {:>10} {:>10} {:>10}",
+                w.index,
+                s.batches.get(),
+                s.idle_polls.get(),
+                s.forwarded.get(),
+                s.local_delivered.get(),
+                s.icmp_errors.get(),
+                s.total_drops()
+            );
+            wjson.push(json!({
+                "worker": w.index,
+                "batches": s.batches.get(),
+                "idle_polls": s.idle_polls.get(),
+                "forwarded": s.forwarded.get(),
+                "local_delivered": s.local_delivered.get(),
+                "arp_replies": s.arp_replies.get(),
+                "arp_requests": s.arp_requests.get(),
+                "nd_adverts": s.nd_adverts.get(),
+                "nd_solicits": s.nd_solicits.get(),
+                "icmp_errors": s.icmp_errors.get(),
+                "icmp_rate_limited": s.icmp_rate_limited.get(),
+                "echo_replies": s.echo_replies.get(),
+                "neighbors_learned": s.neighbors_learned.get(),
+                "drops": s.total_drops(),
+            }));
+        }
+        let _ = writeln!(t, "\ndrops:");
+        let mut djson = serde_json::Map::new();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            if drops[i] > 0 {
+                let _ = writeln!(t, "  {:<28} {:>14}", r.name(), drops[i]);
+                djson.insert(r.name().into(), json!(drops[i]));
+            }
+        }
+        if djson.is_empty() {
+            let _ = writeln!(t, "  (none)");
+        }
+        let shared = self.publisher.shared();
+        let ct = shared.conntrack.stats();
+        let cap = shared.conntrack.capacity();
+        let _ = writeln!(
+            t,
+            "\nconntrack: {} of {} entries; inserted {}, expired {}, evicted {}, refused {}, \
+             killed {}, clashes {}",
+            ct.live, cap, ct.inserted, ct.expired, ct.evicted, ct.refused, ct.killed, ct.clashes
+        );
+        let nat = shared.nat.stats();
+        let _ = writeln!(
+            t,
+            "nat: {} ports in use, {} times exhausted",
+            nat.in_use, nat.exhausted
+        );
+        let mut pools = Vec::new();
+        for p in &nat.pools {
+            let a = ip_of(p.addr);
+            let _ = writeln!(
+                t,
+                "  {:<40} tcp {:>6} udp {:>6} icmp {:>6}",
+                a.to_string(),
+                p.tcp,
+                p.udp,
+                p.icmp
+            );
+            pools.push(json!({ "address": a, "tcp": p.tcp, "udp": p.udp, "icmp": p.icmp }));
+        }
+        let _ = writeln!(
+            t,
+            "\nper-stage cost (clocks/packet): not measured; the pipeline has no stage timers yet"
+        );
+        Response::ok(
+            t,
+            json!({
+                "uptime_seconds": uptime,
+                "generation": snap.generation,
+                "ports": ports,
+                "workers": wjson,
+                "drops": djson,
+                "conntrack": {
+                    "entries": ct.live, "capacity": cap, "inserted": ct.inserted,
+                    "expired": ct.expired, "evicted": ct.evicted, "refused": ct.refused,
+                    "killed": ct.killed, "clashes": ct.clashes,
+                },
+                "nat": { "in_use": nat.in_use, "exhausted": nat.exhausted, "pools": pools },
+                "stage_cycles": Value::Null,
+            }),
+        )
+    }
+
+    fn conntrack(&self, filter: &FlowFilter, action: CtAction) -> Result<Response, String> {
+        let sel = Selector::new(filter)?;
+        let ct = &self.publisher.shared().conntrack;
+        let now = self.now();
+        let mut picked = Vec::new();
+        ct.for_each(|id, f| {
+            let o = &f.original;
+            if action == CtAction::Flush || sel.matches(ip_of(o.src), ip_of(o.dst), o.proto) {
+                picked.push((id, *f));
+            }
+        });
+        if action != CtAction::List {
+            let n = picked.iter().filter(|(id, _)| ct.remove(*id)).count();
+            let text = format!("xgate conntrack: {n} flow entries have been deleted.\n");
+            return Ok(Response::ok(text, json!({ "deleted": n })));
+        }
+        let mut text = String::new();
+        let mut flows = Vec::new();
+        for (_, f) in &picked {
+            text.push_str(&format_flow(f, now));
+            text.push('\n');
+            flows.push(flow_json(f, now));
+        }
+        let _ = writeln!(
+            text,
+            "xgate conntrack: {} flow entries have been shown.",
+            picked.len()
+        );
+        Ok(Response::ok(text, json!({ "flows": flows })))
+    }
+
+    fn routes(&self, table: Option<&str>) -> Result<Response, String> {
+        let snap = self.publisher.current();
+        let fib = &snap.tables.fib;
+        let want = match table {
+            None | Some("all") => None,
+            Some(t) => Some(parse_table(t)?),
+        };
+        let mut ids: Vec<u32> = fib.tables().map(|(id, _)| id).collect();
+        // main first, local last, like `ip route show table all` reads best.
+        ids.sort_by_key(|&id| match id {
+            rt::TABLE_MAIN => (0, id),
+            rt::TABLE_LOCAL => (3, id),
+            rt::TABLE_DEFAULT => (2, id),
+            _ => (1, id),
+        });
+        let ifs = &snap.tables.interfaces;
+        let mut text = String::new();
+        let mut data = Vec::new();
+        for id in ids {
+            if want.is_some_and(|w| w != id) {
+                continue;
+            }
+            let Some(t) = fib.table(id) else { continue };
+            let mut list: Vec<_> = t.routes().collect();
+            list.sort_by(|a, b| {
+                (a.prefix.is_ipv6(), a.prefix, a.len, a.metric).cmp(&(
+                    b.prefix.is_ipv6(),
+                    b.prefix,
+                    b.len,
+                    b.metric,
+                ))
+            });
+            for r in list {
+                text.push_str(&routes::format_route(r, ifs));
+                if id != rt::TABLE_MAIN {
+                    let _ = write!(text, " table {}", table_name(id));
+                }
+                text.push('\n');
+                data.push(json!({
+                    "table": table_name(id),
+                    "dst": format!("{}/{}", r.prefix, r.len),
+                    "type": type_name(r.rtype),
+                    "metric": r.metric,
+                    "nexthops": r.nexthops.iter().map(|n| json!({
+                        "via": n.via, "dev": if_name(ifs, n.dev), "weight": n.weight,
+                    })).collect::<Vec<_>>(),
+                }));
+            }
+        }
+        Ok(Response::ok(text, json!({ "routes": data })))
+    }
+
+    fn route_get(
+        &self,
+        dst: IpAddr,
+        from: Option<IpAddr>,
+        iif: Option<&str>,
+        mark: u32,
+    ) -> Result<Response, String> {
+        let snap = self.publisher.current();
+        let t = &snap.tables;
+        let src = from.unwrap_or(match dst {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+        let iif = match iif {
+            Some(n) => Some(
+                t.interfaces
+                    .by_name(n)
+                    .ok_or_else(|| format!("no interface {n:?}"))?,
+            ),
+            None => None,
+        };
+        let m = t
+            .fib
+            .route(src, dst, iif, mark)
+            .ok_or_else(|| format!("{dst}: network is unreachable (no route)"))?;
+        let ifs = &t.interfaces;
+        let mut text = match m.rtype {
+            RouteType::Unicast => dst.to_string(),
+            other => format!("{} {dst}", type_name(other)),
+        };
+        let nh = m.nexthops.first();
+        if let Some(v) = nh.and_then(|n| n.via) {
+            let _ = write!(text, " via {v}");
+        }
+        if let Some(n) = nh {
+            let _ = write!(text, " dev {}", if_name(ifs, n.dev));
+        }
+        let _ = write!(text, " table {}", table_name(m.table));
+        let source = nh.and_then(|n| {
+            (m.rtype == RouteType::Unicast || m.rtype == RouteType::Local)
+                .then(|| ifs.get(n.dev).source_for(n.via.unwrap_or(dst)))
+                .flatten()
+        });
+        if let Some(s) = source {
+            let _ = write!(text, " src {s}");
+        }
+        let _ = writeln!(
+            text,
+            "\n    prefix {}/{} metric {}",
+            m.prefix, m.len, m.metric
+        );
+        for extra in m.nexthops.iter().skip(1) {
+            let _ = writeln!(
+                text,
+                "    nexthop via {} dev {} weight {}",
+                extra.via.map(|v| v.to_string()).unwrap_or_default(),
+                if_name(ifs, extra.dev),
+                extra.weight
+            );
+        }
+        Ok(Response::ok(
+            text,
+            json!({
+                "dst": dst,
+                "type": type_name(m.rtype),
+                "table": table_name(m.table),
+                "prefix": format!("{}/{}", m.prefix, m.len),
+                "metric": m.metric,
+                "via": nh.and_then(|n| n.via),
+                "dev": nh.map(|n| if_name(ifs, n.dev)),
+                "src": source,
+                "nexthops": m.nexthops.iter().map(|n| json!({
+                    "via": n.via, "dev": if_name(ifs, n.dev), "weight": n.weight,
+                })).collect::<Vec<_>>(),
+            }),
+        ))
+    }
+
+    fn neigh(&self) -> Response {
+        let snap = self.publisher.current();
+        let ifs = &snap.tables.interfaces;
+        let now = self.now();
+        let mut list = self.publisher.shared().neighbors.entries(now);
+        list.sort_by_key(|e| (e.dev, ip_of(e.ip)));
+        let mut text = String::new();
+        let mut data = Vec::new();
+        for e in list {
+            let state = if e.is_static {
+                "PERMANENT"
+            } else if now.saturating_sub(e.confirmed_ns) < REACHABLE_NS {
+                "REACHABLE"
+            } else {
+                "STALE"
+            };
+            let ip = ip_of(e.ip);
+            let dev = if_name(ifs, e.dev);
+            let mac = fmt_mac(&e.mac);
+            let _ = writeln!(text, "{ip} dev {dev} lladdr {mac} {state}");
+            data.push(json!({ "ip": ip, "dev": dev, "lladdr": mac, "state": state }));
+        }
+        Response::ok(text, json!({ "neighbors": data }))
+    }
+
+    /// The ruleset as `iptables-save -c` prints it, counters summed over
+    /// the workers that run it.
+    pub fn rules_with_counters(&self) -> (Arc<Snapshot>, iptables::Ruleset) {
+        let snap = self.publisher.current();
+        let counters: Vec<Arc<RuleCounters>> = self
+            .workers()
+            .iter()
+            .filter_map(|w| w.counters_for(&snap))
+            .collect();
+        let refs: Vec<&RuleCounters> = counters.iter().map(|c| &**c).collect();
+        let view = snap.tables.filter.counters_view(&refs);
+        let mut model = (*snap.iptables).clone();
+        apply_counters(&mut model, &view);
+        (snap, model)
+    }
+
+    fn rules(&self) -> Response {
+        let (snap, model) = self.rules_with_counters();
+        let text = format!(
+            "# Generated by xgate ctl rules (config generation {})\n{model}",
+            snap.generation
+        );
+        let chains: Vec<Value> = model
+            .tables
+            .iter()
+            .flat_map(|t| {
+                t.chains.iter().map(move |c| {
+                    json!({
+                        "table": t.kind.name(),
+                        "chain": c.name,
+                        "policy": c.policy.map(|p| p.to_string()),
+                        "packets": c.counters.packets,
+                        "bytes": c.counters.bytes,
+                        "rules": c.rules.iter().map(|r| json!({
+                            "rule": r.to_string(),
+                            "packets": r.counters.packets,
+                            "bytes": r.counters.bytes,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+            })
+            .collect();
+        Response::ok(
+            text.clone(),
+            json!({ "generation": snap.generation, "iptables_save": text, "chains": chains }),
+        )
+    }
+
+    fn reload(&self) -> Response {
+        match self.publisher.reload() {
+            Ok(r) => {
+                let mut text = format!("reloaded: generation {}: {}\n", r.generation, r.summary);
+                for w in &r.warnings {
+                    let _ = writeln!(text, "warning: {w}");
+                }
+                Response::ok(
+                    text,
+                    json!({ "generation": r.generation, "summary": r.summary, "warnings": r.warnings }),
+                )
+            }
+            Err(errs) => {
+                let mut resp = Response::error(format!(
+                    "reload refused, nothing changed:\n{}",
+                    render_errors(&errs)
+                ));
+                resp.data = json!({ "errors": errs.iter().map(|e| json!({
+                    "file": e.file, "line": e.line, "field": e.field, "message": e.message,
+                })).collect::<Vec<_>>() });
+                resp
+            }
+        }
+    }
+}
+
+/// Copies summed counters into the parsed model: chains are matched by
+/// table and name, rules by position (the compiler maps them one to one).
+pub fn apply_counters(model: &mut iptables::Ruleset, view: &[ChainCounters<'_>]) {
+    for t in &mut model.tables {
+        for c in &mut t.chains {
+            let Some(v) = view
+                .iter()
+                .find(|v| v.table.name() == t.kind.name() && v.name == c.name)
+            else {
+                continue;
+            };
+            c.counters = iptables::Counters {
+                packets: v.policy_counts.packets,
+                bytes: v.policy_counts.bytes,
+            };
+            for (r, n) in c.rules.iter_mut().zip(&v.rules) {
+                r.counters = iptables::Counters {
+                    packets: n.packets,
+                    bytes: n.bytes,
+                };
+            }
+        }
+    }
+}
+
+fn if_name(ifs: &Interfaces, i: u16) -> String {
+    if (i as usize) < ifs.len() {
+        ifs.get(i).name.clone()
+    } else {
+        format!("if{i}")
+    }
+}
+
+fn type_name(t: RouteType) -> &'static str {
+    match t {
+        RouteType::Unicast => "unicast",
+        RouteType::Local => "local",
+        RouteType::Blackhole => "blackhole",
+        RouteType::Unreachable => "unreachable",
+        RouteType::Prohibit => "prohibit",
+    }
+}
+
+fn fmt_duration(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+fn tuple_text(k: &FlowKey) -> String {
+    let (s, d) = (ip_of(k.src), ip_of(k.dst));
+    if k.is_icmp() {
+        format!(
+            "src={s} dst={d} type={} code=0 id={}",
+            k.icmp_type(),
+            k.sport
+        )
+    } else if matches!(k.proto, 6 | 17 | 132) {
+        format!("src={s} dst={d} sport={} dport={}", k.sport, k.dport)
+    } else {
+        format!("src={s} dst={d}")
+    }
+}
+
+/// One connection as `conntrack -L` prints it.
+pub fn format_flow(f: &Flow, now: u64) -> String {
+    let o = &f.original;
+    let mut s = format!(
+        "{:<8} {} {} ",
+        proto_name(o.proto),
+        o.proto,
+        f.remaining_ms(now) / 1000
+    );
+    if o.proto == 6 {
+        s.push_str(f.tcp.name());
+        s.push(' ');
+    }
+    let _ = write!(
+        s,
+        "{} packets={} bytes={} ",
+        tuple_text(o),
+        f.packets[0],
+        f.bytes[0]
+    );
+    if !f.seen_reply {
+        s.push_str("[UNREPLIED] ");
+    }
+    let _ = write!(
+        s,
+        "{} packets={} bytes={} ",
+        tuple_text(&f.reply),
+        f.packets[1],
+        f.bytes[1]
+    );
+    if f.assured {
+        s.push_str("[ASSURED] ");
+    }
+    let _ = write!(s, "mark={} use=1", f.mark);
+    s
+}
+
+fn flow_json(f: &Flow, now: u64) -> Value {
+    let t = |k: &FlowKey, dir: usize| {
+        json!({
+            "src": ip_of(k.src), "dst": ip_of(k.dst), "sport": k.sport, "dport": k.dport,
+            "packets": f.packets[dir], "bytes": f.bytes[dir],
+        })
+    };
+    json!({
+        "proto": proto_name(f.original.proto),
+        "proto_num": f.original.proto,
+        "timeout": f.remaining_ms(now) / 1000,
+        "state": (f.original.proto == 6).then(|| f.tcp.name()),
+        "original": t(&f.original, 0),
+        "reply": t(&f.reply, 1),
+        "seen_reply": f.seen_reply,
+        "assured": f.assured,
+        "mark": f.mark,
+    })
+}

@@ -1,0 +1,501 @@
+//! Publication of the dataplane tables to the workers, RCU style, and the
+//! changes that produce new tables: a config reload and live route changes.
+//!
+//! # Design
+//!
+//! The tables a worker reads ([`Tables`]: interfaces, FIB, ruleset) are
+//! immutable. A change builds a complete new [`Snapshot`] beside the old
+//! one and publishes it with one atomic pointer store
+//! ([`arc_swap::ArcSwap`]), then bumps a generation counter. A worker
+//! polls between two batches ([`TablesHandle::apply`]): when the
+//! generation is the one it saw last, that costs one relaxed-cache atomic
+//! load and nothing else; otherwise it loads the new snapshot and switches
+//! its pipeline over (`Pipeline::set_tables`). A batch therefore always
+//! runs against one consistent set of tables, and no packet waits for a
+//! lock or is dropped because of a reload.
+//!
+//! Reclamation is plain `Arc` counting, our grace period: the old tables
+//! stay alive while any worker's pipeline (or the control thread, or the
+//! `ArcSwap` itself) still holds them, and are freed by whichever holder
+//! lets go last — after every worker has moved on to newer tables. A
+//! worker that is slow to poll only delays that moment; it never reads
+//! freed memory. The only cost on a worker is the drop of the last
+//! reference, once per reload, between batches.
+//!
+//! What a reload keeps: connections, NAT bindings and learned neighbours
+//! live in [`Shared`], which a reload never replaces. New NAT addresses
+//! are registered with the shared port allocator before the tables that
+//! use them are published; static neighbours of the new config are
+//! inserted and those the config dropped removed. A connection whose rule
+//! disappeared keeps its translation until it expires (netfilter does the
+//! same: NAT is decided on a connection's first packet only). A reload
+//! that would change the set of devices (ports) is refused: the AF_XDP
+//! sockets and queues are set up at start. Settings read only at start
+//! (`[dataplane]`, `[timeouts]`, `[control]`) are reported as warnings.
+//!
+//! Live route changes ([`Publisher::route_add`], [`Publisher::route_del`])
+//! clone the current FIB, change the clone and publish it with the same
+//! ruleset; workers keep their rule counters across them. They are not
+//! written back to the config: the next full reload re-reads the file and
+//! drops them.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use xgate_dataplane::filter::RuleCounters;
+use xgate_dataplane::iface::IfIndex;
+use xgate_dataplane::pipeline::{Pipeline, Shared, Tables};
+use xgate_dataplane::stats::WorkerStats;
+
+use crate::compile::{self, Compiled};
+use crate::config::{self, Config, ConfigError};
+use crate::iptables;
+use crate::routes::{self, RouteSpec};
+
+/// A device's MAC when the config sets none: (device, port) -> MAC.
+pub type DeviceMac = dyn Fn(&str, usize) -> Option<[u8; 6]> + Send + Sync;
+
+/// One published version of the tables, with what the control plane
+/// needs to describe them.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub tables: Arc<Tables>,
+    /// 1 for the tables of the start, +1 per publication.
+    pub generation: u64,
+    /// Changes whenever the ruleset does (a reload); a route change keeps
+    /// it, so workers keep their rule counters.
+    pub ruleset_epoch: u64,
+    /// The ruleset as parsed (for `xgate ctl rules`: iptables-save text).
+    pub iptables: Arc<iptables::Ruleset>,
+    /// Kernel device of each port.
+    pub devices: Arc<Vec<String>>,
+}
+
+/// The published snapshot and its generation, shared with the workers.
+#[derive(Debug)]
+struct Board {
+    current: ArcSwap<Snapshot>,
+    generation: AtomicU64,
+}
+
+/// What a successful reload did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub generation: u64,
+    /// One line on what is now published.
+    pub summary: String,
+    /// Changes that take effect only at the next start.
+    pub warnings: Vec<String>,
+}
+
+struct State {
+    config: Config,
+    static_neighbors: Vec<(IfIndex, u128, [u8; 6])>,
+    next_epoch: u64,
+}
+
+/// Owns the config path and publishes tables to the workers. Reloads and
+/// route changes are serialised; readers never wait for them.
+pub struct Publisher {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    board: Arc<Board>,
+    device_mac: Box<DeviceMac>,
+    state: Mutex<State>,
+    /// Reloads that published new tables.
+    pub reloads: AtomicU64,
+    /// Reloads refused (invalid config, changed devices).
+    pub reload_failures: AtomicU64,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("path", &self.path)
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_iptables(cfg: &Config) -> Result<iptables::Ruleset, Vec<ConfigError>> {
+    match &cfg.firewall {
+        Some(fw) => iptables::load(fw, &cfg.source),
+        None => Ok(iptables::Ruleset::default()),
+    }
+}
+
+impl Publisher {
+    /// Loads and compiles the config at `path` and builds the shared state
+    /// (connection table of `[dataplane] flows`, NAT addresses, static
+    /// neighbours): what `xgate run` does at start.
+    pub fn load(path: &Path, device_mac: Box<DeviceMac>) -> Result<Publisher, Vec<ConfigError>> {
+        let cfg = config::load(path)?;
+        let compiled = compile::compile(&cfg, &*device_mac)?;
+        let shared = Arc::new(compile::shared_state(&compiled, cfg.dataplane.flows, None));
+        Self::new(path, cfg, compiled, shared, device_mac)
+    }
+
+    /// A publisher for tables already compiled from `cfg` (read from
+    /// `path`), whose shared state is `shared`.
+    pub fn new(
+        path: &Path,
+        cfg: Config,
+        compiled: Compiled,
+        shared: Arc<Shared>,
+        device_mac: Box<DeviceMac>,
+    ) -> Result<Publisher, Vec<ConfigError>> {
+        let model = parse_iptables(&cfg)?;
+        let snapshot = Snapshot {
+            tables: Arc::new(compiled.tables),
+            generation: 1,
+            ruleset_epoch: 1,
+            iptables: Arc::new(model),
+            devices: Arc::new(compiled.devices),
+        };
+        Ok(Publisher {
+            path: path.to_path_buf(),
+            shared,
+            board: Arc::new(Board {
+                current: ArcSwap::from_pointee(snapshot),
+                generation: AtomicU64::new(1),
+            }),
+            device_mac,
+            state: Mutex::new(State {
+                config: cfg,
+                static_neighbors: compiled.static_neighbors,
+                next_epoch: 2,
+            }),
+            reloads: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The state every worker shares (connections, NAT, neighbours).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The snapshot published last.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.board.current.load_full()
+    }
+
+    /// The tables published last (what a new worker starts with).
+    pub fn tables(&self) -> Arc<Tables> {
+        self.current().tables.clone()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.board.generation.load(Ordering::Acquire)
+    }
+
+    /// The config the current tables were compiled from.
+    pub fn config(&self) -> Config {
+        self.lock().config.clone()
+    }
+
+    /// A worker's view of the publications; call
+    /// [`TablesHandle::apply`] between batches.
+    pub fn subscribe(&self) -> TablesHandle {
+        TablesHandle {
+            board: self.board.clone(),
+            seen: 0,
+            epoch: 0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data (every
+        // change is published last): carry on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, snapshot: Snapshot) -> u64 {
+        let g = snapshot.generation;
+        self.board.current.store(Arc::new(snapshot));
+        self.board.generation.store(g, Ordering::Release);
+        g
+    }
+
+    /// Re-reads and compiles the config file and publishes it. A config
+    /// with any error changes nothing and returns every error; so does
+    /// one that changes the set of devices (restart needed).
+    pub fn reload(&self) -> Result<ReloadReport, Vec<ConfigError>> {
+        let res = self.try_reload();
+        match &res {
+            Ok(_) => self.reloads.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.reload_failures.fetch_add(1, Ordering::Relaxed),
+        };
+        res
+    }
+
+    fn try_reload(&self) -> Result<ReloadReport, Vec<ConfigError>> {
+        let mut st = self.lock();
+        let cfg = config::load(&self.path)?;
+        let compiled = compile::compile(&cfg, &*self.device_mac)?;
+        let model = parse_iptables(&cfg)?;
+        let cur = self.current();
+        if *cur.devices != compiled.devices {
+            let line = cfg.interfaces.first().map_or(1, |i| i.line);
+            return Err(vec![ConfigError::new(
+                &cfg.source,
+                line,
+                "interface",
+                format!(
+                    "the devices change ({} -> {}): ports are set up at start, restart xgate to apply",
+                    cur.devices.join(", "),
+                    compiled.devices.join(", ")
+                ),
+            )]);
+        }
+        // Addresses first: the new tables may translate to them at once.
+        for a in &compiled.nat_addresses {
+            if self.shared.nat.register(*a).is_err() {
+                let line = cfg.firewall.as_ref().map_or(1, |f| f.line);
+                return Err(vec![ConfigError::new(
+                    &cfg.source,
+                    line,
+                    "firewall",
+                    "the NAT address registry is full (addresses of earlier configs stay \
+                     registered): restart xgate to apply",
+                )]);
+            }
+        }
+        let neigh = &self.shared.neighbors;
+        for old in &st.static_neighbors {
+            if !compiled.static_neighbors.contains(old) {
+                neigh.remove(old.0, old.1);
+            }
+        }
+        for (dev, key, mac) in &compiled.static_neighbors {
+            neigh.insert_static(*dev, *key, mac);
+        }
+        let warnings = restart_only_changes(&st.config, &cfg);
+        let summary = format!(
+            "{}: {} interfaces, {} routes, {} firewall rules",
+            cfg.source,
+            compiled.tables.interfaces.len(),
+            compiled
+                .tables
+                .fib
+                .tables()
+                .map(|(_, t)| t.len())
+                .sum::<usize>(),
+            compiled.tables.filter.rule_count(),
+        );
+        let epoch = st.next_epoch;
+        st.next_epoch += 1;
+        let generation = self.publish(Snapshot {
+            tables: Arc::new(compiled.tables),
+            generation: cur.generation + 1,
+            ruleset_epoch: epoch,
+            iptables: Arc::new(model),
+            devices: cur.devices.clone(),
+        });
+        st.config = cfg;
+        st.static_neighbors = compiled.static_neighbors;
+        Ok(ReloadReport {
+            generation,
+            summary,
+            warnings,
+        })
+    }
+
+    /// `ip route add`: publishes the current tables with one more route.
+    /// Returns the new generation.
+    pub fn route_add(&self, spec: &RouteSpec) -> Result<u64, String> {
+        self.change_fib(|t, fib| {
+            let r = routes::resolve(spec, &t.interfaces, fib)?;
+            fib.table_mut(spec.table).add(r).map_err(|e| e.to_string())
+        })
+    }
+
+    /// `ip route del`: the route `spec.to` of `spec.table` with
+    /// `spec.metric` (the active one when the metric is 0 and no route of
+    /// metric 0 exists).
+    pub fn route_del(&self, spec: &RouteSpec) -> Result<u64, String> {
+        self.change_fib(|_, fib| {
+            let table = fib
+                .table(spec.table)
+                .ok_or_else(|| format!("no table {}", spec.table))?;
+            let (p, l) = (spec.to.addr(), spec.to.prefix_len());
+            let metric = if table.get(p, l).iter().any(|r| r.metric == spec.metric) {
+                Some(spec.metric)
+            } else if spec.metric == 0 {
+                None
+            } else {
+                return Err("no such route".into());
+            };
+            fib.table_mut(spec.table)
+                .del(p, l, metric)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn change_fib(
+        &self,
+        change: impl FnOnce(&Tables, &mut xgate_dataplane::route::Fib) -> Result<(), String>,
+    ) -> Result<u64, String> {
+        let _st = self.lock();
+        let cur = self.current();
+        let t = &cur.tables;
+        let mut fib = t.fib.clone();
+        change(t, &mut fib)?;
+        let tables = Tables {
+            interfaces: t.interfaces.clone(),
+            fib,
+            icmp: t.icmp,
+            filter: t.filter.clone(),
+            tracking: t.tracking,
+        };
+        Ok(self.publish(Snapshot {
+            tables: Arc::new(tables),
+            generation: cur.generation + 1,
+            ruleset_epoch: cur.ruleset_epoch,
+            iptables: cur.iptables.clone(),
+            devices: cur.devices.clone(),
+        }))
+    }
+}
+
+/// Settings a running dataplane reads only at start.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
+    let mut w = Vec::new();
+    let mut check = |changed: bool, what: &str| {
+        if changed {
+            w.push(format!("{what} changed: takes effect at the next start"));
+        }
+    };
+    check(old.dataplane != new.dataplane, "[dataplane]");
+    check(old.timeouts != new.timeouts, "[timeouts]");
+    check(old.control != new.control, "[control]");
+    w
+}
+
+/// A worker's subscription to the published tables.
+#[derive(Debug)]
+pub struct TablesHandle {
+    board: Arc<Board>,
+    seen: u64,
+    epoch: u64,
+}
+
+impl TablesHandle {
+    /// The newest snapshot if it is newer than the last one returned: one
+    /// atomic load when nothing changed.
+    #[inline]
+    pub fn latest_snapshot(&mut self) -> Option<Arc<Snapshot>> {
+        if self.board.generation.load(Ordering::Acquire) == self.seen {
+            return None;
+        }
+        let s = self.board.current.load_full();
+        self.seen = s.generation;
+        Some(s)
+    }
+
+    /// The newest tables if they changed since the last call.
+    #[inline]
+    pub fn latest(&mut self) -> Option<Arc<Tables>> {
+        self.latest_snapshot().map(|s| s.tables.clone())
+    }
+
+    /// What a worker calls between batches: switches `pipeline` to newer
+    /// tables if there are any (keeping the rule counters when only the
+    /// routes changed) and tells the control side through `view` which
+    /// counters now go with which tables. Returns whether it switched.
+    #[inline]
+    pub fn apply(&mut self, pipeline: &mut Pipeline, view: &WorkerView) -> bool {
+        match self.latest_snapshot() {
+            None => false,
+            Some(s) => {
+                self.switch(pipeline, view, &s);
+                true
+            }
+        }
+    }
+
+    #[cold]
+    fn switch(&mut self, pipeline: &mut Pipeline, view: &WorkerView, s: &Snapshot) {
+        let keep = (s.ruleset_epoch == self.epoch).then(|| pipeline.eval.counters.clone());
+        pipeline.set_tables(s.tables.clone());
+        if let Some(c) = keep {
+            pipeline.eval.counters = c;
+        }
+        self.epoch = s.ruleset_epoch;
+        view.set_current(
+            pipeline.tables.clone(),
+            pipeline.eval.counters.clone(),
+            s.ruleset_epoch,
+        );
+    }
+}
+
+/// The tables a worker runs and the rule counters that go with them.
+#[derive(Debug)]
+pub struct WorkerTables {
+    pub tables: Arc<Tables>,
+    pub counters: Arc<RuleCounters>,
+    /// The [`Snapshot::ruleset_epoch`] of `tables`; 0 when unknown (a
+    /// pipeline built from tables the publisher did not publish).
+    pub ruleset_epoch: u64,
+}
+
+/// The control thread's view of one worker: its counters, and which
+/// tables and rule counters it runs now (the worker replaces its rule
+/// counters when the ruleset changes).
+#[derive(Debug)]
+pub struct WorkerView {
+    /// Worker number; worker i serves queue i of every port.
+    pub index: usize,
+    pub stats: Arc<WorkerStats>,
+    current: ArcSwap<WorkerTables>,
+}
+
+impl WorkerView {
+    /// The view of a worker whose `pipeline` was built from tables of
+    /// `publisher` (normally [`Publisher::tables`]).
+    pub fn new(index: usize, pipeline: &Pipeline, publisher: &Publisher) -> Self {
+        let cur = publisher.current();
+        let epoch = if Arc::ptr_eq(&cur.tables, &pipeline.tables) {
+            cur.ruleset_epoch
+        } else {
+            0
+        };
+        WorkerView {
+            index,
+            stats: pipeline.stats.clone(),
+            current: ArcSwap::from_pointee(WorkerTables {
+                tables: pipeline.tables.clone(),
+                counters: pipeline.eval.counters.clone(),
+                ruleset_epoch: epoch,
+            }),
+        }
+    }
+
+    pub fn set_current(&self, tables: Arc<Tables>, counters: Arc<RuleCounters>, epoch: u64) {
+        self.current.store(Arc::new(WorkerTables {
+            tables,
+            counters,
+            ruleset_epoch: epoch,
+        }));
+    }
+
+    /// The worker's rule counters if they count `snapshot`'s ruleset
+    /// (a worker that has not switched yet counts an older one).
+    pub fn counters_for(&self, snapshot: &Snapshot) -> Option<Arc<RuleCounters>> {
+        let cur = self.current.load();
+        let same = if cur.ruleset_epoch == 0 {
+            Arc::ptr_eq(&cur.tables, &snapshot.tables)
+        } else {
+            cur.ruleset_epoch == snapshot.ruleset_epoch
+        };
+        same.then(|| cur.counters.clone())
+    }
+}

@@ -1,0 +1,474 @@
+//! The control protocol end to end: a server on a Unix socket in a temp
+//! dir, answering from a runtime whose worker carried real traffic; the
+//! client round-trips every command. And the Prometheus exposition,
+//! checked by the reference parser (python3-prometheus-client).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use xgate_control::api::server::CtlServer;
+use xgate_control::api::trace::TraceTap;
+use xgate_control::api::{Command, CtAction, FlowFilter, Runtime, client};
+use xgate_control::compile::synthetic_mac;
+use xgate_control::publish::{Publisher, WorkerView};
+use xgate_dataplane::io::memory::MemoryWorker;
+
+const CFG: &str = r#"
+[[interface]]
+name = "wan"
+device = "eth0"
+mac = "02:00:00:00:00:01"
+address = ["203.0.113.2/24"]
+
+[[interface]]
+name = "lan"
+device = "eth1"
+mac = "02:00:00:00:00:02"
+address = ["192.168.1.1/24"]
+
+[[route]]
+to = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[neighbor]]
+ip = "203.0.113.1"
+mac = "02:bb:00:00:00:01"
+dev = "wan"
+
+[[neighbor]]
+ip = "192.168.1.10"
+mac = "02:cc:00:00:00:10"
+dev = "lan"
+
+[firewall]
+rules = """
+*nat
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o wan -j MASQUERADE
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m state --state ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan -o wan -p udp -j ACCEPT
+-A FORWARD -i lan -o wan -p tcp --dport 80 -j ACCEPT
+COMMIT
+"""
+"#;
+
+const NOW: u64 = 5_000_000_000;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("xgate-ctl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A runtime with one worker that forwarded 3 UDP flows and 1 TCP SYN,
+/// and dropped one packet (no rule for port 22).
+fn runtime(dir: &Path) -> (Arc<Runtime>, MemoryWorker, Arc<WorkerView>) {
+    let path = dir.join("gw.toml");
+    std::fs::write(&path, CFG).unwrap();
+    let p = Publisher::load(&path, Box::new(|_, p| Some(synthetic_mac(p)))).unwrap();
+    let p = Arc::new(p);
+    let mut w = MemoryWorker::new(p.tables(), p.shared().clone(), 4096);
+    let view = Arc::new(WorkerView::new(0, &w.pipeline, &p));
+    let rt = Arc::new(Runtime::new(p, Box::new(|| NOW)));
+    rt.add_worker(view.clone());
+    let host = mac("02:cc:00:00:00:10");
+    let lan = mac("02:00:00:00:00:02");
+    let mut frames: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            udp4(
+                host,
+                lan,
+                &[],
+                "192.168.1.10",
+                "198.51.100.7",
+                64,
+                40_000 + i,
+                53,
+                b"q",
+            )
+        })
+        .collect();
+    frames.push(tcp4(
+        host,
+        lan,
+        "192.168.1.10",
+        "198.51.100.7",
+        40_100,
+        80,
+        1,
+        true,
+        None,
+        b"",
+    ));
+    frames.push(tcp4(
+        host,
+        lan,
+        "192.168.1.10",
+        "198.51.100.7",
+        40_101,
+        22,
+        1,
+        true,
+        None,
+        b"",
+    ));
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    w.receive(1, &refs, NOW).unwrap();
+    w.drain(|_, _| {});
+    (rt, w, view)
+}
+
+fn ask(sock: &Path, c: Command) -> xgate_control::api::Response {
+    let r = client::request(sock, c.clone()).unwrap();
+    assert!(r.ok, "{c:?}: {:?}", r.error);
+    r
+}
+
+#[test]
+fn every_command_round_trips_over_the_socket() {
+    let d = scratch("roundtrip");
+    let (rt, _w, _view) = runtime(&d);
+    let sock = d.join("run/xgate.sock");
+    let server = CtlServer::bind(&sock).unwrap().spawn(rt.clone()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let r = ask(&sock, Command::Stats);
+    assert!(r.text.contains("eth1"), "{}", r.text);
+    assert!(r.text.contains("filter_forward"), "{}", r.text);
+    assert_eq!(r.data["ports"][1]["rx_packets"], 5);
+    assert_eq!(r.data["ports"][0]["tx_packets"], 4);
+    assert_eq!(r.data["drops"]["filter_forward"], 1);
+    assert_eq!(r.data["conntrack"]["entries"], 4);
+    assert_eq!(r.data["nat"]["in_use"], 4);
+
+    let r = ask(
+        &sock,
+        Command::Conntrack {
+            filter: FlowFilter::default(),
+            action: CtAction::List,
+        },
+    );
+    let udp = r
+        .text
+        .lines()
+        .find(|l| l.contains("sport=40000"))
+        .unwrap_or_else(|| panic!("{}", r.text));
+    assert!(udp.starts_with("udp      17 "), "conntrack -L style: {udp}");
+    assert!(udp.contains("src=192.168.1.10 dst=198.51.100.7 sport=40000 dport=53 packets=1 bytes=29 [UNREPLIED] src=198.51.100.7 dst=203.0.113.2 sport=53"), "{udp}");
+    let tcp = r.text.lines().find(|l| l.contains("dport=80")).unwrap();
+    assert!(tcp.starts_with("tcp      6 "), "{tcp}");
+    assert!(tcp.contains(" SYN_SENT src="), "{tcp}");
+    assert_eq!(r.data["flows"].as_array().unwrap().len(), 4);
+
+    let tcp_only = FlowFilter {
+        proto: Some("tcp".into()),
+        ..FlowFilter::default()
+    };
+    let r = ask(
+        &sock,
+        Command::Conntrack {
+            filter: tcp_only.clone(),
+            action: CtAction::List,
+        },
+    );
+    assert_eq!(r.data["flows"].as_array().unwrap().len(), 1);
+    let r = ask(
+        &sock,
+        Command::Conntrack {
+            filter: tcp_only,
+            action: CtAction::Delete,
+        },
+    );
+    assert_eq!(r.data["deleted"], 1);
+    assert_eq!(rt.publisher.shared().conntrack.len(), 3);
+
+    let r = ask(&sock, Command::Routes { table: None });
+    assert!(
+        r.text.contains("default via 203.0.113.1 dev wan\n"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("192.168.1.0/24 dev lan\n"), "{}", r.text);
+    assert!(
+        r.text.contains("local 192.168.1.1 dev lan table local"),
+        "{}",
+        r.text
+    );
+
+    let r = ask(
+        &sock,
+        Command::RouteGet {
+            dst: "8.8.8.8".parse().unwrap(),
+            from: None,
+            iif: None,
+            mark: 0,
+        },
+    );
+    assert!(
+        r.text
+            .starts_with("8.8.8.8 via 203.0.113.1 dev wan table main src 203.0.113.2"),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.data["prefix"], "0.0.0.0/0");
+
+    let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    ask(
+        &sock,
+        Command::RouteAdd {
+            route: words("10.9.0.0/16 via 192.168.1.2 metric 7"),
+        },
+    );
+    let r = ask(
+        &sock,
+        Command::RouteGet {
+            dst: "10.9.3.4".parse().unwrap(),
+            from: None,
+            iif: None,
+            mark: 0,
+        },
+    );
+    assert!(r.text.contains("via 192.168.1.2 dev lan"), "{}", r.text);
+    assert_eq!(r.data["metric"], 7);
+    ask(
+        &sock,
+        Command::RouteDel {
+            route: words("10.9.0.0/16 via 192.168.1.2 metric 7"),
+        },
+    );
+    let bad = client::request(
+        &sock,
+        Command::RouteDel {
+            route: words("10.9.0.0/16 via 192.168.1.2"),
+        },
+    )
+    .unwrap();
+    assert!(!bad.ok);
+
+    let r = ask(&sock, Command::Neigh);
+    assert!(
+        r.text
+            .contains("203.0.113.1 dev wan lladdr 02:bb:00:00:00:01 PERMANENT"),
+        "{}",
+        r.text
+    );
+
+    let r = ask(&sock, Command::Rules);
+    assert!(
+        r.text
+            .contains("[3:87] -A FORWARD -i lan -o wan -p udp -j ACCEPT"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains(":FORWARD DROP [1:40]"), "{}", r.text);
+    assert!(r.text.contains("[4:"), "masquerade counted: {}", r.text);
+
+    let r = ask(&sock, Command::Reload);
+    assert!(r.text.starts_with("reloaded: generation"), "{}", r.text);
+    std::fs::write(
+        d.join("gw.toml"),
+        CFG.replace("address = [\"203", "adress = [\"203"),
+    )
+    .unwrap();
+    let r = client::request(&sock, Command::Reload).unwrap();
+    assert!(!r.ok);
+    let e = r.error.unwrap();
+    assert!(e.contains("gw.toml:6: interface[0].adress"), "{e}");
+    assert_eq!(r.data["errors"][0]["line"], 6);
+
+    // Unknown versions and garbage are answered, not fatal.
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.write_all(b"{\"version\":9,\"command\":\"stats\"}\nnot json\n")
+        .unwrap();
+    let mut lines = BufReader::new(s).lines();
+    let a = lines.next().unwrap().unwrap();
+    assert!(a.contains("version 9 not supported"), "{a}");
+    let b = lines.next().unwrap().unwrap();
+    assert!(b.contains("bad request"), "{b}");
+    drop(lines);
+
+    // A second server on a live socket is refused; a stale one is replaced.
+    assert!(CtlServer::bind(&sock).is_err());
+    server.shutdown();
+    assert!(!sock.exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn trace_records_the_next_matching_packets() {
+    let d = scratch("trace");
+    let (rt, mut w, _view) = runtime(&d);
+    rt.trace.add(
+        2,
+        xgate_control::api::trace::Selector {
+            proto: Some(17),
+            ..Default::default()
+        },
+    );
+    let mut tap = TraceTap::new(0);
+    let host = mac("02:cc:00:00:00:10");
+    let lan = mac("02:00:00:00:00:02");
+    for i in 0..5u16 {
+        let f = if i % 2 == 0 {
+            tcp4(
+                host,
+                lan,
+                "192.168.1.10",
+                "198.51.100.9",
+                1000 + i,
+                80,
+                1,
+                true,
+                None,
+                b"",
+            )
+        } else {
+            udp4(
+                host,
+                lan,
+                &[],
+                "192.168.1.10",
+                "198.51.100.9",
+                64,
+                1000 + i,
+                53,
+                b"x",
+            )
+        };
+        tap.before(&rt.trace, &mut w.pipeline);
+        w.receive(1, &[&f], NOW).unwrap();
+        tap.after(&rt.trace, &mut w.pipeline);
+        w.drain(|_, _| {});
+    }
+    let lines = rt.trace.lines();
+    assert!(lines.iter().any(|l| l.contains("proto 17")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("proto 6")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("tx dev wan")), "{lines:#?}");
+    assert_eq!(rt.trace.remaining(), 0);
+    // Exactly two packets: their receive lines.
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" rx port ")).count(),
+        2,
+        "{lines:#?}"
+    );
+    assert!(!w.pipeline.trace.enabled() || rt.trace.remaining() == 0);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn metrics_pass_the_prometheus_parser() {
+    let d = scratch("metrics");
+    let (rt, _w, _view) = runtime(&d);
+    let text = xgate_control::metrics::render(&rt);
+    assert!(
+        text.contains("xgate_drops_total{worker=\"0\",reason=\"filter_forward\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("xgate_port_rx_packets_total{port=\"eth1\",queue=\"0\",worker=\"0\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("xgate_conntrack_entries{proto=\"udp\",state=\"UNREPLIED\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("xgate_nat_ports_in_use{address=\"203.0.113.2\",proto=\"udp\"} 3"),
+        "{text}"
+    );
+
+    // Over HTTP, on an ephemeral port.
+    let h = xgate_control::metrics::serve("127.0.0.1:0", rt.clone())
+        .unwrap()
+        .unwrap();
+    let body = http_get(h.addr(), "/metrics");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("text/plain; version=0.0.4"), "{body}");
+    assert!(http_get(h.addr(), "/nope").starts_with("HTTP/1.1 404"));
+    let served = body.split("\r\n\r\n").nth(1).unwrap().to_owned();
+    drop(h);
+    assert!(xgate_control::metrics::serve("", rt).unwrap().is_none());
+
+    // The reference parser: every family, every sample.
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+n = 0
+fams = {}
+for f in text_string_to_metric_families(sys.stdin.read()):
+    fams[f.name] = f.type
+    n += len(f.samples)
+assert fams["xgate_drops"] == "counter", fams
+assert fams["xgate_conntrack_entries"] == "gauge", fams
+print(n, len(fams))
+"#;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/setup-debian.sh installs python3-prometheus-client)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(served.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus parser refused the exposition: {}\n{served}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts = String::from_utf8_lossy(&out.stdout);
+    let samples: usize = counts.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(samples > 50, "{counts}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn start_runs_the_socket_and_the_metrics_endpoint() {
+    let d = scratch("start");
+    let (rt, _w, _view) = runtime(&d);
+    let control = xgate_control::config::Control {
+        socket: d.join("x/ctl.sock").display().to_string(),
+        metrics: "127.0.0.1:0".into(),
+    };
+    let s = xgate_control::api::start(rt, &control).unwrap();
+    let r = client::request(Path::new(&control.socket), Command::Neigh).unwrap();
+    assert!(r.ok);
+    let m = s.metrics.as_ref().unwrap().addr();
+    assert!(http_get(m, "/metrics").contains("xgate_drops_total"));
+    drop(s);
+    assert!(!Path::new(&control.socket).exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
