@@ -8,6 +8,6 @@ pub mod iptables;
 pub mod metrics;
 pub mod publish;
 pub mod replay;
-pub mod run;
 pub mod routes;
+pub mod run;
 pub use config::{Config, ConfigError, check_summary, load, parse};

@@ -1,7 +1,7 @@
 //! The command line (../shared/CONFIG.md is the contract).
 
-mod demo;
 mod ctl;
+mod demo;
 mod import;
 
 use clap::{Parser, Subcommand};
