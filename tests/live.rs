@@ -336,6 +336,48 @@ COMMIT
         Ipv4Addr::new(10, 2, 0, 2),
         "DNAT keeps the source"
     );
+
+    // The control plane, live: `xgate ctl` lists both connections with
+    // their translations, the rule counters count, and SIGHUP reloads
+    // without losing a connection.
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new(XGATE)
+            .arg("ctl")
+            .arg("--socket")
+            .arg(x.socket())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let conns = ctl(&["conntrack", "-p", "tcp"]);
+    assert!(conns.contains("dport=8080"), "{conns}");
+    assert!(conns.contains("dport=5001"), "{conns}");
+    let stats: serde_json::Value = serde_json::from_str(&ctl(&["stats", "--json"])).unwrap();
+    assert!(
+        stats["conntrack"]["entries"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
+    let rules = ctl(&["rules"]);
+    assert!(rules.contains("-j MASQUERADE"), "{rules}");
+    let before = stats["conntrack"]["entries"].as_u64().unwrap();
+    x.signal(libc::SIGHUP);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !x.log().contains("xgate: reloaded") && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(x.log().contains("xgate: reloaded"), "{}", x.log());
+    let stats: serde_json::Value = serde_json::from_str(&ctl(&["stats", "--json"])).unwrap();
+    assert_eq!(
+        stats["conntrack"]["entries"].as_u64().unwrap(),
+        before,
+        "reload keeps connections"
+    );
     stop_clean(&t, x);
 }
 

@@ -18,14 +18,16 @@
 //! `mac`. xgate owns the devices it binds: every frame they receive goes
 //! to the dataplane, none to the kernel's stack (docs/architecture.md).
 
-use crate::compile::{compile, shared_state};
-use crate::config::{self, Config, ConfigError, render_errors};
+use crate::api::{self, Runtime};
+use crate::config::{self, ConfigError, render_errors};
+use crate::publish::{Publisher, WorkerView};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use xgate_dataplane::io::afxdp::{self, AfXdpConfig, AfXdpError, BindMode, XdpMode};
+use xgate_dataplane::pipeline::{Pipeline, Shared, Tables};
 use xgate_dataplane::stats::WorkerStats;
 use xgate_dataplane::worker::{IdlePolicy, Worker, WorkerExit, now_ns};
 
@@ -39,6 +41,8 @@ pub struct RunOptions {
     /// Back the UMEMs with huge pages when some are reserved.
     pub huge_pages: bool,
     pub idle: IdlePolicy,
+    /// Time every pipeline stage (`xgate ctl stats` shows the cost).
+    pub profile: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +59,8 @@ pub enum RunError {
     Spawn { id: usize, err: std::io::Error },
     #[error("{path}: {err}")]
     StatsFile { path: String, err: std::io::Error },
+    #[error("control socket / metrics: {0}")]
+    Services(std::io::Error),
 }
 
 /// A device's MAC address from sysfs.
@@ -95,20 +101,27 @@ pub fn plan_workers(
 
 /// Runs until `stop` is set. Progress and LOG lines go to `log`.
 pub fn run(
-    cfg: &Config,
+    path: &Path,
     opts: &RunOptions,
     stop: &AtomicBool,
+    reload: &AtomicBool,
     log: &mut dyn Write,
 ) -> Result<Vec<WorkerExit>, RunError> {
-    // Missing devices first: otherwise the MAC lookup reports them less clearly.
+    let cfg = config::load(path).map_err(RunError::Config)?;
     let mut min_queues = usize::MAX;
     for ic in &cfg.interfaces {
         min_queues = min_queues.min(afxdp::device_queues(&ic.device)? as usize);
     }
-    let compiled = compile(cfg, &|dev, _| device_mac(dev)).map_err(RunError::Config)?;
-    let shared = Arc::new(shared_state(&compiled, cfg.dataplane.flows, None));
-    let tables = Arc::new(compiled.tables);
-    let devices = compiled.devices;
+    // The publisher compiles the config, builds the shared state and
+    // publishes tables to the workers (reloads included).
+    let publisher = Arc::new(
+        Publisher::load(path, Box::new(|dev: &str, _| device_mac(dev)))
+            .map_err(RunError::Config)?,
+    );
+    let shared = publisher.shared().clone();
+    shared.profile.store(opts.profile, Ordering::Relaxed);
+    let devices = publisher.current().devices.as_ref().clone();
+    let runtime = Arc::new(Runtime::new(publisher.clone(), Box::new(now_ns)));
 
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (nworkers, nqueues) = plan_workers(
@@ -162,14 +175,21 @@ pub fn run(
     let mut workers = Vec::with_capacity(nworkers);
     for (w, io) in ios.into_iter().enumerate() {
         let core = (!cores.is_empty()).then(|| cores[w % cores.len()].id);
+        let pipeline = Pipeline::new(publisher.tables(), shared.clone());
+        let view = Arc::new(WorkerView::new(w, &pipeline, &publisher));
+        runtime.add_worker(view.clone());
+        let mut tables = publisher.subscribe();
+        let between = Box::new(move |p: &mut Pipeline| {
+            tables.apply(p, &view);
+        });
         match Worker::spawn(
             w,
             io,
-            tables.clone(),
-            shared.clone(),
+            pipeline,
             stop_workers.clone(),
             opts.idle,
             core,
+            between,
         ) {
             Ok(wk) => workers.push(wk),
             Err(err) => {
@@ -181,27 +201,57 @@ pub fn run(
             }
         }
     }
+    // `xgate ctl` and /metrics; dropping the handle stops both.
+    let services = match api::start(runtime.clone(), &cfg.control) {
+        Ok(s) => s,
+        Err(e) => {
+            stop_workers.store(true, Ordering::Relaxed);
+            for wk in workers {
+                wk.join();
+            }
+            return Err(RunError::Services(e));
+        }
+    };
+    let _ = writeln!(
+        log,
+        "xgate: control socket {}{}",
+        cfg.control.socket,
+        if cfg.control.metrics.is_empty() {
+            String::new()
+        } else {
+            format!(", metrics on http://{}/metrics", cfg.control.metrics)
+        }
+    );
     let _ = writeln!(
         log,
         "xgate: running {nworkers} worker(s) on {} device(s); SIGINT or SIGTERM stops",
         devices.len()
     );
 
-    let ifs = &tables.interfaces;
-    let name = |i| {
-        if (i as usize) < ifs.len() {
-            ifs.get(i).name.as_str()
-        } else {
-            "?"
-        }
-    };
     let mut last_stats = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        while let Some(rec) = shared.log.pop() {
-            let _ = writeln!(log, "{}", tables.filter.format_log(&rec, name));
-        }
+        let tables = publisher.tables();
+        drain_log(&shared, &tables, log);
         if tables.tracking {
             shared.conntrack.expire(now_ns(), 4096);
+        }
+        if reload.swap(false, Ordering::Relaxed) {
+            // SIGHUP: re-read the config; an invalid one changes nothing.
+            match publisher.reload() {
+                Ok(r) => {
+                    let _ = writeln!(log, "xgate: reloaded: {}", r.summary);
+                    for w in &r.warnings {
+                        let _ = writeln!(log, "xgate: reload: {w}");
+                    }
+                }
+                Err(errs) => {
+                    let _ = write!(
+                        log,
+                        "xgate: reload refused, nothing changed:\n{}",
+                        render_errors(&errs)
+                    );
+                }
+            }
         }
         if let Some(every) = opts.stats_interval
             && last_stats.elapsed() >= every
@@ -212,12 +262,11 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    drop(services);
 
     stop_workers.store(true, Ordering::Relaxed);
     let exits: Vec<WorkerExit> = workers.into_iter().map(Worker::join).collect();
-    while let Some(rec) = shared.log.pop() {
-        let _ = writeln!(log, "{}", tables.filter.format_log(&rec, name));
-    }
+    drain_log(&shared, &publisher.tables(), log);
     let mut report = String::new();
     for e in &exits {
         report += &exit_line(e);
@@ -246,6 +295,21 @@ pub fn run(
         })?;
     }
     Ok(exits)
+}
+
+/// Prints the LOG target's lines waiting in the ring.
+fn drain_log(shared: &Shared, tables: &Tables, log: &mut dyn Write) {
+    let ifs = &tables.interfaces;
+    let name = |i| {
+        if (i as usize) < ifs.len() {
+            ifs.get(i).name.as_str()
+        } else {
+            "?"
+        }
+    };
+    while let Some(rec) = shared.log.pop() {
+        let _ = writeln!(log, "{}", tables.filter.format_log(&rec, name));
+    }
 }
 
 fn totals(s: &WorkerStats) -> (u64, u64) {

@@ -22,7 +22,7 @@
 
 use crate::io::afxdp::{QueueSet, WorkerIo, XskPort};
 use crate::io::{Desc, FramePool, Port};
-use crate::pipeline::{BATCH, Pipeline, Shared, Tables};
+use crate::pipeline::{BATCH, Pipeline};
 use crate::stats::WorkerStats;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,11 +95,15 @@ pub fn poll_loop<P: Port, S: AsMut<[P]>>(
     pipeline: &mut Pipeline,
     stop: &AtomicBool,
     idle: IdlePolicy,
+    between: &mut BetweenBatches,
 ) {
     let mut rx = [Desc::default(); BATCH];
     let mut empty = 0u32;
     let mut last_tick = now_ns();
     while !stop.load(Ordering::Relaxed) {
+        // The control plane's hook: newly published tables (one atomic
+        // load when nothing changed).
+        between(pipeline);
         let now = now_ns();
         let mut got = 0;
         for set in sets.iter_mut() {
@@ -121,6 +125,7 @@ pub fn poll_loop<P: Port, S: AsMut<[P]>>(
                 }
                 last_tick = now;
             }
+            pipeline.stats.idle_polls.inc();
             empty = empty.saturating_add(1);
             idle.wait(empty);
         } else {
@@ -143,6 +148,11 @@ impl AsMut<[XskPort]> for QueueSet {
         &mut self.ports
     }
 }
+
+/// What a worker runs before each poll round: the control plane's way in
+/// (switching to newly published tables). Must be cheap when nothing
+/// changed.
+pub type BetweenBatches = dyn FnMut(&mut Pipeline) + Send;
 
 /// One running worker.
 pub struct Worker {
@@ -173,14 +183,13 @@ impl Worker {
     pub fn spawn(
         id: usize,
         io: WorkerIo,
-        tables: Arc<Tables>,
-        shared: Arc<Shared>,
+        mut pipeline: Pipeline,
         stop: Arc<AtomicBool>,
         idle: IdlePolicy,
         core: Option<usize>,
+        mut between: Box<BetweenBatches>,
     ) -> std::io::Result<Worker> {
         let queues = io.queues.iter().map(|q| q.queue).collect();
-        let mut pipeline = Pipeline::new(tables, shared);
         let stats = pipeline.stats.clone();
         let handle = std::thread::Builder::new()
             .name(format!("xgate-w{id}"))
@@ -194,7 +203,7 @@ impl Worker {
                 unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0, 0, 0) };
                 let mut io = io;
                 let (umem, pool, sets) = io.parts();
-                poll_loop(umem, pool, sets, &mut pipeline, &stop, idle);
+                poll_loop(umem, pool, sets, &mut pipeline, &stop, idle, &mut *between);
                 io.drain_tx(Duration::from_millis(200));
                 (io, pipeline)
             })?;
@@ -269,7 +278,7 @@ mod tests {
             filter: Default::default(),
             tracking: false,
         });
-        let shared = Arc::new(Shared::new(64));
+        let shared = Arc::new(crate::pipeline::Shared::new(64));
         let mut pipeline = Pipeline::new(tables, shared);
         let mut pool = FramePool::new(64);
         let mut umem = vec![0u8; pool.umem_len()];
@@ -292,6 +301,7 @@ mod tests {
                 &mut pipeline,
                 &stop,
                 IdlePolicy::default(),
+                &mut |_| {},
             );
         });
         assert_eq!(sets[0][0].rx_pending(), 0);

@@ -53,6 +53,17 @@ impl Xgate {
         let cfg = dir.join("xgate.toml");
         let stats = dir.join("stats.txt");
         let _ = std::fs::remove_file(&stats);
+        // Each instance its own control socket (the default path is one per
+        // machine); its metrics port is in the instance's own namespace.
+        let socket = dir.join("xgate.sock");
+        let config = if config.contains("[control]") {
+            config.to_string()
+        } else {
+            format!(
+                "{config}\n[control]\nsocket = {:?}\n",
+                socket.display().to_string()
+            )
+        };
         std::fs::write(&cfg, config).unwrap();
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns, bin, "run", "--config"])
@@ -96,6 +107,19 @@ impl Xgate {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The instance's `xgate ctl` socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("xgate.sock")
+    }
+
+    /// Sends `sig` (e.g. SIGHUP: reload) to the running instance.
+    pub fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            // SAFETY: signals our own child.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
     }
 
     fn exited(&self) -> bool {

@@ -13,7 +13,7 @@ use xgate_dataplane::iface::Interfaces;
 use xgate_dataplane::packet::ether::fmt_mac;
 use xgate_dataplane::route::neighbor::{REACHABLE_NS, key_ip};
 use xgate_dataplane::route::{self as rt, RouteType};
-use xgate_dataplane::stats::DropReason;
+use xgate_dataplane::stats::{DropReason, Stage};
 
 use super::trace::{Selector, TraceRequest, proto_name};
 use super::{Command, CtAction, FlowFilter, Request, Response, VERSION};
@@ -51,10 +51,11 @@ fn ip_of(k: u128) -> IpAddr {
 impl Runtime {
     /// `clock` must be the clock the workers give the pipeline.
     pub fn new(publisher: Arc<Publisher>, clock: Box<Clock>) -> Self {
+        let trace = Arc::new(TraceRequest::new(publisher.shared().clone()));
         Runtime {
             publisher,
             workers: RwLock::new(Vec::new()),
-            trace: Arc::new(TraceRequest::new()),
+            trace,
             started: Instant::now(),
             clock,
         }
@@ -129,7 +130,7 @@ impl Runtime {
                 ))
             }
             Command::TraceShow => {
-                let lines = self.trace.lines();
+                let lines = self.trace.lines(&self.publisher.tables());
                 let mut text = lines.join("\n");
                 if !text.is_empty() {
                     text.push('\n');
@@ -285,10 +286,48 @@ impl Runtime {
             );
             pools.push(json!({ "address": a, "tcp": p.tcp, "udp": p.udp, "icmp": p.icmp }));
         }
-        let _ = writeln!(
-            t,
-            "\nper-stage cost (clocks/packet): not measured; the pipeline has no stage timers yet"
-        );
+        // Per-stage cost over all workers, like VPP's `show runtime`.
+        let mut sjson = Vec::new();
+        let mut rows = String::new();
+        for st in Stage::ALL {
+            let (mut calls, mut pkts, mut nanos) = (0u64, 0u64, 0u64);
+            for w in &workers {
+                let c = &w.stats.stages[st as usize];
+                calls += c.calls.get();
+                pkts += c.packets.get();
+                nanos += c.nanos.get();
+            }
+            if calls == 0 {
+                continue;
+            }
+            let per_pkt = nanos as f64 / pkts.max(1) as f64;
+            let vectors = pkts as f64 / calls as f64;
+            let _ = writeln!(
+                rows,
+                "  {:<16} {:>12} {:>14} {:>12.1} {:>12.1}",
+                st.name(),
+                calls,
+                pkts,
+                vectors,
+                per_pkt
+            );
+            sjson.push(json!({
+                "stage": st.name(), "calls": calls, "packets": pkts,
+                "vectors_per_call": vectors, "ns_per_packet": per_pkt,
+            }));
+        }
+        if sjson.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nper-stage cost: not measured (start `xgate run` with --profile)"
+            );
+        } else {
+            let _ = writeln!(
+                t,
+                "\nper-stage cost:\n  {:<16} {:>12} {:>14} {:>12} {:>12}\n{rows}",
+                "stage", "calls", "packets", "vectors/call", "ns/packet"
+            );
+        }
         Response::ok(
             t,
             json!({
@@ -303,7 +342,7 @@ impl Runtime {
                     "killed": ct.killed, "clashes": ct.clashes,
                 },
                 "nat": { "in_use": nat.in_use, "exhausted": nat.exhausted, "pools": pools },
-                "stage_cycles": Value::Null,
+                "stages": sjson,
             }),
         )
     }

@@ -1,25 +1,21 @@
 //! `xgate ctl trace`: each stage's decision for the next N packets that
 //! match a filter, from whichever worker sees them.
 //!
-//! The control thread posts a [`TraceRequest`] (a countdown and a filter);
-//! each worker owns a [`TraceTap`] and calls [`TraceTap::before`] and
-//! [`TraceTap::after`] around every batch. While no trace is asked for,
-//! `before` is one relaxed atomic load. While one is, the worker records
-//! the whole batch with the pipeline's own trace (`Pipeline::trace`), and
-//! `after` keeps the records of the packets that match the filter, claims
-//! them from the countdown (so N packets are traced in all, over all
-//! workers) and hands their formatted lines to the control thread. The
-//! filter is applied after the batch, on the packet's parsed addresses:
-//! the pipeline needs no change, at the price of recording a whole batch
-//! while a trace is pending.
+//! The selection happens in the dataplane ([`xgate_dataplane::pipeline::TraceRequest`]
+//! in `Shared`): a worker looks at one counter per batch while no trace is
+//! asked for; while one is, it tests each received frame against the
+//! filter, claims matching packets from a countdown shared by all workers
+//! (so N packets are traced in all), records their stages and hands the
+//! records over a bounded lock-free queue. This side turns the records
+//! into lines for `trace show`.
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
-use xgate_dataplane::pipeline::Pipeline;
-use xgate_dataplane::pipeline::trace::{TraceWhat, format_record};
+use xgate_dataplane::pipeline::trace::format_record;
+use xgate_dataplane::pipeline::{Shared, Tables, TraceFilter};
+use xgate_dataplane::route::neighbor::v4_key;
 
 use super::FlowFilter;
 
@@ -84,136 +80,77 @@ impl Selector {
     }
 }
 
-/// The trace the operator asked for, shared by the control thread and
-/// every worker.
-#[derive(Debug, Default)]
+/// The trace the operator asked for (the control thread's side).
+#[derive(Debug)]
 pub struct TraceRequest {
-    /// Packets still to trace; 0: tracing is off.
-    remaining: AtomicU64,
-    selector: ArcSwap<Selector>,
+    shared: Arc<Shared>,
     lines: Mutex<Vec<String>>,
     /// Packets traced since the last `add`.
     pub traced: AtomicU64,
+    last_pkt: Mutex<Option<u64>>,
+}
+
+fn prefix(a: IpAddr) -> (u128, u8) {
+    match a {
+        IpAddr::V4(v) => (v4_key(v.into()), 128),
+        IpAddr::V6(v) => (v.into(), 128),
+    }
 }
 
 impl TraceRequest {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(shared: Arc<Shared>) -> Self {
+        TraceRequest {
+            shared,
+            lines: Mutex::new(Vec::new()),
+            traced: AtomicU64::new(0),
+            last_pkt: Mutex::new(None),
+        }
     }
 
     /// Starts tracing the next `count` matching packets (replaces a
     /// pending request; keeps lines not yet shown).
     pub fn add(&self, count: u32, selector: Selector) {
-        self.selector.store(std::sync::Arc::new(selector));
         self.traced.store(0, Ordering::Relaxed);
-        self.remaining.store(u64::from(count), Ordering::Release);
+        let filter = TraceFilter {
+            proto: selector.proto,
+            src: selector.src.map(prefix),
+            dst: selector.dst.map(prefix),
+            port: None,
+        };
+        self.shared.trace.start(count, filter);
     }
 
     /// Stops tracing and forgets every line.
     pub fn clear(&self) {
-        self.remaining.store(0, Ordering::Release);
+        self.shared.trace.clear();
         self.lock().clear();
     }
 
     pub fn remaining(&self) -> u64 {
-        self.remaining.load(Ordering::Relaxed)
+        u64::from(self.shared.trace.remaining())
     }
 
-    /// The lines gathered so far (they stay until `clear`).
-    pub fn lines(&self) -> Vec<String> {
-        self.lock().clone()
+    /// The lines gathered so far (they stay until `clear`), with the
+    /// records the workers handed over since the last call formatted
+    /// against `tables`' interface names.
+    pub fn lines(&self, tables: &Tables) -> Vec<String> {
+        let mut l = self.lock();
+        let mut last = self.last_pkt.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(r) = self.shared.trace.pop() {
+            if *last != Some(r.pkt) {
+                *last = Some(r.pkt);
+                self.traced.fetch_add(1, Ordering::Relaxed);
+            }
+            l.push(format_record(&r, &tables.interfaces));
+        }
+        if l.len() > MAX_LINES {
+            let n = l.len() - MAX_LINES;
+            l.drain(..n);
+        }
+        l.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
         self.lines.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Claims one packet from the countdown; false when none is left.
-    fn claim(&self) -> bool {
-        self.remaining
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
-    }
-}
-
-/// One worker's side of the trace.
-#[derive(Debug, Default)]
-pub struct TraceTap {
-    worker: usize,
-    on: bool,
-}
-
-impl TraceTap {
-    pub fn new(worker: usize) -> Self {
-        TraceTap { worker, on: false }
-    }
-
-    /// Before a batch: record it if a trace is pending. One atomic load
-    /// when none is.
-    #[inline]
-    pub fn before(&mut self, req: &TraceRequest, pipeline: &mut Pipeline) {
-        let want = req.remaining.load(Ordering::Relaxed) > 0;
-        if want != self.on {
-            pipeline.trace.set_enabled(want);
-            if !want {
-                pipeline.trace.drain();
-            }
-            self.on = want;
-        }
-    }
-
-    /// After a batch: hands over the records of matching packets.
-    #[inline]
-    pub fn after(&mut self, req: &TraceRequest, pipeline: &mut Pipeline) {
-        if self.on {
-            self.collect(req, pipeline);
-        }
-    }
-
-    #[cold]
-    fn collect(&mut self, req: &TraceRequest, pipeline: &mut Pipeline) {
-        let sel = req.selector.load();
-        let records: Vec<_> = pipeline.trace.drain().collect();
-        let ifs = &pipeline.tables.interfaces;
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < records.len() {
-            // Records of one packet are contiguous per stage pass; group
-            // by packet number over the batch.
-            let pkt = records[i].pkt;
-            let mine: Vec<_> = records.iter().filter(|r| r.pkt == pkt).collect();
-            i += records[i..].iter().take_while(|r| r.pkt == pkt).count();
-            if out.iter().any(|(p, _)| *p == pkt) {
-                continue;
-            }
-            let ip = mine.iter().find_map(|r| match r.what {
-                TraceWhat::Ip {
-                    src, dst, proto, ..
-                } => Some((src, dst, proto)),
-                _ => None,
-            });
-            let hit = match ip {
-                Some((s, d, p)) => sel.matches(s, d, p),
-                None => sel.is_empty(),
-            };
-            if hit && req.claim() {
-                let lines: Vec<String> = mine
-                    .iter()
-                    .map(|r| format!("w{} {}", self.worker, format_record(r, ifs)))
-                    .collect();
-                out.push((pkt, lines));
-            }
-        }
-        if !out.is_empty() {
-            req.traced.fetch_add(out.len() as u64, Ordering::Relaxed);
-            let mut l = req.lock();
-            for (_, lines) in out {
-                l.extend(lines);
-            }
-            if l.len() > MAX_LINES {
-                let n = l.len() - MAX_LINES;
-                l.drain(..n);
-            }
-        }
     }
 }

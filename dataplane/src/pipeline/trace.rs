@@ -177,9 +177,11 @@ const REQUESTED_RECORDS: usize = 4096;
 pub struct TraceFilter {
     /// IP protocol number.
     pub proto: Option<u8>,
-    /// Source or destination inside this prefix (neighbour-table key form:
-    /// IPv4 mapped), with its length in bits of the 128.
-    pub addr: Option<(u128, u8)>,
+    /// Source inside this prefix (neighbour-table key form: IPv4 mapped),
+    /// with its length in bits of the 128.
+    pub src: Option<(u128, u8)>,
+    /// Destination inside this prefix.
+    pub dst: Option<(u128, u8)>,
     /// Source or destination TCP/UDP port.
     pub port: Option<u16>,
 }
@@ -213,20 +215,21 @@ impl TraceFilter {
                 let a = |i: usize| u128::from_be_bytes(l3[i..i + 16].try_into().unwrap_or([0; 16]));
                 (l3[6], a(8), a(24), &l3[40..])
             }
-            _ => return self.proto.is_none() && self.addr.is_none() && self.port.is_none(),
+            _ => return *self == TraceFilter::default(),
         };
         if self.proto.is_some_and(|p| p != proto) {
             return false;
         }
-        if let Some((net, len)) = self.addr {
+        let inside = |a: u128, (net, len): (u128, u8)| {
             let mask = if len == 0 {
                 0
             } else {
                 u128::MAX << (128 - u32::from(len.min(128)))
             };
-            if (src ^ net) & mask != 0 && (dst ^ net) & mask != 0 {
-                return false;
-            }
+            (a ^ net) & mask == 0
+        };
+        if self.src.is_some_and(|p| !inside(src, p)) || self.dst.is_some_and(|p| !inside(dst, p)) {
+            return false;
         }
         if let Some(port) = self.port {
             let ports = matches!(proto, 6 | 17) && l4.len() >= 4;
@@ -258,9 +261,8 @@ pub struct TraceRequest {
     remaining: AtomicU32,
     /// The filter, packed: written only while `remaining` is 0.
     proto: AtomicU32,
-    addr_hi: AtomicU64,
-    addr_lo: AtomicU64,
-    addr_len: AtomicU32,
+    /// Source and destination prefixes: (high, low, length) each.
+    prefixes: [(AtomicU64, AtomicU64, AtomicU32); 2],
     port: AtomicU32,
     /// Records of selected packets, on their way to the control thread.
     records: ArrayQueue<TraceRecord>,
@@ -275,9 +277,9 @@ impl TraceRequest {
         TraceRequest {
             remaining: AtomicU32::new(0),
             proto: AtomicU32::new(NONE),
-            addr_hi: AtomicU64::new(0),
-            addr_lo: AtomicU64::new(0),
-            addr_len: AtomicU32::new(NONE),
+            prefixes: std::array::from_fn(|_| {
+                (AtomicU64::new(0), AtomicU64::new(0), AtomicU32::new(NONE))
+            }),
             port: AtomicU32::new(NONE),
             records: ArrayQueue::new(capacity.max(1)),
             lost: AtomicU64::new(0),
@@ -290,10 +292,12 @@ impl TraceRequest {
         self.remaining.store(0, Release);
         let opt = |v: Option<u32>| v.unwrap_or(NONE);
         self.proto.store(opt(filter.proto.map(u32::from)), Relaxed);
-        let (net, len) = filter.addr.map_or((0, NONE), |(a, l)| (a, u32::from(l)));
-        self.addr_hi.store((net >> 64) as u64, Relaxed);
-        self.addr_lo.store(net as u64, Relaxed);
-        self.addr_len.store(len, Relaxed);
+        for (slot, p) in self.prefixes.iter().zip([filter.src, filter.dst]) {
+            let (net, len) = p.map_or((0, NONE), |(a, l)| (a, u32::from(l)));
+            slot.0.store((net >> 64) as u64, Relaxed);
+            slot.1.store(net as u64, Relaxed);
+            slot.2.store(len, Relaxed);
+        }
         self.port.store(opt(filter.port.map(u32::from)), Relaxed);
         self.remaining.store(n, Release);
     }
@@ -321,13 +325,16 @@ impl TraceRequest {
             NONE => None,
             v => Some(v),
         };
+        let prefix = |(hi, lo, len): &(AtomicU64, AtomicU64, AtomicU32)| {
+            get(len).map(|l| {
+                let net = u128::from(hi.load(Relaxed)) << 64 | u128::from(lo.load(Relaxed));
+                (net, l as u8)
+            })
+        };
         TraceFilter {
             proto: get(&self.proto).map(|v| v as u8),
-            addr: get(&self.addr_len).map(|l| {
-                let net = u128::from(self.addr_hi.load(Relaxed)) << 64
-                    | u128::from(self.addr_lo.load(Relaxed));
-                (net, l as u8)
-            }),
+            src: prefix(&self.prefixes[0]),
+            dst: prefix(&self.prefixes[1]),
             port: get(&self.port).map(|v| v as u16),
         }
     }
