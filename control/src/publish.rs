@@ -104,6 +104,8 @@ pub struct Publisher {
     board: Arc<Board>,
     device_mac: Box<DeviceMac>,
     state: Mutex<State>,
+    /// Snapshots replaced but maybe still run by a worker.
+    retired: Mutex<Vec<Arc<Snapshot>>>,
     /// Reloads that published new tables.
     pub reloads: AtomicU64,
     /// Reloads refused (invalid config, changed devices).
@@ -167,6 +169,7 @@ impl Publisher {
                 static_neighbors: compiled.static_neighbors,
                 next_epoch: 2,
             }),
+            retired: Mutex::new(Vec::new()),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
         })
@@ -218,9 +221,27 @@ impl Publisher {
 
     fn publish(&self, snapshot: Snapshot) -> u64 {
         let g = snapshot.generation;
-        self.board.current.store(Arc::new(snapshot));
+        let old = self.board.current.swap(Arc::new(snapshot));
         self.board.generation.store(g, Ordering::Release);
+        // Kept until every worker has moved on, then freed here by
+        // `collect_retired` on the control thread, never by a worker (a
+        // full RIB takes milliseconds to free).
+        self.retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(old);
         g
+    }
+
+    /// Frees the tables no worker runs any more (call from the control
+    /// thread, e.g. once per loop). Returns how many were freed.
+    pub fn collect_retired(&self) -> usize {
+        let mut r = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        let before = r.len();
+        // Only the retired list holds the snapshot and its tables: the
+        // workers and their views have switched.
+        r.retain(|s| Arc::strong_count(s) > 1 || Arc::strong_count(&s.tables) > 1);
+        before - r.len()
     }
 
     /// Re-reads and compiles the config file and publishes it. A config

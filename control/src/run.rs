@@ -235,6 +235,8 @@ pub fn run(
         if tables.tracking {
             shared.conntrack.expire(now_ns(), 4096);
         }
+        drop(tables);
+        publisher.collect_retired();
         if reload.swap(false, Ordering::Relaxed) {
             // SIGHUP: re-read the config; an invalid one changes nothing.
             match publisher.reload() {
