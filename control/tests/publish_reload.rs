@@ -292,3 +292,31 @@ fn live_route_changes_publish_a_new_fib_and_keep_the_ruleset() {
     assert_eq!(main, before.tables.fib.table(254).unwrap().len());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn replaced_tables_are_freed_by_the_control_thread_once_workers_moved_on() {
+    let d = scratch("retired");
+    let path = d.join("xgate.toml");
+    std::fs::write(&path, config("", "")).unwrap();
+    let p = publisher(&path);
+    let mut worker =
+        xgate_dataplane::io::memory::MemoryWorker::new(p.tables(), p.shared().clone(), 256);
+    let view = std::sync::Arc::new(xgate_control::publish::WorkerView::new(
+        0,
+        &worker.pipeline,
+        &p,
+    ));
+    let mut handle = p.subscribe();
+    handle.apply(&mut worker.pipeline, &view);
+    let old = std::sync::Arc::downgrade(&worker.pipeline.tables);
+    p.reload().unwrap();
+    // The worker still runs the old tables: nothing is freed.
+    assert_eq!(p.collect_retired(), 0);
+    assert!(old.upgrade().is_some());
+    // Once it switched, the control thread frees them (not the worker).
+    assert!(handle.apply(&mut worker.pipeline, &view));
+    assert!(old.upgrade().is_some(), "the worker's switch frees nothing");
+    assert_eq!(p.collect_retired(), 1);
+    assert!(old.upgrade().is_none());
+    let _ = std::fs::remove_dir_all(&d);
+}
