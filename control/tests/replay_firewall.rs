@@ -452,3 +452,26 @@ fn seed004_red_blue_navy_chain() {
     assert_eq!(o.drops("filter_forward"), 1, "the guest's ping");
     golden_trace("fw_redblue", &o.trace);
 }
+
+#[test]
+fn later_fragments_are_not_sent_untranslated() {
+    // Without reassembly a non-first fragment cannot be matched to its
+    // connection's translation: with masquerade configured it is dropped
+    // (counted) rather than leaking the inside address.
+    let mut first = out_udp(7000, 53, 64);
+    first[14 + 6] = 0x20; // MF, offset 0, no DF
+    fix_ipv4_checksum(&mut first[14..34]);
+    let mut later = out_udp(7000, 53, 64);
+    later[14 + 6] = 0x00;
+    later[14 + 7] = 0x10; // offset 16 * 8 bytes, last fragment
+    fix_ipv4_checksum(&mut later[14..34]);
+    let o = run(
+        "fw_fragments",
+        &office(STATEFUL, ""),
+        &[("lan", vec![(0.0, first), (0.1, later)])],
+    );
+    let wan = o.frames("wan");
+    assert_eq!(wan.len(), 1, "only the first fragment, translated");
+    assert_eq!(&l3_of(&wan[0])[12..16], &ip4("203.0.113.2"));
+    assert_eq!(o.drops("nat_fragment"), 1);
+}

@@ -127,6 +127,8 @@ impl Pipeline {
             .filter
             .is_empty(TableId::Mangle, Hook::Prerouting);
         let nat = !self.tables.filter.is_empty(TableId::Nat, Hook::Prerouting);
+        // Any translation at all (DNAT here or SNAT later).
+        let translating = nat || !self.tables.filter.is_empty(TableId::Nat, Hook::Postrouting);
         if !mangle && !nat && !self.tables.tracking {
             return;
         }
@@ -163,7 +165,7 @@ impl Pipeline {
                         self.translate(ctx, m, &c, Part::Dst);
                     }
                 }
-                CtKind::Untracked if nat && m.has(flags::LATER_FRAGMENT) => {
+                CtKind::Untracked if translating && m.has(flags::LATER_FRAGMENT) => {
                     // Without reassembly a later fragment cannot be matched
                     // to its connection's translation; passing it
                     // untranslated could leak inside addresses.
