@@ -280,7 +280,7 @@ impl Pipeline {
                 continue;
             }
             let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..L3_OFF + m.l3_len as usize];
-            let Some((key, _, err)) = super::conntrack::packet_key(l3, m) else {
+            let Some((key, tcp_flags, err)) = super::conntrack::packet_key(l3, m) else {
                 continue;
             };
             let ct = &self.shared.conntrack;
@@ -301,6 +301,14 @@ impl Pipeline {
                 ..CtMeta::default()
             };
             self.ct[i] = c;
+            if !err {
+                // The router's own packet is part of the connection, as in
+                // netfilter's OUTPUT hook: a reset it sends closes it (after
+                // its translation was read), an echo reply refreshes it.
+                self.shared
+                    .conntrack
+                    .update(id, tcp_flags, u32::from(m.l3_len), ctx.now);
+            }
             if changes_dst(&c) {
                 self.translate(ctx, m, &c, Part::Dst);
             }
