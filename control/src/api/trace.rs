@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use xgate_dataplane::pipeline::trace::format_record;
 use xgate_dataplane::pipeline::{Shared, Tables, TraceFilter};
-use xgate_dataplane::route::neighbor::v4_key;
+use xgate_dataplane::route::neighbor::ip_key;
 
 use super::FlowFilter;
 
@@ -91,10 +91,7 @@ pub struct TraceRequest {
 }
 
 fn prefix(a: IpAddr) -> (u128, u8) {
-    match a {
-        IpAddr::V4(v) => (v4_key(v.into()), 128),
-        IpAddr::V6(v) => (v.into(), 128),
-    }
+    (ip_key(a), 128)
 }
 
 impl TraceRequest {

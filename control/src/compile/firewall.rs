@@ -21,7 +21,7 @@ use xgate_dataplane::filter::{
     RejectKind, RuleSpec, RulesetBuilder, StatisticSpec, TableId, TargetSpec,
 };
 use xgate_dataplane::iface::Interfaces;
-use xgate_dataplane::route::neighbor::v4_key;
+use xgate_dataplane::route::neighbor::ip_key;
 
 use crate::config::ConfigError;
 use crate::iptables::{
@@ -357,21 +357,14 @@ fn prefix(n: &IpNet) -> Prefix {
     }
 }
 
-fn addr(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(a) => v4_key(a.into()),
-        IpAddr::V6(a) => a.into(),
-    }
-}
-
 fn nat_range((lo, hi): (IpAddr, IpAddr), opt: &str) -> Result<AddrRange, String> {
     if lo.is_ipv4() != hi.is_ipv4() {
         return Err(format!("{opt} {lo}-{hi} mixes IPv4 and IPv6"));
     }
     let r = AddrRange {
         v4: lo.is_ipv4(),
-        lo: addr(lo),
-        hi: addr(hi),
+        lo: ip_key(lo),
+        hi: ip_key(hi),
     };
     if r.lo > r.hi {
         return Err(format!("{opt} {lo}-{hi} is reversed"));
@@ -451,7 +444,7 @@ mod tests {
     }
 
     fn a4(s: &str) -> u128 {
-        v4_key(u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()))
+        ip_key(s.parse().unwrap())
     }
 
     fn tcp(iif: Option<u16>, oif: Option<u16>, src: &str, dst: &str, dport: u16) -> PacketView {

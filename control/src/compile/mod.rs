@@ -24,7 +24,7 @@ use xgate_dataplane::filter::Ruleset;
 use xgate_dataplane::iface::{IfIndex, Interface, Interfaces};
 use xgate_dataplane::packet::ether::VlanStack;
 use xgate_dataplane::pipeline::{IcmpLimits, Shared, Tables};
-use xgate_dataplane::route::neighbor::v4_key;
+use xgate_dataplane::route::neighbor::{ip_key, v4_key};
 use xgate_dataplane::route::{self as rt, Fib, NextHop, PolicyRule, Route};
 
 use xgate_dataplane::pipeline::MAX_NAT_ADDRESSES;
@@ -249,11 +249,7 @@ pub fn compile(
     let mut static_neighbors = Vec::new();
     for n in &cfg.neighbors {
         if let Some(d) = ifindex(&n.dev) {
-            let key = match n.ip {
-                IpAddr::V4(a) => v4_key(a.into()),
-                IpAddr::V6(a) => a.into(),
-            };
-            static_neighbors.push((d, key, n.mac));
+            static_neighbors.push((d, ip_key(n.ip), n.mac));
         }
     }
 
@@ -357,11 +353,7 @@ fn firewall(
         for r in t.chains.iter().flat_map(|c| &c.rules) {
             tracking |= t.kind == iptables::TableKind::Nat || r.matches.ctstate.is_some();
             if let iptables::Target::Snat(spec) = &r.target {
-                let key = |a: IpAddr| match a {
-                    IpAddr::V4(a) => v4_key(a.into()),
-                    IpAddr::V6(a) => a.into(),
-                };
-                let (lo, hi) = (key(spec.addrs.0), key(spec.addrs.1));
+                let (lo, hi) = (ip_key(spec.addrs.0), ip_key(spec.addrs.1));
                 // Bounded: ranges beyond the cap are refused after the loop.
                 let n = (hi - lo).min(MAX_NAT_ADDRESSES as u128);
                 nat_addresses.extend((0..=n).map(|i| lo + i));

@@ -27,6 +27,7 @@ use super::icmp::IcmpError;
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
 use crate::conntrack::{FlowKey, InsertError, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use crate::filter::{Hook, NatAction, Outcome, PacketView, RejectKind, TableId, ct};
+use crate::iface::IfIndex;
 use crate::io::Port;
 use crate::nat::rewrite::{self, Part};
 use crate::packet::{ipv4, ipv6};
@@ -176,6 +177,22 @@ impl Pipeline {
         }
     }
 
+    /// The address an interface translates to (MASQUERADE out of it,
+    /// REDIRECT into it): its first IPv4 address, or its first global IPv6
+    /// one.
+    fn nat_address(&self, ifx: IfIndex, l3: L3) -> Option<u128> {
+        let ic = self.tables.interfaces.get(ifx);
+        if l3 == L3::V4 {
+            ic.v4.first().map(|(a, _)| v4_key(u32::from(*a)))
+        } else {
+            ic.v6
+                .iter()
+                .map(|(a, _)| *a)
+                .find(|a| !a.is_unicast_link_local())
+                .map(u128::from)
+        }
+    }
+
     /// The original tuple after a DNAT / REDIRECT action.
     fn dnat_target(&self, m: &Meta, c: &CtMeta, action: NatAction) -> Option<FlowKey> {
         let mut t = c.key;
@@ -186,20 +203,7 @@ impl Pipeline {
                 let n = addrs.count().min(u128::from(u64::MAX)) as u64;
                 (addrs.lo + u128::from(c.hash % n.max(1)), ports)
             }
-            NatAction::Redirect { ports } => {
-                let ic = self.tables.interfaces.get(m.iif);
-                let a = if m.l3 == L3::V4 {
-                    v4_key(u32::from(*ic.v4.first().map(|(a, _)| a)?))
-                } else {
-                    u128::from(
-                        *ic.v6
-                            .iter()
-                            .map(|(a, _)| a)
-                            .find(|a| !a.is_unicast_link_local())?,
-                    )
-                };
-                (a, ports)
-            }
+            NatAction::Redirect { ports } => (self.nat_address(m.iif, m.l3)?, ports),
             // SNAT / MASQUERADE are POSTROUTING targets (the parser checks).
             _ => return Some(t),
         };
@@ -592,20 +596,7 @@ impl Pipeline {
                 .hash(0);
                 Some((addrs.lo + u128::from(h % n.max(1)), ports))
             }
-            NatAction::Masquerade { ports } => {
-                let ic = self.tables.interfaces.get(m.oif);
-                let a = if m.l3 == L3::V4 {
-                    v4_key(u32::from(*ic.v4.first().map(|(a, _)| a)?))
-                } else {
-                    u128::from(
-                        *ic.v6
-                            .iter()
-                            .map(|(a, _)| a)
-                            .find(|a| !a.is_unicast_link_local())?,
-                    )
-                };
-                Some((a, ports))
-            }
+            NatAction::Masquerade { ports } => Some((self.nat_address(m.oif, m.l3)?, ports)),
             _ => None,
         }
     }

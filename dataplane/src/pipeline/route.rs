@@ -26,9 +26,8 @@ use crate::iface::is_link_local_v6;
 use crate::io::Port;
 use crate::packet::{ipv4, ipv6};
 use crate::route::RouteType;
-use crate::route::neighbor::v4_key;
+use crate::route::neighbor::{ip_key, v4_key};
 use crate::stats::DropReason;
-use std::net::IpAddr;
 
 /// Per first octet: which IPv4 addresses may not be a source or a
 /// destination (0/8, 127/8, multicast 224/4), one table read instead of a
@@ -153,8 +152,7 @@ impl Pipeline {
                 found.map(|(e, _)| {
                     let nh = e.nexthop(m.hash);
                     let gateway = match nh.and_then(|n| n.via) {
-                        Some(IpAddr::V4(a)) => v4_key(a.into()),
-                        Some(IpAddr::V6(a)) => a.into(),
+                        Some(a) => ip_key(a),
                         None if m.l3 == L3::V4 => v4_key(dst as u32),
                         None => dst,
                     };

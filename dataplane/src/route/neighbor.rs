@@ -47,6 +47,14 @@ pub fn key_v4(k: u128) -> Option<u32> {
     (k >> 32 == 0xffff).then_some(k as u32)
 }
 
+/// The key of an address (IPv4 mapped), the inverse of [`key_ip`].
+pub fn ip_key(a: std::net::IpAddr) -> u128 {
+    match a {
+        std::net::IpAddr::V4(a) => v4_key(a.into()),
+        std::net::IpAddr::V6(a) => a.into(),
+    }
+}
+
 /// The address a key stands for.
 pub fn key_ip(k: u128) -> std::net::IpAddr {
     match key_v4(k) {
