@@ -21,14 +21,14 @@
 
 mod common;
 
-use common::Rng;
+use common::{BenchPort, FRAME_LEN, Rng, selected, udp_frame};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xgate_control::compile::{Compiled, shared_state};
 use xgate_control::replay::compile_for_replay;
 use xgate_dataplane::conntrack::{FlowKey, PROTO_UDP};
-use xgate_dataplane::io::{Desc, FramePool, Port};
+use xgate_dataplane::io::{Desc, FramePool};
 use xgate_dataplane::pipeline::{BATCH, Pipeline, Shared, Tables};
 use xgate_dataplane::route::neighbor::v4_key;
 
@@ -71,24 +71,11 @@ COMMIT
 """
 "#;
 
-const FRAME_LEN: usize = 60;
 const BURSTS: usize = 64;
 const LAN_PORT: u16 = 1;
 const WAN_PORT: u16 = 0;
 /// Servers each inside endpoint talks to.
 const FANOUT: usize = 64;
-
-struct BenchPort;
-
-impl Port for BenchPort {
-    fn rx_burst(&mut self, _out: &mut [Desc]) -> usize {
-        0
-    }
-    fn tx_burst(&mut self, _umem: &mut [u8], descs: &[Desc]) -> usize {
-        descs.len()
-    }
-    fn service(&mut self, _umem: &mut [u8], _pool: &mut FramePool) {}
-}
 
 /// Connection `i`: inside endpoint i / FANOUT (10.x.y.z:port), server
 /// 198.51.100.(i % FANOUT):53.
@@ -104,29 +91,6 @@ fn endpoints(i: usize) -> (u32, u16, u32, u16) {
 fn frame(i: usize) -> [u8; FRAME_LEN] {
     let (host, sport, dst, dport) = endpoints(i);
     udp_frame([2, 0, 0, 0, 0, 2], host, sport, dst, dport)
-}
-
-/// A 60-byte UDP frame to `dst_mac`.
-fn udp_frame(dst_mac: [u8; 6], host: u32, sport: u16, dst: u32, dport: u16) -> [u8; FRAME_LEN] {
-    let mut f = [0x5au8; FRAME_LEN];
-    f[..6].copy_from_slice(&dst_mac);
-    f[6..12].copy_from_slice(&[2, 0xaa, 0, 0, 0, 5]);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let ip = &mut f[14..34];
-    ip.fill(0);
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&host.to_be_bytes());
-    ip[16..20].copy_from_slice(&dst.to_be_bytes());
-    let c = xgate_dataplane::packet::checksum::checksum(ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f[34..36].copy_from_slice(&sport.to_be_bytes());
-    f[36..38].copy_from_slice(&dport.to_be_bytes());
-    f[38..40].copy_from_slice(&26u16.to_be_bytes());
-    f[40..42].copy_from_slice(&[0, 0]);
-    f
 }
 
 /// One worker: its pipeline, UMEM, descriptors and the frames it sends.
@@ -254,7 +218,7 @@ fn pipeline_nat(c: &mut Criterion) {
     for flows in [1_000usize, 100_000, 1_000_000] {
         let one = format!("udp64_flows_{flows}");
         let two = format!("udp64_2threads_flows_{flows}");
-        if !selected(&one) && !selected(&two) {
+        if !selected("pipeline_nat", &one) && !selected("pipeline_nat", &two) {
             continue;
         }
         let (tables, shared) = setup(flows);
@@ -262,13 +226,13 @@ fn pipeline_nat(c: &mut Criterion) {
             "pipeline_nat: {flows} connections, {:.1} bytes per flow of capacity",
             shared.conntrack.bytes_per_flow()
         );
-        if selected(&one) {
+        if selected("pipeline_nat", &one) {
             let mut w = Worker::new(tables.clone(), shared.clone(), flows, (0, 1), 11);
             g.throughput(Throughput::Elements((BURSTS * BATCH) as u64));
             g.bench_function(&one, |b| b.iter(|| w.run()));
             assert_eq!(w.pipeline.stats.total_drops(), 0);
         }
-        if selected(&two) {
+        if selected("pipeline_nat", &two) {
             let mut ws: Vec<Worker> = (0..2)
                 .map(|k| Worker::new(tables.clone(), shared.clone(), flows, (k, 2), 13 + k as u64))
                 .collect();
@@ -294,19 +258,6 @@ fn pipeline_nat(c: &mut Criterion) {
         }
     }
     g.finish();
-}
-
-/// False when the command line's filter excludes `name` (setting up 1M
-/// connections takes seconds).
-fn selected(name: &str) -> bool {
-    let full = format!("pipeline_nat/{name}");
-    let positional = |a: &String| !a.starts_with('-') && a.parse::<f64>().is_err();
-    let exact = std::env::args().any(|a| a == "--exact");
-    match std::env::args().skip(1).rfind(positional) {
-        Some(f) if exact => full == f,
-        Some(f) => full.contains(&f),
-        None => true,
-    }
 }
 
 criterion_group!(benches, pipeline_nat);

@@ -12,12 +12,12 @@
 
 mod common;
 
-use common::{Rng, load_rib, load_rib_head};
+use common::{BenchPort, FRAME_LEN, Rng, load_rib, load_rib_head, selected, udp_frame};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use xgate_dataplane::iface::{Interface, Interfaces};
-use xgate_dataplane::io::{Desc, FramePool, HEADROOM, Port};
+use xgate_dataplane::io::{Desc, FramePool, HEADROOM};
 use xgate_dataplane::packet::ether::VlanStack;
 use xgate_dataplane::pipeline::{BATCH, IcmpLimits, Pipeline, Shared, Tables};
 use xgate_dataplane::route::neighbor::v4_key;
@@ -27,19 +27,6 @@ use xgate_dataplane::route::{
 
 const WAN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const LAN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
-
-/// Transmits into the void; the bench hands the pipeline its rx bursts.
-struct BenchPort;
-
-impl Port for BenchPort {
-    fn rx_burst(&mut self, _out: &mut [Desc]) -> usize {
-        0
-    }
-    fn tx_burst(&mut self, _umem: &mut [u8], descs: &[Desc]) -> usize {
-        descs.len()
-    }
-    fn service(&mut self, _umem: &mut [u8], _pool: &mut FramePool) {}
-}
 
 fn iface(name: &str, port: u16, mac: [u8; 6], addr: &str) -> Interface {
     Interface {
@@ -54,27 +41,14 @@ fn iface(name: &str, port: u16, mac: [u8; 6], addr: &str) -> Interface {
     }
 }
 
-fn udp_frame(dst: u32, sport: u16) -> Vec<u8> {
-    let mut f = Vec::with_capacity(FRAME_LEN);
-    f.extend_from_slice(&LAN_MAC);
-    f.extend_from_slice(&[2, 0xaa, 0, 0, 0, 5]);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&[192, 168, 1, 10]);
-    ip[16..20].copy_from_slice(&dst.to_be_bytes());
-    let c = xgate_dataplane::packet::checksum::checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&9u16.to_be_bytes());
-    f.extend_from_slice(&26u16.to_be_bytes());
-    f.extend_from_slice(&[0, 0]); // no UDP checksum
-    f.resize(FRAME_LEN, 0x5a);
-    f
+fn frame(dst: u32, sport: u16) -> [u8; FRAME_LEN] {
+    udp_frame(
+        LAN_MAC,
+        u32::from_be_bytes([192, 168, 1, 10]),
+        sport,
+        dst,
+        9,
+    )
 }
 
 fn pipeline_routed(c: &mut Criterion) {
@@ -84,16 +58,18 @@ fn pipeline_routed(c: &mut Criterion) {
     // table lines stay cached), with a fresh set of 4096 out of 1M each
     // iteration (cold: many flows), and the pipeline with 16 routes (the
     // cost of everything but the LPM's cache misses).
-    if selected("udp64_full_rib") || selected("udp64_full_rib_cold") {
+    if selected("pipeline_routed", "udp64_full_rib")
+        || selected("pipeline_routed", "udp64_full_rib_cold")
+    {
         let rib = load_rib();
-        if selected("udp64_full_rib") {
+        if selected("pipeline_routed", "udp64_full_rib") {
             run(&mut g, "udp64_full_rib", &rib.v4, 1);
         }
-        if selected("udp64_full_rib_cold") {
+        if selected("pipeline_routed", "udp64_full_rib_cold") {
             run(&mut g, "udp64_full_rib_cold", &rib.v4, 256);
         }
     }
-    if selected("udp64_16_routes") {
+    if selected("pipeline_routed", "udp64_16_routes") {
         let rib = load_rib_head(16);
         run(&mut g, "udp64_16_routes", &rib.v4, 1);
     }
@@ -101,20 +77,6 @@ fn pipeline_routed(c: &mut Criterion) {
 }
 
 const BURSTS: usize = 64;
-/// A 64-byte frame on the wire is 60 bytes without its FCS.
-const FRAME_LEN: usize = 60;
-
-/// False when the command line's filter excludes `name`, so that the
-/// 606k-route table is not built for nothing (it dominates a profile).
-fn selected(name: &str) -> bool {
-    let full = format!("pipeline_routed/{name}");
-    // The filter is the positional argument; numbers are option values.
-    let positional = |a: &String| !a.starts_with('-') && a.parse::<f64>().is_err();
-    match std::env::args().skip(1).rfind(positional) {
-        Some(f) => full.contains(&f),
-        None => true,
-    }
-}
 
 fn run(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
@@ -180,7 +142,7 @@ fn run(
         } else {
             (rng.next() as u32) & (u32::MAX >> l)
         };
-        frames.extend_from_slice(&udp_frame(p | host, rng.next() as u16));
+        frames.extend_from_slice(&frame(p | host, rng.next() as u16));
     }
     let descs: Vec<Desc> = (0..per_window)
         .map(|_| {

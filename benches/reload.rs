@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::load_rib;
+use common::{load_rib, udp_frame};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,22 +73,13 @@ fn main() {
     let mut handle = publisher.subscribe();
     // The first call takes the tables the worker already runs.
     handle.apply(&mut worker.pipeline, &view);
-    let frame = {
-        let mut f = vec![0u8; 60];
-        f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-        f[6..12].copy_from_slice(&[2, 0xaa, 0, 0, 0, 5]);
-        f[12..14].copy_from_slice(&[0x08, 0x00]);
-        let ip = &mut f[14..34];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&46u16.to_be_bytes());
-        ip[8] = 64;
-        ip[9] = 17;
-        ip[12..16].copy_from_slice(&[10, 0, 0, 9]);
-        ip[16..20].copy_from_slice(&[8, 8, 8, 8]);
-        let c = xgate_dataplane::packet::checksum::checksum(ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        f
-    };
+    let frame = udp_frame(
+        [2, 0, 0, 0, 0, 2],
+        u32::from_be_bytes([10, 0, 0, 9]),
+        0,
+        u32::from_be_bytes([8, 8, 8, 8]),
+        0,
+    );
     let th = {
         let stop = stop.clone();
         let stalls = stalls.clone();

@@ -58,3 +58,59 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 }
+
+/// A 64-byte frame on the wire is 60 bytes without its FCS.
+pub const FRAME_LEN: usize = 60;
+
+/// A 60-byte Ethernet/IPv4/UDP frame from 02:aa:00:00:00:05 to `dst_mac`
+/// (addresses as host-order `u32`, no UDP checksum, padding 0x5a).
+pub fn udp_frame(dst_mac: [u8; 6], src: u32, sport: u16, dst: u32, dport: u16) -> [u8; FRAME_LEN] {
+    let mut f = [0x5au8; FRAME_LEN];
+    f[..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&[2, 0xaa, 0, 0, 0, 5]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut f[14..34];
+    ip.fill(0);
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src.to_be_bytes());
+    ip[16..20].copy_from_slice(&dst.to_be_bytes());
+    let c = xgate_dataplane::packet::checksum::checksum(ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[36..38].copy_from_slice(&dport.to_be_bytes());
+    f[38..40].copy_from_slice(&26u16.to_be_bytes());
+    f[40..42].copy_from_slice(&[0, 0]);
+    f
+}
+
+/// A port that transmits into the void; the benches hand the pipeline
+/// its rx bursts themselves.
+pub struct BenchPort;
+
+impl xgate_dataplane::io::Port for BenchPort {
+    fn rx_burst(&mut self, _out: &mut [xgate_dataplane::io::Desc]) -> usize {
+        0
+    }
+    fn tx_burst(&mut self, _umem: &mut [u8], descs: &[xgate_dataplane::io::Desc]) -> usize {
+        descs.len()
+    }
+    fn service(&mut self, _umem: &mut [u8], _pool: &mut xgate_dataplane::io::FramePool) {}
+}
+
+/// False when the command line's filter excludes bench `group/name`, so
+/// that costly set-ups (a 606k-route table, a million connections) are
+/// not built for nothing. The filter is the positional argument (numbers
+/// are option values); with `--exact` it must equal the whole name.
+pub fn selected(group: &str, name: &str) -> bool {
+    let full = format!("{group}/{name}");
+    let positional = |a: &String| !a.starts_with('-') && a.parse::<f64>().is_err();
+    let exact = std::env::args().any(|a| a == "--exact");
+    match std::env::args().skip(1).rfind(positional) {
+        Some(f) if exact => full == f,
+        Some(f) => full.contains(&f),
+        None => true,
+    }
+}
