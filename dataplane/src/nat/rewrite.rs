@@ -208,7 +208,7 @@ pub fn quoted_key(pkt: &[u8], v4: bool, l4_off: usize) -> Option<FlowKey> {
 }
 
 /// ICMP(v6) errors that carry the packet that caused them.
-fn quoting_error(v4: bool, ty: u8) -> bool {
+pub(crate) fn quoting_error(v4: bool, ty: u8) -> bool {
     if v4 {
         icmp::v4::is_error(ty)
     } else {

@@ -24,7 +24,7 @@ use crate::conntrack::{
 };
 use crate::filter::ct;
 use crate::io::Port;
-use crate::nat::rewrite::quoted_key;
+use crate::nat::rewrite::{quoted_key, quoting_error};
 use crate::packet::{ipv4, ipv6};
 
 /// How a packet relates to the connection table.
@@ -76,15 +76,6 @@ impl CtMeta {
     }
 }
 
-/// Whether an ICMP(v6) type is an error (quotes a packet).
-pub(crate) fn is_icmp_error(v4: bool, ty: u8) -> bool {
-    if v4 {
-        matches!(ty, 3 | 4 | 5 | 11 | 12)
-    } else {
-        (1..=4).contains(&ty)
-    }
-}
-
 /// The tuple of a packet and its TCP flags; `None` for a non-first fragment.
 /// For an ICMP error, the second value is true and the key is the quoted
 /// packet's tuple reversed (the direction the error travels in), or
@@ -115,7 +106,7 @@ pub(super) fn packet_key(l3: &[u8], m: &Meta) -> Option<(FlowKey, u8, bool)> {
         PROTO_ICMP | PROTO_ICMPV6 => {
             let ty = l4.first().copied().unwrap_or(0);
             let icmp = (m.proto == PROTO_ICMP) == v4;
-            if icmp && is_icmp_error(v4, ty) {
+            if icmp && quoting_error(v4, ty) {
                 let q = quoted_key(l3, v4, m.l4_off as usize)?;
                 return Some((q.reverse(), 0, true));
             }

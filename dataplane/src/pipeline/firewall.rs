@@ -260,11 +260,18 @@ impl Pipeline {
     /// the answer quotes (or comes from) what the sender sent, not the
     /// inside address it was translated to. `i` is its batch index.
     pub(super) fn restore_dst<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, i: usize) {
-        let Some(c) = self.ct.get(i).copied() else {
-            return;
-        };
-        if matches!(c.kind, CtKind::Tracked | CtKind::New) && changes_dst(&c) {
-            let undo = CtMeta { target: c.key, ..c };
+        if let Some(c) = self.ct.get(i).copied() {
+            self.undo_dst(ctx, m, &c);
+        }
+    }
+
+    /// [`Pipeline::restore_dst`] for a packet whose `CtMeta` is at hand.
+    fn undo_dst<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, c: &CtMeta) {
+        if matches!(c.kind, CtKind::Tracked | CtKind::New) && changes_dst(c) {
+            let undo = CtMeta {
+                target: c.key,
+                ..*c
+            };
             self.translate(ctx, m, &undo, Part::Dst);
         }
     }
@@ -397,14 +404,8 @@ impl Pipeline {
             self.drop_pkt(ctx, m, DropReason::FilterReject);
             return;
         }
-        if matches!(c.kind, CtKind::Tracked | CtKind::New) && changes_dst(c) {
-            // Answer as the address the sender used (see `restore_dst`).
-            let undo = CtMeta {
-                target: c.key,
-                ..*c
-            };
-            self.translate(ctx, m, &undo, Part::Dst);
-        }
+        // Answer as the address the sender used (see `restore_dst`).
+        self.undo_dst(ctx, m, c);
         match kind {
             RejectKind::TcpReset => {
                 if self.tcp_reset(ctx, m) {
