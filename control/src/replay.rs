@@ -247,13 +247,13 @@ pub fn replay(
     let mut collect_log = |worker: &MemoryWorker| {
         let ifs = &worker.pipeline.tables.interfaces;
         while let Some(rec) = worker.pipeline.shared.log.pop() {
-            log.push(worker.pipeline.tables.filter.format_log(&rec, |i| {
-                if (i as usize) < ifs.len() {
-                    ifs.get(i).name.as_str()
-                } else {
-                    "?"
-                }
-            }));
+            log.push(
+                worker
+                    .pipeline
+                    .tables
+                    .filter
+                    .format_log(&rec, |i| ifs.name(i)),
+            );
         }
     };
     let print_trace = |worker: &mut MemoryWorker, out: &mut dyn Write| -> Result<(), ReplayError> {

@@ -302,15 +302,8 @@ pub fn run(
 /// Prints the LOG target's lines waiting in the ring.
 fn drain_log(shared: &Shared, tables: &Tables, log: &mut dyn Write) {
     let ifs = &tables.interfaces;
-    let name = |i| {
-        if (i as usize) < ifs.len() {
-            ifs.get(i).name.as_str()
-        } else {
-            "?"
-        }
-    };
     while let Some(rec) = shared.log.pop() {
-        let _ = writeln!(log, "{}", tables.filter.format_log(&rec, name));
+        let _ = writeln!(log, "{}", tables.filter.format_log(&rec, |i| ifs.name(i)));
     }
 }
 

@@ -173,6 +173,12 @@ impl Interfaces {
         &self.list[i as usize]
     }
 
+    /// The name of interface `i`, or `?` for a number it does not have
+    /// (for traces and log lines, which must never fail).
+    pub fn name(&self, i: IfIndex) -> &str {
+        self.list.get(i as usize).map_or("?", |ic| ic.name.as_str())
+    }
+
     pub fn len(&self) -> usize {
         self.list.len()
     }

@@ -360,23 +360,15 @@ impl TraceRequest {
     }
 }
 
-fn name(ifs: &Interfaces, i: IfIndex) -> &str {
-    if (i as usize) < ifs.len() {
-        &ifs.get(i).name
-    } else {
-        "?"
-    }
-}
-
 /// One human-readable line: `#12 route  table 254 unicast via 192.168.1.1 dev wan`.
 pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
     let mut s = format!("#{} {:<9} ", r.pkt, r.stage);
     let _ = match r.what {
         TraceWhat::Rx { port, len } => write!(s, "rx port {port} len {len}"),
         TraceWhat::Classified { iif, vlans, tags } => match tags {
-            0 => write!(s, "iif {}", name(ifs, iif)),
-            1 => write!(s, "iif {} vlan {}", name(ifs, iif), vlans[0]),
-            _ => write!(s, "iif {} vlan {}.{}", name(ifs, iif), vlans[0], vlans[1]),
+            0 => write!(s, "iif {}", ifs.name(iif)),
+            1 => write!(s, "iif {} vlan {}", ifs.name(iif), vlans[0]),
+            _ => write!(s, "iif {} vlan {}.{}", ifs.name(iif), vlans[0], vlans[1]),
         },
         TraceWhat::Ip {
             src,
@@ -420,7 +412,7 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
                 let _ = write!(s, " via {v}");
             }
             match oif {
-                Some(o) => write!(s, " dev {}", name(ifs, o)),
+                Some(o) => write!(s, " dev {}", ifs.name(o)),
                 None => Ok(()),
             }
         }
@@ -435,7 +427,7 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
         TraceWhat::Neighbor { mac } => write!(s, "neighbor {}", fmt_mac(&mac)),
         TraceWhat::NeighborQueued { ip } => write!(s, "queued awaiting {ip}"),
         TraceWhat::NeighborRequest { ip } => write!(s, "resolving {ip}"),
-        TraceWhat::Tx { oif, len } => write!(s, "tx dev {} len {len}", name(ifs, oif)),
+        TraceWhat::Tx { oif, len } => write!(s, "tx dev {} len {len}", ifs.name(oif)),
         TraceWhat::Conntrack { state, reply } => {
             let dir = if reply { " reply" } else { "" };
             write!(s, "ctstate {}{dir}", crate::filter::ct::name(state))
