@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 use super::eval::RuleCounters;
-use super::{AddrRange, Hook, IfIndex, NatAction, Policy, RejectKind, TableId};
+use super::{AddrRange, Hook, IfIndex, NatAction, Outcome, Policy, RejectKind, TableId};
 use crate::route::neighbor::v4_key;
 
 /// Deepest chain of `-j` calls from a built-in chain (`-g` does not count).
@@ -318,6 +318,7 @@ impl RulesetBuilder {
                 trivial[s] = ch.start == ch.end && ch.policy == Some(Policy::Accept);
             }
         }
+        let by_state = decide_all(&rules, &lines, &chains, &entry);
         Ok(Ruleset {
             rules: rules.into_boxed_slice(),
             lines: lines.into_boxed_slice(),
@@ -332,6 +333,7 @@ impl RulesetBuilder {
                 .collect(),
             log_prefixes: c.log_prefixes.into_boxed_slice(),
             nat: c.nat.into_boxed_slice(),
+            by_state,
         })
     }
 
@@ -586,6 +588,93 @@ pub struct Ruleset {
     pub(super) nth: Box<[CachePadded<AtomicU64>]>,
     pub(super) log_prefixes: Box<[Box<str>]>,
     pub(super) nat: Box<[NatAction]>,
+    /// Per [`slot`], family (v4, v6) and conntrack state: the verdict the
+    /// built-in chain gives every such packet, when its leading rules look
+    /// at nothing but the state (see [`Ruleset::eval_state`]).
+    pub(super) by_state: [[[Option<Decided>; CT_STATES]; 2]; SLOTS],
+}
+
+/// The five `--ctstate` bits ([`super::ct`]), one index each.
+pub(super) const CT_STATES: usize = 5;
+
+/// A verdict known from a packet's family and conntrack state alone: the
+/// counter slot it counts in and the rule's line (0: the policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Decided {
+    pub slot: u32,
+    pub line: u32,
+    pub outcome: Outcome,
+}
+
+/// What every packet of family `fam` and state `state` gets from the
+/// built-in chain `entry` (slot `s`), found by walking it as
+/// [`Ruleset::eval`] would: a rule that applies to the family and tests
+/// anything besides the state ends the walk with `None` (the packet must
+/// be evaluated), as does a matching rule whose target is not a final
+/// ACCEPT / DROP / REJECT (a jump, LOG, MARK, NAT, RETURN).
+fn decide(
+    rules: &[Rule],
+    lines: &[usize],
+    chain: &ChainInfo,
+    s: usize,
+    fam: u8,
+    state: u8,
+) -> Option<Decided> {
+    for idx in chain.start..chain.end {
+        let r = &rules[idx as usize];
+        if r.family & fam == 0 {
+            continue;
+        }
+        if r.present & !m::CT != 0 {
+            return None;
+        }
+        let hit = r.present == 0 || ((state & r.ctstate != 0) != (r.negated & m::CT != 0));
+        if !hit {
+            continue;
+        }
+        let outcome = match r.action {
+            Action::Accept => Outcome::Accept,
+            Action::Drop => Outcome::Drop,
+            Action::Reject(k) => Outcome::Reject(k),
+            Action::RejectDefault => Outcome::Reject(RejectKind::port_unreachable(fam == FAM_V4)),
+            _ => return None,
+        };
+        return Some(Decided {
+            slot: idx,
+            line: u32::try_from(lines[idx as usize]).ok()?,
+            outcome,
+        });
+    }
+    Some(Decided {
+        slot: (rules.len() + s) as u32,
+        line: 0,
+        outcome: match chain.policy {
+            Some(Policy::Drop) => Outcome::Drop,
+            _ => Outcome::Accept,
+        },
+    })
+}
+
+/// [`decide`] for every built-in chain, family and state.
+fn decide_all(
+    rules: &[Rule],
+    lines: &[usize],
+    chains: &[ChainInfo],
+    entry: &[u32; SLOTS],
+) -> [[[Option<Decided>; CT_STATES]; 2]; SLOTS] {
+    let mut out = [[[None; CT_STATES]; 2]; SLOTS];
+    for (s, per_fam) in out.iter_mut().enumerate() {
+        let Some(chain) = chains.get(entry[s] as usize) else {
+            continue;
+        };
+        for (f, per_state) in per_fam.iter_mut().enumerate() {
+            let fam = if f == 0 { FAM_V4 } else { FAM_V6 };
+            for (k, d) in per_state.iter_mut().enumerate() {
+                *d = decide(rules, lines, chain, s, fam, 1 << k);
+            }
+        }
+    }
+    out
 }
 
 /// A copy for tables that differ elsewhere (a live route change): the
@@ -608,6 +697,7 @@ impl Clone for Ruleset {
                 .collect(),
             log_prefixes: self.log_prefixes.clone(),
             nat: self.nat.clone(),
+            by_state: self.by_state,
         }
     }
 }
@@ -636,6 +726,7 @@ impl Default for Ruleset {
             nth: Box::new([]),
             log_prefixes: Box::new([]),
             nat: Box::new([]),
+            by_state: [[[None; CT_STATES]; 2]; SLOTS],
         }
     }
 }

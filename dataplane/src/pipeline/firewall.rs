@@ -358,11 +358,22 @@ impl Pipeline {
         hook: Hook,
         stage: &'static str,
     ) -> bool {
-        let mut view = self.packet_view(ctx.umem, m, c.state);
-        if hook != Hook::Input {
-            view.oif = Some(m.oif);
-        }
-        let out = self.eval(TableId::Filter, hook, &mut view, ctx.now);
+        let v4 = m.l3 == L3::V4;
+        let len = u32::from(m.l3_len);
+        let decided =
+            self.tables
+                .filter
+                .eval_state(TableId::Filter, hook, v4, c.state, len, &mut self.eval);
+        let out = match decided {
+            Some(out) => out,
+            None => {
+                let mut view = self.packet_view(ctx.umem, m, c.state);
+                if hook != Hook::Input {
+                    view.oif = Some(m.oif);
+                }
+                self.eval(TableId::Filter, hook, &mut view, ctx.now)
+            }
+        };
         self.trace_verdict(m, stage, &out);
         match out {
             Outcome::Accept | Outcome::Nat(_) => true,
