@@ -17,10 +17,16 @@
 //! queues (always the case with NAT, whose reply tuple RSS hashes
 //! elsewhere), so the table is shared and lock-free instead:
 //!
-//! - **Entries**: a preallocated array of `capacity` records of 112 bytes,
-//!   every field an atomic. The first word packs the entry's life (LIVE /
+//! - **Entries**: preallocated, `capacity` records of 112 bytes, every
+//!   field an atomic, split in two arrays: a 64-byte, line-aligned hot
+//!   record (state, ports, counters, mark, and the addresses of an IPv4
+//!   connection, packed) and a 48-byte cold one with the other three
+//!   addresses of an IPv6 connection. A packet of an IPv4 connection thus
+//!   touches one cache line of the entries (a 112-byte record straddled
+//!   two or three), the difference that counts beyond the caches. The
+//!   first word packs the entry's life (LIVE /
 //!   BUSY bits and an 11-bit generation), protocol, TCP state, status bits
-//!   (seen reply, assured) and the expiry time (35 bits of milliseconds,
+//!   (seen reply, assured, NAT'd, IPv4) and the expiry time (35 bits of milliseconds,
 //!   compared modulo 2^35), so a packet's state transition and timeout
 //!   refresh is one compare-and-swap on that word, retried if another core
 //!   moved the connection meanwhile; when only the expiry would move, by
@@ -92,7 +98,7 @@ mod tests;
 pub use key::{FlowKey, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 pub(crate) use key::{icmp_inverse, mix};
 pub use table::{
-    ConnId, Conntrack, CtConfig, CtStats, Flow, InsertError, RetireHook, Retired, Tracked,
+    ConnId, Conntrack, CtConfig, CtStats, Flow, Found, InsertError, RetireHook, Retired, Tracked,
 };
 pub use tcp::TcpState;
 pub use timeouts::{MAX_TIMEOUT_SECS, TimeoutError, Timeouts};

@@ -17,6 +17,7 @@ use super::key::{FlowKey, PROTO_TCP, PROTO_UDP};
 use super::tcp::{self, TcpState, Transition};
 use super::timeouts::{Timeouts, TimeoutsMs};
 use super::{CtState, Dir};
+use crate::route::neighbor::v4_key;
 
 // The state word of an entry.
 const EXP_BITS: u32 = 35;
@@ -25,7 +26,9 @@ const SEEN_REPLY: u64 = 1 << 35;
 const ASSURED: u64 = 1 << 36;
 /// The reply tuple is not the original reversed: the connection is NAT'd.
 const NAT: u64 = 1 << 37;
-const STATUS_MASK: u64 = SEEN_REPLY | ASSURED | NAT;
+/// Both tuples are IPv4: their addresses are packed in the hot line.
+const V4: u64 = 1 << 38;
+const STATUS_MASK: u64 = SEEN_REPLY | ASSURED | NAT | V4;
 const TCP_SHIFT: u32 = 39;
 const PROTO_SHIFT: u32 = 43;
 const PROTO_MASK: u64 = 0xff << PROTO_SHIFT;
@@ -66,17 +69,21 @@ fn tcp_of(s: u64) -> TcpState {
     TcpState::from_code((s >> TCP_SHIFT) as u8 & 0xf)
 }
 
-/// One connection: 112 bytes, all atomics.
+/// One connection's hot line: 64 bytes, one cache line, all atomics.
+/// Everything a packet of an IPv4 connection reads or writes is here; an
+/// IPv6 connection keeps three of its four addresses in the table's
+/// [`Cold`] side array (112 bytes per connection either way).
 #[derive(Default)]
-#[repr(C, align(16))]
+#[repr(C, align(64))]
 struct Entry {
     /// LIVE, BUSY, generation, protocol, TCP state, status, expiry.
     state: AtomicU64,
     /// Original sport, dport, reply sport, dport (16 bits each, from the
     /// low end). While the entry is free: the free list's link.
     ports: AtomicU64,
-    /// Original src, dst, reply src, dst; each (low, high) 64-bit words.
-    addr: [AtomicU64; 8],
+    /// IPv4 ([`V4`] set): original src | dst << 32, then reply src |
+    /// dst << 32. IPv6: the original source, (low, high) words.
+    addr: [AtomicU64; 2],
     /// Generation (high 32 bits) and mark, so a stale handle cannot mark
     /// the connection that reused the entry.
     mark: AtomicU64,
@@ -84,27 +91,57 @@ struct Entry {
     packets: [AtomicU32; 2],
 }
 
-impl Entry {
+/// The rest of an IPv6 connection's addresses: original dst, reply src,
+/// reply dst, each (low, high) words. Untouched for IPv4.
+type Cold = [AtomicU64; 6];
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 64);
+
+impl Conntrack {
+    /// Entry `idx`'s `dir` tuple; `s` is its state word (protocol, family).
     #[inline]
-    fn key(&self, dir: usize, proto: u8) -> FlowKey {
-        let a = &self.addr[dir * 4..dir * 4 + 4];
-        let w = |i: usize| a[i].load(Relaxed) as u128;
-        let p = self.ports.load(Relaxed) >> (32 * dir);
+    fn key(&self, idx: u32, dir: usize, s: u64) -> FlowKey {
+        let e = &self.entries[idx as usize];
+        let p = e.ports.load(Relaxed) >> (32 * dir);
+        let (src, dst) = if s & V4 != 0 {
+            let a = e.addr[dir].load(Relaxed);
+            (v4_key(a as u32), v4_key((a >> 32) as u32))
+        } else {
+            let c = &self.cold[idx as usize];
+            let w = |a: &AtomicU64, b: &AtomicU64| {
+                a.load(Relaxed) as u128 | (b.load(Relaxed) as u128) << 64
+            };
+            if dir == 0 {
+                (w(&e.addr[0], &e.addr[1]), w(&c[0], &c[1]))
+            } else {
+                (w(&c[2], &c[3]), w(&c[4], &c[5]))
+            }
+        };
         FlowKey {
-            src: w(0) | w(1) << 64,
-            dst: w(2) | w(3) << 64,
+            src,
+            dst,
             sport: p as u16,
             dport: (p >> 16) as u16,
-            proto,
+            proto: proto_of(s),
         }
     }
 
-    fn write_key(&self, dir: usize, k: &FlowKey) {
-        let a = &self.addr[dir * 4..dir * 4 + 4];
-        a[0].store(k.src as u64, Relaxed);
-        a[1].store((k.src >> 64) as u64, Relaxed);
-        a[2].store(k.dst as u64, Relaxed);
-        a[3].store((k.dst >> 64) as u64, Relaxed);
+    /// Stores entry `idx`'s addresses of both tuples (`v4`: packed).
+    fn write_keys(&self, idx: u32, orig: &FlowKey, reply: &FlowKey, v4: bool) {
+        let e = &self.entries[idx as usize];
+        if v4 {
+            let pack = |k: &FlowKey| k.src as u32 as u64 | (k.dst as u32 as u64) << 32;
+            e.addr[0].store(pack(orig), Relaxed);
+            e.addr[1].store(pack(reply), Relaxed);
+            return;
+        }
+        let c = &self.cold[idx as usize];
+        let words = [orig.src, orig.dst, reply.src, reply.dst]
+            .into_iter()
+            .flat_map(|a| [a as u64, (a >> 64) as u64]);
+        for (slot, w) in e.addr.iter().chain(c.iter()).zip(words) {
+            slot.store(w, Relaxed);
+        }
     }
 }
 
@@ -142,6 +179,17 @@ impl ConnId {
     pub fn same_conn(&self, other: &ConnId) -> bool {
         self.idx == other.idx && self.generation == other.generation
     }
+}
+
+/// A live connection found by [`Conntrack::find_hinted`].
+#[derive(Clone, Copy, Debug)]
+pub struct Found {
+    pub id: ConnId,
+    /// The tuple a packet of `id`'s direction leaves with: the
+    /// connection's translation, or the packet's own tuple.
+    pub target: FlowKey,
+    /// The state word read (where [`Conntrack::update_found`] starts).
+    state: u64,
 }
 
 /// Why an insert did not create a connection.
@@ -261,6 +309,7 @@ const C_CLASHES: usize = 5;
 /// The connection table shared by all workers.
 pub struct Conntrack {
     entries: Box<[Entry]>,
+    cold: Box<[Cold]>,
     index: Box<[Bucket]>,
     idx_bits: u32,
     seed: u64,
@@ -307,6 +356,10 @@ impl Conntrack {
         crate::mem::advise_hugepages(entries.spare_capacity_mut());
         entries.extend((0..n).map(|_| Entry::default()));
         let entries = entries.into_boxed_slice();
+        let mut cold: Vec<Cold> = Vec::with_capacity(n);
+        crate::mem::advise_hugepages(cold.spare_capacity_mut());
+        cold.extend((0..n).map(|_| Cold::default()));
+        let cold = cold.into_boxed_slice();
         // Free list: 0 -> 1 -> ... -> n-1.
         for (i, e) in entries.iter().enumerate() {
             let next = if i + 1 < n { i as u64 + 2 } else { 0 };
@@ -323,6 +376,7 @@ impl Conntrack {
             .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64));
         Conntrack {
             entries,
+            cold,
             index,
             idx_bits: u32::BITS - (n as u32).leading_zeros(),
             seed,
@@ -349,9 +403,11 @@ impl Conntrack {
         self.len() == 0
     }
 
-    /// Bytes allocated: entries and index.
+    /// Bytes allocated: entries (hot and cold) and index.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.entries) + std::mem::size_of_val(&*self.index)
+        std::mem::size_of_val(&*self.entries)
+            + std::mem::size_of_val(&*self.cold)
+            + std::mem::size_of_val(&*self.index)
     }
 
     /// Bytes allocated per connection of capacity.
@@ -359,8 +415,9 @@ impl Conntrack {
         self.memory_bytes() as f64 / self.capacity() as f64
     }
 
-    /// Size of one entry (the index adds ~10.7 bytes per flow).
-    pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+    /// Size of one connection's entry, hot line and cold addresses (the
+    /// index adds ~10.7 bytes per flow).
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<Cold>();
 
     pub fn stats(&self) -> CtStats {
         let c = |i: usize| self.counters[i].load(Relaxed);
@@ -430,8 +487,11 @@ impl Conntrack {
 
     /// Removes entry `idx`'s `dir` slot; the caller owns the entry.
     fn unlink(&self, idx: u32, dir: Dir) {
-        let e = &self.entries[idx as usize];
-        let key = e.key(dir as usize, proto_of(e.state.load(Relaxed)));
+        let key = self.key(
+            idx,
+            dir as usize,
+            self.entries[idx as usize].state.load(Relaxed),
+        );
         let h = self.hash(&key);
         let v = self.slot_value(h, dir, idx);
         let home = self.home(h);
@@ -465,7 +525,7 @@ impl Conntrack {
         if s1 & life == 0 || proto_of(s1) != key.proto {
             return None;
         }
-        let k = e.key(dir, key.proto);
+        let k = self.key(idx, dir, s1);
         fence(Acquire);
         let s2 = e.state.load(Relaxed);
         if s2 & life == 0 || (s1 ^ s2) & GEN_MASK != 0 {
@@ -553,7 +613,7 @@ impl Conntrack {
             }
         }
         if let Some(hook) = &self.on_retire {
-            hook(&self.read_flow(e, s), why);
+            hook(&self.read_flow(idx, s), why);
         }
         self.unlink(idx, Dir::Original);
         self.unlink(idx, Dir::Reply);
@@ -632,12 +692,13 @@ impl Conntrack {
     }
 
     /// Starts loading the entries the home bucket of `h` points at with a
-    /// matching tag (second step; the bucket should be in cache by now).
+    /// matching tag (second step; the bucket should be in cache by now);
+    /// `v6`: the packet is IPv6, so are the connections it may have.
     /// Returns the first such slot's value as a hint for
-    /// [`Conntrack::lookup_hinted`] (0: none), so the lookup need not scan
+    /// [`Conntrack::find_hinted`] (0: none), so the lookup need not scan
     /// the bucket again.
     #[inline]
-    pub fn prefetch_entries(&self, h: u64) -> u32 {
+    pub fn prefetch_entries(&self, h: u64, v6: bool) -> u32 {
         let mask = self.tag_mask();
         let tag = h as u32 & mask;
         let mut hint = 0;
@@ -645,13 +706,15 @@ impl Conntrack {
             let v = slot.load(Relaxed);
             if v != 0 && v & mask == tag {
                 let (idx, _) = self.slot_entry(v);
-                // A 112-byte entry on a 16-byte boundary touches up to
-                // three cache lines: its first byte, byte 64 and its last
-                // word lie one in each.
-                let e = &self.entries[idx as usize];
-                crate::mem::prefetch(e);
-                crate::mem::prefetch(&e.addr[6]);
-                crate::mem::prefetch(&e.packets[1]);
+                // The hot line: all an IPv4 connection's packet touches;
+                // an IPv6 one's also reads its cold addresses (48 bytes,
+                // at most two lines).
+                crate::mem::prefetch(&self.entries[idx as usize]);
+                if v6 {
+                    let c = &self.cold[idx as usize];
+                    crate::mem::prefetch(&c[0]);
+                    crate::mem::prefetch(&c[5]);
+                }
                 if hint == 0 {
                     hint = v;
                 }
@@ -660,24 +723,64 @@ impl Conntrack {
         hint
     }
 
-    /// [`Conntrack::lookup_hashed`] trying first the slot value `hint`
-    /// that [`Conntrack::prefetch_entries`] returned (it may be stale or a
-    /// tag collision: then the bucket chain is walked as usual).
+    /// The connection of a packet with tuple `key` (hash `h`), trying
+    /// first the slot value `hint` that [`Conntrack::prefetch_entries`]
+    /// returned (it may be stale or a tag collision: then the bucket chain
+    /// is walked as usual), with the tuple the packet leaves with, read
+    /// under the same generation check: the batch path's
+    /// [`Conntrack::lookup`] + [`Conntrack::translation`]. Hand the result
+    /// to [`Conntrack::update_found`].
     #[inline]
-    pub fn lookup_hinted(&self, key: &FlowKey, h: u64, hint: u32, now: u64) -> Option<ConnId> {
-        if hint != 0 {
-            let (idx, dir) = self.slot_entry(hint);
-            if let Some(s) = self.matches(idx, dir, key, LIVE)
-                && !expired(s, now_ms(now))
-            {
-                return Some(ConnId {
-                    idx,
-                    generation: gen_of(s),
-                    dir: if dir == 0 { Dir::Original } else { Dir::Reply },
-                });
-            }
+    pub fn find_hinted(&self, key: &FlowKey, h: u64, hint: u32, now: u64) -> Option<Found> {
+        let nm = now_ms(now);
+        let hit = |v: u32| {
+            let (idx, dir) = self.slot_entry(v);
+            self.found(idx, dir, key)
+                .map(|(s, target)| (idx, dir, s, target))
+        };
+        let (idx, dir, s, target) = match (hint != 0).then(|| hit(hint)).flatten() {
+            Some(x) => x,
+            None => self.walk(h, |idx, dir| {
+                self.found(idx, dir, key).map(|(s, t)| (idx, dir, s, t))
+            })?,
+        };
+        if expired(s, nm) {
+            self.retire(idx, gen_of(s), Retired::Expired, false);
+            return None;
         }
-        self.lookup_hashed(key, h, now)
+        Some(Found {
+            id: ConnId {
+                idx,
+                generation: gen_of(s),
+                dir: if dir == 0 { Dir::Original } else { Dir::Reply },
+            },
+            target,
+            state: s,
+        })
+    }
+
+    /// [`Conntrack::matches`] for a live entry, with the tuple a packet of
+    /// direction `dir` leaves with: for a NAT'd connection the other
+    /// direction's tuple reversed, else `key`.
+    #[inline]
+    fn found(&self, idx: u32, dir: usize, key: &FlowKey) -> Option<(u64, FlowKey)> {
+        let e = &self.entries[idx as usize];
+        let s1 = e.state.load(Acquire);
+        if s1 & LIVE == 0 || proto_of(s1) != key.proto {
+            return None;
+        }
+        let k = self.key(idx, dir, s1);
+        let target = if s1 & NAT != 0 {
+            self.key(idx, 1 - dir, s1).reverse()
+        } else {
+            *key
+        };
+        fence(Acquire);
+        let s2 = e.state.load(Relaxed);
+        if s2 & LIVE == 0 || (s1 ^ s2) & GEN_MASK != 0 {
+            return None;
+        }
+        (k == *key).then_some((s2, target))
     }
 
     /// For a NAT'd connection, the tuple a packet of `c`'s direction
@@ -691,7 +794,7 @@ impl Conntrack {
             return None;
         }
         let other = 1 - c.dir as usize;
-        let k = e.key(other, proto_of(s1));
+        let k = self.key(c.idx, other, s1);
         fence(Acquire);
         let s2 = e.state.load(Relaxed);
         (s2 & LIVE != 0 && gen_of(s2) == c.generation).then(|| k.reverse())
@@ -703,9 +806,29 @@ impl Conntrack {
     /// connection is gone (expired, removed, or closed for a reopening SYN):
     /// the packet is then the first of a new connection.
     pub fn update(&self, c: ConnId, tcp_flags: u8, len: u32, now: u64) -> Option<CtState> {
+        let s = self.entries[c.idx as usize].state.load(Acquire);
+        self.update_from(c, s, tcp_flags, len, now_ms(now))
+    }
+
+    /// [`Conntrack::update`] for what [`Conntrack::find_hinted`] found,
+    /// starting from the state word it read.
+    #[inline]
+    pub fn update_found(&self, f: &Found, tcp_flags: u8, len: u32, now: u64) -> Option<CtState> {
+        self.update_from(f.id, f.state, tcp_flags, len, now_ms(now))
+    }
+
+    /// The state machine from state word `s` (a recent read: the
+    /// compare-and-swap catches a stale one), time `nm` in milliseconds.
+    #[inline]
+    fn update_from(
+        &self,
+        c: ConnId,
+        mut s: u64,
+        tcp_flags: u8,
+        len: u32,
+        nm: u64,
+    ) -> Option<CtState> {
         let e = &self.entries[c.idx as usize];
-        let nm = now_ms(now);
-        let mut s = e.state.load(Acquire);
         loop {
             if s & LIVE == 0 || gen_of(s) != c.generation {
                 return None;
@@ -859,8 +982,8 @@ impl Conntrack {
         // Pairs with the reader's fence in `matches`: a reader that sees
         // any of the writes below also sees the entry's older state change.
         fence(Release);
-        e.write_key(0, orig);
-        e.write_key(1, reply);
+        let v4 = orig.is_v4() && reply.is_v4();
+        self.write_keys(idx, orig, reply, v4);
         e.ports.store(
             u64::from(orig.sport)
                 | u64::from(orig.dport) << 16
@@ -876,6 +999,7 @@ impl Conntrack {
         let nat = if *reply != orig.reverse() { NAT } else { 0 };
         let base = u64::from(generation) << GEN_SHIFT
             | nat
+            | if v4 { V4 } else { 0 }
             | u64::from(orig.proto) << PROTO_SHIFT
             | (tcp_state as u64) << TCP_SHIFT
             | ((nm + timeout) & EXP_MASK);
@@ -1040,17 +1164,17 @@ impl Conntrack {
         if s1 & LIVE == 0 || gen_of(s1) != c.generation {
             return None;
         }
-        let f = self.read_flow(e, s1);
+        let f = self.read_flow(c.idx, s1);
         fence(Acquire);
         let s2 = e.state.load(Relaxed);
         (s2 & LIVE != 0 && gen_of(s2) == c.generation).then_some(f)
     }
 
-    fn read_flow(&self, e: &Entry, s: u64) -> Flow {
-        let p = proto_of(s);
+    fn read_flow(&self, idx: u32, s: u64) -> Flow {
+        let e = &self.entries[idx as usize];
         Flow {
-            original: e.key(0, p),
-            reply: e.key(1, p),
+            original: self.key(idx, 0, s),
+            reply: self.key(idx, 1, s),
             tcp: tcp_of(s),
             seen_reply: s & SEEN_REPLY != 0,
             assured: s & ASSURED != 0,
@@ -1126,7 +1250,7 @@ impl Conntrack {
                     return Err(format!("slot in bucket {b} -> dead entry {idx}"));
                 }
                 let d = if dir == 0 { Dir::Original } else { Dir::Reply };
-                let h = self.hash(&e.key(dir, proto_of(s)));
+                let h = self.hash(&self.key(idx, dir, s));
                 if self.slot_value(h, d, idx) != v {
                     return Err(format!("slot {v:#x} does not match entry {idx}"));
                 }

@@ -688,26 +688,65 @@ fn can_open_follows_the_state_machine() {
 }
 
 #[test]
-fn hinted_lookup_agrees_with_plain_lookup() {
+fn hinted_find_agrees_with_lookup_and_translation() {
     let t = table(4096);
+    // Every other connection is NAT'd: its reply comes to 203.0.113.1
+    // (2001:db8::1 for IPv6, every fourth pair).
     let keys: Vec<FlowKey> = (0..2000u32)
-        .map(|i| FlowKey::v4(0x0a00_0000 | i, 0x0808_0808, PROTO_UDP, 1000 + i as u16, 53))
+        .map(|i| match i % 4 {
+            0 | 1 => FlowKey::v4(0x0a00_0000 | i, 0x0808_0808, PROTO_UDP, 1000 + i as u16, 53),
+            _ => FlowKey::v6(
+                0xfd00 << 112 | u128::from(i),
+                0x2001_4860 << 96 | 0x8888,
+                PROTO_UDP,
+                1000 + i as u16,
+                53,
+            ),
+        })
         .collect();
-    for k in &keys {
-        t.insert(k, &k.reverse(), 0, 60, S).unwrap();
+    for (i, k) in keys.iter().enumerate() {
+        let mut reply = k.reverse();
+        if i % 2 == 1 {
+            reply.dst = if k.is_v4() {
+                crate::route::neighbor::v4_key(0xcb00_7101)
+            } else {
+                0x2001_0db8 << 96 | 1
+            };
+        }
+        t.insert(k, &reply, 0, 60, S).unwrap();
     }
+    let found = |k: &FlowKey, hint: u32| {
+        t.find_hinted(k, t.hash(k), hint, S)
+            .map(|f| (f.id, f.target))
+    };
+    let plain = |k: &FlowKey| {
+        t.lookup(k, S)
+            .map(|id| (id, t.translation(id).unwrap_or(*k)))
+    };
     for k in keys
         .iter()
         .chain(keys.iter().map(|k| k.reverse()).collect::<Vec<_>>().iter())
     {
-        let h = t.hash(k);
-        let hint = t.prefetch_entries(h);
-        assert_eq!(t.lookup_hinted(k, h, hint, S), t.lookup(k, S));
+        let hint = t.prefetch_entries(t.hash(k), !k.is_v4());
+        assert_eq!(found(k, hint), plain(k));
         // A wrong or stale hint still finds the right connection.
-        let other = t.prefetch_entries(t.hash(&keys[0]));
-        assert_eq!(t.lookup_hinted(k, h, other, S), t.lookup(k, S));
+        let other = t.prefetch_entries(t.hash(&keys[0]), false);
+        assert_eq!(found(k, other), plain(k));
+        assert_eq!(found(k, 0), plain(k));
     }
+    let translated = found(&keys[1], 0).unwrap().1;
+    assert_eq!(translated.src, crate::route::neighbor::v4_key(0xcb00_7101));
+    let translated = found(&keys[3], 0).unwrap().1;
+    assert_eq!(translated.src, 0x2001_0db8 << 96 | 1);
+    assert_eq!(
+        t.get(found(&keys[3], 0).unwrap().0).unwrap().original,
+        keys[3]
+    );
+    t.check_consistency().unwrap();
     let absent = FlowKey::v4(1, 2, PROTO_UDP, 3, 4);
     let h = t.hash(&absent);
-    assert_eq!(t.lookup_hinted(&absent, h, t.prefetch_entries(h), S), None);
+    assert!(
+        t.find_hinted(&absent, h, t.prefetch_entries(h, false), S)
+            .is_none()
+    );
 }

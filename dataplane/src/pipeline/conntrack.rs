@@ -159,7 +159,7 @@ impl Pipeline {
         // is kept as the lookup's hint.
         for c in cts.iter_mut() {
             if matches!(c.kind, CtKind::Tracked | CtKind::Related) {
-                c.hint = ct.prefetch_entries(c.hash);
+                c.hint = ct.prefetch_entries(c.hash, !c.key.is_v4());
             }
         }
         // Pass 3: look up, run the state machine.
@@ -169,25 +169,27 @@ impl Pipeline {
                 CtKind::Related => {
                     // An error is not part of the connection: no state
                     // change, no timeout refresh.
-                    c.conn = ct.lookup_hinted(&c.key, c.hash, c.hint, now);
-                    (c.kind, c.state) = match c.conn {
-                        Some(_) => (CtKind::Related, ct::RELATED),
+                    (c.kind, c.state) = match ct.find_hinted(&c.key, c.hash, c.hint, now) {
+                        Some(f) => {
+                            c.conn = Some(f.id);
+                            c.target = f.target;
+                            (CtKind::Related, ct::RELATED)
+                        }
                         None => (CtKind::Invalid, ct::INVALID),
                     };
                 }
                 CtKind::Tracked => {
-                    let found = ct
-                        .lookup_hinted(&c.key, c.hash, c.hint, now)
-                        .and_then(|id| {
-                            ct.update(id, c.tcp_flags, u32::from(m.l3_len), now)
-                                .map(|s| (id, s))
-                        });
+                    let found = ct.find_hinted(&c.key, c.hash, c.hint, now).and_then(|f| {
+                        ct.update_found(&f, c.tcp_flags, u32::from(m.l3_len), now)
+                            .map(|s| (f, s))
+                    });
                     (c.kind, c.state) = match found {
                         // Like netfilter, an invalid packet is left without
                         // its connection: no NAT applies to it.
                         Some((_, CtState::Invalid)) => (CtKind::Invalid, ct::INVALID),
-                        Some((id, state)) => {
-                            c.conn = Some(id);
+                        Some((f, state)) => {
+                            c.conn = Some(f.id);
+                            c.target = f.target;
                             // Not answered yet: still NEW to the filter.
                             let s = if state == CtState::New {
                                 ct::NEW
@@ -202,11 +204,6 @@ impl Pipeline {
                 }
                 CtKind::Invalid => c.state = ct::INVALID,
                 _ => c.state = ct::UNTRACKED,
-            }
-            if let Some(id) = c.conn
-                && let Some(t) = ct.translation(id)
-            {
-                c.target = t;
             }
             if m.has(flags::TRACE) {
                 let reply = c.conn.is_some_and(|id| id.dir() == Dir::Reply);
