@@ -24,6 +24,8 @@
 //! carrying [`MAGIC`] at the payload offset of one of the templates, and
 //! drops them.
 
+pub mod afxdp;
+
 use crate::bpf::{self, Insn, PerCpuArray, Program, asm::*};
 
 use std::net::IpAddr;
