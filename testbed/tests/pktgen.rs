@@ -327,4 +327,10 @@ fn afxdp_bad_input_is_a_clear_error() {
     let mut a = with(&["--bind", "zero-copy", "--dev"]);
     a.push(&g0);
     fails(&a, &format!("zero-copy bind refused: the driver of {g0}"));
+    let mut a = with(&["--duration=-1", "--dev"]);
+    a.push(&g0);
+    fails(&a, "--duration -1");
+    let mut a = with(&["--duration", "NaN", "--dev"]);
+    a.push(&g0);
+    fails(&a, "--duration NaN");
 }

@@ -196,6 +196,7 @@ fn main() -> ExitCode {
                 b => return Err(format!("--bind {b}: auto, copy or zero-copy")),
             };
             t.validate()?;
+            deadline(Instant::now(), duration)?;
             let (mode, why) = choose_mode(mode, bpf::live_frames_supported)?;
             let run = Run {
                 rate,
@@ -233,6 +234,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// `start` + `--duration` seconds, or why that is no duration.
+fn deadline(start: Instant, secs: f64) -> Result<Instant, String> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| start.checked_add(d))
+        .ok_or_else(|| format!("--duration {secs}: not a number of seconds from 0 up"))
+}
+
 /// The `tx` options both modes share.
 struct Run {
     rate: u64,
@@ -249,7 +258,7 @@ fn tx_live(t: &Template, dev: &str, run: &Run, why: &str) -> Result<(), String> 
     eprintln!("xgate-pktgen: mode live ({why}): XDP live frames out of {dev}");
     let sent = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let until = start + Duration::from_secs_f64(run.duration);
+    let until = deadline(start, run.duration)?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers: Vec<_> = shares(run.rate, run.count, run.threads, until)
         .into_iter()
@@ -280,7 +289,7 @@ fn tx_afxdp(t: &Template, dev: &str, bind: BindMode, run: &Run, why: &str) -> Re
     );
     let sent = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let until = start + Duration::from_secs_f64(run.duration);
+    let until = deadline(start, run.duration)?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers: Vec<_> = senders
         .into_iter()
@@ -320,13 +329,16 @@ fn finish(
 }
 
 fn rx(dev: &str, duration: Option<f64>, skb: bool, quiet: bool) -> Result<(), String> {
+    if let Some(d) = duration {
+        deadline(Instant::now(), d)?;
+    }
     let sink = Sink::attach(dev, skb).map_err(|e| e.to_string())?;
     println!(
         "rx: attached to {dev} ({})",
         if skb { "skb" } else { "native" }
     );
     let start = Instant::now();
-    let until = duration.map(|d| start + Duration::from_secs_f64(d));
+    let until = duration.map(|d| deadline(start, d)).transpose()?;
     let mut last = (start, sink.counts().map_err(|e| e.to_string())?);
     let mut next = start + Duration::from_secs(1);
     loop {
