@@ -20,8 +20,11 @@ const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_XDP: u32 = 37;
 /// BPF_PROG_RUN: inject the frames into the device's XDP path.
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+/// The largest batch_size live-frame mode accepts (net/bpf/test_run.c).
+const TEST_XDP_MAX_BATCH: u32 = 256;
 
 pub const XDP_DROP: i32 = 1;
+pub const XDP_PASS: i32 = 2;
 pub const XDP_TX: i32 = 3;
 /// XDP_FLAGS_SKB_MODE / XDP_FLAGS_DRV_MODE.
 pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
@@ -299,6 +302,26 @@ impl Program {
         sys_bpf(BPF_PROG_TEST_RUN, &mut attr).map(|_| ())
     }
 
+    /// Whether this kernel has BPF_PROG_RUN's live-frame mode (Linux 5.18+),
+    /// asked without sending anything: a live run with a batch size over
+    /// the maximum fails with E2BIG where the mode exists, and with EINVAL
+    /// where it does not (an unknown flag, or a nonzero attribute past the
+    /// ones the kernel knows). Other errors (EPERM) are returned.
+    pub fn has_live_frames(&self) -> io::Result<bool> {
+        let mut attr = [0u64; 10];
+        put32(&mut attr, 0, self.fd() as u32);
+        put32(&mut attr, 64, BPF_F_TEST_XDP_LIVE_FRAMES);
+        put32(&mut attr, 72, TEST_XDP_MAX_BATCH + 1);
+        match sys_bpf(BPF_PROG_TEST_RUN, &mut attr) {
+            Err(e) if e.raw_os_error() == Some(libc::E2BIG) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+            Err(e) => Err(e),
+            Ok(_) => Err(io::Error::other(
+                "BPF_PROG_RUN accepted an oversized live-frame batch",
+            )),
+        }
+    }
+
     /// BPF_PROG_RUN on one frame (no device): the verdict and the frame as
     /// the program left it. For testing the programs.
     pub fn run_once(&self, frame: &[u8]) -> io::Result<(u32, Vec<u8>)> {
@@ -316,6 +339,13 @@ impl Program {
         out.truncate(n);
         Ok((retval, out))
     }
+}
+
+/// Whether the kernel has XDP live-frame mode (see
+/// [`Program::has_live_frames`]); loads a two-instruction program to ask.
+pub fn live_frames_supported() -> io::Result<bool> {
+    let pass = [asm::mov_imm(asm::R0, XDP_PASS), asm::exit()];
+    Program::load_xdp("xgate_probe", &pass)?.has_live_frames()
 }
 
 /// The index of device `name` in the calling thread's namespace.
@@ -347,7 +377,14 @@ pub fn mac_of(name: &str) -> io::Result<[u8; 6]> {
             *d = s as libc::c_char;
         }
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENODEV) {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no device {name} in this network namespace"),
+                ));
+            }
+            return Err(e);
         }
         let sa = req.ifr_ifru.ifru_hwaddr.sa_data;
         let mut mac = [0u8; 6];
@@ -359,14 +396,53 @@ pub fn mac_of(name: &str) -> io::Result<[u8; 6]> {
 }
 
 /// Enters network namespace `name` (/run/netns/NAME) for the calling
-/// thread and the threads it starts afterwards.
+/// thread and the threads it starts afterwards, and, as `ip netns exec`
+/// does, gives them a private mount namespace with that namespace's sysfs
+/// on /sys (AF_XDP set-up reads a device's queues from
+/// /sys/class/net/DEV). Nothing outside the calling thread changes.
 pub fn enter_netns(name: &str) -> io::Result<()> {
     let path = format!("/run/netns/{name}");
     let f =
         std::fs::File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    let fail = |what: &str| {
+        let e = io::Error::last_os_error();
+        io::Error::new(
+            e.kind(),
+            format!("entering network namespace {name}: {what}: {e}"),
+        )
+    };
     // SAFETY: setns on a namespace file descriptor.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(io::Error::last_os_error());
+        return Err(fail("setns"));
+    }
+    // SAFETY: unshare and mount calls with NUL-terminated constant
+    // strings; the mount namespace they change is this thread's new one,
+    // whose mounts are slaves of the machine's (nothing propagates back).
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(fail("unshare(CLONE_NEWNS)"));
+        }
+        if libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_SLAVE | libc::MS_REC,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(fail("making / a slave mount"));
+        }
+        libc::umount2(c"/sys".as_ptr(), libc::MNT_DETACH);
+        if libc::mount(
+            c"sysfs".as_ptr(),
+            c"/sys".as_ptr(),
+            c"sysfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(fail("mounting sysfs"));
+        }
     }
     Ok(())
 }

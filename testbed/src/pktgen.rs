@@ -1,6 +1,7 @@
 //! The benchmark generator and sink (the `xgate-pktgen` binary).
 //!
-//! Transmit: XDP live-frame mode, as xdp-tools' xdp-trafficgen does it. A
+//! Transmit, `--mode live`: XDP live-frame mode, as xdp-tools'
+//! xdp-trafficgen does it. A
 //! tiny XDP program ([`gen_program`]) is loaded but never attached; each
 //! thread calls BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES on a template
 //! frame, "received" on the egress device. The kernel runs the program
@@ -10,14 +11,26 @@
 //! mode is a redirect out of that same device: on veth, straight into the
 //! peer's XDP receive path. No socket, no skb, no copy to user space.
 //!
+//! Transmit, `--mode afxdp` ([`afxdp`]): transmit-only AF_XDP sockets, for
+//! kernels before 5.18, which have no live frames. Each thread's UMEM holds
+//! the frames of [`Template::flow_frame`], written once; the send loop only
+//! queues descriptors. `--mode auto` (the default) takes live frames when
+//! the kernel has them ([`choose_mode`]). Both paths send flow `k % flows`
+//! as a thread's k-th frame, and split `--rate` and `--count` over the
+//! threads the same way ([`shares`]).
+//!
 //! Receive: [`sink_program`] is attached (through a BPF link) to the sink
 //! device; it counts frames and bytes in a per-CPU map, counts the frames
 //! carrying [`MAGIC`] at the payload offset of one of the templates, and
 //! drops them.
 
+pub mod afxdp;
+
 use crate::bpf::{self, Insn, PerCpuArray, Program, asm::*};
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The first payload bytes of every generated frame.
 pub const MAGIC: [u8; 4] = *b"XGPK";
@@ -110,6 +123,35 @@ impl Template {
             IpAddr::V4(a) => u32::from(a) as u16,
             IpAddr::V6(a) => u128::from(a) as u16,
         }
+    }
+
+    /// Flow `i` (0 <= i < flows): its source address and port. Address
+    /// number `i % addrs` (counted up from `src` in the low 16 bits) and
+    /// port `sport + i / addrs`: the mapping [`gen_program`] computes in
+    /// BPF from its frame counter, so both transmit paths send the same
+    /// flows in the same order (a test checks them against each other).
+    pub fn flow(&self, i: u32) -> (IpAddr, u16) {
+        let i = i % self.flows.max(1);
+        let addrs = self.addrs.max(1);
+        // 16-bit sums as the program's; `validate` keeps them from wrapping.
+        let lo = (self.addr_low16() as u32 + i % addrs) & 0xffff;
+        let src = match self.src {
+            IpAddr::V4(a) => IpAddr::V4((u32::from(a) & !0xffff | lo).into()),
+            IpAddr::V6(a) => IpAddr::V6((u128::from(a) & !0xffff | lo as u128).into()),
+        };
+        (src, self.sport.wrapping_add((i / addrs) as u16))
+    }
+
+    /// The frame of flow `i`, full checksums: what [`gen_program`] makes
+    /// of the template for that flow.
+    pub fn flow_frame(&self, i: u32) -> Vec<u8> {
+        let (src, sport) = self.flow(i);
+        Template {
+            src,
+            sport,
+            ..self.clone()
+        }
+        .frame()
     }
 
     /// The template frame (flow 0), full checksums, MAGIC then zeros as payload.
@@ -389,6 +431,140 @@ impl Generator {
             frame: t.frame(),
         })
     }
+
+    /// Sends one thread's `share` out of device `ifindex` (the calling
+    /// thread's CPU picks the per-CPU flow counter: pin it), adding what
+    /// was handed to the kernel to `sent`, until the share is done, its
+    /// deadline passes or `stop` is set.
+    pub fn send(
+        &self,
+        ifindex: u32,
+        share: &Share,
+        stop: &AtomicBool,
+        sent: &AtomicU64,
+    ) -> std::io::Result<()> {
+        // One BPF_PROG_RUN costs about 25 ms beyond its frames on this
+        // kernel (page pool teardown waits for the frames in flight), so
+        // calls must be long: flood runs about 100 ms per call, paced mode
+        // 50 ms worth of frames (bursts at 20 Hz).
+        let mut chunk: u64 = if share.rate > 0.0 {
+            (share.rate / 20.0).max(64.0) as u64
+        } else {
+            1 << 18
+        };
+        let t0 = Instant::now();
+        let mut mine = 0u64;
+        while Instant::now() < share.until && !stop.load(Ordering::Relaxed) && mine < share.count {
+            let n = chunk.min(share.count - mine);
+            let c0 = Instant::now();
+            self.program
+                .run_live(&self.frame, ifindex, 0, n as u32)
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("BPF_PROG_RUN (live frames) on ifindex {ifindex}: {e}"),
+                    )
+                })?;
+            mine += n;
+            sent.fetch_add(n, Ordering::Relaxed);
+            if share.rate > 0.0 {
+                let due = Duration::from_secs_f64(mine as f64 / share.rate);
+                if let Some(wait) = due.checked_sub(t0.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            } else {
+                // Aim at 100 ms per call, and never past the end.
+                let pps = n as f64 / c0.elapsed().as_secs_f64().max(1e-6);
+                let left = share
+                    .until
+                    .saturating_duration_since(Instant::now())
+                    .as_secs_f64();
+                chunk = (pps * left.min(0.1)).clamp(4096.0, 1e9) as u64;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How `xgate-pktgen tx` sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TxMode {
+    /// XDP live frames (BPF_PROG_RUN, Linux 5.18+): the fastest.
+    Live,
+    /// Transmit-only AF_XDP sockets: any kernel with AF_XDP.
+    #[value(name = "afxdp")]
+    AfXdp,
+    /// Live frames when the kernel has them, else AF_XDP.
+    Auto,
+}
+
+impl TxMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            TxMode::Live => "live",
+            TxMode::AfXdp => "afxdp",
+            TxMode::Auto => "auto",
+        }
+    }
+}
+
+/// The mode to send with, and why: `asked`, with `Auto` settled by
+/// `has_live` (whether the kernel has XDP live frames; asked only when
+/// needed). `Live` on a kernel without live frames is an error.
+pub fn choose_mode(
+    asked: TxMode,
+    has_live: impl FnOnce() -> std::io::Result<bool>,
+) -> Result<(TxMode, String), String> {
+    const NO_LIVE: &str = "this kernel has no XDP live-frame mode \
+                           (BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18+)";
+    match asked {
+        TxMode::AfXdp => Ok((TxMode::AfXdp, "asked for".into())),
+        TxMode::Live => match has_live() {
+            Ok(true) => Ok((TxMode::Live, "asked for".into())),
+            Ok(false) => Err(format!("--mode live: {NO_LIVE}; use --mode afxdp")),
+            Err(e) => Err(format!(
+                "--mode live: asking the kernel for XDP live frames failed: {e}"
+            )),
+        },
+        TxMode::Auto => match has_live() {
+            Ok(true) => Ok((TxMode::Live, "auto: the kernel has XDP live frames".into())),
+            Ok(false) => Ok((TxMode::AfXdp, format!("auto: {NO_LIVE}"))),
+            Err(e) => Ok((
+                TxMode::AfXdp,
+                format!("auto: asking the kernel for XDP live frames failed ({e})"),
+            )),
+        },
+    }
+}
+
+/// One sending thread's part of a run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Share {
+    /// Frames per second; 0: as fast as possible.
+    pub rate: f64,
+    /// Frames to send; `u64::MAX`: no limit.
+    pub count: u64,
+    /// When to stop sending.
+    pub until: Instant,
+}
+
+/// Splits `--rate` and `--count` (0: no limit) over `threads`: the rate
+/// evenly, the count so that the shares add up to it exactly (the first
+/// `count % threads` threads send one frame more).
+pub fn shares(rate: u64, count: u64, threads: usize, until: Instant) -> Vec<Share> {
+    let threads = threads.max(1);
+    let n = threads as u64;
+    (0..n)
+        .map(|i| Share {
+            rate: rate as f64 / threads as f64,
+            count: if count == 0 {
+                u64::MAX
+            } else {
+                count / n + u64::from(i < count % n)
+            },
+            until,
+        })
+        .collect()
 }
 
 /// An attached sink and its counters.
@@ -533,10 +709,19 @@ mod tests {
                 let g = Generator::new(&t).unwrap();
                 let mut seen = std::collections::BTreeSet::new();
                 let mut frame = g.frame.clone();
+                let flow_frames: Vec<Vec<u8>> = (0..t.flows).map(|i| t.flow_frame(i)).collect();
+                let mut flows_seen = std::collections::BTreeSet::new();
                 for _ in 0..12 {
                     let (verdict, out) = g.program.run_once(&frame).unwrap();
                     assert_eq!(verdict, bpf::XDP_TX as u32);
                     assert!(checksums_ok(&out), "{s} {proto:?}: {out:02x?}");
+                    // Byte for byte one of the frames the AF_XDP path sends.
+                    let flow = flow_frames.iter().position(|f| *f == out);
+                    flows_seen.insert(
+                        flow.unwrap_or_else(|| {
+                            panic!("{s} {proto:?}: not a flow_frame: {out:02x?}")
+                        }),
+                    );
                     let o = t.offsets();
                     let port = u16::from_be_bytes([out[o.l4], out[o.l4 + 1]]);
                     let lo = u16::from_be_bytes([out[o.addr_lo], out[o.addr_lo + 1]]);
@@ -551,7 +736,84 @@ mod tests {
                 let want: std::collections::BTreeSet<(u16, u16)> =
                     (0..6u16).map(|i| (1 + i % 3, 1000 + i / 3)).collect();
                 assert_eq!(seen, want, "{s} {proto:?}");
+                assert_eq!(flows_seen.len(), 6, "{s} {proto:?}");
             }
         }
+    }
+
+    #[test]
+    fn flow_frames_cycle_addresses_then_ports_with_valid_checksums() {
+        for (s, d) in [("10.0.0.1", "10.0.1.1"), ("fd00::1", "fd00:1::1")] {
+            for proto in [Proto::Udp, Proto::Tcp] {
+                let mut t = template(s, d, proto);
+                t.size = 96;
+                t.validate().unwrap();
+                assert_eq!(t.flow_frame(0), t.frame());
+                let o = t.offsets();
+                for i in 0..6u32 {
+                    let f = t.flow_frame(i);
+                    assert!(checksums_ok(&f), "{s} {proto:?} flow {i}");
+                    let lo = u16::from_be_bytes([f[o.addr_lo], f[o.addr_lo + 1]]);
+                    let port = u16::from_be_bytes([f[o.l4], f[o.l4 + 1]]);
+                    assert_eq!((lo, port), (1 + i as u16 % 3, 1000 + i as u16 / 3));
+                    assert_eq!(t.flow(i + 6), t.flow(i), "flows repeat");
+                    // The headers before the checksums are flow 0's.
+                    let fixed = o.ip_csum.unwrap_or(o.addr_lo);
+                    assert_eq!(f[..fixed], t.frame()[..fixed]);
+                    assert_eq!(f[o.payload..], t.frame()[o.payload..]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shares_split_the_rate_evenly_and_the_count_exactly() {
+        let until = Instant::now();
+        let s = shares(1000, 10001, 3, until);
+        assert_eq!(
+            s.iter().map(|s| s.count).collect::<Vec<_>>(),
+            [3334, 3334, 3333]
+        );
+        assert!(
+            s.iter()
+                .all(|s| (s.rate - 1000.0 / 3.0).abs() < 1e-9 && s.until == until)
+        );
+        let s = shares(0, 1, 2, until);
+        assert_eq!((s[0].count, s[1].count, s[0].rate), (1, 0, 0.0));
+        assert!(shares(0, 0, 2, until).iter().all(|s| s.count == u64::MAX));
+        assert_eq!(shares(5, 5, 0, until).len(), 1, "at least one thread");
+    }
+
+    #[test]
+    fn auto_mode_takes_live_frames_when_the_kernel_has_them() {
+        let yes = || Ok(true);
+        let no = || Ok(false);
+        let eperm = || Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        assert_eq!(choose_mode(TxMode::Auto, yes).unwrap().0, TxMode::Live);
+        assert_eq!(choose_mode(TxMode::Auto, no).unwrap().0, TxMode::AfXdp);
+        assert_eq!(choose_mode(TxMode::Auto, eperm).unwrap().0, TxMode::AfXdp);
+        assert_eq!(choose_mode(TxMode::Live, yes).unwrap().0, TxMode::Live);
+        let e = choose_mode(TxMode::Live, no).unwrap_err();
+        assert!(e.contains("--mode live") && e.contains("5.18"), "{e}");
+        assert!(choose_mode(TxMode::Live, eperm).is_err());
+        // AF_XDP asked for: the kernel is not even asked.
+        let (m, _) = choose_mode(TxMode::AfXdp, || panic!("asked")).unwrap();
+        assert_eq!(m, TxMode::AfXdp);
+    }
+
+    /// The probe answers as the kernel version says.
+    #[test]
+    fn live_frame_probe_matches_the_kernel_version() {
+        if crate::skip_reason().is_some() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut v = release
+            .split(['.', '-'])
+            .filter_map(|n| n.parse::<u32>().ok());
+        let (major, minor) = (v.next().unwrap(), v.next().unwrap());
+        let expect = (major, minor) >= (5, 18);
+        assert_eq!(bpf::live_frames_supported().unwrap(), expect, "{release}");
     }
 }

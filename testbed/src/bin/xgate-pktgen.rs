@@ -1,12 +1,20 @@
-//! xgate-pktgen: benchmark traffic generator (XDP live frames) and
-//! counting sink (XDP_DROP), see xgate_testbed::pktgen.
+//! xgate-pktgen: benchmark traffic generator (XDP live frames, or AF_XDP
+//! where the kernel has no live frames) and counting sink (XDP_DROP), see
+//! xgate_testbed::pktgen.
 //!
 //! ```text
 //! xgate-pktgen tx --netns GEN --dev g0 --dst-mac 02:.. --src 10.1.0.2 --dst 10.2.0.2 \
-//!     --flows 256 --size 64 --duration 10 [--rate PPS] [--threads 2]
-//! xgate-pktgen rx --netns SINK --dev s0 [--duration SECS]      # until SIGINT
-//! xgate-pktgen redirect --netns R --dev r0 --to r1             # until SIGINT
+//!     --flows 256 --size 64 --duration 10 [--rate PPS] [--threads 2] [--count N] \
+//!     [--mode live|afxdp|auto] [--bind auto|copy|zero-copy]
+//! xgate-pktgen rx --netns SINK --dev s0 [--duration SECS] [--skb]   # until SIGINT
+//! xgate-pktgen redirect --netns R --dev r0 --to r1                  # until SIGINT
 //! ```
+//!
+//! `--mode auto` (default) sends with XDP live frames when the kernel has
+//! them (Linux 5.18+), else with transmit-only AF_XDP sockets, thread i on
+//! queue i of DEV (`--bind` applies to those); the mode obtained is
+//! printed on stderr. AF_XDP mode counts a frame when the kernel completes
+//! it, and sends at most 1796-byte frames and 65536 flows.
 //!
 //! Output: `tx: sent=N seconds=S pps=P` and `rx: frames=N magic=M bytes=B
 //! seconds=S pps=P` as the last line (key=value, for scripts).
@@ -17,13 +25,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use xgate_dataplane::io::afxdp::BindMode;
 use xgate_testbed::bpf;
-use xgate_testbed::pktgen::{Generator, Proto, Redirect, Sink, Template};
+use xgate_testbed::pktgen::afxdp::AfXdpSender;
+use xgate_testbed::pktgen::{
+    Generator, Proto, Redirect, Sink, Template, TxMode, choose_mode, shares,
+};
 
 #[derive(Parser)]
 #[command(
     name = "xgate-pktgen",
-    about = "XDP live-frame packet generator and counting sink"
+    about = "Packet generator (XDP live frames or AF_XDP) and counting sink"
 )]
 struct Cli {
     /// Enter this network namespace (/run/netns/NAME) first.
@@ -78,6 +90,14 @@ enum Cmd {
         /// Stop after this many frames (0: no limit).
         #[arg(long, default_value_t = 0)]
         count: u64,
+        /// How to send: XDP live frames, AF_XDP sockets, or live frames
+        /// when the kernel has them (else AF_XDP).
+        #[arg(long, value_enum, default_value_t = TxMode::Auto)]
+        mode: TxMode,
+        /// AF_XDP bind mode: auto (zero-copy if the driver has it), copy,
+        /// zero-copy.
+        #[arg(long, default_value = "auto")]
+        bind: String,
     },
     /// Count (and drop) what arrives on DEV; print per-second rates.
     Rx {
@@ -147,6 +167,8 @@ fn main() -> ExitCode {
             threads,
             first_cpu,
             count,
+            mode,
+            bind,
         } => (|| {
             let t = Template {
                 proto: match proto.as_str() {
@@ -156,7 +178,7 @@ fn main() -> ExitCode {
                 },
                 src_mac: match src_mac {
                     Some(m) => parse_mac(&m)?,
-                    None => bpf::mac_of(&dev).map_err(|e| format!("{dev}: {e}"))?,
+                    None => bpf::mac_of(&dev).map_err(|e| format!("--dev {dev}: {e}"))?,
                 },
                 dst_mac: parse_mac(&dst_mac)?,
                 src,
@@ -167,7 +189,26 @@ fn main() -> ExitCode {
                 flows,
                 addrs,
             };
-            tx(&t, &dev, rate, duration, (threads.max(1), first_cpu), count)
+            let bind = match bind.as_str() {
+                "auto" => BindMode::Auto,
+                "copy" => BindMode::Copy,
+                "zero-copy" => BindMode::ZeroCopy,
+                b => return Err(format!("--bind {b}: auto, copy or zero-copy")),
+            };
+            t.validate()?;
+            deadline(Instant::now(), duration)?;
+            let (mode, why) = choose_mode(mode, bpf::live_frames_supported)?;
+            let run = Run {
+                rate,
+                duration,
+                threads: threads.max(1),
+                first_cpu,
+                count,
+            };
+            match mode {
+                TxMode::AfXdp => tx_afxdp(&t, &dev, bind, &run, &why),
+                _ => tx_live(&t, &dev, &run, &why),
+            }
         })(),
         Cmd::Rx {
             dev,
@@ -193,76 +234,92 @@ fn main() -> ExitCode {
     }
 }
 
-fn tx(
-    t: &Template,
-    dev: &str,
+/// `start` + `--duration` seconds, or why that is no duration.
+fn deadline(start: Instant, secs: f64) -> Result<Instant, String> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| start.checked_add(d))
+        .ok_or_else(|| format!("--duration {secs}: not a number of seconds from 0 up"))
+}
+
+/// The `tx` options both modes share.
+struct Run {
     rate: u64,
     duration: f64,
-    (threads, first_cpu): (usize, usize),
+    threads: usize,
+    first_cpu: usize,
     count: u64,
-) -> Result<(), String> {
+}
+
+/// XDP live frames: one generator program, `threads` threads calling it.
+fn tx_live(t: &Template, dev: &str, run: &Run, why: &str) -> Result<(), String> {
     let ifindex = bpf::ifindex(dev).map_err(|e| e.to_string())?;
     let g = Arc::new(Generator::new(t).map_err(|e| e.to_string())?);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!("xgate-pktgen: mode live ({why}): XDP live frames out of {dev}");
     let sent = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let until = start + Duration::from_secs_f64(duration);
-    let per_thread_rate = rate as f64 / threads as f64;
-    let per_thread_count = if count > 0 {
-        count.div_ceil(threads as u64)
-    } else {
-        u64::MAX
-    };
-    let workers: Vec<_> = (0..threads)
-        .map(|i| {
-            let (g, sent) = (g.clone(), sent.clone());
+    let until = deadline(start, run.duration)?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers: Vec<_> = shares(run.rate, run.count, run.threads, until)
+        .into_iter()
+        .enumerate()
+        .map(|(i, share)| {
+            let (g, sent, dev) = (g.clone(), sent.clone(), dev.to_string());
+            let cpu = (run.first_cpu + i) % cpus;
             std::thread::spawn(move || -> Result<(), String> {
-                xgate_testbed::pin_to_cpu((first_cpu + i) % cpus);
-                // One BPF_PROG_RUN costs about 25 ms beyond its frames on
-                // this kernel (page pool teardown waits for the frames in
-                // flight), so calls must be long: flood runs about 100 ms
-                // per call, paced mode 50 ms worth of frames (bursts at
-                // 20 Hz).
-                let mut chunk: u64 = if per_thread_rate > 0.0 {
-                    (per_thread_rate / 20.0).max(64.0) as u64
-                } else {
-                    1 << 18
-                };
-                let t0 = Instant::now();
-                let mut mine = 0u64;
-                while Instant::now() < until
-                    && !STOP.load(Ordering::Relaxed)
-                    && mine < per_thread_count
-                {
-                    let n = chunk.min(per_thread_count - mine);
-                    let c0 = Instant::now();
-                    g.program
-                        .run_live(&g.frame, ifindex, 0, n as u32)
-                        .map_err(|e| format!("BPF_PROG_RUN (live frames) on {ifindex}: {e}"))?;
-                    mine += n;
-                    sent.fetch_add(n, Ordering::Relaxed);
-                    if per_thread_rate > 0.0 {
-                        let due = Duration::from_secs_f64(mine as f64 / per_thread_rate);
-                        if let Some(wait) = due.checked_sub(t0.elapsed()) {
-                            std::thread::sleep(wait);
-                        }
-                    } else {
-                        // Aim at 100 ms per call, and never past the end.
-                        let pps = n as f64 / c0.elapsed().as_secs_f64().max(1e-6);
-                        let left = until
-                            .saturating_duration_since(Instant::now())
-                            .as_secs_f64();
-                        chunk = (pps * left.min(0.1)).clamp(4096.0, 1e9) as u64;
-                    }
-                }
-                Ok(())
+                xgate_testbed::pin_to_cpu(cpu);
+                g.send(ifindex, &share, &STOP, &sent)
+                    .map_err(|e| format!("{dev}: {e}"))
             })
         })
         .collect();
+    finish(workers, start, &sent)
+}
+
+/// AF_XDP: one transmit-only socket per thread, thread i on queue i.
+fn tx_afxdp(t: &Template, dev: &str, bind: BindMode, run: &Run, why: &str) -> Result<(), String> {
+    // One at a time, here: libxdp's set-up is not safe to race.
+    let senders = (0..run.threads as u32)
+        .map(|q| AfXdpSender::open(t, dev, q, bind))
+        .collect::<Result<Vec<_>, _>>()?;
+    let granted: Vec<String> = senders.iter().map(|s| s.describe()).collect();
+    eprintln!(
+        "xgate-pktgen: mode afxdp ({why}): AF_XDP transmit-only sockets on {}",
+        granted.join(", ")
+    );
+    let sent = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let until = deadline(start, run.duration)?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers: Vec<_> = senders
+        .into_iter()
+        .zip(shares(run.rate, run.count, run.threads, until))
+        .enumerate()
+        .map(|(i, (mut sender, share))| {
+            let sent = sent.clone();
+            let cpu = (run.first_cpu + i) % cpus;
+            std::thread::spawn(move || -> Result<(), String> {
+                xgate_testbed::pin_to_cpu(cpu);
+                sender.send(&share, &STOP, &sent)
+            })
+        })
+        .collect();
+    finish(workers, start, &sent)
+}
+
+/// Joins the sending threads and prints the `tx:` line (also after an
+/// error: what was sent until then).
+fn finish(
+    workers: Vec<std::thread::JoinHandle<Result<(), String>>>,
+    start: Instant,
+    sent: &AtomicU64,
+) -> Result<(), String> {
     let mut err = None;
     for w in workers {
-        if let Err(e) = w.join().unwrap() {
-            err = Some(e);
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => err = Some(e),
+            Err(_) => err = Some("a sending thread panicked".to_string()),
         }
     }
     let secs = start.elapsed().as_secs_f64();
@@ -272,13 +329,16 @@ fn tx(
 }
 
 fn rx(dev: &str, duration: Option<f64>, skb: bool, quiet: bool) -> Result<(), String> {
+    if let Some(d) = duration {
+        deadline(Instant::now(), d)?;
+    }
     let sink = Sink::attach(dev, skb).map_err(|e| e.to_string())?;
     println!(
         "rx: attached to {dev} ({})",
         if skb { "skb" } else { "native" }
     );
     let start = Instant::now();
-    let until = duration.map(|d| start + Duration::from_secs_f64(d));
+    let until = duration.map(|d| deadline(start, d)).transpose()?;
     let mut last = (start, sink.counts().map_err(|e| e.to_string())?);
     let mut next = start + Duration::from_secs(1);
     loop {

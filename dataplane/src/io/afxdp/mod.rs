@@ -26,6 +26,13 @@
 //! zero-copy, then copy; what was obtained is reported by [`Obtained`].
 //! Sockets are created one at a time (libxdp's program set-up races when
 //! several are created at once).
+//!
+//! Transmit-only sockets ([`AfXdpConfig::tx_only`], for a traffic
+//! generator) have no rx ring and attach nothing to the device: libxdp is
+//! told not to load its redirect program (XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD),
+//! so the device's own traffic is untouched. The frames they send stay the
+//! caller's: a completion is counted, not freed to the pool, so the same
+//! frame may be on the tx ring many times at once.
 
 mod umem;
 mod xsk;
@@ -83,6 +90,15 @@ pub struct AfXdpConfig {
     pub huge_pages: bool,
     /// Entries of every ring (power of two).
     pub ring_size: u32,
+    /// Transmit-only sockets: no rx ring, nothing on the fill ring, and no
+    /// XDP program loaded or attached (`xdp_mode` does not apply; the
+    /// device keeps whatever it has). Frames handed to `tx_burst` stay the
+    /// caller's: completions are counted in [`XskCounters::tx_completed`]
+    /// and not freed to the pool, so a generator can write its frames into
+    /// the UMEM once and send each of them again and again.
+    pub tx_only: bool,
+    /// UMEM frames; None: [`umem_frames`] for the worker's sockets.
+    pub frames: Option<usize>,
 }
 
 impl Default for AfXdpConfig {
@@ -92,6 +108,8 @@ impl Default for AfXdpConfig {
             bind: BindMode::Auto,
             huge_pages: false,
             ring_size: 1024,
+            tx_only: false,
+            frames: None,
         }
     }
 }
@@ -99,7 +117,8 @@ impl Default for AfXdpConfig {
 /// What the kernel granted for one worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Obtained {
-    /// XDP attach mode per device (Native or Skb), in device order.
+    /// XDP attach mode per device (Native or Skb), in device order; empty
+    /// for transmit-only sockets, which attach no program.
     pub xdp: Vec<XdpMode>,
     pub zero_copy: bool,
     pub huge_pages: bool,
@@ -167,11 +186,15 @@ impl WorkerIo {
 
     /// Frames neither free, nor on a ring, nor among `held` (frames the
     /// pipeline holds): leaked frames. Zero when accounting is right.
+    ///
+    /// On transmit-only sockets the tx ring holds the caller's frames
+    /// (counted in `held`), so only the pool and `held` count.
     pub fn frames_unaccounted(&self, held: usize) -> isize {
         let on_rings: usize = self
             .queues
             .iter()
             .flat_map(|q| &q.ports)
+            .filter(|p| !p.tx_only())
             .map(|p| (p.counters.rx_owned + p.counters.tx_outstanding) as usize)
             .sum();
         self.pool.frames() as isize - (self.pool.available() + on_rings + held) as isize
@@ -321,7 +344,9 @@ fn open_with(
     modes: &mut [Option<XdpMode>],
     zero_copy: bool,
 ) -> Result<WorkerIo, (AfXdpError, Option<usize>)> {
-    let frames = umem_frames(devices.len() * queues.len(), cfg.ring_size);
+    let frames = cfg
+        .frames
+        .unwrap_or_else(|| umem_frames(devices.len() * queues.len(), cfg.ring_size));
     let area = UmemArea::new(frames, cfg.huge_pages).map_err(|e| (e, None))?;
     let first = Box::into_raw(Rings::new());
     let mut io = WorkerIo {
@@ -330,7 +355,11 @@ fn open_with(
         umem: std::ptr::null_mut(),
         rings: vec![first],
         obtained: Obtained {
-            xdp: vec![XdpMode::Auto; devices.len()],
+            xdp: if cfg.tx_only {
+                Vec::new()
+            } else {
+                vec![XdpMode::Auto; devices.len()]
+            },
             zero_copy,
             huge_pages: area.huge_pages,
             frames,
@@ -346,7 +375,7 @@ fn open_with(
         } else {
             sys::XDP_COPY as u16
         };
-    let fill_target = cfg.ring_size;
+    let fill_target = if cfg.tx_only { 0 } else { cfg.ring_size };
     for &q in queues {
         let mut set = QueueSet {
             queue: q,
@@ -360,20 +389,23 @@ fn open_with(
                 io.rings.push(r);
                 r
             };
-            let mode = match modes[port].unwrap_or(cfg.xdp_mode) {
+            // None: a transmit-only socket, no XDP program.
+            let mode = (!cfg.tx_only).then(|| match modes[port].unwrap_or(cfg.xdp_mode) {
                 XdpMode::Auto => XdpMode::Native,
                 m => m,
-            };
+            });
             match create_socket(dev, q, io.umem, rings, cfg.ring_size, mode, bind_flags) {
                 Ok(xsk) => {
-                    modes[port] = Some(mode);
-                    io.obtained.xdp[port] = mode;
+                    if let Some(mode) = mode {
+                        modes[port] = Some(mode);
+                        io.obtained.xdp[port] = mode;
+                    }
                     set.ports
-                        .push(XskPort::new(xsk, rings, dev, q, fill_target));
+                        .push(XskPort::new(xsk, rings, dev, q, fill_target, cfg.tx_only));
                 }
                 Err(err) => {
-                    let retry =
-                        (mode == XdpMode::Native && cfg.xdp_mode == XdpMode::Auto).then_some(port);
+                    let retry = (mode == Some(XdpMode::Native) && cfg.xdp_mode == XdpMode::Auto)
+                        .then_some(port);
                     return Err((socket_error(dev, q, mode, zero_copy, cfg, err), retry));
                 }
             }
@@ -383,7 +415,7 @@ fn open_with(
     // Report what the kernel granted (XDP_OPTIONS), not what was asked;
     // shared sockets inherit the first socket's mode.
     io.obtained.zero_copy = io.queues[0].ports[0].zero_copy();
-    // Every port starts with a full fill ring.
+    // Every port starts with a full fill ring (transmit-only: none).
     let (umem, pool, sets) = io.parts();
     for set in sets.iter_mut() {
         for p in &mut set.ports {
@@ -393,26 +425,42 @@ fn open_with(
     Ok(io)
 }
 
+/// Creates one socket; `mode` None: a transmit-only socket (no rx ring, no
+/// XDP program).
 fn create_socket(
     dev: &str,
     queue: u32,
     umem: *mut sys::xsk_umem,
     rings: *mut Rings,
     ring_size: u32,
-    mode: XdpMode,
+    mode: Option<XdpMode>,
     bind_flags: u16,
 ) -> Result<*mut sys::xsk_socket, std::io::Error> {
     let name = CString::new(dev).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     let cfg = sys::xsk_socket_config {
-        rx_size: ring_size,
+        rx_size: if mode.is_some() { ring_size } else { 0 },
         tx_size: ring_size,
-        __bindgen_anon_1: sys::xsk_socket_config__bindgen_ty_1 { libxdp_flags: 0 },
-        xdp_flags: if mode == XdpMode::Skb {
-            XDP_FLAGS_SKB_MODE
-        } else {
-            XDP_FLAGS_DRV_MODE
+        __bindgen_anon_1: sys::xsk_socket_config__bindgen_ty_1 {
+            libxdp_flags: if mode.is_some() {
+                0
+            } else {
+                sys::XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD
+            },
+        },
+        xdp_flags: match mode {
+            Some(XdpMode::Skb) => XDP_FLAGS_SKB_MODE,
+            Some(_) => XDP_FLAGS_DRV_MODE,
+            None => 0,
         },
         bind_flags,
+    };
+    // Without an rx ring pointer libxdp creates none (a transmit-only socket).
+    let rx: *mut sys::xsk_ring_cons = if mode.is_some() {
+        // SAFETY: `rings` is a live boxed ring set (see below); no
+        // reference is made, only the field's address.
+        unsafe { &raw mut (*rings).rx }
+    } else {
+        std::ptr::null_mut()
     };
     let mut xsk = std::ptr::null_mut();
     // A queue released by a socket closed just before (a failed attempt)
@@ -427,7 +475,7 @@ fn create_socket(
                 name.as_ptr(),
                 queue,
                 umem,
-                &mut (*rings).rx,
+                rx,
                 &mut (*rings).tx,
                 &mut (*rings).fill,
                 &mut (*rings).comp,
@@ -449,7 +497,7 @@ fn create_socket(
 fn socket_error(
     dev: &str,
     queue: u32,
-    mode: XdpMode,
+    mode: Option<XdpMode>,
     zero_copy: bool,
     cfg: &AfXdpConfig,
     err: std::io::Error,
@@ -473,7 +521,7 @@ fn socket_error(
             " — zero-copy bind refused: the driver of {dev} has no AF_XDP zero-copy support \
              (veth never has); use bind = \"copy\" or \"auto\""
         ),
-        _ if mode == XdpMode::Native => format!(
+        _ if mode == Some(XdpMode::Native) => format!(
             " — the driver of {dev} refused a native XDP program{}; use xdp_mode = \"skb\" \
              (or \"auto\"), which works on any device",
             match device_mtu(dev) {
@@ -489,7 +537,7 @@ fn socket_error(
     AfXdpError::Socket {
         device: dev.to_string(),
         queue,
-        xdp: mode.name(),
+        xdp: mode.map_or("none (transmit-only)", XdpMode::name),
         bind: if zero_copy { "zero-copy" } else { "copy" },
         err,
         hint,

@@ -28,6 +28,8 @@ pub struct XskCounters {
     pub rx_owned: u32,
     /// Frames on the tx ring or the completion ring.
     pub tx_outstanding: u32,
+    /// Transmissions the kernel completed, since the socket was opened.
+    pub tx_completed: u64,
     /// Wake-up system calls made (need_wakeup set).
     pub tx_kicks: u64,
     pub fill_kicks: u64,
@@ -42,6 +44,9 @@ pub struct XskPort {
     pub queue: u32,
     /// Frames kept on the receive side (fill + rx rings).
     pub(super) fill_target: u32,
+    /// A transmit-only socket (`AfXdpConfig::tx_only`): no rx ring, and
+    /// completed frames stay the caller's instead of going to the pool.
+    pub(super) tx_only: bool,
     pub counters: XskCounters,
     comp_batch: Vec<u64>,
 }
@@ -60,6 +65,7 @@ impl XskPort {
         device: &str,
         queue: u32,
         fill_target: u32,
+        tx_only: bool,
     ) -> Self {
         // SAFETY: `xsk` is a socket libxdp just created.
         let fd = unsafe { sys::xsk_socket__fd(xsk) };
@@ -70,6 +76,7 @@ impl XskPort {
             device: device.to_string(),
             queue,
             fill_target,
+            tx_only,
             counters: XskCounters::default(),
             comp_batch: Vec::with_capacity(KICK_BATCH as usize * 4),
         }
@@ -128,7 +135,14 @@ impl XskPort {
         };
     }
 
-    /// Takes back every completed transmission.
+    /// Whether this is a transmit-only socket (`AfXdpConfig::tx_only`).
+    pub fn tx_only(&self) -> bool {
+        self.tx_only
+    }
+
+    /// Takes back every completed transmission: its frame goes back to
+    /// `pool`, except on a transmit-only socket, whose frames stay the
+    /// caller's (a generator sends the same frames again and again).
     fn reap_completions(&mut self, pool: &mut FramePool) {
         loop {
             let mut idx = 0;
@@ -140,21 +154,25 @@ impl XskPort {
                 return;
             }
             self.comp_batch.clear();
-            for i in 0..n {
-                // SAFETY: as above.
-                let addr = unsafe { *sys::xsk_ring_cons__comp_addr(comp, idx.wrapping_add(i)) };
-                self.comp_batch.push(addr);
+            if !self.tx_only {
+                for i in 0..n {
+                    // SAFETY: as above.
+                    let addr = unsafe { *sys::xsk_ring_cons__comp_addr(comp, idx.wrapping_add(i)) };
+                    self.comp_batch.push(addr);
+                }
             }
-            // SAFETY: releases the entries just read.
+            // SAFETY: releases the entries just read (or counted).
             unsafe { sys::xsk_ring_cons__release(comp, n) };
             for &addr in &self.comp_batch {
                 pool.free(Desc { addr, len: 0 });
             }
             self.counters.tx_outstanding -= n;
+            self.counters.tx_completed += n as u64;
         }
     }
 
-    /// Gives the receive side frames until it holds `fill_target`.
+    /// Gives the receive side frames until it holds `fill_target` (zero
+    /// on a transmit-only socket).
     fn refill(&mut self, pool: &mut FramePool) {
         let want = self
             .fill_target
@@ -201,6 +219,9 @@ impl XskPort {
 
 impl Port for XskPort {
     fn rx_burst(&mut self, out: &mut [Desc]) -> usize {
+        if self.tx_only {
+            return 0; // no rx ring: its pointers are null
+        }
         let rx = &mut self.rings().rx as *mut sys::xsk_ring_cons;
         let mut idx = 0;
         // SAFETY: the rx ring of this socket.
