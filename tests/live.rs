@@ -166,6 +166,49 @@ fn routes_ping_tcp_udp_and_answers_ttl_exceeded() {
     assert!(exit.per_worker("forwarded")[0] > 0);
 }
 
+/// `--busy-poll`: workers never sleep and their sockets use the kernel's
+/// preferred busy polling; forwarding works the same, and the empty-ring
+/// receive calls that drive the device's polling are made and counted.
+#[test]
+fn busy_poll_forwards_and_polls_the_devices() {
+    if skip() {
+        return;
+    }
+    let t = topology(1);
+    let x = Xgate::start_with(
+        XGATE,
+        &t.router,
+        &config(&t, "workers = 1", ""),
+        &["--busy-poll"],
+    );
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    assert!(
+        x.log().contains("busy poll"),
+        "busy polling not on:\n{}",
+        x.log()
+    );
+    let r = in_ns(&t.client, || {
+        traffic::ping("10.2.0.2".parse().unwrap(), 3, Duration::from_secs(1))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(r, 3, "ping across:\n{}", x.log());
+    let sock = in_ns(&t.server, || UdpSocket::bind("10.2.0.2:5002").unwrap())
+        .join()
+        .unwrap();
+    let echo = std::thread::spawn(move || traffic::udp_echo(sock, 3));
+    let ok = in_ns(&t.client, || {
+        traffic::udp_request("10.2.0.2:5002".parse().unwrap(), b"busy polled")
+    })
+    .join()
+    .unwrap();
+    assert!(ok, "UDP echo across xgate");
+    drop(echo);
+    let exit = stop_clean(&t, x);
+    assert!(exit.per_worker("forwarded")[0] >= 6, "{}", exit.stats);
+    assert!(exit.per_worker("busy_polls")[0] > 0, "{}", exit.stats);
+}
+
 #[test]
 fn vlan_tagged_in_untagged_out() {
     if skip() {

@@ -142,6 +142,7 @@ pub fn run(
             config::BindMode::Auto => BindMode::Auto,
         },
         huge_pages: opts.huge_pages,
+        busy_poll: opts.idle == IdlePolicy::Busy,
         ..AfXdpConfig::default()
     };
 
@@ -163,7 +164,10 @@ pub fn run(
             if qids.len() > 1 { "s" } else { "" },
             qids,
             devs.join(", "),
-            if o.zero_copy { "zero-copy" } else { "copy" },
+            match o.tx_budget {
+                Some(b) => format!("copy (tx budget {b})"),
+                None => "zero-copy".to_string(),
+            } + if o.busy_poll { ", busy poll" } else { "" },
             o.frames,
             (o.frames * xgate_dataplane::io::FRAME_SIZE) >> 20,
             if o.huge_pages { ", huge pages" } else { "" },
@@ -333,7 +337,8 @@ pub fn exit_line(e: &WorkerExit) -> String {
     let queues: Vec<String> = e.queues.iter().map(|q| q.to_string()).collect();
     format!(
         "worker={} queues={} core={} rx_packets={rx} tx_packets={tx} forwarded={} local={} \
-         drops={} frames={} frames_leaked={} pending_at_stop={}",
+         drops={} frames={} frames_leaked={} pending_at_stop={} tx_kicks={} fill_kicks={} \
+         busy_polls={}",
         e.id,
         queues.join(","),
         e.core.map_or("-".to_string(), |c| c.to_string()),
@@ -343,6 +348,9 @@ pub fn exit_line(e: &WorkerExit) -> String {
         e.frames,
         e.frames_leaked,
         e.pending_at_stop,
+        e.syscalls.0,
+        e.syscalls.1,
+        e.syscalls.2,
     )
 }
 

@@ -176,6 +176,9 @@ pub struct WorkerExit {
     /// Packets that were still waiting for a neighbour (their frames were
     /// counted as held, not leaked).
     pub pending_at_stop: usize,
+    /// System calls of its sockets: (tx kicks, fill-ring wake-ups, busy
+    /// polls), see [`WorkerIo::syscalls`].
+    pub syscalls: (u64, u64, u64),
 }
 
 impl Worker {
@@ -227,6 +230,7 @@ impl Worker {
         };
         let pending = pipeline.pending_packets();
         let frames = io.pool.frames();
+        let syscalls = io.syscalls();
         let frames_leaked = io.close(pending);
         WorkerExit {
             id: self.id,
@@ -236,6 +240,7 @@ impl Worker {
             frames_leaked,
             frames,
             pending_at_stop: pending,
+            syscalls,
         }
     }
 }

@@ -497,6 +497,9 @@ COMMIT
             let mut child = Command::new("ip")
                 .args(["netns", "exec", router, &o.xgate, "run", "--config"])
                 .arg(&path)
+                // testpmd's af_xdp PMD busy-polls (SO_PREFER_BUSY_POLL,
+                // budget 64) on a core it never gives up: the same here.
+                .arg("--busy-poll")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

@@ -99,6 +99,11 @@ pub struct AfXdpConfig {
     pub tx_only: bool,
     /// UMEM frames; None: [`umem_frames`] for the worker's sockets.
     pub frames: Option<usize>,
+    /// The kernel's preferred busy polling (SO_PREFER_BUSY_POLL, Linux >=
+    /// 5.11): the device's receive processing runs in the worker's own
+    /// receive/send calls rather than in a softirq on whichever CPU raised
+    /// it. For workers that own their cores (`xgate run --busy-poll`).
+    pub busy_poll: bool,
 }
 
 impl Default for AfXdpConfig {
@@ -110,6 +115,7 @@ impl Default for AfXdpConfig {
             ring_size: 1024,
             tx_only: false,
             frames: None,
+            busy_poll: false,
         }
     }
 }
@@ -123,6 +129,11 @@ pub struct Obtained {
     pub zero_copy: bool,
     pub huge_pages: bool,
     pub frames: usize,
+    /// Copy mode: frames one send call may pass to the driver (the
+    /// smallest over the worker's sockets); `None` in zero-copy mode.
+    pub tx_budget: Option<u32>,
+    /// Preferred busy polling is on for every socket.
+    pub busy_poll: bool,
 }
 
 /// Why the AF_XDP backend could not start.
@@ -182,6 +193,21 @@ impl WorkerIo {
     /// The UMEM, the pool and the queue sets, borrowed together.
     pub fn parts(&mut self) -> (&mut [u8], &mut FramePool, &mut [QueueSet]) {
         (self.area.slice_mut(), &mut self.pool, &mut self.queues)
+    }
+
+    /// The system calls this worker's sockets made: (tx kicks, fill-ring
+    /// wake-ups, busy polls).
+    pub fn syscalls(&self) -> (u64, u64, u64) {
+        self.queues
+            .iter()
+            .flat_map(|q| &q.ports)
+            .fold((0, 0, 0), |(t, f, b), p| {
+                (
+                    t + p.counters.tx_kicks,
+                    f + p.counters.fill_kicks,
+                    b + p.counters.busy_polls,
+                )
+            })
     }
 
     /// Frames neither free, nor on a ring, nor among `held` (frames the
@@ -363,6 +389,8 @@ fn open_with(
             zero_copy,
             huge_pages: area.huge_pages,
             frames,
+            tx_budget: None,
+            busy_poll: false,
         },
         area,
     };
@@ -415,6 +443,23 @@ fn open_with(
     // Report what the kernel granted (XDP_OPTIONS), not what was asked;
     // shared sockets inherit the first socket's mode.
     io.obtained.zero_copy = io.queues[0].ports[0].zero_copy();
+    if cfg.busy_poll {
+        io.obtained.busy_poll = io
+            .queues
+            .iter_mut()
+            .flat_map(|q| q.ports.iter_mut())
+            .all(|p| p.set_busy_poll());
+    }
+    if !io.obtained.zero_copy {
+        // Copy mode sends inside the kick: one kick per burst, not two.
+        let budget = cfg.ring_size;
+        io.obtained.tx_budget = io
+            .queues
+            .iter_mut()
+            .flat_map(|q| q.ports.iter_mut())
+            .map(|p| p.set_tx_budget(budget))
+            .min();
+    }
     // Every port starts with a full fill ring (transmit-only: none).
     let (umem, pool, sets) = io.parts();
     for set in sets.iter_mut() {

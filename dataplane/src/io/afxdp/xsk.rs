@@ -33,6 +33,8 @@ pub struct XskCounters {
     /// Wake-up system calls made (need_wakeup set).
     pub tx_kicks: u64,
     pub fill_kicks: u64,
+    /// Receive calls made to busy-poll the device (preferred busy polling).
+    pub busy_polls: u64,
 }
 
 /// One queue of one device.
@@ -47,6 +49,9 @@ pub struct XskPort {
     /// A transmit-only socket (`AfXdpConfig::tx_only`): no rx ring, and
     /// completed frames stay the caller's instead of going to the pool.
     pub(super) tx_only: bool,
+    /// Preferred busy polling is on: an empty receive ring asks the kernel
+    /// to poll the device.
+    busy_poll: bool,
     pub counters: XskCounters,
     comp_batch: Vec<u64>,
 }
@@ -77,6 +82,7 @@ impl XskPort {
             queue,
             fill_target,
             tx_only,
+            busy_poll: false,
             counters: XskCounters::default(),
             comp_batch: Vec::with_capacity(KICK_BATCH as usize * 4),
         }
@@ -119,8 +125,8 @@ impl XskPort {
             return;
         }
         self.counters.tx_kicks += 1;
-        // In copy mode the kernel transmits inside this call (up to 32
-        // frames at a time); EAGAIN/EBUSY/ENOBUFS mean "later": the next
+        // In copy mode the kernel transmits inside this call (up to the
+        // socket's budget, see `set_tx_budget`); EAGAIN/EBUSY/ENOBUFS mean "later": the next
         // service() kicks again while frames remain unsent.
         // SAFETY: a zero-length send on our own socket.
         unsafe {
@@ -133,6 +139,56 @@ impl XskPort {
                 0,
             )
         };
+    }
+
+    /// Copy mode: lets one send call hand up to `budget` frames to the
+    /// driver (XDP_MAX_TX_SKB_BUDGET, Linux >= 6.17; the kernel clamps
+    /// nothing and refuses values outside 32..=tx ring size). Before it,
+    /// and on a refusal, 32 frames per call: a 64-frame burst then needs
+    /// two kicks. Returns the budget in force.
+    pub(super) fn set_tx_budget(&mut self, budget: u32) -> u32 {
+        const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+        const KERNEL_DEFAULT: u32 = 32;
+        let b: libc::c_uint = budget;
+        // SAFETY: setsockopt reads size_of::<c_uint>() bytes from `b`, a
+        // live local; the socket is ours.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_XDP,
+                XDP_MAX_TX_SKB_BUDGET,
+                &b as *const libc::c_uint as *const libc::c_void,
+                std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 { budget } else { KERNEL_DEFAULT }
+    }
+
+    /// Preferred busy polling (`AfXdpConfig::busy_poll`): the device's
+    /// NAPI runs when this socket's owner asks (the empty-ring receive and
+    /// the send kick), up to 64 frames a time, spinning at most 20 µs.
+    /// False if the kernel refused (before 5.11, or no CAP_NET_ADMIN).
+    pub(super) fn set_busy_poll(&mut self) -> bool {
+        const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+        const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+        let set = |opt: libc::c_int, v: libc::c_int| {
+            // SAFETY: setsockopt reads size_of::<c_int>() bytes from `v`, a
+            // live local; the socket is ours.
+            unsafe {
+                libc::setsockopt(
+                    self.fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    &v as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                ) == 0
+            }
+        };
+        let ok = set(SO_PREFER_BUSY_POLL, 1)
+            && set(libc::SO_BUSY_POLL, 20)
+            && set(SO_BUSY_POLL_BUDGET, 64);
+        self.busy_poll = ok;
+        ok
     }
 
     /// Whether this is a transmit-only socket (`AfXdpConfig::tx_only`).
@@ -238,6 +294,22 @@ impl Port for XskPort {
         // SAFETY: releases the entries just read.
         unsafe { sys::xsk_ring_cons__release(rx, n) };
         self.counters.rx_owned -= n;
+        if n == 0 && self.busy_poll {
+            self.counters.busy_polls += 1;
+            // SAFETY: a zero-length non-blocking receive on our own
+            // socket: with preferred busy polling it runs the device's
+            // receive processing here.
+            unsafe {
+                libc::recvfrom(
+                    self.fd,
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+        }
         n as usize
     }
 
