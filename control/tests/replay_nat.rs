@@ -725,6 +725,8 @@ table = 100
     assert_eq!(wan.len(), 1);
     assert_eq!(flow4(&wan[0]), "168.126.127.6:5353 > 198.51.100.53:53");
     assert_eq!(o.report.log.len(), 2, "{:?}", o.report.log);
+    // FORWARD sees the TTL after the router's decrement, as on Linux.
+    assert!(o.report.log[0].contains(" TTL=63 "), "{}", o.report.log[0]);
     assert!(
         o.report.log[0].starts_with("lan-new: IN=lan OUT=wan2 SRC=192.168.1.50 DST=198.51.100.53"),
         "{}",

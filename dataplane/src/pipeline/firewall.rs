@@ -51,6 +51,14 @@ fn changes_src(c: &CtMeta) -> bool {
 /// port when the reply tuple it would get is taken.
 const NAT_ATTEMPTS: u32 = 4;
 
+/// The TTL (hop limit) filter FORWARD and nat POSTROUTING see for a
+/// forwarded packet: Linux decrements it before the FORWARD hook (the
+/// rewrite stage does it here, after the filter), so LOG prints the
+/// decremented value, as `iptables -j LOG` does on a Linux router.
+fn forwarded_ttl(ttl: u8) -> u8 {
+    ttl.saturating_sub(1)
+}
+
 impl Pipeline {
     /// The view the rules match on, from the frame and the metadata.
     fn packet_view(&self, umem: &[u8], m: &Meta, state: u8) -> PacketView {
@@ -371,6 +379,9 @@ impl Pipeline {
                 if hook != Hook::Input {
                     view.oif = Some(m.oif);
                 }
+                if hook == Hook::Forward {
+                    view.ttl = forwarded_ttl(view.ttl);
+                }
                 self.eval(TableId::Filter, hook, &mut view, ctx.now)
             }
         };
@@ -476,6 +487,9 @@ impl Pipeline {
             if !self.tables.filter.is_empty(TableId::Nat, Hook::Postrouting) {
                 let mut view = self.packet_view(ctx.umem, m, c.state);
                 view.oif = Some(m.oif);
+                if !m.has(flags::LOCAL_ORIGIN) {
+                    view.ttl = forwarded_ttl(view.ttl);
+                }
                 let out = self.eval(TableId::Nat, Hook::Postrouting, &mut view, ctx.now);
                 self.trace_verdict(m, "nat-post", &out);
                 if let Outcome::Nat(a) = out {
