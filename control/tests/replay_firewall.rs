@@ -453,25 +453,85 @@ fn seed004_red_blue_navy_chain() {
     golden_trace("fw_redblue", &o.trace);
 }
 
-#[test]
-fn later_fragments_are_not_sent_untranslated() {
-    // Without reassembly a non-first fragment cannot be matched to its
-    // connection's translation: with masquerade configured it is dropped
-    // (counted) rather than leaking the inside address.
-    let mut first = out_udp(7000, 53, 64);
+/// A datagram's first fragment (MF, offset 0) and a later one (offset
+/// 16 x 8 bytes, last), made from `frame`, with identification `id`.
+fn fragments(frame: Vec<u8>, id: u16) -> (Vec<u8>, Vec<u8>) {
+    let mut first = frame;
+    first[14 + 4..14 + 6].copy_from_slice(&id.to_be_bytes());
+    let mut later = first.clone();
     first[14 + 6] = 0x20; // MF, offset 0, no DF
     fix_ipv4_checksum(&mut first[14..34]);
-    let mut later = out_udp(7000, 53, 64);
     later[14 + 6] = 0x00;
-    later[14 + 7] = 0x10; // offset 16 * 8 bytes, last fragment
+    later[14 + 7] = 0x10;
     fix_ipv4_checksum(&mut later[14..34]);
+    (first, later)
+}
+
+#[test]
+fn later_fragments_follow_their_first_fragment() {
+    // Linux reassembles before conntrack; xgate remembers what became of a
+    // datagram's first fragment: a later fragment (no UDP header) takes
+    // its translation and its verdict.
+    let (first, later) = fragments(out_udp(7000, 53, 64), 0x1234);
     let o = run(
         "fw_fragments",
         &office(STATEFUL, ""),
-        &[("lan", vec![(0.0, first), (0.1, later)])],
+        &[("lan", vec![(0.0, first), (0.1, later.clone())])],
     );
     let wan = o.frames("wan");
-    assert_eq!(wan.len(), 1, "only the first fragment, translated");
-    assert_eq!(&l3_of(&wan[0])[12..16], &ip4("203.0.113.2"));
+    assert_eq!(wan.len(), 2, "both fragments, translated");
+    for f in &wan {
+        assert_eq!(&l3_of(f)[12..16], &ip4("203.0.113.2"));
+        verify_frame(f, false).unwrap();
+    }
+    // The later fragment's payload is not a UDP header: left alone.
+    assert_eq!(&l3_of(&wan[1])[20..], &l3_of(&later)[20..]);
+    assert_eq!(o.drops("nat_fragment"), 0);
+
+    // Out of order (the later fragment first): it cannot be matched yet
+    // and is not held; dropped and counted rather than sent untranslated.
+    let (first, later) = fragments(out_udp(7001, 53, 64), 0x1235);
+    let o = run(
+        "fw_fragments_reordered",
+        &office(STATEFUL, ""),
+        &[("lan", vec![(0.0, later), (0.1, first)])],
+    );
+    assert_eq!(o.frames("wan").len(), 1, "only the first fragment");
     assert_eq!(o.drops("nat_fragment"), 1);
+
+    // An unsolicited datagram from outside: FORWARD drops its first
+    // fragment, and the later one shares that fate.
+    let (first, later) = fragments(in_udp_to("198.51.100.9", "192.168.1.10", 9, 9), 0x77);
+    let o = run(
+        "fw_fragments_dropped",
+        &office(STATEFUL, ""),
+        &[("wan", vec![(0.0, first), (0.1, later)])],
+    );
+    assert!(o.frames("lan").is_empty());
+    assert_eq!(o.drops("filter_forward"), 1);
+    assert_eq!(o.drops("fragment_unforwarded"), 1);
+
+    // A port forward: the later fragment gets the DNAT'd destination its
+    // first fragment got (the port is in the first fragment only).
+    let cfg = office(
+        &format!("{STATEFUL}\n-A FORWARD -i wan -o lan -p udp -d 192.168.1.10 -j ACCEPT"),
+        "",
+    )
+    .replace(
+        "*nat\n",
+        "*nat\n-A PREROUTING -i wan -p udp --dport 5353 -j DNAT --to-destination 192.168.1.10:53\n",
+    );
+    let (first, later) = fragments(in_udp_to("198.51.100.9", "203.0.113.2", 4000, 5353), 0x78);
+    let o = run(
+        "fw_fragments_dnat",
+        &cfg,
+        &[("wan", vec![(0.0, first), (0.1, later.clone())])],
+    );
+    let lan = o.frames("lan");
+    assert_eq!(lan.len(), 2, "both fragments, to the inside host");
+    for f in &lan {
+        assert_eq!(&l3_of(f)[16..20], &ip4("192.168.1.10"));
+    }
+    assert_eq!(&l3_of(&lan[0])[22..24], &53u16.to_be_bytes());
+    assert_eq!(&l3_of(&lan[1])[20..], &l3_of(&later)[20..]);
 }

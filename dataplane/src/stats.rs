@@ -94,6 +94,7 @@ drop_reasons! {
     NatPortsExhausted => "nat_ports_exhausted",
     NatNoAddress => "nat_no_address",
     NatFragment => "nat_fragment",
+    FragmentUnforwarded => "fragment_unforwarded",
     NeighborQueueFull => "neighbor_queue_full",
     NeighborPendingFull => "neighbor_pending_full",
     NeighborUnresolved => "neighbor_unresolved",

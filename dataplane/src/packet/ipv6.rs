@@ -137,6 +137,8 @@ pub struct UpperLayer {
     pub fragment: bool,
     /// The fragment offset is non-zero: no upper-layer header in this packet.
     pub later_fragment: bool,
+    /// The Fragment header's identification (when `fragment`).
+    pub fragment_id: Option<u32>,
 }
 
 /// Walks the extension headers of the IPv6 packet `pkt` (header included,
@@ -147,6 +149,7 @@ pub fn walk_extensions(pkt: &[u8]) -> Result<UpperLayer, ParseError> {
     let mut off = HEADER_LEN;
     let mut fragment = false;
     let mut later_fragment = false;
+    let mut fragment_id = None;
     for _ in 0..=MAX_EXT_HEADERS {
         match next {
             // Hop-by-Hop is only valid first (RFC 8200 section 4.1).
@@ -166,6 +169,12 @@ pub fn walk_extensions(pkt: &[u8]) -> Result<UpperLayer, ParseError> {
                 fragment = true;
                 let fo = be16(pkt, off + 2) & 0xfff8;
                 later_fragment = fo != 0;
+                fragment_id = Some(u32::from_be_bytes([
+                    pkt[off + 4],
+                    pkt[off + 5],
+                    pkt[off + 6],
+                    pkt[off + 7],
+                ]));
                 next = pkt[off];
                 off += 8;
                 if later_fragment {
@@ -174,6 +183,7 @@ pub fn walk_extensions(pkt: &[u8]) -> Result<UpperLayer, ParseError> {
                         offset: off,
                         fragment,
                         later_fragment,
+                        fragment_id,
                     });
                 }
             }
@@ -194,6 +204,7 @@ pub fn walk_extensions(pkt: &[u8]) -> Result<UpperLayer, ParseError> {
                     offset: off,
                     fragment,
                     later_fragment,
+                    fragment_id,
                 });
             }
         }
@@ -233,7 +244,8 @@ mod tests {
                 proto: 17,
                 offset: 40,
                 fragment: false,
-                later_fragment: false
+                later_fragment: false,
+                fragment_id: None
             }
         );
     }
@@ -252,7 +264,8 @@ mod tests {
                 proto: 6,
                 offset: 40 + 32,
                 fragment: true,
-                later_fragment: false
+                later_fragment: false,
+                fragment_id: Some(7)
             }
         );
         // A later fragment has no upper-layer header.

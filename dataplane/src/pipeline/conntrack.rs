@@ -11,8 +11,9 @@
 //! open a connection is NEW (the connection is created only when the
 //! packet is accepted: [`Pipeline::confirm`], after the filter, like
 //! netfilter's confirm at the last hook); anything else is INVALID.
-//! Non-first fragments cannot be matched without reassembly and are
-//! UNTRACKED.
+//! Non-first fragments have no transport header to match and are
+//! UNTRACKED here; PREROUTING then gives each the connection its first
+//! fragment had (`frag.rs`).
 //!
 //! Reads: the frame's L3/L4 headers. Changes: the shared connection table
 //! (state, counters, expiry) and the per-batch [`CtMeta`]; NAT
@@ -42,6 +43,9 @@ pub(crate) enum CtKind {
     Related,
     /// Fits no connection, cannot open one.
     Invalid,
+    /// A later fragment whose first fragment was seen: it takes that
+    /// fragment's connection tuple and translation (`frag.rs`).
+    Fragment,
 }
 
 /// Per packet of the batch (same index as the batch): what conntrack

@@ -23,6 +23,7 @@
 //! nat_no_address, nat_fragment.
 
 use super::conntrack::{CtKind, CtMeta};
+use super::frag::{Fate, FragKey};
 use super::icmp::IcmpError;
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
 use crate::conntrack::{FlowKey, InsertError, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
@@ -174,13 +175,40 @@ impl Pipeline {
                         self.translate(ctx, m, &c, Part::Dst);
                     }
                 }
-                CtKind::Untracked if translating && m.has(flags::LATER_FRAGMENT) => {
-                    // Without reassembly a later fragment cannot be matched
-                    // to its connection's translation; passing it
-                    // untranslated could leak inside addresses.
-                    self.drop_pkt(ctx, m, DropReason::NatFragment);
+                CtKind::Untracked if m.has(flags::LATER_FRAGMENT) && self.tables.tracking => {
+                    let first =
+                        FragKey::received(ctx.umem, m).and_then(|k| self.frags.get(&k, ctx.now));
+                    match first {
+                        Some((_, key, target)) => {
+                            let c = CtMeta {
+                                kind: CtKind::Fragment,
+                                key,
+                                target,
+                                ..c
+                            };
+                            self.ct[i] = c;
+                            if changes_dst(&c) {
+                                self.translate(ctx, m, &c, Part::Dst);
+                            }
+                        }
+                        // Its connection's translation is unknown: passing
+                        // it untranslated could leak inside addresses.
+                        None if translating => self.drop_pkt(ctx, m, DropReason::NatFragment),
+                        None => {}
+                    }
                 }
                 _ => {}
+            }
+            // A first fragment: its datagram's later fragments follow it.
+            if m.has(flags::FRAGMENT)
+                && !m.has(flags::LATER_FRAGMENT)
+                && m.next == Next::Continue
+                && matches!(self.ct[i].kind, CtKind::Tracked | CtKind::New)
+                && let Some(id) = FragKey::id(ctx.umem, m)
+            {
+                let c = &self.ct[i];
+                let k = FragKey::new(c.key.src, c.key.dst, id, m.proto);
+                self.frags.routing(k, c.key, c.target, ctx.now);
             }
         }
     }
@@ -456,6 +484,10 @@ impl Pipeline {
                 continue;
             }
             let c = self.ct[i];
+            if c.kind == CtKind::Fragment {
+                self.forward_fragment(ctx, m, c);
+                continue;
+            }
             if filter && !self.filter(ctx, m, &c, Hook::Forward, "filter-fwd") {
                 continue;
             }
@@ -474,6 +506,33 @@ impl Pipeline {
                 }
                 _ => {}
             }
+            if m.has(flags::FRAGMENT)
+                && !m.has(flags::LATER_FRAGMENT)
+                && let Some(id) = FragKey::id(ctx.umem, m)
+            {
+                let c = &self.ct[i];
+                self.frags
+                    .forwarded(FragKey::new(c.key.src, c.key.dst, id, m.proto), c.target);
+            }
+        }
+    }
+
+    /// FORWARD for a later fragment: it shares its first fragment's fate
+    /// (Linux decides once for the reassembled datagram), taking its
+    /// translation's source part if that fragment was forwarded.
+    fn forward_fragment<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, c: CtMeta) {
+        // `c.key` is the first fragment's tuple as received, the
+        // datagram's addresses before any rewrite.
+        let first = FragKey::id(ctx.umem, m)
+            .map(|id| FragKey::new(c.key.src, c.key.dst, id, m.proto))
+            .and_then(|k| self.frags.get(&k, ctx.now));
+        let Some((Fate::Forwarded, _, target)) = first else {
+            self.drop_pkt(ctx, m, DropReason::FragmentUnforwarded);
+            return;
+        };
+        let c = CtMeta { target, ..c };
+        if changes_src(&c) {
+            self.translate(ctx, m, &c, Part::Src);
         }
     }
 

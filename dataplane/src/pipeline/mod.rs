@@ -25,6 +25,7 @@
 
 mod conntrack;
 mod firewall;
+mod frag;
 mod icmp;
 mod input;
 mod local;
@@ -224,6 +225,8 @@ pub struct Pipeline {
     /// counters, LOG rate limit, random matches.
     pub eval: EvalCtx,
     ct: Vec<conntrack::CtMeta>,
+    /// What became of the first fragments of fragmented datagrams.
+    frags: frag::FragTable,
     /// A packet of this call was selected by a trace request: its records
     /// go to the control thread at the end of the call.
     trace_requested: bool,
@@ -260,6 +263,7 @@ impl Pipeline {
             stats,
             eval,
             ct: Vec::with_capacity(BATCH),
+            frags: frag::FragTable::default(),
             trace_requested: false,
             trace: Trace::new(1 << 16),
             pending: neighbor::Pending::new(),
