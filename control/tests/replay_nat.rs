@@ -858,7 +858,7 @@ COMMIT
         "fw_ipv6",
         cfg,
         &[
-            ("lan", vec![(0.0, out)]),
+            ("lan", vec![(0.0, out.clone())]),
             ("wan", vec![(0.1, back(53)), (0.2, back(54))]),
         ],
     );
@@ -866,4 +866,49 @@ COMMIT
     assert_eq!(o.frames("lan").len(), 1, "only the answer from port 53");
     assert_eq!(o.drops("filter_forward"), 1);
     golden_trace("fw_ipv6", &o.trace);
+
+    // IPv6 fragments (the identification is in the Fragment header): the
+    // later fragment of an outgoing datagram is forwarded with its first;
+    // the later fragment of an unsolicited one shares its first's drop.
+    let o = run(
+        "fw_ipv6_fragments",
+        cfg,
+        &[
+            (
+                "lan",
+                vec![(0.0, frag6(&out, 0, 7)), (0.1, frag6(&out, 16, 7))],
+            ),
+            (
+                "wan",
+                vec![
+                    (0.2, frag6(&back(99), 0, 8)),
+                    (0.3, frag6(&back(99), 16, 8)),
+                ],
+            ),
+        ],
+    );
+    assert_eq!(o.frames("wan").len(), 2, "both outgoing fragments");
+    assert!(o.frames("lan").is_empty());
+    assert_eq!(o.drops("filter_forward"), 1);
+    assert_eq!(o.drops("fragment_unforwarded"), 1);
+}
+
+/// `frame` (Ethernet + IPv6 + payload) as a fragment: a Fragment header
+/// with identification `id` and offset `offset` x 8 bytes (M set when 0),
+/// the original payload after it.
+fn frag6(frame: &[u8], offset: u16, id: u32) -> Vec<u8> {
+    let (eth, ip) = frame.split_at(14);
+    let mut f = eth.to_vec();
+    let mut hdr = ip[..40].to_vec();
+    let next = hdr[6];
+    hdr[6] = 44;
+    let plen = u16::from_be_bytes([hdr[4], hdr[5]]) + 8;
+    hdr[4..6].copy_from_slice(&plen.to_be_bytes());
+    f.extend_from_slice(&hdr);
+    let om = offset << 3 | u16::from(offset == 0);
+    f.extend_from_slice(&[next, 0]);
+    f.extend_from_slice(&om.to_be_bytes());
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(&ip[40..]);
+    f
 }
