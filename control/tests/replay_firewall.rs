@@ -486,6 +486,11 @@ fn later_fragments_follow_their_first_fragment() {
     }
     // The later fragment's payload is not a UDP header: left alone.
     assert_eq!(&l3_of(&wan[1])[20..], &l3_of(&later)[20..]);
+    assert!(
+        o.trace.contains("#2 filter-fwd follows its first fragment: forwarded"),
+        "{}",
+        o.trace
+    );
     assert_eq!(o.drops("nat_fragment"), 0);
 
     // Out of order (the later fragment first): it cannot be matched yet

@@ -526,6 +526,11 @@ impl Pipeline {
         let first = FragKey::id(ctx.umem, m)
             .map(|id| FragKey::new(c.key.src, c.key.dst, id, m.proto))
             .and_then(|k| self.frags.get(&k, ctx.now));
+        if m.has(flags::TRACE) {
+            let forwarded = matches!(first, Some((Fate::Forwarded, ..)));
+            self.trace
+                .record(m.seq, "filter-fwd", TraceWhat::Fragment { forwarded });
+        }
         let Some((Fate::Forwarded, _, target)) = first else {
             self.drop_pkt(ctx, m, DropReason::FragmentUnforwarded);
             return;

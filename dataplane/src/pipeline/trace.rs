@@ -92,6 +92,10 @@ pub enum TraceWhat {
         state: u8,
         reply: bool,
     },
+    /// A later fragment takes its first fragment's fate (`frag.rs`).
+    Fragment {
+        forwarded: bool,
+    },
     /// A table's verdict and the line of the rule that gave it (0: policy).
     Verdict {
         verdict: &'static str,
@@ -431,6 +435,12 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
         TraceWhat::Conntrack { state, reply } => {
             let dir = if reply { " reply" } else { "" };
             write!(s, "ctstate {}{dir}", crate::filter::ct::name(state))
+        }
+        TraceWhat::Fragment { forwarded: true } => {
+            write!(s, "follows its first fragment: forwarded")
+        }
+        TraceWhat::Fragment { forwarded: false } => {
+            write!(s, "follows its first fragment: not forwarded")
         }
         TraceWhat::Verdict { verdict, line: 0 } => write!(s, "{verdict} (policy)"),
         TraceWhat::Verdict { verdict, line } => write!(s, "{verdict} (rule line {line})"),
