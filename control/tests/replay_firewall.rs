@@ -487,7 +487,8 @@ fn later_fragments_follow_their_first_fragment() {
     // The later fragment's payload is not a UDP header: left alone.
     assert_eq!(&l3_of(&wan[1])[20..], &l3_of(&later)[20..]);
     assert!(
-        o.trace.contains("#2 filter-fwd follows its first fragment: forwarded"),
+        o.trace
+            .contains("#2 filter-fwd follows its first fragment: forwarded"),
         "{}",
         o.trace
     );
