@@ -195,19 +195,25 @@ impl WorkerIo {
         (self.area.slice_mut(), &mut self.pool, &mut self.queues)
     }
 
+    /// Every socket of the worker (each queue's, each device's).
+    fn ports(&self) -> impl Iterator<Item = &XskPort> {
+        self.queues.iter().flat_map(|q| &q.ports)
+    }
+
+    fn ports_mut(&mut self) -> impl Iterator<Item = &mut XskPort> {
+        self.queues.iter_mut().flat_map(|q| q.ports.iter_mut())
+    }
+
     /// The system calls this worker's sockets made: (tx kicks, fill-ring
     /// wake-ups, busy polls).
     pub fn syscalls(&self) -> (u64, u64, u64) {
-        self.queues
-            .iter()
-            .flat_map(|q| &q.ports)
-            .fold((0, 0, 0), |(t, f, b), p| {
-                (
-                    t + p.counters.tx_kicks,
-                    f + p.counters.fill_kicks,
-                    b + p.counters.busy_polls,
-                )
-            })
+        self.ports().fold((0, 0, 0), |(t, f, b), p| {
+            (
+                t + p.counters.tx_kicks,
+                f + p.counters.fill_kicks,
+                b + p.counters.busy_polls,
+            )
+        })
     }
 
     /// Frames neither free, nor on a ring, nor among `held` (frames the
@@ -217,9 +223,7 @@ impl WorkerIo {
     /// (counted in `held`), so only the pool and `held` count.
     pub fn frames_unaccounted(&self, held: usize) -> isize {
         let on_rings: usize = self
-            .queues
-            .iter()
-            .flat_map(|q| &q.ports)
+            .ports()
             .filter(|p| !p.tx_only())
             .map(|p| (p.counters.rx_owned + p.counters.tx_outstanding) as usize)
             .sum();
@@ -444,21 +448,18 @@ fn open_with(
     // shared sockets inherit the first socket's mode.
     io.obtained.zero_copy = io.queues[0].ports[0].zero_copy();
     if cfg.busy_poll {
-        io.obtained.busy_poll = io
-            .queues
-            .iter_mut()
-            .flat_map(|q| q.ports.iter_mut())
-            .all(|p| p.set_busy_poll());
+        // Every socket asks, even after one is refused (`all` would stop).
+        let refused = io
+            .ports_mut()
+            .map(|p| p.set_busy_poll())
+            .filter(|ok| !ok)
+            .count();
+        io.obtained.busy_poll = refused == 0;
     }
     if !io.obtained.zero_copy {
         // Copy mode sends inside the kick: one kick per burst, not two.
         let budget = cfg.ring_size;
-        io.obtained.tx_budget = io
-            .queues
-            .iter_mut()
-            .flat_map(|q| q.ports.iter_mut())
-            .map(|p| p.set_tx_budget(budget))
-            .min();
+        io.obtained.tx_budget = io.ports_mut().map(|p| p.set_tx_budget(budget)).min();
     }
     // Every port starts with a full fill ring (transmit-only: none).
     let (umem, pool, sets) = io.parts();
