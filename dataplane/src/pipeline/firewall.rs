@@ -204,10 +204,9 @@ impl Pipeline {
                 && !m.has(flags::LATER_FRAGMENT)
                 && m.next == Next::Continue
                 && matches!(self.ct[i].kind, CtKind::Tracked | CtKind::New)
-                && let Some(id) = FragKey::id(ctx.umem, m)
+                && let Some(k) = FragKey::of_conn(ctx.umem, m, &self.ct[i].key)
             {
                 let c = &self.ct[i];
-                let k = FragKey::new(c.key.src, c.key.dst, id, m.proto);
                 self.frags.routing(k, c.key, c.target, ctx.now);
             }
         }
@@ -508,11 +507,9 @@ impl Pipeline {
             }
             if m.has(flags::FRAGMENT)
                 && !m.has(flags::LATER_FRAGMENT)
-                && let Some(id) = FragKey::id(ctx.umem, m)
+                && let Some(k) = FragKey::of_conn(ctx.umem, m, &self.ct[i].key)
             {
-                let c = &self.ct[i];
-                self.frags
-                    .forwarded(FragKey::new(c.key.src, c.key.dst, id, m.proto), c.target);
+                self.frags.forwarded(k, self.ct[i].target);
             }
         }
     }
@@ -521,11 +518,8 @@ impl Pipeline {
     /// (Linux decides once for the reassembled datagram), taking its
     /// translation's source part if that fragment was forwarded.
     fn forward_fragment<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, c: CtMeta) {
-        // `c.key` is the first fragment's tuple as received, the
-        // datagram's addresses before any rewrite.
-        let first = FragKey::id(ctx.umem, m)
-            .map(|id| FragKey::new(c.key.src, c.key.dst, id, m.proto))
-            .and_then(|k| self.frags.get(&k, ctx.now));
+        // `c.key` is the first fragment's tuple as received.
+        let first = FragKey::of_conn(ctx.umem, m, &c.key).and_then(|k| self.frags.get(&k, ctx.now));
         if m.has(flags::TRACE) {
             let forwarded = matches!(first, Some((Fate::Forwarded, ..)));
             self.trace

@@ -46,15 +46,26 @@ pub(super) struct FragKey {
 }
 
 impl FragKey {
-    /// A datagram of `proto` from `src` to `dst` (as received: for a
-    /// first fragment, its connection tuple `CtMeta::key`).
-    pub fn new(src: u128, dst: u128, id: u32, proto: u8) -> Self {
+    fn new(src: u128, dst: u128, id: u32, proto: u8) -> Self {
         FragKey {
             src,
             dst,
             id,
             proto,
         }
+    }
+
+    /// The datagram of a fragment whose connection tuple as received is
+    /// `conn` (`CtMeta::key`: the datagram's addresses before any
+    /// rewrite); the identification is read from the packet, which NAT
+    /// does not change.
+    pub fn of_conn(umem: &[u8], m: &Meta, conn: &FlowKey) -> Option<FragKey> {
+        Some(FragKey::new(
+            conn.src,
+            conn.dst,
+            Self::id(umem, m)?,
+            m.proto,
+        ))
     }
 
     /// The datagram of a fragment, from its IP header as it is now (call
@@ -77,7 +88,7 @@ impl FragKey {
 
     /// A fragment's identification (IPv4 header, or IPv6 Fragment
     /// header); NAT does not change it.
-    pub fn id(umem: &[u8], m: &Meta) -> Option<u32> {
+    fn id(umem: &[u8], m: &Meta) -> Option<u32> {
         let l3 = m.desc.bytes(umem).get(L3_OFF..L3_OFF + m.l3_len as usize)?;
         match m.l3 {
             L3::V4 => Some(u32::from(ipv4::Packet::new_unchecked(l3).ident())),
