@@ -38,6 +38,7 @@ fn iface(name: &str, port: u16, mac: [u8; 6], addr: &str) -> Interface {
         mtu: 1500,
         v4: vec![(addr.parse().unwrap(), 24)],
         v6: vec![],
+        tap: None,
     }
 }
 

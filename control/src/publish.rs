@@ -71,6 +71,8 @@ pub struct Snapshot {
     pub iptables: Arc<iptables::Ruleset>,
     /// Kernel device of each port.
     pub devices: Arc<Vec<String>>,
+    /// TAP device of each tap id.
+    pub taps: Arc<Vec<String>>,
 }
 
 /// The published snapshot and its generation, shared with the workers.
@@ -155,6 +157,7 @@ impl Publisher {
             ruleset_epoch: 1,
             iptables: Arc::new(model),
             devices: Arc::new(compiled.devices),
+            taps: Arc::new(compiled.taps),
         };
         Ok(Publisher {
             path: path.to_path_buf(),
@@ -275,6 +278,19 @@ impl Publisher {
                 ),
             )]);
         }
+        if *cur.taps != compiled.taps {
+            let line = cfg.interfaces.first().map_or(1, |i| i.line);
+            return Err(vec![ConfigError::new(
+                &cfg.source,
+                line,
+                "interface",
+                format!(
+                    "the taps change ([{}] -> [{}]): taps are created at start, restart xgate to apply",
+                    cur.taps.join(", "),
+                    compiled.taps.join(", ")
+                ),
+            )]);
+        }
         // Addresses first: the new tables may translate to them at once.
         for a in &compiled.nat_addresses {
             if self.shared.nat.register(*a).is_err() {
@@ -318,6 +334,7 @@ impl Publisher {
             ruleset_epoch: epoch,
             iptables: Arc::new(model),
             devices: cur.devices.clone(),
+            taps: cur.taps.clone(),
         });
         st.config = cfg;
         st.static_neighbors = compiled.static_neighbors;
@@ -382,6 +399,7 @@ impl Publisher {
             ruleset_epoch: cur.ruleset_epoch,
             iptables: cur.iptables.clone(),
             devices: cur.devices.clone(),
+            taps: cur.taps.clone(),
         }))
     }
 }
@@ -397,6 +415,27 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     check(old.dataplane != new.dataplane, "[dataplane]");
     check(old.timeouts != new.timeouts, "[timeouts]");
     check(old.control != new.control, "[control]");
+    // The kernel's side of a tap (MAC, MTU, addresses, mirrored routes) is
+    // set up at start.
+    type Host<'a> = (
+        Vec<(&'a str, Option<[u8; 6]>, u16, &'a [ipnet::IpNet])>,
+        &'a [config::RouteCfg],
+    );
+    fn host(c: &Config) -> Host<'_> {
+        let taps = c
+            .interfaces
+            .iter()
+            .filter(|i| i.tap.is_some())
+            .map(|i| (i.name.as_str(), i.mac, i.mtu, i.addresses.as_slice()))
+            .collect();
+        (taps, &c.routes)
+    }
+    if old.interfaces.iter().any(|i| i.tap.is_some()) {
+        check(
+            host(old) != host(new),
+            "the kernel's side of the taps (addresses, routes)",
+        );
+    }
     w
 }
 

@@ -106,6 +106,37 @@ fn interface_name_unique() {
 }
 
 #[test]
+fn interface_tap_names() {
+    valid(&with_base(
+        "[[interface]]\nname = \"mgmt\"\ndevice = \"eth2\"\ntap = \"xg-mgmt\"\n",
+    ));
+    let t = with_base("[[interface]]\nname = \"m\"\ndevice = \"eth2\"\ntap = \"a/b\"\n");
+    expect(&t, "tap = ", "interface[2].tap", "not a valid device name");
+    let t =
+        with_base("[[interface]]\nname = \"m\"\ndevice = \"eth2\"\ntap = \"tap-name-too-long\"\n");
+    expect(&t, "tap = ", "interface[2].tap", "longer than 15");
+    // A tap is a device of its own: not another interface's device...
+    let t = with_base("[[interface]]\nname = \"m\"\ndevice = \"eth2\"\ntap = \"eth0\"\n");
+    expect(
+        &t,
+        "tap = ",
+        "interface[2].tap",
+        "tap \"eth0\" is the device of interface \"wan\" (line 1)",
+    );
+    // ...nor another interface's tap.
+    let t = with_base(
+        "[[interface]]\nname = \"m\"\ndevice = \"eth2\"\ntap = \"k0\"\n\n\
+         [[interface]]\nname = \"n\"\ndevice = \"eth3\"\ntap=\"k0\"\n",
+    );
+    expect(
+        &t,
+        "tap=\"k0\"",
+        "interface[3].tap",
+        "already the tap of interface \"m\"",
+    );
+}
+
+#[test]
 fn interface_name_rules() {
     let t = "[[interface]]\nname = \"\"\ndevice = \"eth0\"\n";
     expect(t, "name", "interface[0].name", "must not be empty");

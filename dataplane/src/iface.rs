@@ -26,6 +26,10 @@ pub struct Interface {
     /// Addresses with prefix length, host bits kept (`192.168.1.1/24`).
     pub v4: Vec<(Ipv4Addr, u8)>,
     pub v6: Vec<(Ipv6Addr, u8)>,
+    /// The host kernel's TAP for this interface (index into the run's tap
+    /// list, see `crate::punt`): traffic for the router that xgate does
+    /// not answer itself is handed to it. None: no punt.
+    pub tap: Option<u16>,
 }
 
 impl Interface {
@@ -227,6 +231,7 @@ mod tests {
             mtu: 1500,
             v4: v4.iter().map(|(a, l)| (a.parse().unwrap(), *l)).collect(),
             v6: vec![],
+            tap: None,
         }
     }
 

@@ -424,6 +424,7 @@ mod tests {
                     mtu: 1500,
                     v4: vec![],
                     v6: vec![],
+                    tap: None,
                 })
                 .collect(),
         )

@@ -35,6 +35,8 @@ pub struct Compiled {
     pub tables: Tables,
     /// Kernel device of each port, index = port number.
     pub devices: Vec<String>,
+    /// TAP device of each tap id ([`Interface::tap`]), in config order.
+    pub taps: Vec<String>,
     /// Permanent neighbour entries: (interface, key as in the neighbour table, MAC).
     pub static_neighbors: Vec<(IfIndex, u128, [u8; 6])>,
     /// Addresses NAT may allocate source ports on (neighbour-table keys):
@@ -80,6 +82,7 @@ pub fn compile(
     let file = cfg.source.as_str();
     let mut errors = Vec::new();
     let mut devices: Vec<String> = Vec::new();
+    let mut taps: Vec<String> = Vec::new();
     let mut list = Vec::new();
     for (i, ic) in cfg.interfaces.iter().enumerate() {
         let port = match devices.iter().position(|d| *d == ic.device) {
@@ -124,6 +127,10 @@ pub fn compile(
             mtu: ic.mtu,
             v4,
             v6,
+            tap: ic.tap.as_ref().map(|name| {
+                taps.push(name.clone());
+                (taps.len() - 1) as u16
+            }),
         });
     }
     let interfaces = Interfaces::new(list);
@@ -305,6 +312,7 @@ pub fn compile(
             tracking,
         },
         devices,
+        taps,
         static_neighbors,
         nat_addresses,
         timeouts,

@@ -189,6 +189,12 @@ pub struct Interface {
     /// Host addresses with their prefix length; host bits are kept.
     pub addresses: Vec<IpNet>,
     pub mtu: u16,
+    /// The kernel's view of this interface: a TAP device of this name that
+    /// `xgate run` creates (same MAC, MTU and addresses); traffic for the
+    /// router that xgate does not answer itself goes to it, and what the
+    /// kernel sends through it leaves by this interface. None: xgate
+    /// answers everything addressed to the router itself.
+    pub tap: Option<String>,
     /// Line of the `[[interface]]` header.
     pub line: usize,
 }

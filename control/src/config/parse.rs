@@ -34,7 +34,7 @@ const TOP_KEYS: &[&str] = &[
     "routes_file",
 ];
 const DATAPLANE_KEYS: &[&str] = &["workers", "xdp_mode", "bind", "queues", "flows"];
-const INTERFACE_KEYS: &[&str] = &["name", "device", "mac", "vlan", "address", "mtu"];
+const INTERFACE_KEYS: &[&str] = &["name", "device", "mac", "vlan", "address", "mtu", "tap"];
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "table", "type", "nexthops"];
 const NEXTHOP_KEYS: &[&str] = &["via", "dev", "weight"];
 const RULE_KEYS: &[&str] = &["priority", "from", "to", "iif", "fwmark", "table"];
@@ -484,6 +484,7 @@ fn interface(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Int
         vlan: Vec::new(),
         addresses: Vec::new(),
         mtu: DEFAULT_MTU,
+        tap: None,
         line,
     };
     let (mut has_name, mut has_device) = (false, false);
@@ -510,6 +511,14 @@ fn interface(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Int
                 }
             }
             "mac" => ifc.mac = ctx.unicast_mac(f, v),
+            "tap" => {
+                if let Some(s) = ctx.expect_str(f, v) {
+                    ifc.tap = Some(s.to_owned());
+                    if let Err(msg) = check_devname(s) {
+                        ctx.value_error(f, v, msg);
+                    }
+                }
+            }
             "vlan" => ifc.vlan = vlan(ctx, f, v),
             "address" => ifc.addresses = addresses(ctx, f, v),
             "mtu" => {

@@ -46,6 +46,7 @@ fn interfaces(cfg: &Config, ctx: &mut Ctx<'_>) {
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut stacks: HashMap<(&str, &[u16]), (&str, usize)> = HashMap::new();
     let mut addrs: HashMap<IpAddr, (&str, usize)> = HashMap::new();
+    let mut taps: HashMap<&str, (&str, usize)> = HashMap::new();
     for (i, ifc) in cfg.interfaces.iter().enumerate() {
         let p = format!("interface[{i}]");
         let name_f = format!("{p}.name");
@@ -82,6 +83,29 @@ fn interfaces(cfg: &Config, ctx: &mut Ctx<'_>) {
                 );
             } else {
                 stacks.insert(key, (&ifc.name, ifc.line));
+            }
+        }
+
+        let tap_f = format!("{p}.tap");
+        if let Some(tap) = &ifc.tap
+            && !ctx.is_bad(&tap_f)
+        {
+            let clash = if let Some(&(other, line)) = taps.get(tap.as_str()) {
+                Some(format!(
+                    "tap {tap:?} is already the tap of interface {other:?} (line {line})"
+                ))
+            } else if let Some(d) = cfg.interfaces.iter().find(|d| d.device == *tap) {
+                Some(format!(
+                    "tap {tap:?} is the device of interface {:?} (line {}): a tap needs a name of its own",
+                    d.name, d.line
+                ))
+            } else {
+                taps.insert(tap, (&ifc.name, ifc.line));
+                None
+            };
+            if let Some(msg) = clash {
+                let l = ctx.line_of(&tap_f, ifc.line);
+                ctx.error(l, &tap_f, msg);
             }
         }
 

@@ -173,9 +173,22 @@ impl Pipeline {
             m.desc.addr += shift as u64;
             m.desc.len -= shift as u32;
         }
+        self.parse_l3(umem, m, l2.ethertype)
+    }
+
+    /// The L3 and L4 checks of an untagged frame whose logical interface
+    /// is known: `m.l3`, `l3_len`, `proto`, `l4_off`, fragment flags and
+    /// the flow hash are set, Ethernet padding is trimmed. ARP is left to
+    /// the neighbour stage.
+    pub(super) fn parse_l3(
+        &mut self,
+        umem: &mut [u8],
+        m: &mut Meta,
+        ethertype: u16,
+    ) -> Result<(), DropReason> {
         let frame = m.desc.bytes_mut(umem);
         let l3 = &frame[L3_OFF..];
-        match l2.ethertype {
+        match ethertype {
             ether::ETHERTYPE_ARP => {
                 m.l3 = L3::Arp;
                 Ok(())
@@ -335,6 +348,7 @@ mod tests {
             mtu: 1500,
             v4: vec![("10.0.0.1".parse().unwrap(), 24)],
             v6: vec![],
+            tap: None,
         }]);
         let tables = Tables {
             interfaces: ifs,
