@@ -89,6 +89,16 @@ const WORKER_COUNTERS: &[(&str, &str, WorkerCounter)] = &[
     ("xgate_echo_replies_total", "ICMP echo replies sent.", |s| {
         s.echo_replies.get()
     }),
+    (
+        "xgate_punted_packets_total",
+        "Packets for the router handed to the host kernel (tap).",
+        |s| s.punted.get(),
+    ),
+    (
+        "xgate_from_kernel_packets_total",
+        "Frames the host kernel sent through a tap.",
+        |s| s.from_kernel.get(),
+    ),
     ("xgate_arp_replies_total", "ARP replies sent.", |s| {
         s.arp_replies.get()
     }),

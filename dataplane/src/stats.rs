@@ -83,6 +83,8 @@ drop_reasons! {
     LocalFragment => "local_fragment",
     LocalNoListener => "local_no_listener",
     LocalIcmpIgnored => "local_icmp_ignored",
+    PuntQueueFull => "punt_queue_full",
+    KernelMalformed => "kernel_malformed",
     IcmpChecksum => "icmp_checksum",
     FilterPrerouting => "filter_prerouting",
     FilterInput => "filter_input",
@@ -193,6 +195,10 @@ pub struct WorkerStats {
     pub icmp_rate_limited: Counter,
     pub echo_replies: Counter,
     pub neighbors_learned: Counter,
+    /// Packets for the router handed to the host kernel's TAP.
+    pub punted: Counter,
+    /// Frames the host kernel sent through a TAP, taken by this worker.
+    pub from_kernel: Counter,
     /// Per-stage cost, counted while profiling is on (`Shared::profile`).
     pub stages: [StageStats; Stage::ALL.len()],
 }
@@ -216,6 +222,8 @@ impl WorkerStats {
             icmp_rate_limited: Counter::default(),
             echo_replies: Counter::default(),
             neighbors_learned: Counter::default(),
+            punted: Counter::default(),
+            from_kernel: Counter::default(),
             stages: Default::default(),
         }
     }

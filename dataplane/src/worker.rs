@@ -117,6 +117,10 @@ pub fn poll_loop<P: Port, S: AsMut<[P]>>(
                 }
             }
         }
+        // What the host kernel sent through its taps (one load if nothing).
+        if let Some(set) = sets.first_mut() {
+            got += pipeline.kernel_input(umem, pool, set.as_mut(), now);
+        }
         let since = now.saturating_sub(last_tick);
         if got == 0 {
             if since >= TICK_IDLE_NS {
@@ -277,6 +281,7 @@ mod tests {
                 mtu: 1500,
                 v4: Vec::new(),
                 v6: Vec::new(),
+                tap: None,
             }]),
             fib: crate::route::Fib::new(),
             icmp: Default::default(),

@@ -244,6 +244,8 @@ impl Runtime {
                 "icmp_rate_limited": s.icmp_rate_limited.get(),
                 "echo_replies": s.echo_replies.get(),
                 "neighbors_learned": s.neighbors_learned.get(),
+                "punted": s.punted.get(),
+                "from_kernel": s.from_kernel.get(),
                 "drops": s.total_drops(),
             }));
         }

@@ -14,10 +14,13 @@
 //! frees what it does not.
 //!
 //! Backends: `memory` (in-process queues: tests, benches, `xgate replay`);
-//! `afxdp` (AF_XDP sockets: `xgate run`).
+//! `afxdp` (AF_XDP sockets: `xgate run`). `tap` and `punt`: the host
+//! kernel's side of the router's own traffic (the management punt).
 
 pub mod afxdp;
 pub mod memory;
+pub mod punt;
+pub mod tap;
 
 /// Size of one UMEM frame. A power of two, so a frame's base is `addr & !(FRAME_SIZE - 1)`.
 pub const FRAME_SIZE: usize = 2048;

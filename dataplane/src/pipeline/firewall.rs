@@ -26,7 +26,9 @@ use super::conntrack::{CtKind, CtMeta};
 use super::frag::{Fate, FragKey};
 use super::icmp::IcmpError;
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
-use crate::conntrack::{FlowKey, InsertError, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+use crate::conntrack::{
+    CtState, FlowKey, InsertError, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+};
 use crate::filter::{Hook, NatAction, Outcome, PacketView, RejectKind, TableId, ct};
 use crate::iface::IfIndex;
 use crate::io::Port;
@@ -330,8 +332,32 @@ impl Pipeline {
                 continue;
             };
             let ct = &self.shared.conntrack;
+            let kernel = m.has(flags::KERNEL);
             let Some(id) = ct.lookup(&key, ctx.now) else {
-                self.ct[i].state = ct::NEW;
+                self.ct[i] = if !kernel {
+                    CtMeta {
+                        state: ct::NEW,
+                        ..CtMeta::untracked()
+                    }
+                } else if !err && ct.can_open(&key, tcp_flags) {
+                    // The host kernel opens a connection of its own (its
+                    // resolver, an ssh client): created at confirm, after
+                    // filter OUTPUT, so that the answers are ESTABLISHED.
+                    CtMeta {
+                        kind: CtKind::New,
+                        key,
+                        target: key,
+                        tcp_flags,
+                        state: ct::NEW,
+                        ..CtMeta::default()
+                    }
+                } else {
+                    CtMeta {
+                        kind: CtKind::Invalid,
+                        state: ct::INVALID,
+                        ..CtMeta::default()
+                    }
+                };
                 continue;
             };
             let c = CtMeta {
@@ -351,9 +377,22 @@ impl Pipeline {
                 // The router's own packet is part of the connection, as in
                 // netfilter's OUTPUT hook: a reset it sends closes it (after
                 // its translation was read), an echo reply refreshes it.
-                self.shared
+                let s = self
+                    .shared
                     .conntrack
                     .update(id, tcp_flags, u32::from(m.l3_len), ctx.now);
+                if kernel {
+                    // The kernel's packets are matched like received ones.
+                    self.ct[i].state = match s {
+                        Some(CtState::New) => ct::NEW,
+                        Some(CtState::Invalid) | None => ct::INVALID,
+                        Some(_) => ct::ESTABLISHED,
+                    };
+                    if self.ct[i].state == ct::INVALID {
+                        self.ct[i].kind = CtKind::Invalid;
+                        continue;
+                    }
+                }
             }
             if changes_dst(&c) {
                 self.translate(ctx, m, &c, Part::Dst);
@@ -686,17 +725,24 @@ impl Pipeline {
     }
 
     /// filter OUTPUT for the router's own packets (after routing; their
-    /// states come from `local_nat`).
+    /// states come from `local_nat`), then the confirm of the connections
+    /// the host kernel opens (with nat POSTROUTING).
     pub(super) fn output<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
-        if self.tables.filter.is_empty(TableId::Filter, Hook::Output) {
-            return;
-        }
+        let filter = !self.tables.filter.is_empty(TableId::Filter, Hook::Output);
         for (i, m) in batch.iter_mut().enumerate() {
             if m.next != Next::Forward {
                 continue;
             }
             let c = self.ct[i];
-            self.filter(ctx, m, &c, Hook::Output, "filter-out");
+            if filter && !self.filter(ctx, m, &c, Hook::Output, "filter-out") {
+                continue;
+            }
+            if c.kind == CtKind::New && self.confirm(ctx, m, i) {
+                let c = self.ct[i];
+                if changes_src(&c) {
+                    self.translate(ctx, m, &c, Part::Src);
+                }
+            }
         }
     }
 }

@@ -2,12 +2,15 @@
 //!
 //! ICMP and ICMPv6 echo requests are answered in place (addresses swapped,
 //! type changed, checksums patched incrementally) and sent back through
-//! routing. Everything else finds no listener, as on a host with no open
-//! port: UDP gets a port unreachable, TCP a reset (RFC 9293 3.10.7.1),
-//! other protocols a protocol unreachable. Fragments addressed to the
-//! router are not reassembled.
+//! routing. When the interface the packet came in by has a tap, everything
+//! else goes to the host kernel (`punt.rs`): its listeners, its answers,
+//! its reassembly. Without a tap, everything else finds no listener, as on
+//! a host with no open port: UDP gets a port unreachable, TCP a reset (RFC
+//! 9293 3.10.7.1), other protocols a protocol unreachable; fragments
+//! addressed to the router are not reassembled.
 //!
-//! Drops: local_fragment, local_no_listener, local_icmp_ignored, icmp_checksum.
+//! Drops: local_fragment, local_no_listener, local_icmp_ignored,
+//! icmp_checksum, punt_queue_full.
 
 use super::icmp::{DEFAULT_TTL, IcmpError};
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
@@ -26,12 +29,23 @@ impl Pipeline {
             if m.has(flags::TRACE) {
                 self.trace.record(m.seq, "local", TraceWhat::Local);
             }
+            let tap = self.tap_of(m.iif);
+            let icmp = matches!(
+                (m.l3, m.proto),
+                (L3::V4, proto::ICMP) | (L3::V6, proto::ICMPV6)
+            );
+            if let Some(tap) = tap
+                && (!icmp || m.has(flags::FRAGMENT))
+            {
+                self.punt_to_kernel(ctx, m, tap);
+                continue;
+            }
             if m.has(flags::FRAGMENT) {
                 self.drop_pkt(ctx, m, DropReason::LocalFragment);
                 continue;
             }
             match (m.l3, m.proto) {
-                (L3::V4, proto::ICMP) | (L3::V6, proto::ICMPV6) => self.local_icmp(ctx, m),
+                (L3::V4, proto::ICMP) | (L3::V6, proto::ICMPV6) => self.local_icmp(ctx, m, tap),
                 (_, proto::UDP) => {
                     self.icmp_error(ctx, m, IcmpError::PortUnreachable);
                     self.drop_pkt(ctx, m, DropReason::LocalNoListener);
@@ -51,7 +65,7 @@ impl Pipeline {
         }
     }
 
-    fn local_icmp<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta) {
+    fn local_icmp<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, tap: Option<u16>) {
         let l3_len = m.l3_len as usize;
         let l4 = m.l4_off as usize;
         let frame = m.desc.bytes_mut(ctx.umem);
@@ -64,7 +78,11 @@ impl Pipeline {
         };
         let (typ, code) = (l3[l4], l3[l4 + 1]);
         if typ != req || code != 0 {
-            return self.drop_pkt(ctx, m, DropReason::LocalIcmpIgnored);
+            // Echo replies to the kernel's pings, errors about its flows.
+            return match tap {
+                Some(tap) => self.punt_to_kernel(ctx, m, tap),
+                None => self.drop_pkt(ctx, m, DropReason::LocalIcmpIgnored),
+            };
         }
         let ok = if v4 {
             checksum::verify(&l3[l4..], 0)

@@ -31,12 +31,14 @@ mod input;
 mod local;
 mod neighbor;
 mod parse;
+mod punt;
 mod route;
 pub mod trace;
 
 use crate::conntrack::{Conntrack, CtConfig};
 use crate::filter::{EvalCtx, LogRing, Ruleset};
 use crate::iface::{IfIndex, Interfaces};
+use crate::io::punt::PuntChannel;
 use crate::io::{Desc, FramePool, Port};
 use crate::nat::NatPorts;
 use crate::route::Fib;
@@ -180,6 +182,9 @@ pub(crate) mod flags {
     pub const L2_MULTICAST: u8 = 8;
     /// Record this packet's stages in the trace.
     pub const TRACE: u8 = 16;
+    /// Sent by the host kernel through a tap (with LOCAL_ORIGIN): it may
+    /// open connections of its own.
+    pub const KERNEL: u8 = 32;
 }
 
 /// Per-packet metadata, the "buffer opaque" of the walk. After parsing, the
@@ -227,6 +232,10 @@ pub struct Pipeline {
     ct: Vec<conntrack::CtMeta>,
     /// What became of the first fragments of fragmented datagrams.
     frags: frag::FragTable,
+    /// The way to the host kernel's taps (`xgate run` with taps).
+    punt: Option<Arc<PuntChannel>>,
+    /// This call queued frames for the kernel: wake the punt thread.
+    punted: bool,
     /// A packet of this call was selected by a trace request: its records
     /// go to the control thread at the end of the call.
     trace_requested: bool,
@@ -264,6 +273,8 @@ impl Pipeline {
             eval,
             ct: Vec::with_capacity(BATCH),
             frags: frag::FragTable::default(),
+            punt: None,
+            punted: false,
             trace_requested: false,
             trace: Trace::new(1 << 16),
             pending: neighbor::Pending::new(),
@@ -387,6 +398,11 @@ impl Pipeline {
         self.poll_neighbors(ctx);
         self.local_out(ctx);
         self.flush(ctx);
+        if std::mem::take(&mut self.punted)
+            && let Some(p) = &self.punt
+        {
+            p.notify();
+        }
         if self.trace_requested {
             // Requested traces leave for the control thread.
             self.trace_requested = false;

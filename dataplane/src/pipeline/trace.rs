@@ -65,6 +65,14 @@ pub enum TraceWhat {
     },
     Local,
     EchoReply,
+    /// Handed to the host kernel through tap `tap`.
+    Punt {
+        tap: u16,
+    },
+    /// Sent by the host kernel through tap `tap`.
+    FromKernel {
+        tap: u16,
+    },
     IcmpError {
         icmp_type: u8,
         code: u8,
@@ -422,6 +430,8 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
         }
         TraceWhat::Local => write!(s, "local delivery"),
         TraceWhat::EchoReply => write!(s, "echo reply"),
+        TraceWhat::Punt { tap } => write!(s, "to the kernel (tap {tap})"),
+        TraceWhat::FromKernel { tap } => write!(s, "from the kernel (tap {tap})"),
         TraceWhat::IcmpError { icmp_type, code } => {
             write!(s, "icmp error type {icmp_type} code {code}")
         }
