@@ -424,6 +424,152 @@ COMMIT
     stop_clean(&t, x);
 }
 
+/// Management punt: with a `tap` per interface, the router's own kernel
+/// gets what xgate does not answer itself. Its listeners on the router's
+/// address serve LAN clients (TCP, UDP) behind xgate's filter INPUT; its
+/// own connections (TCP to the server, ping to the client) leave through
+/// xgate and their answers come back ESTABLISHED; the taps are gone
+/// after stop.
+#[test]
+fn taps_give_the_kernel_its_management_traffic() {
+    if skip() {
+        return;
+    }
+    let t = topology(1);
+    let cfg = format!(
+        r#"
+[dataplane]
+workers = 1
+flows = 65536
+
+[[interface]]
+name = "lan"
+device = "{r0}"
+address = ["10.1.0.1/24"]
+tap = "xg-lan"
+
+[[interface]]
+name = "wan"
+device = "{r1}"
+address = ["10.2.0.1/24"]
+tap = "xg-wan"
+
+[firewall]
+rules = """
+*filter
+:INPUT DROP [0:0]
+-A INPUT -m state --state ESTABLISHED,RELATED -j ACCEPT
+-A INPUT -i lan -p tcp --dport 22 -j ACCEPT
+-A INPUT -i lan -p udp --dport 53 -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+COMMIT
+"""
+"#,
+        r0 = t.r0,
+        r1 = t.r1
+    );
+    let x = Xgate::start(XGATE, &t.router, &cfg);
+    assert!(
+        x.log().contains("kernel taps xg-lan, xg-wan"),
+        "{}",
+        x.log()
+    );
+    let links = String::from_utf8_lossy(&t.tb.ip(&t.router, &["-br", "addr"]).stdout).to_string();
+    assert!(
+        links.contains("xg-lan") && links.contains("10.1.0.1/24"),
+        "{links}"
+    );
+
+    // A service of the router's kernel, reached by a LAN client: 1 MiB
+    // over TCP, checksum compared.
+    let listener = in_ns(&t.router, || TcpListener::bind("10.1.0.1:22").unwrap())
+        .join()
+        .unwrap();
+    let sink = std::thread::spawn(move || traffic::tcp_sink(listener));
+    let data = traffic::pattern(1 << 20);
+    let want = (data.len(), traffic::fnv(&data));
+    let local = in_ns(&t.client, move || {
+        traffic::tcp_send("10.1.0.1:22".parse().unwrap(), &data)
+    })
+    .join()
+    .unwrap()
+    .unwrap_or_else(|e| panic!("TCP to the router's kernel: {e}\n{}", x.log()));
+    let (len, sum, peer) = sink.join().unwrap();
+    assert_eq!((len, sum), want, "TCP bytes or checksum differ");
+    assert_eq!(peer, local);
+
+    // UDP, the same way.
+    let sock = in_ns(&t.router, || UdpSocket::bind("10.1.0.1:53").unwrap())
+        .join()
+        .unwrap();
+    let echo = std::thread::spawn(move || traffic::udp_echo(sock, 3));
+    let ok = in_ns(&t.client, || {
+        traffic::udp_request("10.1.0.1:53".parse().unwrap(), b"to the kernel")
+    })
+    .join()
+    .unwrap();
+    assert!(ok, "UDP echo by the router's kernel");
+    drop(echo);
+
+    // filter INPUT guards the kernel's services: port 23 listens, but
+    // the ruleset does not let a connection in.
+    let guarded = in_ns(&t.router, || TcpListener::bind("10.1.0.1:23").unwrap())
+        .join()
+        .unwrap();
+    let refused = in_ns(&t.client, || {
+        std::net::TcpStream::connect_timeout(
+            &"10.1.0.1:23".parse().unwrap(),
+            Duration::from_millis(700),
+        )
+        .is_err()
+    })
+    .join()
+    .unwrap();
+    assert!(refused, "filter INPUT DROP let a connection to :23 in");
+    drop(guarded);
+
+    // The kernel's own connection to the server: out through xgate, and
+    // the answers are ESTABLISHED for filter INPUT.
+    let listener = in_ns(&t.server, || TcpListener::bind("10.2.0.2:5001").unwrap())
+        .join()
+        .unwrap();
+    let sink = std::thread::spawn(move || traffic::tcp_sink(listener));
+    let data = traffic::pattern(256 << 10);
+    let want = (data.len(), traffic::fnv(&data));
+    in_ns(&t.router, move || {
+        traffic::tcp_send("10.2.0.2:5001".parse().unwrap(), &data)
+    })
+    .join()
+    .unwrap()
+    .unwrap_or_else(|e| panic!("TCP from the router's kernel: {e}\n{}", x.log()));
+    let (len, sum, peer) = sink.join().unwrap();
+    assert_eq!((len, sum), want);
+    assert_eq!(
+        peer.ip(),
+        Ipv4Addr::new(10, 2, 0, 1),
+        "from the wan tap's address"
+    );
+    let pings = in_ns(&t.router, || {
+        traffic::ping("10.1.0.2".parse().unwrap(), 2, Duration::from_secs(1))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(pings, 2, "the router's kernel pings the client");
+
+    let exit = stop_clean(&t, x);
+    assert!(exit.per_worker("local")[0] > 0);
+    let punt = exit
+        .stats
+        .lines()
+        .find(|l| l.starts_with("punt "))
+        .unwrap_or_else(|| panic!("no punt line:\n{}", exit.stats));
+    assert!(!punt.contains("to_kernel=0 "), "{punt}");
+    assert!(!punt.contains("from_kernel=0 "), "{punt}");
+    assert!(punt.contains("write_errors=0 "), "{punt}");
+    let links = String::from_utf8_lossy(&t.tb.ip(&t.router, &["-br", "link"]).stdout).to_string();
+    assert!(!links.contains("xg-"), "taps left after stop:\n{links}");
+}
+
 #[test]
 fn missing_device_is_a_clear_error() {
     if skip() {

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod compile;
 pub mod config;
+pub mod host;
 pub mod import;
 pub mod iptables;
 pub mod metrics;

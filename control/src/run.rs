@@ -17,6 +17,10 @@
 //! Device MACs come from /sys/class/net/DEV/address unless the config sets
 //! `mac`. xgate owns the devices it binds: every frame they receive goes
 //! to the dataplane, none to the kernel's stack (docs/architecture.md).
+//! Interfaces with a `tap` give the kernel a view of its own: the taps are
+//! created and set up ([`crate::host`]) before the workers start, a punt
+//! thread moves frames between them and the workers, and they disappear
+//! when it stops, after the workers.
 
 use crate::api::{self, Runtime};
 use crate::config::{self, ConfigError, render_errors};
@@ -27,6 +31,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use xgate_dataplane::io::afxdp::{self, AfXdpConfig, AfXdpError, BindMode, XdpMode};
+use xgate_dataplane::io::punt::{self, PuntChannel, PuntThread};
+use xgate_dataplane::io::tap::Tap;
 use xgate_dataplane::pipeline::{Pipeline, Shared, Tables};
 use xgate_dataplane::stats::WorkerStats;
 use xgate_dataplane::worker::{IdlePolicy, Worker, WorkerExit, now_ns};
@@ -61,6 +67,8 @@ pub enum RunError {
     StatsFile { path: String, err: std::io::Error },
     #[error("control socket / metrics: {0}")]
     Services(std::io::Error),
+    #[error("tap: {0}")]
+    Tap(String),
 }
 
 /// A device's MAC address from sysfs.
@@ -146,6 +154,12 @@ pub fn run(
         ..AfXdpConfig::default()
     };
 
+    // The kernel's taps, before any socket: a failure leaves nothing behind.
+    let punt = start_punt(&cfg, &publisher, nworkers)?;
+    if let Some(p) = &punt {
+        let _ = writeln!(log, "xgate: {}", p.line);
+    }
+
     // Sockets one worker at a time, in this thread.
     let mut modes = vec![None; devices.len()];
     let mut ios = Vec::with_capacity(nworkers);
@@ -179,7 +193,10 @@ pub fn run(
     let mut workers = Vec::with_capacity(nworkers);
     for (w, io) in ios.into_iter().enumerate() {
         let core = (!cores.is_empty()).then(|| cores[w % cores.len()].id);
-        let pipeline = Pipeline::new(publisher.tables(), shared.clone());
+        let mut pipeline = Pipeline::new(publisher.tables(), shared.clone());
+        if let Some(p) = &punt {
+            pipeline.set_punt(p.channels[w].clone());
+        }
         let view = Arc::new(WorkerView::new(w, &pipeline, &publisher));
         runtime.add_worker(view.clone());
         let mut tables = publisher.subscribe();
@@ -278,6 +295,16 @@ pub fn run(
         report += &exit_line(e);
         report.push('\n');
     }
+    if let Some(p) = punt {
+        let s = p.thread.stop();
+        report += &format!(
+            "punt to_kernel={} from_kernel={} write_errors={} oversized={}\n",
+            s.to_kernel.get(),
+            s.from_kernel.get(),
+            s.write_errors.get(),
+            s.oversized.get()
+        );
+    }
     let mut drops = std::collections::BTreeMap::new();
     for e in &exits {
         for (r, n) in e.stats.nonzero_drops() {
@@ -301,6 +328,48 @@ pub fn run(
         })?;
     }
     Ok(exits)
+}
+
+/// The kernel's taps at work: the punt thread and its channels.
+struct KernelPunt {
+    thread: PuntThread,
+    /// One per worker.
+    channels: Vec<Arc<PuntChannel>>,
+    /// What was set up, for the log.
+    line: String,
+}
+
+/// The taps of the config, set up for the kernel, and the punt thread
+/// serving them. None without taps.
+fn start_punt(
+    cfg: &config::Config,
+    publisher: &Publisher,
+    nworkers: usize,
+) -> Result<Option<KernelPunt>, RunError> {
+    let snap = publisher.current();
+    if snap.taps.is_empty() {
+        return Ok(None);
+    }
+    let mut taps = Vec::with_capacity(snap.taps.len());
+    for name in snap.taps.iter() {
+        let tap = Tap::create(name).map_err(|e| RunError::Tap(e.to_string()))?;
+        taps.push(tap);
+    }
+    let plan = crate::host::plan(cfg, &snap.tables.interfaces, &snap.taps);
+    crate::host::apply(&plan).map_err(RunError::Tap)?;
+    let channels = punt::channels(nworkers).map_err(|e| RunError::Tap(e.to_string()))?;
+    let thread =
+        PuntThread::spawn(taps, channels.clone()).map_err(|e| RunError::Tap(e.to_string()))?;
+    let line = format!(
+        "kernel taps {} ({} setup commands); management traffic goes to the kernel",
+        snap.taps.join(", "),
+        plan.len()
+    );
+    Ok(Some(KernelPunt {
+        thread,
+        channels,
+        line,
+    }))
 }
 
 /// Prints the LOG target's lines waiting in the ring.
