@@ -1,15 +1,18 @@
 //! `xgate replay`: the pipeline run offline over captures.
 //!
 //! Inputs are pcap files, each received on one logical interface's device
-//! (`--input IFACE=FILE`; IFACE may also name a device). Frames are taken in
+//! (`--input IFACE=FILE`; IFACE may also name a device, or a `tap`: then
+//! the frames are what the host kernel sends on that tap). Frames are taken in
 //! timestamp order across all inputs (ties: input order, then file order),
 //! one at a time, and the pipeline's clock is the frame's timestamp, so
 //! timeouts behave as they would have live. Every frame that leaves a
 //! logical interface is written to `DIR/<interface>.pcap`, with the
 //! timestamp of the frame that caused it, exactly as it would go on the
 //! wire (tags, checksums, MACs). Generated frames (ARP, NDP, ICMP errors,
-//! resets) are written the same way. An output file exists for every
-//! interface, empty or not. The same inputs give byte-identical outputs.
+//! resets) are written the same way. What the management punt hands to
+//! the host kernel is written to `DIR/<tap>.pcap` for each `tap`. An output
+//! file exists for every interface and tap, empty or not. The same inputs
+//! give byte-identical outputs.
 //!
 //! The firewall runs as it would live: connections are tracked in pcap
 //! time (so timeouts can be tested), NAT ports come from the same
@@ -29,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use xgate_dataplane::iface::IfIndex;
 use xgate_dataplane::io::memory::MemoryWorker;
+use xgate_dataplane::io::punt;
 use xgate_dataplane::packet::ether;
 use xgate_dataplane::pipeline::trace;
 use xgate_dataplane::stats::DropReason;
@@ -60,7 +64,7 @@ impl std::str::FromStr for Input {
 pub enum ReplayError {
     #[error("{}", render_errors(.0).trim_end())]
     Config(Vec<ConfigError>),
-    #[error("--input {0}: no interface or device of that name in the config")]
+    #[error("--input {0}: no interface, device or tap of that name in the config")]
     UnknownInterface(String),
     #[error("{path}: {msg}")]
     Pcap { path: String, msg: String },
@@ -74,7 +78,8 @@ pub struct Report {
     pub frames_in: u64,
     /// Input frames longer than a UMEM frame holds (not replayed).
     pub frames_too_long: u64,
-    /// Frames written, per interface name (every interface listed).
+    /// Frames written, per interface name (every interface listed), then
+    /// per tap (frames handed to the kernel).
     pub frames_out: Vec<(String, u64)>,
     pub drops: Vec<(DropReason, u64)>,
     /// Packets still waiting for a neighbour at the end.
@@ -115,6 +120,15 @@ impl Report {
         }
         s
     }
+}
+
+/// Where an input's frames enter.
+#[derive(Clone, Copy)]
+enum Source {
+    /// Received on this port.
+    Port(u16),
+    /// Sent by the host kernel on this tap.
+    Tap(u16),
 }
 
 struct Frame {
@@ -169,18 +183,19 @@ pub fn replay(
     trace_out: &mut dyn Write,
 ) -> Result<Report, ReplayError> {
     let compiled = compile_for_replay(cfg)?;
-    let ports: Vec<u16> = inputs
+    let sources: Vec<Source> = inputs
         .iter()
         .map(|i| {
             let ifs = &compiled.tables.interfaces;
             ifs.by_name(&i.iface)
-                .map(|x| ifs.get(x).port)
+                .map(|x| Source::Port(ifs.get(x).port))
                 .or_else(|| {
-                    compiled
-                        .devices
-                        .iter()
-                        .position(|d| *d == i.iface)
-                        .map(|p| p as u16)
+                    let dev = compiled.devices.iter().position(|d| *d == i.iface);
+                    dev.map(|p| Source::Port(p as u16))
+                })
+                .or_else(|| {
+                    let tap = compiled.taps.iter().position(|t| *t == i.iface);
+                    tap.map(|t| Source::Tap(t as u16))
                 })
                 .ok_or_else(|| ReplayError::UnknownInterface(i.iface.clone()))
         })
@@ -197,6 +212,20 @@ pub fn replay(
     let tables = Arc::new(compiled.tables);
     let mut worker = MemoryWorker::new(tables.clone(), shared, 8192);
     worker.pipeline.trace.set_enabled(trace);
+    // The taps' side: frames to the kernel are collected, frames from it
+    // injected, both in pcap order.
+    let punt = if compiled.taps.is_empty() {
+        None
+    } else {
+        let ch = punt::channels(1)
+            .map_err(|err| ReplayError::Io {
+                path: "eventfd".into(),
+                err,
+            })?
+            .remove(0);
+        worker.pipeline.set_punt(ch.clone());
+        Some(ch)
+    };
 
     std::fs::create_dir_all(out_dir).map_err(|err| ReplayError::Io {
         path: out_dir.display().to_string(),
@@ -208,8 +237,9 @@ pub fn replay(
         ..PcapHeader::default()
     };
     let mut writers = Vec::new();
-    for (_, ic) in tables.interfaces.iter() {
-        let path = out_dir.join(format!("{}.pcap", ic.name));
+    let names = tables.interfaces.iter().map(|(_, ic)| &ic.name);
+    for name in names.chain(&compiled.taps) {
+        let path = out_dir.join(format!("{name}.pcap"));
         let p = path.display().to_string();
         let f = File::create(&path).map_err(|err| ReplayError::Io {
             path: p.clone(),
@@ -226,14 +256,10 @@ pub fn replay(
     let mut report = Report::default();
     let mut now = Duration::ZERO;
     let mut write_err = None;
+    let ifaces = tables.interfaces.len();
     let mut emit = |worker: &mut MemoryWorker, ts: Duration| {
-        worker.drain(|port, bytes| {
-            // The frame's own tags say which logical interface it left by.
-            let vlans = ether::parse_l2(bytes).map(|l| l.vlans).unwrap_or_default();
-            let Some(ifx) = tables.interfaces.classify(port, &vlans) else {
-                return;
-            };
-            let (w, p, n) = &mut writers[ifx as usize];
+        let mut write = |out: usize, bytes: &[u8]| {
+            let (w, p, n) = &mut writers[out];
             if let Err(e) = w.write_packet(&PcapPacket::new(ts, bytes.len() as u32, bytes)) {
                 write_err.get_or_insert(ReplayError::Pcap {
                     path: p.clone(),
@@ -241,7 +267,19 @@ pub fn replay(
                 });
             }
             *n += 1;
+        };
+        worker.drain(|port, bytes| {
+            // The frame's own tags say which logical interface it left by.
+            let vlans = ether::parse_l2(bytes).map(|l| l.vlans).unwrap_or_default();
+            if let Some(ifx) = tables.interfaces.classify(port, &vlans) {
+                write(ifx as usize, bytes);
+            }
         });
+        if let Some(ch) = &punt {
+            for (tap, bytes) in ch.take_to_kernel() {
+                write(ifaces + tap as usize, &bytes);
+            }
+        }
     };
     let mut log = Vec::new();
     let mut collect_log = |worker: &MemoryWorker| {
@@ -271,8 +309,21 @@ pub fn replay(
         now = f.ts;
         report.frames_in += 1;
         let ns = f.ts.as_nanos() as u64;
-        if worker.receive(ports[f.input], &[&f.data], ns).is_err() {
-            report.frames_too_long += 1;
+        match sources[f.input] {
+            Source::Port(port) => {
+                if worker.receive(port, &[&f.data], ns).is_err() {
+                    report.frames_too_long += 1;
+                }
+            }
+            Source::Tap(tap) => {
+                let queued = punt
+                    .as_ref()
+                    .is_some_and(|ch| ch.inject_from_kernel(tap, &f.data));
+                if !queued {
+                    report.frames_too_long += 1;
+                }
+                worker.kernel_input(ns);
+            }
         }
         emit(&mut worker, f.ts);
         collect_log(&worker);
@@ -291,9 +342,11 @@ pub fn replay(
             path: p.clone(),
             err,
         })?;
-        report
-            .frames_out
-            .push((tables.interfaces.get(i as IfIndex).name.clone(), n));
+        let name = match i.checked_sub(ifaces) {
+            None => &tables.interfaces.get(i as IfIndex).name,
+            Some(t) => &compiled.taps[t],
+        };
+        report.frames_out.push((name.clone(), n));
     }
     report.drops = worker.pipeline.stats.nonzero_drops();
     report.pending_at_end = worker.pipeline.pending_packets();

@@ -143,6 +143,17 @@ impl MemoryWorker {
         }
     }
 
+    /// Runs what the host kernel sent (queued on the pipeline's punt
+    /// channel) through the local-output path, as the live worker loop
+    /// does every round.
+    pub fn kernel_input(&mut self, now: u64) {
+        while self
+            .pipeline
+            .kernel_input(&mut self.umem, &mut self.pool, &mut self.ports, now)
+            > 0
+        {}
+    }
+
     /// Lets time pass without traffic (neighbour retries and timeouts).
     pub fn tick(&mut self, now: u64) {
         self.pipeline

@@ -1,0 +1,261 @@
+//! Replay tests of the management punt (`[[interface]] tap`): what the
+//! host kernel gets (`DIR/<tap>.pcap`), and what it sends (`--input
+//! TAP=FILE`) leaving through xgate's conntrack, NAT, routes and
+//! neighbours.
+
+mod common;
+use common::*;
+
+const GW_WAN: &str = "02:00:00:00:00:01";
+const GW_LAN: &str = "02:00:00:00:00:02";
+const UPSTREAM: &str = "02:bb:00:00:00:01";
+const HOST: &str = "02:aa:00:00:00:10";
+
+/// wan has a tap, lan has none. filter INPUT drops by default and lets
+/// in DNS, ssh (also as port 2222, redirected), ICMP and answers.
+const CONFIG: &str = r#"
+[[interface]]
+name = "wan"
+device = "eth0"
+mac = "02:00:00:00:00:01"
+address = ["203.0.113.2/24", "2001:db8:1::2/64"]
+tap = "xg-wan"
+
+[[interface]]
+name = "lan"
+device = "eth1"
+mac = "02:00:00:00:00:02"
+address = ["192.168.1.1/24"]
+
+[[route]]
+to = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[route]]
+to = "::/0"
+via = "2001:db8:1::1"
+
+[[neighbor]]
+ip = "203.0.113.1"
+mac = "02:bb:00:00:00:01"
+dev = "wan"
+
+[[neighbor]]
+ip = "2001:db8:1::1"
+mac = "02:bb:00:00:00:01"
+dev = "wan"
+
+[[neighbor]]
+ip = "192.168.1.10"
+mac = "02:aa:00:00:00:10"
+dev = "lan"
+
+[firewall]
+rules = """
+*nat
+-A PREROUTING -i wan -p tcp --dport 2222 -j REDIRECT --to-ports 22
+COMMIT
+*filter
+:INPUT DROP [0:0]
+-A INPUT -m state --state ESTABLISHED,RELATED -j ACCEPT
+-A INPUT -p udp --dport 53 -j ACCEPT
+-A INPUT -p tcp --dport 22 -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+COMMIT
+"""
+"#;
+
+/// The IPv4 TTL of an untagged frame.
+fn ttl(frame: &[u8]) -> u8 {
+    l3_of(frame)[8]
+}
+
+#[test]
+fn the_kernel_gets_what_xgate_does_not_answer_and_sends_through_xgate() {
+    let udp53 = udp4(
+        mac(UPSTREAM),
+        mac(GW_WAN),
+        &[],
+        "198.51.100.7",
+        "203.0.113.2",
+        60,
+        5353,
+        53,
+        b"query",
+    );
+    let mut udp53_v6 = Vec::new();
+    etherparse::PacketBuilder::ethernet2(mac(UPSTREAM), mac(GW_WAN))
+        .ipv6(ip6("2001:db8:9::7"), ip6("2001:db8:1::2"), 60)
+        .udp(5353, 53)
+        .write(&mut udp53_v6, b"query6")
+        .unwrap();
+    let lan_udp53 = udp4(
+        mac(HOST),
+        mac(GW_LAN),
+        &[],
+        "192.168.1.10",
+        "192.168.1.1",
+        64,
+        5000,
+        53,
+        b"no tap here",
+    );
+    let ping = icmp4_echo(
+        mac(UPSTREAM),
+        mac(GW_WAN),
+        "198.51.100.7",
+        "203.0.113.2",
+        60,
+        7,
+        1,
+        b"ping",
+    );
+    let telnet = tcp4_seg(
+        mac(UPSTREAM),
+        mac(GW_WAN),
+        "198.51.100.7",
+        "203.0.113.2",
+        40000,
+        23,
+        1,
+        0,
+        "S",
+        b"",
+    );
+    let ssh_syn = tcp4_seg(
+        mac(UPSTREAM),
+        mac(GW_WAN),
+        "198.51.100.7",
+        "203.0.113.2",
+        40001,
+        2222,
+        100,
+        0,
+        "S",
+        b"",
+    );
+    // The kernel's answers: its tap does no ARP, so frames come addressed
+    // to the tap's own MAC.
+    let ssh_synack = tcp4_seg(
+        mac(GW_WAN),
+        mac(GW_WAN),
+        "203.0.113.2",
+        "198.51.100.7",
+        22,
+        40001,
+        500,
+        101,
+        "SA",
+        b"",
+    );
+    let own_syn = tcp4_seg(
+        mac(GW_WAN),
+        mac(GW_WAN),
+        "203.0.113.2",
+        "198.51.100.9",
+        45000,
+        443,
+        900,
+        0,
+        "S",
+        b"",
+    );
+    let own_synack = tcp4_seg(
+        mac(UPSTREAM),
+        mac(GW_WAN),
+        "198.51.100.9",
+        "203.0.113.2",
+        443,
+        45000,
+        7000,
+        901,
+        "SA",
+        b"",
+    );
+    let stray_synack = tcp4_seg(
+        mac(UPSTREAM),
+        mac(GW_WAN),
+        "198.51.100.9",
+        "203.0.113.2",
+        443,
+        45001,
+        7000,
+        901,
+        "SA",
+        b"",
+    );
+    let mut mdns = Vec::new();
+    etherparse::PacketBuilder::ethernet2(mac(GW_WAN), [0x33, 0x33, 0, 0, 0, 0xfb])
+        .ipv6(ip6("2001:db8:1::2"), ip6("ff02::fb"), 255)
+        .udp(5353, 5353)
+        .write(&mut mdns, b"mdns")
+        .unwrap();
+
+    let o = run(
+        "punt",
+        CONFIG,
+        &[
+            (
+                "wan",
+                vec![
+                    (1.0, udp53.clone()),
+                    (1.2, udp53_v6.clone()),
+                    (1.3, ping),
+                    (1.4, telnet),
+                    (1.5, ssh_syn),
+                    (2.1, own_synack.clone()),
+                    (2.2, stray_synack),
+                ],
+            ),
+            ("lan", vec![(1.1, lan_udp53)]),
+            (
+                "xg-wan",
+                vec![(1.6, ssh_synack), (2.0, own_syn), (3.0, mdns.clone())],
+            ),
+        ],
+    );
+    golden_trace("punt", &o.trace);
+
+    // To the kernel: DNS over v4 and v6 as received, the ssh SYN with its
+    // port redirected, the answer to the kernel's own connection. Not the
+    // echo request (xgate answers), not telnet (filter INPUT), not the
+    // stray SYN-ACK (no connection: INVALID, dropped by INPUT).
+    let kernel = o.frames("xg-wan");
+    assert_eq!(kernel.len(), 4, "{}", o.report.summary());
+    assert_eq!(kernel[0], udp53);
+    assert_eq!(kernel[1], udp53_v6);
+    assert_eq!(flow4(&kernel[2]), "198.51.100.7:40001 > 203.0.113.2:22");
+    assert_eq!(kernel[3], own_synack);
+    assert_eq!(o.drops("filter_input"), 2, "telnet and the stray SYN-ACK");
+
+    // Out of wan: the echo reply, the kernel's SYN-ACK with the port the
+    // client used, the kernel's own SYN, the kernel's multicast as built.
+    let wan = o.frames("wan");
+    assert_eq!(wan.len(), 4, "{}", o.report.summary());
+    assert_eq!(
+        flow4(&wan[0]),
+        "203.0.113.2:7 > 198.51.100.7:7",
+        "echo reply"
+    );
+    assert_eq!(flow4(&wan[1]), "203.0.113.2:2222 > 198.51.100.7:40001");
+    assert_eq!(
+        &wan[1][..6],
+        &mac(UPSTREAM),
+        "xgate's neighbour, not the tap's MAC"
+    );
+    assert_eq!(
+        ttl(&wan[1]),
+        64,
+        "the router's own packet: no TTL decrement"
+    );
+    assert_eq!(flow4(&wan[2]), "203.0.113.2:45000 > 198.51.100.9:443");
+    assert_eq!(&wan[2][..6], &mac(UPSTREAM));
+    assert_eq!(wan[3], mdns);
+
+    // lan has no tap: the router answers as a host with no listener.
+    let lan = o.frames("lan");
+    assert_eq!(lan.len(), 1);
+    assert_eq!(l3_of(&lan[0])[9], 1, "ICMP");
+    assert_eq!(l3_of(&lan[0])[20], 3, "destination unreachable");
+    assert_eq!(l3_of(&lan[0])[21], 3, "port unreachable");
+}
