@@ -327,6 +327,8 @@ fn afxdp_bad_input_is_a_clear_error() {
     let mut a = with(&["--bind", "zero-copy", "--dev"]);
     a.push(&g0);
     fails(&a, &format!("zero-copy bind refused: the driver of {g0}"));
+    // The advice names pktgen's own option, not xgate's config key.
+    fails(&a, "use --bind copy or auto");
     let mut a = with(&["--duration=-1", "--dev"]);
     a.push(&g0);
     fails(&a, "--duration -1");

@@ -565,7 +565,13 @@ fn socket_error(
         libc::ENODEV | libc::ENXIO => format!(" — device {dev} vanished or is down"),
         _ if zero_copy && cfg.bind == BindMode::ZeroCopy => format!(
             " — zero-copy bind refused: the driver of {dev} has no AF_XDP zero-copy support \
-             (veth never has); use bind = \"copy\" or \"auto\""
+             (veth never has); use {}",
+            // Transmit-only sockets are xgate-pktgen's, whose option it is.
+            if cfg.tx_only {
+                "--bind copy or auto"
+            } else {
+                "bind = \"copy\" or \"auto\""
+            }
         ),
         _ if mode == Some(XdpMode::Native) => format!(
             " — the driver of {dev} refused a native XDP program{}; use xdp_mode = \"skb\" \
