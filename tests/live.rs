@@ -445,7 +445,7 @@ flows = 65536
 [[interface]]
 name = "lan"
 device = "{r0}"
-address = ["10.1.0.1/24"]
+address = ["10.1.0.1/24", "2001:db8:1::1/64"]
 tap = "xg-lan"
 
 [[interface]]
@@ -509,6 +509,36 @@ COMMIT
     .join()
     .unwrap();
     assert!(ok, "UDP echo by the router's kernel");
+    drop(echo);
+
+    // And over IPv6: xgate answers the client's neighbour solicitation,
+    // the kernel's tap (no NDP of its own) answers through xgate's table.
+    t.tb.ip(
+        &t.client,
+        &[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::2/64",
+            "dev",
+            &t.c0,
+            "nodad",
+        ],
+    );
+    let sock = in_ns(&t.router, || UdpSocket::bind("[2001:db8:1::1]:53").unwrap())
+        .join()
+        .unwrap();
+    let echo = std::thread::spawn(move || traffic::udp_echo(sock, 3));
+    let ok = in_ns(&t.client, || {
+        traffic::udp_request("[2001:db8:1::1]:53".parse().unwrap(), b"v6 to the kernel")
+    })
+    .join()
+    .unwrap();
+    assert!(
+        ok,
+        "UDP over IPv6 echoed by the router's kernel\n{}",
+        x.log()
+    );
     drop(echo);
 
     // filter INPUT guards the kernel's services: port 23 listens, but

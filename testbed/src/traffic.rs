@@ -201,7 +201,8 @@ pub fn udp_echo(sock: UdpSocket, count: usize) {
 
 /// Sends `payload` to `to` and waits for the same bytes back (3 tries).
 pub fn udp_request(to: SocketAddr, payload: &[u8]) -> bool {
-    let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let s = UdpSocket::bind(any).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(700)))
         .unwrap();
     let mut buf = [0u8; 2048];
