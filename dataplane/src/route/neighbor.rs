@@ -34,6 +34,9 @@ const TOMBSTONE: u32 = u32::MAX;
 const FLAG_STATIC: u64 = 1 << 48;
 const MAC_MASK: u64 = (1 << 48) - 1;
 const MAX_PROBE: usize = 32;
+/// How long a reader waits for a slot's writer (spin-loop hints; a write
+/// is a few stores, so this covers it many times over).
+const READ_SPINS: usize = 1024;
 
 /// An IPv4 address as a table key.
 #[inline]
@@ -203,13 +206,30 @@ impl NeighborTable {
         let want = ifx as u32 + 1;
         let mut i = hash(ifx, ip) as usize & self.mask;
         for _ in 0..MAX_PROBE {
-            let slot = &self.slots[i];
-            match slot.read() {
+            match self.read_slot(i) {
                 Some(s) if s.ifx == EMPTY => return None,
                 Some(s) if s.ifx == want && s.ip == ip => return Some((i, s)),
                 _ => {}
             }
             i = (i + 1) & self.mask;
+        }
+        None
+    }
+
+    /// A consistent snapshot of slot `i`, waiting briefly for a writer in
+    /// progress: a writer holds a slot for a handful of stores, and taking
+    /// a slot being rewritten (a reload re-asserting a static entry, a
+    /// refresh) for "not here" would make a known neighbour look missing,
+    /// so the packet would wait for an ARP answer it does not need. None
+    /// only if the writer stays for the whole wait (it was preempted).
+    #[inline]
+    fn read_slot(&self, i: usize) -> Option<Snapshot> {
+        let slot = &self.slots[i];
+        for _ in 0..READ_SPINS {
+            if let Some(s) = slot.read() {
+                return Some(s);
+            }
+            std::hint::spin_loop();
         }
         None
     }
@@ -302,6 +322,9 @@ impl NeighborTable {
     pub fn insert_static(&self, ifx: IfIndex, ip: u128, mac: &[u8; 6]) -> bool {
         let v = mac_to_u64(mac) | FLAG_STATIC;
         match self.find(ifx, ip) {
+            // Already so (a reload re-asserting its static entries): no
+            // write, so no reader waits and the workers' cached tokens stay.
+            Some((_, s)) if s.mac_flags == v => true,
             Some((i, _)) => self.write_slot(i, ifx, ip, v, 0),
             None => self.insert(ifx, ip, v, 0),
         }
@@ -433,6 +456,52 @@ mod tests {
         assert_eq!(key_v4(e[0].ip), Some(0x0a00_0001));
         assert!(t.remove(3, ip));
         assert_eq!(t.resolve(3, ip, 0), Resolution::Miss);
+    }
+
+    /// A reload re-asserts its static entries while workers resolve them:
+    /// a reader must never see a known neighbour as missing (which would
+    /// send an ARP request and park the packet).
+    #[test]
+    fn a_neighbour_being_rewritten_is_never_missing() {
+        let t = Arc::new(NeighborTable::new(64));
+        let ip = v4_key(0xcb00_7101);
+        assert!(t.insert_static(0, ip, &M1));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (t, stop) = (t.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // Alternate MACs so that every call really writes.
+                    let m = if n.is_multiple_of(2) { M2 } else { M1 };
+                    t.insert_static(0, ip, &m);
+                    n += 1;
+                    // Writes come one at a time (a reload's), not as a
+                    // stream that could starve any seqlock reader.
+                    for _ in 0..256 {
+                        std::hint::spin_loop();
+                    }
+                }
+                n
+            })
+        };
+        let mut misses = 0;
+        for _ in 0..2_000_000 {
+            if t.resolve(0, ip, S) == Resolution::Miss {
+                misses += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let writes = writer.join().unwrap();
+        assert!(writes > 0);
+        assert_eq!(misses, 0, "{misses} misses during {writes} rewrites");
+        // Re-asserting the same entry writes nothing.
+        let seq = t.token(0, ip, S).unwrap();
+        assert!(t.insert_static(0, ip, &t.token(0, ip, S).unwrap().mac));
+        assert!(
+            t.token_valid(&seq, S),
+            "an unchanged static entry keeps its tokens"
+        );
     }
 
     #[test]
