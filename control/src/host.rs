@@ -26,8 +26,8 @@ use xgate_dataplane::iface::Interfaces;
 pub fn plan(cfg: &Config, interfaces: &Interfaces, taps: &[String]) -> Vec<Vec<String>> {
     let mut cmds = Vec::new();
     let tap_of_iface = |name: &str| {
-        let (_, i) = interfaces.iter().find(|(_, i)| i.name == name)?;
-        taps.get(usize::from(i.tap?))
+        let tap = interfaces.get(interfaces.by_name(name)?).tap?;
+        taps.get(usize::from(tap))
     };
     for (_, ifc) in interfaces.iter() {
         let Some(tap) = ifc.tap.and_then(|t| taps.get(usize::from(t))) else {

@@ -211,8 +211,8 @@ impl PuntChannel {
         (self.to_kernel.full.len(), self.from_kernel.full.len())
     }
 
-    /// A test's stand-in for the punt thread: the frames queued for the
-    /// kernel, in order, as (tap, bytes).
+    /// The punt thread's part without a thread (replay, tests): the frames
+    /// queued for the kernel, in order, as (tap, bytes).
     pub fn take_to_kernel(&self) -> Vec<(u16, Vec<u8>)> {
         let mut v = Vec::new();
         while let Some(s) = self.to_kernel.full.pop() {
@@ -222,8 +222,8 @@ impl PuntChannel {
         v
     }
 
-    /// A test's stand-in for the kernel: queues `frame` as if tap `tap`
-    /// had sent it. False when the queue is full.
+    /// The kernel's part without a kernel (replay, tests): queues `frame`
+    /// as if tap `tap` had sent it. False when the queue is full.
     pub fn inject_from_kernel(&self, tap: u16, frame: &[u8]) -> bool {
         self.from_kernel.push(tap, frame)
     }
@@ -310,6 +310,16 @@ fn punt_loop(
 ) -> Vec<Tap> {
     let inject = &channels[0];
     let waker = &inject.waker;
+    // What the thread sleeps on: the wake-up, then every tap (built once).
+    let pollfd = |fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let mut fds: Vec<libc::pollfd> = std::iter::once(waker.fd.as_raw_fd())
+        .chain(taps.iter().map(Tap::fd))
+        .map(pollfd)
+        .collect();
     while !stop.load(Ordering::Relaxed) {
         let mut moved = false;
         // Workers -> kernel.
@@ -364,26 +374,14 @@ fn punt_loop(
             waker.sleeping.store(false, Ordering::Relaxed);
             continue;
         }
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(taps.len() + 1);
-        fds.push(libc::pollfd {
-            fd: waker.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        if !starved {
-            fds.extend(taps.iter().map(|t| libc::pollfd {
-                fd: t.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }));
-        }
-        let timeout = if starved {
-            1
+        // The wake-up first: when starved, it alone is polled.
+        let (n, timeout) = if starved {
+            (1, 1)
         } else {
-            IDLE_POLL.as_millis() as i32
+            (fds.len(), IDLE_POLL.as_millis() as i32)
         };
-        // SAFETY: `fds` is a live array of `fds.len()` initialised pollfds.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        // SAFETY: `fds` is a live array of at least `n` initialised pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, timeout) };
         waker.sleeping.store(false, Ordering::Relaxed);
         waker.drain();
     }

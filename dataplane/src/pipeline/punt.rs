@@ -19,7 +19,7 @@
 //! Drops: punt_queue_full, kernel_malformed, unsupported_ethertype,
 //! no_free_frame.
 
-use super::{Ctx, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
+use super::{Ctx, Meta, Next, Pipeline, TraceWhat, flags};
 use crate::iface::IfIndex;
 use crate::io::punt::{PuntChannel, Slot};
 use crate::io::{FramePool, Port};
@@ -134,7 +134,6 @@ impl Pipeline {
         if self.parse_l3(ctx.umem, &mut m, ethertype).is_err() {
             return self.drop_pkt(ctx, &mut m, DropReason::KernelMalformed);
         }
-        debug_assert!(m.desc.len as usize >= L3_OFF);
         m.next = Next::Continue;
         self.push_out(ctx, &mut m);
     }
