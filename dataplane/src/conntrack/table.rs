@@ -691,17 +691,15 @@ impl Conntrack {
         crate::mem::prefetch(&self.index[self.home(h)]);
     }
 
-    /// Starts loading the entries the home bucket of `h` points at with a
-    /// matching tag (second step; the bucket should be in cache by now);
-    /// `v6`: the packet is IPv6, so are the connections it may have.
-    /// Returns the first such slot's value as a hint for
-    /// [`Conntrack::find_hinted`] (0: none), so the lookup need not scan
-    /// the bucket again.
+    /// Starts loading the first entry the home bucket of `h` points at
+    /// with a matching tag (second step; the bucket should be in cache by
+    /// now); `v6`: the packet is IPv6, so are the connections it may have.
+    /// Returns that slot's value as a hint for [`Conntrack::find_hinted`]
+    /// (0: none), so the lookup need not scan the bucket again.
     #[inline]
     pub fn prefetch_entries(&self, h: u64, v6: bool) -> u32 {
         let mask = self.tag_mask();
         let tag = h as u32 & mask;
-        let mut hint = 0;
         for slot in &self.index[self.home(h)].slots {
             let v = slot.load(Relaxed);
             if v != 0 && v & mask == tag {
@@ -715,12 +713,14 @@ impl Conntrack {
                     crate::mem::prefetch(&c[0]);
                     crate::mem::prefetch(&c[5]);
                 }
-                if hint == 0 {
-                    hint = v;
-                }
+                // The first candidate only: a tag collision (one slot in
+                // 2^tag-bits) costs that packet a walk of the chain, where
+                // scanning on would cost every packet the rest of the
+                // bucket.
+                return v;
             }
         }
-        hint
+        0
     }
 
     /// The connection of a packet with tuple `key` (hash `h`), trying
@@ -730,7 +730,7 @@ impl Conntrack {
     /// under the same generation check: the batch path's
     /// [`Conntrack::lookup`] + [`Conntrack::translation`]. Hand the result
     /// to [`Conntrack::update_found`].
-    #[inline]
+    #[inline(always)]
     pub fn find_hinted(&self, key: &FlowKey, h: u64, hint: u32, now: u64) -> Option<Found> {
         let nm = now_ms(now);
         let hit = |v: u32| {
@@ -762,12 +762,15 @@ impl Conntrack {
     /// [`Conntrack::matches`] for a live entry, with the tuple a packet of
     /// direction `dir` leaves with: for a NAT'd connection the other
     /// direction's tuple reversed, else `key`.
-    #[inline]
+    #[inline(always)]
     fn found(&self, idx: u32, dir: usize, key: &FlowKey) -> Option<(u64, FlowKey)> {
         let e = &self.entries[idx as usize];
         let s1 = e.state.load(Acquire);
         if s1 & LIVE == 0 || proto_of(s1) != key.proto {
             return None;
+        }
+        if s1 & V4 != 0 {
+            return self.found_v4(e, dir, key, s1);
         }
         let k = self.key(idx, dir, s1);
         let target = if s1 & NAT != 0 {
@@ -781,6 +784,37 @@ impl Conntrack {
             return None;
         }
         (k == *key).then_some((s2, target))
+    }
+
+    /// [`Conntrack::found`] for an IPv4 entry (state word `s1`): the
+    /// packed addresses and ports of the hot line are compared as words,
+    /// and the target is unpacked only for a NAT'd connection.
+    #[inline(always)]
+    fn found_v4(&self, e: &Entry, dir: usize, key: &FlowKey, s1: u64) -> Option<(u64, FlowKey)> {
+        let ports = e.ports.load(Relaxed);
+        let addr = e.addr[dir].load(Relaxed);
+        let target = if s1 & NAT != 0 {
+            let a = e.addr[1 - dir].load(Relaxed);
+            let p = ports >> (32 * (1 - dir));
+            FlowKey {
+                src: v4_key((a >> 32) as u32),
+                dst: v4_key(a as u32),
+                sport: (p >> 16) as u16,
+                dport: p as u16,
+                proto: key.proto,
+            }
+        } else {
+            *key
+        };
+        fence(Acquire);
+        let s2 = e.state.load(Relaxed);
+        if s2 & LIVE == 0 || (s1 ^ s2) & GEN_MASK != 0 {
+            return None;
+        }
+        let want_addr = key.src as u32 as u64 | (key.dst as u32 as u64) << 32;
+        let want_ports = u32::from(key.sport) | u32::from(key.dport) << 16;
+        (key.is_v4() && addr == want_addr && (ports >> (32 * dir)) as u32 == want_ports)
+            .then_some((s2, target))
     }
 
     /// For a NAT'd connection, the tuple a packet of `c`'s direction

@@ -84,6 +84,7 @@ impl CtMeta {
 /// For an ICMP error, the second value is true and the key is the quoted
 /// packet's tuple reversed (the direction the error travels in), or
 /// `None` if the quote is unusable.
+#[inline(always)]
 pub(super) fn packet_key(l3: &[u8], m: &Meta) -> Option<(FlowKey, u8, bool)> {
     if m.has(flags::LATER_FRAGMENT) {
         return None;

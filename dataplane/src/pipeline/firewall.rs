@@ -148,7 +148,17 @@ impl Pipeline {
             if m.next != Next::Continue || m.l3 == L3::Arp {
                 continue;
             }
-            let c = self.ct[i];
+            // The usual packet: of a known connection, no destination
+            // translation, not a fragment, no mangle rules.
+            let c = &self.ct[i];
+            if !mangle
+                && matches!(c.kind, CtKind::Tracked | CtKind::Related)
+                && !changes_dst(c)
+                && !m.has(flags::FRAGMENT)
+            {
+                continue;
+            }
+            let c = *c;
             if mangle {
                 let mut view = self.packet_view(ctx.umem, m, c.state);
                 let out = self.eval(TableId::Mangle, Hook::Prerouting, &mut view, ctx.now);
