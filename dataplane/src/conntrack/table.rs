@@ -863,6 +863,9 @@ impl Conntrack {
         nm: u64,
     ) -> Option<CtState> {
         let e = &self.entries[c.idx as usize];
+        // The packet's half of the TCP transition, once and only for TCP
+        // (the protocol cannot change under the same generation).
+        let row = (proto_of(s) == PROTO_TCP).then(|| tcp::row(c.dir, tcp_flags));
         loop {
             if s & LIVE == 0 || gen_of(s) != c.generation {
                 return None;
@@ -881,7 +884,7 @@ impl Conntrack {
             let mut tcp_state = tcp_of(s);
             let timeout = if proto == PROTO_TCP {
                 let old = tcp_state;
-                match tcp::transition(c.dir, tcp_flags, old) {
+                match tcp::step(row.flatten(), old) {
                     Transition::Invalid => return Some(CtState::Invalid),
                     Transition::Ignore => return Some(packet_state(c.dir, s)),
                     Transition::To(new) => {

@@ -167,13 +167,24 @@ const TABLE: [[[u8; 10]; 6]; 2] = [
 /// connection in state `s` (`TcpState::None` for a packet that would open
 /// one). Invalid flag combinations are `Invalid` whatever the state.
 pub fn transition(dir: Dir, f: u8, s: TcpState) -> Transition {
-    if !valid_flags(f) {
-        return Transition::Invalid;
-    }
-    match TABLE[dir as usize][event(f)][s as usize] {
-        IV => Transition::Invalid,
-        IG => Transition::Ignore,
-        c => Transition::To(TcpState::from_code(c)),
+    step(row(dir, f), s)
+}
+
+/// The part of [`transition`] that depends on the packet only: the table
+/// row of its direction and flags (`None`: an invalid flag combination).
+/// For a caller that may run [`step`] more than once per packet.
+#[inline]
+pub fn row(dir: Dir, f: u8) -> Option<&'static [u8; 10]> {
+    valid_flags(f).then(|| &TABLE[dir as usize][event(f)])
+}
+
+/// [`transition`] from a [`row`] and the connection's state.
+#[inline]
+pub fn step(row: Option<&[u8; 10]>, s: TcpState) -> Transition {
+    match row.map(|r| r[s as usize]) {
+        None | Some(IV) => Transition::Invalid,
+        Some(IG) => Transition::Ignore,
+        Some(c) => Transition::To(TcpState::from_code(c)),
     }
 }
 

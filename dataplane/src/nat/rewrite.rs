@@ -48,6 +48,7 @@ impl Part {
 /// `l4_off` is the transport header's offset from the start of `pkt`;
 /// `later_fragment` says there is no transport header (only the IP header
 /// changes). `t` must be of the packet's family.
+#[inline]
 pub fn rewrite_dst(
     pkt: &mut [u8],
     v4: bool,
@@ -66,6 +67,7 @@ pub fn rewrite_dst(
 /// Rewrites the source part of `t` into the packet: source address :=
 /// `t.src`, TCP/UDP source port := `t.sport`, ICMP(v6) query identifier :=
 /// `t.sport`. Arguments as for [`rewrite_dst`].
+#[inline]
 pub fn rewrite_src(
     pkt: &mut [u8],
     v4: bool,
@@ -95,27 +97,34 @@ fn fast_v4(pkt: &mut [u8], l4: usize, proto: u8, side: Part, addr: u32, port: u1
     if l4 < ipv4::MIN_HEADER_LEN || pkt.len().saturating_sub(l4) < csum_off + 2 {
         return false;
     }
+    // Fixed-size views, so the field accesses below need no bounds checks.
+    let (ip, seg) = pkt.split_at_mut(l4);
+    let (Some(ip), Some(csum)) = (
+        ip.first_chunk_mut::<{ ipv4::MIN_HEADER_LEN }>(),
+        seg.get_mut(csum_off..csum_off + 2),
+    ) else {
+        return false;
+    };
     let (a_off, p_off) = match side {
         Part::Src => (ipv4::field::SRC, tcp::field::SRC_PORT),
         Part::Dst => (ipv4::field::DST, tcp::field::DST_PORT),
     };
-    let old_addr = u32::from_be_bytes([pkt[a_off], pkt[a_off + 1], pkt[a_off + 2], pkt[a_off + 3]]);
-    let old_port = be16(pkt, l4 + p_off);
-    pkt[a_off..a_off + 4].copy_from_slice(&addr.to_be_bytes());
-    set_be16(pkt, l4 + p_off, port);
-    let ip_csum = be16(pkt, ipv4::field::CHECKSUM);
-    set_be16(
-        pkt,
-        ipv4::field::CHECKSUM,
-        update32(ip_csum, old_addr, addr),
-    );
-    let c = be16(pkt, l4 + csum_off);
+    let a: &mut [u8; 4] = (&mut ip[a_off..a_off + 4]).try_into().expect("4 bytes");
+    let old_addr = u32::from_be_bytes(*a);
+    *a = addr.to_be_bytes();
+    let ip_csum = u16::from_be_bytes([ip[ipv4::field::CHECKSUM], ip[ipv4::field::CHECKSUM + 1]]);
+    ip[ipv4::field::CHECKSUM..ipv4::field::CHECKSUM + 2]
+        .copy_from_slice(&update32(ip_csum, old_addr, addr).to_be_bytes());
+    let c = u16::from_be_bytes([csum[0], csum[1]]);
+    let old_port = be16(seg, p_off);
+    set_be16(seg, p_off, port);
     if udp && c == 0 {
         // No UDP checksum: stays none.
         return true;
     }
     let c = update16(update32(c, old_addr, addr), old_port, port);
-    set_be16(pkt, l4 + csum_off, if udp && c == 0 { 0xffff } else { c });
+    let c = if udp && c == 0 { 0xffff } else { c };
+    seg[csum_off..csum_off + 2].copy_from_slice(&c.to_be_bytes());
     true
 }
 

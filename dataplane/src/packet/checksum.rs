@@ -29,21 +29,21 @@ pub fn sum(data: &[u8], acc: u32) -> u32 {
     fold64(acc)
 }
 
+/// Folds a 64-bit accumulator into 32 bits (end-around carry). Two steps
+/// always suffice: the first leaves at most 0x1_ffff_fffe, whose fold
+/// cannot carry again; no loop, no branch.
 #[inline]
-fn fold64(mut acc: u64) -> u32 {
-    while acc > 0xffff_ffff {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
-    }
-    acc as u32
+fn fold64(acc: u64) -> u32 {
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    ((acc & 0xffff_ffff) + (acc >> 32)) as u32
 }
 
-/// Folds a 32-bit accumulator into 16 bits (end-around carry).
+/// Folds a 32-bit accumulator into 16 bits (end-around carry), in two
+/// steps as [`fold64`].
 #[inline]
-pub fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+pub fn fold(acc: u32) -> u16 {
+    let acc = (acc & 0xffff) + (acc >> 16);
+    ((acc & 0xffff) + (acc >> 16)) as u16
 }
 
 /// The checksum field value for `data` with an initial (pseudo-header) sum.

@@ -162,9 +162,9 @@ impl Pipeline {
         }
         // Pass 2: the entries those buckets point at; the first candidate
         // is kept as the lookup's hint.
-        for c in cts.iter_mut() {
+        for (m, c) in batch.iter().zip(cts.iter_mut()) {
             if matches!(c.kind, CtKind::Tracked | CtKind::Related) {
-                c.hint = ct.prefetch_entries(c.hash, !c.key.is_v4());
+                c.hint = ct.prefetch_entries(c.hash, m.l3 == L3::V6);
             }
         }
         // Pass 3: look up, run the state machine.
