@@ -185,9 +185,6 @@ impl ConnId {
 #[derive(Clone, Copy, Debug)]
 pub struct Found {
     pub id: ConnId,
-    /// The tuple a packet of `id`'s direction leaves with: the
-    /// connection's translation, or the packet's own tuple.
-    pub target: FlowKey,
     /// The state word read (where [`Conntrack::update_found`] starts).
     state: u64,
 }
@@ -726,22 +723,31 @@ impl Conntrack {
     /// The connection of a packet with tuple `key` (hash `h`), trying
     /// first the slot value `hint` that [`Conntrack::prefetch_entries`]
     /// returned (it may be stale or a tag collision: then the bucket chain
-    /// is walked as usual), with the tuple the packet leaves with, read
-    /// under the same generation check: the batch path's
-    /// [`Conntrack::lookup`] + [`Conntrack::translation`]. Hand the result
+    /// is walked as usual). `target` holds the packet's tuple on entry;
+    /// for a NAT'd connection it gets the tuple the packet leaves with,
+    /// read under the same generation check. The batch path's
+    /// [`Conntrack::lookup`] + [`Conntrack::translation`]; hand the result
     /// to [`Conntrack::update_found`].
     #[inline(always)]
-    pub fn find_hinted(&self, key: &FlowKey, h: u64, hint: u32, now: u64) -> Option<Found> {
+    pub fn find_hinted(
+        &self,
+        key: &FlowKey,
+        h: u64,
+        hint: u32,
+        now: u64,
+        target: &mut FlowKey,
+    ) -> Option<Found> {
         let nm = now_ms(now);
-        let hit = |v: u32| {
-            let (idx, dir) = self.slot_entry(v);
-            self.found(idx, dir, key)
-                .map(|(s, target)| (idx, dir, s, target))
+        let hinted = if hint != 0 {
+            let (idx, dir) = self.slot_entry(hint);
+            self.found(idx, dir, key, target).map(|s| (idx, dir, s))
+        } else {
+            None
         };
-        let (idx, dir, s, target) = match (hint != 0).then(|| hit(hint)).flatten() {
+        let (idx, dir, s) = match hinted {
             Some(x) => x,
             None => self.walk(h, |idx, dir| {
-                self.found(idx, dir, key).map(|(s, t)| (idx, dir, s, t))
+                self.found(idx, dir, key, target).map(|s| (idx, dir, s))
             })?,
         };
         if expired(s, nm) {
@@ -754,58 +760,52 @@ impl Conntrack {
                 generation: gen_of(s),
                 dir: if dir == 0 { Dir::Original } else { Dir::Reply },
             },
-            target,
             state: s,
         })
     }
 
-    /// [`Conntrack::matches`] for a live entry, with the tuple a packet of
-    /// direction `dir` leaves with: for a NAT'd connection the other
-    /// direction's tuple reversed, else `key`.
+    /// [`Conntrack::matches`] for a live entry; for a NAT'd connection
+    /// also writes to `target` the tuple a packet of direction `dir`
+    /// leaves with (the other direction's tuple reversed), only once the
+    /// entry is known to match.
     #[inline(always)]
-    fn found(&self, idx: u32, dir: usize, key: &FlowKey) -> Option<(u64, FlowKey)> {
+    fn found(&self, idx: u32, dir: usize, key: &FlowKey, target: &mut FlowKey) -> Option<u64> {
         let e = &self.entries[idx as usize];
         let s1 = e.state.load(Acquire);
         if s1 & LIVE == 0 || proto_of(s1) != key.proto {
             return None;
         }
         if s1 & V4 != 0 {
-            return self.found_v4(e, dir, key, s1);
+            return self.found_v4(e, dir, key, s1, target);
         }
         let k = self.key(idx, dir, s1);
-        let target = if s1 & NAT != 0 {
-            self.key(idx, 1 - dir, s1).reverse()
-        } else {
-            *key
-        };
+        let translated = (s1 & NAT != 0).then(|| self.key(idx, 1 - dir, s1).reverse());
         fence(Acquire);
         let s2 = e.state.load(Relaxed);
-        if s2 & LIVE == 0 || (s1 ^ s2) & GEN_MASK != 0 {
+        if s2 & LIVE == 0 || (s1 ^ s2) & GEN_MASK != 0 || k != *key {
             return None;
         }
-        (k == *key).then_some((s2, target))
+        if let Some(t) = translated {
+            *target = t;
+        }
+        Some(s2)
     }
 
     /// [`Conntrack::found`] for an IPv4 entry (state word `s1`): the
     /// packed addresses and ports of the hot line are compared as words,
     /// and the target is unpacked only for a NAT'd connection.
     #[inline(always)]
-    fn found_v4(&self, e: &Entry, dir: usize, key: &FlowKey, s1: u64) -> Option<(u64, FlowKey)> {
+    fn found_v4(
+        &self,
+        e: &Entry,
+        dir: usize,
+        key: &FlowKey,
+        s1: u64,
+        target: &mut FlowKey,
+    ) -> Option<u64> {
         let ports = e.ports.load(Relaxed);
         let addr = e.addr[dir].load(Relaxed);
-        let target = if s1 & NAT != 0 {
-            let a = e.addr[1 - dir].load(Relaxed);
-            let p = ports >> (32 * (1 - dir));
-            FlowKey {
-                src: v4_key((a >> 32) as u32),
-                dst: v4_key(a as u32),
-                sport: (p >> 16) as u16,
-                dport: p as u16,
-                proto: key.proto,
-            }
-        } else {
-            *key
-        };
+        let other = e.addr[1 - dir].load(Relaxed);
         fence(Acquire);
         let s2 = e.state.load(Relaxed);
         if s2 & LIVE == 0 || (s1 ^ s2) & GEN_MASK != 0 {
@@ -813,8 +813,23 @@ impl Conntrack {
         }
         let want_addr = key.src as u32 as u64 | (key.dst as u32 as u64) << 32;
         let want_ports = u32::from(key.sport) | u32::from(key.dport) << 16;
-        (key.is_v4() && addr == want_addr && (ports >> (32 * dir)) as u32 == want_ports)
-            .then_some((s2, target))
+        if !(key.is_v4() && addr == want_addr && (ports >> (32 * dir)) as u32 == want_ports) {
+            return None;
+        }
+        if s1 & NAT != 0 {
+            // The other direction's tuple, reversed (for ICMP queries the
+            // reverse keeps the identifier and inverts the type).
+            let p = ports >> (32 * (1 - dir));
+            *target = FlowKey {
+                src: v4_key(other as u32),
+                dst: v4_key((other >> 32) as u32),
+                sport: p as u16,
+                dport: (p >> 16) as u16,
+                proto: key.proto,
+            }
+            .reverse();
+        }
+        Some(s2)
     }
 
     /// For a NAT'd connection, the tuple a packet of `c`'s direction

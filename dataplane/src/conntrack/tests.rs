@@ -691,10 +691,12 @@ fn can_open_follows_the_state_machine() {
 fn hinted_find_agrees_with_lookup_and_translation() {
     let t = table(4096);
     // Every other connection is NAT'd: its reply comes to 203.0.113.1
-    // (2001:db8::1 for IPv6, every fourth pair).
+    // (2001:db8::1 for IPv6, every fourth pair). Every eighth is an ICMP
+    // echo, whose reverse is not a swap of the ports.
     let keys: Vec<FlowKey> = (0..2000u32)
-        .map(|i| match i % 4 {
-            0 | 1 => FlowKey::v4(0x0a00_0000 | i, 0x0808_0808, PROTO_UDP, 1000 + i as u16, 53),
+        .map(|i| match i % 8 {
+            0 | 1 => FlowKey::icmp_v4(0x0a00_0000 | i, 0x0808_0808, 8, 1000 + i as u16),
+            4 | 5 => FlowKey::v4(0x0a00_0000 | i, 0x0808_0808, PROTO_UDP, 1000 + i as u16, 53),
             _ => FlowKey::v6(
                 0xfd00 << 112 | u128::from(i),
                 0x2001_4860 << 96 | 0x8888,
@@ -716,8 +718,9 @@ fn hinted_find_agrees_with_lookup_and_translation() {
         t.insert(k, &reply, 0, 60, S).unwrap();
     }
     let found = |k: &FlowKey, hint: u32| {
-        t.find_hinted(k, t.hash(k), hint, S)
-            .map(|f| (f.id, f.target))
+        let mut target = *k;
+        t.find_hinted(k, t.hash(k), hint, S, &mut target)
+            .map(|f| (f.id, target))
     };
     let plain = |k: &FlowKey| {
         t.lookup(k, S)
@@ -746,7 +749,13 @@ fn hinted_find_agrees_with_lookup_and_translation() {
     let absent = FlowKey::v4(1, 2, PROTO_UDP, 3, 4);
     let h = t.hash(&absent);
     assert!(
-        t.find_hinted(&absent, h, t.prefetch_entries(h, false), S)
-            .is_none()
+        t.find_hinted(
+            &absent,
+            h,
+            t.prefetch_entries(h, false),
+            S,
+            &mut absent.clone()
+        )
+        .is_none()
     );
 }

@@ -87,7 +87,7 @@ pub fn rewrite_src(
 /// IPv4 TCP or UDP packet with its whole header, each checksum patched
 /// with one 32-bit and one 16-bit update. False (nothing done) for
 /// anything else, which [`manip`] handles.
-#[inline]
+#[inline(always)]
 fn fast_v4(pkt: &mut [u8], l4: usize, proto: u8, side: Part, addr: u32, port: u16) -> bool {
     let (csum_off, udp) = match proto {
         proto::TCP => (tcp::field::CHECKSUM, false),

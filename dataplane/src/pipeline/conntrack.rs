@@ -136,30 +136,37 @@ impl Pipeline {
         let ct = &self.shared.conntrack;
         let cts = &mut self.ct;
         cts.clear();
-        cts.resize(batch.len(), CtMeta::untracked());
-        // Pass 1: keys, hashes, bucket prefetch.
-        for (m, c) in batch.iter().zip(cts.iter_mut()) {
+        // Pass 1: keys, hashes, bucket prefetch; each packet's meta written
+        // once.
+        cts.extend(batch.iter().map(|m| {
             if m.next != Next::Continue || m.l3 == L3::Arp || m.has(flags::LOCAL_ORIGIN) {
-                continue;
+                return CtMeta::untracked();
             }
             let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..L3_OFF + m.l3_len as usize];
             match packet_key(l3, m) {
-                None if m.has(flags::LATER_FRAGMENT) => {}
-                None => c.kind = CtKind::Invalid,
+                None if m.has(flags::LATER_FRAGMENT) => CtMeta::untracked(),
+                None => CtMeta {
+                    kind: CtKind::Invalid,
+                    ..CtMeta::untracked()
+                },
                 Some((key, tcp_flags, error)) => {
-                    c.key = key;
-                    c.target = key;
-                    c.tcp_flags = tcp_flags;
-                    c.hash = ct.hash(&key);
-                    c.kind = if error {
-                        CtKind::Related
-                    } else {
-                        CtKind::Tracked
-                    };
-                    ct.prefetch_bucket(c.hash);
+                    let hash = ct.hash(&key);
+                    ct.prefetch_bucket(hash);
+                    CtMeta {
+                        kind: if error {
+                            CtKind::Related
+                        } else {
+                            CtKind::Tracked
+                        },
+                        key,
+                        hash,
+                        tcp_flags,
+                        target: key,
+                        ..CtMeta::untracked()
+                    }
                 }
             }
-        }
+        }));
         // Pass 2: the entries those buckets point at; the first candidate
         // is kept as the lookup's hint.
         for (m, c) in batch.iter().zip(cts.iter_mut()) {
@@ -174,27 +181,28 @@ impl Pipeline {
                 CtKind::Related => {
                     // An error is not part of the connection: no state
                     // change, no timeout refresh.
-                    (c.kind, c.state) = match ct.find_hinted(&c.key, c.hash, c.hint, now) {
-                        Some(f) => {
-                            c.conn = Some(f.id);
-                            c.target = f.target;
-                            (CtKind::Related, ct::RELATED)
-                        }
-                        None => (CtKind::Invalid, ct::INVALID),
-                    };
+                    (c.kind, c.state) =
+                        match ct.find_hinted(&c.key, c.hash, c.hint, now, &mut c.target) {
+                            Some(f) => {
+                                c.conn = Some(f.id);
+                                (CtKind::Related, ct::RELATED)
+                            }
+                            None => (CtKind::Invalid, ct::INVALID),
+                        };
                 }
                 CtKind::Tracked => {
-                    let found = ct.find_hinted(&c.key, c.hash, c.hint, now).and_then(|f| {
-                        ct.update_found(&f, c.tcp_flags, u32::from(m.l3_len), now)
-                            .map(|s| (f, s))
-                    });
+                    let found = ct
+                        .find_hinted(&c.key, c.hash, c.hint, now, &mut c.target)
+                        .and_then(|f| {
+                            ct.update_found(&f, c.tcp_flags, u32::from(m.l3_len), now)
+                                .map(|s| (f, s))
+                        });
                     (c.kind, c.state) = match found {
                         // Like netfilter, an invalid packet is left without
                         // its connection: no NAT applies to it.
                         Some((_, CtState::Invalid)) => (CtKind::Invalid, ct::INVALID),
                         Some((f, state)) => {
                             c.conn = Some(f.id);
-                            c.target = f.target;
                             // Not answered yet: still NEW to the filter.
                             let s = if state == CtState::New {
                                 ct::NEW

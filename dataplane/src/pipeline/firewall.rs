@@ -266,32 +266,44 @@ impl Pipeline {
 
     /// Applies one part of `c`'s translation to the frame.
     fn translate<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, c: &CtMeta, part: Part) {
+        self.translate_to(ctx, m, c.kind, &c.target, part);
+    }
+
+    /// [`Pipeline::translate`] given the packet's kind and target tuple.
+    fn translate_to<P: Port>(
+        &mut self,
+        ctx: &mut Ctx<'_, P>,
+        m: &mut Meta,
+        kind: CtKind,
+        target: &FlowKey,
+        part: Part,
+    ) {
         let len = m.l3_len as usize;
         let l3 = &mut m.desc.bytes_mut(ctx.umem)[L3_OFF..L3_OFF + len];
         let v4 = m.l3 == L3::V4;
         let l4 = m.l4_off as usize;
-        if c.kind == CtKind::Related {
-            rewrite::rewrite_icmp_error(l3, v4, l4, &c.target, part);
+        if kind == CtKind::Related {
+            rewrite::rewrite_icmp_error(l3, v4, l4, target, part);
         } else {
             let later = m.has(flags::LATER_FRAGMENT);
             match part {
-                Part::Dst => rewrite::rewrite_dst(l3, v4, l4, m.proto, later, &c.target),
-                Part::Src => rewrite::rewrite_src(l3, v4, l4, m.proto, later, &c.target),
+                Part::Dst => rewrite::rewrite_dst(l3, v4, l4, m.proto, later, target),
+                Part::Src => rewrite::rewrite_src(l3, v4, l4, m.proto, later, target),
             }
         }
         if m.has(flags::TRACE) {
             let (addr, port) = match part {
                 // ICMP queries: the identifier, which both parts write.
-                _ if c.target.is_icmp() && c.kind != CtKind::Related => {
+                _ if target.is_icmp() && kind != CtKind::Related => {
                     let a = if part == Part::Dst {
-                        c.target.dst
+                        target.dst
                     } else {
-                        c.target.src
+                        target.src
                     };
-                    (a, c.target.sport)
+                    (a, target.sport)
                 }
-                Part::Dst => (c.target.dst, c.target.dport),
-                Part::Src => (c.target.src, c.target.sport),
+                Part::Dst => (target.dst, target.dport),
+                Part::Src => (target.src, target.sport),
             };
             let what = TraceWhat::Nat {
                 src: part == Part::Src,
@@ -433,6 +445,18 @@ impl Pipeline {
         }
     }
 
+    /// The verdict of filter `hook` when the chain's first rules decide by
+    /// the connection state alone ([`crate::filter::Ruleset::eval_state`]:
+    /// counted, no packet view built).
+    #[inline]
+    fn state_verdict(&mut self, m: &Meta, state: u8, hook: Hook) -> Option<Outcome> {
+        let v4 = m.l3 == L3::V4;
+        let len = u32::from(m.l3_len);
+        self.tables
+            .filter
+            .eval_state(TableId::Filter, hook, v4, state, len, &mut self.eval)
+    }
+
     /// Runs filter `hook` on a packet; false if it was dropped or rejected.
     fn filter<P: Port>(
         &mut self,
@@ -442,12 +466,21 @@ impl Pipeline {
         hook: Hook,
         stage: &'static str,
     ) -> bool {
-        let v4 = m.l3 == L3::V4;
-        let len = u32::from(m.l3_len);
-        let decided =
-            self.tables
-                .filter
-                .eval_state(TableId::Filter, hook, v4, c.state, len, &mut self.eval);
+        let decided = self.state_verdict(m, c.state, hook);
+        self.filter_decided(ctx, m, c, hook, stage, decided)
+    }
+
+    /// [`Pipeline::filter`] after [`Pipeline::state_verdict`] answered
+    /// `decided` (`None`: the rules are walked).
+    fn filter_decided<P: Port>(
+        &mut self,
+        ctx: &mut Ctx<'_, P>,
+        m: &mut Meta,
+        c: &CtMeta,
+        hook: Hook,
+        stage: &'static str,
+        decided: Option<Outcome>,
+    ) -> bool {
         let out = match decided {
             Some(out) => out,
             None => {
@@ -531,35 +564,47 @@ impl Pipeline {
             if m.next != Next::Forward || m.has(flags::LOCAL_ORIGIN) {
                 continue;
             }
-            let c = self.ct[i];
-            if c.kind == CtKind::Fragment {
-                self.forward_fragment(ctx, m, c);
+            let (kind, state) = (self.ct[i].kind, self.ct[i].state);
+            if kind == CtKind::Fragment {
+                self.forward_fragment(ctx, m, self.ct[i]);
                 continue;
             }
-            if filter && !self.filter(ctx, m, &c, Hook::Forward, "filter-fwd") {
-                continue;
-            }
-            match c.kind {
-                CtKind::New => {
-                    if !self.confirm(ctx, m, i) {
+            if filter {
+                // The usual packet, accepted by its state alone, is not
+                // traced: a straight line.
+                let decided = self.state_verdict(m, state, Hook::Forward);
+                if !matches!(decided, Some(Outcome::Accept)) || m.has(flags::TRACE) {
+                    let c = self.ct[i];
+                    if !self.filter_decided(ctx, m, &c, Hook::Forward, "filter-fwd", decided) {
                         continue;
                     }
-                    let c = self.ct[i];
-                    if changes_src(&c) {
-                        self.translate(ctx, m, &c, Part::Src);
-                    }
                 }
-                CtKind::Tracked | CtKind::Related if changes_src(&c) => {
-                    self.translate(ctx, m, &c, Part::Src);
+            }
+            match kind {
+                CtKind::New if !self.confirm(ctx, m, i) => continue,
+                CtKind::New | CtKind::Tracked | CtKind::Related => {
+                    // Confirm may have chosen the source translation.
+                    let c = &self.ct[i];
+                    if changes_src(c) {
+                        let (kind, target) = (c.kind, c.target);
+                        self.translate_to(ctx, m, kind, &target, Part::Src);
+                    }
                 }
                 _ => {}
             }
-            if m.has(flags::FRAGMENT)
-                && !m.has(flags::LATER_FRAGMENT)
-                && let Some(k) = FragKey::of_conn(ctx.umem, m, &self.ct[i].key)
-            {
-                self.frags.forwarded(k, self.ct[i].target);
+            if m.has(flags::FRAGMENT) {
+                self.fragment_forwarded(ctx, m, i);
             }
+        }
+    }
+
+    /// A forwarded first fragment: its datagram's later fragments get its
+    /// translation (`i`: its batch index).
+    fn fragment_forwarded<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &Meta, i: usize) {
+        if !m.has(flags::LATER_FRAGMENT)
+            && let Some(k) = FragKey::of_conn(ctx.umem, m, &self.ct[i].key)
+        {
+            self.frags.forwarded(k, self.ct[i].target);
         }
     }
 
