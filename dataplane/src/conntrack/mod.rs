@@ -80,7 +80,9 @@
 //! 190 ns with 1M: beyond the caches a lookup is two dependent misses
 //! (bucket, then entry). So the pipeline hashes a whole batch and
 //! prefetches buckets ([`Conntrack::prefetch_bucket`]), then entries
-//! ([`Conntrack::prefetch_entries`]), before looking any packet up.
+//! ([`Conntrack::prefetch_entries`]: the first slot whose tag matches,
+//! handed to [`Conntrack::find_hinted`] as its hint), before looking any
+//! packet up.
 //! Lookups from 2 threads gave 1.7x one thread's throughput.
 //!
 //! Time is the caller's: `now` in nanoseconds (monotonic, or pcap time in
