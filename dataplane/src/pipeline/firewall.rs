@@ -380,6 +380,9 @@ impl Pipeline {
                         ..CtMeta::default()
                     }
                 };
+                if kernel {
+                    self.trace_kernel_ct(m, i);
+                }
                 continue;
             };
             let c = CtMeta {
@@ -412,9 +415,14 @@ impl Pipeline {
                     };
                     if self.ct[i].state == ct::INVALID {
                         self.ct[i].kind = CtKind::Invalid;
+                    }
+                    self.trace_kernel_ct(m, i);
+                    if self.ct[i].kind == CtKind::Invalid {
                         continue;
                     }
                 }
+            } else if kernel {
+                self.trace_kernel_ct(m, i);
             }
             if changes_dst(&c) {
                 self.translate(ctx, m, &c, Part::Dst);
@@ -422,6 +430,21 @@ impl Pipeline {
             if changes_src(&c) {
                 self.translate(ctx, m, &c, Part::Src);
             }
+        }
+    }
+
+    /// The conntrack line of a traced frame from the host kernel, which
+    /// is matched like a received packet (`i`: its batch index).
+    fn trace_kernel_ct(&mut self, m: &Meta, i: usize) {
+        if m.has(flags::TRACE) {
+            let c = &self.ct[i];
+            let what = TraceWhat::Conntrack {
+                state: c.state,
+                reply: c
+                    .conn
+                    .is_some_and(|id| id.dir() == crate::conntrack::Dir::Reply),
+            };
+            self.trace.record(m.seq, "conntrack", what);
         }
     }
 
