@@ -78,6 +78,14 @@ impl CtMeta {
             ..CtMeta::default()
         }
     }
+
+    /// The conntrack line of a traced packet.
+    pub fn trace(&self) -> TraceWhat {
+        TraceWhat::Conntrack {
+            state: self.state,
+            reply: self.conn.is_some_and(|id| id.dir() == Dir::Reply),
+        }
+    }
 }
 
 /// The tuple of a packet and its TCP flags; `None` for a non-first fragment.
@@ -219,12 +227,7 @@ impl Pipeline {
                 _ => c.state = ct::UNTRACKED,
             }
             if m.has(flags::TRACE) {
-                let reply = c.conn.is_some_and(|id| id.dir() == Dir::Reply);
-                let what = TraceWhat::Conntrack {
-                    state: c.state,
-                    reply,
-                };
-                self.trace.record(m.seq, "conntrack", what);
+                self.trace.record(m.seq, "conntrack", c.trace());
             }
         }
     }

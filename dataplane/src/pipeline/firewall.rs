@@ -437,13 +437,7 @@ impl Pipeline {
     /// is matched like a received packet (`i`: its batch index).
     fn trace_kernel_ct(&mut self, m: &Meta, i: usize) {
         if m.has(flags::TRACE) {
-            let c = &self.ct[i];
-            let what = TraceWhat::Conntrack {
-                state: c.state,
-                reply: c
-                    .conn
-                    .is_some_and(|id| id.dir() == crate::conntrack::Dir::Reply),
-            };
+            let what = self.ct[i].trace();
             self.trace.record(m.seq, "conntrack", what);
         }
     }
