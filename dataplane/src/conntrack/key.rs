@@ -125,14 +125,9 @@ impl FlowKey {
 
     /// The key of the answer: addresses swapped, and ports swapped (or for
     /// an ICMP query the type turned into its reply type, same identifier).
+    #[inline]
     pub fn reverse(&self) -> Self {
-        let (sport, dport) = if self.is_icmp() {
-            let ty = self.icmp_type();
-            let ty = icmp_inverse(self.proto, ty).unwrap_or(ty);
-            (self.sport, u16::from(ty) << 8 | (self.dport & 0xff))
-        } else {
-            (self.dport, self.sport)
-        };
+        let (sport, dport) = reverse_ports(self.proto, self.sport, self.dport);
         FlowKey {
             src: self.dst,
             dst: self.src,
@@ -158,6 +153,20 @@ impl FlowKey {
             (self.dst >> 64) as u64 ^ seed.rotate_left(29) ^ K3,
         );
         mix(a ^ ports ^ K1, b ^ K0)
+    }
+}
+
+/// The ports of the answer to a packet with protocol `proto` and ports
+/// `sport`, `dport`: swapped, or for an ICMP query the same identifier and
+/// the type turned into its reply type.
+#[inline]
+pub(crate) fn reverse_ports(proto: u8, sport: u16, dport: u16) -> (u16, u16) {
+    if proto == PROTO_ICMP || proto == PROTO_ICMPV6 {
+        let ty = (dport >> 8) as u8;
+        let ty = icmp_inverse(proto, ty).unwrap_or(ty);
+        (sport, u16::from(ty) << 8 | (dport & 0xff))
+    } else {
+        (dport, sport)
     }
 }
 

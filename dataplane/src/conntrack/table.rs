@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, fence};
 
 use crossbeam_utils::CachePadded;
 
-use super::key::{FlowKey, PROTO_TCP, PROTO_UDP};
+use super::key::{FlowKey, PROTO_TCP, PROTO_UDP, reverse_ports};
 use super::tcp::{self, TcpState, Transition};
 use super::timeouts::{Timeouts, TimeoutsMs};
 use super::{CtState, Dir};
@@ -819,15 +819,18 @@ impl Conntrack {
         if s1 & NAT != 0 {
             // The other direction's tuple, reversed (for ICMP queries the
             // reverse keeps the identifier and inverts the type).
+            // Built in place, field by field: a reversed copy returned
+            // through memory was read back before its stores could be
+            // forwarded (a store-forwarding stall on every NAT'd packet).
             let p = ports >> (32 * (1 - dir));
+            let (sport, dport) = reverse_ports(key.proto, p as u16, (p >> 16) as u16);
             *target = FlowKey {
-                src: v4_key(other as u32),
-                dst: v4_key((other >> 32) as u32),
-                sport: p as u16,
-                dport: (p >> 16) as u16,
+                src: v4_key((other >> 32) as u32),
+                dst: v4_key(other as u32),
+                sport,
+                dport,
                 proto: key.proto,
-            }
-            .reverse();
+            };
         }
         Some(s2)
     }
