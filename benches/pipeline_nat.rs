@@ -29,7 +29,7 @@ use xgate_control::compile::{Compiled, shared_state};
 use xgate_control::replay::compile_for_replay;
 use xgate_dataplane::conntrack::{FlowKey, PROTO_UDP};
 use xgate_dataplane::io::{Desc, FramePool};
-use xgate_dataplane::pipeline::{BATCH, Pipeline, Shared, Tables};
+use xgate_dataplane::pipeline::{Pipeline, RX_BURST, Shared, Tables};
 use xgate_dataplane::route::neighbor::v4_key;
 
 const CONFIG: &str = r#"
@@ -71,7 +71,9 @@ COMMIT
 """
 "#;
 
-const BURSTS: usize = 64;
+/// Bursts per iteration: 4096 packets, taken from the rx ring as a
+/// worker takes them.
+const BURSTS: usize = 4096 / RX_BURST;
 const LAN_PORT: u16 = 1;
 const WAN_PORT: u16 = 0;
 /// Servers each inside endpoint talks to.
@@ -113,7 +115,7 @@ impl Worker {
         (part, of): (usize, usize),
         seed: u64,
     ) -> Self {
-        let per_window = BURSTS * BATCH;
+        let per_window = BURSTS * RX_BURST;
         let mut pool = FramePool::new(per_window + 256);
         let umem = vec![0u8; pool.umem_len()];
         let descs = (0..per_window)
@@ -148,7 +150,7 @@ impl Worker {
     fn send(&mut self, port: u16, frames: impl Iterator<Item = [u8; FRAME_LEN]>) {
         let mut ports = [BenchPort, BenchPort];
         let frames: Vec<_> = frames.collect();
-        for chunk in frames.chunks(BATCH) {
+        for chunk in frames.chunks(RX_BURST) {
             let burst = &self.descs[..chunk.len()];
             for (d, f) in burst.iter().zip(chunk) {
                 d.bytes_mut(&mut self.umem).copy_from_slice(f);
@@ -158,15 +160,15 @@ impl Worker {
         }
     }
 
-    /// One iteration: 64 bursts of 64 packets of random live connections.
+    /// One iteration: 4096 packets of random live connections, in rx bursts.
     fn run(&mut self) {
         let mut ports = [BenchPort, BenchPort];
         let set = &self.windows[self.window];
         self.window = (self.window + 1) % self.windows.len();
-        for (k, burst) in self.descs.chunks(BATCH).enumerate() {
+        for (k, burst) in self.descs.chunks(RX_BURST).enumerate() {
             for (i, d) in burst.iter().enumerate() {
                 d.bytes_mut(&mut self.umem)
-                    .copy_from_slice(&set[k * BATCH + i]);
+                    .copy_from_slice(&set[k * RX_BURST + i]);
             }
             self.pipeline.process(
                 &mut self.umem,
@@ -228,7 +230,7 @@ fn pipeline_nat(c: &mut Criterion) {
         );
         if selected("pipeline_nat", &one) {
             let mut w = Worker::new(tables.clone(), shared.clone(), flows, (0, 1), 11);
-            g.throughput(Throughput::Elements((BURSTS * BATCH) as u64));
+            g.throughput(Throughput::Elements((BURSTS * RX_BURST) as u64));
             g.bench_function(&one, |b| b.iter(|| w.run()));
             assert_eq!(w.pipeline.stats.total_drops(), 0);
         }
@@ -236,7 +238,7 @@ fn pipeline_nat(c: &mut Criterion) {
             let mut ws: Vec<Worker> = (0..2)
                 .map(|k| Worker::new(tables.clone(), shared.clone(), flows, (k, 2), 13 + k as u64))
                 .collect();
-            g.throughput(Throughput::Elements((2 * BURSTS * BATCH) as u64));
+            g.throughput(Throughput::Elements((2 * BURSTS * RX_BURST) as u64));
             g.bench_function(&two, |b| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();

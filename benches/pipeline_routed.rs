@@ -4,7 +4,7 @@
 //! random addresses inside random RIB prefixes; next hops are 16 gateways
 //! on the WAN with static neighbour entries. Goal: <= 33 ns/packet.
 //!
-//! The bench hands the pipeline the same 64 bursts of 64 descriptors again
+//! The bench hands the pipeline the same 16 rx bursts of 256 descriptors again
 //! and again, and its port's tx accepts everything, so what is measured is
 //! the pipeline plus writing each frame's 60 bytes into its UMEM frame (the
 //! work a NIC's DMA would do), not a queue. `_cold` takes a new set of 4096
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use xgate_dataplane::iface::{Interface, Interfaces};
 use xgate_dataplane::io::{Desc, FramePool, HEADROOM};
 use xgate_dataplane::packet::ether::VlanStack;
-use xgate_dataplane::pipeline::{BATCH, IcmpLimits, Pipeline, Shared, Tables};
+use xgate_dataplane::pipeline::{IcmpLimits, Pipeline, RX_BURST, Shared, Tables};
 use xgate_dataplane::route::neighbor::v4_key;
 use xgate_dataplane::route::{
     Fib, NextHop, Route, RouteType, TABLE_LOCAL, TABLE_MAIN, connected_route, local_route,
@@ -54,7 +54,7 @@ fn frame(dst: u32, sport: u16) -> [u8; FRAME_LEN] {
 
 fn pipeline_routed(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline_routed");
-    g.throughput(Throughput::Elements((BURSTS * BATCH) as u64));
+    g.throughput(Throughput::Elements((BURSTS * RX_BURST) as u64));
     // The full RIB with the same 4096 destinations every iteration (their
     // table lines stay cached), with a fresh set of 4096 out of 1M each
     // iteration (cold: many flows), and the pipeline with 16 routes (the
@@ -77,7 +77,8 @@ fn pipeline_routed(c: &mut Criterion) {
     g.finish();
 }
 
-const BURSTS: usize = 64;
+/// Rx bursts per iteration: 4096 packets, taken as a worker takes them.
+const BURSTS: usize = 4096 / RX_BURST;
 
 fn run(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
@@ -128,10 +129,10 @@ fn run(
         tracking: false,
     });
 
-    // 64 frames per burst, 64 bursts of distinct destinations inside the
+    // 4096 frames in rx bursts, of distinct destinations inside the
     // routes; `windows` such sets, one per iteration, in a flat array.
     let bursts = BURSTS;
-    let per_window = bursts * BATCH;
+    let per_window = bursts * RX_BURST;
     let mut rng = Rng(0x5eed);
     let mut pool = FramePool::new(per_window + 256);
     let mut umem = vec![0u8; pool.umem_len()];
@@ -161,9 +162,9 @@ fn run(
         b.iter(|| {
             let set = &frames[window * per_window * FRAME_LEN..][..per_window * FRAME_LEN];
             window = (window + 1) % windows;
-            for (k, burst) in descs.chunks(BATCH).enumerate() {
+            for (k, burst) in descs.chunks(RX_BURST).enumerate() {
                 for (i, d) in burst.iter().enumerate() {
-                    let at = (k * BATCH + i) * FRAME_LEN;
+                    let at = (k * RX_BURST + i) * FRAME_LEN;
                     d.bytes_mut(&mut umem)
                         .copy_from_slice(&set[at..at + FRAME_LEN]);
                 }

@@ -22,7 +22,7 @@
 
 use crate::io::afxdp::{QueueSet, WorkerIo, XskPort};
 use crate::io::{Desc, FramePool, Port};
-use crate::pipeline::{BATCH, Pipeline};
+use crate::pipeline::{Pipeline, RX_BURST};
 use crate::stats::WorkerStats;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,7 +97,7 @@ pub fn poll_loop<P: Port, S: AsMut<[P]>>(
     idle: IdlePolicy,
     between: &mut BetweenBatches,
 ) {
-    let mut rx = [Desc::default(); BATCH];
+    let mut rx = [Desc::default(); RX_BURST];
     let mut empty = 0u32;
     let mut last_tick = now_ns();
     while !stop.load(Ordering::Relaxed) {

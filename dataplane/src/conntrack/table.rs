@@ -639,8 +639,12 @@ impl Conntrack {
         let nm = now_ms(now);
         let start = self.cursor.fetch_add(budget as u64, Relaxed);
         let mut n = 0;
-        for i in 0..(budget as u64).min(cap) {
-            let idx = ((start + i) % cap) as u32;
+        // One division per call, not one per entry (a 64-bit divide costs
+        // tens of cycles, and workers call this every burst).
+        let mut next = start % cap;
+        for _ in 0..(budget as u64).min(cap) {
+            let idx = next as u32;
+            next = if next + 1 == cap { 0 } else { next + 1 };
             let s = self.entries[idx as usize].state.load(Acquire);
             if s & LIVE != 0
                 && expired(s, nm)

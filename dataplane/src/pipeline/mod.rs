@@ -49,8 +49,13 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 pub use trace::{Trace, TraceFilter, TraceRecord, TraceRequest, TraceWhat};
 
-/// Packets per batch (the rx burst size).
+/// Packets per batch: every stage runs over a batch before the next.
 pub const BATCH: usize = 64;
+/// Packets a worker takes from an rx ring at once, run through the
+/// pipeline a batch at a time by one `Pipeline::process` call (whose own
+/// costs, the transmit flush and the expiry sweep, are then paid once per
+/// four batches).
+pub const RX_BURST: usize = 4 * BATCH;
 
 /// The immutable tables a pipeline reads: built by the control plane from
 /// the config and replaced as a whole on reload.
