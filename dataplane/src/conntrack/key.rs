@@ -159,7 +159,7 @@ impl FlowKey {
 /// The ports of the answer to a packet with protocol `proto` and ports
 /// `sport`, `dport`: swapped, or for an ICMP query the same identifier and
 /// the type turned into its reply type.
-#[inline]
+#[inline(always)]
 pub(crate) fn reverse_ports(proto: u8, sport: u16, dport: u16) -> (u16, u16) {
     if proto == PROTO_ICMP || proto == PROTO_ICMPV6 {
         let ty = (dport >> 8) as u8;

@@ -309,6 +309,8 @@ pub struct Conntrack {
     cold: Box<[Cold]>,
     index: Box<[Bucket]>,
     idx_bits: u32,
+    /// `(1 << idx_bits) - 1`: a slot's entry index + 1.
+    idx_mask: u32,
     seed: u64,
     tcp_loose: bool,
     timeouts: TimeoutsMs,
@@ -376,6 +378,7 @@ impl Conntrack {
             cold,
             index,
             idx_bits: u32::BITS - (n as u32).leading_zeros(),
+            idx_mask: (1 << (u32::BITS - (n as u32).leading_zeros())) - 1,
             seed,
             tcp_loose: cfg.tcp_loose,
             timeouts: TimeoutsMs::from(&cfg.timeouts),
@@ -461,7 +464,7 @@ impl Conntrack {
 
     #[inline]
     fn slot_entry(&self, v: u32) -> (u32, usize) {
-        let idx = (v & ((1 << self.idx_bits) - 1)) - 1;
+        let idx = (v & self.idx_mask) - 1;
         (idx, (v >> self.idx_bits) as usize & 1)
     }
 
