@@ -184,6 +184,7 @@ impl Pipeline {
         }
         // Pass 3: look up, run the state machine.
         let now = ctx.now;
+        let mut prerouting_work = false;
         for (m, c) in batch.iter().zip(cts.iter_mut()) {
             match c.kind {
                 CtKind::Related => {
@@ -226,9 +227,13 @@ impl Pipeline {
                 CtKind::Invalid => c.state = ct::INVALID,
                 _ => c.state = ct::UNTRACKED,
             }
+            prerouting_work |= m.next == Next::Continue
+                && m.l3 != L3::Arp
+                && !super::firewall::usual_prerouting(m, c);
             if m.has(flags::TRACE) {
                 self.trace.record(m.seq, "conntrack", c.trace());
             }
         }
+        self.prerouting_work = prerouting_work;
     }
 }

@@ -43,6 +43,16 @@ fn changes_dst(c: &CtMeta) -> bool {
     c.target.dst != c.key.dst || c.target.dport != c.key.dport
 }
 
+/// Whether PREROUTING has nothing to do for a packet (without mangle
+/// rules): it belongs to a known connection, its destination is not
+/// translated and it is not a fragment.
+#[inline]
+pub(super) fn usual_prerouting(m: &Meta, c: &CtMeta) -> bool {
+    matches!(c.kind, CtKind::Tracked | CtKind::Related)
+        && !changes_dst(c)
+        && !m.has(flags::FRAGMENT)
+}
+
 /// Whether the packet's translation changes its source side (for ICMP
 /// queries the identifier is `sport`).
 #[inline]
@@ -144,6 +154,10 @@ impl Pipeline {
         if !mangle && !nat && !self.tables.tracking {
             return;
         }
+        if !mangle && self.tables.tracking && !self.prerouting_work {
+            // Conntrack saw only usual packets (below): nothing to do.
+            return;
+        }
         for (i, m) in batch.iter_mut().enumerate() {
             if m.next != Next::Continue || m.l3 == L3::Arp {
                 continue;
@@ -151,11 +165,7 @@ impl Pipeline {
             // The usual packet: of a known connection, no destination
             // translation, not a fragment, no mangle rules.
             let c = &self.ct[i];
-            if !mangle
-                && matches!(c.kind, CtKind::Tracked | CtKind::Related)
-                && !changes_dst(c)
-                && !m.has(flags::FRAGMENT)
-            {
+            if !mangle && usual_prerouting(m, c) {
                 continue;
             }
             let c = *c;

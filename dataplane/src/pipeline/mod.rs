@@ -235,6 +235,9 @@ pub struct Pipeline {
     /// counters, LOG rate limit, random matches.
     pub eval: EvalCtx,
     ct: Vec<conntrack::CtMeta>,
+    /// Conntrack found a packet of the batch that PREROUTING must look at
+    /// (a first packet, a translated destination, a fragment, ...).
+    prerouting_work: bool,
     /// What became of the first fragments of fragmented datagrams.
     frags: frag::FragTable,
     /// The way to the host kernel's taps (`xgate run` with taps).
@@ -277,6 +280,7 @@ impl Pipeline {
             stats,
             eval,
             ct: Vec::with_capacity(BATCH),
+            prerouting_work: true,
             frags: frag::FragTable::default(),
             punt: None,
             punted: false,
