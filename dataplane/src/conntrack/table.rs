@@ -370,6 +370,7 @@ impl Conntrack {
         crate::mem::advise_hugepages(index.spare_capacity_mut());
         index.extend((0..buckets).map(|_| Bucket::default()));
         let index = index.into_boxed_slice();
+        let idx_bits = u32::BITS - (n as u32).leading_zeros();
         let seed = cfg
             .seed
             .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64));
@@ -377,8 +378,8 @@ impl Conntrack {
             entries,
             cold,
             index,
-            idx_bits: u32::BITS - (n as u32).leading_zeros(),
-            idx_mask: (1 << (u32::BITS - (n as u32).leading_zeros())) - 1,
+            idx_bits,
+            idx_mask: (1 << idx_bits) - 1,
             seed,
             tcp_loose: cfg.tcp_loose,
             timeouts: TimeoutsMs::from(&cfg.timeouts),
@@ -825,10 +826,10 @@ impl Conntrack {
         }
         if s1 & NAT != 0 {
             // The other direction's tuple, reversed (for ICMP queries the
-            // reverse keeps the identifier and inverts the type).
-            // Built in place, field by field: a reversed copy returned
-            // through memory was read back before its stores could be
-            // forwarded (a store-forwarding stall on every NAT'd packet).
+            // reverse keeps the identifier and inverts the type), built
+            // in place: a reversed copy returned through memory was read
+            // back before its stores could be forwarded (a store-forwarding
+            // stall on every NAT'd packet).
             let p = ports >> (32 * (1 - dir));
             let (sport, dport) = reverse_ports(key.proto, p as u16, (p >> 16) as u16);
             *target = FlowKey {
