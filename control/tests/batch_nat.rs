@@ -6,33 +6,9 @@
 
 mod common;
 use common::*;
-use std::sync::Arc;
-use xgate_control::compile::shared_state;
-use xgate_control::replay::compile_for_replay;
 use xgate_dataplane::io::memory::MemoryWorker;
 
-const CFG: &str = r#"
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = ["203.0.113.2/24"]
-
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["192.168.1.1/24"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "203.0.113.1"
-
-[[neighbor]]
-ip = "203.0.113.1"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-
+const FIREWALL: &str = r#"
 [firewall]
 rules = """
 *nat
@@ -46,10 +22,7 @@ const LAN: u16 = 1;
 const WAN: u16 = 0;
 
 fn worker() -> MemoryWorker {
-    let cfg = xgate_control::parse(CFG, "t.toml").unwrap();
-    let compiled = compile_for_replay(&cfg).unwrap();
-    let shared = Arc::new(shared_state(&compiled, 1024, Some(1)));
-    MemoryWorker::new(Arc::new(compiled.tables), shared, 1024)
+    memory_worker(&format!("{OFFICE_NET}{FIREWALL}"))
 }
 
 /// From inside host 192.168.1.10:`sport` to 198.51.100.7:`dport`.

@@ -18,6 +18,46 @@ use xgate_control::replay::{self, Input, Report};
 /// Timestamp of the first input frame of every scenario.
 pub const T0: u64 = 1_700_000_000;
 
+/// The small office gateway of the in-memory tests: wan 203.0.113.2/24
+/// (gateway 203.0.113.1, a static neighbour), lan 192.168.1.1/24. A test's
+/// `[firewall]` section follows it.
+pub const OFFICE_NET: &str = r#"
+[[interface]]
+name = "wan"
+device = "eth0"
+mac = "02:00:00:00:00:01"
+address = ["203.0.113.2/24"]
+
+[[interface]]
+name = "lan"
+device = "eth1"
+mac = "02:00:00:00:00:02"
+address = ["192.168.1.1/24"]
+
+[[route]]
+to = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[neighbor]]
+ip = "203.0.113.1"
+mac = "02:bb:00:00:00:01"
+dev = "wan"
+"#;
+
+/// An in-memory worker (1024 frames, 1024 connections, table seed 1) on
+/// the configuration `config`.
+pub fn memory_worker(config: &str) -> xgate_dataplane::io::memory::MemoryWorker {
+    use std::sync::Arc;
+    let cfg = xgate_control::parse(config, "t.toml").unwrap();
+    let compiled = replay::compile_for_replay(&cfg).unwrap();
+    let shared = Arc::new(xgate_control::compile::shared_state(
+        &compiled,
+        1024,
+        Some(1),
+    ));
+    xgate_dataplane::io::memory::MemoryWorker::new(Arc::new(compiled.tables), shared, 1024)
+}
+
 pub type Mac = [u8; 6];
 
 pub fn mac(s: &str) -> Mac {
