@@ -1,12 +1,13 @@
 //! xgate's dataplane: everything that touches a packet.
 //!
-//! `packet` (views, checksums), `iface` (logical interfaces), `route` (LPM,
+//! `addr` (the address key every table uses), `packet` (views, checksums), `iface` (logical interfaces), `route` (LPM,
 //! route tables, policy, neighbours), `conntrack` (the shared connection
 //! table and protocol state machines), `filter` (the compiled iptables
 //! ruleset and its evaluator), `nat` (address translation: packet rewrites
 //! and the port allocator), `pipeline` (the stages over a batch), `io`
 //! (ports and frame ownership), `stats` (counters and drop reasons).
 
+pub mod addr;
 pub mod conntrack;
 pub mod filter;
 pub mod iface;

@@ -17,7 +17,8 @@
 //!
 //! Reads: the frame's L3/L4 headers. Changes: the shared connection table
 //! (state, counters, expiry) and the per-batch [`CtMeta`]; NAT
-//! (`firewall.rs`) then rewrites the frame. Drops nothing itself.
+//! (`prerouting.rs`, `nat.rs`) then rewrites the frame. Drops nothing
+//! itself.
 
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
 use crate::conntrack::{
@@ -229,7 +230,7 @@ impl Pipeline {
             }
             prerouting_work |= m.next == Next::Continue
                 && m.l3 != L3::Arp
-                && !super::firewall::usual_prerouting(m, c);
+                && !super::prerouting::usual_prerouting(m, c);
             if m.has(flags::TRACE) {
                 self.trace.record(m.seq, "conntrack", c.trace());
             }

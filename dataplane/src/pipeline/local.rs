@@ -9,6 +9,9 @@
 //! 9293 3.10.7.1), other protocols a protocol unreachable; fragments
 //! addressed to the router are not reassembled.
 //!
+//! Reads: `Meta` (packets with `Next::Local`), the frame. Changes: the
+//! frame (turned into the answer, pushed to the local-output batch).
+//!
 //! Drops: local_fragment, local_no_listener, local_icmp_ignored,
 //! icmp_checksum, punt_queue_full.
 

@@ -1,21 +1,28 @@
 //! The pipeline: the stages of the packet walk, each run over a whole batch
-//! (up to [`BATCH`] packets) before the next, as VPP runs graph nodes.
+//! (up to [`BATCH`] packets) before the next, as VPP runs graph nodes. One
+//! file per stage, named as [`Stage`] names it, in the order they run:
 //!
 //! ```text
-//! rx burst -> parse (eth, VLAN pop -> logical interface, L3/L4 checks)
-//!          -> neighbor input (ARP, NDP: answer for our addresses, learn)
-//!          -> [PREROUTING: conntrack + DNAT plug in here]
-//!          -> route (policy rules -> table -> LPM; local / forward / ICMP error)
-//!          -> local (echo reply, port unreachable, TCP reset)
-//!          -> forward checks (TTL, MTU: time exceeded, frag needed, fragment)
-//!          -> [FORWARD filter and POSTROUTING SNAT plug in here]
-//!          -> rewrite (TTL, MAC from the neighbor table, VLAN push)
-//!          -> tx (grouped per port)
+//! rx burst -> parse.rs           eth, VLAN pop -> logical interface, L3/L4 checks
+//!          -> neighbor_input.rs  ARP, NDP: answer for our addresses, learn
+//!          -> conntrack.rs       PREROUTING conntrack lookup, ctstate
+//!          -> prerouting.rs      mangle / nat PREROUTING (MARK, DNAT, REDIRECT)
+//!          -> route.rs           policy rules -> table -> LPM; local or forward
+//!          -> input.rs           filter INPUT, confirm
+//!          -> local.rs           echo reply, punt to the kernel, unreachable, reset
+//!          -> forward_checks.rs  TTL, MTU: time exceeded, frag needed
+//!          -> forward.rs         filter FORWARD, nat POSTROUTING + confirm, SNAT
+//!          -> rewrite.rs         TTL, MACs from the neighbour cache/table, VLAN push
+//!          -> local_out.rs       the router's own packets: NAT, route, OUTPUT, rewrite
+//!          -> tx.rs              once per call: neighbour queues, tx flush, traces
 //! ```
-//! Packets the router itself sends (echo replies, ICMP errors, TCP resets)
-//! are collected in a second batch, routed and rewritten the same way
-//! without the TTL decrement. ARP/NDP replies and requests go straight to
-//! their interface.
+//! Beside them: `netfilter.rs` (the packet view, table evaluation, filter
+//! verdicts and REJECT every hook stage shares), `nat.rs` (applying and
+//! undoing translations), `confirm.rs` (nat POSTROUTING and the insert of
+//! a new connection), `neighbor.rs` (neighbour resolution and the pending
+//! queues rewrite parks packets in), `icmp.rs` (ICMP errors, TCP resets,
+//! rate limits), `frag.rs` (what later fragments inherit from their
+//! first), `punt.rs` (to and from the host kernel's taps), `trace.rs`.
 //!
 //! A stage either leaves a packet for the next stage or decides its fate:
 //! drop (counted under one [`DropReason`]), consumed (queued for a
@@ -23,17 +30,26 @@
 //! makes a system call: batches, transmit queues and the trace buffer are
 //! allocated once with their full capacity.
 
+mod confirm;
 mod conntrack;
-mod firewall;
+mod forward;
+mod forward_checks;
 mod frag;
 mod icmp;
 mod input;
 mod local;
+mod local_out;
+mod nat;
 mod neighbor;
+mod neighbor_input;
+mod netfilter;
 mod parse;
+mod prerouting;
 mod punt;
+mod rewrite;
 mod route;
 pub mod trace;
+mod tx;
 
 use crate::conntrack::{Conntrack, CtConfig};
 use crate::filter::{EvalCtx, LogRing, Ruleset};
@@ -259,11 +275,6 @@ pub struct Pipeline {
     ident: u16,
 }
 
-/// Transmit queue capacity per port before it is flushed mid-batch.
-const TX_QUEUE: usize = 4 * BATCH;
-/// Connection entries the expiry sweep examines per call.
-const EXPIRE_BUDGET: usize = 16;
-
 impl Pipeline {
     pub fn new(tables: Arc<Tables>, shared: Arc<Shared>) -> Self {
         let ports = tables.interfaces.ports();
@@ -291,8 +302,12 @@ impl Pipeline {
             limiter,
             batch: Vec::with_capacity(BATCH),
             out: Vec::with_capacity(4 * BATCH),
-            tx: (0..ports).map(|_| Vec::with_capacity(TX_QUEUE)).collect(),
-            tx_meta: (0..ports).map(|_| Vec::with_capacity(TX_QUEUE)).collect(),
+            tx: (0..ports)
+                .map(|_| Vec::with_capacity(tx::TX_QUEUE))
+                .collect(),
+            tx_meta: (0..ports)
+                .map(|_| Vec::with_capacity(tx::TX_QUEUE))
+                .collect(),
             seq: 0,
             ident: 0,
         }
@@ -396,31 +411,6 @@ impl Pipeline {
         self.finish(&mut ctx);
     }
 
-    /// What ends every call: neighbour queues serviced, the router's own
-    /// packets routed, transmit queues flushed.
-    fn finish<P: Port>(&mut self, ctx: &mut Ctx<'_, P>) {
-        if self.tables.tracking {
-            // A slice of the expiry sweep: frees expired connections (and
-            // their NAT ports) that no packet looks up any more.
-            self.shared.conntrack.expire(ctx.now, EXPIRE_BUDGET);
-        }
-        self.poll_neighbors(ctx);
-        self.local_out(ctx);
-        self.flush(ctx);
-        if std::mem::take(&mut self.punted)
-            && let Some(p) = &self.punt
-        {
-            p.notify();
-        }
-        if self.trace_requested {
-            // Requested traces leave for the control thread.
-            self.trace_requested = false;
-            for r in self.trace.drain() {
-                self.shared.trace.push(r);
-            }
-        }
-    }
-
     /// Switches to tables the control plane published (a reload), between
     /// two batches. Connections, NAT bindings and neighbours live in
     /// `Shared` and are untouched; the per-rule counters start again for a
@@ -446,23 +436,6 @@ impl Pipeline {
         self.pending.packets()
     }
 
-    /// Routes, rewrites and queues the packets the router generated.
-    fn local_out<P: Port>(&mut self, ctx: &mut Ctx<'_, P>) {
-        while !self.out.is_empty() {
-            // Both vectors keep their capacity: taking them allocates nothing.
-            let mut batch = std::mem::take(&mut self.batch);
-            batch.clear();
-            // Generated packets can be more than a batch; take a batch at a time.
-            let take = self.out.len().min(BATCH);
-            batch.extend(self.out.drain(..take));
-            self.local_nat(ctx, &mut batch);
-            self.route(ctx, &mut batch);
-            self.output(ctx, &mut batch);
-            self.rewrite(ctx, &mut batch);
-            self.batch = batch;
-        }
-    }
-
     /// Frees a packet's frame and counts the reason.
     #[inline]
     fn drop_pkt<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, r: DropReason) {
@@ -472,74 +445,6 @@ impl Pipeline {
         }
         ctx.pool.free(m.desc);
         m.next = Next::Done;
-    }
-
-    /// Moves a packet the router now sends (in place) to the local-output batch.
-    fn push_out<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta) {
-        // The router's own packet: the mark of what it answers does not
-        // carry over (Linux's fwmark_reflect=0).
-        m.mark = 0;
-        if self.out.len() < self.out.capacity() {
-            self.out.push(*m);
-            m.next = Next::Done;
-        } else {
-            self.drop_pkt(ctx, m, DropReason::NoFreeFrame);
-        }
-    }
-
-    /// Queues a finished frame for transmission on `oif`'s port.
-    #[inline(always)]
-    fn enqueue_tx<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, port: usize, m: &Meta) {
-        if self.tx[port].len() == TX_QUEUE {
-            self.flush_port(ctx, port);
-        }
-        if m.has(flags::TRACE) {
-            let pos = self.tx[port].len() as u32;
-            self.tx_meta[port].push((pos, m.seq, m.oif));
-        }
-        self.tx[port].push(m.desc);
-    }
-
-    fn flush<P: Port>(&mut self, ctx: &mut Ctx<'_, P>) {
-        for port in 0..self.tx.len() {
-            if !self.tx[port].is_empty() {
-                self.flush_port(ctx, port);
-            }
-        }
-    }
-
-    /// Once per port per batch; kept out of line so that the per-packet
-    /// `enqueue_tx` stays small.
-    #[inline(never)]
-    fn flush_port<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, port: usize) {
-        let queue = &self.tx[port];
-        let sent = match ctx.ports.get_mut(port) {
-            Some(p) => p.tx_burst(ctx.umem, queue),
-            None => 0,
-        };
-        let ps = &self.stats.ports[port];
-        ps.tx_packets.add(sent as u64);
-        ps.tx_bytes
-            .add(queue[..sent].iter().map(|d| d.len as u64).sum());
-        for d in &queue[sent..] {
-            self.stats.count_drop(DropReason::TxRingFull);
-            ctx.pool.free(*d);
-        }
-        // Trace records, for the traced packets of the queue.
-        for &(pos, seq, oif) in &self.tx_meta[port] {
-            let i = pos as usize;
-            let what = if i < sent {
-                TraceWhat::Tx {
-                    oif,
-                    len: queue[i].len,
-                }
-            } else {
-                TraceWhat::Drop(DropReason::TxRingFull)
-            };
-            self.trace.record(seq, "tx", what);
-        }
-        self.tx[port].clear();
-        self.tx_meta[port].clear();
     }
 
     fn next_ident(&mut self) -> u16 {

@@ -1,4 +1,4 @@
-//! Stage `punt`: the router's own traffic to and from the host kernel,
+//! The punt (part of stages `local` and `local-out`): the router's own traffic to and from the host kernel,
 //! through the taps (`crate::io::punt` has the model).
 //!
 //! To the kernel: `local` hands over what xgate does not answer itself,

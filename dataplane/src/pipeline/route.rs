@@ -1,6 +1,4 @@
-//! Stages `route` and `forward-checks`.
-//!
-//! `route`: a first pass prefetches the LPM line of every IPv4 destination
+//! Stage `route`: a first pass prefetches the LPM line of every IPv4 destination
 //! of the batch (`Fib::prefetch`), so that their cache misses overlap; then
 //! per packet martian checks, then the FIB (policy rules -> table -> LPM)
 //! for the destination. Local routes send the packet to the `local` stage;
@@ -11,22 +9,20 @@
 //! unreachable (IPv6: no route). Packets the router generated are routed
 //! the same way, without iif, and never cause errors themselves.
 //!
-//! `forward-checks`, for forwarded packets, in Linux's `ip_forward` order:
-//! TTL / hop limit (time exceeded), then the egress MTU (fragmentation
-//! needed for IPv4 with DF, packet too big for IPv6). IPv4 without DF that
-//! is too big is fragmented by `rewrite`.
+//! Reads: the frame's addresses, `Meta::iif` / `mark` / `hash`, the FIB.
+//! Changes: `Meta::next` (local / forward), `oif`, `nexthop`.
 //!
 //! Drops: martian_source, martian_destination, multicast_not_routed,
 //! link_local_not_forwarded, no_route, route_blackhole, route_unreachable,
-//! route_prohibit, ttl_exceeded, frag_needed, packet_too_big.
+//! route_prohibit.
 
 use super::icmp::IcmpError;
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
+use crate::addr::{ip_key, v4_key};
 use crate::iface::is_link_local_v6;
 use crate::io::Port;
 use crate::packet::{ipv4, ipv6};
 use crate::route::RouteType;
-use crate::route::neighbor::{ip_key, v4_key};
 use crate::stats::DropReason;
 
 /// Per first octet: which IPv4 addresses may not be a source or a
@@ -207,41 +203,6 @@ impl Pipeline {
                 self.icmp_error(ctx, m, err.0);
             }
             self.drop_pkt(ctx, m, err.1);
-        }
-    }
-
-    pub(super) fn forward_checks<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
-        for (i, m) in batch.iter_mut().enumerate() {
-            if m.next != Next::Forward || m.has(flags::LOCAL_ORIGIN) {
-                continue;
-            }
-            let mtu = self.tables.interfaces.hot(m.oif).mtu;
-            let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..];
-            let (ttl, too_big, df) = match m.l3 {
-                L3::V4 => {
-                    let ip = ipv4::Packet::new_unchecked(l3);
-                    (ip.ttl(), m.l3_len > mtu, ip.dont_fragment())
-                }
-                _ => (
-                    ipv6::Packet::new_unchecked(l3).hop_limit(),
-                    m.l3_len > mtu,
-                    true,
-                ),
-            };
-            if ttl <= 1 {
-                self.restore_dst(ctx, m, i);
-                self.icmp_error(ctx, m, IcmpError::TimeExceeded);
-                self.drop_pkt(ctx, m, DropReason::TtlExceeded);
-            } else if too_big && df {
-                self.restore_dst(ctx, m, i);
-                self.icmp_error(ctx, m, IcmpError::TooBig(mtu));
-                let r = if m.l3 == L3::V4 {
-                    DropReason::FragNeeded
-                } else {
-                    DropReason::PacketTooBig
-                };
-                self.drop_pkt(ctx, m, r);
-            }
         }
     }
 }

@@ -38,33 +38,9 @@ const MAX_PROBE: usize = 32;
 /// is a few stores, so this covers it many times over).
 const READ_SPINS: usize = 1024;
 
-/// An IPv4 address as a table key.
-#[inline]
-pub fn v4_key(a: u32) -> u128 {
-    0xffff_0000_0000 | a as u128
-}
-
-/// The IPv4 address of a key, if it is one.
-#[inline]
-pub fn key_v4(k: u128) -> Option<u32> {
-    (k >> 32 == 0xffff).then_some(k as u32)
-}
-
-/// The key of an address (IPv4 mapped), the inverse of [`key_ip`].
-pub fn ip_key(a: std::net::IpAddr) -> u128 {
-    match a {
-        std::net::IpAddr::V4(a) => v4_key(a.into()),
-        std::net::IpAddr::V6(a) => a.into(),
-    }
-}
-
-/// The address a key stands for.
-pub fn key_ip(k: u128) -> std::net::IpAddr {
-    match key_v4(k) {
-        Some(a) => std::net::Ipv4Addr::from(a).into(),
-        None => std::net::Ipv6Addr::from(k).into(),
-    }
-}
+// The address key lives in `crate::addr`; re-exported for the users
+// that still name it here.
+pub use crate::addr::{ip_key, key_ip, key_v4, v4_key};
 
 #[derive(Debug, Default)]
 struct Slot {

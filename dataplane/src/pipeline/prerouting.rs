@@ -1,0 +1,127 @@
+//! Stage `prerouting`: mangle and nat PREROUTING, after the conntrack
+//! lookup. Marks (mangle), the destination part of known translations,
+//! DNAT / REDIRECT for first packets (nat); a later fragment takes its
+//! first fragment's connection (`frag.rs`), and a first fragment records
+//! its own for the fragments that follow. Skipped for a batch of usual
+//! packets (see [`usual_prerouting`]).
+//!
+//! Reads: the frame, `CtMeta`, the ruleset, the fragment table. Changes:
+//! the frame's destination (translation), `Meta::mark`, `CtMeta::target`
+//! of first packets, the fragment table.
+//!
+//! Drops: filter_prerouting, nat_no_address, nat_fragment.
+
+use super::conntrack::{CtKind, CtMeta};
+use super::frag::FragKey;
+use super::nat::changes_dst;
+use super::{Ctx, L3, Meta, Next, Pipeline, flags};
+use crate::filter::{Hook, Outcome, TableId};
+use crate::io::Port;
+use crate::nat::rewrite::Part;
+use crate::stats::DropReason;
+
+/// Whether PREROUTING has nothing to do for a packet (without mangle
+/// rules): it belongs to a known connection, its destination is not
+/// translated and it is not a fragment.
+#[inline]
+pub(super) fn usual_prerouting(m: &Meta, c: &CtMeta) -> bool {
+    matches!(c.kind, CtKind::Tracked | CtKind::Related)
+        && !changes_dst(c)
+        && !m.has(flags::FRAGMENT)
+}
+
+impl Pipeline {
+    /// mangle and nat PREROUTING, after the conntrack lookup: marks, the
+    /// destination part of known translations, DNAT / REDIRECT for first
+    /// packets.
+    pub(super) fn prerouting<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        let mangle = !self
+            .tables
+            .filter
+            .is_empty(TableId::Mangle, Hook::Prerouting);
+        let nat = !self.tables.filter.is_empty(TableId::Nat, Hook::Prerouting);
+        // Any translation at all (DNAT here or SNAT later).
+        let translating = nat || !self.tables.filter.is_empty(TableId::Nat, Hook::Postrouting);
+        if !mangle && !nat && !self.tables.tracking {
+            return;
+        }
+        if !mangle && self.tables.tracking && !self.prerouting_work {
+            // Conntrack saw only usual packets (below): nothing to do.
+            return;
+        }
+        for (i, m) in batch.iter_mut().enumerate() {
+            if m.next != Next::Continue || m.l3 == L3::Arp {
+                continue;
+            }
+            // The usual packet: of a known connection, no destination
+            // translation, not a fragment, no mangle rules.
+            let c = &self.ct[i];
+            if !mangle && usual_prerouting(m, c) {
+                continue;
+            }
+            let c = *c;
+            if mangle {
+                let mut view = self.packet_view(ctx.umem, m, c.state);
+                let out = self.eval(TableId::Mangle, Hook::Prerouting, &mut view, ctx.now);
+                m.mark = view.mark;
+                if out == Outcome::Drop {
+                    self.trace_verdict(m, "mangle", &out);
+                    self.drop_pkt(ctx, m, DropReason::FilterPrerouting);
+                    continue;
+                }
+            }
+            match c.kind {
+                CtKind::Tracked | CtKind::Related if changes_dst(&c) => {
+                    self.translate(ctx, m, &c, Part::Dst);
+                }
+                CtKind::New if nat => {
+                    let mut view = self.packet_view(ctx.umem, m, c.state);
+                    let out = self.eval(TableId::Nat, Hook::Prerouting, &mut view, ctx.now);
+                    self.trace_verdict(m, "nat-pre", &out);
+                    if let Outcome::Nat(action) = out {
+                        let Some(t) = self.dnat_target(m, &c, action) else {
+                            self.drop_pkt(ctx, m, DropReason::NatNoAddress);
+                            continue;
+                        };
+                        self.ct[i].target = t;
+                        let c = self.ct[i];
+                        self.translate(ctx, m, &c, Part::Dst);
+                    }
+                }
+                CtKind::Untracked if m.has(flags::LATER_FRAGMENT) && self.tables.tracking => {
+                    let first =
+                        FragKey::received(ctx.umem, m).and_then(|k| self.frags.get(&k, ctx.now));
+                    match first {
+                        Some((_, key, target)) => {
+                            let c = CtMeta {
+                                kind: CtKind::Fragment,
+                                key,
+                                target,
+                                ..c
+                            };
+                            self.ct[i] = c;
+                            if changes_dst(&c) {
+                                self.translate(ctx, m, &c, Part::Dst);
+                            }
+                        }
+                        // Its connection's translation is unknown: passing
+                        // it untranslated could leak inside addresses.
+                        None if translating => self.drop_pkt(ctx, m, DropReason::NatFragment),
+                        None => {}
+                    }
+                }
+                _ => {}
+            }
+            // A first fragment: its datagram's later fragments follow it.
+            if m.has(flags::FRAGMENT)
+                && !m.has(flags::LATER_FRAGMENT)
+                && m.next == Next::Continue
+                && matches!(self.ct[i].kind, CtKind::Tracked | CtKind::New)
+                && let Some(k) = FragKey::of_conn(ctx.umem, m, &self.ct[i].key)
+            {
+                let c = &self.ct[i];
+                self.frags.routing(k, c.key, c.target, ctx.now);
+            }
+        }
+    }
+}
