@@ -38,7 +38,7 @@
 use std::fmt;
 
 use super::dir::{GROUP_LEN, Groups, LEAF, TBL24_LEN, Tbl24, is_group};
-use super::rules::{self, Dir, Lpm};
+use super::prefixes::{self, Dir, Lpm};
 use super::{LpmError, SMALL};
 
 /// Longest-prefix match over IPv4 addresses (host order `u32`) to `u32`
@@ -46,7 +46,7 @@ use super::{LpmError, SMALL};
 #[derive(Clone)]
 pub struct Lpm4 {
     /// The rules, and the DIR-24-8 tables or the small list built from them
-    /// (`rules.rs`).
+    /// (`prefixes.rs`).
     inner: Lpm<u32, Dir4>,
 }
 
@@ -58,7 +58,7 @@ impl Default for Lpm4 {
 
 impl Lpm4 {
     /// The largest value the table can hold.
-    pub const MAX_VALUE: u32 = rules::MAX_VALUE;
+    pub const MAX_VALUE: u32 = prefixes::MAX_VALUE;
 
     /// An empty table. Allocates nothing until it grows past `SMALL` (16)
     /// prefixes; then it reserves 80 MiB of address space, backed lazily.
@@ -311,7 +311,7 @@ impl fmt::Debug for Lpm4 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::rules::Addr;
+    use crate::route::prefixes::Addr;
     use proptest::prelude::*;
 
     fn ip(s: &str) -> u32 {

@@ -35,7 +35,7 @@ use std::fmt;
 
 use super::dir::{LEAF, Tbl24, is_group};
 use super::nodes::Nodes;
-use super::rules::{self, Dir, Lpm};
+use super::prefixes::{self, Dir, Lpm};
 use super::{LpmError, SMALL};
 
 /// Longest-prefix match over IPv6 addresses (host order `u128`) to `u32`
@@ -43,7 +43,7 @@ use super::{LpmError, SMALL};
 #[derive(Clone)]
 pub struct Lpm6 {
     /// The rules, and the trie or the small list built from them
-    /// (`rules.rs`, as in `Lpm4`).
+    /// (`prefixes.rs`, as in `Lpm4`).
     inner: Lpm<u128, Dir6>,
 }
 
@@ -65,7 +65,7 @@ impl Default for Lpm6 {
 
 impl Lpm6 {
     /// The largest value the table can hold.
-    pub const MAX_VALUE: u32 = rules::MAX_VALUE;
+    pub const MAX_VALUE: u32 = prefixes::MAX_VALUE;
 
     /// An empty table. Allocates nothing until it grows past `SMALL` (16)
     /// prefixes; then it reserves 80 MiB of address space, backed lazily.
@@ -357,7 +357,7 @@ impl fmt::Debug for Lpm6 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::rules::Addr;
+    use crate::route::prefixes::Addr;
     use proptest::prelude::*;
 
     fn ip(s: &str) -> u128 {

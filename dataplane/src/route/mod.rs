@@ -28,9 +28,9 @@
 //!
 //! Files: `dir.rs` (the 2^24-entry first level and 256-entry groups shared
 //! by both LPMs, entry encoding, the prefetch hint), `lpm4.rs`, `lpm6.rs`,
-//! `rules.rs` (what both LPMs share: the rules per prefix length, the small
+//! `prefixes.rs` (what both LPMs share: the prefixes per length, the small
 //! list and its filter, updates), `nodes.rs` (IPv6 trie nodes), `table.rs`
-//! (routes, shared entries, ECMP), `policy.rs` (rules, FIB).
+//! (routes, shared entries, ECMP), `policy.rs` (policy rules `ip rule`, the FIB).
 
 mod dir;
 pub mod lpm4;
@@ -38,7 +38,7 @@ pub mod lpm6;
 pub mod neighbor;
 mod nodes;
 pub mod policy;
-mod rules;
+mod prefixes;
 pub mod table;
 
 pub use lpm4::Lpm4;

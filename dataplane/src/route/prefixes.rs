@@ -1,5 +1,5 @@
-//! What [`super::Lpm4`] and [`super::Lpm6`] share: the rules kept per
-//! prefix length, the small-table list with its filter, and the update
+//! The LPM prefix store: what [`super::Lpm4`] and [`super::Lpm6`] share:
+//! the prefixes ("rules" in the LPM literature) kept per length, the small-table list with its filter, and the update
 //! bookkeeping around the address family's lookup structure (`Dir4`, the
 //! DIR-24-8 tables of `lpm4.rs`; `Dir6`, the trie of `lpm6.rs`), which
 //! implements [`Dir`]. The lookups themselves stay in `lpm4.rs` and
