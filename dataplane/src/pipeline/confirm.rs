@@ -12,7 +12,6 @@
 //! Drops: conntrack_full, conntrack_clash, nat_ports_exhausted,
 //! nat_no_address.
 
-use super::nat::changes_dst;
 use super::netfilter::forwarded_ttl;
 use super::{Ctx, L3, Meta, Next, Pipeline, flags};
 use crate::conntrack::{InsertError, PROTO_TCP, PROTO_UDP};
@@ -52,7 +51,7 @@ impl Pipeline {
             // Hairpin (RFC 4787 REQ-9): a DNAT'd packet leaving by the
             // interface it came in must come from the public address the
             // client used, or the server would answer the client directly.
-            if snat.is_none() && changes_dst(&c) && m.oif == m.iif {
+            if snat.is_none() && c.changes_dst() && m.oif == m.iif {
                 let a = crate::filter::AddrRange {
                     v4: m.l3 == L3::V4,
                     lo: c.key.dst,

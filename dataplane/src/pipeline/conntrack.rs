@@ -80,6 +80,29 @@ impl CtMeta {
         }
     }
 
+    /// Whether the packet's translation changes its destination side.
+    #[inline]
+    pub fn changes_dst(&self) -> bool {
+        self.target.dst != self.key.dst || self.target.dport != self.key.dport
+    }
+
+    /// Whether the packet's translation changes its source side (for ICMP
+    /// queries the identifier is `sport`).
+    #[inline]
+    pub fn changes_src(&self) -> bool {
+        self.target.src != self.key.src || self.target.sport != self.key.sport
+    }
+
+    /// Whether the prerouting stage has nothing to do for packet `m`
+    /// (without mangle rules): it belongs to a known connection, its
+    /// destination is not translated and it is not a fragment.
+    #[inline]
+    pub fn usual_prerouting(&self, m: &Meta) -> bool {
+        matches!(self.kind, CtKind::Tracked | CtKind::Related)
+            && !self.changes_dst()
+            && !m.has(flags::FRAGMENT)
+    }
+
     /// The conntrack line of a traced packet.
     pub fn trace(&self) -> TraceWhat {
         TraceWhat::Conntrack {
@@ -228,9 +251,8 @@ impl Pipeline {
                 CtKind::Invalid => c.state = ct::INVALID,
                 _ => c.state = ct::UNTRACKED,
             }
-            prerouting_work |= m.next == Next::Continue
-                && m.l3 != L3::Arp
-                && !super::prerouting::usual_prerouting(m, c);
+            prerouting_work |=
+                m.next == Next::Continue && m.l3 != L3::Arp && !c.usual_prerouting(m);
             if m.has(flags::TRACE) {
                 self.trace.record(m.seq, "conntrack", c.trace());
             }

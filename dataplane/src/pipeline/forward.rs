@@ -13,7 +13,6 @@
 
 use super::conntrack::{CtKind, CtMeta};
 use super::frag::{Fate, FragKey};
-use super::nat::changes_src;
 use super::{Ctx, Meta, Next, Pipeline, TraceWhat, flags};
 use crate::filter::{Hook, Outcome, TableId};
 use crate::io::Port;
@@ -53,7 +52,7 @@ impl Pipeline {
                 CtKind::New | CtKind::Tracked | CtKind::Related => {
                     // Confirm may have chosen the source translation.
                     let c = &self.ct[i];
-                    if changes_src(c) {
+                    if c.changes_src() {
                         let (kind, target) = (c.kind, c.target);
                         self.translate_to(ctx, m, kind, &target, Part::Src);
                     }
@@ -92,7 +91,7 @@ impl Pipeline {
             return;
         };
         let c = CtMeta { target, ..c };
-        if changes_src(&c) {
+        if c.changes_src() {
             self.translate(ctx, m, &c, Part::Src);
         }
     }

@@ -14,7 +14,6 @@
 //! those of route, confirm and rewrite.
 
 use super::conntrack::{CtKind, CtMeta};
-use super::nat::{changes_dst, changes_src};
 use super::{BATCH, Ctx, L3, L3_OFF, Meta, Next, Pipeline, flags};
 use crate::conntrack::CtState;
 use crate::filter::{Hook, TableId, ct};
@@ -142,10 +141,10 @@ impl Pipeline {
             } else if kernel {
                 self.trace_kernel_ct(m, i);
             }
-            if changes_dst(&c) {
+            if c.changes_dst() {
                 self.translate(ctx, m, &c, Part::Dst);
             }
-            if changes_src(&c) {
+            if c.changes_src() {
                 self.translate(ctx, m, &c, Part::Src);
             }
         }
@@ -175,7 +174,7 @@ impl Pipeline {
             }
             if c.kind == CtKind::New && self.confirm(ctx, m, i) {
                 let c = self.ct[i];
-                if changes_src(&c) {
+                if c.changes_src() {
                     self.translate(ctx, m, &c, Part::Src);
                 }
             }

@@ -21,19 +21,6 @@ use crate::iface::IfIndex;
 use crate::io::Port;
 use crate::nat::rewrite::{self, Part};
 
-/// Whether the packet's translation changes its destination side.
-#[inline]
-pub(super) fn changes_dst(c: &CtMeta) -> bool {
-    c.target.dst != c.key.dst || c.target.dport != c.key.dport
-}
-
-/// Whether the packet's translation changes its source side (for ICMP
-/// queries the identifier is `sport`).
-#[inline]
-pub(super) fn changes_src(c: &CtMeta) -> bool {
-    c.target.src != c.key.src || c.target.sport != c.key.sport
-}
-
 impl Pipeline {
     /// The address an interface translates to (MASQUERADE out of it,
     /// REDIRECT into it): its first IPv4 address, or its first global IPv6
@@ -143,7 +130,7 @@ impl Pipeline {
 
     /// [`Pipeline::restore_dst`] for a packet whose `CtMeta` is at hand.
     pub(super) fn undo_dst<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, c: &CtMeta) {
-        if matches!(c.kind, CtKind::Tracked | CtKind::New) && changes_dst(c) {
+        if matches!(c.kind, CtKind::Tracked | CtKind::New) && c.changes_dst() {
             let undo = CtMeta {
                 target: c.key,
                 ..*c

@@ -3,7 +3,7 @@
 //! DNAT / REDIRECT for first packets (nat); a later fragment takes its
 //! first fragment's connection (`frag.rs`), and a first fragment records
 //! its own for the fragments that follow. Skipped for a batch of usual
-//! packets (see [`usual_prerouting`]).
+//! packets (see [`CtMeta::usual_prerouting`]).
 //!
 //! Reads: the frame, `CtMeta`, the ruleset, the fragment table. Changes:
 //! the frame's destination (translation), `Meta::mark`, `CtMeta::target`
@@ -13,22 +13,11 @@
 
 use super::conntrack::{CtKind, CtMeta};
 use super::frag::FragKey;
-use super::nat::changes_dst;
 use super::{Ctx, L3, Meta, Next, Pipeline, flags};
 use crate::filter::{Hook, Outcome, TableId};
 use crate::io::Port;
 use crate::nat::rewrite::Part;
 use crate::stats::DropReason;
-
-/// Whether PREROUTING has nothing to do for a packet (without mangle
-/// rules): it belongs to a known connection, its destination is not
-/// translated and it is not a fragment.
-#[inline]
-pub(super) fn usual_prerouting(m: &Meta, c: &CtMeta) -> bool {
-    matches!(c.kind, CtKind::Tracked | CtKind::Related)
-        && !changes_dst(c)
-        && !m.has(flags::FRAGMENT)
-}
 
 impl Pipeline {
     /// mangle and nat PREROUTING, after the conntrack lookup: marks, the
@@ -56,7 +45,7 @@ impl Pipeline {
             // The usual packet: of a known connection, no destination
             // translation, not a fragment, no mangle rules.
             let c = &self.ct[i];
-            if !mangle && usual_prerouting(m, c) {
+            if !mangle && c.usual_prerouting(m) {
                 continue;
             }
             let c = *c;
@@ -71,7 +60,7 @@ impl Pipeline {
                 }
             }
             match c.kind {
-                CtKind::Tracked | CtKind::Related if changes_dst(&c) => {
+                CtKind::Tracked | CtKind::Related if c.changes_dst() => {
                     self.translate(ctx, m, &c, Part::Dst);
                 }
                 CtKind::New if nat => {
@@ -100,7 +89,7 @@ impl Pipeline {
                                 ..c
                             };
                             self.ct[i] = c;
-                            if changes_dst(&c) {
+                            if c.changes_dst() {
                                 self.translate(ctx, m, &c, Part::Dst);
                             }
                         }
