@@ -228,8 +228,30 @@ fn import_iptables_prints_the_block_and_names_what_it_cannot_convert() {
         err.contains("fw.sh:2: not converted: iptables -A FORWARD -m frob"),
         "{err}"
     );
-    assert!(err.contains("fw.sh:3: not converted: sysctl"), "{err}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains(":FORWARD DROP"));
+    assert!(err.contains("fw.sh:3: ignored: sysctl"), "{err}");
+    // A refused line fails the import whole: `>> gw.toml` appends nothing.
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // --partial prints the block with the refused line as a comment, and
+    // check accepts it with a warning naming that line.
+    let out = xgate(&["import-iptables", "--partial", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(toml.contains(":FORWARD DROP"), "{toml}");
+    assert!(toml.contains("not converted: line 2"), "{toml}");
+    std::fs::write(&cfg, format!("{CFG}\n{toml}")).unwrap();
+    let out = xgate(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PARTIAL import: 1 line(s)"), "{err}");
+    assert!(
+        err.contains("iptables -A FORWARD -m frob -j ACCEPT"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -123,6 +123,13 @@ echo \"1\" > /proc/sys/net/ipv4/ip_forward
 ";
     let imp = import(script, "20ipchain");
     let lines: Vec<usize> = imp.skipped.iter().map(|s| s.line).collect();
-    assert_eq!(lines, vec![2, 3, 4, 5], "{:?}", imp.skipped);
-    assert!(imp.skipped[3].text.contains("ipmasqadm portfw"));
+    assert_eq!(lines, vec![3, 4, 5], "{:?}", imp.skipped);
+    assert!(imp.skipped[2].text.contains("ipmasqadm portfw"));
+    assert_eq!(
+        imp.skipped[0].reason,
+        "`/sbin/ipchains` is not an iptables command"
+    );
+    // Turning forwarding on is system set-up, not a rule: named, not refused.
+    assert_eq!(imp.ignored.len(), 1);
+    assert_eq!(imp.ignored[0].line, 2);
 }

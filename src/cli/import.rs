@@ -1,37 +1,67 @@
-//! `xgate import-iptables FILE`: iptables-save output (or a script of
-//! iptables commands) -> the `[firewall]` TOML block on stdout; every
-//! line that could not be converted on stderr; exit 1 if there was any.
+//! `xgate import-iptables FILE [--partial]`: iptables-save output (or a
+//! script of iptables commands) -> the `[firewall]` TOML block on stdout.
+//! A line that cannot be converted fails the import (exit 1, nothing on
+//! stdout, every such line named on stderr): a ruleset missing one of its
+//! lines can be more open than the one written. `--partial` prints the
+//! block anyway, with each refused line kept in it as a comment that
+//! `xgate check` warns about.
 
 use std::path::Path;
 use std::process::ExitCode;
 use xgate_control::import;
 
-pub fn run(path: &Path) -> ExitCode {
+pub fn run(path: &Path, partial: bool) -> ExitCode {
     let name = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match import::decode(&bytes, &name) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("xgate import-iptables: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Err(e) => {
             eprintln!("xgate import-iptables: {name}: {e}");
             return ExitCode::from(2);
         }
     };
     let imp = import::import(&text, &name);
-    print!("{}", import::to_toml(&imp.ruleset, &name));
-    for s in &imp.skipped {
+    for s in &imp.ignored {
         eprintln!(
-            "{name}:{}: not converted: {} ({})",
+            "{name}:{}: ignored: {} ({})",
             s.line,
             s.text.trim(),
             s.reason
         );
     }
-    if imp.skipped.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    for s in &imp.skipped {
         eprintln!(
-            "xgate import-iptables: {} line(s) not converted",
+            "{name}:{}: not converted: {} ({})",
+            s.line,
+            s.text.split_whitespace().collect::<Vec<_>>().join(" "),
+            s.reason
+        );
+    }
+    if imp.skipped.is_empty() {
+        print!("{}", import::to_toml(&imp.ruleset, &name));
+        return ExitCode::SUCCESS;
+    }
+    if partial {
+        print!(
+            "{}",
+            import::to_toml_partial(&imp.ruleset, &name, &imp.skipped)
+        );
+        eprintln!(
+            "xgate import-iptables: PARTIAL: {} line(s) not converted, kept in the block as comments; \
+             the ruleset differs from the one written",
             imp.skipped.len()
         );
-        ExitCode::FAILURE
+    } else {
+        eprintln!(
+            "xgate import-iptables: {} line(s) not converted; nothing printed \
+             (the ruleset would differ from the one written; --partial prints it anyway)",
+            imp.skipped.len()
+        );
     }
+    ExitCode::FAILURE
 }

@@ -77,7 +77,14 @@ enum Command {
     /// Ask the running xgate (stats, conntrack, routes, rules, neigh, reload, trace).
     Ctl(ctl::CtlArgs),
     /// Convert iptables-save output (or an iptables script) to a [firewall] block.
-    ImportIptables { file: PathBuf },
+    /// Fails, printing nothing, if any line cannot be converted.
+    ImportIptables {
+        file: PathBuf,
+        /// Print the block even if lines could not be converted (kept in it
+        /// as comments; `xgate check` warns about them).
+        #[arg(long)]
+        partial: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -107,7 +114,7 @@ pub fn main() -> ExitCode {
         }
         Command::Demo { duration } => demo::main(duration),
         Command::Ctl(args) => ctl::run(args),
-        Command::ImportIptables { file } => import::run(&file),
+        Command::ImportIptables { file, partial } => import::run(&file, partial),
         Command::Replay {
             config: path,
             inputs,
@@ -178,6 +185,13 @@ fn check(path: &std::path::Path) -> ExitCode {
     if let Err(e) = replay::compile_for_replay(&cfg) {
         eprintln!("{e}");
         return ExitCode::FAILURE;
+    }
+    if let Some(w) = cfg
+        .firewall
+        .as_ref()
+        .and_then(xgate_control::import::partial_warning)
+    {
+        eprintln!("{w}");
     }
     println!("{}", config::check_summary(&cfg));
     ExitCode::SUCCESS
