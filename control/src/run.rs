@@ -61,6 +61,12 @@ pub enum RunError {
         "[dataplane] workers = {workers} but queues = {queues}: every worker needs a queue of every device"
     )]
     TooFewQueues { workers: usize, queues: usize },
+    #[error(
+        "[dataplane] workers/queues ask for {asked} queues but a device has only {fewest}: \
+         every worker needs a queue of every device (set workers/queues to at most {fewest}, \
+         or raise the device's channels: ethtool -L DEV combined N)"
+    )]
+    DeviceQueues { asked: usize, fewest: usize },
     #[error("starting worker {id}: {err}")]
     Spawn { id: usize, err: std::io::Error },
     #[error("{path}: {err}")]
@@ -82,29 +88,83 @@ pub fn device_mac(device: &str) -> Option<[u8; 6]> {
     (parts.next().is_none() && mac != [0; 6]).then_some(mac)
 }
 
-/// Workers and queues from `[dataplane]` and the devices' queue counts:
-/// workers = `workers`, else `queues`, else one per online core but no
-/// more than the fewest queues a device has; queues = `queues`, else one
-/// per worker.
+/// Workers and served queues from `[dataplane]` and the devices' queue
+/// counts. Workers = `workers`, else `queues`, else one per online core but
+/// no more than the fewest queues a device has (every worker needs a
+/// socket on every device to transmit there). Served queues per device =
+/// all of them (`queues` = 0), else the first `queues`: the XDP program
+/// drops what the others receive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuePlan {
+    pub workers: usize,
+    /// Per device: the queues it has and the queues served (0..served).
+    pub device_queues: Vec<u32>,
+    pub served: Vec<u32>,
+}
+
+impl QueuePlan {
+    /// Worker `w`'s queues of device `d`: q with q % workers == w.
+    pub fn queues_of(&self, w: usize, d: usize) -> Vec<u32> {
+        (w as u32..self.served[d]).step_by(self.workers).collect()
+    }
+
+    /// What the start line says about the devices' queues: counts, what
+    /// is dropped, and a mismatch of channel counts.
+    pub fn describe(&self, devices: &[String]) -> String {
+        let mut parts = Vec::new();
+        for (i, d) in devices.iter().enumerate() {
+            let (n, s) = (self.device_queues[i], self.served[i]);
+            parts.push(if s == n {
+                format!("{d} {n} rx (all served)")
+            } else {
+                format!("{d} {n} rx ({s} served; queues {s}..{} dropped)", n - 1)
+            });
+        }
+        let mut line = format!("queues: {}", parts.join(", "));
+        let (lo, hi) = (
+            self.device_queues.iter().min().copied().unwrap_or(0),
+            self.device_queues.iter().max().copied().unwrap_or(0),
+        );
+        if lo != hi {
+            line += &format!(
+                "; channel counts differ ({lo} vs {hi}): workers are limited by the \
+                 smallest; set them equal (ethtool -L DEV combined N)"
+            );
+        }
+        line
+    }
+}
+
 pub fn plan_workers(
     workers: Option<usize>,
     queues: usize,
     cores: usize,
-    min_device_queues: usize,
-) -> Result<(usize, usize), RunError> {
+    device_queues: &[u32],
+) -> Result<QueuePlan, RunError> {
+    let min = device_queues.iter().copied().min().unwrap_or(1).max(1) as usize;
     let w = match (workers, queues) {
         (Some(w), _) => w,
         (None, q) if q > 0 => q,
-        (None, _) => cores.min(min_device_queues).max(1),
+        (None, _) => cores.min(min).max(1),
     };
-    let q = if queues == 0 { w } else { queues };
-    if q < w {
-        return Err(RunError::TooFewQueues {
-            workers: w,
-            queues: q,
+    if queues > 0 && queues < w {
+        return Err(RunError::TooFewQueues { workers: w, queues });
+    }
+    let limit = if queues > 0 { queues } else { min };
+    if w > limit || queues > min {
+        return Err(RunError::DeviceQueues {
+            asked: w.max(queues),
+            fewest: min,
         });
     }
-    Ok((w, q))
+    Ok(QueuePlan {
+        workers: w,
+        device_queues: device_queues.to_vec(),
+        served: device_queues
+            .iter()
+            .map(|&n| if queues > 0 { queues as u32 } else { n })
+            .collect(),
+    })
 }
 
 /// Runs until `stop` is set. Progress and LOG lines go to `log`.
@@ -116,9 +176,8 @@ pub fn run(
     log: &mut dyn Write,
 ) -> Result<Vec<WorkerExit>, RunError> {
     let cfg = config::load(path).map_err(RunError::Config)?;
-    let mut min_queues = usize::MAX;
     for ic in &cfg.interfaces {
-        min_queues = min_queues.min(afxdp::device_queues(&ic.device)? as usize);
+        afxdp::device_queues(&ic.device)?;
     }
     // The publisher compiles the config, builds the shared state and
     // publishes tables to the workers (reloads included).
@@ -132,12 +191,17 @@ pub fn run(
     let runtime = Arc::new(Runtime::new(publisher.clone(), Box::new(now_ns)));
 
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let (nworkers, nqueues) = plan_workers(
+    let mut device_queues = Vec::with_capacity(devices.len());
+    for d in &devices {
+        device_queues.push(afxdp::device_queues(d)?);
+    }
+    let plan = plan_workers(
         cfg.dataplane.workers,
         cfg.dataplane.queues,
         cores.len().max(1),
-        min_queues,
+        &device_queues,
     )?;
+    let nworkers = plan.workers;
     let af = AfXdpConfig {
         xdp_mode: match cfg.dataplane.xdp_mode {
             config::XdpMode::Native => XdpMode::Native,
@@ -160,31 +224,20 @@ pub fn run(
         let _ = writeln!(log, "xgate: {}", p.line);
     }
 
-    // Sockets one worker at a time, in this thread.
-    let mut modes = vec![None; devices.len()];
+    // xgate's XDP program on every device (it drops what arrives on a
+    // queue without a socket), then the sockets, one worker at a time, in
+    // this thread. The programs are detached after the workers' sockets
+    // close (dropped at the end of this function).
+    let progs = afxdp::attach_programs(&devices, af.xdp_mode, &[])?;
+    let _ = writeln!(log, "xgate: {}", plan.describe(&devices));
     let mut ios = Vec::with_capacity(nworkers);
     for w in 0..nworkers {
-        let qids: Vec<u32> = (w..nqueues).step_by(nworkers).map(|q| q as u32).collect();
-        let io = afxdp::open_worker(&devices, &qids, &af, &mut modes)?;
-        let o = &io.obtained;
-        let devs: Vec<String> = devices
-            .iter()
-            .zip(&o.xdp)
-            .map(|(d, m)| format!("{d} xdp {}", m.name()))
-            .collect();
+        let qids: Vec<Vec<u32>> = (0..devices.len()).map(|d| plan.queues_of(w, d)).collect();
+        let io = afxdp::open_worker_on(&devices, &qids, &af, &progs)?;
         let _ = writeln!(
             log,
-            "xgate: worker {w}: queue{} {:?} on {}; {}, need_wakeup; UMEM {} frames ({} MiB{})",
-            if qids.len() > 1 { "s" } else { "" },
-            qids,
-            devs.join(", "),
-            match o.tx_budget {
-                Some(b) => format!("copy (tx budget {b})"),
-                None => "zero-copy".to_string(),
-            } + if o.busy_poll { ", busy poll" } else { "" },
-            o.frames,
-            (o.frames * xgate_dataplane::io::FRAME_SIZE) >> 20,
-            if o.huge_pages { ", huge pages" } else { "" },
+            "xgate: {}",
+            start_line(w, &devices, &qids, &io.obtained)
         );
         ios.push(io);
     }
@@ -330,6 +383,47 @@ pub fn run(
     Ok(exits)
 }
 
+/// The start line of worker `w`: its queues, the modes obtained and why
+/// better ones were refused.
+fn start_line(w: usize, devices: &[String], qids: &[Vec<u32>], o: &afxdp::Obtained) -> String {
+    let fmt_q = |q: &[u32]| {
+        let v: Vec<String> = q.iter().map(|q| q.to_string()).collect();
+        format!("[{}]", v.join(", "))
+    };
+    let same = qids.windows(2).all(|p| p[0] == p[1]);
+    let queues = if same {
+        let q = qids.first().map_or(&[][..], |q| &q[..]);
+        format!("queue{} {}", if q.len() > 1 { "s" } else { "" }, fmt_q(q))
+    } else {
+        let v: Vec<String> = devices
+            .iter()
+            .zip(qids)
+            .map(|(d, q)| format!("{d} {}", fmt_q(q)))
+            .collect();
+        format!("queues {}", v.join(", "))
+    };
+    let devs: Vec<String> = devices
+        .iter()
+        .zip(&o.xdp)
+        .map(|(d, m)| format!("{d} xdp {}", m.name()))
+        .collect();
+    let mut line = format!(
+        "worker {w}: {queues} on {}; {}, need_wakeup; UMEM {} frames ({} MiB{})",
+        devs.join(", "),
+        match o.tx_budget {
+            Some(b) => format!("copy (tx budget {b})"),
+            None => "zero-copy".to_string(),
+        } + if o.busy_poll { ", busy poll" } else { "" },
+        o.frames,
+        (o.frames * xgate_dataplane::io::FRAME_SIZE) >> 20,
+        if o.huge_pages { ", huge pages" } else { "" },
+    );
+    if !o.refused.is_empty() {
+        line += &format!("; refused: {}", o.refused.join("; "));
+    }
+    line
+}
+
 /// The kernel's taps at work: the punt thread and its channels.
 struct KernelPunt {
     thread: PuntThread,
@@ -429,11 +523,43 @@ mod tests {
 
     #[test]
     fn worker_plan() {
-        assert_eq!(plan_workers(None, 0, 2, 1).unwrap(), (1, 1));
-        assert_eq!(plan_workers(None, 0, 2, 4).unwrap(), (2, 2));
-        assert_eq!(plan_workers(Some(2), 0, 8, 1).unwrap(), (2, 2));
-        assert_eq!(plan_workers(None, 4, 2, 4).unwrap(), (4, 4));
-        assert_eq!(plan_workers(Some(2), 4, 2, 4).unwrap(), (2, 4));
-        assert!(plan_workers(Some(3), 2, 2, 4).is_err());
+        let p = |w, q, cores, devs: &[u32]| {
+            plan_workers(w, q, cores, devs).map(|p| (p.workers, p.served))
+        };
+        assert_eq!(p(None, 0, 2, &[1, 1]).unwrap(), (1, vec![1, 1]));
+        // Every queue is served by default, also beyond the cores.
+        assert_eq!(p(None, 0, 2, &[4, 4]).unwrap(), (2, vec![4, 4]));
+        assert_eq!(p(None, 0, 2, &[4, 2]).unwrap(), (2, vec![4, 2]));
+        assert_eq!(p(None, 0, 8, &[4, 3]).unwrap(), (3, vec![4, 3]));
+        assert!(p(Some(2), 0, 8, &[1, 1]).is_err());
+        assert_eq!(p(None, 4, 2, &[4, 4]).unwrap(), (4, vec![4, 4]));
+        assert_eq!(p(Some(2), 4, 2, &[4, 4]).unwrap(), (2, vec![4, 4]));
+        // An explicit limit: the rest of the queues are dropped.
+        assert_eq!(p(Some(1), 2, 2, &[4, 4]).unwrap(), (1, vec![2, 2]));
+        assert!(p(Some(3), 2, 2, &[4, 4]).is_err());
+        assert!(p(None, 8, 2, &[4, 4]).is_err());
+    }
+
+    #[test]
+    fn queues_round_robin_and_the_start_line_reports_a_mismatch() {
+        let plan = plan_workers(None, 0, 2, &[4, 2]).unwrap();
+        assert_eq!(plan.queues_of(0, 0), vec![0, 2]);
+        assert_eq!(plan.queues_of(1, 0), vec![1, 3]);
+        assert_eq!(plan.queues_of(0, 1), vec![0]);
+        assert_eq!(plan.queues_of(1, 1), vec![1]);
+        let devs = ["a".to_string(), "b".to_string()];
+        let d = plan.describe(&devs);
+        assert!(
+            d.contains("a 4 rx (all served), b 2 rx (all served)"),
+            "{d}"
+        );
+        assert!(d.contains("channel counts differ (2 vs 4)"), "{d}");
+        let limited = plan_workers(Some(1), 2, 2, &[4, 4]).unwrap();
+        assert!(
+            limited
+                .describe(&devs)
+                .contains("a 4 rx (2 served; queues 2..3 dropped)")
+        );
+        assert_eq!(limited.queues_of(0, 0), vec![0, 1]);
     }
 }

@@ -85,7 +85,8 @@ pub struct Dataplane {
     pub workers: Option<usize>,
     pub xdp_mode: XdpMode,
     pub bind: BindMode,
-    /// 0: one queue per worker.
+    /// 0: every receive queue of every device; N: queues 0..N of every
+    /// device (the XDP program drops what the others receive).
     pub queues: usize,
     /// Conntrack capacity in entries.
     pub flows: usize,
