@@ -501,7 +501,7 @@ pub fn exit_line(e: &WorkerExit) -> String {
     format!(
         "worker={} queues={} core={} rx_packets={rx} tx_packets={tx} forwarded={} local={} \
          drops={} frames={} frames_leaked={} pending_at_stop={} tx_kicks={} fill_kicks={} \
-         busy_polls={}",
+         busy_polls={} tx_kick_errors={} tx_kick_errno={}",
         e.id,
         queues.join(","),
         e.core.map_or("-".to_string(), |c| c.to_string()),
@@ -514,6 +514,8 @@ pub fn exit_line(e: &WorkerExit) -> String {
         e.syscalls.0,
         e.syscalls.1,
         e.syscalls.2,
+        e.kick_errors.0,
+        e.kick_errors.1,
     )
 }
 

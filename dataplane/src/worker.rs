@@ -185,6 +185,8 @@ pub struct WorkerExit {
     /// System calls of its sockets: (tx kicks, fill-ring wake-ups, busy
     /// polls), see [`WorkerIo::syscalls`].
     pub syscalls: (u64, u64, u64),
+    /// Transmit kicks that failed, and the last errno (0: none).
+    pub kick_errors: (u64, i32),
 }
 
 impl Worker {
@@ -237,6 +239,7 @@ impl Worker {
         let pending = pipeline.pending_packets();
         let frames = io.pool.frames();
         let syscalls = io.syscalls();
+        let kick_errors = io.kick_errors();
         let frames_leaked = io.close(pending);
         WorkerExit {
             id: self.id,
@@ -247,6 +250,7 @@ impl Worker {
             frames,
             pending_at_stop: pending,
             syscalls,
+            kick_errors,
         }
     }
 }

@@ -244,6 +244,22 @@ impl WorkerIo {
         })
     }
 
+    /// Failed transmit kicks of this worker's sockets and the last errno
+    /// (0: none).
+    pub fn kick_errors(&self) -> (u64, i32) {
+        self.ports().fold((0, 0), |(n, e), p| {
+            let c = &p.counters;
+            (
+                n + c.tx_kick_errors,
+                if c.tx_kick_errors > 0 {
+                    c.tx_kick_errno
+                } else {
+                    e
+                },
+            )
+        })
+    }
+
     /// Frames neither free, nor on a ring, nor among `held` (frames the
     /// pipeline holds): leaked frames. Zero when accounting is right.
     ///
@@ -378,11 +394,7 @@ pub fn attach_programs(
     for (i, dev) in devices.iter().enumerate() {
         let queues = device_queues(dev)?;
         let want = modes.get(i).copied().flatten().unwrap_or(xdp_mode);
-        let first = if want == XdpMode::Skb {
-            XdpMode::Skb
-        } else {
-            XdpMode::Native
-        };
+        let first = xdp_attempts(want)[0];
         let flags = |m| {
             if m == XdpMode::Skb {
                 prog::XDP_FLAGS_SKB_MODE
@@ -392,7 +404,7 @@ pub fn attach_programs(
         };
         let (p, mode, refused) = match XskProgram::attach(dev, queues, flags(first)) {
             Ok(p) => (p, first, None),
-            Err(e) if first == XdpMode::Native && want == XdpMode::Auto && !fatal(&e) => {
+            Err(e) if xdp_attempts(want).len() > 1 && !fatal(&e) => {
                 let why = attach_error(dev, XdpMode::Native, e).to_string();
                 match XskProgram::attach(dev, queues, flags(XdpMode::Skb)) {
                     Ok(p) => (p, XdpMode::Skb, Some(why)),
@@ -532,6 +544,30 @@ pub fn bind_attempts(bind: BindMode, all_native: bool) -> Result<&'static [bool]
     }
 }
 
+/// The XDP modes to try on a device, best first.
+pub fn xdp_attempts(xdp: XdpMode) -> &'static [XdpMode] {
+    match xdp {
+        XdpMode::Native => &[XdpMode::Native],
+        XdpMode::Skb => &[XdpMode::Skb],
+        XdpMode::Auto => &[XdpMode::Native, XdpMode::Skb],
+    }
+}
+
+/// The whole fallback order over (XDP mode, zero-copy) for one device, as
+/// [`attach_programs`] and [`open_worker_on`] walk it: each XDP mode, and
+/// within it each bind mode it allows.
+pub fn mode_order(xdp: XdpMode, bind: BindMode) -> Vec<(XdpMode, bool)> {
+    xdp_attempts(xdp)
+        .iter()
+        .flat_map(|&m| {
+            bind_attempts(bind, m == XdpMode::Native)
+                .unwrap_or(&[])
+                .iter()
+                .map(move |&zc| (m, zc))
+        })
+        .collect()
+}
+
 /// Tries the bind modes of [`bind_attempts`] in order; the reasons of the
 /// refused ones go to `Obtained::refused`.
 fn open_binds(
@@ -550,6 +586,9 @@ fn open_binds(
         hint: format!(" — {why}"),
     })?;
     let mut refused = Vec::new();
+    if cfg.bind == BindMode::Auto && !all_native {
+        refused.push("zero-copy: not tried, a device runs generic (skb) XDP".to_string());
+    }
     for (i, &zc) in attempts.iter().enumerate() {
         match open_with(devices, queues, cfg, progs, zc) {
             Ok(mut io) => {
@@ -795,3 +834,41 @@ fn socket_error(
 // Frames must be a power of two for the pool's frame_base() and for the
 // kernel's aligned mode.
 const _: () = assert!(FRAME_SIZE.is_power_of_two());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use BindMode as B;
+    use XdpMode::{Native as N, Skb as S};
+
+    #[test]
+    fn fallback_order_is_native_zero_copy_native_copy_skb_copy() {
+        assert_eq!(
+            mode_order(XdpMode::Auto, B::Auto),
+            [(N, true), (N, false), (S, false)]
+        );
+        assert_eq!(mode_order(N, B::Auto), [(N, true), (N, false)]);
+        assert_eq!(mode_order(S, B::Auto), [(S, false)]);
+        assert_eq!(mode_order(XdpMode::Auto, B::Copy), [(N, false), (S, false)]);
+        assert_eq!(mode_order(XdpMode::Auto, B::ZeroCopy), [(N, true)]);
+        assert_eq!(mode_order(S, B::ZeroCopy), []);
+        for x in [N, S, XdpMode::Auto] {
+            for b in [B::Auto, B::Copy, B::ZeroCopy] {
+                assert!(
+                    !mode_order(x, b).contains(&(S, true)),
+                    "never skb + zero-copy ({x:?}, {b:?})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn zero_copy_only_where_every_device_is_native() {
+        assert_eq!(bind_attempts(B::Auto, true), Ok(&[true, false][..]));
+        assert_eq!(bind_attempts(B::Auto, false), Ok(&[false][..]));
+        assert_eq!(bind_attempts(B::Copy, true), Ok(&[false][..]));
+        assert_eq!(bind_attempts(B::ZeroCopy, true), Ok(&[true][..]));
+        let e = bind_attempts(B::ZeroCopy, false).unwrap_err();
+        assert!(e.contains("needs native XDP"), "{e}");
+    }
+}

@@ -35,6 +35,9 @@ pub struct XskCounters {
     pub fill_kicks: u64,
     /// Receive calls made to busy-poll the device (preferred busy polling).
     pub busy_polls: u64,
+    /// Transmit kicks (`sendto`) that failed, and the last errno.
+    pub tx_kick_errors: u64,
+    pub tx_kick_errno: i32,
 }
 
 /// One AF_XDP socket: one receive queue of one device.
@@ -119,10 +122,12 @@ impl Xsk {
         }
         c.tx_kicks += 1;
         // In copy mode the kernel transmits inside this call (up to the
-        // socket's budget, see `set_tx_budget`); EAGAIN/EBUSY/ENOBUFS mean "later": the next
-        // service() kicks again while frames remain unsent.
+        // socket's budget, see `set_tx_budget`). EAGAIN/EBUSY/ENOBUFS mean
+        // "later": the next service() kicks again while frames remain
+        // unsent. Every failure is counted (a zero-copy socket whose
+        // driver cannot transmit fails here, e.g. ENXIO/EOPNOTSUPP).
         // SAFETY: a zero-length send on our own socket.
-        unsafe {
+        let rc = unsafe {
             libc::sendto(
                 self.fd,
                 std::ptr::null(),
@@ -132,6 +137,10 @@ impl Xsk {
                 0,
             )
         };
+        if rc < 0 {
+            c.tx_kick_errors += 1;
+            c.tx_kick_errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        }
     }
 
     fn setsockopt(&self, level: libc::c_int, opt: libc::c_int, v: libc::c_int) -> bool {
@@ -266,8 +275,18 @@ impl Xsk {
     fn tx_burst(&mut self, descs: &[Desc], c: &mut XskCounters) -> usize {
         let tx = &mut self.rings().tx as *mut sys::xsk_ring_prod;
         let mut idx = 0;
-        // SAFETY: the tx ring of this socket.
-        let n = unsafe { sys::xsk_ring_prod__reserve(tx, descs.len() as u32, &mut idx) };
+        // xsk_ring_prod__reserve takes n slots or none: ask for what is
+        // free, so a burst larger than the free space sends what fits and
+        // only the rest is refused.
+        // SAFETY: the tx ring of this socket; nb_free refreshes the cached
+        // consumer index only.
+        let free = unsafe { sys::xsk_prod_nb_free(tx, descs.len() as u32) };
+        let want = (descs.len() as u32).min(free);
+        if want == 0 {
+            return 0;
+        }
+        // SAFETY: the tx ring of this socket; `want` slots are free.
+        let n = unsafe { sys::xsk_ring_prod__reserve(tx, want, &mut idx) };
         for (i, d) in descs.iter().take(n as usize).enumerate() {
             // SAFETY: entries idx..idx+n were reserved above.
             let slot = unsafe { &mut *sys::xsk_ring_prod__tx_desc(tx, idx.wrapping_add(i as u32)) };
@@ -453,5 +472,116 @@ impl XskPort {
             }
             std::thread::yield_now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket whose tx ring is `size` slots of plain memory, `used` of
+    /// them taken by the kernel (not yet consumed); no real socket.
+    struct FakeTx {
+        rings: Box<Rings>,
+        _prod: Box<u32>,
+        cons: Box<u32>,
+        flags: Box<u32>,
+        _slots: Vec<sys::xdp_desc>,
+    }
+
+    impl FakeTx {
+        fn new(size: u32, used: u32) -> FakeTx {
+            let mut rings = Rings::new();
+            let mut prod = Box::new(used);
+            let mut cons = Box::new(0u32);
+            let mut flags = Box::new(0u32);
+            let mut slots = vec![
+                sys::xdp_desc {
+                    addr: 0,
+                    len: 0,
+                    options: 0
+                };
+                size as usize
+            ];
+            rings.tx = sys::xsk_ring_prod {
+                cached_prod: used,
+                cached_cons: size,
+                mask: size - 1,
+                size,
+                producer: &mut *prod,
+                consumer: &mut *cons,
+                ring: slots.as_mut_ptr() as *mut libc::c_void,
+                flags: &mut *flags,
+            };
+            FakeTx {
+                rings,
+                _prod: prod,
+                cons,
+                flags,
+                _slots: slots,
+            }
+        }
+
+        fn xsk(&mut self) -> std::mem::ManuallyDrop<Xsk> {
+            std::mem::ManuallyDrop::new(Xsk {
+                xsk: std::ptr::null_mut(),
+                rings: &mut *self.rings,
+                fd: -1,
+                queue: 0,
+                fill_target: 0,
+                rx_owned: 0,
+                tx_outstanding: 0,
+            })
+        }
+    }
+
+    fn descs(n: usize) -> Vec<Desc> {
+        (0..n)
+            .map(|i| Desc {
+                addr: (i * FRAME_SIZE + HEADROOM) as u64,
+                len: 60,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tx_takes_what_is_free_and_refuses_only_the_rest() {
+        // 256 slots, 1 still held by the kernel: 255 free.
+        let mut f = FakeTx::new(256, 1);
+        let mut s = f.xsk();
+        let mut c = XskCounters::default();
+        assert_eq!(s.tx_burst(&descs(256), &mut c), 255);
+        assert_eq!((s.tx_outstanding, c.tx_outstanding), (255, 255));
+        assert_eq!(s.tx_burst(&descs(8), &mut c), 0, "ring full");
+        // The kernel consumes 10: exactly 10 more fit.
+        *f.cons = 10;
+        assert_eq!(s.tx_burst(&descs(64), &mut c), 10);
+        assert_eq!(c.tx_kicks, 0, "no wake-up asked");
+    }
+
+    #[test]
+    fn a_port_spills_a_burst_over_its_sockets() {
+        let (mut a, mut b) = (FakeTx::new(8, 5), FakeTx::new(8, 0));
+        let mut port = XskPort::new("fake", false);
+        port.socks.push(std::mem::ManuallyDrop::into_inner(a.xsk()));
+        port.socks.push(std::mem::ManuallyDrop::into_inner(b.xsk()));
+        let sent = Port::tx_burst(&mut port, &mut [], &descs(12));
+        assert_eq!(sent, 3 + 8, "3 free on the first socket, 8 on the second");
+        assert_eq!(port.counters.tx_outstanding, 11);
+        // No real sockets to delete.
+        for s in port.socks.drain(..) {
+            std::mem::forget(s);
+        }
+    }
+
+    #[test]
+    fn a_failed_kick_is_counted() {
+        let mut f = FakeTx::new(8, 0);
+        *f.flags = sys::XDP_RING_NEED_WAKEUP;
+        let mut s = f.xsk();
+        let mut c = XskCounters::default();
+        assert_eq!(s.tx_burst(&descs(2), &mut c), 2);
+        assert_eq!((c.tx_kicks, c.tx_kick_errors), (1, 1));
+        assert_eq!(c.tx_kick_errno, libc::EBADF);
     }
 }
