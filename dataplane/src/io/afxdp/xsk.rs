@@ -230,6 +230,11 @@ impl Xsk {
         }
     }
 
+    fn fill_needs_wakeup(&mut self) -> bool {
+        // SAFETY: the fill ring of this socket; reads its flags word.
+        unsafe { sys::xsk_ring_prod__needs_wakeup(&self.rings().fill) != 0 }
+    }
+
     /// A zero-length non-blocking receive on our own socket: wakes the
     /// driver's receive path (and busy-polls it with preferred busy
     /// polling).
@@ -265,9 +270,19 @@ impl Xsk {
         unsafe { sys::xsk_ring_cons__release(rx, n) };
         self.rx_owned -= n;
         c.rx_owned -= n;
-        if n == 0 && busy_poll {
-            c.busy_polls += 1;
-            self.poll_rx();
+        if n == 0 {
+            if busy_poll {
+                c.busy_polls += 1;
+                self.poll_rx();
+            } else if self.fill_needs_wakeup() {
+                // The kernel's rule (need_wakeup, Documentation/networking/
+                // af_xdp.rst): an empty rx ring with the fill ring's
+                // wake-up flag set means the driver stopped for want of
+                // buffers and waits for a receive call, whether or not we
+                // just refilled. (Copy mode never sets the flag.)
+                c.fill_kicks += 1;
+                self.poll_rx();
+            }
         }
         n as usize
     }
@@ -572,6 +587,44 @@ mod tests {
         for s in port.socks.drain(..) {
             std::mem::forget(s);
         }
+    }
+
+    #[test]
+    fn an_empty_rx_ring_wakes_the_fill_ring_when_the_kernel_asks() {
+        let mut f = FakeTx::new(8, 0);
+        // Empty rx ring (producer = consumer = 0) and fill ring, both
+        // backed by the fake's words; the fill ring's flags decide.
+        let (mut prod, mut cons, mut fill_flags) = (0u32, 0u32, 0u32);
+        let mut slots = [0u64; 8];
+        f.rings.rx = sys::xsk_ring_cons {
+            cached_prod: 0,
+            cached_cons: 0,
+            mask: 7,
+            size: 8,
+            producer: &mut prod,
+            consumer: &mut cons,
+            ring: slots.as_mut_ptr() as *mut libc::c_void,
+            flags: std::ptr::null_mut(),
+        };
+        f.rings.fill = sys::xsk_ring_prod {
+            cached_prod: 0,
+            cached_cons: 8,
+            mask: 7,
+            size: 8,
+            producer: &mut prod,
+            consumer: &mut cons,
+            ring: slots.as_mut_ptr() as *mut libc::c_void,
+            flags: &mut fill_flags,
+        };
+        let mut s = f.xsk();
+        let mut c = XskCounters::default();
+        let mut out = [Desc::default(); 4];
+        assert_eq!(s.rx_burst(&mut out, &mut c, false), 0);
+        assert_eq!(c.fill_kicks, 0, "no flag, no system call");
+        fill_flags = sys::XDP_RING_NEED_WAKEUP;
+        std::hint::black_box(&mut fill_flags);
+        assert_eq!(s.rx_burst(&mut out, &mut c, false), 0);
+        assert_eq!(c.fill_kicks, 1, "flag set and rx empty: wake the driver");
     }
 
     #[test]
