@@ -67,6 +67,8 @@ pub enum RunError {
          or raise the device's channels: ethtool -L DEV combined N)"
     )]
     DeviceQueues { asked: usize, fewest: usize },
+    #[error("{0}")]
+    Mtu(String),
     #[error("starting worker {id}: {err}")]
     Spawn { id: usize, err: std::io::Error },
     #[error("{path}: {err}")]
@@ -167,6 +169,73 @@ pub fn plan_workers(
     })
 }
 
+/// The largest IP MTU an interface with `tags` VLAN tags can have: its
+/// frames (Ethernet header, tags, packet) must fit in a UMEM frame after
+/// the headroom.
+pub fn max_mtu(tags: usize) -> u32 {
+    (xgate_dataplane::io::MAX_FRAME_LEN - 14 - 4 * tags) as u32
+}
+
+/// Checks every interface's `mtu` against what a frame carries and what
+/// its device's MTU (`device_mtu`) allows: errors refuse the start, each
+/// with the fix. A device MTU larger than a frame carries is only a
+/// warning (longer frames are dropped by the kernel and counted in the
+/// sockets' rx_dropped): xgate sends nothing longer than the interface's
+/// `mtu`.
+pub fn check_mtus(
+    cfg: &config::Config,
+    device_mtu: &dyn Fn(&str) -> Option<u32>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    let mut warned = std::collections::HashSet::new();
+    for ic in &cfg.interfaces {
+        let limit = max_mtu(ic.vlan.len());
+        let mtu = u32::from(ic.mtu);
+        if mtu > limit {
+            errors.push(format!(
+                "interface {}: mtu {mtu} needs {}-byte frames, but xgate's frames carry at most \
+                 {} bytes ({}-byte UMEM frames minus {} bytes of headroom): set mtu to at most \
+                 {limit} (and the device's: ip link set dev {} mtu {limit})",
+                ic.name,
+                mtu + 14 + 4 * ic.vlan.len() as u32,
+                xgate_dataplane::io::MAX_FRAME_LEN,
+                xgate_dataplane::io::FRAME_SIZE,
+                xgate_dataplane::io::HEADROOM,
+                ic.device,
+            ));
+        }
+        let Some(dev) = device_mtu(&ic.device) else {
+            continue;
+        };
+        if ic.vlan.is_empty() && mtu > dev {
+            errors.push(format!(
+                "interface {}: mtu {mtu} is larger than device {}'s MTU {dev}: set mtu to at \
+                 most {dev}, or raise the device's (ip link set dev {} mtu {mtu})",
+                ic.name, ic.device, ic.device
+            ));
+        }
+        if dev > max_mtu(0) && warned.insert(ic.device.clone()) {
+            warnings.push(format!(
+                "device {} has MTU {dev}, but xgate's frames carry at most {} bytes: longer \
+                 frames are dropped; set ip link set dev {} mtu {}",
+                ic.device,
+                xgate_dataplane::io::MAX_FRAME_LEN,
+                ic.device,
+                max_mtu(0)
+            ));
+        }
+    }
+    (errors, warnings)
+}
+
+fn sysfs_mtu(device: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{device}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Runs until `stop` is set. Progress and LOG lines go to `log`.
 pub fn run(
     path: &Path,
@@ -178,6 +247,13 @@ pub fn run(
     let cfg = config::load(path).map_err(RunError::Config)?;
     for ic in &cfg.interfaces {
         afxdp::device_queues(&ic.device)?;
+    }
+    let (errors, warnings) = check_mtus(&cfg, &sysfs_mtu);
+    if !errors.is_empty() {
+        return Err(RunError::Mtu(errors.join("\n")));
+    }
+    for w in &warnings {
+        let _ = writeln!(log, "xgate: warning: {w}");
     }
     // The publisher compiles the config, builds the shared state and
     // publishes tables to the workers (reloads included).
@@ -540,6 +616,37 @@ mod tests {
         assert_eq!(p(Some(1), 2, 2, &[4, 4]).unwrap(), (1, vec![2, 2]));
         assert!(p(Some(3), 2, 2, &[4, 4]).is_err());
         assert!(p(None, 8, 2, &[4, 4]).is_err());
+    }
+
+    #[test]
+    fn mtus_must_fit_a_frame_and_the_device() {
+        let cfg = |extra: &str| {
+            config::parse(
+                &format!(
+                    "[[interface]]\nname = \"a\"\ndevice = \"d0\"\n{extra}\n\
+                     [[interface]]\nname = \"b\"\ndevice = \"d1\"\nvlan = [100, 10]\nmtu = 1770\n"
+                ),
+                "t.toml",
+            )
+            .unwrap()
+        };
+        assert_eq!(max_mtu(0), 1778);
+        assert_eq!(max_mtu(2), 1770);
+        let dev1500 = |_: &str| Some(1500);
+        let (e, w) = check_mtus(&cfg(""), &|_: &str| Some(1778));
+        assert!(e.is_empty() && w.is_empty(), "{e:?} {w:?}");
+        let (e, _) = check_mtus(&cfg("mtu = 9000"), &|_: &str| Some(9000));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("mtu 9000") && e[0].contains("at most 1778"),
+            "{e:?}"
+        );
+        let (e, _) = check_mtus(&cfg("mtu = 1700"), &dev1500);
+        assert!(e[0].contains("larger than device d0's MTU 1500"), "{e:?}");
+        let (e, w) = check_mtus(&cfg(""), &|_: &str| Some(9000));
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(w.len(), 2, "one warning per device: {w:?}");
+        assert!(w[0].contains("ip link set dev d0 mtu 1778"), "{w:?}");
     }
 
     #[test]
