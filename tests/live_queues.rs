@@ -191,6 +191,23 @@ fn default_config_serves_every_queue_and_forwards_every_flow() {
         "the start line names the queues served:\n{}",
         exit.log
     );
+    // Per socket: the frames each queue received (and the kernel's
+    // XDP_STATISTICS); the flows did spread over the queues.
+    let sockets: Vec<&str> = exit
+        .stats
+        .lines()
+        .filter(|l| l.starts_with("socket "))
+        .collect();
+    assert_eq!(sockets.len(), 2 * QUEUES as usize, "{}", exit.stats);
+    let busy = sockets
+        .iter()
+        .filter(|l| l.contains(&format!("device={} ", t.r0)) && !l.contains(" rx_packets=0 "))
+        .count();
+    assert!(
+        busy >= 3,
+        "frames on {busy} of r0's queues:\n{}",
+        exit.stats
+    );
     let fwd = exit.per_worker("forwarded");
     assert!(fwd.iter().sum::<i64>() >= (FLOWS * PER_FLOW) as i64);
 }
@@ -224,7 +241,11 @@ fn forward_drop_holds_even_when_the_kernel_would_route() {
     let x = Xgate::start(
         XGATE,
         &t.router,
-        &config(&t, "workers = 1\nqueues = 1", "DROP"),
+        &config(
+            &t,
+            "workers = 1\nqueues = 1\nrx_ring = 512\ntx_ring = 512\nfill_ring = 1024",
+            "DROP",
+        ),
     );
     let log = x.log();
     assert!(log.contains("xgate: running"), "{log}");
@@ -232,6 +253,8 @@ fn forward_drop_holds_even_when_the_kernel_would_route() {
         log.contains(&format!("{} 4 rx (1 served; queues 1..3 dropped)", t.r0)),
         "{log}"
     );
+    // Ring sizes from the config: 2 sockets x (1024 fill + 512 tx) + 4096.
+    assert!(log.contains("UMEM 7168 frames"), "{log}");
     let got = send_flows(&t);
     stop(&t, x);
     eprintln!("queues = 1, FORWARD DROP: {got} datagrams passed");

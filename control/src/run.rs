@@ -291,6 +291,9 @@ pub fn run(
         },
         huge_pages: opts.huge_pages,
         busy_poll: opts.idle == IdlePolicy::Busy,
+        rx_ring: cfg.dataplane.rx_ring,
+        ring_size: cfg.dataplane.tx_ring,
+        fill_ring: cfg.dataplane.fill_ring,
         ..AfXdpConfig::default()
     };
 
@@ -423,6 +426,9 @@ pub fn run(
     for e in &exits {
         report += &exit_line(e);
         report.push('\n');
+    }
+    for e in &exits {
+        report += &socket_lines(e);
     }
     if let Some(p) = punt {
         let s = p.thread.stop();
@@ -570,6 +576,22 @@ fn summary(stats: &[Arc<WorkerStats>], conns: usize) -> String {
     s + &format!("connections {conns}")
 }
 
+/// One line per socket of a worker: the kernel's XDP_STATISTICS.
+pub fn socket_lines(e: &WorkerExit) -> String {
+    let mut s = String::new();
+    for (dev, q, rx, st) in &e.xdp_stats {
+        s += &format!(
+            "socket worker={} device={dev} queue={q} rx_packets={rx}",
+            e.id
+        );
+        for (k, v) in st.pairs() {
+            s += &format!(" {k}={v}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
 /// The final line of one worker, `key=value` pairs (the stats file format).
 pub fn exit_line(e: &WorkerExit) -> String {
     let (rx, tx) = totals(&e.stats);
@@ -577,7 +599,7 @@ pub fn exit_line(e: &WorkerExit) -> String {
     format!(
         "worker={} queues={} core={} rx_packets={rx} tx_packets={tx} forwarded={} local={} \
          drops={} frames={} frames_leaked={} pending_at_stop={} tx_kicks={} fill_kicks={} \
-         busy_polls={} tx_kick_errors={} tx_kick_errno={}",
+         busy_polls={} tx_kick_errors={} tx_kick_errno={}{}",
         e.id,
         queues.join(","),
         e.core.map_or("-".to_string(), |c| c.to_string()),
@@ -592,6 +614,17 @@ pub fn exit_line(e: &WorkerExit) -> String {
         e.syscalls.2,
         e.kick_errors.0,
         e.kick_errors.1,
+        {
+            // The sockets' XDP_STATISTICS, summed (per socket: `socket` lines).
+            let mut sum = afxdp::XdpStats::default();
+            for (_, _, _, st) in &e.xdp_stats {
+                sum.add(st);
+            }
+            sum.pairs()
+                .iter()
+                .map(|(k, v)| format!(" xdp_{k}={v}"))
+                .collect::<String>()
+        },
     )
 }
 
@@ -647,6 +680,22 @@ mod tests {
         assert!(e.is_empty(), "{e:?}");
         assert_eq!(w.len(), 2, "one warning per device: {w:?}");
         assert!(w[0].contains("ip link set dev d0 mtu 1778"), "{w:?}");
+    }
+
+    #[test]
+    fn ring_sizes_are_read_and_must_be_powers_of_two() {
+        let c = config::parse(
+            "[dataplane]\nrx_ring = 512\ntx_ring = 2048\nfill_ring = 4096\n",
+            "t.toml",
+        )
+        .unwrap();
+        let d = &c.dataplane;
+        assert_eq!((d.rx_ring, d.tx_ring, d.fill_ring), (512, 2048, 4096));
+        let d = config::parse("", "t.toml").unwrap().dataplane;
+        assert_eq!((d.rx_ring, d.tx_ring, d.fill_ring), (1024, 1024, 2048));
+        let e = config::parse("[dataplane]\nrx_ring = 1000\n", "t.toml").unwrap_err();
+        assert!(e[0].to_string().contains("not a power of two"), "{e:?}");
+        assert!(config::parse("[dataplane]\nfill_ring = 32\n", "t.toml").is_err());
     }
 
     #[test]

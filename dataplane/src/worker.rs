@@ -187,6 +187,9 @@ pub struct WorkerExit {
     pub syscalls: (u64, u64, u64),
     /// Transmit kicks that failed, and the last errno (0: none).
     pub kick_errors: (u64, i32),
+    /// Per socket: (device, queue, frames received, the kernel's
+    /// XDP_STATISTICS).
+    pub xdp_stats: Vec<(String, u32, u64, crate::io::afxdp::XdpStats)>,
 }
 
 impl Worker {
@@ -240,6 +243,7 @@ impl Worker {
         let frames = io.pool.frames();
         let syscalls = io.syscalls();
         let kick_errors = io.kick_errors();
+        let xdp_stats = io.xdp_statistics();
         let frames_leaked = io.close(pending);
         WorkerExit {
             id: self.id,
@@ -251,6 +255,7 @@ impl Worker {
             pending_at_stop: pending,
             syscalls,
             kick_errors,
+            xdp_stats,
         }
     }
 }

@@ -45,7 +45,7 @@ mod umem;
 mod xsk;
 
 pub use prog::XskProgram;
-pub use xsk::{XskCounters, XskPort};
+pub use xsk::{XdpStats, XskCounters, XskPort};
 
 use crate::io::{FRAME_SIZE, FramePool};
 use libxdp_sys as sys;
@@ -93,8 +93,15 @@ pub struct AfXdpConfig {
     pub bind: BindMode,
     /// Back the UMEM with 2 MiB huge pages when some are reserved.
     pub huge_pages: bool,
-    /// Entries of every ring (power of two).
+    /// Entries of the tx and completion rings (power of two).
     pub ring_size: u32,
+    /// Entries of the rx ring (power of two).
+    pub rx_ring: u32,
+    /// Entries of the fill ring (power of two); the receive side is kept
+    /// this full. Guidance: at least the NIC's rx ring plus `rx_ring`, so
+    /// the NIC never waits for buffers while the worker holds a full rx
+    /// ring.
+    pub fill_ring: u32,
     /// Transmit-only sockets: no rx ring, nothing on the fill ring, and no
     /// XDP program loaded or attached (`xdp_mode` does not apply; the
     /// device keeps whatever it has). Frames handed to `tx_burst` stay the
@@ -118,6 +125,8 @@ impl Default for AfXdpConfig {
             bind: BindMode::Auto,
             huge_pages: false,
             ring_size: 1024,
+            rx_ring: 1024,
+            fill_ring: 2048,
             tx_only: false,
             frames: None,
             busy_poll: false,
@@ -244,6 +253,18 @@ impl WorkerIo {
         })
     }
 
+    /// The kernel's XDP_STATISTICS of every socket: (device, queue,
+    /// frames received, counters).
+    pub fn xdp_statistics(&self) -> Vec<(String, u32, u64, XdpStats)> {
+        self.ports()
+            .flat_map(|p| {
+                p.statistics()
+                    .into_iter()
+                    .map(|(q, rx, st)| (p.device.clone(), q, rx, st))
+            })
+            .collect()
+    }
+
     /// Failed transmit kicks of this worker's sockets and the last errno
     /// (0: none).
     pub fn kick_errors(&self) -> (u64, i32) {
@@ -311,11 +332,13 @@ impl Drop for WorkerIo {
     }
 }
 
-/// Frames of a worker's UMEM for `ports` sockets with rings of `ring` entries.
-pub fn umem_frames(ports: usize, ring: u32) -> usize {
-    // Each socket: a full fill ring and a full tx ring; plus room for what
-    // the pipeline holds (batches, neighbour queues, generated packets).
-    ports * 2 * ring as usize + 4096
+/// Frames of a worker's UMEM for `sockets` sockets with fill rings of
+/// `fill` entries and tx rings of `tx` entries.
+pub fn umem_frames(sockets: usize, fill: u32, tx: u32) -> usize {
+    // Each socket: a full fill ring (frames on it or on the rx ring) and
+    // a full tx ring; plus room for what the pipeline holds (batches,
+    // neighbour queues, generated packets).
+    sockets * (fill + tx) as usize + 4096
 }
 
 /// Number of receive queues of `device` (from sysfs), or NoDevice.
@@ -613,7 +636,7 @@ fn open_with(
     let sockets: usize = queues.iter().map(Vec::len).sum();
     let frames = cfg
         .frames
-        .unwrap_or_else(|| umem_frames(sockets, cfg.ring_size));
+        .unwrap_or_else(|| umem_frames(sockets, cfg.fill_ring, cfg.ring_size));
     let area = UmemArea::new(frames, cfg.huge_pages)?;
     let first = Box::into_raw(Rings::new());
     let mut io = WorkerIo {
@@ -635,14 +658,14 @@ fn open_with(
     };
     // SAFETY: `first` is a live boxed ring set owned by `io`.
     let (fill, comp) = unsafe { (&mut (*first).fill as *mut _, &mut (*first).comp as *mut _) };
-    io.umem = umem::register(&io.area, fill, comp, cfg.ring_size)?;
+    io.umem = umem::register(&io.area, fill, comp, cfg.fill_ring, cfg.ring_size)?;
     let bind_flags = sys::XDP_USE_NEED_WAKEUP as u16
         | if zero_copy {
             sys::XDP_ZEROCOPY as u16
         } else {
             sys::XDP_COPY as u16
         };
-    let fill_target = if cfg.tx_only { 0 } else { cfg.ring_size };
+    let fill_target = if cfg.tx_only { 0 } else { cfg.fill_ring };
     let mut first_used = false;
     let mut set = QueueSet {
         queue: queues.iter().flatten().copied().min().unwrap_or(0),
@@ -664,8 +687,7 @@ fn open_with(
                 q,
                 io.umem,
                 rings,
-                cfg.ring_size,
-                !cfg.tx_only,
+                (if cfg.tx_only { 0 } else { cfg.rx_ring }, cfg.ring_size),
                 bind_flags,
             ) {
                 Ok(xsk) => xp.add(xsk, rings, q, fill_target),
@@ -725,21 +747,21 @@ fn open_with(
     Ok(io)
 }
 
-/// Creates one socket, with an rx ring when `rx`. libxdp loads no program:
+/// Creates one socket, with an rx ring of `rx_size` entries (0: none). libxdp loads no program:
 /// xgate's own ([`prog`]) steers the queue to the socket.
 fn create_socket(
     dev: &str,
     queue: u32,
     umem: *mut sys::xsk_umem,
     rings: *mut Rings,
-    ring_size: u32,
-    rx: bool,
+    (rx_size, tx_size): (u32, u32),
     bind_flags: u16,
 ) -> Result<*mut sys::xsk_socket, std::io::Error> {
+    let rx = rx_size > 0;
     let name = CString::new(dev).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     let cfg = sys::xsk_socket_config {
-        rx_size: if rx { ring_size } else { 0 },
-        tx_size: ring_size,
+        rx_size,
+        tx_size,
         __bindgen_anon_1: sys::xsk_socket_config__bindgen_ty_1 {
             libxdp_flags: sys::XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
         },

@@ -40,6 +40,47 @@ pub struct XskCounters {
     pub tx_kick_errno: i32,
 }
 
+/// The kernel's drop counters of one socket (getsockopt XDP_STATISTICS,
+/// struct xdp_statistics; the last three since Linux 5.9, zero before).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct XdpStats {
+    /// Frames dropped for reasons other than invalid descriptors (e.g.
+    /// longer than a frame).
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the rx ring was full (the worker fell behind).
+    pub rx_ring_full: u64,
+    /// Times the fill ring was empty when a frame arrived.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the tx ring was empty when the kernel looked for frames.
+    pub tx_ring_empty_descs: u64,
+}
+
+impl XdpStats {
+    /// `name=value` pairs, the exit report's format.
+    pub fn pairs(&self) -> [(&'static str, u64); 6] {
+        [
+            ("rx_dropped", self.rx_dropped),
+            ("rx_invalid_descs", self.rx_invalid_descs),
+            ("tx_invalid_descs", self.tx_invalid_descs),
+            ("rx_ring_full", self.rx_ring_full),
+            ("rx_fill_ring_empty_descs", self.rx_fill_ring_empty_descs),
+            ("tx_ring_empty_descs", self.tx_ring_empty_descs),
+        ]
+    }
+
+    pub fn add(&mut self, o: &XdpStats) {
+        self.rx_dropped += o.rx_dropped;
+        self.rx_invalid_descs += o.rx_invalid_descs;
+        self.tx_invalid_descs += o.tx_invalid_descs;
+        self.rx_ring_full += o.rx_ring_full;
+        self.rx_fill_ring_empty_descs += o.rx_fill_ring_empty_descs;
+        self.tx_ring_empty_descs += o.tx_ring_empty_descs;
+    }
+}
+
 /// One AF_XDP socket: one receive queue of one device.
 pub(super) struct Xsk {
     xsk: *mut sys::xsk_socket,
@@ -52,6 +93,8 @@ pub(super) struct Xsk {
     rx_owned: u32,
     /// Frames on the tx ring or the completion ring.
     tx_outstanding: u32,
+    /// Frames received on this socket (its queue).
+    rx_frames: u64,
 }
 
 /// The sockets one worker has on one device (one per receive queue the
@@ -105,6 +148,26 @@ impl Xsk {
             )
         };
         rc == 0 && opts.flags & sys::XDP_OPTIONS_ZEROCOPY != 0
+    }
+
+    /// The kernel's counters for this socket (zeros if it refuses).
+    fn statistics(&self) -> XdpStats {
+        const XDP_STATISTICS: libc::c_int = 7;
+        let mut st = XdpStats::default();
+        let mut len = std::mem::size_of::<XdpStats>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `st`, a
+        // repr(C) struct of six u64 as the kernel's struct xdp_statistics
+        // (older kernels write the first three only).
+        unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_XDP,
+                XDP_STATISTICS,
+                &mut st as *mut XdpStats as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        st
     }
 
     /// Frames the kernel has not yet taken from the tx ring.
@@ -269,6 +332,7 @@ impl Xsk {
         // SAFETY: releases the entries just read.
         unsafe { sys::xsk_ring_cons__release(rx, n) };
         self.rx_owned -= n;
+        self.rx_frames += n as u64;
         c.rx_owned -= n;
         if n == 0 {
             if busy_poll {
@@ -364,6 +428,7 @@ impl XskPort {
             fill_target,
             rx_owned: 0,
             tx_outstanding: 0,
+            rx_frames: 0,
         });
     }
 
@@ -375,6 +440,15 @@ impl XskPort {
     /// The descriptors of the port's sockets, with their queues.
     pub(super) fn fds(&self) -> impl Iterator<Item = (u32, i32)> + '_ {
         self.socks.iter().map(|s| (s.queue, s.fd))
+    }
+
+    /// XDP_STATISTICS of each of the port's sockets, with its queue and
+    /// the frames received on it.
+    pub fn statistics(&self) -> Vec<(u32, u64, XdpStats)> {
+        self.socks
+            .iter()
+            .map(|s| (s.queue, s.rx_frames, s.statistics()))
+            .collect()
     }
 
     /// Whether the port's sockets run in zero-copy mode (XDP_OPTIONS).
@@ -546,6 +620,7 @@ mod tests {
                 fill_target: 0,
                 rx_owned: 0,
                 tx_outstanding: 0,
+                rx_frames: 0,
             })
         }
     }
