@@ -61,6 +61,14 @@ pub enum RunError {
         "[dataplane] workers = {workers} but queues = {queues}: every worker needs a queue of every device"
     )]
     TooFewQueues { workers: usize, queues: usize },
+    #[error(
+        "[dataplane] workers/queues ask for {asked} queues but a device has only {fewest}: \
+         every worker needs a queue of every device (set workers/queues to at most {fewest}, \
+         or raise the device's channels: ethtool -L DEV combined N)"
+    )]
+    DeviceQueues { asked: usize, fewest: usize },
+    #[error("{0}")]
+    Mtu(String),
     #[error("starting worker {id}: {err}")]
     Spawn { id: usize, err: std::io::Error },
     #[error("{path}: {err}")]
@@ -82,29 +90,150 @@ pub fn device_mac(device: &str) -> Option<[u8; 6]> {
     (parts.next().is_none() && mac != [0; 6]).then_some(mac)
 }
 
-/// Workers and queues from `[dataplane]` and the devices' queue counts:
-/// workers = `workers`, else `queues`, else one per online core but no
-/// more than the fewest queues a device has; queues = `queues`, else one
-/// per worker.
+/// Workers and served queues from `[dataplane]` and the devices' queue
+/// counts. Workers = `workers`, else `queues`, else one per online core but
+/// no more than the fewest queues a device has (every worker needs a
+/// socket on every device to transmit there). Served queues per device =
+/// all of them (`queues` = 0), else the first `queues`: the XDP program
+/// drops what the others receive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuePlan {
+    pub workers: usize,
+    /// Per device: the queues it has and the queues served (0..served).
+    pub device_queues: Vec<u32>,
+    pub served: Vec<u32>,
+}
+
+impl QueuePlan {
+    /// Worker `w`'s queues of device `d`: q with q % workers == w.
+    pub fn queues_of(&self, w: usize, d: usize) -> Vec<u32> {
+        (w as u32..self.served[d]).step_by(self.workers).collect()
+    }
+
+    /// What the start line says about the devices' queues: counts, what
+    /// is dropped, and a mismatch of channel counts.
+    pub fn describe(&self, devices: &[String]) -> String {
+        let mut parts = Vec::new();
+        for (i, d) in devices.iter().enumerate() {
+            let (n, s) = (self.device_queues[i], self.served[i]);
+            parts.push(if s == n {
+                format!("{d} {n} rx (all served)")
+            } else {
+                format!("{d} {n} rx ({s} served; queues {s}..{} dropped)", n - 1)
+            });
+        }
+        let mut line = format!("queues: {}", parts.join(", "));
+        let (lo, hi) = (
+            self.device_queues.iter().min().copied().unwrap_or(0),
+            self.device_queues.iter().max().copied().unwrap_or(0),
+        );
+        if lo != hi {
+            line += &format!(
+                "; channel counts differ ({lo} vs {hi}): workers are limited by the \
+                 smallest; set them equal (ethtool -L DEV combined N)"
+            );
+        }
+        line
+    }
+}
+
 pub fn plan_workers(
     workers: Option<usize>,
     queues: usize,
     cores: usize,
-    min_device_queues: usize,
-) -> Result<(usize, usize), RunError> {
+    device_queues: &[u32],
+) -> Result<QueuePlan, RunError> {
+    let min = device_queues.iter().copied().min().unwrap_or(1).max(1) as usize;
     let w = match (workers, queues) {
         (Some(w), _) => w,
         (None, q) if q > 0 => q,
-        (None, _) => cores.min(min_device_queues).max(1),
+        (None, _) => cores.min(min).max(1),
     };
-    let q = if queues == 0 { w } else { queues };
-    if q < w {
-        return Err(RunError::TooFewQueues {
-            workers: w,
-            queues: q,
+    if queues > 0 && queues < w {
+        return Err(RunError::TooFewQueues { workers: w, queues });
+    }
+    let limit = if queues > 0 { queues } else { min };
+    if w > limit || queues > min {
+        return Err(RunError::DeviceQueues {
+            asked: w.max(queues),
+            fewest: min,
         });
     }
-    Ok((w, q))
+    Ok(QueuePlan {
+        workers: w,
+        device_queues: device_queues.to_vec(),
+        served: device_queues
+            .iter()
+            .map(|&n| if queues > 0 { queues as u32 } else { n })
+            .collect(),
+    })
+}
+
+/// The largest IP MTU an interface with `tags` VLAN tags can have: its
+/// frames (Ethernet header, tags, packet) must fit in a UMEM frame after
+/// the headroom.
+pub fn max_mtu(tags: usize) -> u32 {
+    (xgate_dataplane::io::MAX_FRAME_LEN - 14 - 4 * tags) as u32
+}
+
+/// Checks every interface's `mtu` against what a frame carries and what
+/// its device's MTU (`device_mtu`) allows: errors refuse the start, each
+/// with the fix. A device MTU larger than a frame carries is only a
+/// warning (longer frames are dropped by the kernel and counted in the
+/// sockets' rx_dropped): xgate sends nothing longer than the interface's
+/// `mtu`.
+pub fn check_mtus(
+    cfg: &config::Config,
+    device_mtu: &dyn Fn(&str) -> Option<u32>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    let mut warned = std::collections::HashSet::new();
+    for ic in &cfg.interfaces {
+        let limit = max_mtu(ic.vlan.len());
+        let mtu = u32::from(ic.mtu);
+        if mtu > limit {
+            errors.push(format!(
+                "interface {}: mtu {mtu} needs {}-byte frames, but xgate's frames carry at most \
+                 {} bytes ({}-byte UMEM frames minus {} bytes of headroom): set mtu to at most \
+                 {limit} (and the device's: ip link set dev {} mtu {limit})",
+                ic.name,
+                mtu + 14 + 4 * ic.vlan.len() as u32,
+                xgate_dataplane::io::MAX_FRAME_LEN,
+                xgate_dataplane::io::FRAME_SIZE,
+                xgate_dataplane::io::HEADROOM,
+                ic.device,
+            ));
+        }
+        let Some(dev) = device_mtu(&ic.device) else {
+            continue;
+        };
+        if ic.vlan.is_empty() && mtu > dev {
+            errors.push(format!(
+                "interface {}: mtu {mtu} is larger than device {}'s MTU {dev}: set mtu to at \
+                 most {dev}, or raise the device's (ip link set dev {} mtu {mtu})",
+                ic.name, ic.device, ic.device
+            ));
+        }
+        if dev > max_mtu(0) && warned.insert(ic.device.clone()) {
+            warnings.push(format!(
+                "device {} has MTU {dev}, but xgate's frames carry at most {} bytes: longer \
+                 frames are dropped; set ip link set dev {} mtu {}",
+                ic.device,
+                xgate_dataplane::io::MAX_FRAME_LEN,
+                ic.device,
+                max_mtu(0)
+            ));
+        }
+    }
+    (errors, warnings)
+}
+
+fn sysfs_mtu(device: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{device}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Runs until `stop` is set. Progress and LOG lines go to `log`.
@@ -116,9 +245,15 @@ pub fn run(
     log: &mut dyn Write,
 ) -> Result<Vec<WorkerExit>, RunError> {
     let cfg = config::load(path).map_err(RunError::Config)?;
-    let mut min_queues = usize::MAX;
     for ic in &cfg.interfaces {
-        min_queues = min_queues.min(afxdp::device_queues(&ic.device)? as usize);
+        afxdp::device_queues(&ic.device)?;
+    }
+    let (errors, warnings) = check_mtus(&cfg, &sysfs_mtu);
+    if !errors.is_empty() {
+        return Err(RunError::Mtu(errors.join("\n")));
+    }
+    for w in &warnings {
+        let _ = writeln!(log, "xgate: warning: {w}");
     }
     // The publisher compiles the config, builds the shared state and
     // publishes tables to the workers (reloads included).
@@ -132,12 +267,17 @@ pub fn run(
     let runtime = Arc::new(Runtime::new(publisher.clone(), Box::new(now_ns)));
 
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let (nworkers, nqueues) = plan_workers(
+    let mut device_queues = Vec::with_capacity(devices.len());
+    for d in &devices {
+        device_queues.push(afxdp::device_queues(d)?);
+    }
+    let plan = plan_workers(
         cfg.dataplane.workers,
         cfg.dataplane.queues,
         cores.len().max(1),
-        min_queues,
+        &device_queues,
     )?;
+    let nworkers = plan.workers;
     let af = AfXdpConfig {
         xdp_mode: match cfg.dataplane.xdp_mode {
             config::XdpMode::Native => XdpMode::Native,
@@ -151,6 +291,9 @@ pub fn run(
         },
         huge_pages: opts.huge_pages,
         busy_poll: opts.idle == IdlePolicy::Busy,
+        rx_ring: cfg.dataplane.rx_ring,
+        ring_size: cfg.dataplane.tx_ring,
+        fill_ring: cfg.dataplane.fill_ring,
         ..AfXdpConfig::default()
     };
 
@@ -160,31 +303,20 @@ pub fn run(
         let _ = writeln!(log, "xgate: {}", p.line);
     }
 
-    // Sockets one worker at a time, in this thread.
-    let mut modes = vec![None; devices.len()];
+    // xgate's XDP program on every device (it drops what arrives on a
+    // queue without a socket), then the sockets, one worker at a time, in
+    // this thread. The programs are detached after the workers' sockets
+    // close (dropped at the end of this function).
+    let progs = afxdp::attach_programs(&devices, af.xdp_mode, &[])?;
+    let _ = writeln!(log, "xgate: {}", plan.describe(&devices));
     let mut ios = Vec::with_capacity(nworkers);
     for w in 0..nworkers {
-        let qids: Vec<u32> = (w..nqueues).step_by(nworkers).map(|q| q as u32).collect();
-        let io = afxdp::open_worker(&devices, &qids, &af, &mut modes)?;
-        let o = &io.obtained;
-        let devs: Vec<String> = devices
-            .iter()
-            .zip(&o.xdp)
-            .map(|(d, m)| format!("{d} xdp {}", m.name()))
-            .collect();
+        let qids: Vec<Vec<u32>> = (0..devices.len()).map(|d| plan.queues_of(w, d)).collect();
+        let io = afxdp::open_worker_on(&devices, &qids, &af, &progs)?;
         let _ = writeln!(
             log,
-            "xgate: worker {w}: queue{} {:?} on {}; {}, need_wakeup; UMEM {} frames ({} MiB{})",
-            if qids.len() > 1 { "s" } else { "" },
-            qids,
-            devs.join(", "),
-            match o.tx_budget {
-                Some(b) => format!("copy (tx budget {b})"),
-                None => "zero-copy".to_string(),
-            } + if o.busy_poll { ", busy poll" } else { "" },
-            o.frames,
-            (o.frames * xgate_dataplane::io::FRAME_SIZE) >> 20,
-            if o.huge_pages { ", huge pages" } else { "" },
+            "xgate: {}",
+            start_line(w, &devices, &qids, &io.obtained)
         );
         ios.push(io);
     }
@@ -295,6 +427,9 @@ pub fn run(
         report += &exit_line(e);
         report.push('\n');
     }
+    for e in &exits {
+        report += &socket_lines(e);
+    }
     if let Some(p) = punt {
         let s = p.thread.stop();
         report += &format!(
@@ -328,6 +463,47 @@ pub fn run(
         })?;
     }
     Ok(exits)
+}
+
+/// The start line of worker `w`: its queues, the modes obtained and why
+/// better ones were refused.
+fn start_line(w: usize, devices: &[String], qids: &[Vec<u32>], o: &afxdp::Obtained) -> String {
+    let fmt_q = |q: &[u32]| {
+        let v: Vec<String> = q.iter().map(|q| q.to_string()).collect();
+        format!("[{}]", v.join(", "))
+    };
+    let same = qids.windows(2).all(|p| p[0] == p[1]);
+    let queues = if same {
+        let q = qids.first().map_or(&[][..], |q| &q[..]);
+        format!("queue{} {}", if q.len() > 1 { "s" } else { "" }, fmt_q(q))
+    } else {
+        let v: Vec<String> = devices
+            .iter()
+            .zip(qids)
+            .map(|(d, q)| format!("{d} {}", fmt_q(q)))
+            .collect();
+        format!("queues {}", v.join(", "))
+    };
+    let devs: Vec<String> = devices
+        .iter()
+        .zip(&o.xdp)
+        .map(|(d, m)| format!("{d} xdp {}", m.name()))
+        .collect();
+    let mut line = format!(
+        "worker {w}: {queues} on {}; {}, need_wakeup; UMEM {} frames ({} MiB{})",
+        devs.join(", "),
+        match o.tx_budget {
+            Some(b) => format!("copy (tx budget {b})"),
+            None => "zero-copy".to_string(),
+        } + if o.busy_poll { ", busy poll" } else { "" },
+        o.frames,
+        (o.frames * xgate_dataplane::io::FRAME_SIZE) >> 20,
+        if o.huge_pages { ", huge pages" } else { "" },
+    );
+    if !o.refused.is_empty() {
+        line += &format!("; refused: {}", o.refused.join("; "));
+    }
+    line
 }
 
 /// The kernel's taps at work: the punt thread and its channels.
@@ -400,6 +576,22 @@ fn summary(stats: &[Arc<WorkerStats>], conns: usize) -> String {
     s + &format!("connections {conns}")
 }
 
+/// One line per socket of a worker: the kernel's XDP_STATISTICS.
+pub fn socket_lines(e: &WorkerExit) -> String {
+    let mut s = String::new();
+    for (dev, q, rx, st) in &e.xdp_stats {
+        s += &format!(
+            "socket worker={} device={dev} queue={q} rx_packets={rx}",
+            e.id
+        );
+        for (k, v) in st.pairs() {
+            s += &format!(" {k}={v}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
 /// The final line of one worker, `key=value` pairs (the stats file format).
 pub fn exit_line(e: &WorkerExit) -> String {
     let (rx, tx) = totals(&e.stats);
@@ -407,7 +599,7 @@ pub fn exit_line(e: &WorkerExit) -> String {
     format!(
         "worker={} queues={} core={} rx_packets={rx} tx_packets={tx} forwarded={} local={} \
          drops={} frames={} frames_leaked={} pending_at_stop={} tx_kicks={} fill_kicks={} \
-         busy_polls={}",
+         busy_polls={} tx_kick_errors={} tx_kick_errno={}{}",
         e.id,
         queues.join(","),
         e.core.map_or("-".to_string(), |c| c.to_string()),
@@ -420,6 +612,19 @@ pub fn exit_line(e: &WorkerExit) -> String {
         e.syscalls.0,
         e.syscalls.1,
         e.syscalls.2,
+        e.kick_errors.0,
+        e.kick_errors.1,
+        {
+            // The sockets' XDP_STATISTICS, summed (per socket: `socket` lines).
+            let mut sum = afxdp::XdpStats::default();
+            for (_, _, _, st) in &e.xdp_stats {
+                sum.add(st);
+            }
+            sum.pairs()
+                .iter()
+                .map(|(k, v)| format!(" xdp_{k}={v}"))
+                .collect::<String>()
+        },
     )
 }
 
@@ -429,11 +634,90 @@ mod tests {
 
     #[test]
     fn worker_plan() {
-        assert_eq!(plan_workers(None, 0, 2, 1).unwrap(), (1, 1));
-        assert_eq!(plan_workers(None, 0, 2, 4).unwrap(), (2, 2));
-        assert_eq!(plan_workers(Some(2), 0, 8, 1).unwrap(), (2, 2));
-        assert_eq!(plan_workers(None, 4, 2, 4).unwrap(), (4, 4));
-        assert_eq!(plan_workers(Some(2), 4, 2, 4).unwrap(), (2, 4));
-        assert!(plan_workers(Some(3), 2, 2, 4).is_err());
+        let p = |w, q, cores, devs: &[u32]| {
+            plan_workers(w, q, cores, devs).map(|p| (p.workers, p.served))
+        };
+        assert_eq!(p(None, 0, 2, &[1, 1]).unwrap(), (1, vec![1, 1]));
+        // Every queue is served by default, also beyond the cores.
+        assert_eq!(p(None, 0, 2, &[4, 4]).unwrap(), (2, vec![4, 4]));
+        assert_eq!(p(None, 0, 2, &[4, 2]).unwrap(), (2, vec![4, 2]));
+        assert_eq!(p(None, 0, 8, &[4, 3]).unwrap(), (3, vec![4, 3]));
+        assert!(p(Some(2), 0, 8, &[1, 1]).is_err());
+        assert_eq!(p(None, 4, 2, &[4, 4]).unwrap(), (4, vec![4, 4]));
+        assert_eq!(p(Some(2), 4, 2, &[4, 4]).unwrap(), (2, vec![4, 4]));
+        // An explicit limit: the rest of the queues are dropped.
+        assert_eq!(p(Some(1), 2, 2, &[4, 4]).unwrap(), (1, vec![2, 2]));
+        assert!(p(Some(3), 2, 2, &[4, 4]).is_err());
+        assert!(p(None, 8, 2, &[4, 4]).is_err());
+    }
+
+    #[test]
+    fn mtus_must_fit_a_frame_and_the_device() {
+        let cfg = |extra: &str| {
+            config::parse(
+                &format!(
+                    "[[interface]]\nname = \"a\"\ndevice = \"d0\"\n{extra}\n\
+                     [[interface]]\nname = \"b\"\ndevice = \"d1\"\nvlan = [100, 10]\nmtu = 1770\n"
+                ),
+                "t.toml",
+            )
+            .unwrap()
+        };
+        assert_eq!(max_mtu(0), 1778);
+        assert_eq!(max_mtu(2), 1770);
+        let dev1500 = |_: &str| Some(1500);
+        let (e, w) = check_mtus(&cfg(""), &|_: &str| Some(1778));
+        assert!(e.is_empty() && w.is_empty(), "{e:?} {w:?}");
+        let (e, _) = check_mtus(&cfg("mtu = 9000"), &|_: &str| Some(9000));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("mtu 9000") && e[0].contains("at most 1778"),
+            "{e:?}"
+        );
+        let (e, _) = check_mtus(&cfg("mtu = 1700"), &dev1500);
+        assert!(e[0].contains("larger than device d0's MTU 1500"), "{e:?}");
+        let (e, w) = check_mtus(&cfg(""), &|_: &str| Some(9000));
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(w.len(), 2, "one warning per device: {w:?}");
+        assert!(w[0].contains("ip link set dev d0 mtu 1778"), "{w:?}");
+    }
+
+    #[test]
+    fn ring_sizes_are_read_and_must_be_powers_of_two() {
+        let c = config::parse(
+            "[dataplane]\nrx_ring = 512\ntx_ring = 2048\nfill_ring = 4096\n",
+            "t.toml",
+        )
+        .unwrap();
+        let d = &c.dataplane;
+        assert_eq!((d.rx_ring, d.tx_ring, d.fill_ring), (512, 2048, 4096));
+        let d = config::parse("", "t.toml").unwrap().dataplane;
+        assert_eq!((d.rx_ring, d.tx_ring, d.fill_ring), (1024, 1024, 2048));
+        let e = config::parse("[dataplane]\nrx_ring = 1000\n", "t.toml").unwrap_err();
+        assert!(e[0].to_string().contains("not a power of two"), "{e:?}");
+        assert!(config::parse("[dataplane]\nfill_ring = 32\n", "t.toml").is_err());
+    }
+
+    #[test]
+    fn queues_round_robin_and_the_start_line_reports_a_mismatch() {
+        let plan = plan_workers(None, 0, 2, &[4, 2]).unwrap();
+        assert_eq!(plan.queues_of(0, 0), vec![0, 2]);
+        assert_eq!(plan.queues_of(1, 0), vec![1, 3]);
+        assert_eq!(plan.queues_of(0, 1), vec![0]);
+        assert_eq!(plan.queues_of(1, 1), vec![1]);
+        let devs = ["a".to_string(), "b".to_string()];
+        let d = plan.describe(&devs);
+        assert!(
+            d.contains("a 4 rx (all served), b 2 rx (all served)"),
+            "{d}"
+        );
+        assert!(d.contains("channel counts differ (2 vs 4)"), "{d}");
+        let limited = plan_workers(Some(1), 2, 2, &[4, 4]).unwrap();
+        assert!(
+            limited
+                .describe(&devs)
+                .contains("a 4 rx (2 served; queues 2..3 dropped)")
+        );
+        assert_eq!(limited.queues_of(0, 0), vec![0, 1]);
     }
 }

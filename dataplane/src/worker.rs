@@ -1,11 +1,13 @@
 //! Workers: one pinned poll-mode thread per configured worker.
 //!
-//! Worker i owns queue i of every device (more queue ids when there are
-//! more queues than workers: i, i + workers, ...): its sockets, rings and
-//! UMEM, nobody else touches them. A round of the loop services every
-//! port (completions back to the pool, fill ring topped up, pending
-//! transmissions kicked), takes an rx burst from each and runs it through
-//! the pipeline, which transmits on the egress ports of the same queue id.
+//! Worker i owns queues q with q % workers == i of every device (every
+//! queue of a device is served unless `[dataplane] queues` limits them):
+//! its sockets, rings and UMEM, nobody else touches them. A worker's
+//! sockets on one device form one port. A round of the loop services every
+//! port (completions back to the pool, fill rings topped up, pending
+//! transmissions kicked), takes an rx burst from each (from all its
+//! sockets) and runs it through the pipeline, which transmits through the
+//! worker's own sockets of the egress device.
 //! Conntrack, NAT ports and neighbours are shared lock-free tables, so
 //! both directions of a flow work whichever queue they arrive on.
 //!
@@ -183,6 +185,11 @@ pub struct WorkerExit {
     /// System calls of its sockets: (tx kicks, fill-ring wake-ups, busy
     /// polls), see [`WorkerIo::syscalls`].
     pub syscalls: (u64, u64, u64),
+    /// Transmit kicks that failed, and the last errno (0: none).
+    pub kick_errors: (u64, i32),
+    /// Per socket: (device, queue, frames received, the kernel's
+    /// XDP_STATISTICS).
+    pub xdp_stats: Vec<(String, u32, u64, crate::io::afxdp::XdpStats)>,
 }
 
 impl Worker {
@@ -196,7 +203,7 @@ impl Worker {
         core: Option<usize>,
         mut between: Box<BetweenBatches>,
     ) -> std::io::Result<Worker> {
-        let queues = io.queues.iter().map(|q| q.queue).collect();
+        let queues = io.queue_ids();
         let stats = pipeline.stats.clone();
         let handle = std::thread::Builder::new()
             .name(format!("xgate-w{id}"))
@@ -235,6 +242,8 @@ impl Worker {
         let pending = pipeline.pending_packets();
         let frames = io.pool.frames();
         let syscalls = io.syscalls();
+        let kick_errors = io.kick_errors();
+        let xdp_stats = io.xdp_statistics();
         let frames_leaked = io.close(pending);
         WorkerExit {
             id: self.id,
@@ -245,6 +254,8 @@ impl Worker {
             frames,
             pending_at_stop: pending,
             syscalls,
+            kick_errors,
+            xdp_stats,
         }
     }
 }

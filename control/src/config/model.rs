@@ -17,6 +17,13 @@ pub const MAX_FLOWS: usize = 1 << 26;
 pub const MAX_WORKERS: usize = 1024;
 /// Largest accepted `queues`.
 pub const MAX_QUEUES: usize = 1024;
+/// Default AF_XDP ring sizes (entries): rx, tx (and completion), fill.
+pub const DEFAULT_RX_RING: u32 = 1024;
+pub const DEFAULT_TX_RING: u32 = 1024;
+pub const DEFAULT_FILL_RING: u32 = 2048;
+/// Accepted ring sizes: powers of two in this range.
+pub const MIN_RING: u32 = 64;
+pub const MAX_RING: u32 = 16384;
 /// Default interface MTU.
 pub const DEFAULT_MTU: u16 = 1500;
 /// Smallest MTU (IPv4 minimum, RFC 791).
@@ -85,10 +92,15 @@ pub struct Dataplane {
     pub workers: Option<usize>,
     pub xdp_mode: XdpMode,
     pub bind: BindMode,
-    /// 0: one queue per worker.
+    /// 0: every receive queue of every device; N: queues 0..N of every
+    /// device (the XDP program drops what the others receive).
     pub queues: usize,
     /// Conntrack capacity in entries.
     pub flows: usize,
+    /// AF_XDP ring entries per socket: rx, tx (and completion), fill.
+    pub rx_ring: u32,
+    pub tx_ring: u32,
+    pub fill_ring: u32,
 }
 
 impl Default for Dataplane {
@@ -99,6 +111,9 @@ impl Default for Dataplane {
             bind: BindMode::Auto,
             queues: 0,
             flows: DEFAULT_FLOWS,
+            rx_ring: DEFAULT_RX_RING,
+            tx_ring: DEFAULT_TX_RING,
+            fill_ring: DEFAULT_FILL_RING,
         }
     }
 }

@@ -15,8 +15,9 @@ use toml::de::{DeTable, DeValue};
 use super::error::{ConfigError, LineIndex, did_you_mean};
 use super::model::{
     BindMode, Config, Control, DEFAULT_MTU, DEFAULT_TIMEOUTS, Dataplane, Firewall, Interface,
-    MAX_FLOWS, MAX_MTU, MAX_QUEUES, MAX_RULE_PRIORITY, MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS, MIN_MTU,
-    NeighborCfg, NexthopCfg, RouteCfg, RouteType, RuleCfg, TABLE_MAIN, XdpMode,
+    MAX_FLOWS, MAX_MTU, MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY, MAX_WEIGHT, MAX_WORKERS,
+    MIN_FLOWS, MIN_MTU, MIN_RING, NeighborCfg, NexthopCfg, RouteCfg, RouteType, RuleCfg,
+    TABLE_MAIN, XdpMode,
 };
 use super::values;
 
@@ -33,7 +34,16 @@ const TOP_KEYS: &[&str] = &[
     "control",
     "routes_file",
 ];
-const DATAPLANE_KEYS: &[&str] = &["workers", "xdp_mode", "bind", "queues", "flows"];
+const DATAPLANE_KEYS: &[&str] = &[
+    "workers",
+    "xdp_mode",
+    "bind",
+    "queues",
+    "flows",
+    "rx_ring",
+    "tx_ring",
+    "fill_ring",
+];
 const INTERFACE_KEYS: &[&str] = &["name", "device", "mac", "vlan", "address", "mtu", "tap"];
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "table", "type", "nexthops"];
 const NEXTHOP_KEYS: &[&str] = &["via", "dev", "weight"];
@@ -452,6 +462,28 @@ fn dataplane(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> Dataplane {
             "flows" => {
                 if let Some(n) = ctx.expect_u64(f, v, MIN_FLOWS as u64, MAX_FLOWS as u64) {
                     d.flows = usize::try_from(n).unwrap_or(d.flows);
+                }
+            }
+            "rx_ring" | "tx_ring" | "fill_ring" => {
+                if let Some(n) = ctx.expect_u64(f, v, MIN_RING as u64, MAX_RING as u64) {
+                    if !n.is_power_of_two() {
+                        ctx.value_error(
+                            f,
+                            v,
+                            format!(
+                                "{n} is not a power of two (ring sizes are): {} or {}",
+                                n.next_power_of_two() / 2,
+                                n.next_power_of_two()
+                            ),
+                        );
+                    } else {
+                        let n = n as u32;
+                        match e.key {
+                            "rx_ring" => d.rx_ring = n,
+                            "tx_ring" => d.tx_ring = n,
+                            _ => d.fill_ring = n,
+                        }
+                    }
                 }
             }
             "xdp_mode" => {

@@ -96,11 +96,12 @@ pub(super) fn register(
     area: &UmemArea,
     fill: *mut sys::xsk_ring_prod,
     comp: *mut sys::xsk_ring_cons,
-    ring_size: u32,
+    fill_size: u32,
+    comp_size: u32,
 ) -> Result<*mut sys::xsk_umem, AfXdpError> {
     let cfg = sys::xsk_umem_config {
-        fill_size: ring_size,
-        comp_size: ring_size,
+        fill_size,
+        comp_size,
         frame_size: FRAME_SIZE as u32,
         frame_headroom: 0,
         flags: 0,
