@@ -1,5 +1,7 @@
 //! xgate-control: everything that is not per packet (config, compile, publish, api).
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod compile;
 pub mod config;
