@@ -13,4 +13,6 @@ pub mod publish;
 pub mod replay;
 pub mod routes;
 pub mod run;
+pub mod runtime;
+pub mod trace;
 pub use config::{Config, ConfigError, check_summary, load, parse};
