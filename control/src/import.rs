@@ -8,7 +8,7 @@
 //! canonical iptables-save text of what was converted, which the config
 //! parses back to the same ruleset.
 
-use crate::iptables::{self, Counters, Ruleset};
+use crate::iptables::{self, Counters, IptablesRuleset};
 
 /// A line left out of the conversion.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct Skipped {
 /// The converted ruleset and what was left out.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Import {
-    pub ruleset: Ruleset,
+    pub ruleset: IptablesRuleset,
     pub skipped: Vec<Skipped>,
 }
 
@@ -89,7 +89,7 @@ pub fn import(text: &str, file: &str) -> Import {
                         reason: e.message.clone(),
                     }));
                     return Import {
-                        ruleset: Ruleset::default(),
+                        ruleset: IptablesRuleset::default(),
                         skipped,
                     };
                 }
@@ -100,7 +100,7 @@ pub fn import(text: &str, file: &str) -> Import {
 
 /// The `[firewall]` block for `rs`: its canonical iptables-save text in a
 /// TOML multi-line string.
-pub fn to_toml(rs: &Ruleset, source: &str) -> String {
+pub fn to_toml(rs: &IptablesRuleset, source: &str) -> String {
     let text = rs.to_string();
     // A basic string: escape what TOML would read as escapes or an end.
     let body = text.replace('\\', "\\\\").replace("\"\"\"", "\"\"\\\"");

@@ -68,7 +68,7 @@ pub struct Snapshot {
     /// it, so workers keep their rule counters.
     pub ruleset_epoch: u64,
     /// The ruleset as parsed (for `xgate ctl rules`: iptables-save text).
-    pub iptables: Arc<iptables::Ruleset>,
+    pub iptables: Arc<iptables::IptablesRuleset>,
     /// Kernel device of each port.
     pub devices: Arc<Vec<String>>,
     /// TAP device of each tap id.
@@ -123,10 +123,10 @@ impl std::fmt::Debug for Publisher {
     }
 }
 
-fn parse_iptables(cfg: &Config) -> Result<iptables::Ruleset, Vec<ConfigError>> {
+fn parse_iptables(cfg: &Config) -> Result<iptables::IptablesRuleset, Vec<ConfigError>> {
     match &cfg.firewall {
         Some(fw) => iptables::load(fw, &cfg.source),
-        None => Ok(iptables::Ruleset::default()),
+        None => Ok(iptables::IptablesRuleset::default()),
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use crate::publish::{Publisher, WorkerView};
-use crate::trace::TraceRequest;
+use crate::trace::TraceSession;
 
 /// A clock in nanoseconds: the one the workers pass to the pipeline as
 /// `now` (conntrack expiry and neighbour ages are read against it).
@@ -16,7 +16,7 @@ pub type Clock = dyn Fn() -> u64 + Send + Sync;
 pub struct Runtime {
     pub publisher: Arc<Publisher>,
     workers: RwLock<Vec<Arc<WorkerView>>>,
-    pub trace: Arc<TraceRequest>,
+    pub trace: Arc<TraceSession>,
     pub started: Instant,
     clock: Box<Clock>,
 }
@@ -32,7 +32,7 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// `clock` must be the clock the workers give the pipeline.
     pub fn new(publisher: Arc<Publisher>, clock: Box<Clock>) -> Self {
-        let trace = Arc::new(TraceRequest::new(publisher.shared().clone()));
+        let trace = Arc::new(TraceSession::new(publisher.shared().clone()));
         Runtime {
             publisher,
             workers: RwLock::new(Vec::new()),

@@ -1,7 +1,7 @@
 //! `xgate ctl trace`: each stage's decision for the next N packets that
 //! match a filter, from whichever worker sees them.
 //!
-//! The selection happens in the dataplane ([`xgate_dataplane::pipeline::TraceRequest`]
+//! The selection happens in the dataplane ([`xgate_dataplane::pipeline::TraceSession`]
 //! in `Shared`): a worker looks at one counter per batch while no trace is
 //! asked for; while one is, it tests each received frame against the
 //! filter, claims matching packets from a countdown shared by all workers
@@ -70,9 +70,10 @@ impl Selector {
     }
 }
 
-/// The trace the operator asked for (the control thread's side).
+/// The trace the operator asked for, on the control thread: the request
+/// handed to the workers and the lines gathered from them.
 #[derive(Debug)]
-pub struct TraceRequest {
+pub struct TraceSession {
     shared: Arc<Shared>,
     lines: Mutex<Vec<String>>,
     /// Packets traced since the last `add`.
@@ -84,9 +85,9 @@ fn prefix(a: IpAddr) -> (u128, u8) {
     (ip_key(a), 128)
 }
 
-impl TraceRequest {
+impl TraceSession {
     pub fn new(shared: Arc<Shared>) -> Self {
-        TraceRequest {
+        TraceSession {
             shared,
             lines: Mutex::new(Vec::new()),
             traced: AtomicU64::new(0),

@@ -485,7 +485,7 @@ impl Runtime {
 
     /// The ruleset as `iptables-save -c` prints it, counters summed over
     /// the workers that run it.
-    pub fn rules_with_counters(&self) -> (Arc<Snapshot>, iptables::Ruleset) {
+    pub fn rules_with_counters(&self) -> (Arc<Snapshot>, iptables::IptablesRuleset) {
         let snap = self.publisher.current();
         let counters: Vec<Arc<RuleCounters>> = self
             .workers()
@@ -559,7 +559,7 @@ impl Runtime {
 
 /// Copies summed counters into the parsed model: chains are matched by
 /// table and name, rules by position (the compiler maps them one to one).
-pub fn apply_counters(model: &mut iptables::Ruleset, view: &[ChainCounters<'_>]) {
+pub fn apply_counters(model: &mut iptables::IptablesRuleset, view: &[ChainCounters<'_>]) {
     for t in &mut model.tables {
         for c in &mut t.chains {
             let Some(v) = view

@@ -35,7 +35,7 @@ pub const MAX_NAT_RANGE: u128 = 65536;
 /// Compiles `rs` (parsed from `file`) for `interfaces`; errors carry the
 /// field `firewall.rules`.
 pub fn compile_firewall(
-    rs: &ipt::Ruleset,
+    rs: &ipt::IptablesRuleset,
     interfaces: &Interfaces,
     file: &str,
 ) -> Result<filter::Ruleset, Vec<ConfigError>> {
@@ -45,7 +45,7 @@ pub fn compile_firewall(
 /// Like [`compile_firewall`], with the error field chosen by the caller
 /// (`firewall.rules_file` for a ruleset read from `rules_file`).
 pub fn compile_firewall_with_field(
-    rs: &ipt::Ruleset,
+    rs: &ipt::IptablesRuleset,
     interfaces: &Interfaces,
     file: &str,
     field: &str,

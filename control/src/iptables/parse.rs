@@ -1,4 +1,4 @@
-//! iptables-save / iptables-script text -> [`Ruleset`].
+//! iptables-save / iptables-script text -> [`IptablesRuleset`].
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -35,7 +35,7 @@ pub(crate) fn parse_ruleset(
     file: &str,
     first_line: usize,
     field: &str,
-) -> Result<Ruleset, Vec<ConfigError>> {
+) -> Result<IptablesRuleset, Vec<ConfigError>> {
     let mut p = Parser {
         file,
         field,
@@ -58,7 +58,7 @@ pub(crate) fn parse_ruleset(
     }
     p.check_graph();
     if p.errors.is_empty() {
-        Ok(Ruleset { tables: p.tables })
+        Ok(IptablesRuleset { tables: p.tables })
     } else {
         p.errors.sort_by_key(|e| e.line);
         Err(p.errors)
