@@ -28,18 +28,26 @@
 //! matching `-i`, `-s`, `-p` and `--ctstate`, then an ACCEPT: 26-39 ns per
 //! packet.
 
+mod builder;
+pub mod chains;
+mod counters;
 mod eval;
 mod log;
-mod rules;
+mod lower;
+mod ruleset;
+mod spec;
 
 #[cfg(test)]
 mod tests;
 
-pub use eval::{EvalCtx, RuleCounters};
+pub use builder::RulesetBuilder;
+pub use counters::{ChainCounters, RuleCounters, RuleCounts};
+pub use eval::EvalCtx;
 pub use log::{LogRecord, LogRing};
-pub use rules::{
-    BuildError, ChainCounters, ChainId, IcmpMatch, IfaceMatch, MAX_DEPTH, MatchSpec, MultiportSpec,
-    Neg, PortDir, Prefix, RuleCounts, RuleSpec, Ruleset, RulesetBuilder, StatisticSpec, TargetSpec,
+pub use ruleset::{MAX_DEPTH, Ruleset};
+pub use spec::{
+    BuildError, ChainId, IcmpMatch, IfaceMatch, MatchSpec, MultiportSpec, Neg, PortDir, Prefix,
+    RuleSpec, StatisticSpec, TargetSpec,
 };
 
 use crate::iface::IfIndex;

@@ -1067,8 +1067,8 @@ fn ten_simple_rules_are_cheap() {
 #[test]
 fn rule_records_stay_small() {
     // Under three cache lines; NAT actions and LOG prefixes live out of line.
-    assert!(std::mem::size_of::<super::rules::Rule>() <= 160);
-    assert!(std::mem::size_of::<super::rules::Action>() <= 16);
+    assert!(std::mem::size_of::<super::ruleset::Rule>() <= 160);
+    assert!(std::mem::size_of::<super::ruleset::Action>() <= 16);
 }
 
 #[test]
