@@ -196,12 +196,7 @@ impl Parser<'_> {
             let policy = parse_policy(policy).ok_or_else(|| {
                 format!("built-in chain {name} needs policy ACCEPT or DROP, not {policy:?}")
             })?;
-            let table = self.table_mut(kind);
-            let chain = table
-                .chains
-                .iter_mut()
-                .find(|c| c.name == name)
-                .expect("built-in");
+            let chain = self.chain_mut(kind, name);
             chain.policy = Some(policy);
             chain.counters = counters;
             Ok(())
@@ -211,20 +206,40 @@ impl Parser<'_> {
                     "user chain {name} cannot have a policy (write :{name} -)"
                 ));
             }
-            check_chain_name(name, kind)?;
-            let table = self.table_mut(kind);
-            if table.chain(name).is_some() {
-                return Err(format!("duplicate chain definition :{name}"));
-            }
-            table.chains.push(Chain {
-                name: name.to_string(),
-                builtin: false,
-                policy: None,
-                counters,
-                rules: Vec::new(),
-            });
-            Ok(())
+            self.add_user_chain(kind, name, counters, &format!(":{name}"))
         }
+    }
+
+    /// A new user chain `name` in table `kind`, declared by `decl`.
+    fn add_user_chain(
+        &mut self,
+        kind: TableKind,
+        name: &str,
+        counters: Counters,
+        decl: &str,
+    ) -> R<()> {
+        check_chain_name(name, kind)?;
+        let table = self.table_mut(kind);
+        if table.chain(name).is_some() {
+            return Err(format!("duplicate chain definition {decl}"));
+        }
+        table.chains.push(Chain {
+            name: name.to_string(),
+            builtin: false,
+            policy: None,
+            counters,
+            rules: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Chain `name` of table `kind`, which exists.
+    fn chain_mut(&mut self, kind: TableKind, name: &str) -> &mut Chain {
+        self.table_mut(kind)
+            .chains
+            .iter_mut()
+            .find(|c| c.name == name)
+            .expect("exists")
     }
 
     fn command(
@@ -237,7 +252,7 @@ impl Parser<'_> {
         let (table, command, rest) = split_command(words)?;
         let kind = self.table_of(table, script)?;
         match command {
-            Command::NewChain(name) => self.new_chain(kind, name, &rest),
+            Command::NewChain(name) => self.new_chain(kind, &name, &rest),
             Command::Policy(name, policy) => self.set_policy(kind, &name, &policy, &rest),
             Command::Append(chain) | Command::Insert(chain, _)
                 if self.table_mut(kind).chain(&chain).is_none() =>
@@ -284,23 +299,11 @@ impl Parser<'_> {
     }
 
     /// `-N NAME`.
-    fn new_chain(&mut self, kind: TableKind, name: String, rest: &[String]) -> R<()> {
+    fn new_chain(&mut self, kind: TableKind, name: &str, rest: &[String]) -> R<()> {
         if let Some(w) = rest.first() {
             return Err(format!("unexpected {w:?} after -N {name}"));
         }
-        check_chain_name(&name, kind)?;
-        let t = self.table_mut(kind);
-        if t.chain(&name).is_some() {
-            return Err(format!("duplicate chain definition -N {name}"));
-        }
-        t.chains.push(Chain {
-            name,
-            builtin: false,
-            policy: None,
-            counters: Counters::default(),
-            rules: Vec::new(),
-        });
-        Ok(())
+        self.add_user_chain(kind, name, Counters::default(), &format!("-N {name}"))
     }
 
     /// `-P CHAIN POLICY`.
@@ -325,13 +328,7 @@ impl Parser<'_> {
 
     /// The rules of chain `chain` of table `kind`, which exists.
     fn rules_mut(&mut self, kind: TableKind, chain: &str) -> &mut Vec<Rule> {
-        let t = self.table_mut(kind);
-        let c = t
-            .chains
-            .iter_mut()
-            .find(|c| c.name == chain)
-            .expect("exists");
-        &mut c.rules
+        &mut self.chain_mut(kind, chain).rules
     }
 }
 
