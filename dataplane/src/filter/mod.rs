@@ -23,7 +23,7 @@
 //! are `-m statistic --mode nth` counters (one atomic add when the rule's
 //! other matches matched) and the LOG ring (rate limited per worker).
 //!
-//! Measured (`filter::tests::ten_simple_rules_are_cheap` built with
+//! Measured (`filter::tests::eval::ten_simple_rules_are_cheap` built with
 //! `--release`, 2 shared cores): ten rules that miss on `--dport` after
 //! matching `-i`, `-s`, `-p` and `--ctstate`, then an ACCEPT: 26-39 ns per
 //! packet.
