@@ -1,7 +1,7 @@
 //! `xgate ctl trace`: each stage's decision for the next N packets that
 //! match a filter, from whichever worker sees them.
 //!
-//! The selection happens in the dataplane ([`xgate_dataplane::pipeline::TraceSession`]
+//! The selection happens in the dataplane ([`xgate_dataplane::pipeline::TraceRequest`]
 //! in `Shared`): a worker looks at one counter per batch while no trace is
 //! asked for; while one is, it tests each received frame against the
 //! filter, claims matching packets from a countdown shared by all workers
