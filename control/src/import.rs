@@ -19,7 +19,7 @@
 //! Bytes that are not UTF-8 are tolerated in comments (lossily) and are an
 //! error naming the line anywhere else.
 
-use crate::iptables::{self, Counters, Ruleset};
+use crate::iptables::{self, Counters, IptablesRuleset};
 use std::collections::HashMap;
 
 /// The marker `--partial` puts before each refused line in the block, and
@@ -39,7 +39,7 @@ pub struct Skipped {
 /// system set-up.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Import {
-    pub ruleset: Ruleset,
+    pub ruleset: IptablesRuleset,
     /// Lines that could not be converted: the import is incomplete.
     pub skipped: Vec<Skipped>,
     /// Lines that are not firewall rules (sysctl, modprobe, ...).
@@ -278,7 +278,7 @@ pub fn import(text: &str, file: &str) -> Import {
                     }));
                     skipped.sort_by_key(|s: &Skipped| s.line);
                     return Import {
-                        ruleset: Ruleset::default(),
+                        ruleset: IptablesRuleset::default(),
                         skipped,
                         ignored,
                     };
@@ -291,13 +291,13 @@ pub fn import(text: &str, file: &str) -> Import {
 /// The `[firewall]` block for `rs`: its canonical iptables-save text in a
 /// TOML multi-line string. `refused` (given only for `--partial`) goes
 /// first in the text, one comment per line that was not converted.
-pub fn to_toml(rs: &Ruleset, source: &str) -> String {
+pub fn to_toml(rs: &IptablesRuleset, source: &str) -> String {
     to_toml_partial(rs, source, &[])
 }
 
 /// [`to_toml`] for a partial import: the refused lines stay in the block
 /// as comments saying why, where `xgate check` finds them.
-pub fn to_toml_partial(rs: &Ruleset, source: &str, refused: &[Skipped]) -> String {
+pub fn to_toml_partial(rs: &IptablesRuleset, source: &str, refused: &[Skipped]) -> String {
     let mut text = String::new();
     for s in refused {
         let what = s.text.split_whitespace().collect::<Vec<_>>().join(" ");

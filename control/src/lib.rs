@@ -1,5 +1,7 @@
 //! xgate-control: everything that is not per packet (config, compile, publish, api).
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod compile;
 pub mod config;
@@ -11,4 +13,6 @@ pub mod publish;
 pub mod replay;
 pub mod routes;
 pub mod run;
+pub mod runtime;
+pub mod trace;
 pub use config::{Config, ConfigError, check_summary, load, parse};

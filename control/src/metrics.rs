@@ -19,8 +19,8 @@ use std::thread::JoinHandle;
 use xgate_dataplane::route::neighbor::key_ip;
 use xgate_dataplane::stats::{DropReason, WorkerStats};
 
-use crate::api::Runtime;
-use crate::api::trace::proto_name;
+use crate::runtime::Runtime;
+use crate::trace::proto_name;
 
 /// Escapes a label value (backslash, double quote, newline).
 fn esc(v: &str) -> String {

@@ -67,8 +67,9 @@ pub struct Snapshot {
     /// Changes whenever the ruleset does (a reload); a route change keeps
     /// it, so workers keep their rule counters.
     pub ruleset_epoch: u64,
-    /// The ruleset as parsed (for `xgate ctl rules`: iptables-save text).
-    pub iptables: Arc<iptables::Ruleset>,
+    /// The ruleset as parsed, the model `tables.filter` was compiled from
+    /// (for `xgate ctl rules`: iptables-save text).
+    pub iptables: Arc<iptables::IptablesRuleset>,
     /// Kernel device of each port.
     pub devices: Arc<Vec<String>>,
     /// TAP device of each tap id.
@@ -123,13 +124,6 @@ impl std::fmt::Debug for Publisher {
     }
 }
 
-fn parse_iptables(cfg: &Config) -> Result<iptables::Ruleset, Vec<ConfigError>> {
-    match &cfg.firewall {
-        Some(fw) => iptables::load(fw, &cfg.source),
-        None => Ok(iptables::Ruleset::default()),
-    }
-}
-
 impl Publisher {
     /// Loads and compiles the config at `path` and builds the shared state
     /// (connection table of `[dataplane] flows`, NAT addresses, static
@@ -150,12 +144,11 @@ impl Publisher {
         shared: Arc<Shared>,
         device_mac: Box<DeviceMac>,
     ) -> Result<Publisher, Vec<ConfigError>> {
-        let model = parse_iptables(&cfg)?;
         let snapshot = Snapshot {
             tables: Arc::new(compiled.tables),
             generation: 1,
             ruleset_epoch: 1,
-            iptables: Arc::new(model),
+            iptables: Arc::new(compiled.iptables),
             devices: Arc::new(compiled.devices),
             taps: Arc::new(compiled.taps),
         };
@@ -263,7 +256,6 @@ impl Publisher {
         let mut st = self.lock();
         let cfg = config::load(&self.path)?;
         let compiled = compile::compile(&cfg, &*self.device_mac)?;
-        let model = parse_iptables(&cfg)?;
         let cur = self.current();
         if *cur.devices != compiled.devices {
             let line = cfg.interfaces.first().map_or(1, |i| i.line);
@@ -332,7 +324,7 @@ impl Publisher {
             tables: Arc::new(compiled.tables),
             generation: cur.generation + 1,
             ruleset_epoch: epoch,
-            iptables: Arc::new(model),
+            iptables: Arc::new(compiled.iptables),
             devices: cur.devices.clone(),
             taps: cur.taps.clone(),
         });

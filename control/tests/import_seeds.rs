@@ -68,7 +68,7 @@ iptables -I NAVY 2 -o br0 -j ACCEPT
 iptables -t nat -A POSTROUTING -s 10.16.0.0/24 ! -o br0 -j MASQUERADE
 ";
 
-fn round_trip(name: &str, text: &str) -> iptables::Ruleset {
+fn round_trip(name: &str, text: &str) -> iptables::IptablesRuleset {
     let imp = import(text, name);
     assert!(imp.skipped.is_empty(), "{name}: {:?}", imp.skipped);
     let toml = format!("{IFACES}\n{}", to_toml(&imp.ruleset, name));

@@ -2,7 +2,7 @@
 //! parses back to the same model.
 
 use proptest::prelude::*;
-use xgate_control::iptables::{Ruleset, parse};
+use xgate_control::iptables::{IptablesRuleset, parse};
 
 const WORDS: &[&str] = &[
     "*filter",
@@ -128,7 +128,7 @@ fn check(text: &str) {
     }
 }
 
-fn strip(mut r: Ruleset) -> Ruleset {
+fn strip(mut r: IptablesRuleset) -> IptablesRuleset {
     for t in &mut r.tables {
         for c in &mut t.chains {
             for rule in &mut c.rules {

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use xgate_control::iptables::*;
 
-fn ok(text: &str) -> Ruleset {
+fn ok(text: &str) -> IptablesRuleset {
     match parse(text, "t.toml", 1) {
         Ok(r) => r,
         Err(e) => panic!("unexpected errors: {e:#?}"),
@@ -18,7 +18,7 @@ fn errs(text: &str) -> Vec<String> {
     }
 }
 
-fn rules<'a>(r: &'a Ruleset, t: TableKind, chain: &str) -> &'a [Rule] {
+fn rules<'a>(r: &'a IptablesRuleset, t: TableKind, chain: &str) -> &'a [Rule] {
     &r.table(t).unwrap().chain(chain).unwrap().rules
 }
 
@@ -435,7 +435,7 @@ fn old_negation_form_and_option_order() {
 }
 
 /// Rule lines zeroed, for comparing models parsed from different texts.
-pub fn strip(r: &Ruleset) -> Ruleset {
+pub fn strip(r: &IptablesRuleset) -> IptablesRuleset {
     let mut r = r.clone();
     for t in &mut r.tables {
         for c in &mut t.chains {

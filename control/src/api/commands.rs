@@ -3,8 +3,7 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use xgate_dataplane::conntrack::{Flow, FlowKey};
@@ -15,71 +14,20 @@ use xgate_dataplane::route::neighbor::{REACHABLE_NS, key_ip};
 use xgate_dataplane::route::{self as rt, RouteType};
 use xgate_dataplane::stats::{DropReason, Stage};
 
-use super::trace::{Selector, TraceRequest, proto_name};
 use super::{Command, CtAction, FlowFilter, Request, Response, VERSION};
 use crate::config::render_errors;
 use crate::config::values::{parse_table, table_name};
 use crate::iptables;
-use crate::publish::{Publisher, Snapshot, WorkerView};
+use crate::publish::Snapshot;
 use crate::routes;
-
-/// A clock in nanoseconds: the one the workers pass to the pipeline as
-/// `now` (conntrack expiry and neighbour ages are read against it).
-pub type Clock = dyn Fn() -> u64 + Send + Sync;
-
-/// Everything the control server and the metrics endpoint read.
-pub struct Runtime {
-    pub publisher: Arc<Publisher>,
-    workers: RwLock<Vec<Arc<WorkerView>>>,
-    pub trace: Arc<TraceRequest>,
-    pub started: Instant,
-    clock: Box<Clock>,
-}
-
-impl std::fmt::Debug for Runtime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("publisher", &self.publisher)
-            .finish_non_exhaustive()
-    }
-}
+use crate::runtime::Runtime;
+use crate::trace::{Selector, proto_name};
 
 fn ip_of(k: u128) -> IpAddr {
     key_ip(k)
 }
 
 impl Runtime {
-    /// `clock` must be the clock the workers give the pipeline.
-    pub fn new(publisher: Arc<Publisher>, clock: Box<Clock>) -> Self {
-        let trace = Arc::new(TraceRequest::new(publisher.shared().clone()));
-        Runtime {
-            publisher,
-            workers: RwLock::new(Vec::new()),
-            trace,
-            started: Instant::now(),
-            clock,
-        }
-    }
-
-    /// Registers a worker (in worker-number order).
-    pub fn add_worker(&self, view: Arc<WorkerView>) {
-        self.workers
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(view);
-    }
-
-    pub fn workers(&self) -> Vec<Arc<WorkerView>> {
-        self.workers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn now(&self) -> u64 {
-        (self.clock)()
-    }
-
     /// Answers one request.
     pub fn handle(&self, req: &Request) -> Response {
         if req.version != VERSION {
@@ -537,7 +485,7 @@ impl Runtime {
 
     /// The ruleset as `iptables-save -c` prints it, counters summed over
     /// the workers that run it.
-    pub fn rules_with_counters(&self) -> (Arc<Snapshot>, iptables::Ruleset) {
+    pub fn rules_with_counters(&self) -> (Arc<Snapshot>, iptables::IptablesRuleset) {
         let snap = self.publisher.current();
         let counters: Vec<Arc<RuleCounters>> = self
             .workers()
@@ -611,7 +559,7 @@ impl Runtime {
 
 /// Copies summed counters into the parsed model: chains are matched by
 /// table and name, rules by position (the compiler maps them one to one).
-pub fn apply_counters(model: &mut iptables::Ruleset, view: &[ChainCounters<'_>]) {
+pub fn apply_counters(model: &mut iptables::IptablesRuleset, view: &[ChainCounters<'_>]) {
     for t in &mut model.tables {
         for c in &mut t.chains {
             let Some(v) = view

@@ -17,12 +17,13 @@
 pub mod client;
 mod commands;
 pub mod server;
-pub mod trace;
+
+pub use crate::trace;
 
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
-pub use commands::{Clock, Runtime};
+pub use crate::runtime::{Clock, Runtime};
 
 /// The control plane's threads for `xgate run`: the ctl socket and,
 /// unless `[control] metrics` is empty, the metrics endpoint. Dropping it
@@ -57,6 +58,17 @@ pub struct FlowFilter {
     pub proto: Option<String>,
     pub src: Option<IpAddr>,
     pub dst: Option<IpAddr>,
+}
+
+impl trace::Selector {
+    /// The selector of a request's filter (its protocol name resolved).
+    pub fn new(f: &FlowFilter) -> Result<Self, String> {
+        Ok(trace::Selector {
+            proto: f.proto.as_deref().map(trace::proto_number).transpose()?,
+            src: f.src,
+            dst: f.dst,
+        })
+    }
 }
 
 /// What `conntrack` does with the selected connections.

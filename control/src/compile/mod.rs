@@ -45,6 +45,9 @@ pub struct Compiled {
     pub nat_addresses: Vec<u128>,
     /// Connection timeouts (`[timeouts]` over Linux's defaults).
     pub timeouts: Timeouts,
+    /// The `[firewall]` rules as parsed, the model `tables.filter` was
+    /// compiled from (`ctl rules` prints it: it describes what runs).
+    pub iptables: iptables::IptablesRuleset,
 }
 
 /// A stable locally administered MAC for a device that has none (used by
@@ -277,11 +280,15 @@ pub fn compile(
                 .map(|(a, _)| u128::from(*a)),
         );
     }
-    let (filter, tracking) = match firewall(cfg, &interfaces, &mut nat_addresses) {
+    let (filter, tracking, iptables) = match firewall(cfg, &interfaces, &mut nat_addresses) {
         Ok(f) => f,
         Err(e) => {
             errors.extend(e);
-            (Ruleset::default(), false)
+            (
+                Ruleset::default(),
+                false,
+                iptables::IptablesRuleset::default(),
+            )
         }
     };
     let mut seen = std::collections::HashSet::new();
@@ -316,6 +323,7 @@ pub fn compile(
         static_neighbors,
         nat_addresses,
         timeouts,
+        iptables,
     })
 }
 
@@ -339,16 +347,22 @@ pub fn shared_state(compiled: &Compiled, flows: usize, seed: Option<u64>) -> Sha
     shared
 }
 
-/// The `[firewall]` ruleset compiled for the dataplane, and whether it
-/// needs connection tracking (any `--ctstate` / `--state` match or any
-/// nat rule). Adds SNAT addresses to `nat_addresses`.
+/// The `[firewall]` ruleset compiled for the dataplane, whether it needs
+/// connection tracking (any `--ctstate` / `--state` match or any nat
+/// rule), and the parsed model it was compiled from (read and parsed once
+/// here: `rules_file` is not read again). Adds SNAT addresses to
+/// `nat_addresses`.
 fn firewall(
     cfg: &Config,
     interfaces: &Interfaces,
     nat_addresses: &mut Vec<u128>,
-) -> Result<(Ruleset, bool), Vec<ConfigError>> {
+) -> Result<(Ruleset, bool, iptables::IptablesRuleset), Vec<ConfigError>> {
     let Some(fw) = &cfg.firewall else {
-        return Ok((Ruleset::default(), false));
+        return Ok((
+            Ruleset::default(),
+            false,
+            iptables::IptablesRuleset::default(),
+        ));
     };
     let rs = iptables::load(fw, &cfg.source)?;
     let (file, field) = match (&fw.rules, &fw.rules_file) {
@@ -368,7 +382,7 @@ fn firewall(
             }
         }
     }
-    Ok((compiled, tracking))
+    Ok((compiled, tracking, rs))
 }
 
 #[cfg(test)]

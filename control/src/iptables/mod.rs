@@ -6,7 +6,7 @@
 //! lines continued with `\`). Every unsupported option, module or target is
 //! an error naming its line; nothing is silently ignored.
 //!
-//! `Display` on [`Ruleset`] prints canonical iptables-save text, which parses
+//! `Display` on [`IptablesRuleset`] prints canonical iptables-save text, which parses
 //! back to the same model.
 
 mod lex;
@@ -23,7 +23,11 @@ pub const FIELD: &str = "firewall.rules";
 /// Parses `text` (iptables-save or script form). `first_line` is the line of
 /// `file` where `text` starts, so errors name the right line. Returns every
 /// error found (one per line at most, plus whole-ruleset checks), sorted by line.
-pub fn parse(text: &str, file: &str, first_line: usize) -> Result<Ruleset, Vec<ConfigError>> {
+pub fn parse(
+    text: &str,
+    file: &str,
+    first_line: usize,
+) -> Result<IptablesRuleset, Vec<ConfigError>> {
     parse::parse_ruleset(text, file, first_line, FIELD)
 }
 
@@ -34,13 +38,16 @@ pub fn parse_with_field(
     file: &str,
     first_line: usize,
     field: &str,
-) -> Result<Ruleset, Vec<ConfigError>> {
+) -> Result<IptablesRuleset, Vec<ConfigError>> {
     parse::parse_ruleset(text, file, first_line, field)
 }
 
 /// The ruleset of a config's `[firewall]`: its inline `rules` (errors name
 /// the config file's lines) or its `rules_file` (errors name that file).
-pub fn load(fw: &crate::config::Firewall, config_file: &str) -> Result<Ruleset, Vec<ConfigError>> {
+pub fn load(
+    fw: &crate::config::Firewall,
+    config_file: &str,
+) -> Result<IptablesRuleset, Vec<ConfigError>> {
     match (&fw.rules, &fw.rules_file) {
         (Some(text), _) => parse(text, config_file, fw.rules_line),
         (None, Some(path)) => {
@@ -55,6 +62,6 @@ pub fn load(fw: &crate::config::Firewall, config_file: &str) -> Result<Ruleset, 
             })?;
             parse_with_field(&text, &name, 1, "firewall.rules_file")
         }
-        (None, None) => Ok(Ruleset::default()),
+        (None, None) => Ok(IptablesRuleset::default()),
     }
 }

@@ -1,6 +1,6 @@
 //! The parsed ruleset: tables, chains, rules with typed matches and targets.
 //!
-//! `Display` on [`Ruleset`] prints canonical iptables-save text; parsing that
+//! `Display` on [`IptablesRuleset`] prints canonical iptables-save text; parsing that
 //! text again gives the same model (apart from `Rule::line`).
 
 use std::fmt;
@@ -10,11 +10,11 @@ use ipnet::IpNet;
 
 /// A whole ruleset, tables in order of first appearance.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Ruleset {
+pub struct IptablesRuleset {
     pub tables: Vec<Table>,
 }
 
-impl Ruleset {
+impl IptablesRuleset {
     pub fn table(&self, kind: TableKind) -> Option<&Table> {
         self.tables.iter().find(|t| t.kind == kind)
     }
@@ -748,7 +748,7 @@ impl fmt::Display for Table {
     }
 }
 
-impl fmt::Display for Ruleset {
+impl fmt::Display for IptablesRuleset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for t in &self.tables {
             write!(f, "{t}")?;

@@ -11,68 +11,16 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::counters::RuleCounters;
 use super::log::{LogRecord, LogRing};
-use super::rules::{Action, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Rule, Stat, m, slot};
-use super::{Hook, IfIndex, Outcome, PacketView, Policy, PortDir, RejectKind, Ruleset, TableId};
-use crate::stats::Counter;
+use super::ruleset::{Action, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Rule, Ruleset, Stat, m, slot};
+use super::spec::PortDir;
+use super::{Hook, IfIndex, Outcome, PacketView, Policy, RejectKind, TableId};
 
 /// LOG lines a worker may emit: 5 per second, bursts of 10 (the kernel's
 /// `net_ratelimit` budget).
 const LOG_INTERVAL_NS: u64 = 200_000_000;
 const LOG_BURST: u64 = 10;
-
-#[derive(Debug, Default)]
-struct Slot {
-    packets: Counter,
-    bytes: Counter,
-}
-
-/// One worker's rule counters: a (packets, bytes) pair per
-/// [`Ruleset::counter_slots`] slot, written by that worker only and summed
-/// by [`Ruleset::counters_view`]. Made for one ruleset
-/// ([`Ruleset::new_counters`]); a new ruleset starts new counters, as
-/// iptables-restore does.
-#[derive(Debug)]
-pub struct RuleCounters {
-    slots: Box<[Slot]>,
-    /// LOG lines this worker left out by its rate limit.
-    pub log_suppressed: Counter,
-}
-
-impl RuleCounters {
-    pub fn new(slots: usize) -> Self {
-        RuleCounters {
-            slots: (0..slots).map(|_| Slot::default()).collect(),
-            log_suppressed: Counter::default(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    pub fn packets(&self, slot: usize) -> u64 {
-        self.slots.get(slot).map_or(0, |s| s.packets.get())
-    }
-
-    pub fn bytes(&self, slot: usize) -> u64 {
-        self.slots.get(slot).map_or(0, |s| s.bytes.get())
-    }
-
-    #[inline]
-    fn hit(&self, slot: usize, len: u32) {
-        // Counters made for another ruleset miss some slots: those counts
-        // are lost rather than the worker stopped.
-        if let Some(s) = self.slots.get(slot) {
-            s.packets.inc();
-            s.bytes.add(u64::from(len));
-        }
-    }
-}
 
 /// A worker's evaluation context, kept for the worker's life: its
 /// counters, the shared LOG ring, the clock the caller sets per batch, the

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
-use super::rules::Action;
-use super::{IfIndex, PacketView, Ruleset};
+use super::ruleset::{Action, Ruleset};
+use super::{IfIndex, PacketView};
 use crate::route::neighbor::key_v4;
 
 /// One logged packet.

@@ -17,8 +17,6 @@ use xgate_dataplane::pipeline::trace::format_record;
 use xgate_dataplane::pipeline::{Shared, Tables, TraceFilter};
 use xgate_dataplane::route::neighbor::ip_key;
 
-use super::FlowFilter;
-
 /// Lines kept for `trace show` at most; older ones are dropped first.
 const MAX_LINES: usize = 100_000;
 
@@ -61,14 +59,6 @@ pub fn proto_name(p: u8) -> &'static str {
 }
 
 impl Selector {
-    pub fn new(f: &FlowFilter) -> Result<Self, String> {
-        Ok(Selector {
-            proto: f.proto.as_deref().map(proto_number).transpose()?,
-            src: f.src,
-            dst: f.dst,
-        })
-    }
-
     pub fn matches(&self, src: IpAddr, dst: IpAddr, proto: u8) -> bool {
         self.proto.is_none_or(|p| p == proto)
             && self.src.is_none_or(|s| s == src)
@@ -80,9 +70,10 @@ impl Selector {
     }
 }
 
-/// The trace the operator asked for (the control thread's side).
+/// The trace the operator asked for, on the control thread: the request
+/// handed to the workers and the lines gathered from them.
 #[derive(Debug)]
-pub struct TraceRequest {
+pub struct TraceSession {
     shared: Arc<Shared>,
     lines: Mutex<Vec<String>>,
     /// Packets traced since the last `add`.
@@ -94,9 +85,9 @@ fn prefix(a: IpAddr) -> (u128, u8) {
     (ip_key(a), 128)
 }
 
-impl TraceRequest {
+impl TraceSession {
     pub fn new(shared: Arc<Shared>) -> Self {
-        TraceRequest {
+        TraceSession {
             shared,
             lines: Mutex::new(Vec::new()),
             traced: AtomicU64::new(0),

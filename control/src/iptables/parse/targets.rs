@@ -1,0 +1,235 @@
+//! The target of a rule (`-j` / `-g`) and its options: ACCEPT, DROP,
+//! RETURN, REJECT, LOG, MARK, the NAT targets and jumps to user chains,
+//! each checked against the table it is in and the options it takes.
+
+use super::super::model::*;
+use super::matches::Family;
+use super::values::{parse_log_level, parse_mark, parse_nat_spec, parse_port_range, set};
+use super::{R, TARGET_NAMES};
+
+const MAX_LOG_PREFIX: usize = 29;
+
+/// Options that belong to a target.
+pub(super) const TARGET_OPTIONS: [&str; 7] = [
+    "--reject-with",
+    "--log-prefix",
+    "--log-level",
+    "--set-mark",
+    "--to-source",
+    "--to-destination",
+    "--to-ports",
+];
+
+/// A rule's target options as read; each is taken by the target that
+/// uses it, and any left over is an error.
+#[derive(Default)]
+pub(super) struct TargetOpts {
+    reject_with: Option<String>,
+    log_prefix: Option<String>,
+    log_level: Option<String>,
+    set_mark: Option<String>,
+    to_source: Option<String>,
+    to_destination: Option<String>,
+    to_ports: Option<String>,
+}
+
+impl TargetOpts {
+    /// Target option `o` (one of [`TARGET_OPTIONS`]) with value `v`.
+    pub(super) fn option(&mut self, o: &str, v: String) -> R<()> {
+        let slot = match o {
+            "--reject-with" => &mut self.reject_with,
+            "--log-prefix" => &mut self.log_prefix,
+            "--log-level" => &mut self.log_level,
+            "--set-mark" => &mut self.set_mark,
+            "--to-source" => &mut self.to_source,
+            "--to-destination" => &mut self.to_destination,
+            "--to-ports" => &mut self.to_ports,
+            _ => return Err(format!("unsupported option {o}")),
+        };
+        set(slot, v, o)
+    }
+
+    /// An option no target took: not valid for target `tname`.
+    fn check_taken(&self, tname: &str) -> R<()> {
+        for (opt, v) in [
+            ("--reject-with", &self.reject_with),
+            ("--log-prefix", &self.log_prefix),
+            ("--log-level", &self.log_level),
+            ("--set-mark", &self.set_mark),
+            ("--to-source", &self.to_source),
+            ("--to-destination", &self.to_destination),
+            ("--to-ports", &self.to_ports),
+        ] {
+            if v.is_some() {
+                let t = if tname.is_empty() { "(no -j)" } else { tname };
+                return Err(format!("option {opt} is not valid for target {t}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a target is checked against: its name, the table, the rule's
+/// protocol (`-p`, not negated).
+struct Ctx<'a> {
+    tname: &'a str,
+    table: TableKind,
+    proto: Option<Protocol>,
+}
+
+/// The target `name` (`(name, goto)`: from `-j`, or `-g` when `goto`)
+/// with its options `o`, in `table`; a target of one family must agree
+/// with `fam`, the family of the matches.
+pub(super) fn build_target(
+    name: Option<(String, bool)>,
+    mut o: TargetOpts,
+    table: TableKind,
+    proto: Option<Protocol>,
+    fam: &mut Family,
+) -> R<Target> {
+    let tname: String = name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default();
+    let cx = Ctx {
+        tname: &tname,
+        table,
+        proto,
+    };
+    let target = match name {
+        None => Target::None,
+        Some((n, true)) => {
+            if TARGET_NAMES.contains(&n.as_str()) {
+                return Err(format!("-g needs a user chain, not {n}"));
+            }
+            Target::Goto(n)
+        }
+        Some((n, false)) => match n.as_str() {
+            "ACCEPT" => Target::Accept,
+            "DROP" => {
+                if table == TableKind::Nat {
+                    return Err(
+                        "target DROP is not allowed in table nat (filter in table filter)".into(),
+                    );
+                }
+                Target::Drop
+            }
+            "RETURN" => Target::Return,
+            "REJECT" => cx.reject(&mut o, fam)?,
+            "LOG" => log(&mut o)?,
+            "MARK" => {
+                cx.only_in(TableKind::Mangle)?;
+                let v = o
+                    .set_mark
+                    .take()
+                    .ok_or("target MARK needs --set-mark VALUE[/MASK]")?;
+                Target::Mark(parse_mark(&v)?)
+            }
+            "MASQUERADE" => {
+                cx.only_in(TableKind::Nat)?;
+                Target::Masquerade {
+                    ports: cx.to_ports(&mut o)?,
+                }
+            }
+            "REDIRECT" => {
+                cx.only_in(TableKind::Nat)?;
+                Target::Redirect {
+                    ports: cx.to_ports(&mut o)?,
+                }
+            }
+            "SNAT" | "DNAT" => cx.snat_dnat(&mut o, fam)?,
+            _ => Target::Jump(n),
+        },
+    };
+    o.check_taken(&tname)?;
+    Ok(target)
+}
+
+impl Ctx<'_> {
+    fn only_in(&self, allowed: TableKind) -> R<()> {
+        if self.table != allowed {
+            return Err(format!(
+                "target {} is only valid in table {}, not {}",
+                self.tname,
+                allowed.name(),
+                self.table.name()
+            ));
+        }
+        Ok(())
+    }
+
+    fn tcp_udp(&self) -> bool {
+        matches!(self.proto, Some(Protocol::Tcp | Protocol::Udp))
+    }
+
+    /// `-j REJECT [--reject-with TYPE]`.
+    fn reject(&self, o: &mut TargetOpts, fam: &mut Family) -> R<Target> {
+        self.only_in(TableKind::Filter)?;
+        let r = match o.reject_with.take() {
+            None => RejectWith::IcmpPortUnreachable,
+            Some(s) => RejectWith::from_name(&s).ok_or_else(|| {
+                format!("unsupported --reject-with {s} (e.g. icmp-port-unreachable, icmp-host-prohibited, tcp-reset)")
+            })?,
+        };
+        if r == RejectWith::TcpReset && self.proto != Some(Protocol::Tcp) {
+            return Err("--reject-with tcp-reset needs -p tcp".into());
+        }
+        // A bare `-j REJECT` is stored as icmp-port-unreachable and
+        // answers in the packet's family, so that kind (like
+        // tcp-reset) ties the rule to neither family.
+        if !matches!(r, RejectWith::TcpReset | RejectWith::IcmpPortUnreachable) {
+            fam.check(r.is_icmp6(), "--reject-with")?;
+        }
+        Ok(Target::Reject(r))
+    }
+
+    /// `--to-ports` of MASQUERADE and REDIRECT.
+    fn to_ports(&self, o: &mut TargetOpts) -> R<Option<PortRange>> {
+        o.to_ports
+            .take()
+            .map(|p| {
+                if !self.tcp_udp() {
+                    return Err("--to-ports with ports needs -p tcp or -p udp".to_string());
+                }
+                parse_port_range(&p, '-')
+            })
+            .transpose()
+    }
+
+    /// `-j SNAT --to-source ...` / `-j DNAT --to-destination ...`.
+    fn snat_dnat(&self, o: &mut TargetOpts, fam: &mut Family) -> R<Target> {
+        self.only_in(TableKind::Nat)?;
+        let n = self.tname;
+        let (slot, opt) = if n == "SNAT" {
+            (o.to_source.take(), "--to-source")
+        } else {
+            (o.to_destination.take(), "--to-destination")
+        };
+        let s = slot.ok_or_else(|| format!("target {n} needs {opt} ADDR[-ADDR][:PORT[-PORT]]"))?;
+        let spec = parse_nat_spec(&s)?;
+        if spec.ports.is_some() && !self.tcp_udp() {
+            return Err(format!("{opt} with ports needs -p tcp or -p udp"));
+        }
+        fam.check(spec.addrs.0.is_ipv6(), opt)?;
+        Ok(if n == "SNAT" {
+            Target::Snat(spec)
+        } else {
+            Target::Dnat(spec)
+        })
+    }
+}
+
+/// `-j LOG [--log-prefix P] [--log-level L]`.
+fn log(o: &mut TargetOpts) -> R<Target> {
+    let prefix = o.log_prefix.take();
+    if let Some(p) = &prefix
+        && p.len() > MAX_LOG_PREFIX
+    {
+        return Err(format!(
+            "--log-prefix is longer than {MAX_LOG_PREFIX} bytes"
+        ));
+    }
+    let level = o
+        .log_level
+        .take()
+        .map(|l| parse_log_level(&l))
+        .transpose()?;
+    Ok(Target::Log { prefix, level })
+}

@@ -1,0 +1,300 @@
+//! The builder the control plane fills: chains and rule specs in, a
+//! [`Ruleset`] out. It checks what evaluation relies on: jumps stay in
+//! their table and reach user chains, no loops, call depth at most
+//! [`MAX_DEPTH`], values in range, and no rule that needs both families.
+//! It also works out, per built-in chain, the verdicts a packet's family
+//! and conntrack state alone decide ([`Ruleset::eval_state`]).
+
+use std::sync::atomic::AtomicU64;
+
+use crossbeam_utils::CachePadded;
+
+use super::chains::{Call, CallGraph};
+use super::lower::Compiler;
+use super::ruleset::{
+    Action, CT_STATES, ChainInfo, Decided, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Rule, Ruleset,
+    SLOTS, m, slot,
+};
+use super::spec::{BuildError, ChainId, RuleSpec, TargetSpec};
+use super::{Hook, Outcome, Policy, RejectKind, TableId};
+
+struct BuildChain {
+    name: String,
+    table: TableId,
+    hook: Option<Hook>,
+    policy: Option<Policy>,
+    rules: Vec<RuleSpec>,
+}
+
+/// Collects chains and rules, then compiles them into a [`Ruleset`].
+pub struct RulesetBuilder {
+    n_ifaces: usize,
+    chains: Vec<BuildChain>,
+}
+
+impl RulesetBuilder {
+    /// `n_ifaces`: how many interfaces exist (interface indices are below).
+    pub fn new(n_ifaces: usize) -> Self {
+        RulesetBuilder {
+            n_ifaces,
+            chains: Vec::new(),
+        }
+    }
+
+    /// The chain `name` of `table`, created on first use. A built-in name
+    /// of the table (`FORWARD` in filter) is the built-in chain, policy
+    /// ACCEPT until [`Self::set_policy`]; any other name is a user chain.
+    pub fn chain(&mut self, table: TableId, name: &str) -> ChainId {
+        if let Some(i) = self
+            .chains
+            .iter()
+            .position(|c| c.table == table && c.name == name)
+        {
+            return ChainId(i as u32);
+        }
+        let hook = Hook::from_name(name).filter(|h| table.hooks().contains(h));
+        self.chains.push(BuildChain {
+            name: name.to_string(),
+            table,
+            hook,
+            policy: hook.map(|_| Policy::Accept),
+            rules: Vec::new(),
+        });
+        ChainId((self.chains.len() - 1) as u32)
+    }
+
+    /// Sets a built-in chain's policy; user chains have none.
+    pub fn set_policy(&mut self, chain: ChainId, policy: Policy) -> Result<(), BuildError> {
+        let c = &mut self.chains[chain.0 as usize];
+        if c.hook.is_none() {
+            return Err(BuildError::new(
+                0,
+                format!("user chain {} cannot have a policy", c.name),
+            ));
+        }
+        c.policy = Some(policy);
+        Ok(())
+    }
+
+    /// Appends a rule to `chain`.
+    pub fn add_rule(&mut self, chain: ChainId, rule: RuleSpec) {
+        self.chains[chain.0 as usize].rules.push(rule);
+    }
+
+    /// Compiles the ruleset, or returns every problem found.
+    pub fn build(self) -> Result<Ruleset, Vec<BuildError>> {
+        let mut errors = Vec::new();
+        self.check_graph(&mut errors);
+
+        // Built-in chains first would not change anything: chains keep
+        // their creation order, each a contiguous range of rules.
+        let mut c = Compiler::new(self.n_ifaces);
+        let mut rules = Vec::new();
+        let mut lines = Vec::new();
+        let mut chains = Vec::new();
+        for bc in &self.chains {
+            let start = rules.len() as u32;
+            for spec in &bc.rules {
+                match c.rule(spec) {
+                    Ok(r) => {
+                        rules.push(r);
+                        lines.push(spec.line);
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+            chains.push(ChainInfo {
+                name: bc.name.clone().into_boxed_str(),
+                table: bc.table,
+                hook: bc.hook,
+                policy: bc.policy,
+                start,
+                end: rules.len() as u32,
+            });
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.line);
+            return Err(errors);
+        }
+        let mut entry = [NO_CHAIN; SLOTS];
+        let mut trivial = [true; SLOTS];
+        for (i, ch) in chains.iter().enumerate() {
+            if let Some(h) = ch.hook {
+                let s = slot(ch.table, h);
+                entry[s] = i as u32;
+                trivial[s] = ch.start == ch.end && ch.policy == Some(Policy::Accept);
+            }
+        }
+        let by_state = decide_all(&rules, &lines, &chains, &entry);
+        Ok(Ruleset {
+            rules: rules.into_boxed_slice(),
+            lines: lines.into_boxed_slice(),
+            chains: chains.into_boxed_slice(),
+            entry,
+            trivial,
+            n_ifaces: self.n_ifaces,
+            ifsets: c.ifsets.into_boxed_slice(),
+            mports: c.mports.into_boxed_slice(),
+            nth: (0..c.nth)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+            log_prefixes: c.log_prefixes.into_boxed_slice(),
+            nat: c.nat.into_boxed_slice(),
+            by_state,
+        })
+    }
+
+    /// Jump targets, loops and call depth.
+    fn check_graph(&self, errors: &mut Vec<BuildError>) {
+        let mut graph = CallGraph::new(self.chains.len());
+        for (i, c) in self.chains.iter().enumerate() {
+            for r in &c.rules {
+                let (to, jump) = match r.target {
+                    TargetSpec::Jump(to) => (to, true),
+                    TargetSpec::Goto(to) => (to, false),
+                    _ => continue,
+                };
+                let Some(t) = self.chains.get(to.0 as usize) else {
+                    errors.push(BuildError::new(
+                        r.line,
+                        "jump to a chain of another ruleset",
+                    ));
+                    continue;
+                };
+                if t.table != c.table {
+                    errors.push(BuildError::new(
+                        r.line,
+                        format!(
+                            "jump from table {} to chain {} of table {}",
+                            c.table.name(),
+                            t.name,
+                            t.table.name()
+                        ),
+                    ));
+                } else if t.hook.is_some() {
+                    errors.push(BuildError::new(
+                        r.line,
+                        format!("cannot jump to built-in chain {}", t.name),
+                    ));
+                } else {
+                    graph.add(
+                        i,
+                        Call {
+                            to: to.0 as usize,
+                            jump,
+                            line: r.line,
+                        },
+                    );
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return;
+        }
+        let depth = match graph.depths(0..self.chains.len()) {
+            Ok(d) => d,
+            Err(l) => {
+                // Named after the chain reached again, at the innermost
+                // call with a line.
+                let again = l.path.last().map_or(0, |(_, c)| c.to);
+                let line = l
+                    .path
+                    .iter()
+                    .rev()
+                    .map(|(_, c)| c.line)
+                    .find(|&x| x != 0)
+                    .unwrap_or(0);
+                errors.push(BuildError::new(
+                    line,
+                    format!("chain loop through {}", self.chains[again].name),
+                ));
+                return;
+            }
+        };
+        for (i, c) in self.chains.iter().enumerate() {
+            if c.hook.is_some() && depth[i].unwrap_or(0) > MAX_DEPTH {
+                errors.push(match graph.first_call_past(i, &depth, MAX_DEPTH) {
+                    Some(call) => BuildError::new(
+                        call.line,
+                        format!(
+                            "chain calls nest deeper than {MAX_DEPTH} from {} (jump to {})",
+                            c.name, self.chains[call.to].name
+                        ),
+                    ),
+                    None => BuildError::new(0, "chain calls nest too deep"),
+                });
+            }
+        }
+    }
+}
+
+/// What every packet of family `fam` and state `state` gets from the
+/// built-in chain `entry` (slot `s`), found by walking it as
+/// [`Ruleset::eval`] would: a rule that applies to the family and tests
+/// anything besides the state ends the walk with `None` (the packet must
+/// be evaluated), as does a matching rule whose target is not a final
+/// ACCEPT / DROP / REJECT (a jump, LOG, MARK, NAT, RETURN).
+fn decide(
+    rules: &[Rule],
+    lines: &[usize],
+    chain: &ChainInfo,
+    s: usize,
+    fam: u8,
+    state: u8,
+) -> Option<Decided> {
+    for idx in chain.start..chain.end {
+        let r = &rules[idx as usize];
+        if r.family & fam == 0 {
+            continue;
+        }
+        if r.present & !m::CT != 0 {
+            return None;
+        }
+        let hit = r.present == 0 || ((state & r.ctstate != 0) != (r.negated & m::CT != 0));
+        if !hit {
+            continue;
+        }
+        let outcome = match r.action {
+            Action::Accept => Outcome::Accept,
+            Action::Drop => Outcome::Drop,
+            Action::Reject(k) => Outcome::Reject(k),
+            Action::RejectDefault => Outcome::Reject(RejectKind::port_unreachable(fam == FAM_V4)),
+            _ => return None,
+        };
+        return Some(Decided {
+            slot: idx,
+            line: u32::try_from(lines[idx as usize]).ok()?,
+            outcome,
+        });
+    }
+    Some(Decided {
+        slot: (rules.len() + s) as u32,
+        line: 0,
+        outcome: match chain.policy {
+            Some(Policy::Drop) => Outcome::Drop,
+            _ => Outcome::Accept,
+        },
+    })
+}
+
+/// [`decide`] for every built-in chain, family and state.
+fn decide_all(
+    rules: &[Rule],
+    lines: &[usize],
+    chains: &[ChainInfo],
+    entry: &[u32; SLOTS],
+) -> [[[Option<Decided>; CT_STATES]; 2]; SLOTS] {
+    let mut out = [[[None; CT_STATES]; 2]; SLOTS];
+    for (s, per_fam) in out.iter_mut().enumerate() {
+        let Some(chain) = chains.get(entry[s] as usize) else {
+            continue;
+        };
+        for (f, per_state) in per_fam.iter_mut().enumerate() {
+            let fam = if f == 0 { FAM_V4 } else { FAM_V6 };
+            for (k, d) in per_state.iter_mut().enumerate() {
+                *d = decide(rules, lines, chain, s, fam, 1 << k);
+            }
+        }
+    }
+    out
+}
