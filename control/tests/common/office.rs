@@ -1,0 +1,148 @@
+//! The office gateway every in-memory and replay test of a LAN behind a
+//! masquerading WAN starts from, as TOML text. It needs no crate, so the
+//! root package's tests include it too (`#[path]` in tests/cli.rs).
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
+/// The small office gateway of the in-memory tests: wan 203.0.113.2/24
+/// (gateway 203.0.113.1, a static neighbour), lan 192.168.1.1/24. A test's
+/// `[firewall]` section follows it. `Office::new().config("")` is this text.
+pub const OFFICE_NET: &str = r#"
+[[interface]]
+name = "wan"
+device = "eth0"
+mac = "02:00:00:00:00:01"
+address = ["203.0.113.2/24"]
+
+[[interface]]
+name = "lan"
+device = "eth1"
+mac = "02:00:00:00:00:02"
+address = ["192.168.1.1/24"]
+
+[[route]]
+to = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[neighbor]]
+ip = "203.0.113.1"
+mac = "02:bb:00:00:00:01"
+dev = "wan"
+"#;
+
+/// `OFFICE_NET` followed by `rest` (neighbours, a `[firewall]` section...).
+pub fn office_config(rest: &str) -> String {
+    format!("{OFFICE_NET}{rest}")
+}
+
+/// A variant of `OFFICE_NET` laid out as it is: what a test adds to a
+/// section goes at the end of that section, so every line before it keeps
+/// its number (golden traces print the file lines of the rules that
+/// matched, errors the line of a field).
+#[derive(Clone)]
+pub struct Office {
+    head: String,
+    wan_addresses: String,
+    gateway: String,
+    wan_lines: String,
+    routes: String,
+    neighbors: String,
+}
+
+impl Default for Office {
+    fn default() -> Self {
+        Office::new()
+    }
+}
+
+impl Office {
+    pub fn new() -> Office {
+        Office {
+            head: String::new(),
+            wan_addresses: "\"203.0.113.2/24\"".into(),
+            gateway: "203.0.113.1".into(),
+            wan_lines: String::new(),
+            routes: String::new(),
+            neighbors: String::new(),
+        }
+    }
+
+    /// Text before the interfaces (e.g. a `[dataplane]` section).
+    pub fn head(mut self, text: &str) -> Office {
+        self.head = text.into();
+        self
+    }
+
+    /// Other wan addresses and default gateway (a static neighbour on wan
+    /// with the upstream MAC 02:bb:00:00:00:01).
+    pub fn wan(mut self, addresses: &[&str], gateway: &str) -> Office {
+        let quoted: Vec<String> = addresses.iter().map(|a| format!("{a:?}")).collect();
+        self.wan_addresses = quoted.join(", ");
+        self.gateway = gateway.into();
+        self
+    }
+
+    /// One more key of the wan interface, e.g. `tap = "xg-wan"`.
+    pub fn wan_line(mut self, line: &str) -> Office {
+        self.wan_lines += &format!("{line}\n");
+        self
+    }
+
+    /// A route after the default one.
+    pub fn route(mut self, to: &str, via: &str) -> Office {
+        self.routes += &format!("\n[[route]]\nto = {to:?}\nvia = {via:?}\n");
+        self
+    }
+
+    /// A static neighbour after the gateway.
+    pub fn neighbor(mut self, ip: &str, mac: &str, dev: &str) -> Office {
+        self.neighbors += &neighbor(ip, mac, dev);
+        self
+    }
+
+    /// The configuration text, followed by `rest`.
+    pub fn config(&self, rest: &str) -> String {
+        let Office {
+            head,
+            wan_addresses,
+            gateway,
+            wan_lines,
+            routes,
+            neighbors,
+        } = self;
+        format!(
+            r#"{head}
+[[interface]]
+name = "wan"
+device = "eth0"
+mac = "02:00:00:00:00:01"
+address = [{wan_addresses}]
+{wan_lines}
+[[interface]]
+name = "lan"
+device = "eth1"
+mac = "02:00:00:00:00:02"
+address = ["192.168.1.1/24"]
+
+[[route]]
+to = "0.0.0.0/0"
+via = "{gateway}"
+{routes}
+[[neighbor]]
+ip = "{gateway}"
+mac = "02:bb:00:00:00:01"
+dev = "wan"
+{neighbors}{rest}"#
+        )
+    }
+}
+
+/// A `[[neighbor]]` block, preceded by an empty line.
+pub fn neighbor(ip: &str, mac: &str, dev: &str) -> String {
+    format!("\n[[neighbor]]\nip = {ip:?}\nmac = {mac:?}\ndev = {dev:?}\n")
+}
+
+#[test]
+fn office_net_is_the_builders_default() {
+    assert_eq!(Office::new().config(""), OFFICE_NET);
+}
