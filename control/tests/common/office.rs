@@ -6,7 +6,7 @@
 
 /// The small office gateway of the in-memory tests: wan 203.0.113.2/24
 /// (gateway 203.0.113.1, a static neighbour), lan 192.168.1.1/24. A test's
-/// `[firewall]` section follows it. `Office::new().config("")` is this text.
+/// `[firewall]` section follows it.
 pub const OFFICE_NET: &str = r#"
 [[interface]]
 name = "wan"
@@ -35,36 +35,22 @@ pub fn office_config(rest: &str) -> String {
     format!("{OFFICE_NET}{rest}")
 }
 
-/// A variant of `OFFICE_NET` laid out as it is: what a test adds to a
-/// section goes at the end of that section, so every line before it keeps
-/// its number (golden traces print the file lines of the rules that
-/// matched, errors the line of a field).
-#[derive(Clone)]
+/// `OFFICE_NET` with edits, its layout kept: what a test adds to a section
+/// goes at the end of that section, so every line before it keeps its
+/// number (golden traces print the file lines of the rules that matched,
+/// errors the line of a field).
+#[derive(Clone, Default)]
 pub struct Office {
     head: String,
-    wan_addresses: String,
-    gateway: String,
+    wan: Option<(String, String)>,
     wan_lines: String,
     routes: String,
     neighbors: String,
 }
 
-impl Default for Office {
-    fn default() -> Self {
-        Office::new()
-    }
-}
-
 impl Office {
     pub fn new() -> Office {
-        Office {
-            head: String::new(),
-            wan_addresses: "\"203.0.113.2/24\"".into(),
-            gateway: "203.0.113.1".into(),
-            wan_lines: String::new(),
-            routes: String::new(),
-            neighbors: String::new(),
-        }
+        Office::default()
     }
 
     /// Text before the interfaces (e.g. a `[dataplane]` section).
@@ -73,12 +59,11 @@ impl Office {
         self
     }
 
-    /// Other wan addresses and default gateway (a static neighbour on wan
-    /// with the upstream MAC 02:bb:00:00:00:01).
+    /// Other wan addresses and default gateway (still the neighbour with
+    /// the upstream MAC 02:bb:00:00:00:01).
     pub fn wan(mut self, addresses: &[&str], gateway: &str) -> Office {
         let quoted: Vec<String> = addresses.iter().map(|a| format!("{a:?}")).collect();
-        self.wan_addresses = quoted.join(", ");
-        self.gateway = gateway.into();
+        self.wan = Some((quoted.join(", "), gateway.into()));
         self
     }
 
@@ -96,53 +81,31 @@ impl Office {
 
     /// A static neighbour after the gateway.
     pub fn neighbor(mut self, ip: &str, mac: &str, dev: &str) -> Office {
-        self.neighbors += &neighbor(ip, mac, dev);
+        self.neighbors += &format!("\n[[neighbor]]\nip = {ip:?}\nmac = {mac:?}\ndev = {dev:?}\n");
         self
     }
 
     /// The configuration text, followed by `rest`.
     pub fn config(&self, rest: &str) -> String {
-        let Office {
-            head,
-            wan_addresses,
-            gateway,
-            wan_lines,
-            routes,
-            neighbors,
-        } = self;
-        format!(
-            r#"{head}
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = [{wan_addresses}]
-{wan_lines}
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["192.168.1.1/24"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "{gateway}"
-{routes}
-[[neighbor]]
-ip = "{gateway}"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-{neighbors}{rest}"#
-        )
+        let mut text = OFFICE_NET.to_string();
+        if let Some((addresses, gateway)) = &self.wan {
+            text = text
+                .replace("\"203.0.113.2/24\"", addresses)
+                // The default route's `via` and the neighbour's `ip`.
+                .replace("\"203.0.113.1\"", &format!("{gateway:?}"));
+        }
+        // At the end of the wan interface and of the default route: before
+        // the empty line that closes each.
+        let text = insert_before(&text, "\n[[interface]]\nname = \"lan\"", &self.wan_lines);
+        let text = insert_before(&text, "\n[[neighbor]]", &self.routes);
+        format!("{}{text}{}{rest}", self.head, self.neighbors)
     }
 }
 
-/// A `[[neighbor]]` block, preceded by an empty line.
-pub fn neighbor(ip: &str, mac: &str, dev: &str) -> String {
-    format!("\n[[neighbor]]\nip = {ip:?}\nmac = {mac:?}\ndev = {dev:?}\n")
-}
-
-#[test]
-fn office_net_is_the_builders_default() {
-    assert_eq!(Office::new().config(""), OFFICE_NET);
+/// `text` with `what` inserted before the first `at`.
+fn insert_before(text: &str, at: &str, what: &str) -> String {
+    let i = text
+        .find(at)
+        .unwrap_or_else(|| panic!("{at:?} not in {text}"));
+    format!("{}{what}{}", &text[..i], &text[i..])
 }
