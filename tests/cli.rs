@@ -3,28 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CFG: &str = r#"
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = ["203.0.113.2/24"]
-
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["192.168.1.1/24"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "203.0.113.1"
-
-[[neighbor]]
-ip = "203.0.113.1"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-"#;
+// The office gateway of control's tests; the rest of control/tests/common
+// (frame builders, replay runs) is not needed here.
+#[path = "../control/tests/common/office.rs"]
+mod office;
+use office::OFFICE_NET as CFG;
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("xgate-cli-{}-{name}", std::process::id()));

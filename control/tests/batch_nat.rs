@@ -22,7 +22,7 @@ const LAN: u16 = 1;
 const WAN: u16 = 0;
 
 fn worker() -> MemoryWorker {
-    memory_worker(&format!("{OFFICE_NET}{FIREWALL}"))
+    memory_worker(&office_config(FIREWALL))
 }
 
 /// From inside host 192.168.1.10:`sport` to 198.51.100.7:`dport`.

@@ -14,33 +14,12 @@ use xgate_control::compile::synthetic_mac;
 use xgate_control::publish::{Publisher, WorkerView};
 use xgate_dataplane::io::memory::MemoryWorker;
 
-const CFG: &str = r#"
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = ["203.0.113.2/24"]
-
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["192.168.1.1/24"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "203.0.113.1"
-
-[[neighbor]]
-ip = "203.0.113.1"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-
-[[neighbor]]
-ip = "192.168.1.10"
-mac = "02:cc:00:00:00:10"
-dev = "lan"
-
+/// The office gateway with one lan host, masqueraded, stateful FORWARD.
+fn cfg() -> String {
+    Office::new()
+        .neighbor("192.168.1.10", "02:cc:00:00:00:10", "lan")
+        .config(
+            r#"
 [firewall]
 rules = """
 *nat
@@ -54,7 +33,9 @@ COMMIT
 -A FORWARD -i lan -o wan -p tcp --dport 80 -j ACCEPT
 COMMIT
 """
-"#;
+"#,
+        )
+}
 
 const NOW: u64 = 5_000_000_000;
 
@@ -69,7 +50,7 @@ fn scratch(name: &str) -> PathBuf {
 /// and dropped one packet (no rule for port 22).
 fn runtime(dir: &Path) -> (Arc<Runtime>, MemoryWorker, Arc<WorkerView>) {
     let path = dir.join("gw.toml");
-    std::fs::write(&path, CFG).unwrap();
+    std::fs::write(&path, cfg()).unwrap();
     let p = Publisher::load(&path, Box::new(|_, p| Some(synthetic_mac(p)))).unwrap();
     let p = Arc::new(p);
     let mut w = MemoryWorker::new(p.tables(), p.shared().clone(), 4096);
@@ -274,7 +255,7 @@ fn every_command_round_trips_over_the_socket() {
     assert!(r.text.starts_with("reloaded: generation"), "{}", r.text);
     std::fs::write(
         d.join("gw.toml"),
-        CFG.replace("address = [\"203", "adress = [\"203"),
+        cfg().replace("address = [\"203", "adress = [\"203"),
     )
     .unwrap();
     let r = client::request(&sock, Command::Reload).unwrap();

@@ -13,41 +13,20 @@ use xgate_control::publish::{Publisher, WorkerView};
 use xgate_control::routes::parse_spec;
 use xgate_dataplane::io::memory::MemoryWorker;
 
-const WAN_GW_MAC: &str = "02:bb:00:00:00:01";
 const HOST_MAC: &str = "02:cc:00:00:00:10";
 
-fn config(extra_rule: &str, extra_route: &str) -> String {
-    format!(
-        r#"
-[dataplane]
-flows = 4096
-
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = ["203.0.113.2/24"]
-
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["192.168.1.1/24"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "203.0.113.1"
-{extra_route}
-[[neighbor]]
-ip = "203.0.113.1"
-mac = "{WAN_GW_MAC}"
-dev = "wan"
-
-[[neighbor]]
-ip = "192.168.1.10"
-mac = "{HOST_MAC}"
-dev = "lan"
-
+/// The office gateway with 4096 flows and one lan host, masqueraded;
+/// `extra_route` (to, via) follows the default route, `extra_rule` comes
+/// before the FORWARD rule that lets the lan out.
+fn config(extra_rule: &str, extra_route: Option<(&str, &str)>) -> String {
+    let mut office = Office::new().head("\n[dataplane]\nflows = 4096\n");
+    if let Some((to, via)) = extra_route {
+        office = office.route(to, via);
+    }
+    office
+        .neighbor("192.168.1.10", HOST_MAC, "lan")
+        .config(&format!(
+            r#"
 [firewall]
 rules = """
 *nat
@@ -63,7 +42,7 @@ COMMIT
 COMMIT
 """
 "#
-    )
+        ))
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -102,7 +81,7 @@ fn round(lan_mac: Mac) -> Vec<Vec<u8>> {
 fn reload_under_traffic_loses_no_packet_and_no_connection() {
     let d = scratch("traffic");
     let path = d.join("gw.toml");
-    std::fs::write(&path, config("", "")).unwrap();
+    std::fs::write(&path, config("", None)).unwrap();
     let publisher = Arc::new(publisher(&path));
     let shared = publisher.shared().clone();
     let mut w = MemoryWorker::new(publisher.tables(), shared.clone(), 8192);
@@ -157,10 +136,10 @@ fn reload_under_traffic_loses_no_packet_and_no_connection() {
         let (rule, route) = if i % 2 == 0 {
             (
                 "-A FORWARD -p tcp --dport 22 -j DROP",
-                "\n[[route]]\nto = \"10.9.0.0/16\"\nvia = \"192.168.1.2\"\n",
+                Some(("10.9.0.0/16", "192.168.1.2")),
             )
         } else {
-            ("", "")
+            ("", None)
         };
         std::fs::write(&path, config(rule, route)).unwrap();
         let report = publisher.reload().expect("valid config reloads");
@@ -200,11 +179,11 @@ fn reload_under_traffic_loses_no_packet_and_no_connection() {
 fn a_bad_reload_changes_nothing_and_names_every_error() {
     let d = scratch("bad");
     let path = d.join("gw.toml");
-    std::fs::write(&path, config("", "")).unwrap();
+    std::fs::write(&path, config("", None)).unwrap();
     let publisher = publisher(&path);
     let before = publisher.current();
     // A misspelt key and an iptables line with an unknown option.
-    let bad = config("-A FORWARD -p tcp --dpot 22 -j DROP", "").replace(
+    let bad = config("-A FORWARD -p tcp --dpot 22 -j DROP", None).replace(
         "[[neighbor]]\nip = \"192.168.1.10\"",
         "[[neighbor]]\nipp = \"192.168.1.10\"",
     );
@@ -220,9 +199,9 @@ fn a_bad_reload_changes_nothing_and_names_every_error() {
     assert!(publisher.generation() == before.generation);
     assert!(Arc::ptr_eq(&publisher.current().tables, &before.tables));
     // The iptables error alone (the TOML is fine) names its line.
-    std::fs::write(&path, config("-A FORWARD -p tcp --dpot 22 -j DROP", "")).unwrap();
+    std::fs::write(&path, config("-A FORWARD -p tcp --dpot 22 -j DROP", None)).unwrap();
     let errs = publisher.reload().unwrap_err();
-    let good = config("-A FORWARD -p tcp --dpot 22 -j DROP", "");
+    let good = config("-A FORWARD -p tcp --dpot 22 -j DROP", None);
     let l = good.lines().position(|l| l.contains("--dpot")).unwrap() + 1;
     assert!(
         errs.iter()
@@ -233,7 +212,7 @@ fn a_bad_reload_changes_nothing_and_names_every_error() {
     assert_eq!(publisher.generation(), before.generation);
 
     // Another device: refused, restart needed.
-    std::fs::write(&path, config("", "").replace("\"eth1\"", "\"eth7\"")).unwrap();
+    std::fs::write(&path, config("", None).replace("\"eth1\"", "\"eth7\"")).unwrap();
     let errs = publisher.reload().unwrap_err();
     assert!(errs[0].message.contains("restart"), "{errs:?}");
     assert_eq!(publisher.generation(), before.generation);
@@ -241,7 +220,7 @@ fn a_bad_reload_changes_nothing_and_names_every_error() {
     // Restart-only settings: published, with a warning.
     std::fs::write(
         &path,
-        config("", "").replace("flows = 4096", "flows = 8192"),
+        config("", None).replace("flows = 4096", "flows = 8192"),
     )
     .unwrap();
     let r = publisher.reload().unwrap();
@@ -257,7 +236,7 @@ fn a_bad_reload_changes_nothing_and_names_every_error() {
 fn live_route_changes_publish_a_new_fib_and_keep_the_ruleset() {
     let d = scratch("routes");
     let path = d.join("gw.toml");
-    std::fs::write(&path, config("", "")).unwrap();
+    std::fs::write(&path, config("", None)).unwrap();
     let publisher = publisher(&path);
     let before = publisher.current();
     let spec = parse_spec("10.9.0.0/16 via 192.168.1.2 metric 5".split_whitespace()).unwrap();
@@ -297,7 +276,7 @@ fn live_route_changes_publish_a_new_fib_and_keep_the_ruleset() {
 fn replaced_tables_are_freed_by_the_control_thread_once_workers_moved_on() {
     let d = scratch("retired");
     let path = d.join("xgate.toml");
-    std::fs::write(&path, config("", "")).unwrap();
+    std::fs::write(&path, config("", None)).unwrap();
     let p = publisher(&path);
     let mut worker =
         xgate_dataplane::io::memory::MemoryWorker::new(p.tables(), p.shared().clone(), 256);

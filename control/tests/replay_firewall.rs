@@ -11,37 +11,14 @@ const GW_LAN: &str = "02:00:00:00:00:02";
 const UPSTREAM: &str = "02:bb:00:00:00:01";
 const HOST: &str = "02:aa:00:00:00:10";
 
-/// A small office gateway: lan 192.168.1.0/24 masqueraded out of wan
-/// 203.0.113.2, stateful FORWARD with a DROP policy.
+/// The office gateway with host 192.168.1.10 on lan: lan 192.168.1.0/24
+/// masqueraded out of wan 203.0.113.2, stateful FORWARD with a DROP
+/// policy; `extra` comes before `[firewall]`.
 fn office(filter: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = ["203.0.113.2/24"]
-
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["192.168.1.1/24"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "203.0.113.1"
-
-[[neighbor]]
-ip = "203.0.113.1"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-
-[[neighbor]]
-ip = "192.168.1.10"
-mac = "02:aa:00:00:00:10"
-dev = "lan"
-{extra}
+    Office::new()
+        .neighbor("192.168.1.10", HOST, "lan")
+        .config(&format!(
+            r#"{extra}
 [firewall]
 rules = """
 *nat
@@ -52,7 +29,7 @@ COMMIT
 COMMIT
 """
 "#
-    )
+        ))
 }
 
 fn out_udp(sport: u16, dport: u16, ttl: u8) -> Vec<u8> {

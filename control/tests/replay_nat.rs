@@ -147,38 +147,13 @@ fn seed001_port_forwarding_proxy() {
 /// masqueraded (`ipchains -A forward -s 192.168.1.0/24 -j MASQ`), ports 80,
 /// 23, 20 and 21 forwarded to 192.168.1.11 (`ipmasqadm portfw`), written
 /// as the iptables lines that replace them.
-const PORTFW: &str = r#"
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = ["168.126.127.6/24"]
-
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["192.168.1.1/24"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "168.126.127.1"
-
-[[neighbor]]
-ip = "168.126.127.1"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-
-[[neighbor]]
-ip = "192.168.1.11"
-mac = "02:aa:00:00:00:11"
-dev = "lan"
-
-[[neighbor]]
-ip = "192.168.1.50"
-mac = "02:aa:00:00:00:50"
-dev = "lan"
-
+fn portfw() -> String {
+    Office::new()
+        .wan(&["168.126.127.6/24"], "168.126.127.1")
+        .neighbor("192.168.1.11", SERVER, "lan")
+        .neighbor("192.168.1.50", CLIENT, "lan")
+        .config(
+            r#"
 [firewall]
 rules = """
 *nat
@@ -195,7 +170,9 @@ COMMIT
 -A FORWARD -d 192.168.1.11 -p tcp -m multiport --dports 20,21,23,80 -j ACCEPT
 COMMIT
 """
-"#;
+"#,
+        )
+}
 
 const GW_WAN: &str = "02:00:00:00:00:01";
 const GW_LAN: &str = "02:00:00:00:00:02";
@@ -235,7 +212,7 @@ fn seed003_portfw_masquerade_and_hairpin() {
     };
     let o = run(
         "nat_portfw",
-        PORTFW,
+        &portfw(),
         &[
             (
                 "wan",
@@ -478,7 +455,7 @@ fn docker_publish_8080_to_80() {
 
 #[test]
 fn nth_round_robin_pair_and_bindings_stick() {
-    let cfg = PORTFW.replace(
+    let cfg = portfw().replace(
         "-A PREROUTING -d 168.126.127.6 -p tcp --dport 80 -j DNAT --to-destination 192.168.1.11:80",
         "-A PREROUTING -d 168.126.127.6 -p tcp --dport 80 -m statistic --mode nth --every 2 --packet 0 -j DNAT --to-destination 192.168.1.11:80
 -A PREROUTING -d 168.126.127.6 -p tcp --dport 80 -j DNAT --to-destination 192.168.1.12:80",
@@ -563,7 +540,7 @@ fn nth_round_robin_pair_and_bindings_stick() {
 fn echo_identifiers_mapped_per_inside_host() {
     // Two inside hosts ping one server with the same identifier: the
     // second gets another outside identifier; the replies find their host.
-    let cfg = PORTFW.replace(
+    let cfg = portfw().replace(
         "[[neighbor]]\nip = \"192.168.1.50\"",
         "[[neighbor]]\nip = \"192.168.1.51\"\nmac = \"02:aa:00:00:00:51\"\ndev = \"lan\"\n\n[[neighbor]]\nip = \"192.168.1.50\"",
     );
@@ -631,7 +608,7 @@ fn redirect_mark_routing_and_log() {
     // records new connections from the LAN.
     let cfg = format!(
         "{}{}",
-        PORTFW
+        portfw()
             .replace(
                 "-A POSTROUTING -s 192.168.1.0/24 -o wan -j MASQUERADE",
                 "-A PREROUTING -i lan -p tcp --dport 80 -j REDIRECT --to-ports 3128
@@ -742,7 +719,7 @@ fn snat_port_exhaustion_drops_with_a_counter() {
     // Two outside ports for the whole LAN: two inside endpoints get them,
     // the third connection is dropped and counted; an endpoint that has a
     // mapping keeps using it for a new destination (endpoint-independent).
-    let cfg = PORTFW.replace(
+    let cfg = portfw().replace(
         "-A POSTROUTING -s 192.168.1.0/24 -o wan -j MASQUERADE",
         "-A POSTROUTING -s 192.168.1.0/24 -o wan -p udp -j SNAT --to-source 168.126.127.6:2000-2001",
     );

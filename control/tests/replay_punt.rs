@@ -13,43 +13,15 @@ const HOST: &str = "02:aa:00:00:00:10";
 
 /// wan has a tap, lan has none. filter INPUT drops by default and lets
 /// in DNS, ssh (also as port 2222, redirected), ICMP and answers.
-const CONFIG: &str = r#"
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = ["203.0.113.2/24", "2001:db8:1::2/64"]
-tap = "xg-wan"
-
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["192.168.1.1/24"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "203.0.113.1"
-
-[[route]]
-to = "::/0"
-via = "2001:db8:1::1"
-
-[[neighbor]]
-ip = "203.0.113.1"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-
-[[neighbor]]
-ip = "2001:db8:1::1"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-
-[[neighbor]]
-ip = "192.168.1.10"
-mac = "02:aa:00:00:00:10"
-dev = "lan"
-
+fn config() -> String {
+    Office::new()
+        .wan(&["203.0.113.2/24", "2001:db8:1::2/64"], "203.0.113.1")
+        .wan_line(r#"tap = "xg-wan""#)
+        .route("::/0", "2001:db8:1::1")
+        .neighbor("2001:db8:1::1", UPSTREAM, "wan")
+        .neighbor("192.168.1.10", HOST, "lan")
+        .config(
+            r#"
 [firewall]
 rules = """
 *nat
@@ -63,7 +35,9 @@ COMMIT
 -A INPUT -p icmp -j ACCEPT
 COMMIT
 """
-"#;
+"#,
+        )
+}
 
 /// The IPv4 TTL of an untagged frame.
 fn ttl(frame: &[u8]) -> u8 {
@@ -193,7 +167,7 @@ fn the_kernel_gets_what_xgate_does_not_answer_and_sends_through_xgate() {
 
     let o = run(
         "punt",
-        CONFIG,
+        &config(),
         &[
             (
                 "wan",

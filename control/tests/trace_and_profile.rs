@@ -20,7 +20,7 @@ COMMIT
 "#;
 
 fn worker() -> MemoryWorker {
-    memory_worker(&format!("{OFFICE_NET}{FIREWALL}"))
+    memory_worker(&office_config(FIREWALL))
 }
 
 fn udp(sport: u16, dport: u16) -> Vec<u8> {

@@ -5,22 +5,11 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-/// The Internet checksum (RFC 1071).
-pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for c in data.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], 0])
-        };
-        sum += w as u32;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
+/// The Internet checksum (RFC 1071): the dataplane's, re-exported so that
+/// the testbed's frames (here and in [`crate::pktgen`]) use one
+/// implementation.
+pub use xgate_dataplane::packet::checksum::checksum;
+use xgate_dataplane::packet::checksum::{finish, pseudo_v4, sum};
 
 /// A raw IPv4 socket of `proto` with a receive timeout.
 fn raw_socket(proto: i32) -> i32 {
@@ -251,13 +240,8 @@ pub fn udp_frame(
     udp.extend_from_slice(&udp_len.to_be_bytes());
     udp.extend_from_slice(&[0, 0]);
     udp.extend_from_slice(payload);
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&[0, 17]);
-    pseudo.extend_from_slice(&udp_len.to_be_bytes());
-    pseudo.extend_from_slice(&udp);
-    let c = match checksum(&pseudo) {
+    let pseudo = pseudo_v4(src.octets(), dst.octets(), 17, udp_len);
+    let c = match finish(sum(&udp, pseudo)) {
         0 => 0xffff,
         c => c,
     };

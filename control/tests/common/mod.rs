@@ -1,6 +1,7 @@
-//! Shared helpers of the replay tests: frame builders (etherparse), pcap
-//! files in and out, running a scenario through `xgate replay`, golden trace
-//! files, and an independent validity check for every frame xgate emits.
+//! Shared helpers of the replay tests: the office gateway's configuration
+//! (office.rs), frame builders (etherparse), pcap files in and out, running
+//! a scenario through `xgate replay`, golden trace files, and an
+//! independent validity check for every frame xgate emits.
 #![allow(dead_code)]
 // Frame builders mirror the header fields they fill, one argument each.
 #![allow(clippy::too_many_arguments)]
@@ -15,34 +16,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use xgate_control::replay::{self, Input, Report};
 
+mod office;
+// Not every test binary takes a config from it.
+#[allow(unused_imports)]
+pub use office::*;
+
 /// Timestamp of the first input frame of every scenario.
 pub const T0: u64 = 1_700_000_000;
-
-/// The small office gateway of the in-memory tests: wan 203.0.113.2/24
-/// (gateway 203.0.113.1, a static neighbour), lan 192.168.1.1/24. A test's
-/// `[firewall]` section follows it.
-pub const OFFICE_NET: &str = r#"
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = ["203.0.113.2/24"]
-
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["192.168.1.1/24"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "203.0.113.1"
-
-[[neighbor]]
-ip = "203.0.113.1"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-"#;
 
 /// An in-memory worker (1024 frames, 1024 connections, table seed 1) on
 /// the configuration `config`.
