@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xgate_control::compile::{Compiled, shared_state};
 use xgate_control::replay::compile_for_replay;
+use xgate_dataplane::addr::v4_key;
 use xgate_dataplane::conntrack::{FlowKey, PROTO_UDP};
 use xgate_dataplane::io::{Desc, FramePool};
 use xgate_dataplane::pipeline::{Pipeline, RX_BURST, Shared, Tables};
-use xgate_dataplane::route::neighbor::v4_key;
 
 const CONFIG: &str = r#"
 [dataplane]

@@ -16,11 +16,11 @@ use common::{BenchPort, FRAME_LEN, Rng, load_rib, load_rib_head, selected, udp_f
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use xgate_dataplane::addr::v4_key;
 use xgate_dataplane::iface::{Interface, Interfaces};
 use xgate_dataplane::io::{Desc, FramePool, HEADROOM};
 use xgate_dataplane::packet::ether::VlanStack;
 use xgate_dataplane::pipeline::{IcmpLimits, Pipeline, RX_BURST, Shared, Tables};
-use xgate_dataplane::route::neighbor::v4_key;
 use xgate_dataplane::route::{
     Fib, NextHop, Route, RouteType, TABLE_LOCAL, TABLE_MAIN, connected_route, local_route,
 };

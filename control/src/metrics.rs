@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use xgate_dataplane::route::neighbor::key_ip;
+use xgate_dataplane::addr::key_ip;
 use xgate_dataplane::stats::{DropReason, WorkerStats};
 
 use crate::runtime::Runtime;

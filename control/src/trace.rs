@@ -13,9 +13,9 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use xgate_dataplane::addr::ip_key;
 use xgate_dataplane::pipeline::trace::format_record;
 use xgate_dataplane::pipeline::{Shared, Tables, TraceFilter};
-use xgate_dataplane::route::neighbor::ip_key;
 
 /// Lines kept for `trace show` at most; older ones are dropped first.
 const MAX_LINES: usize = 100_000;

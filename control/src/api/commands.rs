@@ -6,11 +6,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use xgate_dataplane::addr::key_ip;
 use xgate_dataplane::conntrack::{Flow, FlowKey};
 use xgate_dataplane::filter::{ChainCounters, RuleCounters};
 use xgate_dataplane::iface::Interfaces;
 use xgate_dataplane::packet::ether::fmt_mac;
-use xgate_dataplane::route::neighbor::{REACHABLE_NS, key_ip};
+use xgate_dataplane::route::neighbor::REACHABLE_NS;
 use xgate_dataplane::route::{self as rt, RouteType};
 use xgate_dataplane::stats::{DropReason, Stage};
 

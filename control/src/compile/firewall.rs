@@ -16,12 +16,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use xgate_dataplane::addr::ip_key;
 use xgate_dataplane::filter::{
     self, AddrRange, Hook, IcmpMatch, IfaceMatch, MatchSpec, MultiportSpec, NatAction, Neg, Prefix,
     RejectKind, RuleSpec, RulesetBuilder, StatisticSpec, TableId, TargetSpec,
 };
 use xgate_dataplane::iface::Interfaces;
-use xgate_dataplane::route::neighbor::ip_key;
 
 use crate::config::ConfigError;
 use crate::iptables::{

@@ -18,13 +18,13 @@ use crate::config::{self, Config, ConfigError};
 use crate::iptables;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv6Addr};
+use xgate_dataplane::addr::{ip_key, v4_key};
 use xgate_dataplane::conntrack::CtConfig;
 use xgate_dataplane::conntrack::Timeouts;
 use xgate_dataplane::filter::Ruleset;
 use xgate_dataplane::iface::{IfIndex, Interface, Interfaces};
 use xgate_dataplane::packet::ether::VlanStack;
 use xgate_dataplane::pipeline::{IcmpLimits, Shared, Tables};
-use xgate_dataplane::route::neighbor::{ip_key, v4_key};
 use xgate_dataplane::route::{self as rt, Fib, NextHop, PolicyRule, Route};
 
 use xgate_dataplane::pipeline::MAX_NAT_ADDRESSES;

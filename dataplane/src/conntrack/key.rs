@@ -18,7 +18,7 @@
 //!
 //! Nothing here touches shared state; the table (`table.rs`) uses these.
 
-use crate::route::neighbor::v4_key;
+use crate::addr::v4_key;
 
 /// IP protocol numbers conntrack treats specially.
 pub const PROTO_ICMP: u8 = 1;

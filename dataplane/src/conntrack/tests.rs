@@ -710,7 +710,7 @@ fn hinted_find_agrees_with_lookup_and_translation() {
         let mut reply = k.reverse();
         if i % 2 == 1 {
             reply.dst = if k.is_v4() {
-                crate::route::neighbor::v4_key(0xcb00_7101)
+                crate::addr::v4_key(0xcb00_7101)
             } else {
                 0x2001_0db8 << 96 | 1
             };
@@ -738,7 +738,7 @@ fn hinted_find_agrees_with_lookup_and_translation() {
         assert_eq!(found(k, 0), plain(k));
     }
     let translated = found(&keys[1], 0).unwrap().1;
-    assert_eq!(translated.src, crate::route::neighbor::v4_key(0xcb00_7101));
+    assert_eq!(translated.src, crate::addr::v4_key(0xcb00_7101));
     let translated = found(&keys[3], 0).unwrap().1;
     assert_eq!(translated.src, 0x2001_0db8 << 96 | 1);
     assert_eq!(

@@ -13,7 +13,7 @@ use crossbeam_queue::ArrayQueue;
 
 use super::ruleset::{Action, Ruleset};
 use super::{IfIndex, PacketView};
-use crate::route::neighbor::key_v4;
+use crate::addr::key_v4;
 
 /// One logged packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

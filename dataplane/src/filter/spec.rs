@@ -4,7 +4,7 @@
 //! dataplane cannot run gets.
 
 use super::{IfIndex, NatAction, RejectKind};
-use crate::route::neighbor::v4_key;
+use crate::addr::v4_key;
 
 /// A match value with its `!`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

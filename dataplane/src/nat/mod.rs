@@ -130,8 +130,8 @@ impl NatPorts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::v4_key;
     use crate::conntrack::{Conntrack, CtConfig, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
-    use crate::route::neighbor::v4_key;
 
     const H: u32 = 0xc0a8_010a;
     const S: u32 = 0xc0a8_0114;

@@ -65,8 +65,8 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use crossbeam_utils::CachePadded;
 
+use crate::addr::key_v4;
 use crate::conntrack::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, mix};
-use crate::route::neighbor::key_v4;
 
 /// Ports per address and class.
 const PORTS: usize = 1 << 16;

@@ -19,10 +19,10 @@
 //! (addresses, ports, the quoted checksums themselves) goes into the outer
 //! ICMP checksum, as do the outer addresses for ICMPv6. No allocation.
 
+use crate::addr::v4_key;
 use crate::conntrack::{FlowKey, icmp_inverse};
 use crate::packet::checksum::{update_bytes, update16, update32};
 use crate::packet::{be16, be32, icmp, ipv4, ipv6, proto, set_be16, tcp, udp};
-use crate::route::neighbor::v4_key;
 
 /// Which part of a translation target a rewrite applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -125,8 +125,8 @@ pub(super) fn packet_key(l3: &[u8], m: &Meta) -> Option<(FlowKey, u8, bool)> {
     let (src, dst) = if v4 {
         let ip = ipv4::Packet::new_unchecked(l3);
         (
-            crate::route::neighbor::v4_key(ip.src_u32()),
-            crate::route::neighbor::v4_key(ip.dst_u32()),
+            crate::addr::v4_key(ip.src_u32()),
+            crate::addr::v4_key(ip.dst_u32()),
         )
     } else {
         let ip = ipv6::Packet::new_unchecked(l3);

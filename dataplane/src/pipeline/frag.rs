@@ -27,9 +27,9 @@
 //! worker's table. Allocates only when the pipeline is built.
 
 use super::{L3, L3_OFF, Meta};
+use crate::addr::v4_key;
 use crate::conntrack::FlowKey;
 use crate::packet::{ipv4, ipv6};
-use crate::route::neighbor::v4_key;
 
 /// Slots of a worker's table.
 const SLOTS: usize = 1024;

@@ -111,7 +111,7 @@ impl Pipeline {
             };
             let what = TraceWhat::Nat {
                 src: part == Part::Src,
-                addr: crate::route::neighbor::key_ip(addr),
+                addr: crate::addr::key_ip(addr),
                 port,
             };
             self.trace.record(m.seq, "nat", what);

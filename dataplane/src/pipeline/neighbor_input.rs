@@ -11,10 +11,10 @@
 //! Drops: arp_malformed, arp_not_for_us, nd_malformed, nd_ignored.
 
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
+use crate::addr::{key_v4, v4_key};
 use crate::io::Port;
 use crate::packet::icmp::v6 as icmp6;
 use crate::packet::{arp, checksum, ether, ipv6, proto};
-use crate::route::neighbor::{key_v4, v4_key};
 use crate::stats::DropReason;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -220,7 +220,7 @@ impl TraceFilter {
                 let ihl = (l3[0] & 0xf) as usize * 4;
                 let a = |i: usize| u32::from_be_bytes([l3[i], l3[i + 1], l3[i + 2], l3[i + 3]]);
                 let (s, d) = (a(12), a(16));
-                let v4 = |x: u32| crate::route::neighbor::v4_key(x);
+                let v4 = |x: u32| crate::addr::v4_key(x);
                 (l3[9], v4(s), v4(d), l3.get(ihl..).unwrap_or(&[]))
             }
             0x86dd if l3.len() >= 40 => {

@@ -38,10 +38,6 @@ const MAX_PROBE: usize = 32;
 /// is a few stores, so this covers it many times over).
 const READ_SPINS: usize = 1024;
 
-// The address key lives in `crate::addr`; re-exported for the users
-// that still name it here.
-pub use crate::addr::{ip_key, key_ip, key_v4, v4_key};
-
 #[derive(Debug, Default)]
 struct Slot {
     seq: AtomicU32,
@@ -386,6 +382,7 @@ impl NeighborTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::{key_v4, v4_key};
     use std::sync::Arc;
 
     const M1: [u8; 6] = [2, 0, 0, 0, 0, 1];

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::tcp_flag::{ACK, FIN, SYN};
 use super::*;
-use crate::route::neighbor::v4_key;
+use crate::addr::v4_key;
 
 mod calls;
 mod eval;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::route::neighbor::v4_key;
+use crate::addr::v4_key;
 
 const EXT: u128 = 0xffff_cb00_7105;
 const H1: u32 = 0xc0a8_010a;
