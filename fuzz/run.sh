@@ -17,6 +17,10 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(pipeline iptables config ctl_request)
 fi
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "fuzz: skipped: no nightly toolchain (cargo-fuzz needs one; rustup toolchain install nightly)"
+    exit 0
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz"
     cargo install cargo-fuzz --locked --quiet

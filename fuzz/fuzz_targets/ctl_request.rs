@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
-use xgate_control::api::{Request, Response, Runtime};
+use xgate_control::api::{Command, Request, Response, Runtime};
 use xgate_control::publish::Publisher;
 
 const CONFIG: &str = r#"
@@ -40,8 +40,9 @@ COMMIT
 """
 "#;
 
-fn runtime() -> &'static Runtime {
-    static RT: OnceLock<Runtime> = OnceLock::new();
+/// The runtime and its publisher, built once.
+fn runtime() -> &'static (Runtime, Arc<Publisher>) {
+    static RT: OnceLock<(Runtime, Arc<Publisher>)> = OnceLock::new();
     RT.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("xgate-fuzz-ctl-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -52,7 +53,8 @@ fn runtime() -> &'static Runtime {
             Box::new(|_, p| Some(xgate_control::compile::synthetic_mac(p))),
         )
         .expect("publisher");
-        Runtime::new(Arc::new(p), Box::new(|| 1_000_000_000))
+        let p = Arc::new(p);
+        (Runtime::new(p.clone(), Box::new(|| 1_000_000_000)), p)
     })
 }
 
@@ -60,8 +62,19 @@ fuzz_target!(|data: &[u8]| {
     let Ok(line) = std::str::from_utf8(data) else {
         return;
     };
+    let (rt, publisher) = runtime();
     let resp = match serde_json::from_str::<Request>(line.trim()) {
-        Ok(req) => runtime().handle(&req),
+        Ok(req) => {
+            let resp = rt.handle(&req);
+            // Inputs stay independent: live route changes are undone by a
+            // reload of the file (as a real reload drops them), and the
+            // replaced tables are freed as the control loop frees them.
+            if matches!(req.command, Command::RouteAdd { .. } | Command::RouteDel { .. }) {
+                publisher.reload().expect("the fuzz config reloads");
+            }
+            publisher.collect_retired();
+            resp
+        }
         Err(e) => Response::error(format!("bad request: {e}")),
     };
     serde_json::to_string(&resp).expect("an answer encodes");
