@@ -14,13 +14,12 @@
 //! runs against one consistent set of tables, and no packet waits for a
 //! lock or is dropped because of a reload.
 //!
-//! Reclamation is plain `Arc` counting, our grace period: the old tables
-//! stay alive while any worker's pipeline (or the control thread, or the
-//! `ArcSwap` itself) still holds them, and are freed by whichever holder
-//! lets go last — after every worker has moved on to newer tables. A
-//! worker that is slow to poll only delays that moment; it never reads
-//! freed memory. The only cost on a worker is the drop of the last
-//! reference, once per reload, between batches.
+//! Reclamation is `Arc` counting, our grace period: a replaced snapshot
+//! goes to a retired list, and the control thread frees it
+//! ([`Publisher::collect_retired`], once per control loop) when no
+//! worker's pipeline or view holds it or its tables any more. A worker
+//! that is slow to poll only delays that moment; it never reads freed
+//! memory, and never pays for freeing a full RIB itself.
 //!
 //! What a reload keeps: connections, NAT bindings and learned neighbours
 //! live in [`Shared`], which a reload never replaces. New NAT addresses
