@@ -503,7 +503,7 @@ pub struct WorkerTables {
 /// counters when the ruleset changes).
 #[derive(Debug)]
 pub struct WorkerView {
-    /// Worker number; worker i serves queue i of every port.
+    /// Worker number; worker i serves queues i, i + W, ... of every port.
     pub index: usize,
     pub stats: Arc<WorkerStats>,
     current: ArcSwap<WorkerTables>,
