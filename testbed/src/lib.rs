@@ -35,6 +35,7 @@ pub fn skip_reason() -> Option<String> {
         let e = std::io::Error::last_os_error();
         return Some(format!("the kernel has no AF_XDP sockets ({e})"));
     }
+    // SAFETY: `fd` is the descriptor just opened, closed once.
     unsafe { libc::close(fd) };
     if !std::path::Path::new("/proc/self/ns/net").exists() {
         return Some("the kernel has no network namespaces".into());

@@ -123,9 +123,11 @@ impl Xgate {
     }
 
     fn exited(&self) -> bool {
-        // SAFETY: waitpid with WNOHANG|WNOWAIT only peeks at the child.
         let pid = self.child.as_ref().map_or(0, |c| c.id() as i32);
+        // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid with WNOHANG|WNOWAIT only peeks at the child, and
+        // writes into `info`, which lives across the call.
         let rc = unsafe {
             libc::waitid(
                 libc::P_PID,
@@ -134,6 +136,8 @@ impl Xgate {
                 libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
             )
         };
+        // SAFETY: `info` was zeroed and filled by waitid for a child event,
+        // so its si_pid field is the one set.
         rc == 0 && unsafe { info.si_pid() } != 0
     }
 
