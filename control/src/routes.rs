@@ -268,6 +268,7 @@ pub fn format_route(r: &Route, interfaces: &Interfaces) -> String {
     let mut s = match r.rtype {
         RouteType::Unicast => dst,
         RouteType::Local => format!("local {dst}"),
+        RouteType::Broadcast => format!("broadcast {dst}"),
         RouteType::Blackhole => format!("blackhole {dst}"),
         RouteType::Unreachable => format!("unreachable {dst}"),
         RouteType::Prohibit => format!("prohibit {dst}"),

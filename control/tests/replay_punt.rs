@@ -233,3 +233,123 @@ fn the_kernel_gets_what_xgate_does_not_answer_and_sends_through_xgate() {
     assert_eq!(l3_of(&lan[0])[20], 3, "destination unreachable");
     assert_eq!(l3_of(&lan[0])[21], 3, "port unreachable");
 }
+
+/// Broadcasts as Linux handles them (`ip_route_input_slow`'s brd_input,
+/// `bc_forwarding=0`): a DHCP client's 0.0.0.0 -> 255.255.255.255 and a
+/// subnet broadcast reach the host's services through the ingress
+/// interface's tap (after filter INPUT); nothing is routed back out, ARPed
+/// for or answered with an error; a directed broadcast from another
+/// subnet is not forwarded; an echo request to a broadcast is ignored.
+#[test]
+fn broadcasts_reach_the_tap_and_are_never_routed() {
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", HOST, "lan")
+        .config(
+            r#"
+[firewall]
+rules = """
+*filter
+:INPUT DROP [0:0]
+-A INPUT -p udp --dport 67 -j ACCEPT
+-A INPUT -p udp --dport 137 -j ACCEPT
+-A INPUT -p udp --dport 138 -j ACCEPT
+-A INPUT -p icmp -j ACCEPT
+COMMIT
+"""
+"#,
+        )
+        .replace(
+            "address = [\"192.168.1.1/24\"]",
+            "address = [\"192.168.1.1/24\"]\ntap = \"xg-lan\"",
+        );
+    assert!(cfg.contains("tap = \"xg-lan\""), "{cfg}");
+    let bcast = [0xff; 6];
+    let client = "02:aa:00:00:00:99";
+    let discover = udp4(
+        mac(client),
+        bcast,
+        &[],
+        "0.0.0.0",
+        "255.255.255.255",
+        64,
+        68,
+        67,
+        b"DHCPDISCOVER",
+    );
+    let netbios = udp4(
+        mac(HOST),
+        bcast,
+        &[],
+        "192.168.1.10",
+        "192.168.1.255",
+        64,
+        138,
+        138,
+        b"netbios",
+    );
+    // A subnet broadcast sent to the router's MAC, on a port INPUT drops:
+    // filtered like any local packet, and no port unreachable.
+    let unicast_mac_bcast = udp4(
+        mac(HOST),
+        mac(GW_LAN),
+        &[],
+        "192.168.1.10",
+        "192.168.1.255",
+        64,
+        5000,
+        9999,
+        b"x",
+    );
+    let ping_bcast = icmp4_echo(
+        mac(HOST),
+        bcast,
+        "192.168.1.10",
+        "192.168.1.255",
+        64,
+        9,
+        1,
+        b"smurf",
+    );
+    // From the WAN, to the LAN's broadcast address (a smurf amplifier).
+    let directed = udp4(
+        mac(UPSTREAM),
+        mac(GW_WAN),
+        &[],
+        "198.51.100.7",
+        "192.168.1.255",
+        60,
+        5000,
+        137,
+        b"directed",
+    );
+    let o = run(
+        "broadcast",
+        &cfg,
+        &[
+            (
+                "lan",
+                vec![
+                    (1.0, discover.clone()),
+                    (1.1, netbios.clone()),
+                    (1.2, unicast_mac_bcast),
+                    (1.3, ping_bcast),
+                ],
+            ),
+            ("wan", vec![(1.4, directed.clone())]),
+        ],
+    );
+    let kernel = o.frames("xg-lan");
+    assert_eq!(kernel.len(), 2, "{}", o.report.summary());
+    assert_eq!(kernel[0], discover, "DHCPDISCOVER as received");
+    assert_eq!(kernel[1], netbios);
+    assert!(
+        o.frames("lan").is_empty(),
+        "nothing routed back, no ARP, no error"
+    );
+    // The directed broadcast is delivered locally on wan, which has no
+    // tap: dropped there, not forwarded to the LAN, and not answered.
+    assert!(o.frames("wan").is_empty(), "no error to the WAN sender");
+    assert_eq!(o.drops("local_no_listener"), 1, "the directed broadcast");
+    assert_eq!(o.drops("filter_input"), 1, "the broadcast to port 9999");
+    assert_eq!(o.drops("local_icmp_ignored"), 1, "echo to a broadcast");
+}

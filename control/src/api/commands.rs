@@ -595,6 +595,7 @@ fn type_name(t: RouteType) -> &'static str {
     match t {
         RouteType::Unicast => "unicast",
         RouteType::Local => "local",
+        RouteType::Broadcast => "broadcast",
         RouteType::Blackhole => "blackhole",
         RouteType::Unreachable => "unreachable",
         RouteType::Prohibit => "prohibit",

@@ -155,6 +155,11 @@ pub fn compile(
                 // fe80::/64 exists on every link; scoped routes are not modelled.
                 continue;
             }
+            if let IpAddr::V4(a4) = addr
+                && let Some(b) = rt::broadcast_route(a4, len, idx)
+            {
+                fib.table_mut(rt::TABLE_LOCAL).replace(b);
+            }
             let r = rt::connected_route(addr, len, idx);
             if let Err(e) = fib.table_mut(rt::TABLE_MAIN).add(r) {
                 errors.push(ConfigError::new(

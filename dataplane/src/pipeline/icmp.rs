@@ -158,7 +158,10 @@ impl Pipeline {
     #[cold]
     pub(super) fn icmp_error<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &Meta, err: IcmpError) {
         let mcast_ok = matches!(err, IcmpError::TooBig(_)) && m.l3 == L3::V6;
-        if m.has(flags::LATER_FRAGMENT) || (m.has(flags::L2_MULTICAST) && !mcast_ok) {
+        if m.has(flags::LATER_FRAGMENT)
+            || m.has(flags::BROADCAST)
+            || (m.has(flags::L2_MULTICAST) && !mcast_ok)
+        {
             return;
         }
         let frame = m.desc.bytes(ctx.umem);
@@ -319,7 +322,8 @@ impl Pipeline {
         let l4_off = m.l4_off as usize;
         let seg = tcp::Packet::new_unchecked(&l3[l4_off..]);
         let fl = seg.flags();
-        if fl & tcp::flags::RST != 0 {
+        // No reset answers a reset or a broadcast (Linux's nf_send_reset).
+        if fl & tcp::flags::RST != 0 || m.has(flags::BROADCAST) {
             return false;
         }
         let data_len = (m.l3_len as usize - l4_off - seg.header_len()) as u32;

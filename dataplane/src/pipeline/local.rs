@@ -37,6 +37,17 @@ impl Pipeline {
                 (m.l3, m.proto),
                 (L3::V4, proto::ICMP) | (L3::V6, proto::ICMPV6)
             );
+            if m.has(flags::BROADCAST) {
+                // To the host's services if the interface has a tap (a
+                // DHCP server); echo requests are ignored, as Linux's
+                // icmp_echo_ignore_broadcasts=1; nothing is answered.
+                match tap {
+                    Some(tap) if !icmp => self.punt_to_kernel(ctx, m, tap),
+                    _ if icmp => self.drop_pkt(ctx, m, DropReason::LocalIcmpIgnored),
+                    _ => self.drop_pkt(ctx, m, DropReason::LocalNoListener),
+                }
+                continue;
+            }
             if let Some(tap) = tap
                 && (!icmp || m.has(flags::FRAGMENT))
             {

@@ -77,7 +77,21 @@ fn martian_v6(src: u128, dst: u128) -> Option<DropReason> {
     None
 }
 
+/// The limited broadcast, and 0.0.0.0 to 0.0.0.0 (which Linux takes as one).
+#[inline]
+fn limited_broadcast(src: u32, dst: u32) -> bool {
+    dst == u32::MAX || (src == 0 && dst == 0)
+}
+
 impl Pipeline {
+    /// A received broadcast: local delivery (the host's services behind a
+    /// tap: a DHCP server, NetBIOS), as Linux does with `bc_forwarding=0`.
+    #[inline]
+    fn broadcast_in(&mut self, m: &mut Meta) {
+        m.flags |= flags::BROADCAST;
+        m.next = Next::Local;
+    }
+
     pub(super) fn route<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
         // Start the first LPM read of every packet before looking any up:
         // with a large table it is a cache miss, and the misses of the
@@ -107,6 +121,18 @@ impl Pipeline {
                     (ip.src_u128(), ip.dst_u128())
                 }
             };
+            if !local_origin && m.l3 == L3::V4 && limited_broadcast(src as u32, dst as u32) {
+                // Linux's `ip_route_input_slow` takes these before the
+                // martian checks (brd_input): a DHCP client's 0.0.0.0 source
+                // is allowed; a multicast or broadcast source is not.
+                let s = src as u32;
+                if FIRST_OCTET[(s >> 24) as usize] & MULTICAST != 0 || s == u32::MAX {
+                    self.drop_pkt(ctx, m, DropReason::MartianSource);
+                } else {
+                    self.broadcast_in(m);
+                }
+                continue;
+            }
             if !local_origin {
                 let martian = match m.l3 {
                     L3::V4 => martian_v4(src as u32, dst as u32),
@@ -174,6 +200,16 @@ impl Pipeline {
                     m.oif = oif;
                     m.nexthop = gateway;
                     m.next = Next::Forward;
+                    continue;
+                }
+                (RouteType::Broadcast, _) => {
+                    if local_origin {
+                        // The kernel's own broadcasts leave as it built them
+                        // (by MAC, before routing); nothing else sends one.
+                        self.drop_pkt(ctx, m, DropReason::LocalNoListener);
+                    } else {
+                        self.broadcast_in(m);
+                    }
                     continue;
                 }
                 (RouteType::Local, _) => {

@@ -410,6 +410,7 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
             let t = match rtype {
                 RouteType::Unicast => "unicast",
                 RouteType::Local => "local",
+                RouteType::Broadcast => "broadcast",
                 RouteType::Blackhole => "blackhole",
                 RouteType::Unreachable => "unreachable",
                 RouteType::Prohibit => "prohibit",

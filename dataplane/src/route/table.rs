@@ -47,6 +47,11 @@ pub enum RouteType {
     Unicast,
     /// The destination is this router: deliver locally.
     Local,
+    /// A subnet's broadcast address (table local, as the kernel adds one
+    /// per IPv4 address with a prefix shorter than /31): delivered
+    /// locally as a broadcast, never forwarded, never answered with an
+    /// ICMP error, never resolved with ARP.
+    Broadcast,
     /// Drop silently.
     Blackhole,
     /// Drop with ICMP destination unreachable (host unreachable; IPv6 no
@@ -665,6 +670,28 @@ pub fn connected_route(addr: IpAddr, len: u8, dev: IfIndex) -> Route {
             weight: 1,
         }],
     }
+}
+
+/// The local-table broadcast route for IPv4 address `addr`/`len` on `dev`
+/// (the subnet's last address), as Linux adds it; `None` for /31 and /32,
+/// which have no broadcast address (RFC 3021).
+pub fn broadcast_route(addr: std::net::Ipv4Addr, len: u8, dev: IfIndex) -> Option<Route> {
+    if len >= 31 {
+        return None;
+    }
+    let host_bits = u32::MAX >> len;
+    let bcast = u32::from(addr) | host_bits;
+    Some(Route {
+        prefix: IpAddr::V4(bcast.into()),
+        len: 32,
+        metric: 0,
+        rtype: RouteType::Broadcast,
+        nexthops: vec![NextHop {
+            via: None,
+            dev,
+            weight: 1,
+        }],
+    })
 }
 
 /// The local-table route for an address of this router: a host route of
