@@ -11,6 +11,7 @@ PACKAGES=(
     libelf-dev clang m4 llvm     # libxdp/libbpf (vendored by xsk-rs) and its XDP programs
     libpcap-dev zlib1g-dev       # xdp-tools' configure insists on pcap; libbpf needs zlib
     python3 python3-prometheus-client  # the metrics test checks the exposition with the reference parser
+    dnsmasq-base busybox         # live DHCP test: dnsmasq on the LAN tap, busybox's udhcpc as the client
 )
 
 # Only for the forwarding benchmark (testbed/bench sets XGATE_BENCH=1):

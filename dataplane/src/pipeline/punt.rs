@@ -19,11 +19,12 @@
 //! Drops: punt_queue_full, kernel_malformed, unsupported_ethertype,
 //! no_free_frame.
 
-use super::{Ctx, Meta, Next, Pipeline, TraceWhat, flags};
+use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
+use crate::addr::v4_key;
 use crate::iface::IfIndex;
 use crate::io::punt::{PuntChannel, Slot};
 use crate::io::{FramePool, Port};
-use crate::packet::ether;
+use crate::packet::{ether, ipv4, ipv6};
 use crate::stats::DropReason;
 use std::sync::Arc;
 
@@ -134,7 +135,45 @@ impl Pipeline {
         if self.parse_l3(ctx.umem, &mut m, ethertype).is_err() {
             return self.drop_pkt(ctx, &mut m, DropReason::KernelMalformed);
         }
+        self.kernel_neighbor(ctx, &m, &dst);
         m.next = Next::Continue;
         self.push_out(ctx, &mut m);
+    }
+
+    /// A unicast frame the kernel addressed to a MAC of its choosing (not
+    /// the tap's own, which is what its taps use without ARP) states a
+    /// neighbour the kernel was told of: a DHCP server's answer to a client
+    /// that has no address yet (dnsmasq writes the client's MAC into the
+    /// kernel's neighbour table, SIOCSARP) can be delivered no other way,
+    /// since the client answers no ARP request for the offered address.
+    /// xgate learns it when the destination is on one of the interface's
+    /// subnets; a gateway's MAC is left to xgate's own resolution.
+    fn kernel_neighbor<P: Port>(&mut self, ctx: &Ctx<'_, P>, m: &Meta, dst: &[u8; 6]) {
+        let ic = self.tables.interfaces.get(m.iif);
+        if *dst == ic.mac {
+            return;
+        }
+        let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..];
+        let (ip, on_link) = match m.l3 {
+            L3::V4 => {
+                let d = ipv4::Packet::new_unchecked(l3).dst_u32();
+                let on = ic.v4.iter().any(|(a, len)| {
+                    let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
+                    (u32::from(*a) ^ d) & mask == 0
+                });
+                (v4_key(d), on)
+            }
+            _ => {
+                let d = ipv6::Packet::new_unchecked(l3).dst_u128();
+                let on = ic.v6.iter().any(|(a, len)| {
+                    let mask = u128::MAX.checked_shl(128 - u32::from(*len)).unwrap_or(0);
+                    (u128::from(*a) ^ d) & mask == 0
+                });
+                (d, on)
+            }
+        };
+        if on_link {
+            self.shared.neighbors.learn(m.iif, ip, dst, ctx.now, true);
+        }
     }
 }
