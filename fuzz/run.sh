@@ -26,7 +26,13 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet
 fi
 python3 seeds.py seeds >/dev/null
-for t in "${targets[@]}"; do cargo fuzz build -O -s none "$t" 2>&1 | tail -n 1; done
+build_log=$(mktemp)
+if ! cargo fuzz build -O -s none >"$build_log" 2>&1; then
+    tail -n 40 "$build_log"
+    echo "fuzz: building the targets failed"
+    exit 1
+fi
+rm -f "$build_log"
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "regressions/$t"
     # Known crashes first: each must pass now.
