@@ -63,6 +63,8 @@ drop_reasons! {
     Ipv4Truncated => "ipv4_truncated",
     Ipv4Malformed => "ipv4_malformed",
     Ipv4Checksum => "ipv4_checksum",
+    Ipv4BadOptions => "ipv4_bad_options",
+    Ipv4SourceRoute => "ipv4_source_route",
     Ipv6Truncated => "ipv6_truncated",
     Ipv6Malformed => "ipv6_malformed",
     L4Truncated => "l4_truncated",

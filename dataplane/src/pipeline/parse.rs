@@ -202,6 +202,9 @@ impl Pipeline {
                 })?;
                 let total = ip.total_len() as usize;
                 let hl = ip.header_len();
+                if hl > ipv4::MIN_HEADER_LEN {
+                    check_v4_options(&l3[ipv4::MIN_HEADER_LEN..hl])?;
+                }
                 m.l3_len = total as u16;
                 m.proto = ip.protocol();
                 m.l4_off = hl as u16;
@@ -269,6 +272,34 @@ impl Pipeline {
 }
 
 /// The drop reason for an IPv6 header or extension-header chain that fails.
+/// IPv4 options as Linux's `ip_options_compile` and `ip_rcv_options`
+/// take them on a router: each option whole (an end-of-list ends the
+/// walk), and no loose or strict source route (`accept_source_route=0`:
+/// a sender must not choose the path through the router).
+fn check_v4_options(mut opts: &[u8]) -> Result<(), DropReason> {
+    const EOL: u8 = 0;
+    const NOP: u8 = 1;
+    const LSRR: u8 = 131;
+    const SSRR: u8 = 137;
+    while let Some(&kind) = opts.first() {
+        match kind {
+            EOL => return Ok(()),
+            NOP => opts = &opts[1..],
+            _ => {
+                let len = usize::from(*opts.get(1).ok_or(DropReason::Ipv4BadOptions)?);
+                if len < 2 || len > opts.len() {
+                    return Err(DropReason::Ipv4BadOptions);
+                }
+                if kind == LSRR || kind == SSRR {
+                    return Err(DropReason::Ipv4SourceRoute);
+                }
+                opts = &opts[len..];
+            }
+        }
+    }
+    Ok(())
+}
+
 fn v6_drop(e: ParseError) -> DropReason {
     match e {
         ParseError::Truncated => DropReason::Ipv6Truncated,
@@ -408,6 +439,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ipv4_options_whole_and_no_source_route() {
+        assert_eq!(check_v4_options(&[1, 1, 1, 0]), Ok(()));
+        // Record route (7), length 7, pointer 4, one slot; then end.
+        assert_eq!(check_v4_options(&[7, 7, 4, 0, 0, 0, 0, 0]), Ok(()));
+        assert_eq!(
+            check_v4_options(&[131, 7, 4, 10, 0, 0, 1, 0]),
+            Err(DropReason::Ipv4SourceRoute)
+        );
+        assert_eq!(
+            check_v4_options(&[1, 137, 7, 4, 10, 0, 0, 1]),
+            Err(DropReason::Ipv4SourceRoute)
+        );
+        for bad in [&[7u8][..], &[7, 0, 0, 0], &[7, 1, 0, 0], &[7, 9, 4, 0]] {
+            assert_eq!(
+                check_v4_options(bad),
+                Err(DropReason::Ipv4BadOptions),
+                "{bad:?}"
+            );
+        }
+        // After the end of the list nothing is read.
+        assert_eq!(check_v4_options(&[0, 131, 0, 0]), Ok(()));
     }
 
     #[test]
