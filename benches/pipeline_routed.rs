@@ -39,6 +39,7 @@ fn iface(name: &str, port: u16, mac: [u8; 6], addr: &str) -> Interface {
         v4: vec![(addr.parse().unwrap(), 24)],
         v6: vec![],
         tap: None,
+        tap_groups: Vec::new(),
     }
 }
 

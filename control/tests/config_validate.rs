@@ -130,6 +130,12 @@ const ONE_ERROR: &[(&str, OneError)] = &[
         Base("[[interface]]\nname = \"m\"\ndevice = \"eth2\"\ntap = \"k0\"\n\n\
               [[interface]]\nname = \"n\"\ndevice = \"eth3\"\ntap=\"k0\"\n"),
         "tap=\"k0\"", "interface[3].tap", "already the tap of interface \"m\"")),
+    ("tap_groups need a tap", (
+        Base("[[interface]]\nname = \"m\"\ndevice = \"eth2\"\ntap_groups = [\"224.0.0.251\"]\n"),
+        "tap_groups", "interface[2].tap_groups", "tap_groups needs a tap")),
+    ("tap_groups are multicast", (
+        Base("[[interface]]\nname = \"m\"\ndevice = \"eth2\"\ntap = \"k0\"\ntap_groups = [\"10.0.0.0/8\"]\n"),
+        "tap_groups", "interface[2].tap_groups[0]", "10.0.0.0/8 is not multicast")),
     ("interface name empty", (
         Alone("[[interface]]\nname = \"\"\ndevice = \"eth0\"\n"),
         "name", "interface[0].name", "must not be empty")),

@@ -353,3 +353,89 @@ COMMIT
     assert_eq!(o.drops("filter_input"), 1, "the broadcast to port 9999");
     assert_eq!(o.drops("local_icmp_ignored"), 1, "echo to a broadcast");
 }
+
+/// `tap_groups`: multicast groups the host's daemons listen to (mDNS,
+/// OSPF) go to the tap of the interface they arrive by; other groups are
+/// still not routed, and an interface without the group drops it.
+#[test]
+fn tap_groups_reach_the_tap_other_multicast_is_not_routed() {
+    let cfg = Office::new()
+        .wan_line(r#"tap = "xg-wan""#)
+        .wan_line(r#"tap_groups = ["224.0.0.251", "224.0.0.5/32", "ff02::fb"]"#)
+        .config("");
+    let mdns = udp4(
+        mac(UPSTREAM),
+        [0x01, 0x00, 0x5e, 0, 0, 0xfb],
+        &[],
+        "203.0.113.9",
+        "224.0.0.251",
+        255,
+        5353,
+        5353,
+        b"mdns",
+    );
+    let mut ospf = udp4(
+        mac(UPSTREAM),
+        [0x01, 0x00, 0x5e, 0, 0, 5],
+        &[],
+        "203.0.113.9",
+        "224.0.0.5",
+        1,
+        0,
+        0,
+        b"hello",
+    );
+    ospf[14 + 9] = 89; // OSPF, not UDP
+    fix_ipv4_checksum(&mut ospf[14..]);
+    let mut mdns6 = Vec::new();
+    etherparse::PacketBuilder::ethernet2(mac(UPSTREAM), [0x33, 0x33, 0, 0, 0, 0xfb])
+        .ipv6(ip6("fe80::9"), ip6("ff02::fb"), 255)
+        .udp(5353, 5353)
+        .write(&mut mdns6, b"mdns6")
+        .unwrap();
+    let ssdp = udp4(
+        mac(UPSTREAM),
+        [0x01, 0x00, 0x5e, 0x7f, 0xff, 0xfa],
+        &[],
+        "203.0.113.9",
+        "239.255.255.250",
+        4,
+        1900,
+        1900,
+        b"ssdp",
+    );
+    let lan_mdns = udp4(
+        mac(HOST),
+        [0x01, 0x00, 0x5e, 0, 0, 0xfb],
+        &[],
+        "192.168.1.10",
+        "224.0.0.251",
+        255,
+        5353,
+        5353,
+        b"lan mdns",
+    );
+    let o = run(
+        "tap_groups",
+        &cfg,
+        &[
+            (
+                "wan",
+                vec![
+                    (1.0, mdns.clone()),
+                    (1.1, ospf.clone()),
+                    (1.2, mdns6.clone()),
+                    (1.3, ssdp),
+                ],
+            ),
+            ("lan", vec![(1.4, lan_mdns)]),
+        ],
+    );
+    let kernel = o.frames("xg-wan");
+    assert_eq!(kernel.len(), 3, "{}", o.report.summary());
+    assert_eq!(kernel[0], mdns);
+    assert_eq!(kernel[1], ospf);
+    assert_eq!(kernel[2], mdns6);
+    assert_eq!(o.drops("multicast_not_routed"), 2, "SSDP, and mDNS on lan");
+    assert!(o.frames("lan").is_empty() && o.frames("wan").is_empty());
+}

@@ -30,9 +30,22 @@ pub struct Interface {
     /// list, see `crate::punt`): traffic for the router that xgate does
     /// not answer itself is handed to it. None: no punt.
     pub tap: Option<u16>,
+    /// Multicast groups (address keys with prefix lengths) that go to the
+    /// tap when they arrive by this interface (`tap_groups`): mDNS, OSPF,
+    /// RIP, VRRP for the host's daemons. Empty: multicast is not routed.
+    pub tap_groups: Vec<(u128, u8)>,
 }
 
 impl Interface {
+    /// Whether a multicast packet to `dst` (an address key) goes to the tap.
+    pub fn tap_group(&self, dst: u128) -> bool {
+        self.tap.is_some()
+            && self.tap_groups.iter().any(|&(g, len)| {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                (g ^ dst) & mask == 0
+            })
+    }
+
     /// True when `a` is one of this interface's IPv4 addresses.
     pub fn has_v4(&self, a: u32) -> bool {
         self.v4.iter().any(|(x, _)| u32::from(*x) == a)
@@ -232,6 +245,7 @@ mod tests {
             v4: v4.iter().map(|(a, l)| (a.parse().unwrap(), *l)).collect(),
             v6: vec![],
             tap: None,
+            tap_groups: Vec::new(),
         }
     }
 

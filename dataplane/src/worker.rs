@@ -293,6 +293,7 @@ mod tests {
                 v4: Vec::new(),
                 v6: Vec::new(),
                 tap: None,
+                tap_groups: Vec::new(),
             }]),
             fib: crate::route::Fib::new(),
             icmp: Default::default(),

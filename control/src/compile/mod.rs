@@ -134,6 +134,17 @@ pub fn compile(
                 taps.push(name.clone());
                 (taps.len() - 1) as u16
             }),
+            tap_groups: ic
+                .tap_groups
+                .iter()
+                .map(|n| match n {
+                    IpNet::V4(n) => (
+                        xgate_dataplane::addr::v4_key(n.network().into()),
+                        96 + n.prefix_len(),
+                    ),
+                    IpNet::V6(n) => (n.network().into(), n.prefix_len()),
+                })
+                .collect(),
         });
     }
     let interfaces = Interfaces::new(list);

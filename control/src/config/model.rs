@@ -210,6 +210,9 @@ pub struct Interface {
     /// kernel sends through it leaves by this interface. None: xgate
     /// answers everything addressed to the router itself.
     pub tap: Option<String>,
+    /// Multicast groups (prefixes) that go to the tap when they arrive by
+    /// this interface, for the host's daemons (mDNS, OSPF, RIP, VRRP).
+    pub tap_groups: Vec<IpNet>,
     /// Line of the `[[interface]]` header.
     pub line: usize,
 }

@@ -44,7 +44,16 @@ const DATAPLANE_KEYS: &[&str] = &[
     "tx_ring",
     "fill_ring",
 ];
-const INTERFACE_KEYS: &[&str] = &["name", "device", "mac", "vlan", "address", "mtu", "tap"];
+const INTERFACE_KEYS: &[&str] = &[
+    "name",
+    "device",
+    "mac",
+    "vlan",
+    "address",
+    "mtu",
+    "tap",
+    "tap_groups",
+];
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "table", "type", "nexthops"];
 const NEXTHOP_KEYS: &[&str] = &["via", "dev", "weight"];
 const RULE_KEYS: &[&str] = &["priority", "from", "to", "iif", "fwmark", "table"];

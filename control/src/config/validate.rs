@@ -109,6 +109,16 @@ fn interfaces(cfg: &Config, ctx: &mut Ctx<'_>) {
             }
         }
 
+        if !ifc.tap_groups.is_empty() && ifc.tap.is_none() {
+            let f = format!("{p}.tap_groups");
+            let l = ctx.line_of(&f, ifc.line);
+            ctx.error(
+                l,
+                &f,
+                "tap_groups needs a tap: the groups go to the host kernel's tap".to_string(),
+            );
+        }
+
         let mtu_f = format!("{p}.mtu");
         if ifc.mtu < MIN_MTU_V6
             && let Some(a) = ifc.addresses.iter().find(|a| a.addr().is_ipv6())

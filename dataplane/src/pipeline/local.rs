@@ -37,13 +37,23 @@ impl Pipeline {
                 (m.l3, m.proto),
                 (L3::V4, proto::ICMP) | (L3::V6, proto::ICMPV6)
             );
-            if m.has(flags::BROADCAST) {
+            if m.has(flags::TO_GROUP) {
                 // To the host's services if the interface has a tap (a
-                // DHCP server); echo requests are ignored, as Linux's
-                // icmp_echo_ignore_broadcasts=1; nothing is answered.
+                // DHCP server, mDNS, a routing daemon); echo requests are
+                // ignored, as Linux's icmp_echo_ignore_broadcasts=1;
+                // nothing is answered.
+                let l4 = m.l4_off as usize;
+                let echo_type = if m.l3 == L3::V4 {
+                    icmp4::ECHO_REQUEST
+                } else {
+                    icmp6::ECHO_REQUEST
+                };
+                let echo = icmp
+                    && !m.has(flags::LATER_FRAGMENT)
+                    && m.desc.bytes(ctx.umem).get(L3_OFF + l4) == Some(&echo_type);
                 match tap {
-                    Some(tap) if !icmp => self.punt_to_kernel(ctx, m, tap),
-                    _ if icmp => self.drop_pkt(ctx, m, DropReason::LocalIcmpIgnored),
+                    Some(tap) if !echo => self.punt_to_kernel(ctx, m, tap),
+                    _ if echo => self.drop_pkt(ctx, m, DropReason::LocalIcmpIgnored),
                     _ => self.drop_pkt(ctx, m, DropReason::LocalNoListener),
                 }
                 continue;

@@ -206,10 +206,11 @@ pub(crate) mod flags {
     /// Sent by the host kernel through a tap (with LOCAL_ORIGIN): it may
     /// open connections of its own.
     pub const KERNEL: u8 = 32;
-    /// An IPv4 broadcast (255.255.255.255, or a subnet's broadcast
-    /// address): delivered locally, never answered with an ICMP error or a
-    /// reset, never forwarded.
-    pub const BROADCAST: u8 = 64;
+    /// Addressed to a group, not to the router alone: an IPv4 broadcast
+    /// (255.255.255.255, a subnet's broadcast address) or a multicast
+    /// group of the interface's `tap_groups`. Delivered locally, never
+    /// answered with an ICMP error or a reset, never forwarded.
+    pub const TO_GROUP: u8 = 64;
 }
 
 /// Per-packet metadata, the "buffer opaque" of the walk. After parsing, the

@@ -380,6 +380,7 @@ mod tests {
             v4: vec![("10.0.0.1".parse().unwrap(), 24)],
             v6: vec![],
             tap: None,
+            tap_groups: Vec::new(),
         }]);
         let tables = Tables {
             interfaces: ifs,

@@ -84,11 +84,12 @@ fn limited_broadcast(src: u32, dst: u32) -> bool {
 }
 
 impl Pipeline {
-    /// A received broadcast: local delivery (the host's services behind a
-    /// tap: a DHCP server, NetBIOS), as Linux does with `bc_forwarding=0`.
+    /// A received broadcast or tap group: local delivery (the host's
+    /// services behind a tap: a DHCP server, NetBIOS, mDNS, a routing
+    /// daemon), as Linux does with `bc_forwarding=0`.
     #[inline]
-    fn broadcast_in(&mut self, m: &mut Meta) {
-        m.flags |= flags::BROADCAST;
+    fn group_in(&mut self, m: &mut Meta) {
+        m.flags |= flags::TO_GROUP;
         m.next = Next::Local;
     }
 
@@ -129,7 +130,7 @@ impl Pipeline {
                 if FIRST_OCTET[(s >> 24) as usize] & MULTICAST != 0 || s == u32::MAX {
                     self.drop_pkt(ctx, m, DropReason::MartianSource);
                 } else {
-                    self.broadcast_in(m);
+                    self.group_in(m);
                 }
                 continue;
             }
@@ -139,7 +140,20 @@ impl Pipeline {
                     _ => martian_v6(src, dst),
                 };
                 if let Some(r) = martian {
-                    self.drop_pkt(ctx, m, r);
+                    let group = if m.l3 == L3::V4 {
+                        v4_key(dst as u32)
+                    } else {
+                        dst
+                    };
+                    if r == DropReason::MulticastNotRouted
+                        && self.tables.interfaces.get(m.iif).tap_group(group)
+                    {
+                        // A group the host's daemons listen to (mDNS,
+                        // OSPF, VRRP): to the tap, never routed.
+                        self.group_in(m);
+                    } else {
+                        self.drop_pkt(ctx, m, r);
+                    }
                     continue;
                 }
             }
@@ -208,7 +222,7 @@ impl Pipeline {
                         // (by MAC, before routing); nothing else sends one.
                         self.drop_pkt(ctx, m, DropReason::LocalNoListener);
                     } else {
-                        self.broadcast_in(m);
+                        self.group_in(m);
                     }
                     continue;
                 }

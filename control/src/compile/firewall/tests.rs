@@ -22,6 +22,7 @@ fn ifaces(names: &[&str]) -> Interfaces {
                 v4: vec![],
                 v6: vec![],
                 tap: None,
+                tap_groups: Vec::new(),
             })
             .collect(),
     )

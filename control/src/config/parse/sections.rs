@@ -144,6 +144,7 @@ fn interface(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Int
         addresses: Vec::new(),
         mtu: DEFAULT_MTU,
         tap: None,
+        tap_groups: Vec::new(),
         line,
     };
     let (mut has_name, mut has_device) = (false, false);
@@ -178,6 +179,7 @@ fn interface(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Int
                     }
                 }
             }
+            "tap_groups" => ifc.tap_groups = groups(ctx, f, v),
             "vlan" => ifc.vlan = vlan(ctx, f, v),
             "address" => ifc.addresses = addresses(ctx, f, v),
             "mtu" => {
@@ -251,6 +253,34 @@ fn addresses(ctx: &mut Ctx<'_>, field: &str, v: &Val<'_>) -> Vec<IpNet> {
         if let Some(s) = ctx.expect_str(&f, item) {
             match values::parse_host_prefix(s) {
                 Ok(net) => out.push(net),
+                Err(e) => ctx.value_error(&f, item, e),
+            }
+        }
+    }
+    out
+}
+
+/// `tap_groups = ["224.0.0.251", "ff02::fb", "224.0.0.5/32"]`: multicast
+/// groups or prefixes.
+fn groups(ctx: &mut Ctx<'_>, field: &str, v: &Val<'_>) -> Vec<IpNet> {
+    ctx.record(field, v);
+    let DeValue::Array(items) = v.get_ref() else {
+        ctx.type_error(
+            field,
+            v,
+            "an array of multicast groups like [\"224.0.0.251\"]",
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (j, item) in items.iter().enumerate() {
+        let f = format!("{field}[{j}]");
+        if let Some(s) = ctx.expect_str(&f, item) {
+            match values::parse_network(s) {
+                Ok(net) if net.network().is_multicast() && net.broadcast().is_multicast() => {
+                    out.push(net)
+                }
+                Ok(net) => ctx.value_error(&f, item, format!("{net} is not multicast")),
                 Err(e) => ctx.value_error(&f, item, e),
             }
         }
