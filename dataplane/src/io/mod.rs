@@ -18,6 +18,7 @@
 //! kernel's side of the router's own traffic (the management punt).
 
 pub mod afxdp;
+pub mod bpf;
 pub mod memory;
 pub mod punt;
 pub mod tap;
