@@ -17,48 +17,15 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 use xgate_testbed::traffic::{self, RawSocket};
 use xgate_testbed::xgate::{Xgate, XgateExit};
-use xgate_testbed::{Testbed, in_ns, pin_to_cpu, skip_reason};
+use xgate_testbed::{Gateway, Testbed, in_ns, pin_to_cpu, skip};
 
 const XGATE: &str = env!("CARGO_BIN_EXE_xgate");
 
-fn skip() -> bool {
-    if let Some(r) = skip_reason() {
-        eprintln!("skipped: {r}");
-        return true;
-    }
-    false
-}
-
-struct Topo {
-    tb: Testbed,
-    client: String,
-    router: String,
-    server: String,
-    r0: String,
-    r1: String,
-    c0: String,
-}
-
 fn topology(queues: u32) -> Topo {
-    let mut tb = Testbed::new();
-    let client = tb.netns("c");
-    let router = tb.netns("r");
-    let server = tb.netns("s");
-    let (c0, r0) = tb.veth(&client, "c0", &router, "r0", queues);
-    let (r1, s0) = tb.veth(&router, "r1", &server, "s0", queues);
-    tb.sysctl(&router, "net.ipv4.ip_forward=0");
-    tb.endpoint(&client, &c0, "10.1.0.2/24", "10.1.0.1");
-    tb.endpoint(&server, &s0, "10.2.0.2/24", "10.2.0.1");
-    Topo {
-        tb,
-        client,
-        router,
-        server,
-        r0,
-        r1,
-        c0,
-    }
+    Gateway::new(queues)
 }
+
+type Topo = Gateway;
 
 fn config(t: &Topo, dataplane: &str, extra: &str) -> String {
     format!(

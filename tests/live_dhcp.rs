@@ -19,22 +19,24 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use xgate_testbed::traffic;
 use xgate_testbed::xgate::Xgate;
-use xgate_testbed::{Testbed, in_ns, skip_reason};
+use xgate_testbed::{Testbed, in_ns};
 
 const XGATE: &str = env!("CARGO_BIN_EXE_xgate");
 
 fn skip() -> bool {
-    let reason = skip_reason().or_else(|| {
-        ["/usr/sbin/dnsmasq", "/usr/bin/busybox"]
-            .iter()
-            .find(|p| !std::path::Path::new(p).exists())
-            .map(|p| format!("{p} is not installed"))
-    });
-    if let Some(r) = reason {
-        eprintln!("skipped: {r}");
+    if xgate_testbed::skip() {
         return true;
     }
-    false
+    match ["/usr/sbin/dnsmasq", "/usr/bin/busybox"]
+        .iter()
+        .find(|p| !std::path::Path::new(p).exists())
+    {
+        Some(p) => {
+            eprintln!("skipped: {p} is not installed");
+            true
+        }
+        None => false,
+    }
 }
 
 /// A child process killed when dropped (dnsmasq, which this test started).

@@ -21,7 +21,9 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 use xgate_testbed::xgate::{Xgate, XgateExit};
-use xgate_testbed::{Testbed, in_ns, skip_reason};
+use xgate_testbed::{Gateway, in_ns, skip};
+
+type Topo = Gateway;
 
 const XGATE: &str = env!("CARGO_BIN_EXE_xgate");
 const QUEUES: u32 = 4;
@@ -29,50 +31,17 @@ const FLOWS: usize = 32;
 const PER_FLOW: usize = 3;
 const PORT: u16 = 7000;
 
-fn skip() -> bool {
-    if let Some(r) = skip_reason() {
-        eprintln!("skipped: {r}");
-        return true;
-    }
-    false
-}
-
-struct Topo {
-    tb: Testbed,
-    client: String,
-    router: String,
-    server: String,
-    r0: String,
-    r1: String,
-}
-
 /// The three namespaces, 4-queue veths; `kernel_routes`: the router
 /// namespace's kernel holds the router's addresses and forwards
 /// (`ip_forward=1`), so a frame passed to it would be routed.
 fn topology(kernel_routes: bool) -> Topo {
-    let mut tb = Testbed::new();
-    let client = tb.netns("c");
-    let router = tb.netns("r");
-    let server = tb.netns("s");
-    let (c0, r0) = tb.veth(&client, "c0", &router, "r0", QUEUES);
-    let (r1, s0) = tb.veth(&router, "r1", &server, "s0", QUEUES);
+    let t = Gateway::new(QUEUES);
     if kernel_routes {
-        tb.ip(&router, &["addr", "add", "10.1.0.1/24", "dev", &r0]);
-        tb.ip(&router, &["addr", "add", "10.2.0.1/24", "dev", &r1]);
-        tb.sysctl(&router, "net.ipv4.ip_forward=1");
-    } else {
-        tb.sysctl(&router, "net.ipv4.ip_forward=0");
+        t.tb.ip(&t.router, &["addr", "add", "10.1.0.1/24", "dev", &t.r0]);
+        t.tb.ip(&t.router, &["addr", "add", "10.2.0.1/24", "dev", &t.r1]);
+        t.tb.sysctl(&t.router, "net.ipv4.ip_forward=1");
     }
-    tb.endpoint(&client, &c0, "10.1.0.2/24", "10.1.0.1");
-    tb.endpoint(&server, &s0, "10.2.0.2/24", "10.2.0.1");
-    Topo {
-        tb,
-        client,
-        router,
-        server,
-        r0,
-        r1,
-    }
+    t
 }
 
 /// xgate's config: `dataplane` keys (none: the defaults) and the filter

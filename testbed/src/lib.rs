@@ -23,6 +23,63 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// For a live test: true, with the reason printed, when it cannot run
+/// here (see [`skip_reason`]).
+pub fn skip() -> bool {
+    match skip_reason() {
+        Some(r) => {
+            eprintln!("skipped: {r}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// The live tests' site: a client, a router (where xgate runs, its own
+/// forwarding off) and a server namespace joined by veth pairs with
+/// `queues` queues each way:
+///
+/// ```text
+///  client c0 10.1.0.2/24 ---- r0 (router) r1 ---- s0 10.2.0.2/24 server
+/// ```
+///
+/// The endpoints route by 10.1.0.1 and 10.2.0.1, the router's addresses
+/// in xgate's config. Everything goes with the `Testbed`.
+pub struct Gateway {
+    pub tb: Testbed,
+    pub client: String,
+    pub router: String,
+    pub server: String,
+    pub c0: String,
+    pub r0: String,
+    pub r1: String,
+    pub s0: String,
+}
+
+impl Gateway {
+    pub fn new(queues: u32) -> Gateway {
+        let mut tb = Testbed::new();
+        let client = tb.netns("c");
+        let router = tb.netns("r");
+        let server = tb.netns("s");
+        let (c0, r0) = tb.veth(&client, "c0", &router, "r0", queues);
+        let (r1, s0) = tb.veth(&router, "r1", &server, "s0", queues);
+        tb.sysctl(&router, "net.ipv4.ip_forward=0");
+        tb.endpoint(&client, &c0, "10.1.0.2/24", "10.1.0.1");
+        tb.endpoint(&server, &s0, "10.2.0.2/24", "10.2.0.1");
+        Gateway {
+            tb,
+            client,
+            router,
+            server,
+            c0,
+            r0,
+            r1,
+            s0,
+        }
+    }
+}
+
 /// Why a live test cannot run on this kernel (None: it can).
 pub fn skip_reason() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
