@@ -335,11 +335,19 @@ pub fn partial_lines(rules: &str) -> Vec<&str> {
 /// `xgate check`'s warning for a config whose firewall rules hold lines a
 /// `--partial` import could not convert (`None` if they hold none).
 pub fn partial_warning(fw: &crate::config::Firewall) -> Option<String> {
-    let text = match (&fw.rules, &fw.rules_file) {
+    let read = |rules: &Option<String>, file: &Option<std::path::PathBuf>| match (rules, file) {
         (Some(t), _) => t.clone(),
-        (None, Some(p)) => String::from_utf8_lossy(&std::fs::read(p).ok()?).into_owned(),
-        (None, None) => return None,
+        (None, Some(p)) => std::fs::read(p)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
+        (None, None) => String::new(),
     };
+    let text = [
+        read(&fw.rules, &fw.rules_file),
+        read(&fw.v4.rules, &fw.v4.rules_file),
+        read(&fw.v6.rules, &fw.v6.rules_file),
+    ]
+    .join("\n");
     let lines = partial_lines(&text);
     if lines.is_empty() {
         return None;
