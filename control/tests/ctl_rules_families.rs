@@ -99,8 +99,14 @@ fn rules_prints_each_family_with_its_counters() {
     let v6 = text.find("# IPv6: no rules_v6").expect(&text);
     assert!(v4 < v6, "{text}");
     let (v4_text, v6_text) = text.split_at(v6);
-    assert!(v4_text.contains("[1:29] -A NAVY -p udp -j ACCEPT"), "{text}");
+    assert!(
+        v4_text.contains("[1:29] -A NAVY -p udp -j ACCEPT"),
+        "{text}"
+    );
     assert!(v4_text.contains(":FORWARD DROP [0:0]"), "{text}");
-    assert!(v6_text.contains(":FORWARD DROP [1:"), "IPv6 dropped by the default: {text}");
+    assert!(
+        v6_text.contains(":FORWARD DROP [1:"),
+        "IPv6 dropped by the default: {text}"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
