@@ -203,3 +203,62 @@ fn ndp_is_answered_when_ipv6_has_no_rules() {
     let (_, et, off) = l2(&lan[0]);
     assert_eq!((et, lan[0][off + 40]), (0x86dd, 136));
 }
+
+#[test]
+fn masquerade_of_the_ipv4_ruleset_leaves_ipv6_alone() {
+    let cfg = dual(
+        "rules_v4 = \"\"\"\n*nat\n-A POSTROUTING -o wan -j MASQUERADE\nCOMMIT\n\"\"\"\n\
+         rules_v6 = \"\"\"\n*filter\nCOMMIT\n\"\"\"\n",
+    );
+    let o = run(
+        "fam_nat",
+        &cfg,
+        &[(
+            "lan",
+            vec![
+                (
+                    0.0,
+                    udp4(
+                        mac(HOST),
+                        mac(GL),
+                        &[],
+                        "172.16.0.5",
+                        "198.51.100.7",
+                        64,
+                        1000,
+                        53,
+                        b"v4",
+                    ),
+                ),
+                (
+                    0.1,
+                    udp6(
+                        mac(HOST),
+                        mac(GL),
+                        "2001:db8:2::5",
+                        "2001:db8:99::7",
+                        64,
+                        1000,
+                        53,
+                        b"v6",
+                    ),
+                ),
+            ],
+        )],
+    );
+    let wan = o.frames("wan");
+    assert_eq!(wan.len(), 2);
+    let (_, _, off) = l2(&wan[0]);
+    assert_eq!(
+        &wan[0][off + 12..off + 16],
+        &ip4("203.0.113.2"),
+        "masqueraded"
+    );
+    let (_, et, off) = l2(&wan[1]);
+    assert_eq!(et, 0x86dd);
+    assert_eq!(
+        &wan[1][off + 8..off + 24],
+        &ip6("2001:db8:2::5"),
+        "untouched"
+    );
+}

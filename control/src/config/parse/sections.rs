@@ -529,7 +529,7 @@ fn firewall(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>, base_dir: &Path) -> Opti
             ctx.fail(
                 &join(&section.field, file),
                 l,
-                &format!("`{text}` and `{file}` are mutually exclusive"),
+                format!("`{text}` and `{file}` are mutually exclusive"),
             );
         }
     }
@@ -542,7 +542,7 @@ fn firewall(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>, base_dir: &Path) -> Opti
                 ctx.fail(
                     &join(&section.field, k),
                     l,
-                    &format!(
+                    format!(
                         "`{k}` cannot be combined with `{inet}`: `{inet}` is one ruleset for IPv4 \
                          and IPv6 (inet); give either it or `rules_v4`/`rules_v6` (one ruleset per family)"
                     ),
