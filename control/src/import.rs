@@ -308,7 +308,7 @@ pub fn import_family(text: &str, file: &str, family: Option<Family>) -> Import {
         }
         let rs = import_lines(text, file, mine, &mut skipped);
         match fam {
-            Family::V6 => out.v6 = Some(rs),
+            Family::V6 => out.v6 = Some(iptables::as_ipv6(rs)),
             _ => out.v4 = Some(rs),
         }
     }

@@ -262,3 +262,21 @@ fn masquerade_of_the_ipv4_ruleset_leaves_ipv6_alone() {
         "untouched"
     );
 }
+
+#[test]
+fn an_icmpv4_reject_in_the_ipv6_ruleset_is_an_error() {
+    let cfg = dual(
+        "rules_v6 = \"\"\"\n*filter\n-A INPUT -p tcp -j REJECT --reject-with icmp-port-unreachable\n\
+         -A INPUT -p udp -j REJECT\nCOMMIT\n\"\"\"\n",
+    );
+    let c = xgate_control::parse(&cfg, "t.toml").unwrap();
+    let errs = xgate_control::compile::compile(&c, &|_, _| None).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].message.contains("IPv4 only"), "{errs:?}");
+    assert_eq!(errs[0].field, "firewall.rules_v6");
+    // A bare REJECT is fine: port unreachable in ICMPv6; import prints it
+    // as ip6tables does.
+    let imp = xgate_control::import::import("ip6tables -A INPUT -p udp -j REJECT\n", "fw.sh");
+    let v6 = imp.v6.unwrap().to_string();
+    assert!(v6.contains("--reject-with icmp6-port-unreachable"), "{v6}");
+}

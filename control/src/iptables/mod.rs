@@ -206,6 +206,33 @@ pub fn load_all(
                 Ok(default_drop()),
             ),
         };
+        let parsed = match (family, parsed) {
+            (Family::V6, Ok(rs)) => {
+                let (text, first) = match (&fr.rules, &fr.rules_file) {
+                    (Some(t), _) => (t.clone(), fr.rules_line),
+                    (None, Some(p)) => (std::fs::read_to_string(p).unwrap_or_default(), 1),
+                    (None, None) => (String::new(), 1),
+                };
+                let bad = ipv4_reject_lines(&text, first);
+                if bad.is_empty() {
+                    Ok(as_ipv6(rs))
+                } else {
+                    Err(bad
+                        .into_iter()
+                        .map(|l| {
+                            ConfigError::new(
+                                file.as_str(),
+                                l,
+                                field.as_str(),
+                                "--reject-with icmp-port-unreachable is IPv4 only, not allowed \
+                                 in the IPv6 ruleset (ip6tables: icmp6-port-unreachable)",
+                            )
+                        })
+                        .collect())
+                }
+            }
+            (_, p) => p,
+        };
         match parsed {
             Ok(ruleset) => sets.push(FamilyRuleset {
                 family,
@@ -222,4 +249,34 @@ pub fn load_all(
     } else {
         Err(errors)
     }
+}
+
+/// Lines of `text` (the first is line `first`) that ask for the ICMPv4
+/// `--reject-with icmp-port-unreachable` by name. The model keeps a bare
+/// `-j REJECT` as that kind too (port unreachable in the packet's
+/// family), so an IPv6 ruleset is checked on its text.
+fn ipv4_reject_lines(text: &str, first: usize) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.windows(2)
+                .any(|p| p[0] == "--reject-with" && p[1] == "icmp-port-unreachable")
+        })
+        .map(|(i, _)| first + i)
+        .collect()
+}
+
+/// `ruleset` as an IPv6 ruleset prints it: a bare `-j REJECT` (kept as
+/// icmp-port-unreachable, answered in the packet's family) becomes
+/// ip6tables' `icmp6-port-unreachable`, which means the same there.
+pub fn as_ipv6(mut ruleset: IptablesRuleset) -> IptablesRuleset {
+    for t in &mut ruleset.tables {
+        for r in t.chains.iter_mut().flat_map(|c| &mut c.rules) {
+            if r.target == Target::Reject(RejectWith::IcmpPortUnreachable) {
+                r.target = Target::Reject(RejectWith::Icmp6PortUnreachable);
+            }
+        }
+    }
+    ruleset
 }
