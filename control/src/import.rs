@@ -19,7 +19,7 @@
 //! Bytes that are not UTF-8 are tolerated in comments (lossily) and are an
 //! error naming the line anywhere else.
 
-use crate::iptables::{self, Counters, Family, IptablesRuleset};
+use crate::iptables::{self, Counters, Family, IptablesRuleset, TableKind};
 use std::collections::HashMap;
 
 /// The marker `--partial` puts before each refused line in the block, and
@@ -342,7 +342,8 @@ fn import_lines(
     loop {
         let errs = match iptables::parse(&lines.join("\n"), file, 1) {
             Ok(mut rs) => {
-                let never = never_run_rules(&rs);
+                let mut never = never_run_rules(&rs);
+                never.extend(never_run_policies(&lines));
                 if never.is_empty() {
                     for t in &mut rs.tables {
                         for c in &mut t.chains {
@@ -384,6 +385,43 @@ fn import_lines(
             return IptablesRuleset::default();
         }
     }
+}
+
+/// Lines setting policy DROP on a chain xgate never runs (`:OUTPUT DROP`
+/// in `*nat`, `iptables -t mangle -P FORWARD DROP`), which `check`
+/// refuses: (line, check's reason).
+fn never_run_policies(lines: &[String]) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut block: Option<TableKind> = None;
+    for (i, l) in lines.iter().enumerate() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let Some(first) = w.first() else { continue };
+        if let Some(name) = first.strip_prefix('*') {
+            block = TableKind::from_name(name);
+            continue;
+        }
+        let table_opt = w
+            .windows(2)
+            .find(|p| matches!(p[0], "-t" | "--table"))
+            .and_then(|p| TableKind::from_name(p[1]));
+        let table = table_opt.or(block).unwrap_or(TableKind::Filter);
+        let chain = if let Some(name) = first.strip_prefix(':') {
+            (w.get(1) == Some(&"DROP")).then_some(name)
+        } else {
+            w.windows(3)
+                .find(|p| matches!(p[0], "-P" | "--policy") && p[2] == "DROP")
+                .map(|p| p[1])
+        };
+        if let Some(chain) = chain
+            && let Some(why) = crate::compile::firewall::never_runs_chain(table, chain)
+        {
+            out.push((
+                i + 1,
+                format!("policy DROP of {} {chain}: {why}", table.name()),
+            ));
+        }
+    }
+    out
 }
 
 /// Rules in chains xgate never runs (nat INPUT/OUTPUT, mangle other than
