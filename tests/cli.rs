@@ -180,7 +180,7 @@ fn import_iptables_prints_the_block_and_names_what_it_cannot_convert() {
     );
     let toml = String::from_utf8(out.stdout).unwrap();
     assert!(
-        toml.contains("[firewall]\nrules = \"\"\"\n*nat\n"),
+        toml.contains("[firewall]\nrules_v4 = \"\"\"\n*nat\n"),
         "{toml}"
     );
     assert!(
@@ -233,6 +233,108 @@ fn import_iptables_prints_the_block_and_names_what_it_cannot_convert() {
     assert!(err.contains("PARTIAL import: 1 line(s)"), "{err}");
     assert!(
         err.contains("iptables -A FORWARD -m frob -j ACCEPT"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A script with iptables and ip6tables commands keeps each in its own
+/// family: v4 INPUT DROP and v6 INPUT ACCEPT (not ACCEPT for both: that
+/// would fail open), and `check` then runs both.
+#[test]
+fn import_keeps_iptables_and_ip6tables_apart() {
+    let d = scratch("import-families");
+    let script = d.join("fw.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n\
+         iptables -P INPUT DROP\n\
+         ip6tables -P INPUT ACCEPT\n\
+         iptables -N NAVY\n\
+         ip6tables -N NAVY\n\
+         iptables -A INPUT -i lan -j NAVY\n\
+         ip6tables -A INPUT -s 2001:db8::/32 -j NAVY\n\
+         iptables -A NAVY -p tcp --dport 22 -j ACCEPT\n\
+         ip6tables -A NAVY -p ipv6-icmp -j ACCEPT\n\
+         iptables -t nat -A POSTROUTING -o wan -j MASQUERADE\n",
+    )
+    .unwrap();
+    let out = xgate(&["import-iptables", script.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = String::from_utf8(out.stdout).unwrap();
+    let parsed = xgate_control::parse(&format!("{CFG}\n{toml}"), "gw.toml").unwrap();
+    let fw = parsed.firewall.unwrap();
+    let v4 = fw.v4.rules.as_deref().unwrap();
+    let v6 = fw.v6.rules.as_deref().unwrap();
+    assert!(v4.contains(":INPUT DROP"), "{toml}");
+    assert!(v6.contains(":INPUT ACCEPT"), "{toml}");
+    assert!(
+        v4.contains("-A NAVY -p tcp -m tcp --dport 22 -j ACCEPT"),
+        "{toml}"
+    );
+    assert!(
+        !v4.contains("ipv6-icmp") && !v6.contains("--dport 22"),
+        "{toml}"
+    );
+    assert!(
+        v4.contains("MASQUERADE") && !v6.contains("MASQUERADE"),
+        "{toml}"
+    );
+    let cfg = d.join("gw.toml");
+    std::fs::write(&cfg, format!("{CFG}\n{toml}")).unwrap();
+    let out = xgate(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("IPv4 firewall rules (rules_v4"), "{stdout}");
+    assert!(stdout.contains("IPv6 firewall rules (rules_v6"), "{stdout}");
+
+    // An iptables-save file alone is IPv4: check says IPv6 is dropped.
+    let save = d.join("rules.v4");
+    std::fs::write(&save, "*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n").unwrap();
+    let out = xgate(&["import-iptables", save.to_str().unwrap()]);
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        toml.contains("rules_v4 = ") && !toml.contains("rules_v6 = "),
+        "{toml}"
+    );
+    std::fs::write(&cfg, format!("{CFG}\n{toml}")).unwrap();
+    let out = xgate(&["check", "--config", cfg.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("IPv6: no rules_v6: forwarded and local IPv6 traffic is dropped"),
+        "{stdout}"
+    );
+    // The same file named an ip6tables-save file by --family 6 / -6.
+    for flag in [&["--family", "6"][..], &["-6"][..]] {
+        let mut args = vec!["import-iptables"];
+        args.extend_from_slice(flag);
+        args.push(save.to_str().unwrap());
+        let toml = String::from_utf8(xgate(&args).stdout).unwrap();
+        assert!(
+            toml.contains("rules_v6 = ") && !toml.contains("rules_v4 = "),
+            "{toml}"
+        );
+    }
+
+    // What check refuses, import refuses: a nat OUTPUT rule.
+    std::fs::write(
+        &script,
+        "iptables -t nat -A OUTPUT -p tcp --dport 80 -j DNAT --to-destination 10.0.0.1\n",
+    )
+    .unwrap();
+    let out = xgate(&["import-iptables", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fw.sh:1: not converted:") && err.contains("nat OUTPUT never sees a packet"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&d);

@@ -19,7 +19,7 @@
 //! Bytes that are not UTF-8 are tolerated in comments (lossily) and are an
 //! error naming the line anywhere else.
 
-use crate::iptables::{self, Counters, IptablesRuleset};
+use crate::iptables::{self, Counters, Family, IptablesRuleset, TableKind};
 use std::collections::HashMap;
 
 /// The marker `--partial` puts before each refused line in the block, and
@@ -35,11 +35,16 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// The converted ruleset, what was refused, and what was ignored as
+/// The converted rulesets, what was refused, and what was ignored as
 /// system set-up.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Import {
-    pub ruleset: IptablesRuleset,
+    /// The IPv4 ruleset: `iptables` commands and an iptables-save file;
+    /// `None` when the input holds no IPv4 line.
+    pub v4: Option<IptablesRuleset>,
+    /// The IPv6 ruleset: `ip6tables` commands and an ip6tables-save file
+    /// (recognised by its IPv6 addresses, or named by `--family 6`).
+    pub v6: Option<IptablesRuleset>,
     /// Lines that could not be converted: the import is incomplete.
     pub skipped: Vec<Skipped>,
     /// Lines that are not firewall rules (sysctl, modprobe, ...).
@@ -218,9 +223,109 @@ fn prepare(text: &str) -> (Vec<String>, Vec<Skipped>, Vec<Skipped>) {
     (lines, refused, ignored)
 }
 
-/// Converts `text` (named `file` in reasons).
+/// Which family's ruleset each line of `lines` belongs to: `ip6tables`
+/// commands IPv6, `iptables` commands IPv4, iptables-save lines the
+/// file's family (`family`, else IPv6 when they name IPv6 things only,
+/// else IPv4); `None` for blank lines.
+fn line_families(lines: &[String], family: Option<Family>) -> Vec<Option<Family>> {
+    let save = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with(['-', ':', '*', '[']) || t == "COMMIT"
+    };
+    let file_family = family.unwrap_or_else(|| {
+        let (mut v4, mut v6) = (false, false);
+        for l in lines.iter().filter(|l| save(l)) {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            for w in words.windows(2) {
+                if matches!(w[0], "-s" | "-d" | "--source" | "--destination") {
+                    let a = w[1].split(['/', ',']).next().unwrap_or("");
+                    match a.parse::<std::net::IpAddr>() {
+                        Ok(std::net::IpAddr::V4(_)) => v4 = true,
+                        Ok(std::net::IpAddr::V6(_)) => v6 = true,
+                        Err(_) => {}
+                    }
+                }
+            }
+            v6 |= words
+                .iter()
+                .any(|w| w.contains("icmpv6") || w.contains("icmp6") || *w == "ipv6-icmp");
+            v4 |= words.iter().any(|w| *w == "icmp" || w.starts_with("icmp-"));
+        }
+        if v6 && !v4 { Family::V6 } else { Family::V4 }
+    });
+    lines
+        .iter()
+        .map(|l| {
+            let t = l.trim_start();
+            if t.is_empty() || t.starts_with('#') {
+                None
+            } else if t.starts_with("ip6tables") {
+                Some(Family::V6)
+            } else if t.starts_with("iptables") {
+                Some(Family::V4)
+            } else if save(t) {
+                Some(file_family)
+            } else {
+                Some(Family::V4)
+            }
+        })
+        .collect()
+}
+
+/// Converts `text` (named `file` in reasons): `iptables` commands and
+/// iptables-save lines into the IPv4 ruleset, `ip6tables` commands into
+/// the IPv6 one. An ip6tables-save file is recognised by its IPv6
+/// addresses; [`import_family`] names the file's family instead.
 pub fn import(text: &str, file: &str) -> Import {
-    let (mut lines, mut skipped, ignored) = prepare(text);
+    import_family(text, file, None)
+}
+
+/// [`import`], with the family of the iptables-save lines given
+/// (`--family 6`), not guessed.
+pub fn import_family(text: &str, file: &str, family: Option<Family>) -> Import {
+    let (lines, mut skipped, ignored) = prepare(text);
+    let fams = line_families(&lines, family);
+    let mut out = Import {
+        v4: None,
+        v6: None,
+        skipped: Vec::new(),
+        ignored,
+    };
+    for fam in [Family::V4, Family::V6] {
+        let mine: Vec<String> = lines
+            .iter()
+            .zip(&fams)
+            .map(|(l, f)| {
+                if *f == Some(fam) {
+                    l.clone()
+                } else {
+                    String::new()
+                }
+            })
+            .collect();
+        if mine.iter().all(|l| l.trim().is_empty()) {
+            continue;
+        }
+        let rs = import_lines(text, file, mine, &mut skipped);
+        match fam {
+            Family::V6 => out.v6 = Some(iptables::as_ipv6(rs)),
+            _ => out.v4 = Some(rs),
+        }
+    }
+    skipped.sort_by_key(|s: &Skipped| s.line);
+    out.skipped = skipped;
+    out
+}
+
+/// One family's lines of the input (the others blank): parsed, leaving
+/// out and adding to `skipped` every line the parser refuses or xgate
+/// would refuse (rules in chains it never runs).
+fn import_lines(
+    text: &str,
+    file: &str,
+    mut lines: Vec<String>,
+    skipped: &mut Vec<Skipped>,
+) -> IptablesRuleset {
     let original = |line: usize| {
         // The whole command, continuation lines included.
         let raw: Vec<&str> = text.lines().collect();
@@ -235,81 +340,115 @@ pub fn import(text: &str, file: &str) -> Import {
     // parse again until it succeeds. Every round removes at least one
     // line: the loop ends.
     loop {
-        match iptables::parse(&lines.join("\n"), file, 1) {
+        let errs = match iptables::parse(&lines.join("\n"), file, 1) {
             Ok(mut rs) => {
-                for t in &mut rs.tables {
-                    for c in &mut t.chains {
-                        c.counters = Counters::default();
-                        for r in &mut c.rules {
-                            r.counters = Counters::default();
+                let mut never = never_run_rules(&rs);
+                never.extend(never_run_policies(&lines));
+                if never.is_empty() {
+                    for t in &mut rs.tables {
+                        for c in &mut t.chains {
+                            c.counters = Counters::default();
+                            for r in &mut c.rules {
+                                r.counters = Counters::default();
+                            }
                         }
                     }
+                    return rs;
                 }
-                skipped.sort_by_key(|s: &Skipped| s.line);
-                return Import {
-                    ruleset: rs,
-                    skipped,
-                    ignored,
-                };
+                never
             }
-            Err(errs) => {
-                let mut removed = false;
-                for e in &errs {
-                    let Some(l) = lines.get_mut(e.line.wrapping_sub(1)) else {
-                        continue;
-                    };
-                    if l.trim().is_empty() {
-                        continue;
-                    }
-                    skipped.push(Skipped {
-                        line: e.line,
-                        text: original(e.line),
-                        reason: e.message.clone(),
-                    });
-                    l.clear();
-                    removed = true;
-                }
-                if !removed {
-                    // An error no line can be blamed for: nothing converts.
-                    skipped.extend(errs.iter().map(|e| Skipped {
-                        line: e.line,
-                        text: String::new(),
-                        reason: e.message.clone(),
-                    }));
-                    skipped.sort_by_key(|s: &Skipped| s.line);
-                    return Import {
-                        ruleset: IptablesRuleset::default(),
-                        skipped,
-                        ignored,
-                    };
-                }
+            Err(errs) => errs.into_iter().map(|e| (e.line, e.message)).collect(),
+        };
+        let mut removed = false;
+        for (line, message) in &errs {
+            let Some(l) = lines.get_mut(line.wrapping_sub(1)) else {
+                continue;
+            };
+            if l.trim().is_empty() {
+                continue;
             }
+            skipped.push(Skipped {
+                line: *line,
+                text: original(*line),
+                reason: message.clone(),
+            });
+            l.clear();
+            removed = true;
+        }
+        if !removed {
+            // An error no line can be blamed for: nothing converts.
+            skipped.extend(errs.iter().map(|(line, message)| Skipped {
+                line: *line,
+                text: String::new(),
+                reason: message.clone(),
+            }));
+            return IptablesRuleset::default();
         }
     }
 }
 
-/// The `[firewall]` block for `rs`: its canonical iptables-save text in a
-/// TOML multi-line string. `refused` (given only for `--partial`) goes
-/// first in the text, one comment per line that was not converted.
-pub fn to_toml(rs: &IptablesRuleset, source: &str) -> String {
-    to_toml_partial(rs, source, &[])
+/// Lines setting policy DROP on a chain xgate never runs (`:OUTPUT DROP`
+/// in `*nat`, `iptables -t mangle -P FORWARD DROP`), which `check`
+/// refuses: (line, check's reason).
+fn never_run_policies(lines: &[String]) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut block: Option<TableKind> = None;
+    for (i, l) in lines.iter().enumerate() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let Some(first) = w.first() else { continue };
+        if let Some(name) = first.strip_prefix('*') {
+            block = TableKind::from_name(name);
+            continue;
+        }
+        let table_opt = w
+            .windows(2)
+            .find(|p| matches!(p[0], "-t" | "--table"))
+            .and_then(|p| TableKind::from_name(p[1]));
+        let table = table_opt.or(block).unwrap_or(TableKind::Filter);
+        let chain = if let Some(name) = first.strip_prefix(':') {
+            (w.get(1) == Some(&"DROP")).then_some(name)
+        } else {
+            w.windows(3)
+                .find(|p| matches!(p[0], "-P" | "--policy") && p[2] == "DROP")
+                .map(|p| p[1])
+        };
+        if let Some(chain) = chain
+            && let Some(why) = crate::compile::firewall::never_runs_chain(table, chain)
+        {
+            out.push((
+                i + 1,
+                format!("policy DROP of {} {chain}: {why}", table.name()),
+            ));
+        }
+    }
+    out
+}
+
+/// Rules in chains xgate never runs (nat INPUT/OUTPUT, mangle other than
+/// PREROUTING), which `check` refuses: (line, check's reason).
+fn never_run_rules(rs: &IptablesRuleset) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for t in &rs.tables {
+        for c in t.chains.iter().filter(|c| c.builtin) {
+            if let Some(why) = crate::compile::firewall::never_runs_chain(t.kind, &c.name) {
+                out.extend(c.rules.iter().map(|r| (r.line, why.clone())));
+            }
+        }
+    }
+    out
+}
+
+/// The `[firewall]` block of an import: `rules_v4` and/or `rules_v6`,
+/// each its ruleset's canonical iptables-save text in a TOML multi-line
+/// string.
+pub fn to_toml(imp: &Import, source: &str) -> String {
+    to_toml_partial(imp, source, &[])
 }
 
 /// [`to_toml`] for a partial import: the refused lines stay in the block
-/// as comments saying why, where `xgate check` finds them.
-pub fn to_toml_partial(rs: &IptablesRuleset, source: &str, refused: &[Skipped]) -> String {
-    let mut text = String::new();
-    for s in refused {
-        let what = s.text.split_whitespace().collect::<Vec<_>>().join(" ");
-        text.push_str(&format!(
-            "{NOT_CONVERTED} line {}: {what} ({})\n",
-            s.line,
-            s.reason.replace('\n', " ")
-        ));
-    }
-    text.push_str(&rs.to_string());
-    // A basic string: escape what TOML would read as escapes or an end.
-    let body = text.replace('\\', "\\\\").replace("\"\"\"", "\"\"\\\"");
+/// as comments saying why, where `xgate check` finds them (in the IPv6
+/// block for `ip6tables` lines, else in the first block).
+pub fn to_toml_partial(imp: &Import, source: &str, refused: &[Skipped]) -> String {
     let partial = if refused.is_empty() {
         String::new()
     } else {
@@ -318,9 +457,57 @@ pub fn to_toml_partial(rs: &IptablesRuleset, source: &str, refused: &[Skipped]) 
             refused.len()
         )
     };
-    format!(
-        "# Converted by xgate import-iptables from {source}{partial}\n[firewall]\nrules = \"\"\"\n{body}\"\"\"\n"
-    )
+    let mut out =
+        format!("# Converted by xgate import-iptables from {source}{partial}\n[firewall]\n");
+    let v6_line = |s: &Skipped| s.text.trim_start().starts_with("ip6tables");
+    let blocks: Vec<(&str, &IptablesRuleset, Family)> = [
+        ("rules_v4", imp.v4.as_ref(), Family::V4),
+        ("rules_v6", imp.v6.as_ref(), Family::V6),
+    ]
+    .into_iter()
+    .filter_map(|(k, r, f)| r.map(|r| (k, r, f)))
+    .collect();
+    let empty = IptablesRuleset::default();
+    let blocks = if blocks.is_empty() {
+        vec![("rules_v4", &empty, Family::V4)]
+    } else {
+        blocks
+    };
+    let v6_block = blocks.iter().any(|b| b.2 == Family::V6);
+    for (i, (key, rs, fam)) in blocks.iter().enumerate() {
+        let mut text = String::new();
+        for s in refused {
+            let here = if v6_line(s) && v6_block {
+                *fam == Family::V6
+            } else {
+                i == 0
+            };
+            if !here {
+                continue;
+            }
+            let what = s.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            text.push_str(&format!(
+                "{NOT_CONVERTED} line {}: {what} ({})\n",
+                s.line,
+                s.reason.replace('\n', " ")
+            ));
+        }
+        text.push_str(&rs.to_string());
+        // A basic string: escape what TOML would read as escapes or an end.
+        let body = text.replace('\\', "\\\\").replace("\"\"\"", "\"\"\\\"");
+        out.push_str(&format!("{key} = \"\"\"\n{body}\"\"\"\n"));
+    }
+    if blocks.len() == 1 {
+        out.push_str(&format!(
+            "# {}\n",
+            iptables::default_note(if blocks[0].2 == Family::V4 {
+                Family::V6
+            } else {
+                Family::V4
+            })
+        ));
+    }
+    out
 }
 
 /// The lines of a ruleset text that a `--partial` import could not
@@ -335,11 +522,19 @@ pub fn partial_lines(rules: &str) -> Vec<&str> {
 /// `xgate check`'s warning for a config whose firewall rules hold lines a
 /// `--partial` import could not convert (`None` if they hold none).
 pub fn partial_warning(fw: &crate::config::Firewall) -> Option<String> {
-    let text = match (&fw.rules, &fw.rules_file) {
+    let read = |rules: &Option<String>, file: &Option<std::path::PathBuf>| match (rules, file) {
         (Some(t), _) => t.clone(),
-        (None, Some(p)) => String::from_utf8_lossy(&std::fs::read(p).ok()?).into_owned(),
-        (None, None) => return None,
+        (None, Some(p)) => std::fs::read(p)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
+        (None, None) => String::new(),
     };
+    let text = [
+        read(&fw.rules, &fw.rules_file),
+        read(&fw.v4.rules, &fw.v4.rules_file),
+        read(&fw.v6.rules, &fw.v6.rules_file),
+    ]
+    .join("\n");
     let lines = partial_lines(&text);
     if lines.is_empty() {
         return None;
@@ -376,15 +571,15 @@ mod tests {
             imp.skipped[0].text,
             "iptables -A FORWARD -m frobnicate -j ACCEPT"
         );
-        let text = imp.ruleset.to_string();
+        let text = imp.v4.as_ref().unwrap().to_string();
         assert!(
             text.contains("-A POSTROUTING -o eth0 -j MASQUERADE"),
             "{text}"
         );
         assert!(text.contains(":FORWARD DROP [0:0]"), "{text}");
-        let toml = to_toml(&imp.ruleset, "fw.sh");
+        let toml = to_toml(&imp, "fw.sh");
         assert!(
-            toml.contains("[firewall]\nrules = \"\"\"\n*nat\n"),
+            toml.contains("[firewall]\nrules_v4 = \"\"\"\n*nat\n"),
             "{toml}"
         );
     }
@@ -400,7 +595,7 @@ mod tests {
         assert_eq!(imp.skipped.len(), 1, "{:?}", imp.skipped);
         assert_eq!(imp.skipped[0].line, 2);
         assert!(imp.skipped[0].text.contains("--jump ACCEPT"));
-        let text = imp.ruleset.to_string();
+        let text = imp.v4.as_ref().unwrap().to_string();
         assert!(!text.contains("-A FORWARD"), "{text}");
     }
 
@@ -411,7 +606,9 @@ mod tests {
             $IPT -A FORWARD -i $LAN -j ACCEPT\n";
         let imp = import(script, "fw.sh");
         assert!(
-            imp.ruleset
+            imp.v4
+                .as_ref()
+                .unwrap()
                 .to_string()
                 .contains("-A POSTROUTING -o eth0 -j MASQUERADE")
         );
@@ -424,10 +621,10 @@ mod tests {
     fn partial_blocks_keep_refused_lines_as_comments() {
         let script = "iptables -P FORWARD DROP\niptables -A FORWARD -m frob -j RETURN\n";
         let imp = import(script, "fw.sh");
-        let toml = to_toml_partial(&imp.ruleset, "fw.sh", &imp.skipped);
+        let toml = to_toml_partial(&imp, "fw.sh", &imp.skipped);
         assert!(toml.contains("PARTIAL: 1 line(s)"), "{toml}");
         let v: toml::Value = toml::from_str(&toml).unwrap();
-        let rules = v["firewall"]["rules"].as_str().unwrap();
+        let rules = v["firewall"]["rules_v4"].as_str().unwrap();
         let partial = partial_lines(rules);
         assert_eq!(partial.len(), 1, "{rules}");
         assert!(partial[0].contains("line 2: iptables -A FORWARD -m frob -j RETURN"));
@@ -443,5 +640,53 @@ mod tests {
         let bad = b"*filter\n-A FORWARD -i eth\xff -j ACCEPT\n";
         let e = decode(bad, "r").unwrap_err();
         assert!(e.starts_with("r:2: byte 0xff at column 18"), "{e}");
+    }
+
+    /// `-P INPUT DROP` for iptables and `-P INPUT ACCEPT` for ip6tables
+    /// stay each in its family (one ruleset for both would take the last,
+    /// ACCEPT, for IPv4 too: fail open).
+    #[test]
+    fn iptables_and_ip6tables_policies_stay_apart() {
+        let script = "iptables -P INPUT DROP\nip6tables -P INPUT ACCEPT\n";
+        let imp = import(script, "fw.sh");
+        assert!(imp.skipped.is_empty(), "{:?}", imp.skipped);
+        let v4 = imp.v4.as_ref().unwrap().to_string();
+        let v6 = imp.v6.as_ref().unwrap().to_string();
+        assert!(v4.contains(":INPUT DROP"), "{v4}");
+        assert!(v6.contains(":INPUT ACCEPT"), "{v6}");
+    }
+
+    #[test]
+    fn an_ip6tables_save_file_is_recognised_by_its_addresses() {
+        let save = "*filter\n:INPUT DROP [0:0]\n-A INPUT -s 2001:db8::/32 -j ACCEPT\nCOMMIT\n";
+        let imp = import(save, "rules.v6");
+        assert!(imp.v4.is_none() && imp.v6.is_some(), "{imp:?}");
+        let save = "*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n";
+        let imp = import(save, "rules.v4");
+        assert!(imp.v4.is_some() && imp.v6.is_none(), "{imp:?}");
+        let imp = import_family("*filter\nCOMMIT\n", "r", Some(Family::V6));
+        assert!(imp.v6.is_some() && imp.v4.is_none(), "{imp:?}");
+        let toml = to_toml(&imp, "r");
+        assert!(toml.contains("rules_v6 = "), "{toml}");
+        assert!(toml.contains("# IPv4: no rules_v4"), "{toml}");
+    }
+
+    #[test]
+    fn chains_xgate_never_runs_are_refused_with_checks_reason() {
+        let save = "*mangle\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j MARK --set-mark 1\nCOMMIT\n\
+                    *nat\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n";
+        let imp = import(save, "r");
+        let lines: Vec<usize> = imp.skipped.iter().map(|s| s.line).collect();
+        assert_eq!(lines, vec![3, 7], "{:?}", imp.skipped);
+        assert!(
+            imp.skipped[0].reason.contains("mangle FORWARD"),
+            "{:?}",
+            imp.skipped
+        );
+        assert!(
+            imp.skipped[1].reason.contains("nat INPUT"),
+            "{:?}",
+            imp.skipped
+        );
     }
 }

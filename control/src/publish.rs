@@ -68,7 +68,7 @@ pub struct Snapshot {
     pub ruleset_epoch: u64,
     /// The ruleset as parsed, the model `tables.filter` was compiled from
     /// (for `xgate ctl rules`: iptables-save text).
-    pub iptables: Arc<iptables::IptablesRuleset>,
+    pub iptables: Arc<iptables::FirewallRules>,
     /// Kernel device of each port.
     pub devices: Arc<Vec<String>>,
     /// TAP device of each tap id.

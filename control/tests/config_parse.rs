@@ -204,7 +204,7 @@ fn contract_example_parses() {
         "{summary}"
     );
     assert!(
-        summary.contains("inline firewall rules (12 lines)"),
+        summary.contains("inline firewall rules for IPv4 and IPv6 (12 lines)"),
         "{summary}"
     );
 }

@@ -71,13 +71,20 @@ iptables -t nat -A POSTROUTING -s 10.16.0.0/24 ! -o br0 -j MASQUERADE
 fn round_trip(name: &str, text: &str) -> iptables::IptablesRuleset {
     let imp = import(text, name);
     assert!(imp.skipped.is_empty(), "{name}: {:?}", imp.skipped);
-    let toml = format!("{IFACES}\n{}", to_toml(&imp.ruleset, name));
+    let toml = format!("{IFACES}\n{}", to_toml(&imp, name));
     let cfg = xgate_control::parse(&toml, "imported.toml")
         .unwrap_or_else(|e| panic!("{name}: {e:?}\n{toml}"));
-    let back = iptables::load(cfg.firewall.as_ref().unwrap(), &cfg.source).unwrap();
+    let all = iptables::load_all(cfg.firewall.as_ref().unwrap(), &cfg.source).unwrap();
+    // The seeds are IPv4 rulesets: rules_v4, and IPv6 gets the default.
+    assert_eq!(all.sets[0].key, "rules_v4", "{name}");
+    let back = all.sets[0].ruleset.clone();
     let direct = iptables::parse(text, name, 1).unwrap();
     assert_eq!(back.to_string(), direct.to_string(), "{name}");
-    assert_eq!(back.to_string(), imp.ruleset.to_string(), "{name}");
+    assert_eq!(
+        back.to_string(),
+        imp.v4.as_ref().unwrap().to_string(),
+        "{name}"
+    );
     // And it compiles for the dataplane.
     xgate_control::replay::compile_for_replay(&cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
     back

@@ -457,6 +457,24 @@ fn one_err(text: &str, line: usize, needle: &str) {
     );
 }
 
+/// An unknown chain named like a target's prefix is a missing chain,
+/// not "did you mean LOG"; an iptables target xgate lacks is a target.
+#[test]
+fn unknown_jumps_are_called_chains_or_targets() {
+    let e = xgate_control::iptables::parse("*filter\n-A INPUT -j LOGDROP\nCOMMIT\n", "r", 1)
+        .unwrap_err();
+    assert_eq!((e[0].file.as_str(), e[0].line), ("r", 2));
+    assert!(
+        e[0].message.starts_with("-j LOGDROP: no chain LOGDROP"),
+        "{e:?}"
+    );
+    assert!(!e[0].message.contains("did you mean"), "{e:?}");
+    let e = xgate_control::iptables::parse("*mangle\n-A PREROUTING -j TCPMSS\nCOMMIT\n", "r", 1)
+        .unwrap_err();
+    assert!(e[0].message.contains("unsupported target TCPMSS"), "{e:?}");
+    assert!(!e[0].message.contains("no chain"), "{e:?}");
+}
+
 #[test]
 fn errors_name_line_and_problem() {
     // first_line = 10, so the text's line N is reported as 9 + N.
@@ -473,7 +491,7 @@ fn errors_name_line_and_problem() {
     one_err(
         "*filter\n-A INPUT -j TARPIT\nCOMMIT\n",
         11,
-        "undefined chain or unsupported target TARPIT",
+        "-j TARPIT: unsupported target TARPIT",
     );
     one_err(
         "*filter\n-A INPUT -j ACCPET\nCOMMIT\n",
@@ -548,7 +566,7 @@ fn errors_name_line_and_problem() {
     one_err(
         "*filter\n-A FORWARD -j NOPE\nCOMMIT\n",
         11,
-        "undefined chain",
+        "-j NOPE: no chain NOPE in table filter",
     );
     one_err(
         "*filter\n-A NOPE -j ACCEPT\nCOMMIT\n",

@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(back.to_string(), printed, "round trip changed the ruleset");
     }
     let imp = import::import(&text, "fuzz");
-    let printed = imp.ruleset.to_string();
-    iptables::parse(&printed, "imported", 1)
-        .unwrap_or_else(|e| panic!("imported text refused: {e:?}\n{printed}"));
+    for rs in [&imp.v4, &imp.v6].into_iter().flatten() {
+        let printed = rs.to_string();
+        iptables::parse(&printed, "imported", 1)
+            .unwrap_or_else(|e| panic!("imported text refused: {e:?}\n{printed}"));
+    }
 });

@@ -9,8 +9,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 use xgate_control::import;
+use xgate_control::iptables::Family;
 
-pub fn run(path: &Path, partial: bool) -> ExitCode {
+/// `family`: the family of iptables-save lines (`--family 4|6`); `None`:
+/// IPv6 when they name IPv6 addresses only, else IPv4.
+pub fn run(path: &Path, partial: bool, family: Option<Family>) -> ExitCode {
     let name = path.display().to_string();
     let text = match std::fs::read(path) {
         Ok(bytes) => match import::decode(&bytes, &name) {
@@ -25,7 +28,7 @@ pub fn run(path: &Path, partial: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let imp = import::import(&text, &name);
+    let imp = import::import_family(&text, &name, family);
     for s in &imp.ignored {
         eprintln!(
             "{name}:{}: ignored: {} ({})",
@@ -43,14 +46,11 @@ pub fn run(path: &Path, partial: bool) -> ExitCode {
         );
     }
     if imp.skipped.is_empty() {
-        print!("{}", import::to_toml(&imp.ruleset, &name));
+        print!("{}", import::to_toml(&imp, &name));
         return ExitCode::SUCCESS;
     }
     if partial {
-        print!(
-            "{}",
-            import::to_toml_partial(&imp.ruleset, &name, &imp.skipped)
-        );
+        print!("{}", import::to_toml_partial(&imp, &name, &imp.skipped));
         eprintln!(
             "xgate import-iptables: PARTIAL: {} line(s) not converted, kept in the block as comments; \
              the ruleset differs from the one written",

@@ -84,6 +84,14 @@ enum Command {
         /// as comments; `xgate check` warns about them).
         #[arg(long)]
         partial: bool,
+        /// The family of iptables-save lines: 4 (iptables-save, the
+        /// default unless they name only IPv6 addresses) or 6
+        /// (ip6tables-save). `iptables`/`ip6tables` commands keep theirs.
+        #[arg(long, value_parser = ["4", "6"])]
+        family: Option<String>,
+        /// Same as `--family 6`.
+        #[arg(short = '6', conflicts_with = "family")]
+        v6: bool,
     },
 }
 
@@ -114,7 +122,19 @@ pub fn main() -> ExitCode {
         }
         Command::Demo { duration } => demo::main(duration),
         Command::Ctl(args) => ctl::run(args),
-        Command::ImportIptables { file, partial } => import::run(&file, partial),
+        Command::ImportIptables {
+            file,
+            partial,
+            family,
+            v6,
+        } => {
+            let family = match (family.as_deref(), v6) {
+                (Some("6"), _) | (_, true) => Some(xgate_control::iptables::Family::V6),
+                (Some(_), _) => Some(xgate_control::iptables::Family::V4),
+                (None, false) => None,
+            };
+            import::run(&file, partial, family)
+        }
         Command::Replay {
             config: path,
             inputs,

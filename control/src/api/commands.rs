@@ -486,7 +486,7 @@ impl Runtime {
 
     /// The ruleset as `iptables-save -c` prints it, counters summed over
     /// the workers that run it.
-    pub fn rules_with_counters(&self) -> (Arc<Snapshot>, iptables::IptablesRuleset) {
+    pub fn rules_with_counters(&self) -> (Arc<Snapshot>, iptables::FirewallRules) {
         let snap = self.publisher.current();
         let counters: Vec<Arc<RuleCounters>> = self
             .workers()
@@ -507,11 +507,13 @@ impl Runtime {
             snap.generation
         );
         let chains: Vec<Value> = model
-            .tables
+            .sets
             .iter()
-            .flat_map(|t| {
+            .flat_map(|s| s.ruleset.tables.iter().map(move |t| (s, t)))
+            .flat_map(|(s, t)| {
                 t.chains.iter().map(move |c| {
                     json!({
+                        "family": s.family.name(),
                         "table": t.kind.name(),
                         "chain": c.name,
                         "policy": c.policy.map(|p| p.to_string()),
@@ -560,13 +562,23 @@ impl Runtime {
 
 /// Copies summed counters into the parsed model: chains are matched by
 /// table and name, rules by position (the compiler maps them one to one).
-pub fn apply_counters(model: &mut iptables::IptablesRuleset, view: &[ChainCounters<'_>]) {
+pub fn apply_counters(model: &mut iptables::FirewallRules, view: &[ChainCounters<'_>]) {
+    for s in &mut model.sets {
+        apply_family_counters(s.family, &mut s.ruleset, view);
+    }
+}
+
+/// [`apply_counters`] for one family's ruleset.
+fn apply_family_counters(
+    family: iptables::Family,
+    model: &mut iptables::IptablesRuleset,
+    view: &[ChainCounters<'_>],
+) {
     for t in &mut model.tables {
         for c in &mut t.chains {
-            let Some(v) = view
-                .iter()
-                .find(|v| v.table.name() == t.kind.name() && v.name == c.name)
-            else {
+            let Some(v) = view.iter().find(|v| {
+                v.family == family && v.table.name() == t.kind.name() && v.name == c.name
+            }) else {
                 continue;
             };
             c.counters = iptables::Counters {

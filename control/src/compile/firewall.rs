@@ -50,16 +50,93 @@ pub fn compile_firewall_with_field(
     file: &str,
     field: &str,
 ) -> Result<filter::Ruleset, Vec<ConfigError>> {
+    compile_family(filter::Family::Inet, rs, interfaces, file, field)
+}
+
+/// Compiles every ruleset of `[firewall]` into one dataplane ruleset:
+/// each family's chains apart (own policies, own user chains), an `inet`
+/// ruleset's chains serving both families.
+pub fn compile_rules(
+    all: &ipt::FirewallRules,
+    interfaces: &Interfaces,
+) -> Result<filter::Ruleset, Vec<ConfigError>> {
+    // Each ruleset alone first, so every error names its own file.
     let mut errors = Vec::new();
-    let mut err = |line: usize, msg: String| errors.push(ConfigError::new(file, line, field, msg));
+    for s in &all.sets {
+        if let Err(e) = compile_family(s.family, &s.ruleset, interfaces, &s.file, &s.field) {
+            errors.extend(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     let mut b = RulesetBuilder::new(interfaces.len());
+    for s in &all.sets {
+        add_ruleset(
+            &mut b,
+            s.family,
+            &s.ruleset,
+            interfaces,
+            &mut |line, msg| errors.push(ConfigError::new(&s.file, line, &s.field, msg)),
+        );
+    }
+    match b.build() {
+        Ok(compiled) if errors.is_empty() => Ok(compiled),
+        Ok(_) => Err(errors),
+        Err(build) => {
+            let field = all.sets.first().map_or(ipt::FIELD, |s| s.field.as_str());
+            errors.extend(
+                build
+                    .into_iter()
+                    .map(|e| ConfigError::new("firewall", e.line, field, e.message)),
+            );
+            Err(errors)
+        }
+    }
+}
+
+/// One ruleset of `family`, alone.
+fn compile_family(
+    family: filter::Family,
+    rs: &ipt::IptablesRuleset,
+    interfaces: &Interfaces,
+    file: &str,
+    field: &str,
+) -> Result<filter::Ruleset, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut b = RulesetBuilder::new(interfaces.len());
+    add_ruleset(&mut b, family, rs, interfaces, &mut |line, msg| {
+        errors.push(ConfigError::new(file, line, field, msg))
+    });
+    match b.build() {
+        Ok(compiled) if errors.is_empty() => return Ok(compiled),
+        Ok(_) => {}
+        Err(build) => errors.extend(
+            build
+                .into_iter()
+                .map(|e| ConfigError::new(file, e.line, field, e.message)),
+        ),
+    }
+    errors.sort_by_key(|e| e.line);
+    Err(errors)
+}
+
+/// Adds `rs`'s chains (as `family`'s) and rules to `b`; problems go to
+/// `err` (line, message).
+fn add_ruleset(
+    b: &mut RulesetBuilder,
+    family: filter::Family,
+    rs: &ipt::IptablesRuleset,
+    interfaces: &Interfaces,
+    err: &mut dyn FnMut(usize, String),
+) {
     for t in &rs.tables {
         let table = table_id(t.kind);
         // Every chain first, so jumps can name chains declared later.
         let ids: HashMap<&str, filter::ChainId> = t
             .chains
             .iter()
-            .map(|c| (c.name.as_str(), b.chain(table, &c.name)))
+            .map(|c| (c.name.as_str(), b.family_chain(family, table, &c.name)))
             .collect();
         for c in &t.chains {
             let hook = if c.builtin {
@@ -105,17 +182,15 @@ pub fn compile_firewall_with_field(
             }
         }
     }
-    match b.build() {
-        Ok(compiled) if errors.is_empty() => return Ok(compiled),
-        Ok(_) => {}
-        Err(build) => errors.extend(
-            build
-                .into_iter()
-                .map(|e| ConfigError::new(file, e.line, field, e.message)),
-        ),
-    }
-    errors.sort_by_key(|e| e.line);
-    Err(errors)
+}
+
+/// Why xgate refuses a rule in `table`'s built-in chain `chain` (a chain
+/// it never runs), or `None` if it runs it. `import-iptables` refuses
+/// such lines with the same reason.
+pub fn never_runs_chain(table: TableKind, chain: &str) -> Option<String> {
+    let t = table_id(table);
+    let h = Hook::from_name(chain).filter(|h| t.hooks().contains(h))?;
+    (!runs(t, h)).then(|| never_runs(t, h))
 }
 
 fn table_id(k: TableKind) -> TableId {

@@ -12,7 +12,7 @@
 
 pub mod firewall;
 
-pub use firewall::{compile_firewall, compile_firewall_with_field};
+pub use firewall::{compile_firewall, compile_firewall_with_field, compile_rules};
 
 use crate::config::{self, Config, ConfigError};
 use crate::iptables;
@@ -47,7 +47,7 @@ pub struct Compiled {
     pub timeouts: Timeouts,
     /// The `[firewall]` rules as parsed, the model `tables.filter` was
     /// compiled from (`ctl rules` prints it: it describes what runs).
-    pub iptables: iptables::IptablesRuleset,
+    pub iptables: iptables::FirewallRules,
 }
 
 /// A stable locally administered MAC for a device that has none (used by
@@ -303,7 +303,7 @@ pub fn compile(
             (
                 Ruleset::default(),
                 false,
-                iptables::IptablesRuleset::default(),
+                iptables::FirewallRules::default(),
             )
         }
     };
@@ -372,22 +372,18 @@ fn firewall(
     cfg: &Config,
     interfaces: &Interfaces,
     nat_addresses: &mut Vec<u128>,
-) -> Result<(Ruleset, bool, iptables::IptablesRuleset), Vec<ConfigError>> {
+) -> Result<(Ruleset, bool, iptables::FirewallRules), Vec<ConfigError>> {
     let Some(fw) = &cfg.firewall else {
         return Ok((
             Ruleset::default(),
             false,
-            iptables::IptablesRuleset::default(),
+            iptables::FirewallRules::default(),
         ));
     };
-    let rs = iptables::load(fw, &cfg.source)?;
-    let (file, field) = match (&fw.rules, &fw.rules_file) {
-        (None, Some(path)) => (path.display().to_string(), "firewall.rules_file"),
-        _ => (cfg.source.clone(), iptables::FIELD),
-    };
-    let compiled = compile_firewall_with_field(&rs, interfaces, &file, field)?;
+    let all = iptables::load_all(fw, &cfg.source)?;
+    let compiled = compile_rules(&all, interfaces)?;
     let mut tracking = false;
-    for t in &rs.tables {
+    for t in all.sets.iter().flat_map(|s| &s.ruleset.tables) {
         for r in t.chains.iter().flat_map(|c| &c.rules) {
             tracking |= t.kind == iptables::TableKind::Nat || r.matches.ctstate.is_some();
             if let iptables::Target::Snat(spec) = &r.target {
@@ -398,7 +394,7 @@ fn firewall(
             }
         }
     }
-    Ok((compiled, tracking, rs))
+    Ok((compiled, tracking, all))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use toml::de::DeTable;
 pub use error::{ConfigError, render_errors};
 pub use model::{
     BindMode, Config, Control, DEFAULT_FLOWS, DEFAULT_METRICS, DEFAULT_MTU, DEFAULT_SOCKET,
-    DEFAULT_TIMEOUTS, Dataplane, Firewall, Interface, MAX_FLOWS, MAX_MTU, MAX_QUEUES,
+    DEFAULT_TIMEOUTS, Dataplane, FamilyRules, Firewall, Interface, MAX_FLOWS, MAX_MTU, MAX_QUEUES,
     MAX_RULE_PRIORITY, MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS, MIN_MTU, MIN_MTU_V6, NeighborCfg,
     NexthopCfg, RouteCfg, RouteType, RuleCfg, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, XdpMode,
 };
@@ -84,17 +84,41 @@ fn count(n: usize, what: &str) -> String {
 
 /// One short paragraph for `xgate check`: what the config defines.
 pub fn check_summary(cfg: &Config) -> String {
+    let source = |text: &Option<String>, file: &Option<std::path::PathBuf>| match (text, file) {
+        (Some(text), _) => Some(format!("inline, {}", count(text.lines().count(), "line"))),
+        (None, Some(path)) => Some(format!("from {}", path.display())),
+        (None, None) => None,
+    };
+    // What a family without rules gets, said on a line of its own.
+    let mut notes = String::new();
     let firewall = match &cfg.firewall {
-        Some(Firewall {
-            rules: Some(text), ..
-        }) => format!(
-            "inline firewall rules ({})",
+        Some(
+            fw @ Firewall {
+                rules: Some(text), ..
+            },
+        ) if fw.is_inet() => format!(
+            "inline firewall rules for IPv4 and IPv6 ({})",
             count(text.lines().count(), "line")
         ),
         Some(Firewall {
             rules_file: Some(path),
             ..
-        }) => format!("firewall rules from {}", path.display()),
+        }) => format!("firewall rules for IPv4 and IPv6 from {}", path.display()),
+        Some(fw) if fw.v4.is_set() || fw.v6.is_set() => {
+            let mut parts = Vec::new();
+            for (fam, key, fr) in [("IPv4", "rules_v4", &fw.v4), ("IPv6", "rules_v6", &fw.v6)] {
+                match source(&fr.rules, &fr.rules_file) {
+                    Some(s) => parts.push(format!("{fam} firewall rules ({key}: {s})")),
+                    None => {
+                        notes.push_str(&format!(
+                            "\n{fam}: no {key}: forwarded and local {fam} traffic is dropped \
+                             (INPUT and FORWARD policy DROP, OUTPUT ACCEPT)"
+                        ));
+                    }
+                }
+            }
+            parts.join(", ")
+        }
         _ => "no firewall rules".to_owned(),
     };
     let workers = cfg
@@ -127,7 +151,7 @@ pub fn check_summary(cfg: &Config) -> String {
         cfg.dataplane.flows,
         cfg.control.socket,
         metrics,
-    )
+    ) + &notes
 }
 
 #[cfg(test)]

@@ -335,17 +335,48 @@ pub struct NeighborCfg {
     pub line: usize,
 }
 
+/// One family's rules of `[firewall]` (`rules_v4` / `rules_v4_file`, or
+/// the `_v6` keys): iptables-save text, kept raw for the iptables parser.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FamilyRules {
+    pub rules: Option<String>,
+    /// Line of the first line of `rules`' text.
+    pub rules_line: usize,
+    /// Resolved relative to the config file's directory; exists at load time.
+    pub rules_file: Option<PathBuf>,
+}
+
+impl FamilyRules {
+    pub fn is_set(&self) -> bool {
+        self.rules.is_some() || self.rules_file.is_some()
+    }
+}
+
 /// `[firewall]`: iptables-save text, kept raw for the iptables parser.
+/// Either one `inet` ruleset for both families (`rules` / `rules_file`)
+/// or an IPv4 and an IPv6 ruleset (`v4`, `v6`), never both forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Firewall {
+    /// The `inet` ruleset: governs IPv4 and IPv6 packets alike.
     pub rules: Option<String>,
     /// Line of the first line of `rules`' text (the line after an opening `"""`
     /// that ends its line); add the 0-based line index within `rules`.
     pub rules_line: usize,
     /// Resolved relative to the config file's directory; exists at load time.
     pub rules_file: Option<PathBuf>,
+    /// `rules_v4` / `rules_v4_file`: the IPv4 ruleset (iptables).
+    pub v4: FamilyRules,
+    /// `rules_v6` / `rules_v6_file`: the IPv6 ruleset (ip6tables).
+    pub v6: FamilyRules,
     /// Line of the `[firewall]` header.
     pub line: usize,
+}
+
+impl Firewall {
+    /// The one-ruleset (`inet`) form is used.
+    pub fn is_inet(&self) -> bool {
+        self.rules.is_some() || self.rules_file.is_some()
+    }
 }
 
 /// `[control]`.

@@ -14,10 +14,10 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, LineIndex, did_you_mean};
 use super::model::{
-    BindMode, Config, Control, DEFAULT_MTU, DEFAULT_TIMEOUTS, Dataplane, Firewall, Interface,
-    MAX_FLOWS, MAX_MTU, MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY, MAX_WEIGHT, MAX_WORKERS,
-    MIN_FLOWS, MIN_MTU, MIN_RING, NeighborCfg, NexthopCfg, RouteCfg, RouteType, RuleCfg,
-    TABLE_MAIN, XdpMode,
+    BindMode, Config, Control, DEFAULT_MTU, DEFAULT_TIMEOUTS, Dataplane, FamilyRules, Firewall,
+    Interface, MAX_FLOWS, MAX_MTU, MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY, MAX_WEIGHT,
+    MAX_WORKERS, MIN_FLOWS, MIN_MTU, MIN_RING, NeighborCfg, NexthopCfg, RouteCfg, RouteType,
+    RuleCfg, TABLE_MAIN, XdpMode,
 };
 use super::values;
 
@@ -58,7 +58,14 @@ const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "table", "type", "ne
 const NEXTHOP_KEYS: &[&str] = &["via", "dev", "weight"];
 const RULE_KEYS: &[&str] = &["priority", "from", "to", "iif", "fwmark", "table"];
 const NEIGHBOR_KEYS: &[&str] = &["ip", "mac", "dev"];
-const FIREWALL_KEYS: &[&str] = &["rules", "rules_file"];
+const FIREWALL_KEYS: &[&str] = &[
+    "rules",
+    "rules_file",
+    "rules_v4",
+    "rules_v4_file",
+    "rules_v6",
+    "rules_v6_file",
+];
 const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
 
 /// Largest interface / device name (IFNAMSIZ - 1).

@@ -14,6 +14,7 @@ pub mod model;
 mod parse;
 
 pub use model::*;
+pub use xgate_dataplane::filter::Family;
 
 use crate::config::ConfigError;
 
@@ -64,4 +65,218 @@ pub fn load(
         }
         (None, None) => Ok(IptablesRuleset::default()),
     }
+}
+
+/// One ruleset of `[firewall]`: its family and where it came from.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FamilyRuleset {
+    pub family: Family,
+    /// The config key it was read from (`rules`, `rules_v4_file`, ...);
+    /// empty for the default a missing family gets ([`default_drop`]).
+    pub key: String,
+    /// The file its lines are in (the config file for inline rules).
+    pub file: String,
+    /// The field its errors carry (`firewall.rules_v4`, ...).
+    pub field: String,
+    pub ruleset: IptablesRuleset,
+}
+
+/// Every ruleset of `[firewall]`: one `inet` ruleset, or an IPv4 and an
+/// IPv6 one (a missing family gets [`default_drop`]), or none.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FirewallRules {
+    pub sets: Vec<FamilyRuleset>,
+}
+
+impl FirewallRules {
+    /// One `inet` ruleset.
+    pub fn inet(ruleset: IptablesRuleset) -> Self {
+        FirewallRules {
+            sets: vec![FamilyRuleset {
+                family: Family::Inet,
+                key: "rules".into(),
+                file: String::new(),
+                field: FIELD.into(),
+                ruleset,
+            }],
+        }
+    }
+
+    /// The family rulesets given as a default, not by the config.
+    pub fn defaults(&self) -> impl Iterator<Item = &FamilyRuleset> {
+        self.sets.iter().filter(|s| s.key.is_empty())
+    }
+}
+
+/// What a missing family's default does, for `xgate check`, `ctl rules`
+/// and the docs.
+pub fn default_note(family: Family) -> String {
+    let (v, key, other) = match family {
+        Family::V6 => ("IPv6", "rules_v6", "rules_v4"),
+        _ => ("IPv4", "rules_v4", "rules_v6"),
+    };
+    format!(
+        "{v}: no {key} (only {other}): forwarded and local {v} traffic is dropped \
+         (INPUT and FORWARD policy DROP, OUTPUT ACCEPT)"
+    )
+}
+
+impl std::fmt::Display for FirewallRules {
+    /// iptables-save text; with one ruleset per family, each after a
+    /// `# IPv4 (rules_v4)` / `# IPv6 (rules_v6)` line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for s in &self.sets {
+            match s.family {
+                Family::Inet => {}
+                fam if s.key.is_empty() => writeln!(f, "# {}", default_note(fam))?,
+                fam => writeln!(f, "# {} ({})", fam.name(), s.key)?,
+            }
+            write!(f, "{}", s.ruleset)?;
+        }
+        Ok(())
+    }
+}
+
+/// The ruleset a family without rules gets when the other family has
+/// some: nothing forwarded or delivered, the router's own packets sent.
+/// The other family's rules never govern it (that would apply, say, an
+/// IPv4 FORWARD ACCEPT to IPv6 as well).
+pub fn default_drop() -> IptablesRuleset {
+    parse(
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
+        "default",
+        1,
+    )
+    .expect("the default ruleset parses")
+}
+
+/// Every ruleset of a config's `[firewall]`, each parsed from its inline
+/// text (errors name the config file's lines) or its file.
+pub fn load_all(
+    fw: &crate::config::Firewall,
+    config_file: &str,
+) -> Result<FirewallRules, Vec<ConfigError>> {
+    if fw.is_inet() {
+        let mut all = FirewallRules::inet(load(fw, config_file)?);
+        let s = &mut all.sets[0];
+        (s.file, s.field, s.key) = match &fw.rules_file {
+            Some(p) if fw.rules.is_none() => (
+                p.display().to_string(),
+                "firewall.rules_file".into(),
+                "rules_file".into(),
+            ),
+            _ => (config_file.into(), FIELD.into(), "rules".into()),
+        };
+        return Ok(all);
+    }
+    if !fw.v4.is_set() && !fw.v6.is_set() {
+        return Ok(FirewallRules::default());
+    }
+    let mut sets = Vec::new();
+    let mut errors = Vec::new();
+    for (family, fr, key) in [
+        (Family::V4, &fw.v4, "rules_v4"),
+        (Family::V6, &fw.v6, "rules_v6"),
+    ] {
+        let (key, file, field, parsed) = match (&fr.rules, &fr.rules_file) {
+            (Some(text), _) => {
+                let field = format!("firewall.{key}");
+                let r = parse_with_field(text, config_file, fr.rules_line, &field);
+                (key.to_string(), config_file.to_string(), field, r)
+            }
+            (None, Some(path)) => {
+                let name = path.display().to_string();
+                let key = format!("{key}_file");
+                let field = format!("firewall.{key}");
+                let r = match std::fs::read_to_string(path) {
+                    Ok(text) => parse_with_field(&text, &name, 1, &field),
+                    Err(e) => Err(vec![ConfigError::new(
+                        config_file,
+                        fw.line,
+                        field.as_str(),
+                        format!("cannot read {name}: {e}"),
+                    )]),
+                };
+                (key, name, field, r)
+            }
+            (None, None) => (
+                String::new(),
+                "default".into(),
+                "firewall".into(),
+                Ok(default_drop()),
+            ),
+        };
+        let parsed = match (family, parsed) {
+            (Family::V6, Ok(rs)) => {
+                let (text, first) = match (&fr.rules, &fr.rules_file) {
+                    (Some(t), _) => (t.clone(), fr.rules_line),
+                    (None, Some(p)) => (std::fs::read_to_string(p).unwrap_or_default(), 1),
+                    (None, None) => (String::new(), 1),
+                };
+                let bad = ipv4_reject_lines(&text, first);
+                if bad.is_empty() {
+                    Ok(as_ipv6(rs))
+                } else {
+                    Err(bad
+                        .into_iter()
+                        .map(|l| {
+                            ConfigError::new(
+                                file.as_str(),
+                                l,
+                                field.as_str(),
+                                "--reject-with icmp-port-unreachable is IPv4 only, not allowed \
+                                 in the IPv6 ruleset (ip6tables: icmp6-port-unreachable)",
+                            )
+                        })
+                        .collect())
+                }
+            }
+            (_, p) => p,
+        };
+        match parsed {
+            Ok(ruleset) => sets.push(FamilyRuleset {
+                family,
+                key,
+                file,
+                field,
+                ruleset,
+            }),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(FirewallRules { sets })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Lines of `text` (the first is line `first`) that ask for the ICMPv4
+/// `--reject-with icmp-port-unreachable` by name. The model keeps a bare
+/// `-j REJECT` as that kind too (port unreachable in the packet's
+/// family), so an IPv6 ruleset is checked on its text.
+fn ipv4_reject_lines(text: &str, first: usize) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.windows(2)
+                .any(|p| p[0] == "--reject-with" && p[1] == "icmp-port-unreachable")
+        })
+        .map(|(i, _)| first + i)
+        .collect()
+}
+
+/// `ruleset` as an IPv6 ruleset prints it: a bare `-j REJECT` (kept as
+/// icmp-port-unreachable, answered in the packet's family) becomes
+/// ip6tables' `icmp6-port-unreachable`, which means the same there.
+pub fn as_ipv6(mut ruleset: IptablesRuleset) -> IptablesRuleset {
+    for t in &mut ruleset.tables {
+        for r in t.chains.iter_mut().flat_map(|c| &mut c.rules) {
+            if r.target == Target::Reject(RejectWith::IcmpPortUnreachable) {
+                r.target = Target::Reject(RejectWith::Icmp6PortUnreachable);
+            }
+        }
+    }
+    ruleset
 }

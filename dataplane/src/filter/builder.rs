@@ -16,10 +16,11 @@ use super::ruleset::{
     SLOTS, m, slot,
 };
 use super::spec::{BuildError, ChainId, RuleSpec, TargetSpec};
-use super::{Hook, Outcome, Policy, RejectKind, TableId};
+use super::{Family, Hook, Outcome, Policy, RejectKind, TableId};
 
 struct BuildChain {
     name: String,
+    family: Family,
     table: TableId,
     hook: Option<Hook>,
     policy: Option<Policy>,
@@ -45,15 +46,26 @@ impl RulesetBuilder {
     /// of the table (`FORWARD` in filter) is the built-in chain, policy
     /// ACCEPT until [`Self::set_policy`]; any other name is a user chain.
     pub fn chain(&mut self, table: TableId, name: &str) -> ChainId {
+        self.family_chain(Family::Inet, table, name)
+    }
+
+    /// [`Self::chain`] of one family's ruleset: its rules see only that
+    /// family's packets, a built-in chain is that family's entry (with its
+    /// own policy), and a user chain is apart from other families' chains
+    /// of the same name. A ruleset holds either `inet` chains or IPv4 and
+    /// IPv6 ones for a given built-in chain, never both (checked by
+    /// [`Self::build`]).
+    pub fn family_chain(&mut self, family: Family, table: TableId, name: &str) -> ChainId {
         if let Some(i) = self
             .chains
             .iter()
-            .position(|c| c.table == table && c.name == name)
+            .position(|c| c.family == family && c.table == table && c.name == name)
         {
             return ChainId(i as u32);
         }
         let hook = Hook::from_name(name).filter(|h| table.hooks().contains(h));
         self.chains.push(BuildChain {
+            family,
             name: name.to_string(),
             table,
             hook,
@@ -95,7 +107,7 @@ impl RulesetBuilder {
         for bc in &self.chains {
             let start = rules.len() as u32;
             for spec in &bc.rules {
-                match c.rule(spec) {
+                match c.rule(spec, bc.family) {
                     Ok(r) => {
                         rules.push(r);
                         lines.push(spec.line);
@@ -105,6 +117,7 @@ impl RulesetBuilder {
             }
             chains.push(ChainInfo {
                 name: bc.name.clone().into_boxed_str(),
+                family: bc.family,
                 table: bc.table,
                 hook: bc.hook,
                 policy: bc.policy,
@@ -116,14 +129,30 @@ impl RulesetBuilder {
             errors.sort_by_key(|e| e.line);
             return Err(errors);
         }
-        let mut entry = [NO_CHAIN; SLOTS];
-        let mut trivial = [true; SLOTS];
+        let mut entry = [[NO_CHAIN; SLOTS]; 2];
+        let mut trivial = [[true; SLOTS]; 2];
         for (i, ch) in chains.iter().enumerate() {
             if let Some(h) = ch.hook {
                 let s = slot(ch.table, h);
-                entry[s] = i as u32;
-                trivial[s] = ch.start == ch.end && ch.policy == Some(Policy::Accept);
+                for &f in ch.family.indices() {
+                    if entry[f][s] != NO_CHAIN {
+                        errors.push(BuildError::new(
+                            0,
+                            format!(
+                                "{} {} is both an inet chain and a {} one",
+                                ch.table.name(),
+                                ch.name,
+                                ch.family.name()
+                            ),
+                        ));
+                    }
+                    entry[f][s] = i as u32;
+                    trivial[f][s] = ch.start == ch.end && ch.policy == Some(Policy::Accept);
+                }
             }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
         let by_state = decide_all(&rules, &lines, &chains, &entry);
         Ok(Ruleset {
@@ -161,7 +190,17 @@ impl RulesetBuilder {
                     ));
                     continue;
                 };
-                if t.table != c.table {
+                if t.family != c.family {
+                    errors.push(BuildError::new(
+                        r.line,
+                        format!(
+                            "jump from an {} chain to chain {} of the {} ruleset",
+                            c.family.name(),
+                            t.name,
+                            t.family.name()
+                        ),
+                    ));
+                } else if t.table != c.table {
                     errors.push(BuildError::new(
                         r.line,
                         format!(
@@ -238,7 +277,7 @@ fn decide(
     rules: &[Rule],
     lines: &[usize],
     chain: &ChainInfo,
-    s: usize,
+    fs: usize,
     fam: u8,
     state: u8,
 ) -> Option<Decided> {
@@ -268,7 +307,7 @@ fn decide(
         });
     }
     Some(Decided {
-        slot: (rules.len() + s) as u32,
+        slot: (rules.len() + fs) as u32,
         line: 0,
         outcome: match chain.policy {
             Some(Policy::Drop) => Outcome::Drop,
@@ -282,17 +321,17 @@ fn decide_all(
     rules: &[Rule],
     lines: &[usize],
     chains: &[ChainInfo],
-    entry: &[u32; SLOTS],
+    entry: &[[u32; SLOTS]; 2],
 ) -> [[[Option<Decided>; CT_STATES]; 2]; SLOTS] {
     let mut out = [[[None; CT_STATES]; 2]; SLOTS];
     for (s, per_fam) in out.iter_mut().enumerate() {
-        let Some(chain) = chains.get(entry[s] as usize) else {
-            continue;
-        };
         for (f, per_state) in per_fam.iter_mut().enumerate() {
+            let Some(chain) = chains.get(entry[f][s] as usize) else {
+                continue;
+            };
             let fam = if f == 0 { FAM_V4 } else { FAM_V6 };
             for (k, d) in per_state.iter_mut().enumerate() {
-                *d = decide(rules, lines, chain, s, fam, 1 << k);
+                *d = decide(rules, lines, chain, f * SLOTS + s, fam, 1 << k);
             }
         }
     }

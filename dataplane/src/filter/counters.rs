@@ -2,7 +2,7 @@
 //! built-in chain policy, and the sums `iptables-save -c` shows.
 
 use super::ruleset::{Ruleset, SLOTS, slot};
-use super::{Hook, Policy, TableId};
+use super::{Family, Hook, Policy, TableId};
 use crate::stats::Counter;
 
 #[derive(Debug, Default)]
@@ -70,6 +70,7 @@ pub struct RuleCounts {
 /// Counters of one chain, summed over workers (`iptables-save -c`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainCounters<'a> {
+    pub family: Family,
     pub table: TableId,
     pub name: &'a str,
     /// `Some` for built-in chains.
@@ -81,9 +82,9 @@ pub struct ChainCounters<'a> {
 
 impl Ruleset {
     /// Counter slots a worker's [`RuleCounters`] needs: one per rule, then
-    /// one per (table, hook) policy.
+    /// one per (family, table, hook) policy.
     pub fn counter_slots(&self) -> usize {
-        self.rules.len() + SLOTS
+        self.rules.len() + 2 * SLOTS
     }
 
     /// Fresh counters for one worker.
@@ -91,7 +92,8 @@ impl Ruleset {
         RuleCounters::new(self.counter_slots())
     }
 
-    /// The counter slot of rule `pos` (0-based) of chain `chain` of `table`.
+    /// The counter slot of rule `pos` (0-based) of chain `chain` of `table`
+    /// (the first family's chain of that name).
     pub fn rule_counter_index(&self, table: TableId, chain: &str, pos: usize) -> Option<usize> {
         let c = self
             .chains
@@ -101,9 +103,27 @@ impl Ruleset {
         (i < c.end as usize).then_some(i)
     }
 
-    /// The counter slot of the policy of `table`'s chain at `hook`.
-    pub fn policy_counter_index(&self, table: TableId, hook: Hook) -> usize {
-        self.rules.len() + slot(table, hook)
+    /// [`Self::rule_counter_index`] of the chain of `family`.
+    pub fn family_rule_counter_index(
+        &self,
+        family: Family,
+        table: TableId,
+        chain: &str,
+        pos: usize,
+    ) -> Option<usize> {
+        let c = self
+            .chains
+            .iter()
+            .find(|c| c.family == family && c.table == table && &*c.name == chain)?;
+        let i = c.start as usize + pos;
+        (i < c.end as usize).then_some(i)
+    }
+
+    /// The counter slot of the policy of `table`'s chain at `hook` for
+    /// packets of family `v4` (an `inet` chain counts each family in its
+    /// own slot; [`Self::counters_view`] sums them).
+    pub fn policy_counter_index(&self, table: TableId, hook: Hook, v4: bool) -> usize {
+        self.rules.len() + Family::index(v4) * SLOTS + slot(table, hook)
     }
 
     /// Every chain with its rules' counters summed over `per_worker`, in
@@ -123,11 +143,20 @@ impl Ruleset {
         self.chains
             .iter()
             .map(|ch| ChainCounters {
+                family: ch.family,
                 table: ch.table,
                 name: &ch.name,
                 policy: ch.policy,
                 policy_counts: match ch.hook {
-                    Some(h) => sum(self.policy_counter_index(ch.table, h), 0),
+                    Some(h) => {
+                        let mut c = RuleCounts::default();
+                        for &f in ch.family.indices() {
+                            let n = sum(self.policy_counter_index(ch.table, h, f == 0), 0);
+                            c.packets += n.packets;
+                            c.bytes += n.bytes;
+                        }
+                        c
+                    }
                     None => RuleCounts::default(),
                 },
                 rules: (ch.start as usize..ch.end as usize)

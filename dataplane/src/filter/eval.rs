@@ -13,9 +13,11 @@ use std::sync::atomic::Ordering;
 
 use super::counters::RuleCounters;
 use super::log::{LogRecord, LogRing};
-use super::ruleset::{Action, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Rule, Ruleset, Stat, m, slot};
+use super::ruleset::{
+    Action, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Rule, Ruleset, SLOTS, Stat, m, slot,
+};
 use super::spec::PortDir;
-use super::{Hook, IfIndex, Outcome, PacketView, Policy, RejectKind, TableId};
+use super::{Family, Hook, IfIndex, Outcome, PacketView, Policy, RejectKind, TableId};
 
 /// LOG lines a worker may emit: 5 per second, bursts of 10 (the kernel's
 /// `net_ratelimit` budget).
@@ -115,7 +117,7 @@ impl Ruleset {
         if state.count_ones() != 1 {
             return None;
         }
-        let d = (*self.by_state[slot(table, hook)][usize::from(!v4)].get(k)?)?;
+        let d = (*self.by_state[slot(table, hook)][Family::index(v4)].get(k)?)?;
         cx.counters.hit(d.slot as usize, len);
         cx.last_rule_line = d.line as usize;
         Some(d.outcome)
@@ -132,7 +134,8 @@ impl Ruleset {
     ) -> Outcome {
         let s = slot(table, hook);
         cx.last_rule_line = 0;
-        let entry = self.entry[s];
+        let f = Family::index(pkt.v4);
+        let entry = self.entry[f][s];
         if entry == NO_CHAIN {
             return Outcome::Accept;
         }
@@ -143,7 +146,7 @@ impl Ruleset {
         loop {
             if i == end {
                 if depth == 0 {
-                    self.counters_policy(s, pkt, cx);
+                    self.counters_policy(f * SLOTS + s, pkt, cx);
                     return match chain.policy {
                         Some(Policy::Drop) => Outcome::Drop,
                         _ => Outcome::Accept,
@@ -198,8 +201,9 @@ impl Ruleset {
         }
     }
 
-    fn counters_policy(&self, s: usize, pkt: &PacketView, cx: &mut EvalCtx) {
-        cx.counters.hit(self.rules.len() + s, pkt.len);
+    /// `fs`: family index * [`SLOTS`] + slot.
+    fn counters_policy(&self, fs: usize, pkt: &PacketView, cx: &mut EvalCtx) {
+        cx.counters.hit(self.rules.len() + fs, pkt.len);
     }
 
     /// Family filter, then the matches in a fixed order with statistic

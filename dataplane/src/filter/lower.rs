@@ -6,7 +6,7 @@ use super::ruleset::{Action, FAM_V4, FAM_V6, Rule, Stat, m};
 use super::spec::{
     BuildError, IfaceMatch, MatchSpec, Neg, PortDir, RuleSpec, StatisticSpec, TargetSpec,
 };
-use super::{AddrRange, NatAction, RejectKind};
+use super::{AddrRange, Family, NatAction, RejectKind};
 
 /// Most entries of `-m multiport`.
 const MAX_MULTIPORT: usize = 15;
@@ -20,6 +20,8 @@ pub(super) struct Compiler {
     pub(super) nth: u32,
     pub(super) log_prefixes: Vec<Box<str>>,
     pub(super) nat: Vec<NatAction>,
+    /// The rule being lowered is in an IPv4 or IPv6 ruleset.
+    forced: bool,
 }
 
 impl Compiler {
@@ -33,6 +35,7 @@ impl Compiler {
             nth: 0,
             log_prefixes: Vec::new(),
             nat: Vec::new(),
+            forced: false,
         }
     }
 
@@ -52,11 +55,19 @@ impl Compiler {
         Ok(off as u32)
     }
 
-    pub(super) fn rule(&mut self, spec: &RuleSpec) -> Result<Rule, BuildError> {
+    /// `family`: the ruleset the rule is in; a rule of an IPv4 or IPv6
+    /// ruleset applies to that family only, and naming the other family's
+    /// address, protocol or reject is an error.
+    pub(super) fn rule(&mut self, spec: &RuleSpec, family: Family) -> Result<Rule, BuildError> {
+        self.forced = family != Family::Inet;
         let mut r = Rule {
             present: 0,
             negated: 0,
-            family: FAM_V4 | FAM_V6,
+            family: match family {
+                Family::Inet => FAM_V4 | FAM_V6,
+                Family::V4 => FAM_V4,
+                Family::V6 => FAM_V6,
+            },
             proto: 0,
             flags_mask: 0,
             flags_comp: 0,
@@ -101,7 +112,7 @@ impl Compiler {
                         format!("{what}: prefix length {} too long", n.value.len),
                     ));
                 }
-                family(r, n.value.v4, what, line)?;
+                narrow(r, self.forced, n.value.v4, what, line)?;
                 mark_present(r, bit, n);
                 let nm = n.value.net_mask();
                 if bit == m::SRC {
@@ -115,8 +126,8 @@ impl Compiler {
             mark_present(r, m::PROTO, n);
             r.proto = n.value;
             match n.value {
-                1 => family(r, true, "-p icmp", line)?,
-                58 => family(r, false, "-p icmpv6", line)?,
+                1 => narrow(r, self.forced, true, "-p icmp", line)?,
+                58 => narrow(r, self.forced, false, "-p icmpv6", line)?,
                 _ => {}
             }
         }
@@ -134,7 +145,7 @@ impl Compiler {
         }
         if let Some(n) = &ms.icmp {
             mark_present(r, m::ICMP, n);
-            family(r, !n.value.v6, "--icmp-type", line)?;
+            narrow(r, self.forced, !n.value.v6, "--icmp-type", line)?;
             match (n.value.typ, n.value.code) {
                 (None, _) => r.icmp_any = true,
                 (Some(t), c) => {
@@ -221,8 +232,8 @@ impl Compiler {
             TargetSpec::Reject(None) => Action::RejectDefault,
             TargetSpec::Reject(Some(k)) => {
                 match k {
-                    RejectKind::Icmp4 { .. } => family(r, true, "REJECT", line)?,
-                    RejectKind::Icmp6 { .. } => family(r, false, "REJECT", line)?,
+                    RejectKind::Icmp4 { .. } => narrow(r, self.forced, true, "REJECT", line)?,
+                    RejectKind::Icmp6 { .. } => narrow(r, self.forced, false, "REJECT", line)?,
                     RejectKind::TcpReset => {}
                 }
                 Action::Reject(*k)
@@ -250,7 +261,7 @@ impl Compiler {
                 }
                 if let NatAction::Snat { addrs, .. } | NatAction::Dnat { addrs, .. } = a {
                     check_range(addrs).map_err(|e| BuildError::new(line, e))?;
-                    family(r, addrs.v4, "NAT address", line)?;
+                    narrow(r, self.forced, addrs.v4, "NAT address", line)?;
                 }
                 self.nat.push(*a);
                 Action::Nat((self.nat.len() - 1) as u32)
@@ -260,12 +271,20 @@ impl Compiler {
 }
 
 /// Narrows `r` to one family; an error if it is already the other one's.
-fn family(r: &mut Rule, v4: bool, what: &str, line: usize) -> Result<(), BuildError> {
+fn narrow(r: &mut Rule, forced: bool, v4: bool, what: &str, line: usize) -> Result<(), BuildError> {
     let f = if v4 { FAM_V4 } else { FAM_V6 };
     if r.family & f == 0 {
         return Err(BuildError::new(
             line,
-            format!("{what} mixes IPv4 and IPv6 in one rule"),
+            if forced {
+                format!(
+                    "{what} is {} only, not allowed in the {} ruleset",
+                    if v4 { "IPv4" } else { "IPv6" },
+                    if v4 { "IPv6" } else { "IPv4" }
+                )
+            } else {
+                format!("{what} mixes IPv4 and IPv6 in one rule")
+            },
         ));
     }
     r.family = f;

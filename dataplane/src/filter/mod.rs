@@ -11,9 +11,12 @@
 //! with an ICMP error or TCP reset, or a NAT action) and the caller acts on
 //! it (counting its drops as the firewall's).
 //!
-//! One ruleset serves IPv4 and IPv6, like nftables' `inet` family: a rule
-//! that names anything of one family only (an IPv4 prefix, `-p icmp`, an
-//! ICMPv4 reject, an IPv4 NAT address) applies only to packets of that
+//! A ruleset holds chains of one [`Family`] or of both. Each family has its
+//! own built-in chains (own policies) and user chains, as iptables and
+//! ip6tables keep them; the rules of an `inet` chain serve both, like
+//! nftables' `inet` family. A rule that names anything of one family only
+//! (an IPv4 prefix, `-p icmp`, an ICMPv4 reject, an IPv4 NAT address), or
+//! that sits in a chain of one family, applies only to packets of that
 //! family. The family test runs before the matches, so `!` never turns an
 //! IPv4 rule into one that matches IPv6 packets.
 //!
@@ -193,6 +196,44 @@ impl TableId {
                 Hook::Postrouting,
             ],
             TableId::Mangle => &Hook::ALL,
+        }
+    }
+}
+
+/// Which packets a chain and its rules see: both families (an `inet`
+/// ruleset, like nftables) or one (an iptables or ip6tables ruleset).
+/// Built-in chains of each family have their own policy; user chains of
+/// different families are different chains even when they share a name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Family {
+    #[default]
+    Inet,
+    V4,
+    V6,
+}
+
+impl Family {
+    /// Family indices ([`Family::index`]) this family's chains serve.
+    pub(crate) fn indices(self) -> &'static [usize] {
+        match self {
+            Family::Inet => &[0, 1],
+            Family::V4 => &[0],
+            Family::V6 => &[1],
+        }
+    }
+
+    /// 0 for IPv4 packets, 1 for IPv6.
+    #[inline]
+    pub(crate) fn index(v4: bool) -> usize {
+        usize::from(!v4)
+    }
+
+    /// How iptables users name the ruleset: `inet`, `IPv4`, `IPv6`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
         }
     }
 }

@@ -111,6 +111,7 @@ pub(super) struct Rule {
 #[derive(Clone)]
 pub(super) struct ChainInfo {
     pub name: Box<str>,
+    pub family: super::Family,
     pub table: TableId,
     pub hook: Option<Hook>,
     pub policy: Option<Policy>,
@@ -132,10 +133,11 @@ pub struct Ruleset {
     pub(super) rules: Box<[Rule]>,
     pub(super) lines: Box<[usize]>,
     pub(super) chains: Box<[ChainInfo]>,
-    /// Built-in chain per [`slot`], or [`NO_CHAIN`].
-    pub(super) entry: [u32; SLOTS],
-    /// Per [`slot`]: no rules and policy ACCEPT (or no chain).
-    pub(super) trivial: [bool; SLOTS],
+    /// Per family (IPv4, IPv6), built-in chain per [`slot`], or
+    /// [`NO_CHAIN`].
+    pub(super) entry: [[u32; SLOTS]; 2],
+    /// Per family and [`slot`]: no rules and policy ACCEPT (or no chain).
+    pub(super) trivial: [[bool; SLOTS]; 2],
     pub(super) n_ifaces: usize,
     /// Interface bitsets, `(n_ifaces + 1) / 64` words each rounded up; bit
     /// `n_ifaces` stands for "no interface".
@@ -204,8 +206,8 @@ impl Default for Ruleset {
             rules: Box::new([]),
             lines: Box::new([]),
             chains: Box::new([]),
-            entry: [NO_CHAIN; SLOTS],
-            trivial: [true; SLOTS],
+            entry: [[NO_CHAIN; SLOTS]; 2],
+            trivial: [[true; SLOTS]; 2],
             n_ifaces: 0,
             ifsets: Box::new([]),
             mports: Box::new([]),
@@ -218,12 +220,13 @@ impl Default for Ruleset {
 }
 
 impl Ruleset {
-    /// True when the built-in chain of `table` at `hook` would accept every
-    /// packet without counting anything: no rules, policy ACCEPT (or the
-    /// table has no such chain).
+    /// True when the built-in chains of `table` at `hook` would accept
+    /// every packet of either family without counting anything: no rules,
+    /// policy ACCEPT (or the table has no such chain).
     #[inline]
     pub fn is_empty(&self, table: TableId, hook: Hook) -> bool {
-        self.trivial[slot(table, hook)]
+        let s = slot(table, hook);
+        self.trivial[0][s] && self.trivial[1][s]
     }
 
     /// The source line of the rule in counter slot `idx` (0 for policies).

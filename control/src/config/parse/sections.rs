@@ -497,20 +497,35 @@ fn firewall(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>, base_dir: &Path) -> Opti
         rules: None,
         rules_line: line,
         rules_file: None,
+        v4: FamilyRules {
+            rules_line: line,
+            ..FamilyRules::default()
+        },
+        v6: FamilyRules {
+            rules_line: line,
+            ..FamilyRules::default()
+        },
         line,
     };
-    let mut rules_file_line = None;
+    // Keys given, with their lines, for the exclusivity checks.
+    let mut given: Vec<(&str, usize)> = Vec::new();
     for e in ctx.entries(&section.field, t, FIREWALL_KEYS) {
         let (f, v) = (e.field.as_str(), e.val);
+        given.push((e.key, e.key_line));
         match e.key {
-            "rules" => {
+            "rules" | "rules_v4" | "rules_v6" => {
                 if let Some(s) = ctx.expect_str(f, v) {
-                    fw.rules = Some(s.to_owned());
-                    fw.rules_line = ctx.text_start_line(v);
+                    let start = ctx.text_start_line(v);
+                    let (text, at) = match e.key {
+                        "rules" => (&mut fw.rules, &mut fw.rules_line),
+                        "rules_v4" => (&mut fw.v4.rules, &mut fw.v4.rules_line),
+                        _ => (&mut fw.v6.rules, &mut fw.v6.rules_line),
+                    };
+                    *text = Some(s.to_owned());
+                    *at = start;
                 }
             }
-            "rules_file" => {
-                rules_file_line = Some(e.key_line);
+            "rules_file" | "rules_v4_file" | "rules_v6_file" => {
                 if let Some(s) = ctx.expect_name(f, v) {
                     let p = Path::new(s);
                     let path = if p.is_absolute() {
@@ -519,7 +534,11 @@ fn firewall(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>, base_dir: &Path) -> Opti
                         base_dir.join(p)
                     };
                     if path.is_file() {
-                        fw.rules_file = Some(path);
+                        *match e.key {
+                            "rules_file" => &mut fw.rules_file,
+                            "rules_v4_file" => &mut fw.v4.rules_file,
+                            _ => &mut fw.v6.rules_file,
+                        } = Some(path);
                     } else if path.exists() {
                         ctx.value_error(f, v, format!("{} is not a file", path.display()));
                     } else {
@@ -530,12 +549,36 @@ fn firewall(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>, base_dir: &Path) -> Opti
             _ => {}
         }
     }
-    if let (Some(_), Some(l)) = (&fw.rules, rules_file_line) {
-        ctx.fail(
-            &join(&section.field, "rules_file"),
-            l,
-            "`rules` and `rules_file` are mutually exclusive",
-        );
+    let line_of = |k: &str| given.iter().find(|(g, _)| *g == k).map(|(_, l)| *l);
+    for (text, file) in [
+        ("rules", "rules_file"),
+        ("rules_v4", "rules_v4_file"),
+        ("rules_v6", "rules_v6_file"),
+    ] {
+        if let (Some(_), Some(l)) = (line_of(text), line_of(file)) {
+            ctx.fail(
+                &join(&section.field, file),
+                l,
+                format!("`{text}` and `{file}` are mutually exclusive"),
+            );
+        }
+    }
+    let inet = ["rules", "rules_file"]
+        .into_iter()
+        .find(|k| line_of(k).is_some());
+    if let Some(inet) = inet {
+        for k in ["rules_v4", "rules_v4_file", "rules_v6", "rules_v6_file"] {
+            if let Some(l) = line_of(k) {
+                ctx.fail(
+                    &join(&section.field, k),
+                    l,
+                    format!(
+                        "`{k}` cannot be combined with `{inet}`: `{inet}` is one ruleset for IPv4 \
+                         and IPv6 (inet); give either it or `rules_v4`/`rules_v6` (one ruleset per family)"
+                    ),
+                );
+            }
+        }
     }
     Some(fw)
 }

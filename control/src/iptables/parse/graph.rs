@@ -68,26 +68,75 @@ fn calls(t: &Table, index: &HashMap<&str, usize>, errors: &mut Vec<(usize, Strin
             } else if t.kind.builtin_chains().contains(&to.as_str()) {
                 errors.push((r.line, format!("cannot jump to built-in chain {to}")));
             } else {
-                let known: Vec<&str> = TARGET_NAMES
-                    .iter()
-                    .copied()
-                    .chain(user.iter().copied())
-                    .collect();
-                let hint = match suggest(to, &known) {
-                    Some(s) => format!(" (did you mean {s}?)"),
-                    None => String::new(),
-                };
-                errors.push((
-                    r.line,
-                    format!(
-                        "undefined chain or unsupported target {to} in table {}{hint}",
-                        t.kind.name()
-                    ),
-                ));
+                errors.push((r.line, unknown_jump(to, t, &user)));
             }
         }
     }
     graph
+}
+
+/// Targets of iptables and its extensions that xgate does not run: a
+/// `-j` naming one is an unsupported target, never an unknown chain.
+const OTHER_TARGETS: &[&str] = &[
+    "AUDIT",
+    "CHECKSUM",
+    "CLASSIFY",
+    "CLUSTERIP",
+    "CONNMARK",
+    "CONNSECMARK",
+    "CT",
+    "DNPT",
+    "DSCP",
+    "ECN",
+    "HL",
+    "HMARK",
+    "IDLETIMER",
+    "LED",
+    "MIRROR",
+    "NETMAP",
+    "NFLOG",
+    "NFQUEUE",
+    "NOTRACK",
+    "QUEUE",
+    "RATEEST",
+    "SAME",
+    "SECMARK",
+    "SET",
+    "SNPT",
+    "SYNPROXY",
+    "TARPIT",
+    "TCPMSS",
+    "TCPOPTSTRIP",
+    "TEE",
+    "TOS",
+    "TPROXY",
+    "TRACE",
+    "TTL",
+    "ULOG",
+];
+
+/// The error of a `-j`/`-g` naming neither a user chain nor a target
+/// xgate runs: an iptables target it does not support is called a
+/// target; anything else is a missing chain (with a suggestion only for
+/// a near miss of the same length, a typo, never `LOGDROP` -> `LOG`).
+fn unknown_jump(to: &str, t: &Table, user: &HashSet<&str>) -> String {
+    let supported = TARGET_NAMES.join(", ");
+    if OTHER_TARGETS.contains(&to.to_ascii_uppercase().as_str()) {
+        return format!(
+            "-j {to}: unsupported target {to} (xgate runs {supported} and user chains)"
+        );
+    }
+    let mut known: Vec<&str> = user.iter().copied().collect();
+    known.sort_unstable();
+    let hint = suggest(to, &known)
+        .or_else(|| suggest(to, &TARGET_NAMES).filter(|s| s.len() == to.len()))
+        .map(|s| format!("; did you mean {s}?"))
+        .unwrap_or_default();
+    format!(
+        "-j {to}: no chain {to} in table {} (declare it with -N {to} or :{to} -), \
+         and no target xgate runs ({supported}){hint}",
+        t.kind.name()
+    )
 }
 
 /// The first loop of calls, walked from the user chains in name order.

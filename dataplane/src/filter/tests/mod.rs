@@ -11,6 +11,7 @@ use crate::addr::v4_key;
 
 mod calls;
 mod eval;
+mod families;
 mod targets;
 
 fn a4(s: &str) -> u128 {
@@ -144,7 +145,7 @@ fn policy_drop_is_counted() {
         Outcome::Drop
     );
     assert_eq!(c.last_rule_line, 0);
-    let pol = rs.policy_counter_index(TableId::Filter, Hook::Forward);
+    let pol = rs.policy_counter_index(TableId::Filter, Hook::Forward, true);
     assert_eq!(c.counters.packets(pol), 1);
     assert_eq!(c.counters.bytes(pol), 60);
     // A chain with rules but policy ACCEPT is not empty either.
