@@ -12,6 +12,7 @@ PACKAGES=(
     libpcap-dev zlib1g-dev       # xdp-tools' configure insists on pcap; libbpf needs zlib
     python3 python3-prometheus-client  # the metrics test checks the exposition with the reference parser
     dnsmasq-base busybox         # live DHCP test: dnsmasq on the LAN tap, busybox's udhcpc as the client
+    iptables                     # live_families: the same rules through the kernel (iptables-nft) and xgate
 )
 
 # Only for the forwarding benchmark (testbed/bench sets XGATE_BENCH=1):

@@ -71,6 +71,7 @@ fn run(ns: Option<&str>, args: &[&str], stdin: Option<&str>) -> Result<(), Strin
 
 /// client -- router -- server, dual stack; the router forwards.
 fn kernel_topology() -> Result<(Spaces, String, String, String), String> {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err("not root".into());
     }
