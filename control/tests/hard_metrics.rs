@@ -1,0 +1,75 @@
+//! Issue 13, item 1: the metrics endpoint under a flood of idle local
+//! connections. Alone in its file (its own process) so the thread count it
+//! reads is its own.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use xgate_control::api::Runtime;
+use xgate_control::compile::synthetic_mac;
+use xgate_control::publish::Publisher;
+
+fn threads() -> usize {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn scrape(addr: std::net::SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn idle_connections_neither_block_a_scrape_nor_spawn_threads() {
+    let d = std::env::temp_dir().join(format!("xgate-hard-metrics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let path = d.join("gw.toml");
+    std::fs::write(&path, Office::new().config("")).unwrap();
+    let p = Arc::new(Publisher::load(&path, Box::new(|_, p| Some(synthetic_mac(p)))).unwrap());
+    let rt = Arc::new(Runtime::new(p, Box::new(|| 1)));
+    let h = xgate_control::metrics::serve("127.0.0.1:0", rt)
+        .unwrap()
+        .unwrap();
+    let before = threads();
+
+    // 2,000 idle clients (well under the test's descriptor limit).
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(TcpStream::connect(h.addr()).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let body = scrape(h.addr());
+    let took = t.elapsed();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("xgate_drops_total"), "{body}");
+    assert!(took < Duration::from_secs(1), "scrape took {took:?}");
+    let during = threads();
+    assert!(
+        during <= before + 2,
+        "threads grew from {before} to {during} with idle connections"
+    );
+    assert!(h.stats().evicted.load(std::sync::atomic::Ordering::Relaxed) > 0);
+
+    // The clients leave: the port still answers.
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(scrape(h.addr()).starts_with("HTTP/1.1 200"));
+    assert!(body.contains("xgate_metrics_connections_total{event=\"evicted\"}"));
+    drop(h);
+    let _ = std::fs::remove_dir_all(&d);
+}
