@@ -243,6 +243,7 @@ pub fn render(rt: &Runtime) -> String {
         ("refused", ct.refused),
         ("killed", ct.killed),
         ("clash", ct.clashes),
+        ("source_limited", ct.source_limited),
     ] {
         o.sample("xgate_conntrack_events_total", &[("event", ev)], n);
     }
@@ -269,6 +270,12 @@ pub fn render(rt: &Runtime) -> String {
         "NAT port allocations that found no free port.",
     );
     o.sample("xgate_nat_ports_exhausted_total", &[], nat.exhausted);
+    o.family(
+        "xgate_nat_source_limited_total",
+        "counter",
+        "NAT port allocations refused because the inside address held its limit of ports.",
+    );
+    o.sample("xgate_nat_source_limited_total", &[], nat.source_limited);
 
     o.family(
         "xgate_neighbors",

@@ -209,6 +209,7 @@ pub fn replay(
 
     let flows = cfg.dataplane.flows.min(REPLAY_FLOWS);
     let shared = Arc::new(shared_state(&compiled, flows, Some(0x5eed)));
+    crate::runtime::apply_limits(&shared, &cfg.dataplane);
     let tables = Arc::new(compiled.tables);
     let mut worker = MemoryWorker::new(tables.clone(), shared, 8192);
     worker.pipeline.trace.set_enabled(trace);

@@ -263,6 +263,7 @@ pub fn run(
     );
     let shared = publisher.shared().clone();
     shared.profile.store(opts.profile, Ordering::Relaxed);
+    crate::runtime::apply_limits(&shared, &cfg.dataplane);
     let devices = publisher.current().devices.as_ref().clone();
     let runtime = Arc::new(Runtime::new(publisher.clone(), Box::new(now_ns)));
 

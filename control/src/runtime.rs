@@ -29,6 +29,13 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// Applies the per-source limits of `[dataplane]` (RFC 6888 REQ-4) to the
+/// shared connection table and NAT port allocator.
+pub fn apply_limits(shared: &xgate_dataplane::pipeline::Shared, d: &crate::config::Dataplane) {
+    shared.conntrack.set_per_source_limit(d.flows_per_source);
+    shared.nat.set_per_source_limit(d.nat_ports_per_source);
+}
+
 impl Runtime {
     /// `clock` must be the clock the workers give the pipeline.
     pub fn new(publisher: Arc<Publisher>, clock: Box<Clock>) -> Self {
