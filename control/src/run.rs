@@ -77,6 +77,10 @@ pub enum RunError {
     Services(std::io::Error),
     #[error("tap: {0}")]
     Tap(String),
+    #[error(
+        "{0}: no [[interface]]: xgate run needs at least one interface to bind (a config without any is only good for xgate check and replay)"
+    )]
+    NoInterfaces(String),
 }
 
 /// A device's MAC address from sysfs.
@@ -245,6 +249,9 @@ pub fn run(
     log: &mut dyn Write,
 ) -> Result<Vec<WorkerExit>, RunError> {
     let cfg = config::load(path).map_err(RunError::Config)?;
+    if cfg.interfaces.is_empty() {
+        return Err(RunError::NoInterfaces(path.display().to_string()));
+    }
     for ic in &cfg.interfaces {
         afxdp::device_queues(&ic.device)?;
     }
