@@ -390,9 +390,20 @@ pub fn run(
     );
 
     let mut last_stats = Instant::now();
+    let mut nat_watch = crate::runtime::NatWatch::new(&shared.nat.stats(), Duration::from_secs(10));
+    let mut last_nat_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let tables = publisher.tables();
         drain_log(&shared, &tables, log);
+        for line in runtime.take_events() {
+            let _ = writeln!(log, "xgate: {line}");
+        }
+        if last_nat_check.elapsed() >= Duration::from_secs(1) {
+            last_nat_check = Instant::now();
+            if let Some(line) = nat_watch.check(&shared.nat.stats(), last_nat_check) {
+                let _ = writeln!(log, "xgate: {line}");
+            }
+        }
         if tables.tracking {
             shared.conntrack.expire(now_ns(), 4096);
         }

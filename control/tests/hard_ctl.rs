@@ -147,3 +147,25 @@ fn clients_over_the_cap_are_refused_with_a_reason() {
     drop(server);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `ctl reload` leaves a line for the log of `xgate run`, as SIGHUP does.
+#[test]
+fn ctl_reload_is_logged() {
+    let d = scratch("reload");
+    let rt = runtime(&d, 1);
+    let sock = d.join("ctl.sock");
+    let _server = CtlServer::bind(&sock).unwrap().spawn(rt.clone()).unwrap();
+    assert!(rt.take_events().is_empty());
+    let a = ask_raw(&sock, line(Command::Reload).as_bytes());
+    assert!(a.contains("\"ok\":true"), "{a}");
+    let ev = rt.take_events();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert!(ev[0].starts_with("reloaded (ctl): "), "{ev:?}");
+    // A refused one says so.
+    std::fs::write(d.join("gw.toml"), "[dataplane]\nflows = 1\n").unwrap();
+    let a = ask_raw(&sock, line(Command::Reload).as_bytes());
+    assert!(a.contains("\"ok\":false"), "{a}");
+    let ev = rt.take_events();
+    assert!(ev[0].starts_with("ctl reload refused"), "{ev:?}");
+    let _ = std::fs::remove_dir_all(&d);
+}

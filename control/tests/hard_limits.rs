@@ -90,3 +90,34 @@ fn one_host_hits_its_caps_another_still_connects() {
     assert_eq!(shared.nat.stats().source_limited, 80);
     assert_eq!(shared.conntrack.stats().source_limited, 80);
 }
+
+/// Running out of NAT ports is logged by the control thread from the
+/// allocator's counters, at most once per interval, nothing lost.
+#[test]
+fn nat_exhaustion_is_logged_rate_limited() {
+    use std::time::{Duration, Instant};
+    use xgate_control::runtime::NatWatch;
+    use xgate_dataplane::addr::v4_key;
+    use xgate_dataplane::nat::NatPorts;
+    let n = NatPorts::with_seed(1, 1);
+    let pool = n.register(v4_key(0xcb00_7102)).unwrap();
+    let mut watch = NatWatch::new(&n.stats(), Duration::from_secs(10));
+    let t0 = Instant::now();
+    assert_eq!(watch.check(&n.stats(), t0), None);
+    let range = Some((5000, 5001));
+    for h in 0..3 {
+        let _ = n.acquire(pool, 17, v4_key(h), 40_000, range, 0);
+    }
+    let line = watch.check(&n.stats(), t0).expect("a line");
+    assert!(
+        line.contains("1 new connection(s) found no free port"),
+        "{line}"
+    );
+    let _ = n.acquire(pool, 17, v4_key(9), 40_000, range, 0);
+    assert_eq!(watch.check(&n.stats(), t0 + Duration::from_secs(1)), None);
+    let _ = n.acquire(pool, 17, v4_key(10), 40_000, range, 0);
+    let line = watch
+        .check(&n.stats(), t0 + Duration::from_secs(11))
+        .expect("a line");
+    assert!(line.contains("2 new connection(s)"), "{line}");
+}

@@ -158,7 +158,17 @@ pub fn serve_client(stream: UnixStream, runtime: &Runtime) -> std::io::Result<()
             match std::str::from_utf8(&line) {
                 Err(e) => Response::error(format!("bad request: not UTF-8 text ({e})")),
                 Ok(text) => match serde_json::from_str::<Request>(text.trim()) {
-                    Ok(req) => runtime.handle(&req),
+                    Ok(req) => {
+                        let resp = runtime.handle(&req);
+                        if matches!(req.command, super::Command::Reload) {
+                            // Logged as a SIGHUP reload is.
+                            runtime.note(match &resp.error {
+                                None => format!("reloaded (ctl): {}", resp.text.trim_end()),
+                                Some(e) => format!("ctl {}", e.trim_end()),
+                            });
+                        }
+                        resp
+                    }
                     Err(e) => Response::error(format!("bad request: {e}")),
                 },
             }
