@@ -70,6 +70,37 @@ fn idle_connections_neither_block_a_scrape_nor_spawn_threads() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(scrape(h.addr()).starts_with("HTTP/1.1 200"));
     assert!(body.contains("xgate_metrics_connections_total{event=\"evicted\"}"));
+
+    // A client that sends half a request and stalls is closed after the
+    // timeout (slowloris); a head too large is refused.
+    let mut slow = TcpStream::connect(h.addr()).unwrap();
+    write!(slow, "GET /metr").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(8),
+        "closed after {waited:?}"
+    );
+    assert!(rest.is_empty());
+    assert!(
+        h.stats()
+            .timed_out
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    let mut big = TcpStream::connect(h.addr()).unwrap();
+    // 9,000 bytes, all of which the server reads before it answers (so its
+    // close is a FIN, not a reset that could discard the answer).
+    let mut head = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+    head.resize(9000, b'a');
+    big.write_all(&head).unwrap();
+    let mut answer = String::new();
+    let _ = big.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     drop(h);
     let _ = std::fs::remove_dir_all(&d);
 }
