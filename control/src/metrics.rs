@@ -402,9 +402,11 @@ fn serve_loop(listener: TcpListener, rt: &Runtime, stop: &AtomicBool, stats: &Se
     let mut last_log: Option<Instant> = None;
     while !stop.load(Ordering::Acquire) {
         let mut busy = false;
-        // Accept everything pending (bounded per round so a flood cannot
-        // starve the connections already open).
-        for _ in 0..256 {
+        // Accept what is pending, at most half the cap per round: every
+        // connection is read at least once before a flood of newer ones
+        // can push it out, so a scrape that sends its request at once is
+        // answered even while connections keep coming.
+        for _ in 0..MAX_CONNECTIONS / 2 {
             match listener.accept() {
                 Ok((s, _)) => {
                     busy = true;

@@ -71,6 +71,33 @@ fn idle_connections_neither_block_a_scrape_nor_spawn_threads() {
     assert!(scrape(h.addr()).starts_with("HTTP/1.1 200"));
     assert!(body.contains("xgate_metrics_connections_total{event=\"evicted\"}"));
 
+    // While connections keep coming (a flood that never stops), scrapes
+    // are still answered.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (stop, addr) = (stop.clone(), h.addr());
+        std::thread::spawn(move || {
+            let mut open = std::collections::VecDeque::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(c) = TcpStream::connect(addr) {
+                    open.push_back(c);
+                }
+                if open.len() > 1000 {
+                    open.pop_front();
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        let t = Instant::now();
+        let b = scrape(h.addr());
+        assert!(b.starts_with("HTTP/1.1 200"), "during a flood: {b}");
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+
     // A client that sends half a request and stalls is closed after the
     // timeout (slowloris); a head too large is refused.
     let mut slow = TcpStream::connect(h.addr()).unwrap();
