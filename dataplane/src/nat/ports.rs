@@ -71,7 +71,10 @@
 //!   ports (each valid; the next acquires share the earlier one).
 //! - A mapping the full-range scan placed (every candidate taken) is found
 //!   again only while the candidates stay taken; if one frees up, the
-//!   endpoint's next connection gets a second port there.
+//!   endpoint's next connection gets a second port there. And while its
+//!   range is recorded full, such an endpoint's next connection is refused
+//!   rather than found by a scan (the price of O(1) refusal; mappings in
+//!   the candidates, which are nearly all, are still shared).
 //! - Statistics are read slot by slot, not as one snapshot.
 
 use std::sync::OnceLock;
@@ -164,8 +167,8 @@ struct Pool {
     in_use: [CachePadded<AtomicU32>; CLASSES],
     /// Ports freed so far, per class (wrapping).
     freed: [CachePadded<AtomicU32>; CLASSES],
-    /// Ranges a scan found full: `lo << 48 | hi << 32 | freed`, per
-    /// class, indexed by a hash of the range (0: none).
+    /// Ranges a scan found full: `(lo << 48 | hi << 32 | freed) ^ salt`,
+    /// per class, indexed by a hash of the range (0: none).
     full: [[AtomicU64; HINTS]; CLASSES],
 }
 
