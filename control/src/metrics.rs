@@ -10,11 +10,14 @@
 //! control thread only). Every drop reason is exported, zero or not, so
 //! series do not appear out of nowhere.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::io::{ErrorKind, Read, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use xgate_dataplane::addr::key_ip;
 use xgate_dataplane::stats::{DropReason, WorkerStats};
@@ -240,6 +243,7 @@ pub fn render(rt: &Runtime) -> String {
         ("refused", ct.refused),
         ("killed", ct.killed),
         ("clash", ct.clashes),
+        ("source_limited", ct.source_limited),
     ] {
         o.sample("xgate_conntrack_events_total", &[("event", ev)], n);
     }
@@ -266,6 +270,12 @@ pub fn render(rt: &Runtime) -> String {
         "NAT port allocations that found no free port.",
     );
     o.sample("xgate_nat_ports_exhausted_total", &[], nat.exhausted);
+    o.family(
+        "xgate_nat_source_limited_total",
+        "counter",
+        "NAT port allocations refused because the inside address held its limit of ports.",
+    );
+    o.sample("xgate_nat_source_limited_total", &[], nat.source_limited);
 
     o.family(
         "xgate_neighbors",
@@ -280,10 +290,39 @@ pub fn render(rt: &Runtime) -> String {
     o.0
 }
 
+/// At most this many connections are open at once; a new one beyond it
+/// closes the oldest (the one idle longest), so idle connections can
+/// never keep a real scrape out.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A connection that has not sent its request, or not taken its answer,
+/// within this time is closed.
+pub const CONN_TIMEOUT: Duration = Duration::from_secs(5);
+/// A request head longer than this is refused (431).
+const MAX_HEAD: usize = 8 * 1024;
+/// The loop's sleep when nothing happened, with and without connections.
+const TICK_BUSY: Duration = Duration::from_millis(2);
+const TICK_IDLE: Duration = Duration::from_millis(20);
+
+/// The endpoint's own counters (also exported with every scrape).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections closed to make room (over [`MAX_CONNECTIONS`]).
+    pub evicted: AtomicU64,
+    /// Connections closed for taking longer than [`CONN_TIMEOUT`].
+    pub timed_out: AtomicU64,
+    /// `accept` failures (e.g. out of file descriptors): logged, retried.
+    pub accept_errors: AtomicU64,
+    /// Scrapes answered.
+    pub served: AtomicU64,
+}
+
 /// The running metrics endpoint; dropping it stops the thread.
 pub struct MetricsHandle {
-    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
     addr: SocketAddr,
+    stats: Arc<ServerStats>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -300,58 +339,235 @@ impl MetricsHandle {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// The endpoint's own counters.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
 }
 
 impl Drop for MetricsHandle {
     fn drop(&mut self) {
-        self.server.unblock();
+        self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-/// Serves `GET /metrics` on `addr` (`host:port`) from a thread named
+/// Serves `GET /metrics` on `addr` (`host:port`) from one thread named
 /// `xgate-metrics`. `Ok(None)` when `addr` is empty (metrics disabled).
+///
+/// One thread serves every connection with non-blocking sockets: at most
+/// [`MAX_CONNECTIONS`] open (a new one closes the oldest), each closed
+/// after [`CONN_TIMEOUT`], one request per connection (`Connection:
+/// close`). An `accept` error is logged (at most once a second) and
+/// retried: the listener never dies. So no number of local clients can
+/// take more than one thread and `MAX_CONNECTIONS` descriptors.
 pub fn serve(addr: &str, rt: Arc<Runtime>) -> std::io::Result<Option<MetricsHandle>> {
     if addr.is_empty() {
         return Ok(None);
     }
-    let server = tiny_http::Server::http(addr)
+    let listener = TcpListener::bind(addr)
         .map_err(|e| std::io::Error::other(format!("metrics on {addr}: {e}")))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| std::io::Error::other("metrics: not an IP listener"))?;
-    let server = Arc::new(server);
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(ServerStats::default());
     let thread = {
-        let server = server.clone();
+        let stop = stop.clone();
+        let stats = stats.clone();
         std::thread::Builder::new()
             .name("xgate-metrics".into())
-            .spawn(move || {
-                for req in server.incoming_requests() {
-                    let path = req.url().split('?').next().unwrap_or("");
-                    let resp = match (req.method(), path) {
-                        (tiny_http::Method::Get, "/metrics") => {
-                            let ct = tiny_http::Header::from_bytes(
-                                &b"Content-Type"[..],
-                                &b"text/plain; version=0.0.4; charset=utf-8"[..],
-                            )
-                            .expect("valid header");
-                            tiny_http::Response::from_string(render(&rt)).with_header(ct)
-                        }
-                        (tiny_http::Method::Get, "/") => {
-                            tiny_http::Response::from_string("xgate: metrics at /metrics\n")
-                        }
-                        _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
-                    };
-                    let _ = req.respond(resp);
-                }
-            })?
+            .spawn(move || serve_loop(listener, &rt, &stop, &stats))?
     };
     Ok(Some(MetricsHandle {
-        server,
+        stop,
         addr: bound,
+        stats,
         thread: Some(thread),
     }))
+}
+
+struct Conn {
+    stream: TcpStream,
+    since: Instant,
+    head: Vec<u8>,
+    /// The answer and how much of it is written.
+    out: Option<(Vec<u8>, usize)>,
+}
+
+fn serve_loop(listener: TcpListener, rt: &Runtime, stop: &AtomicBool, stats: &ServerStats) {
+    let mut conns: VecDeque<Conn> = VecDeque::with_capacity(MAX_CONNECTIONS + 1);
+    let mut last_log: Option<Instant> = None;
+    while !stop.load(Ordering::Acquire) {
+        let mut busy = false;
+        // Accept what is pending, at most half the cap per round: every
+        // connection is read at least once before a flood of newer ones
+        // can push it out, so a scrape that sends its request at once is
+        // answered even while connections keep coming.
+        for _ in 0..MAX_CONNECTIONS / 2 {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    busy = true;
+                    stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    if s.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    if conns.len() >= MAX_CONNECTIONS {
+                        conns.pop_front();
+                        stats.evicted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    conns.push_back(Conn {
+                        stream: s,
+                        since: Instant::now(),
+                        head: Vec::new(),
+                        out: None,
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        eprintln!("xgate: metrics: accept failed: {e} (retrying)");
+                        last_log = Some(Instant::now());
+                    }
+                    // Out of descriptors: close the oldest to make room.
+                    if conns.pop_front().is_some() {
+                        stats.evicted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                    break;
+                }
+            }
+        }
+        conns.retain_mut(|c| {
+            let (keep, progress) = step(c, rt, stats);
+            busy |= progress;
+            if keep && c.since.elapsed() >= CONN_TIMEOUT {
+                stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            keep
+        });
+        if !busy {
+            std::thread::sleep(if conns.is_empty() {
+                TICK_IDLE
+            } else {
+                TICK_BUSY
+            });
+        }
+    }
+}
+
+/// Advances one connection: (keep it open, something happened).
+fn step(c: &mut Conn, rt: &Runtime, stats: &ServerStats) -> (bool, bool) {
+    let mut progress = false;
+    if c.out.is_none() {
+        let mut buf = [0u8; 2048];
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => return (false, true),
+                Ok(n) => {
+                    progress = true;
+                    c.head.extend_from_slice(&buf[..n]);
+                    if let Some(end) = find_head_end(&c.head) {
+                        c.out = Some((answer(&c.head[..end], rt, stats), 0));
+                        break;
+                    }
+                    if c.head.len() > MAX_HEAD {
+                        c.out = Some((http(431, "text/plain", "request head too large\n"), 0));
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return (true, progress),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return (false, true),
+            }
+        }
+    }
+    if let Some((out, pos)) = &mut c.out {
+        while *pos < out.len() {
+            match c.stream.write(&out[*pos..]) {
+                Ok(0) => return (false, true),
+                Ok(n) => {
+                    *pos += n;
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return (true, progress),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return (false, true),
+            }
+        }
+        let _ = c.stream.shutdown(std::net::Shutdown::Write);
+        return (false, true);
+    }
+    (true, progress)
+}
+
+fn find_head_end(b: &[u8]) -> Option<usize> {
+    b.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| b.windows(2).position(|w| w == b"\n\n"))
+}
+
+fn http(status: u16, ctype: &str, body: &str) -> Vec<u8> {
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Bad Request",
+    };
+    let mut r = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body.as_bytes());
+    r
+}
+
+fn answer(head: &[u8], rt: &Runtime, stats: &ServerStats) -> Vec<u8> {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(b"");
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    match (method, path) {
+        ("GET", "/metrics") => {
+            stats.served.fetch_add(1, Ordering::Relaxed);
+            let mut body = render(rt);
+            render_server(&mut body, stats);
+            http(200, "text/plain; version=0.0.4; charset=utf-8", &body)
+        }
+        ("GET", "/") => http(200, "text/plain", "xgate: metrics at /metrics\n"),
+        ("GET", _) => http(404, "text/plain", "not found\n"),
+        ("", _) => http(400, "text/plain", "bad request\n"),
+        _ => http(405, "text/plain", "method not allowed\n"),
+    }
+}
+
+/// The endpoint's own counters, appended to a scrape.
+fn render_server(body: &mut String, stats: &ServerStats) {
+    let mut o = Out(std::mem::take(body));
+    o.family(
+        "xgate_metrics_connections_total",
+        "counter",
+        "Connections to this endpoint, by what became of them beyond a normal answer.",
+    );
+    for (what, v) in [
+        ("accepted", &stats.accepted),
+        ("evicted", &stats.evicted),
+        ("timed_out", &stats.timed_out),
+        ("accept_error", &stats.accept_errors),
+    ] {
+        o.sample(
+            "xgate_metrics_connections_total",
+            &[("event", what)],
+            v.load(Ordering::Relaxed),
+        );
+    }
+    *body = o.0;
 }

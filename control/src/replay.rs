@@ -88,6 +88,9 @@ pub struct Report {
     pub log: Vec<String>,
     /// Connections in the table at the end.
     pub connections: usize,
+    /// What was wrong with the inputs but could be repaired (e.g. a
+    /// capture record's microseconds of 1,000,000 or more).
+    pub warnings: Vec<String>,
 }
 
 /// The connection table capacity of a replay.
@@ -95,7 +98,11 @@ pub const REPLAY_FLOWS: usize = 1 << 16;
 
 impl Report {
     pub fn summary(&self) -> String {
-        let mut s = format!("replayed {} frames", self.frames_in);
+        let mut s = String::new();
+        for w in &self.warnings {
+            s += &format!("warning: {w}\n");
+        }
+        s += &format!("replayed {} frames", self.frames_in);
         if self.frames_too_long > 0 {
             s += &format!(" ({} too long, skipped)", self.frames_too_long);
         }
@@ -137,17 +144,78 @@ struct Frame {
     data: Vec<u8>,
 }
 
-fn read_pcap(path: &Path, input: usize, out: &mut Vec<Frame>) -> Result<(), ReplayError> {
+/// Carries a record's sub-second field of a second or more into its
+/// seconds, in place, over a whole pcap file (scapy writes microseconds of
+/// 1,000,000, which tcpdump reads and `pcap-file` refuses). Returns how
+/// many records were fixed. Anything it does not understand (not pcap, a
+/// cut record) is left for the reader to report.
+pub fn normalize_pcap_timestamps(data: &mut [u8]) -> usize {
+    if data.len() < 24 {
+        return 0;
+    }
+    let magic = [data[0], data[1], data[2], data[3]];
+    let (big, nanos) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
+        _ => return 0,
+    };
+    let unit: u32 = if nanos { 1_000_000_000 } else { 1_000_000 };
+    let get = |b: &[u8]| {
+        let a = [b[0], b[1], b[2], b[3]];
+        if big {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }
+    };
+    let put = |v: u32| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let mut fixed = 0;
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let h = &mut data[at..at + 16];
+        let (sec, frac, incl) = (get(&h[0..4]), get(&h[4..8]), get(&h[8..12]));
+        if frac >= unit {
+            let sec = sec.saturating_add(frac / unit);
+            h[0..4].copy_from_slice(&put(sec));
+            h[4..8].copy_from_slice(&put(frac % unit));
+            fixed += 1;
+        }
+        at = at.saturating_add(16).saturating_add(incl as usize);
+    }
+    fixed
+}
+
+fn read_pcap(
+    path: &Path,
+    input: usize,
+    out: &mut Vec<Frame>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ReplayError> {
     let p = path.display().to_string();
-    let file = File::open(path).map_err(|err| ReplayError::Io {
+    let mut data = std::fs::read(path).map_err(|err| ReplayError::Io {
         path: p.clone(),
         err,
     })?;
+    let fixed = normalize_pcap_timestamps(&mut data);
+    if fixed > 0 {
+        warnings.push(format!(
+            "{p}: {fixed} record(s) with a sub-second timestamp field of a second or more \
+             (as scapy writes): carried into the seconds"
+        ));
+    }
     let pcap_err = |e: pcap_file::PcapError| ReplayError::Pcap {
         path: p.clone(),
         msg: e.to_string(),
     };
-    let mut r = PcapReader::new(std::io::BufReader::new(file)).map_err(pcap_err)?;
+    let mut r = PcapReader::new(std::io::Cursor::new(data)).map_err(pcap_err)?;
     if r.header().datalink != DataLink::ETHERNET {
         return Err(ReplayError::Pcap {
             path: p.clone(),
@@ -201,14 +269,16 @@ pub fn replay(
         })
         .collect::<Result<_, _>>()?;
     let mut frames = Vec::new();
+    let mut warnings = Vec::new();
     for (k, i) in inputs.iter().enumerate() {
-        read_pcap(&i.path, k, &mut frames)?;
+        read_pcap(&i.path, k, &mut frames, &mut warnings)?;
     }
     // Stable: equal timestamps keep input order, then file order.
     frames.sort_by_key(|f| (f.ts, f.input));
 
     let flows = cfg.dataplane.flows.min(REPLAY_FLOWS);
     let shared = Arc::new(shared_state(&compiled, flows, Some(0x5eed)));
+    crate::runtime::apply_limits(&shared, &cfg.dataplane);
     let tables = Arc::new(compiled.tables);
     let mut worker = MemoryWorker::new(tables.clone(), shared, 8192);
     worker.pipeline.trace.set_enabled(trace);
@@ -253,7 +323,10 @@ pub fn replay(
         writers.push((w, p, 0u64));
     }
 
-    let mut report = Report::default();
+    let mut report = Report {
+        warnings,
+        ..Report::default()
+    };
     let mut now = Duration::ZERO;
     let mut write_err = None;
     let ifaces = tables.interfaces.len();

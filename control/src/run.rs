@@ -77,6 +77,10 @@ pub enum RunError {
     Services(std::io::Error),
     #[error("tap: {0}")]
     Tap(String),
+    #[error(
+        "{0}: no [[interface]]: xgate run needs at least one interface to bind (a config without any is only good for xgate check and replay)"
+    )]
+    NoInterfaces(String),
 }
 
 /// A device's MAC address from sysfs.
@@ -245,6 +249,9 @@ pub fn run(
     log: &mut dyn Write,
 ) -> Result<Vec<WorkerExit>, RunError> {
     let cfg = config::load(path).map_err(RunError::Config)?;
+    if cfg.interfaces.is_empty() {
+        return Err(RunError::NoInterfaces(path.display().to_string()));
+    }
     for ic in &cfg.interfaces {
         afxdp::device_queues(&ic.device)?;
     }
@@ -263,6 +270,7 @@ pub fn run(
     );
     let shared = publisher.shared().clone();
     shared.profile.store(opts.profile, Ordering::Relaxed);
+    crate::runtime::apply_limits(&shared, &cfg.dataplane);
     let devices = publisher.current().devices.as_ref().clone();
     let runtime = Arc::new(Runtime::new(publisher.clone(), Box::new(now_ns)));
 
@@ -382,9 +390,20 @@ pub fn run(
     );
 
     let mut last_stats = Instant::now();
+    let mut nat_watch = crate::runtime::NatWatch::new(&shared.nat.stats(), Duration::from_secs(10));
+    let mut last_nat_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let tables = publisher.tables();
         drain_log(&shared, &tables, log);
+        for line in runtime.take_events() {
+            let _ = writeln!(log, "xgate: {line}");
+        }
+        if last_nat_check.elapsed() >= Duration::from_secs(1) {
+            last_nat_check = Instant::now();
+            if let Some(line) = nat_watch.check(&shared.nat.stats(), last_nat_check) {
+                let _ = writeln!(log, "xgate: {line}");
+            }
+        }
         if tables.tracking {
             shared.conntrack.expire(now_ns(), 4096);
         }

@@ -97,6 +97,8 @@ drop_reasons! {
     ConntrackClash => "conntrack_clash",
     NatPortsExhausted => "nat_ports_exhausted",
     NatNoAddress => "nat_no_address",
+    NatSourceLimit => "nat_source_limit",
+    ConntrackSourceLimit => "conntrack_source_limit",
     NatFragment => "nat_fragment",
     FragmentUnforwarded => "fragment_unforwarded",
     NeighborQueueFull => "neighbor_queue_full",

@@ -1,5 +1,6 @@
-//! The control socket: a blocking accept loop on its own thread, one
-//! request line answered at a time.
+//! The control socket: a blocking accept loop on its own thread, a thread
+//! per client (at most [`MAX_CLIENTS`]), read and write timeouts; shutdown
+//! stops the accept loop and never waits for a client.
 //!
 //! The socket is created mode 0600 (its parent directory is created if
 //! missing): only root, who may reload the config and flush connections,
@@ -11,7 +12,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,8 +21,11 @@ use super::{Request, Response, Runtime};
 /// A request line longer than this is refused (the largest real one is a
 /// `route add` of a few words).
 const MAX_REQUEST: u64 = 64 * 1024;
-/// A client that sends nothing for this long is dropped.
+/// A client that sends nothing, or takes none of its answer, for this
+/// long is dropped.
 const IDLE: Duration = Duration::from_secs(10);
+/// Clients served at once; more are answered with an error.
+pub const MAX_CLIENTS: usize = 16;
 
 /// A bound control socket, not yet serving.
 #[derive(Debug)]
@@ -61,7 +65,9 @@ impl CtlServer {
     }
 
     /// Serves `runtime` on a thread named `xgate-ctl` until the handle is
-    /// shut down or dropped.
+    /// shut down or dropped. Each client gets a thread of its own (at most
+    /// [`MAX_CLIENTS`] at once; more are answered with an error and
+    /// closed), so one slow or stuck client delays nobody.
     pub fn spawn(self, runtime: Arc<Runtime>) -> std::io::Result<CtlHandle> {
         let stop = Arc::new(AtomicBool::new(false));
         let path = self.path.clone();
@@ -69,7 +75,7 @@ impl CtlServer {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("xgate-ctl".into())
-                .spawn(move || self.serve(&runtime, &stop))?
+                .spawn(move || self.serve(runtime, &stop))?
         };
         Ok(CtlHandle {
             path,
@@ -78,40 +84,93 @@ impl CtlServer {
         })
     }
 
-    fn serve(self, runtime: &Runtime, stop: &AtomicBool) {
+    fn serve(self, runtime: Arc<Runtime>, stop: &AtomicBool) {
+        let active = Arc::new(AtomicUsize::new(0));
+        let mut last_log: Option<std::time::Instant> = None;
         for conn in self.listener.incoming() {
             if stop.load(Ordering::Acquire) {
                 break;
             }
-            if let Ok(c) = conn {
-                // One client at a time: commands are short, and reloads
-                // are serialised anyway.
-                let _ = serve_client(c, runtime);
+            let c = match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors, say: log (at most once a
+                    // second), wait a little, go on accepting.
+                    if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        eprintln!("xgate: ctl: accept failed: {e} (retrying)");
+                        last_log = Some(std::time::Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            if active.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                active.fetch_sub(1, Ordering::AcqRel);
+                refuse(c);
+                continue;
+            }
+            let (rt, act) = (runtime.clone(), active.clone());
+            let spawned = std::thread::Builder::new()
+                .name("xgate-ctl-client".into())
+                .spawn(move || {
+                    let _ = serve_client(c, &rt);
+                    act.fetch_sub(1, Ordering::AcqRel);
+                });
+            if spawned.is_err() {
+                active.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }
 }
 
-/// Answers every request line of one client.
+/// Tells a client over [`MAX_CLIENTS`] to come back later, without
+/// waiting for it.
+fn refuse(c: UnixStream) {
+    let _ = c.set_nonblocking(true);
+    let mut text = serde_json::to_string(&Response::error(format!(
+        "busy: {MAX_CLIENTS} ctl clients are being served, try again"
+    )))
+    .unwrap_or_default();
+    text.push('\n');
+    let _ = (&c).write_all(text.as_bytes());
+}
+
+/// Answers every request line of one client. Reads and writes time out
+/// ([`IDLE`]): a client that stops reading its answer is dropped.
 pub fn serve_client(stream: UnixStream, runtime: &Runtime) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IDLE))?;
+    stream.set_write_timeout(Some(IDLE))?;
     let mut out = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         line.clear();
         let n = Read::by_ref(&mut reader)
             .take(MAX_REQUEST)
-            .read_line(&mut line)?;
+            .read_until(b'\n', &mut line)?;
         if n == 0 {
             return Ok(());
         }
-        let resp = if !line.ends_with('\n') && n as u64 == MAX_REQUEST {
+        let too_long = line.last() != Some(&b'\n') && n as u64 == MAX_REQUEST;
+        let resp = if too_long {
             Response::error("request too long")
         } else {
-            match serde_json::from_str::<Request>(line.trim()) {
-                Ok(req) => runtime.handle(&req),
-                Err(e) => Response::error(format!("bad request: {e}")),
+            match std::str::from_utf8(&line) {
+                Err(e) => Response::error(format!("bad request: not UTF-8 text ({e})")),
+                Ok(text) => match serde_json::from_str::<Request>(text.trim()) {
+                    Ok(req) => {
+                        let resp = runtime.handle(&req);
+                        if matches!(req.command, super::Command::Reload) {
+                            // Logged as a SIGHUP reload is.
+                            runtime.note(match &resp.error {
+                                None => format!("reloaded (ctl): {}", resp.text.trim_end()),
+                                Some(e) => format!("ctl {}", e.trim_end()),
+                            });
+                        }
+                        resp
+                    }
+                    Err(e) => Response::error(format!("bad request: {e}")),
+                },
             }
         };
         let mut text = serde_json::to_string(&resp).unwrap_or_else(|e| {
@@ -119,7 +178,7 @@ pub fn serve_client(stream: UnixStream, runtime: &Runtime) -> std::io::Result<()
         });
         text.push('\n');
         out.write_all(text.as_bytes())?;
-        if resp.error.as_deref() == Some("request too long") {
+        if too_long {
             return Ok(());
         }
     }
@@ -139,7 +198,8 @@ impl CtlHandle {
         &self.path
     }
 
-    /// Stops serving (after the current client) and removes the socket.
+    /// Stops accepting and removes the socket at once; clients being
+    /// served finish on their own (their timeouts bound them).
     pub fn shutdown(mut self) {
         self.stop_now();
     }

@@ -9,6 +9,11 @@ use ipnet::IpNet;
 
 /// Default conntrack capacity (entries).
 pub const DEFAULT_FLOWS: usize = 1 << 20;
+/// Default cap of live connections per source address (RFC 6888 REQ-4).
+pub const DEFAULT_FLOWS_PER_SOURCE: u32 = 65_536;
+/// Default cap of NAT ports one inside address holds (all NAT addresses
+/// and protocols together).
+pub const DEFAULT_NAT_PORTS_PER_SOURCE: u32 = 16_384;
 /// Smallest accepted conntrack capacity.
 pub const MIN_FLOWS: usize = 1024;
 /// Largest accepted conntrack capacity (2^26).
@@ -101,6 +106,10 @@ pub struct Dataplane {
     pub rx_ring: u32,
     pub tx_ring: u32,
     pub fill_ring: u32,
+    /// Live connections one source address may hold (0: no limit).
+    pub flows_per_source: u32,
+    /// NAT ports one inside address may hold (0: no limit).
+    pub nat_ports_per_source: u32,
 }
 
 impl Default for Dataplane {
@@ -114,6 +123,8 @@ impl Default for Dataplane {
             rx_ring: DEFAULT_RX_RING,
             tx_ring: DEFAULT_TX_RING,
             fill_ring: DEFAULT_FILL_RING,
+            flows_per_source: DEFAULT_FLOWS_PER_SOURCE,
+            nat_ports_per_source: DEFAULT_NAT_PORTS_PER_SOURCE,
         }
     }
 }

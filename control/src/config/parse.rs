@@ -43,6 +43,8 @@ const DATAPLANE_KEYS: &[&str] = &[
     "rx_ring",
     "tx_ring",
     "fill_ring",
+    "flows_per_source",
+    "nat_ports_per_source",
 ];
 const INTERFACE_KEYS: &[&str] = &[
     "name",

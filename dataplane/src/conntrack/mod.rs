@@ -90,6 +90,7 @@
 //! [`Conntrack::new`], no lock, no `unsafe`.
 
 mod key;
+pub mod limit;
 mod table;
 pub mod tcp;
 mod timeouts;

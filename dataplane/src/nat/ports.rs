@@ -33,7 +33,23 @@
 //! connection's first packet only. Only when every candidate is taken (in
 //! practice once the range is ~98% full) does it scan the whole range, up to
 //! 65536 slots, again sharing a mapping it meets before claiming the first
-//! free port; an exhausted range costs that scan per refused connection.
+//! free port.
+//!
+//! A refusal is O(1) once a range is full: a scan that finds nothing
+//! records the range with the pool's count of freed ports (per class,
+//! bumped by every slot cleared) read before it began, in one of
+//! [`HINTS`] atomic words. The next acquire for that range, after its
+//! candidate pass (bounded: it may still share the endpoint's mapping),
+//! sees the record and, while no port was freed since, refuses without
+//! scanning. A freed port invalidates the record, so the next acquire
+//! scans once and finds it: exact, never refusing while a port is free.
+//!
+//! Per-source cap (RFC 6888 REQ-4): ports claimed are counted per inside
+//! address ([`crate::conntrack::limit::SourceCounts`], approximate by a
+//! hash of the owner); an address at its limit
+//! ([`NatPorts::set_per_source_limit`], 0 = none) may still share its
+//! existing mappings but claims no new port: `acquire` answers `None` and
+//! counts it in `source_limited`, not `exhausted`.
 //!
 //! Without a range, inside ports below 512 map into 1..=511, 512..=1023
 //! into 600..=1023 (Linux's `nf_nat_l4proto_unique_tuple`) and the others
@@ -55,7 +71,10 @@
 //!   ports (each valid; the next acquires share the earlier one).
 //! - A mapping the full-range scan placed (every candidate taken) is found
 //!   again only while the candidates stay taken; if one frees up, the
-//!   endpoint's next connection gets a second port there.
+//!   endpoint's next connection gets a second port there. And while its
+//!   range is recorded full, such an endpoint's next connection is refused
+//!   rather than found by a scan (the price of O(1) refusal; mappings in
+//!   the candidates, which are nearly all, are still shared).
 //! - Statistics are read slot by slot, not as one snapshot.
 
 use std::sync::OnceLock;
@@ -66,6 +85,7 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use crossbeam_utils::CachePadded;
 
 use crate::addr::key_v4;
+use crate::conntrack::limit::SourceCounts;
 use crate::conntrack::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, mix};
 
 /// Ports per address and class.
@@ -76,6 +96,17 @@ const CLASSES: usize = 3;
 pub const WINDOW: u32 = 64;
 /// Candidate windows read before the full-range scan.
 pub const WINDOWS: u32 = 4;
+/// Exhausted-range records per pool and class.
+pub const HINTS: usize = 4;
+
+/// Why [`NatPorts::try_acquire`] has no port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// No free port in the range (or an unknown pool).
+    Exhausted,
+    /// The inside address holds its limit of ports.
+    SourceLimit,
+}
 
 /// A registered external address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -120,6 +151,9 @@ pub struct NatStats {
     pub in_use: u64,
     /// Acquires that found no free port in their range.
     pub exhausted: u64,
+    /// Acquires refused because the inside address held its limit of
+    /// ports.
+    pub source_limited: u64,
     /// Releases of a port no pool knows or that was not held, acquires from
     /// an unknown pool (bugs in the caller's bookkeeping; counted, never
     /// trusted).
@@ -131,6 +165,11 @@ struct Pool {
     /// `CLASSES` runs of `PORTS` slots.
     slots: Box<[AtomicU64]>,
     in_use: [CachePadded<AtomicU32>; CLASSES],
+    /// Ports freed so far, per class (wrapping).
+    freed: [CachePadded<AtomicU32>; CLASSES],
+    /// Ranges a scan found full: `(lo << 48 | hi << 32 | freed) ^ salt`,
+    /// per class, indexed by a hash of the range (0: none).
+    full: [[AtomicU64; HINTS]; CLASSES],
 }
 
 impl Pool {
@@ -145,6 +184,9 @@ pub struct NatPorts {
     seed: u64,
     exhausted: CachePadded<AtomicU64>,
     anomalies: CachePadded<AtomicU64>,
+    source_limited: CachePadded<AtomicU64>,
+    /// Ports held per inside owner (all pools and classes).
+    sources: SourceCounts,
 }
 
 impl std::fmt::Debug for NatPorts {
@@ -240,6 +282,8 @@ impl NatPorts {
             seed,
             exhausted: CachePadded::new(AtomicU64::new(0)),
             anomalies: CachePadded::new(AtomicU64::new(0)),
+            source_limited: CachePadded::new(AtomicU64::new(0)),
+            sources: SourceCounts::new(0, seed ^ 0x7052),
         }
     }
 
@@ -258,6 +302,8 @@ impl NatPorts {
                         addr,
                         slots: (0..CLASSES * PORTS).map(|_| AtomicU64::new(0)).collect(),
                         in_use: std::array::from_fn(|_| CachePadded::new(AtomicU32::new(0))),
+                        freed: std::array::from_fn(|_| CachePadded::new(AtomicU32::new(0))),
+                        full: Default::default(),
                     });
                     cell.get().expect("set or set by another")
                 }
@@ -307,37 +353,93 @@ impl NatPorts {
         range: Option<(u16, u16)>,
         attempt: u32,
     ) -> Option<u16> {
+        self.try_acquire(pool, proto, inside, inside_port, range, attempt)
+            .ok()
+    }
+
+    /// As [`NatPorts::acquire`], saying why there is no port.
+    pub fn try_acquire(
+        &self,
+        pool: PoolId,
+        proto: u8,
+        inside: u128,
+        inside_port: u16,
+        range: Option<(u16, u16)>,
+        attempt: u32,
+    ) -> Result<u16, Refused> {
         let Some(class) = class_of(proto) else {
-            return Some(inside_port);
+            return Ok(inside_port);
         };
         let Some(p) = self.get(pool) else {
             self.anomalies.fetch_add(1, Relaxed);
-            return None;
+            return Err(Refused::Exhausted);
         };
         let slots = p.class(class);
-        let me = pack(self.owner(inside), inside_port, 0);
+        let owner = self.owner(inside);
+        let me = pack(owner, inside_port, 0);
         let plan = self.plan(class, me, inside_port, range, attempt);
         let reuse = attempt == 0;
         let counter = &p.in_use[class];
+        // The source's count, taken before claiming (given back unless a
+        // port is claimed). At its limit it may only share.
+        let may_claim = self.sources.enter(u128::from(owner));
+        let give_back = || {
+            if may_claim {
+                self.sources.leave(u128::from(owner));
+            }
+        };
+        if !may_claim {
+            let shared = if reuse {
+                (0..plan.candidates())
+                    .filter_map(|i| plan.candidate(i))
+                    .find(|&p| {
+                        let slot = &slots[usize::from(p)];
+                        share(slot, slot.load(SeqCst), me)
+                    })
+            } else {
+                None
+            };
+            if shared.is_none() {
+                self.source_limited.fetch_add(1, Relaxed);
+            }
+            return shared.ok_or(Refused::SourceLimit);
+        }
+        let lo_hi = plan.lo << 16 | (plan.lo + plan.size - 1);
+        let hint = &p.full[class][(mix(u64::from(lo_hi), 0x9e37) as usize) % HINTS];
+        let freed = &p.freed[class];
         let found = self
             .take(slots, counter, me, reuse, plan.candidates(), |i| {
                 plan.candidate(i)
             })
             .map(|t| (t, false))
             .or_else(|| {
-                self.take(slots, counter, me, reuse, plan.size, |i| plan.scan(i))
-                    .map(|t| (t, true))
+                // Known full, and no port freed since: refuse in O(1).
+                let before = freed.load(SeqCst);
+                // Never 0 (an empty record) in practice: salted.
+                let rec = (u64::from(lo_hi) << 32 | u64::from(before)) ^ 0x5a5a_0000_0000_0001;
+                if hint.load(SeqCst) == rec {
+                    return None;
+                }
+                let t = self.take(slots, counter, me, reuse, plan.size, |i| plan.scan(i));
+                if t.is_none() {
+                    hint.store(rec, SeqCst);
+                }
+                t.map(|t| (t, true))
             });
         let (port, pos, scanned) = match found {
             None => {
+                give_back();
                 self.exhausted.fetch_add(1, Relaxed);
-                return None;
+                return Err(Refused::Exhausted);
             }
-            Some((Taken::Shared(port), _)) => return Some(port),
+            Some((Taken::Shared(port), _)) => {
+                give_back();
+                return Ok(port);
+            }
             Some((Taken::Claimed(port, pos), scanned)) => (port, pos, scanned),
         };
         if !reuse {
-            return Some(port);
+            return Ok(port);
         }
         // A racing acquire for the same endpoint may have claimed an earlier
         // candidate: the earliest wins.
@@ -349,10 +451,10 @@ impl NatPorts {
         };
         match earlier {
             Some(other) => {
-                self.unref(&slots[usize::from(port)], counter);
-                Some(other)
+                self.unref(&slots[usize::from(port)], counter, &p.freed[class]);
+                Ok(other)
             }
-            None => Some(port),
+            None => Ok(port),
         }
     }
 
@@ -367,9 +469,24 @@ impl NatPorts {
             self.anomalies.fetch_add(1, Relaxed);
             return;
         };
-        if !self.unref(&p.class(class)[usize::from(port)], &p.in_use[class]) {
+        if !self.unref(
+            &p.class(class)[usize::from(port)],
+            &p.in_use[class],
+            &p.freed[class],
+        ) {
             self.anomalies.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Ports one inside address may hold at once over all pools and
+    /// classes (0: no limit). May be changed at any time.
+    pub fn set_per_source_limit(&self, limit: u32) {
+        self.sources.set_limit(limit);
+    }
+
+    /// Ports held by inside address `inside` (its hash bucket's count).
+    pub fn source_ports(&self, inside: u128) -> u32 {
+        self.sources.count(u128::from(self.owner(inside)))
     }
 
     /// Who holds `port` of `pool` for `proto`, if anyone.
@@ -410,6 +527,7 @@ impl NatPorts {
             pools,
             exhausted: self.exhausted.load(Relaxed),
             anomalies: self.anomalies.load(Relaxed),
+            source_limited: self.source_limited.load(Relaxed),
         }
     }
 
@@ -528,8 +646,9 @@ impl NatPorts {
         })
     }
 
-    /// Drops one reference; false if there was none.
-    fn unref(&self, slot: &AtomicU64, in_use: &AtomicU32) -> bool {
+    /// Drops one reference; false if there was none. The last one frees
+    /// the port: counted in `freed` and against its owner's count.
+    fn unref(&self, slot: &AtomicU64, in_use: &AtomicU32, freed: &AtomicU32) -> bool {
         let mut v = slot.load(SeqCst);
         loop {
             if refs(v) == 0 {
@@ -540,6 +659,8 @@ impl NatPorts {
                 Ok(_) => {
                     if next == 0 {
                         in_use.fetch_sub(1, Relaxed);
+                        freed.fetch_add(1, SeqCst);
+                        self.sources.leave(u128::from((v >> 32) as u32));
                     }
                     return true;
                 }

@@ -10,13 +10,15 @@
 //! NAT ports, `CtMeta::conn` / `CtMeta::target`.
 //!
 //! Drops: conntrack_full, conntrack_clash, nat_ports_exhausted,
-//! nat_no_address.
+//! nat_no_address, nat_source_limit, conntrack_source_limit (the per-source
+//! caps, RFC 6888 REQ-4).
 
 use super::netfilter::forwarded_ttl;
 use super::{Ctx, L3, Meta, Next, Pipeline, flags};
 use crate::conntrack::{InsertError, PROTO_TCP, PROTO_UDP};
 use crate::filter::{Hook, NatAction, Outcome, TableId};
 use crate::io::Port;
+use crate::nat::ports::Refused;
 use crate::stats::DropReason;
 
 /// How many times a first packet retries its insert with another source
@@ -82,6 +84,10 @@ impl Pipeline {
                     self.drop_pkt(ctx, m, DropReason::ConntrackFull);
                     false
                 }
+                Err(InsertError::SourceLimit) => {
+                    self.drop_pkt(ctx, m, DropReason::ConntrackSourceLimit);
+                    false
+                }
             };
         };
         let Some((addr, range)) = self.snat_source(m, &c, action) else {
@@ -108,12 +114,16 @@ impl Pipeline {
                     self.drop_pkt(ctx, m, DropReason::NatNoAddress);
                     return false;
                 };
-                let got = nat.acquire(pool, t.proto, c.key.src, c.key.sport, range, attempt);
+                let got = nat.try_acquire(pool, t.proto, c.key.src, c.key.sport, range, attempt);
                 release(clashed.take());
                 match got {
-                    Some(p) => t.sport = p,
-                    None => {
-                        self.drop_pkt(ctx, m, DropReason::NatPortsExhausted);
+                    Ok(p) => t.sport = p,
+                    Err(why) => {
+                        let r = match why {
+                            Refused::Exhausted => DropReason::NatPortsExhausted,
+                            Refused::SourceLimit => DropReason::NatSourceLimit,
+                        };
+                        self.drop_pkt(ctx, m, r);
                         return false;
                     }
                 }
@@ -138,10 +148,10 @@ impl Pipeline {
                 }
                 Err(e) => {
                     release(allocates.then_some(t.sport));
-                    let r = if e == InsertError::Full {
-                        DropReason::ConntrackFull
-                    } else {
-                        DropReason::ConntrackClash
+                    let r = match e {
+                        InsertError::Full => DropReason::ConntrackFull,
+                        InsertError::SourceLimit => DropReason::ConntrackSourceLimit,
+                        _ => DropReason::ConntrackClash,
                     };
                     self.drop_pkt(ctx, m, r);
                     return false;

@@ -91,6 +91,16 @@ fn dataplane(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> Dataplane {
                     d.flows = usize::try_from(n).unwrap_or(d.flows);
                 }
             }
+            "flows_per_source" | "nat_ports_per_source" => {
+                if let Some(n) = ctx.expect_u64(f, v, 0, u64::from(u32::MAX)) {
+                    let n = n as u32;
+                    if e.key == "flows_per_source" {
+                        d.flows_per_source = n;
+                    } else {
+                        d.nat_ports_per_source = n;
+                    }
+                }
+            }
             "rx_ring" | "tx_ring" | "fill_ring" => {
                 if let Some(n) = ctx.expect_u64(f, v, MIN_RING as u64, MAX_RING as u64) {
                     if !n.is_power_of_two() {

@@ -49,10 +49,15 @@ impl Conntrack {
     ) -> Result<ConnId, InsertError> {
         let nm = now_ms(now);
         let (tcp_state, timeout) = self.opening(orig, tcp_flags)?;
+        if !self.sources.enter(orig.src) {
+            self.counters[C_SOURCE_LIMITED].fetch_add(1, Relaxed);
+            return Err(InsertError::SourceLimit);
+        }
         let (h0, h1) = (self.hash(orig), self.hash(reply));
         let idx = match self.pop_free().or_else(|| self.early_drop(h0, nm)) {
             Some(i) => i,
             None => {
+                self.sources.leave(orig.src);
                 self.counters[C_REFUSED].fetch_add(1, Relaxed);
                 return Err(InsertError::Full);
             }
@@ -94,6 +99,7 @@ impl Conntrack {
             self.unlink(idx, Dir::Original);
             self.unlink(idx, Dir::Reply);
             self.push_free(idx);
+            self.sources.leave(orig.src);
             self.counters[C_CLASHES].fetch_add(1, Relaxed);
             return Err(rival.map_or(InsertError::Clash, InsertError::Exists));
         }

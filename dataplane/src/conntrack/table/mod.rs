@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, fence};
 use crossbeam_utils::CachePadded;
 
 use super::key::{FlowKey, PROTO_TCP};
+use super::limit::SourceCounts;
 use super::tcp::TcpState;
 use super::timeouts::{Timeouts, TimeoutsMs};
 use super::{CtState, Dir};
@@ -174,6 +175,7 @@ const C_REFUSED: usize = 2;
 const C_EXPIRED: usize = 3;
 const C_KILLED: usize = 4;
 const C_CLASHES: usize = 5;
+const C_SOURCE_LIMITED: usize = 6;
 
 /// The connection table shared by all workers.
 pub struct Conntrack {
@@ -190,8 +192,10 @@ pub struct Conntrack {
     free: CachePadded<AtomicU64>,
     /// The sweep's position.
     cursor: CachePadded<AtomicU64>,
-    counters: [CachePadded<AtomicU64>; 6],
+    counters: [CachePadded<AtomicU64>; 7],
     on_retire: Option<RetireHook>,
+    /// Live connections per original source (capped: `CtConfig::per_source`).
+    sources: SourceCounts,
 }
 
 impl std::fmt::Debug for Conntrack {
@@ -259,7 +263,19 @@ impl Conntrack {
             cursor: CachePadded::new(AtomicU64::new(0)),
             counters: Default::default(),
             on_retire: cfg.on_retire,
+            sources: SourceCounts::new(cfg.per_source, seed ^ 0x50c3),
         }
+    }
+
+    /// Live connections one original source address may hold (0: no
+    /// limit; see [`crate::conntrack::limit`]). May be changed at any time.
+    pub fn set_per_source_limit(&self, limit: u32) {
+        self.sources.set_limit(limit);
+    }
+
+    /// Live connections of source `src` (its hash bucket's count).
+    pub fn source_count(&self, src: u128) -> u32 {
+        self.sources.count(src)
     }
 
     /// Connections the table holds at most.
@@ -304,6 +320,7 @@ impl Conntrack {
             expired,
             killed,
             clashes: c(C_CLASHES),
+            source_limited: c(C_SOURCE_LIMITED),
         }
     }
 
@@ -485,8 +502,10 @@ impl Conntrack {
                 Err(x) => s = x,
             }
         }
+        let flow = self.read_flow(idx, s);
+        self.sources.leave(flow.original.src);
         if let Some(hook) = &self.on_retire {
-            hook(&self.read_flow(idx, s), why);
+            hook(&flow, why);
         }
         self.unlink(idx, Dir::Original);
         self.unlink(idx, Dir::Reply);

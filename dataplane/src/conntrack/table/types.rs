@@ -61,6 +61,10 @@ pub enum InsertError {
     /// No free entry and nothing evictable near the new connection's hash.
     #[error("connection table full")]
     Full,
+    /// The original source holds its limit of connections
+    /// ([`CtConfig::per_source`]).
+    #[error("per-source connection limit")]
+    SourceLimit,
 }
 
 /// The outcome of [`Conntrack::track`].
@@ -96,6 +100,9 @@ pub struct CtConfig {
     /// `nf_conntrack_tcp_loose`, default on).
     pub tcp_loose: bool,
     pub on_retire: Option<RetireHook>,
+    /// Live connections one original source address may hold (0: no
+    /// limit). Counted approximately: see [`crate::conntrack::limit`].
+    pub per_source: u32,
 }
 
 impl CtConfig {
@@ -106,6 +113,7 @@ impl CtConfig {
             seed: None,
             tcp_loose: true,
             on_retire: None,
+            per_source: 0,
         }
     }
 }
@@ -150,4 +158,6 @@ pub struct CtStats {
     pub killed: u64,
     /// Inserts that backed out for a concurrent or existing duplicate.
     pub clashes: u64,
+    /// Inserts refused because the source held its limit of connections.
+    pub source_limited: u64,
 }

@@ -269,6 +269,106 @@ fn full_default_range_is_scanned_before_giving_up() {
     assert_eq!(n.in_use(pool, PROTO_TCP), 511);
 }
 
+/// Issue 13: a refusal in a full range must not scan the range again
+/// (it did, ~65k slot reads per refused connection). The first refusal
+/// scans; the next thousand cost their candidate pass each, far less than
+/// a thousand scans. Exact: a port freed is found by the next acquire.
+#[test]
+fn refusal_in_a_full_range_is_bounded() {
+    let (n, pool) = ports();
+    for p in 1024..=u16::MAX {
+        assert_eq!(
+            n.acquire(pool, PROTO_UDP, v4_key(H1), p, None, 0),
+            Some(p),
+            "{p}"
+        );
+    }
+    let t = std::time::Instant::now();
+    assert_eq!(n.acquire(pool, PROTO_UDP, v4_key(H2), 2000, None, 0), None);
+    let scan = t.elapsed();
+    let t = std::time::Instant::now();
+    for i in 0..1000u16 {
+        assert_eq!(
+            n.acquire(
+                pool,
+                PROTO_UDP,
+                v4_key(H2 + u32::from(i)),
+                3000 + i,
+                None,
+                0
+            ),
+            None
+        );
+    }
+    let refusals = t.elapsed();
+    assert!(
+        refusals < scan * 50,
+        "1000 refusals took {refusals:?}, one full scan {scan:?}"
+    );
+    assert_eq!(n.stats().exhausted, 1001);
+    // A mapped endpoint still shares in the full range.
+    assert_eq!(
+        n.acquire(pool, PROTO_UDP, v4_key(H1), 4242, None, 0),
+        Some(4242)
+    );
+    // A freed port is found at once (the record is stale).
+    n.release(EXT, PROTO_UDP, 60_001);
+    n.release(EXT, PROTO_UDP, 60_001);
+    assert_eq!(
+        n.acquire(pool, PROTO_UDP, v4_key(H2), 2000, None, 0),
+        Some(60_001)
+    );
+    assert_eq!(n.acquire(pool, PROTO_UDP, v4_key(H2), 2001, None, 0), None);
+    // Another range is its own record: 5000..=5001 is full too.
+    assert_eq!(
+        n.acquire(pool, PROTO_UDP, v4_key(H2), 7, Some((5000, 5001)), 0),
+        None
+    );
+}
+
+/// RFC 6888 REQ-4: an inside address at its limit of ports gets no new
+/// one (counted apart from exhaustion) but keeps sharing its mappings; the
+/// next host is not affected; a released port makes room.
+#[test]
+fn per_source_port_limit() {
+    let (n, pool) = ports();
+    n.set_per_source_limit(10);
+    for p in 0..10u16 {
+        assert!(
+            n.acquire(pool, PROTO_UDP, v4_key(H1), 40_000 + p, None, 0)
+                .is_some()
+        );
+    }
+    assert_eq!(n.source_ports(v4_key(H1)), 10);
+    assert_eq!(
+        n.try_acquire(pool, PROTO_TCP, v4_key(H1), 50_000, None, 0),
+        Err(Refused::SourceLimit)
+    );
+    // Its existing mapping is shared (EIM), no new port.
+    assert_eq!(
+        n.acquire(pool, PROTO_UDP, v4_key(H1), 40_003, None, 0),
+        Some(40_003)
+    );
+    assert_eq!(n.source_ports(v4_key(H1)), 10);
+    assert!(
+        n.acquire(pool, PROTO_UDP, v4_key(H2), 40_000, None, 0)
+            .is_some()
+    );
+    let s = n.stats();
+    assert_eq!((s.source_limited, s.exhausted), (1, 0));
+    n.release(EXT, PROTO_UDP, 40_005);
+    assert_eq!(n.source_ports(v4_key(H1)), 9);
+    assert!(
+        n.acquire(pool, PROTO_TCP, v4_key(H1), 50_000, None, 0)
+            .is_some()
+    );
+    n.set_per_source_limit(0);
+    assert!(
+        n.acquire(pool, PROTO_TCP, v4_key(H1), 50_001, None, 0)
+            .is_some()
+    );
+}
+
 /// Two to four threads acquire and release on overlapping endpoints in a
 /// 16-port range (24 endpoints: exhaustion happens). On every acquire the
 /// slot must name the acquiring endpoint; at the end every reference is
