@@ -29,3 +29,30 @@ fn run_refuses_a_config_without_interfaces() {
     assert!(err.to_string().contains("no [[interface]]"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A routes or rules file that is a device is named as such, not "file
+/// not found"; a huge value is not echoed whole in its error.
+#[test]
+fn odd_files_and_huge_values_get_short_true_errors() {
+    let errs = xgate_control::parse("routes_file = \"/dev/urandom\"\n", "gw.toml").unwrap_err();
+    let msg = errs[0].to_string();
+    assert!(msg.contains("/dev/urandom is not a regular file"), "{msg}");
+    let errs =
+        xgate_control::parse("[firewall]\nrules_file = \"/dev/null\"\n", "gw.toml").unwrap_err();
+    assert!(
+        errs[0].to_string().contains("not a regular file"),
+        "{errs:?}"
+    );
+
+    let huge = "x".repeat(20 << 20);
+    let text =
+        format!("[[interface]]\nname = \"wan\"\ndevice = \"eth0\"\naddress = [\"{huge}\"]\n");
+    let errs = xgate_control::parse(&text, "gw.toml").unwrap_err();
+    let msg = errs[0].to_string();
+    assert!(msg.len() < 1024, "{} bytes", msg.len());
+    assert!(
+        msg.contains("more bytes)"),
+        "{}",
+        &msg[..200.min(msg.len())]
+    );
+}

@@ -29,9 +29,27 @@ impl ConfigError {
             file: file.into(),
             line,
             field: field.into(),
-            message: message.into(),
+            message: shorten(message.into()),
         }
     }
+}
+
+/// The longest message an error keeps: a value quoted in it (a 20 MB
+/// string in the config) is cut, never echoed whole.
+const MAX_MESSAGE: usize = 512;
+
+fn shorten(mut m: String) -> String {
+    if m.len() <= MAX_MESSAGE {
+        return m;
+    }
+    let mut cut = MAX_MESSAGE;
+    while !m.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let more = m.len() - cut;
+    m.truncate(cut);
+    m.push_str(&format!("... ({more} more bytes)"));
+    m
 }
 
 /// Renders errors one per line, the way `xgate check` prints them.

@@ -54,11 +54,9 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, root: &DeTable<'_>, base_dir: &Path) -
                     } else {
                         base_dir.join(p)
                     };
-                    if path.is_file() {
-                        cfg.routes_file = Some((path, e.key_line));
-                    } else {
-                        let msg = format!("file not found: {}", path.display());
-                        ctx.value_error(&e.field, e.val, msg);
+                    match regular_file(&path) {
+                        Ok(()) => cfg.routes_file = Some((path, e.key_line)),
+                        Err(msg) => ctx.value_error(&e.field, e.val, msg),
                     }
                 }
             }
@@ -268,6 +266,23 @@ fn addresses(ctx: &mut Ctx<'_>, field: &str, v: &Val<'_>) -> Vec<IpNet> {
         }
     }
     out
+}
+
+/// Why `path` cannot be a rules or routes file, if it cannot: missing, or
+/// not a regular file (a directory, a device such as /dev/urandom, a pipe).
+fn regular_file(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) if m.is_dir() => Err(format!("{} is a directory, not a file", path.display())),
+        Ok(_) => Err(format!(
+            "{} is not a regular file (a device or a pipe): give a file of text",
+            path.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("file not found: {}", path.display()))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
 }
 
 /// `tap_groups = ["224.0.0.251", "ff02::fb", "224.0.0.5/32"]`: multicast
@@ -543,16 +558,15 @@ fn firewall(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>, base_dir: &Path) -> Opti
                     } else {
                         base_dir.join(p)
                     };
-                    if path.is_file() {
-                        *match e.key {
-                            "rules_file" => &mut fw.rules_file,
-                            "rules_v4_file" => &mut fw.v4.rules_file,
-                            _ => &mut fw.v6.rules_file,
-                        } = Some(path);
-                    } else if path.exists() {
-                        ctx.value_error(f, v, format!("{} is not a file", path.display()));
-                    } else {
-                        ctx.value_error(f, v, format!("file not found: {}", path.display()));
+                    match regular_file(&path) {
+                        Ok(()) => {
+                            *match e.key {
+                                "rules_file" => &mut fw.rules_file,
+                                "rules_v4_file" => &mut fw.v4.rules_file,
+                                _ => &mut fw.v6.rules_file,
+                            } = Some(path)
+                        }
+                        Err(msg) => ctx.value_error(f, v, msg),
                     }
                 }
             }
