@@ -499,9 +499,9 @@ fn errors_name_line_and_problem() {
         "did you mean ACCEPT",
     );
     one_err(
-        "*filter\n-A INPUT -p tcp --dport 0 -j ACCEPT\nCOMMIT\n",
+        "*filter\n-A INPUT -p tcp --dport 65536 -j ACCEPT\nCOMMIT\n",
         11,
-        "port 0 out of range",
+        "port 65536 out of range",
     );
     one_err(
         "*filter\n-A INPUT -p tcp --dport 70000 -j ACCEPT\nCOMMIT\n",
@@ -687,7 +687,7 @@ fn errors_name_line_and_problem() {
 #[test]
 fn all_errors_collected() {
     let e = errs(
-        "*filter\n-A INPUT --bogus -j ACCEPT\n-A INPUT -p tcp --dport 0 -j ACCEPT\n-A INPUT -j NOWHERE\n",
+        "*filter\n-A INPUT --bogus -j ACCEPT\n-A INPUT -p tcp --dport 65536 -j ACCEPT\n-A INPUT -j NOWHERE\n",
     );
     assert_eq!(e.len(), 4, "{e:#?}");
     assert!(e[0].starts_with("t.toml:10:"), "{e:#?}"); // unterminated *filter

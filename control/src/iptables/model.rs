@@ -122,7 +122,27 @@ pub struct Rule {
     pub line: usize,
     pub matches: Matches,
     pub target: Target,
+    /// `--random`, `--random-fully`, `--persistent` of SNAT, DNAT and
+    /// MASQUERADE: accepted and kept for printing; xgate's allocator
+    /// already picks ports at random and keeps a mapping per connection.
+    pub nat_flags: NatFlags,
     pub counters: Counters,
+}
+
+/// The flag options of the NAT targets ([`NatFlags::NAMES`] bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NatFlags(pub u8);
+
+impl NatFlags {
+    pub const RANDOM: u8 = 0x01;
+    pub const RANDOM_FULLY: u8 = 0x02;
+    pub const PERSISTENT: u8 = 0x04;
+    /// In the order iptables-save prints them.
+    pub const NAMES: [(&'static str, u8); 3] = [
+        ("--random", Self::RANDOM),
+        ("--random-fully", Self::RANDOM_FULLY),
+        ("--persistent", Self::PERSISTENT),
+    ];
 }
 
 /// A match value with its `!`.
@@ -231,7 +251,8 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// Inclusive port range, `1 <= lo <= hi`.
+/// Inclusive port range, `lo <= hi` (matches allow port 0, NAT targets
+/// start at 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange {
     pub lo: u16,
@@ -406,6 +427,9 @@ pub enum Target {
     Masquerade {
         ports: Option<PortRange>,
     },
+    /// `-j CHECKSUM --checksum-fill` (mangle): a no-op, xgate always
+    /// writes correct checksums.
+    ChecksumFill,
     Snat(NatSpec),
     Dnat(NatSpec),
     Redirect {
@@ -690,6 +714,12 @@ impl fmt::Display for Rule {
                     if let Some(p) = ports {
                         let _ = write!(w, " --to-ports {}", NatPorts(p));
                     }
+                }
+                Target::ChecksumFill => w.push_str(" -j CHECKSUM --checksum-fill"),
+            }
+            for (name, bit) in NatFlags::NAMES {
+                if self.nat_flags.0 & bit != 0 {
+                    let _ = write!(w, " {name}");
                 }
             }
         }

@@ -593,3 +593,6 @@ COMMIT
     let e = errors(text, &["wan"]);
     assert_eq!(e.iter().map(|e| e.0).collect::<Vec<_>>(), vec![2, 3, 6]);
 }
+
+/// The options of issue 19 item 2, each parsed, compiled and evaluated.
+mod matches;

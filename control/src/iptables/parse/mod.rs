@@ -23,7 +23,7 @@ use rule::parse_rule;
 /// Longest chain name iptables accepts.
 const MAX_CHAIN_NAME: usize = 28;
 
-const TARGET_NAMES: [&str; 10] = [
+const TARGET_NAMES: [&str; 11] = [
     "ACCEPT",
     "DROP",
     "RETURN",
@@ -34,6 +34,7 @@ const TARGET_NAMES: [&str; 10] = [
     "SNAT",
     "DNAT",
     "REDIRECT",
+    "CHECKSUM",
 ];
 
 pub(crate) fn parse_ruleset(
@@ -356,6 +357,24 @@ fn split_command(words: &[String]) -> R<(Option<TableKind>, Command, Vec<String>
                 table = Some(TableKind::from_name(&name).ok_or_else(|| {
                     format!("unsupported table {name:?} (supported: filter, nat, mangle)")
                 })?);
+                None
+            }
+            // `iptables -w [SECONDS]` / `-W USEC` (script form): waiting
+            // for the xtables lock means nothing here.
+            "-w" | "--wait" => {
+                if words
+                    .get(i + 1)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    i += 1;
+                }
+                None
+            }
+            "-W" | "--wait-interval" => {
+                let v = arg(&mut i)?;
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!("invalid -W {v:?} (microseconds)"));
+                }
                 None
             }
             "-A" | "--append" => Some(Command::Append(arg(&mut i)?)),

@@ -6,7 +6,7 @@
 use super::super::model::*;
 use super::R;
 use super::matches::MatchOpts;
-use super::targets::{TARGET_OPTIONS, TargetOpts, build_target};
+use super::targets::{TARGET_FLAGS, TARGET_OPTIONS, TargetOpts, build_target};
 use super::values::Cursor;
 
 /// Options `!` cannot negate.
@@ -43,11 +43,12 @@ pub(super) fn parse_rule(
     o.read(words)?;
     let proto = o.matches.protocol();
     let (matches, mut family) = o.matches.finish()?;
-    let target = build_target(o.target, o.topts, table, proto, &mut family)?;
+    let (target, nat_flags) = build_target(o.target, o.topts, table, proto, &mut family)?;
     Ok(Rule {
         line,
         matches,
         target,
+        nat_flags,
         counters,
     })
 }
@@ -68,7 +69,9 @@ impl RuleOpts {
                 continue;
             }
             let o = opt.as_str();
-            let negatable = !NOT_NEGATABLE.contains(&o) && !TARGET_OPTIONS.contains(&o);
+            let negatable = !NOT_NEGATABLE.contains(&o)
+                && !TARGET_OPTIONS.contains(&o)
+                && !TARGET_FLAGS.contains(&o);
             if neg && !negatable {
                 return Err(format!("option {o} cannot be negated with !"));
             }
@@ -88,6 +91,9 @@ impl RuleOpts {
     fn option(&mut self, o: &str, mut n: bool, negatable: bool, cur: &mut Cursor) -> R<()> {
         if o == "--syn" {
             return self.matches.syn(o, n);
+        }
+        if TARGET_FLAGS.contains(&o) {
+            return self.topts.flag(o);
         }
         let v = cur.value(o, &mut n, negatable)?;
         match o {
@@ -153,5 +159,10 @@ fn is_known_option(o: &str) -> bool {
             | "--to-source"
             | "--to-destination"
             | "--to-ports"
+            | "--to"
+            | "--checksum-fill"
+            | "--random"
+            | "--random-fully"
+            | "--persistent"
     )
 }

@@ -9,8 +9,16 @@ use super::{R, TARGET_NAMES};
 
 const MAX_LOG_PREFIX: usize = 29;
 
+/// Target options without a value.
+pub(super) const TARGET_FLAGS: [&str; 4] = [
+    "--checksum-fill",
+    "--random",
+    "--random-fully",
+    "--persistent",
+];
+
 /// Options that belong to a target.
-pub(super) const TARGET_OPTIONS: [&str; 7] = [
+pub(super) const TARGET_OPTIONS: [&str; 8] = [
     "--reject-with",
     "--log-prefix",
     "--log-level",
@@ -18,6 +26,8 @@ pub(super) const TARGET_OPTIONS: [&str; 7] = [
     "--to-source",
     "--to-destination",
     "--to-ports",
+    // getopt's unambiguous prefix of --to-source / --to-destination.
+    "--to",
 ];
 
 /// A rule's target options as read; each is taken by the target that
@@ -31,6 +41,10 @@ pub(super) struct TargetOpts {
     to_source: Option<String>,
     to_destination: Option<String>,
     to_ports: Option<String>,
+    to: Option<String>,
+    /// [`TARGET_FLAGS`] given.
+    checksum_fill: bool,
+    nat_flags: NatFlags,
 }
 
 impl TargetOpts {
@@ -44,9 +58,31 @@ impl TargetOpts {
             "--to-source" => &mut self.to_source,
             "--to-destination" => &mut self.to_destination,
             "--to-ports" => &mut self.to_ports,
+            "--to" => &mut self.to,
             _ => return Err(format!("unsupported option {o}")),
         };
         set(slot, v, o)
+    }
+
+    /// Target flag `o` (one of [`TARGET_FLAGS`]).
+    pub(super) fn flag(&mut self, o: &str) -> R<()> {
+        let bit = match o {
+            "--checksum-fill" => {
+                if self.checksum_fill {
+                    return Err(format!("option {o} given twice"));
+                }
+                self.checksum_fill = true;
+                return Ok(());
+            }
+            "--random" => NatFlags::RANDOM,
+            "--random-fully" => NatFlags::RANDOM_FULLY,
+            _ => NatFlags::PERSISTENT,
+        };
+        if self.nat_flags.0 & bit != 0 {
+            return Err(format!("option {o} given twice"));
+        }
+        self.nat_flags.0 |= bit;
+        Ok(())
     }
 
     /// An option no target took: not valid for target `tname`.
@@ -59,9 +95,21 @@ impl TargetOpts {
             ("--to-source", &self.to_source),
             ("--to-destination", &self.to_destination),
             ("--to-ports", &self.to_ports),
+            ("--to", &self.to),
         ] {
             if v.is_some() {
                 let t = if tname.is_empty() { "(no -j)" } else { tname };
+                return Err(format!("option {opt} is not valid for target {t}"));
+            }
+        }
+        let t = if tname.is_empty() { "(no -j)" } else { tname };
+        if self.checksum_fill {
+            return Err(format!(
+                "option --checksum-fill is not valid for target {t}"
+            ));
+        }
+        for (opt, bit) in NatFlags::NAMES {
+            if self.nat_flags.0 & bit != 0 {
                 return Err(format!("option {opt} is not valid for target {t}"));
             }
         }
@@ -86,7 +134,7 @@ pub(super) fn build_target(
     table: TableKind,
     proto: Option<Protocol>,
     fam: &mut Family,
-) -> R<Target> {
+) -> R<(Target, NatFlags)> {
     let tname: String = name.as_ref().map(|(n, _)| n.clone()).unwrap_or_default();
     let cx = Ctx {
         tname: &tname,
@@ -135,11 +183,27 @@ pub(super) fn build_target(
                 }
             }
             "SNAT" | "DNAT" => cx.snat_dnat(&mut o, fam)?,
+            "CHECKSUM" => {
+                cx.only_in(TableKind::Mangle)?;
+                if !std::mem::take(&mut o.checksum_fill) {
+                    return Err("target CHECKSUM needs --checksum-fill".into());
+                }
+                Target::ChecksumFill
+            }
             _ => Target::Jump(n),
         },
     };
+    // Which flags each NAT target takes (as iptables-extensions(8)).
+    let allowed = match target {
+        Target::Snat(_) => NatFlags::RANDOM | NatFlags::RANDOM_FULLY | NatFlags::PERSISTENT,
+        Target::Masquerade { .. } => NatFlags::RANDOM | NatFlags::RANDOM_FULLY,
+        Target::Dnat(_) => NatFlags::RANDOM | NatFlags::PERSISTENT,
+        _ => 0,
+    };
+    let flags = NatFlags(o.nat_flags.0 & allowed);
+    o.nat_flags.0 &= !allowed;
     o.check_taken(&tname)?;
-    Ok(target)
+    Ok((target, flags))
 }
 
 impl Ctx<'_> {
@@ -201,6 +265,10 @@ impl Ctx<'_> {
             (o.to_source.take(), "--to-source")
         } else {
             (o.to_destination.take(), "--to-destination")
+        };
+        let slot = match (slot, o.to.take()) {
+            (Some(_), Some(_)) => return Err(format!("option {opt} given twice (--to)")),
+            (a, b) => a.or(b),
         };
         let s = slot.ok_or_else(|| format!("target {n} needs {opt} ADDR[-ADDR][:PORT[-PORT]]"))?;
         let spec = parse_nat_spec(&s)?;

@@ -128,28 +128,32 @@ pub(super) fn parse_proto(s: &str) -> R<Protocol> {
     })
 }
 
-fn parse_port(s: &str) -> R<u16> {
+/// A port; `min` is 0 in matches (iptables accepts `--dport 0:1023`)
+/// and 1 in NAT targets.
+fn parse_port(s: &str, min: u32) -> R<u16> {
     match s.parse::<u32>() {
-        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        Ok(_) => Err(format!("port {s} out of range 1-65535")),
+        Ok(p) if (min..=65535).contains(&p) => Ok(p as u16),
+        Ok(_) => Err(format!("port {s} out of range {min}-65535")),
         Err(_) => Err(format!("invalid port {s:?}")),
     }
 }
 
-/// `P` or `A<sep>B` (`:` in matches, `-` in NAT targets); `A:` / `:B` open ranges.
+/// `P` or `A<sep>B` (`:` in matches, `-` in NAT targets); `A:` / `:B` open
+/// ranges (`:B` starts at 0, as iptables reads it).
 pub(super) fn parse_port_range(s: &str, sep: char) -> R<PortRange> {
+    let min = u32::from(sep == '-');
     let r = match s.split_once(sep) {
-        None => PortRange::single(parse_port(s)?),
+        None => PortRange::single(parse_port(s, min)?),
         Some((a, b)) => PortRange {
             lo: if a.is_empty() && sep == ':' {
-                1
+                0
             } else {
-                parse_port(a)?
+                parse_port(a, min)?
             },
             hi: if b.is_empty() && sep == ':' {
                 65535
             } else {
-                parse_port(b)?
+                parse_port(b, min)?
             },
         },
     };
