@@ -162,7 +162,7 @@ fn the_other_familys_things_are_errors_naming_file_line_and_field() {
         "{text}"
     );
     assert!(errs[0].message.contains("IPv4 only"), "{text}");
-    assert!(errs[1].message.contains("-p icmp"), "{text}");
+    assert!(errs[1].message.contains("protocol icmp"), "{text}");
     assert!(
         errs[0].line > 1 && errs[1].line == errs[0].line + 1,
         "{text}"

@@ -355,9 +355,11 @@ fn rule(
             prefix: prefix.clone().unwrap_or_default(),
             level: level.unwrap_or(4),
         }),
+        // The dataplane's MARK is `--set-xmark`: `--set-mark v/m` clears
+        // `m | v`, then sets `v`.
         Target::Mark(mk) => Some(TargetSpec::Mark {
             value: mk.value,
-            mask: mk.mask,
+            mask: mk.mask | mk.value,
         }),
         // A no-op: xgate always writes correct checksums.
         Target::ChecksumFill => Some(TargetSpec::None),
@@ -389,11 +391,7 @@ fn rule(
         },
     };
     match target {
-        Some(target) if errs.is_empty() => Ok(RuleSpec {
-            line: r.line,
-            matches,
-            target,
-        }),
+        Some(target) if errs.is_empty() => Ok(RuleSpec::new(r.line, &matches, target)),
         _ => Err(errs),
     }
 }

@@ -10,10 +10,11 @@ use std::sync::atomic::AtomicU64;
 use crossbeam_utils::CachePadded;
 
 use super::chains::{Call, CallGraph};
+use super::expr::Field;
 use super::lower::Compiler;
 use super::ruleset::{
-    Action, CT_STATES, ChainInfo, Decided, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Rule, Ruleset,
-    SLOTS, m, slot,
+    Action, CT_STATES, ChainInfo, Decided, FAM_V4, FAM_V6, Limiter, MAX_DEPTH, NO_CHAIN, Op, Rule,
+    Ruleset, SLOTS, slot,
 };
 use super::spec::{BuildError, ChainId, RuleSpec, TargetSpec};
 use super::{Family, Hook, Outcome, Policy, RejectKind, TableId};
@@ -154,16 +155,19 @@ impl RulesetBuilder {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let by_state = decide_all(&rules, &lines, &chains, &entry);
+        let by_state = decide_all(&rules, &c.ops, &lines, &chains, &entry);
         Ok(Ruleset {
             rules: rules.into_boxed_slice(),
+            ops: c.ops.into_boxed_slice(),
             lines: lines.into_boxed_slice(),
             chains: chains.into_boxed_slice(),
             entry,
             trivial,
             n_ifaces: self.n_ifaces,
             ifsets: c.ifsets.into_boxed_slice(),
-            mports: c.mports.into_boxed_slice(),
+            ranges: c.ranges.into_boxed_slice(),
+            limits: c.limits.iter().map(Limiter::new).collect(),
+            needs: c.needs,
             nth: (0..c.nth)
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
@@ -275,6 +279,7 @@ impl RulesetBuilder {
 /// ACCEPT / DROP / REJECT (a jump, LOG, MARK, NAT, RETURN).
 fn decide(
     rules: &[Rule],
+    ops: &[Op],
     lines: &[usize],
     chain: &ChainInfo,
     fs: usize,
@@ -286,10 +291,18 @@ fn decide(
         if r.family & fam == 0 {
             continue;
         }
-        if r.present & !m::CT != 0 {
-            return None;
+        let start = r.ops_start as usize;
+        let mut hit = true;
+        for op in &ops[start..start + r.ops_len as usize] {
+            match *op {
+                Op::Bits {
+                    field: Field::CtState,
+                    neg,
+                    bits,
+                } => hit &= (u32::from(state) & bits != 0) != neg,
+                _ => return None,
+            }
         }
-        let hit = r.present == 0 || ((state & r.ctstate != 0) != (r.negated & m::CT != 0));
         if !hit {
             continue;
         }
@@ -319,6 +332,7 @@ fn decide(
 /// [`decide`] for every built-in chain, family and state.
 fn decide_all(
     rules: &[Rule],
+    ops: &[Op],
     lines: &[usize],
     chains: &[ChainInfo],
     entry: &[[u32; SLOTS]; 2],
@@ -331,7 +345,7 @@ fn decide_all(
             };
             let fam = if f == 0 { FAM_V4 } else { FAM_V6 };
             for (k, d) in per_state.iter_mut().enumerate() {
-                *d = decide(rules, lines, chain, f * SLOTS + s, fam, 1 << k);
+                *d = decide(rules, ops, lines, chain, f * SLOTS + s, fam, 1 << k);
             }
         }
     }

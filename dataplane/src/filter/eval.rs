@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::counters::RuleCounters;
+use super::expr::Field;
 use super::log::{LogRecord, LogRing};
 use super::ruleset::{
-    Action, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Rule, Ruleset, SLOTS, Stat, m, slot,
+    Action, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Op, Rule, Ruleset, SLOTS, Stat, slot,
 };
-use super::spec::PortDir;
 use super::{Family, Hook, IfIndex, Outcome, PacketView, Policy, RejectKind, TableId};
 
 /// LOG lines a worker may emit: 5 per second, bursts of 10 (the kernel's
@@ -192,7 +192,7 @@ impl Ruleset {
                     continue;
                 }
                 Action::Mark { value, mask } => {
-                    pkt.mark = (pkt.mark & !mask) | value;
+                    pkt.mark = (pkt.mark & !mask) ^ value;
                     continue;
                 }
             };
@@ -206,76 +206,96 @@ impl Ruleset {
         cx.counters.hit(self.rules.len() + fs, pkt.len);
     }
 
-    /// Family filter, then the matches in a fixed order with statistic
-    /// last (it consumes a count or a random draw only when the rest hold).
+    /// Family filter, then every expression in its compiled order.
     #[inline(always)]
     fn matches(&self, r: &Rule, p: &PacketView, fam: u8, cx: &mut EvalCtx) -> bool {
         if r.family & fam == 0 {
             return false;
         }
-        let present = r.present;
-        if present == 0 {
-            return true;
-        }
-        let neg = r.negated;
-        // A present match must give `true` xor its `!`; `$hit` is only
-        // computed for a present match.
-        macro_rules! fails {
-            ($bit:expr, $hit:expr) => {
-                present & $bit != 0 && ($hit) == (neg & $bit != 0)
-            };
-        }
-        // Port and flag matches never match a packet without its TCP/UDP
-        // header, negated or not (the kernel's fragment rule).
-        if present & m::L4 != 0 && !p.has_ports {
-            return false;
-        }
-        // Cheap scalar compares first, then interface sets and addresses.
-        if fails!(m::PROTO, r.proto == 0 || r.proto == p.proto)
-            || fails!(m::DPORT, r.dport.0 <= p.dport && p.dport <= r.dport.1)
-            || fails!(m::SPORT, r.sport.0 <= p.sport && p.sport <= r.sport.1)
-            || fails!(m::FLAGS, p.tcp_flags & r.flags_mask == r.flags_comp)
-            || fails!(m::CT, p.ctstate & r.ctstate != 0)
-            || fails!(m::MARK, p.mark & r.mark.1 == r.mark.0)
-            || fails!(m::IIF, self.if_member(r.iif, p.iif))
-            || fails!(m::OIF, self.if_member(r.oif, p.oif))
-            || fails!(m::SRC, p.src & r.src.1 == r.src.0)
-            || fails!(m::DST, p.dst & r.dst.1 == r.dst.0)
-        {
-            return false;
-        }
-        if fails!(m::MPORT, self.multiport(r, p)) {
-            return false;
-        }
-        if present & m::ICMP != 0 {
-            let Some((t, c)) = p.icmp else {
-                return false;
-            };
-            let hit = r.icmp_any || (t == r.icmp_type && r.icmp_code.0 <= c && c <= r.icmp_code.1);
-            if fails!(m::ICMP, hit) {
-                return false;
+        let start = r.ops_start as usize;
+        let ops = &self.ops[start..start + r.ops_len as usize];
+        ops.iter().all(|op| self.op(op, p, cx))
+    }
+
+    /// One expression. A field the packet lacks fails it, `!` or not.
+    #[inline(always)]
+    fn op(&self, op: &Op, p: &PacketView, cx: &mut EvalCtx) -> bool {
+        match *op {
+            Op::Cmp {
+                field,
+                neg,
+                mask,
+                lo,
+                hi,
+            } => match load(field, p) {
+                Some(v) => {
+                    let v = v & mask;
+                    (lo <= v && v <= hi) != neg
+                }
+                None => false,
+            },
+            Op::Wide {
+                field,
+                neg,
+                mask,
+                value,
+            } => match load_wide(field, p) {
+                Some(v) => (v & mask == value) != neg,
+                None => false,
+            },
+            Op::Bits { field, neg, bits } => match load(field, p) {
+                Some(v) => (v & bits != 0) != neg,
+                None => false,
+            },
+            Op::Iface { out, neg, off } => {
+                self.if_member(off, if out { p.oif } else { p.iif }) != neg
+            }
+            Op::InRanges {
+                field,
+                alt,
+                neg,
+                off,
+                len,
+            } => {
+                let list = &self.ranges[off as usize..(off + len) as usize];
+                let Some(a) = load_any(field, p) else {
+                    return false;
+                };
+                let mut hit = in_ranges(list, a);
+                if let Some(f) = alt
+                    && !hit
+                {
+                    let Some(b) = load_any(f, p) else {
+                        return false;
+                    };
+                    hit = in_ranges(list, b);
+                }
+                hit != neg
+            }
+            Op::Stat { neg, stat } => {
+                let hit = match stat {
+                    Stat::Nth {
+                        every,
+                        packet,
+                        counter,
+                    } => match self.nth.get(counter as usize) {
+                        Some(n) => {
+                            n.fetch_add(1, Ordering::Relaxed) % u64::from(every)
+                                == u64::from(packet)
+                        }
+                        None => false,
+                    },
+                    Stat::Random { threshold } => (cx.random() >> 32) < threshold,
+                };
+                hit != neg
+            }
+            Op::Limit { neg, id } => {
+                self.limits
+                    .get(id as usize)
+                    .is_some_and(|l| l.admit(cx.now))
+                    != neg
             }
         }
-        if present & m::STAT != 0 {
-            let hit = match r.stat {
-                Stat::None => true,
-                Stat::Nth {
-                    every,
-                    packet,
-                    counter,
-                } => match self.nth.get(counter as usize) {
-                    Some(n) => {
-                        n.fetch_add(1, Ordering::Relaxed) % u64::from(every) == u64::from(packet)
-                    }
-                    None => false,
-                },
-                Stat::Random { threshold } => (cx.random() >> 32) < threshold,
-            };
-            if fails!(m::STAT, hit) {
-                return false;
-            }
-        }
-        true
     }
 
     /// Whether interface `i` (`None`: no interface) is in the set at `off`.
@@ -291,19 +311,6 @@ impl Ruleset {
             .is_some_and(|w| (w >> (bit % 64)) & 1 != 0)
     }
 
-    fn multiport(&self, r: &Rule, p: &PacketView) -> bool {
-        let off = r.mport_off as usize;
-        let Some(list) = self.mports.get(off..off + r.mport_len as usize) else {
-            return false;
-        };
-        let has = |port: u16| list.iter().any(|&(lo, hi)| lo <= port && port <= hi);
-        match r.mport_dir {
-            PortDir::Src => has(p.sport),
-            PortDir::Dst => has(p.dport),
-            PortDir::Either => has(p.sport) || has(p.dport),
-        }
-    }
-
     /// LOG: rate limited per worker, then queued (never blocking).
     fn log(&self, rule: usize, level: u8, pkt: &PacketView, cx: &mut EvalCtx) {
         if !cx.log_allowed() {
@@ -317,4 +324,103 @@ impl Ruleset {
             view: *pkt,
         });
     }
+}
+
+/// A scalar field of the packet; `None` when the packet lacks it.
+#[inline(always)]
+fn load(f: Field, p: &PacketView) -> Option<u32> {
+    let tcp_udp = || p.has_ports.then_some(());
+    let ct = || p.ct.as_ref();
+    Some(match f {
+        Field::NfProto => {
+            if p.v4 {
+                2
+            } else {
+                10
+            }
+        }
+        Field::L4Proto => p.proto.into(),
+        Field::Mark => p.mark,
+        Field::Len => p.len,
+        Field::Ttl => p.ttl.into(),
+        Field::Tos => p.tos.into(),
+        Field::Dscp => (p.tos >> 2).into(),
+        Field::PktType => p.pkttype.into(),
+        Field::Sport => {
+            tcp_udp()?;
+            p.sport.into()
+        }
+        Field::Dport => {
+            tcp_udp()?;
+            p.dport.into()
+        }
+        Field::TcpFlags => {
+            tcp_udp()?;
+            if p.proto != 6 {
+                return None;
+            }
+            p.tcp_flags.into()
+        }
+        Field::IcmpType => p.icmp?.0.into(),
+        Field::IcmpCode => p.icmp?.1.into(),
+        Field::IcmpTypeCode => {
+            let (t, c) = p.icmp?;
+            u32::from(t) << 8 | u32::from(c)
+        }
+        Field::SrcType => p.src_type.into(),
+        Field::DstType => p.dst_type.into(),
+        Field::CtState => p.ctstate.into(),
+        Field::CtStatus => ct()?.status,
+        Field::CtMark => ct()?.mark,
+        Field::CtDir => ct()?.reply.into(),
+        Field::CtOrigSport => ct()?.orig_ports.0.into(),
+        Field::CtOrigDport => ct()?.orig_ports.1.into(),
+        Field::CtReplSport => ct()?.repl_ports.0.into(),
+        Field::CtReplDport => ct()?.repl_ports.1.into(),
+        Field::Saddr
+        | Field::Daddr
+        | Field::SrcMac
+        | Field::CtOrigSaddr
+        | Field::CtOrigDaddr
+        | Field::CtReplSaddr
+        | Field::CtReplDaddr => return None,
+    })
+}
+
+/// A 128-bit field of the packet; `None` when the packet lacks it.
+#[inline(always)]
+fn load_wide(f: Field, p: &PacketView) -> Option<u128> {
+    let ct = || p.ct.as_ref();
+    Some(match f {
+        Field::Saddr => p.src,
+        Field::Daddr => p.dst,
+        Field::SrcMac => u128::from(p.src_mac?),
+        Field::CtOrigSaddr => ct()?.orig.0,
+        Field::CtOrigDaddr => ct()?.orig.1,
+        Field::CtReplSaddr => ct()?.repl.0,
+        Field::CtReplDaddr => ct()?.repl.1,
+        _ => return None,
+    })
+}
+
+/// Any field, widened.
+#[inline]
+fn load_any(f: Field, p: &PacketView) -> Option<u128> {
+    if f.wide() {
+        load_wide(f, p)
+    } else {
+        load(f, p).map(u128::from)
+    }
+}
+
+/// Whether `v` lies in one of the sorted, inclusive `ranges`.
+#[inline]
+fn in_ranges(ranges: &[(u128, u128)], v: u128) -> bool {
+    if ranges.len() <= 8 {
+        return ranges.iter().any(|&(lo, hi)| lo <= v && v <= hi);
+    }
+    // Sorted and merged by the compiler: the last range starting at or
+    // below `v` is the only candidate.
+    let n = ranges.partition_point(|&(lo, _)| lo <= v);
+    n > 0 && v <= ranges[n - 1].1
 }

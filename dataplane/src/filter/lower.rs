@@ -1,25 +1,31 @@
-//! Lowering: each [`RuleSpec`] becomes one fixed-size [`Rule`] (its
-//! matches, then its target), with interface sets, multiport lists, LOG
-//! prefixes and NAT actions kept in the side arrays of the ruleset.
+//! Lowering: each [`RuleSpec`] becomes one fixed-size [`Rule`] and its
+//! run of [`Op`]s (its expressions, cheap ones first within each run of
+//! stateless ones), then its target; interface sets, range lists, LOG
+//! prefixes, limits and NAT actions go to the side arrays of the ruleset.
 
-use super::ruleset::{Action, FAM_V4, FAM_V6, Rule, Stat, m};
-use super::spec::{
-    BuildError, IfaceMatch, MatchSpec, Neg, PortDir, RuleSpec, StatisticSpec, TargetSpec,
-};
+use super::expr::{Expr, Field, LimitSpec};
+use super::ruleset::{Action, FAM_V4, FAM_V6, Op, Rule, Stat};
+use super::spec::{BuildError, IfaceMatch, RuleSpec, StatisticSpec, TargetSpec};
 use super::{AddrRange, Family, NatAction, RejectKind};
 
-/// Most entries of `-m multiport`.
-const MAX_MULTIPORT: usize = 15;
+/// Most ranges of one list (`-m multiport` takes 15; sets are data).
+const MAX_RANGES: usize = 65536;
+
+/// Most expressions of one rule.
+const MAX_OPS: usize = 64;
 
 /// Lowers [`RuleSpec`]s into [`Rule`]s, filling the side arrays.
 pub(super) struct Compiler {
     n_ifaces: usize,
     if_words: usize,
+    pub(super) ops: Vec<Op>,
     pub(super) ifsets: Vec<u64>,
-    pub(super) mports: Vec<(u16, u16)>,
+    pub(super) ranges: Vec<(u128, u128)>,
     pub(super) nth: u32,
+    pub(super) limits: Vec<LimitSpec>,
     pub(super) log_prefixes: Vec<Box<str>>,
     pub(super) nat: Vec<NatAction>,
+    pub(super) needs: u8,
     /// The rule being lowered is in an IPv4 or IPv6 ruleset.
     forced: bool,
 }
@@ -30,11 +36,14 @@ impl Compiler {
         Compiler {
             n_ifaces,
             if_words: (n_ifaces + 1).div_ceil(64),
+            ops: Vec::new(),
             ifsets: Vec::new(),
-            mports: Vec::new(),
+            ranges: Vec::new(),
             nth: 0,
+            limits: Vec::new(),
             log_prefixes: Vec::new(),
             nat: Vec::new(),
+            needs: 0,
             forced: false,
         }
     }
@@ -60,159 +69,201 @@ impl Compiler {
     /// address, protocol or reject is an error.
     pub(super) fn rule(&mut self, spec: &RuleSpec, family: Family) -> Result<Rule, BuildError> {
         self.forced = family != Family::Inet;
+        let line = spec.line;
+        if spec.exprs.len() > MAX_OPS {
+            return Err(BuildError::new(
+                line,
+                format!("more than {MAX_OPS} expressions in one rule"),
+            ));
+        }
         let mut r = Rule {
-            present: 0,
-            negated: 0,
             family: match family {
                 Family::Inet => FAM_V4 | FAM_V6,
                 Family::V4 => FAM_V4,
                 Family::V6 => FAM_V6,
             },
-            proto: 0,
-            flags_mask: 0,
-            flags_comp: 0,
-            ctstate: 0,
-            icmp_any: false,
-            icmp_type: 0,
-            icmp_code: (0, 0),
-            mport_dir: PortDir::Either,
-            mport_len: 0,
-            mport_off: 0,
-            sport: (0, 0),
-            dport: (0, 0),
-            iif: 0,
-            oif: 0,
-            mark: (0, 0),
-            src: (0, 0),
-            dst: (0, 0),
-            stat: Stat::None,
+            ops_start: self.ops.len() as u32,
+            ops_len: 0,
             action: Action::None,
         };
-        self.matches(&spec.matches, &mut r, spec.line)?;
-        r.action = self.action(&spec.target, &mut r, spec.line)?;
+        for e in &spec.exprs {
+            if let Some(op) = self.expr(e, &mut r, line)? {
+                self.ops.push(op);
+            }
+        }
+        // Cheap stateless ones first, never across a stateful one.
+        let ops = &mut self.ops[r.ops_start as usize..];
+        for run in ops.split_mut(|o| o.cost() == u8::MAX) {
+            run.sort_by_key(Op::cost);
+        }
+        r.ops_len = ops.len() as u16;
+        r.action = self.action(&spec.target, &mut r, line)?;
         Ok(r)
     }
 
-    /// The matches of `ms` into `r`.
-    fn matches(&mut self, ms: &MatchSpec, r: &mut Rule, line: usize) -> Result<(), BuildError> {
-        if let Some(n) = &ms.iif {
-            mark_present(r, m::IIF, n);
-            r.iif = self.ifset(&n.value, line)?;
+    /// One expression: its op, or `None` when it only narrows the family.
+    fn expr(&mut self, e: &Expr, r: &mut Rule, line: usize) -> Result<Option<Op>, BuildError> {
+        if let Some(f) = e.field() {
+            self.needs |= f.needs();
         }
-        if let Some(n) = &ms.oif {
-            mark_present(r, m::OIF, n);
-            r.oif = self.ifset(&n.value, line)?;
+        if let Some(f) = match e {
+            Expr::InRanges { alt: Some(a), .. } => Some(*a),
+            _ => None,
+        } {
+            self.needs |= f.needs();
         }
-        for (bit, p, what) in [(m::SRC, &ms.src, "-s"), (m::DST, &ms.dst, "-d")] {
-            if let Some(n) = p {
-                let max = if n.value.v4 { 32 } else { 128 };
-                if n.value.len > max {
+        Ok(Some(match e {
+            &Expr::Cmp {
+                field: Field::NfProto,
+                neg,
+                mask,
+                lo,
+                hi,
+            } if mask == u128::from(u32::MAX) && lo == hi && (lo == 2 || lo == 10) => {
+                narrow(r, self.forced, (lo == 2) != neg, "the family", line)?;
+                return Ok(None);
+            }
+            &Expr::Cmp {
+                field,
+                neg,
+                mask,
+                lo,
+                hi,
+            } => {
+                if field.wide() {
+                    if lo != hi {
+                        return Err(BuildError::new(
+                            line,
+                            format!("{} cannot be compared by range here", field.name()),
+                        ));
+                    }
+                    if field.is_addr() {
+                        narrow(r, self.forced, is_v4(mask, lo), field.name(), line)?;
+                    }
+                    Op::Wide {
+                        field,
+                        neg,
+                        mask,
+                        value: lo & mask,
+                    }
+                } else {
+                    let max = u128::from(field.max());
+                    if lo > hi || hi > max || mask > u128::from(u32::MAX) {
+                        return Err(BuildError::new(
+                            line,
+                            format!("{} range {lo}:{hi} is reversed or too large", field.name()),
+                        ));
+                    }
+                    // `-p icmp` and `! -p icmp` alike are IPv4 rules, as
+                    // in iptables (an ip6tables rule cannot name icmp).
+                    if field == Field::L4Proto && lo == hi {
+                        match lo {
+                            1 => narrow(r, self.forced, true, "protocol icmp", line)?,
+                            58 => narrow(r, self.forced, false, "protocol icmpv6", line)?,
+                            _ => {}
+                        }
+                    }
+                    Op::Cmp {
+                        field,
+                        neg,
+                        mask: mask as u32,
+                        lo: lo as u32,
+                        hi: hi as u32,
+                    }
+                }
+            }
+            &Expr::Bits { field, neg, bits } => Op::Bits { field, neg, bits },
+            Expr::Iface { out, neg, set } => Op::Iface {
+                out: *out,
+                neg: *neg,
+                off: self.ifset(set, line)?,
+            },
+            Expr::InRanges {
+                field,
+                alt,
+                neg,
+                ranges,
+            } => {
+                if ranges.is_empty() || ranges.len() > MAX_RANGES {
                     return Err(BuildError::new(
                         line,
-                        format!("{what}: prefix length {} too long", n.value.len),
+                        format!("a list of 1 to {MAX_RANGES} values, not {}", ranges.len()),
                     ));
                 }
-                narrow(r, self.forced, n.value.v4, what, line)?;
-                mark_present(r, bit, n);
-                let nm = n.value.net_mask();
-                if bit == m::SRC {
-                    r.src = nm;
-                } else {
-                    r.dst = nm;
-                }
-            }
-        }
-        if let Some(n) = &ms.proto {
-            mark_present(r, m::PROTO, n);
-            r.proto = n.value;
-            match n.value {
-                1 => narrow(r, self.forced, true, "-p icmp", line)?,
-                58 => narrow(r, self.forced, false, "-p icmpv6", line)?,
-                _ => {}
-            }
-        }
-        if let Some(n) = &ms.sport {
-            mark_present(r, m::SPORT, n);
-            r.sport = range(n.value, "--sport", line)?;
-        }
-        if let Some(n) = &ms.dport {
-            mark_present(r, m::DPORT, n);
-            r.dport = range(n.value, "--dport", line)?;
-        }
-        if let Some(n) = &ms.tcp_flags {
-            mark_present(r, m::FLAGS, n);
-            (r.flags_mask, r.flags_comp) = n.value;
-        }
-        if let Some(n) = &ms.icmp {
-            mark_present(r, m::ICMP, n);
-            narrow(r, self.forced, !n.value.v6, "--icmp-type", line)?;
-            match (n.value.typ, n.value.code) {
-                (None, _) => r.icmp_any = true,
-                (Some(t), c) => {
-                    r.icmp_type = t;
-                    r.icmp_code = c.map_or((0, 255), |c| (c, c));
-                }
-            }
-        }
-        if let Some(n) = &ms.multiport {
-            if n.value.ports.is_empty() || n.value.ports.len() > MAX_MULTIPORT {
-                return Err(BuildError::new(
-                    line,
-                    format!(
-                        "-m multiport needs 1 to {MAX_MULTIPORT} ports, not {}",
-                        n.value.ports.len()
-                    ),
-                ));
-            }
-            mark_present(r, m::MPORT, n);
-            r.mport_dir = n.value.dir;
-            r.mport_off = self.mports.len() as u32;
-            r.mport_len = n.value.ports.len() as u8;
-            for p in &n.value.ports {
-                self.mports.push(range(*p, "multiport", line)?);
-            }
-        }
-        if let Some(n) = &ms.ctstate {
-            mark_present(r, m::CT, n);
-            r.ctstate = n.value;
-        }
-        if let Some(n) = &ms.mark {
-            mark_present(r, m::MARK, n);
-            r.mark = n.value;
-        }
-        if let Some(n) = &ms.statistic {
-            mark_present(r, m::STAT, n);
-            r.stat = match n.value {
-                StatisticSpec::Nth { every, packet } => {
-                    if every == 0 || packet >= every {
+                for &(lo, hi) in ranges {
+                    if lo > hi || (!field.wide() && hi > u128::from(field.max())) {
                         return Err(BuildError::new(
                             line,
-                            format!(
-                                "statistic nth: --packet {packet} must be below --every {every}"
-                            ),
+                            format!("{} range {lo}:{hi} is reversed or too large", field.name()),
                         ));
                     }
-                    self.nth += 1;
-                    Stat::Nth {
-                        every,
-                        packet,
-                        counter: self.nth - 1,
-                    }
                 }
-                StatisticSpec::Random { probability } => {
-                    if !(0.0..=1.0).contains(&probability) {
-                        return Err(BuildError::new(
-                            line,
-                            format!("statistic random: probability {probability} not in 0..1"),
-                        ));
-                    }
-                    Stat::Random {
-                        threshold: (probability * 4_294_967_296.0).round() as u64,
-                    }
+                if field.is_addr() {
+                    let v4 = ranges
+                        .iter()
+                        .all(|&(lo, hi)| lo >> 32 == 0xffff && hi >> 32 == 0xffff);
+                    narrow(r, self.forced, v4, field.name(), line)?;
                 }
-            };
-        }
-        Ok(())
+                let off = self.ranges.len() as u32;
+                let merged = merge(ranges);
+                let len = merged.len() as u32;
+                self.ranges.extend(merged);
+                Op::InRanges {
+                    field: *field,
+                    alt: *alt,
+                    neg: *neg,
+                    off,
+                    len,
+                }
+            }
+            Expr::Statistic { neg, spec } => Op::Stat {
+                neg: *neg,
+                stat: self.statistic(spec, line)?,
+            },
+            Expr::Limit { neg, spec } => {
+                if spec.rate == 0 || spec.per_ns == 0 || spec.burst == 0 {
+                    return Err(BuildError::new(
+                        line,
+                        "limit: rate and burst must be at least 1",
+                    ));
+                }
+                self.limits.push(*spec);
+                Op::Limit {
+                    neg: *neg,
+                    id: (self.limits.len() - 1) as u32,
+                }
+            }
+        }))
+    }
+
+    fn statistic(&mut self, spec: &StatisticSpec, line: usize) -> Result<Stat, BuildError> {
+        Ok(match *spec {
+            StatisticSpec::Nth { every, packet } => {
+                if every == 0 || packet >= every {
+                    return Err(BuildError::new(
+                        line,
+                        format!("statistic nth: --packet {packet} must be below --every {every}"),
+                    ));
+                }
+                self.nth += 1;
+                Stat::Nth {
+                    every,
+                    packet,
+                    counter: self.nth - 1,
+                }
+            }
+            StatisticSpec::Random { probability } => {
+                if !(0.0..=1.0).contains(&probability) {
+                    return Err(BuildError::new(
+                        line,
+                        format!("statistic random: probability {probability} not in 0..1"),
+                    ));
+                }
+                Stat::Random {
+                    threshold: (probability * 4_294_967_296.0).round() as u64,
+                }
+            }
+        })
     }
 
     /// The action of `target`; a target of one family narrows `r`'s.
@@ -291,11 +342,25 @@ fn narrow(r: &mut Rule, forced: bool, v4: bool, what: &str, line: usize) -> Resu
     Ok(())
 }
 
-fn mark_present<T>(r: &mut Rule, bit: u16, n: &Neg<T>) {
-    r.present |= bit;
-    if n.negated {
-        r.negated |= bit;
+/// The ranges sorted, overlapping and adjacent ones merged.
+fn merge(ranges: &[(u128, u128)]) -> Vec<(u128, u128)> {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<(u128, u128)> = Vec::with_capacity(sorted.len());
+    for (lo, hi) in sorted {
+        match out.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
     }
+    out
+}
+
+/// Whether an address compare names IPv4: its constant is IPv4-mapped
+/// under a mask that covers the mapping (an IPv6 prefix inside
+/// `::ffff:0:0/96` counts as IPv4).
+fn is_v4(mask: u128, value: u128) -> bool {
+    mask >> 32 == u128::MAX >> 32 && value >> 32 == 0xffff
 }
 
 /// An inclusive port range, not reversed.

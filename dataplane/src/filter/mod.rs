@@ -35,6 +35,7 @@ mod builder;
 pub mod chains;
 mod counters;
 mod eval;
+mod expr;
 mod log;
 mod lower;
 mod ruleset;
@@ -46,6 +47,7 @@ mod tests;
 pub use builder::RulesetBuilder;
 pub use counters::{ChainCounters, RuleCounters, RuleCounts};
 pub use eval::EvalCtx;
+pub use expr::{Expr, Field, LimitSpec};
 pub use log::{LogRecord, LogRing};
 pub use ruleset::{MAX_DEPTH, Ruleset};
 pub use spec::{
@@ -88,6 +90,79 @@ pub mod ct {
     }
 }
 
+/// What a ruleset needs the pipeline to fill in a [`PacketView`] beyond
+/// the fields it always fills ([`Ruleset::needs`]).
+pub mod needs {
+    /// `src_mac`, `pkttype`.
+    pub const L2: u8 = 0x01;
+    /// `src_type`, `dst_type`.
+    pub const ADDR_TYPE: u8 = 0x02;
+    /// `ct`.
+    pub const CT: u8 = 0x04;
+}
+
+/// Address types of [`PacketView::src_type`] / `dst_type`: bit `1 << N`
+/// for the kernel's route type N (`RTN_*`), as `-m addrtype` tests them.
+pub mod addr_type {
+    pub const UNICAST: u16 = 1 << 1;
+    pub const LOCAL: u16 = 1 << 2;
+    pub const BROADCAST: u16 = 1 << 3;
+    pub const ANYCAST: u16 = 1 << 4;
+    pub const MULTICAST: u16 = 1 << 5;
+    pub const BLACKHOLE: u16 = 1 << 6;
+    pub const UNREACHABLE: u16 = 1 << 7;
+    pub const PROHIBIT: u16 = 1 << 8;
+    /// `UNSPEC` is bit 0.
+    pub const UNSPEC: u16 = 1 << 0;
+    /// In the order `-m addrtype` names them.
+    pub const NAMES: [(&str, u16); 9] = [
+        ("UNSPEC", UNSPEC),
+        ("UNICAST", UNICAST),
+        ("LOCAL", LOCAL),
+        ("BROADCAST", BROADCAST),
+        ("ANYCAST", ANYCAST),
+        ("MULTICAST", MULTICAST),
+        ("BLACKHOLE", BLACKHOLE),
+        ("UNREACHABLE", UNREACHABLE),
+        ("PROHIBIT", PROHIBIT),
+    ];
+}
+
+/// Conntrack status bits of [`CtView::status`], the kernel's `IPS_*`.
+pub mod ct_status {
+    pub const EXPECTED: u32 = 1 << 0;
+    pub const SEEN_REPLY: u32 = 1 << 1;
+    pub const ASSURED: u32 = 1 << 2;
+    pub const CONFIRMED: u32 = 1 << 3;
+    pub const SNAT: u32 = 1 << 4;
+    pub const DNAT: u32 = 1 << 5;
+    pub const NAMES: [(&str, u32); 6] = [
+        ("EXPECTED", EXPECTED),
+        ("SEEN_REPLY", SEEN_REPLY),
+        ("ASSURED", ASSURED),
+        ("CONFIRMED", CONFIRMED),
+        ("SNAT", SNAT),
+        ("DNAT", DNAT),
+    ];
+}
+
+/// The packet's connection as rules see it (`-m conntrack --ctorig*`,
+/// `ct original saddr`, ...): the original and reply tuples (addresses
+/// IPv4-mapped), status bits, connection mark and direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtView {
+    /// (source, destination) of the original direction.
+    pub orig: (u128, u128),
+    pub orig_ports: (u16, u16),
+    /// (source, destination) of the reply direction.
+    pub repl: (u128, u128),
+    pub repl_ports: (u16, u16),
+    pub status: u32,
+    pub mark: u32,
+    /// The packet goes in the reply direction.
+    pub reply: bool,
+}
+
 /// TCP flag bits of [`PacketView::tcp_flags`], as in the TCP header.
 pub mod tcp_flag {
     pub const FIN: u8 = 0x01;
@@ -125,10 +200,21 @@ pub struct PacketView {
     pub mark: u32,
     /// L3 length (byte counters, LOG).
     pub len: u32,
-    /// For LOG lines: TTL / hop limit, IPv4 ID, TOS / traffic class.
+    /// TTL / hop limit, IPv4 ID (LOG lines), TOS / traffic class.
     pub ttl: u8,
     pub ip_id: u16,
     pub tos: u8,
+    /// Filled when the ruleset [`needs`] them ([`Ruleset::needs`]):
+    /// 0 host, 1 broadcast, 2 multicast, 3 other host ([`needs::L2`]);
+    pub pkttype: u8,
+    /// the source MAC in the low 48 bits, `None` for packets the router
+    /// originates ([`needs::L2`]);
+    pub src_mac: Option<u64>,
+    /// [`addr_type`] bits of the source and destination ([`needs::ADDR_TYPE`]);
+    pub src_type: u16,
+    pub dst_type: u16,
+    /// the connection, `None` when untracked or invalid ([`needs::CT`]).
+    pub ct: Option<CtView>,
 }
 
 /// A netfilter hook.

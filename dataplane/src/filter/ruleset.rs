@@ -1,49 +1,30 @@
 //! The compiled ruleset: what [`super::RulesetBuilder`] produces and the
 //! evaluator reads.
 //!
-//! A rule is one fixed-size record: a bitmask of the matches it has, a
-//! bitmask of which are negated, its family filter, the match values inline
-//! (interface sets and multiport lists live in side arrays of the ruleset)
-//! and its action with jumps resolved to chain numbers. The rules of a chain
-//! are contiguous, so a chain is a range of rule indices, and a rule's index
-//! is also its counter slot.
+//! A rule is one fixed-size record: its family filter, the range of its
+//! compiled expressions ([`Op`]s, constants inline; interface sets and
+//! range lists in side arrays of the ruleset) and its action with jumps
+//! resolved to chain numbers. The rules of a chain are contiguous, so a
+//! chain is a range of rule indices, and a rule's index is also its
+//! counter slot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-use super::spec::PortDir;
+use super::expr::{Field, LimitSpec};
 use super::{Hook, NatAction, Outcome, Policy, RejectKind, TableId};
 
 /// Deepest chain of `-j` calls from a built-in chain (`-g` does not count).
 pub const MAX_DEPTH: usize = 32;
 
-/// Match bits of [`Rule::present`] / [`Rule::negated`].
-pub(super) mod m {
-    pub const IIF: u16 = 1 << 0;
-    pub const OIF: u16 = 1 << 1;
-    pub const SRC: u16 = 1 << 2;
-    pub const DST: u16 = 1 << 3;
-    pub const PROTO: u16 = 1 << 4;
-    pub const SPORT: u16 = 1 << 5;
-    pub const DPORT: u16 = 1 << 6;
-    pub const FLAGS: u16 = 1 << 7;
-    pub const MPORT: u16 = 1 << 8;
-    pub const ICMP: u16 = 1 << 9;
-    pub const CT: u16 = 1 << 10;
-    pub const MARK: u16 = 1 << 11;
-    pub const STAT: u16 = 1 << 12;
-    /// Matches that need the TCP/UDP header.
-    pub const L4: u16 = SPORT | DPORT | FLAGS | MPORT;
-}
-
 /// Family bits of [`Rule::family`]: which families the rule applies to.
 pub(super) const FAM_V4: u8 = 1;
 pub(super) const FAM_V6: u8 = 2;
 
+/// Compiled `-m statistic`.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Stat {
-    None,
     /// `counter` indexes [`Ruleset::nth`].
     Nth {
         every: u32,
@@ -51,9 +32,114 @@ pub(super) enum Stat {
         counter: u32,
     },
     /// Matches when the top 32 bits of the worker's random draw are below.
-    Random {
-        threshold: u64,
+    Random { threshold: u64 },
+}
+
+/// A compiled expression ([`super::Expr`] lowered): constants inline,
+/// lists in the ruleset's side arrays.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Op {
+    /// `field & mask` in `lo..=hi` (a scalar field).
+    Cmp {
+        field: Field,
+        neg: bool,
+        mask: u32,
+        lo: u32,
+        hi: u32,
     },
+    /// `field & mask == value` (a 128-bit field).
+    Wide {
+        field: Field,
+        neg: bool,
+        mask: u128,
+        value: u128,
+    },
+    Bits {
+        field: Field,
+        neg: bool,
+        bits: u32,
+    },
+    /// Offset into [`Ruleset::ifsets`].
+    Iface {
+        out: bool,
+        neg: bool,
+        off: u32,
+    },
+    /// `len` ranges from `off` in [`Ruleset::ranges`].
+    InRanges {
+        field: Field,
+        alt: Option<Field>,
+        neg: bool,
+        off: u32,
+        len: u32,
+    },
+    Stat {
+        neg: bool,
+        stat: Stat,
+    },
+    /// Indexes [`Ruleset::limits`].
+    Limit {
+        neg: bool,
+        id: u32,
+    },
+}
+
+impl Op {
+    /// Evaluation order within a run of stateless expressions: cheap
+    /// scalar compares first, then interface sets, addresses, lists.
+    pub(super) fn cost(&self) -> u8 {
+        match self {
+            Op::Cmp { .. } | Op::Bits { .. } => 0,
+            Op::Iface { .. } => 1,
+            Op::Wide { .. } => 2,
+            Op::InRanges { .. } => 3,
+            Op::Stat { .. } | Op::Limit { .. } => u8::MAX,
+        }
+    }
+}
+
+/// A `limit` shared by all workers: GCRA on one atomic, the theoretical
+/// arrival time of the next packet in nanoseconds.
+#[derive(Debug)]
+pub(super) struct Limiter {
+    /// Nanoseconds one packet costs (`per_ns / rate`).
+    pub interval: u64,
+    /// How far ahead of now the arrival time may run (`interval * (burst - 1)`).
+    pub tolerance: u64,
+    pub tat: CachePadded<AtomicU64>,
+}
+
+impl Limiter {
+    pub(super) fn new(spec: &LimitSpec) -> Self {
+        let interval = (spec.per_ns / u64::from(spec.rate.max(1))).max(1);
+        Limiter {
+            interval,
+            tolerance: interval.saturating_mul(u64::from(spec.burst.max(1) - 1)),
+            tat: CachePadded::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Whether a packet at `now` is within the limit (and takes its
+    /// place if so).
+    #[inline]
+    pub(super) fn admit(&self, now: u64) -> bool {
+        let mut tat = self.tat.load(Ordering::Relaxed);
+        loop {
+            let start = tat.max(now);
+            if start - now > self.tolerance {
+                return false;
+            }
+            match self.tat.compare_exchange_weak(
+                tat,
+                start + self.interval,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(t) => tat = t,
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -82,29 +168,11 @@ pub(super) enum Action {
 
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Rule {
-    pub present: u16,
-    pub negated: u16,
+    /// [`FAM_V4`] / [`FAM_V6`] bits.
     pub family: u8,
-    pub proto: u8,
-    pub flags_mask: u8,
-    pub flags_comp: u8,
-    pub ctstate: u8,
-    pub icmp_any: bool,
-    pub icmp_type: u8,
-    pub icmp_code: (u8, u8),
-    pub mport_dir: PortDir,
-    pub mport_len: u8,
-    pub mport_off: u32,
-    pub sport: (u16, u16),
-    pub dport: (u16, u16),
-    /// Offsets into [`Ruleset::ifsets`].
-    pub iif: u32,
-    pub oif: u32,
-    pub mark: (u32, u32),
-    /// (network, mask).
-    pub src: (u128, u128),
-    pub dst: (u128, u128),
-    pub stat: Stat,
+    /// Its expressions: `ops[start..start + len]`.
+    pub ops_len: u16,
+    pub ops_start: u32,
     pub action: Action,
 }
 
@@ -131,6 +199,7 @@ pub(super) fn slot(table: TableId, hook: Hook) -> usize {
 /// The compiled, immutable ruleset (see the module comment).
 pub struct Ruleset {
     pub(super) rules: Box<[Rule]>,
+    pub(super) ops: Box<[Op]>,
     pub(super) lines: Box<[usize]>,
     pub(super) chains: Box<[ChainInfo]>,
     /// Per family (IPv4, IPv6), built-in chain per [`slot`], or
@@ -142,7 +211,11 @@ pub struct Ruleset {
     /// Interface bitsets, `(n_ifaces + 1) / 64` words each rounded up; bit
     /// `n_ifaces` stands for "no interface".
     pub(super) ifsets: Box<[u64]>,
-    pub(super) mports: Box<[(u16, u16)]>,
+    pub(super) ranges: Box<[(u128, u128)]>,
+    /// `limit` states, shared by all workers.
+    pub(super) limits: Box<[Limiter]>,
+    /// [`super::needs`] bits: what the pipeline must fill in the view.
+    pub(super) needs: u8,
     /// `-m statistic --mode nth` counters, shared by all workers.
     pub(super) nth: Box<[CachePadded<AtomicU64>]>,
     pub(super) log_prefixes: Box<[Box<str>]>,
@@ -171,13 +244,24 @@ impl Clone for Ruleset {
     fn clone(&self) -> Self {
         Ruleset {
             rules: self.rules.clone(),
+            ops: self.ops.clone(),
             lines: self.lines.clone(),
             chains: self.chains.clone(),
             entry: self.entry,
             trivial: self.trivial,
             n_ifaces: self.n_ifaces,
             ifsets: self.ifsets.clone(),
-            mports: self.mports.clone(),
+            ranges: self.ranges.clone(),
+            limits: self
+                .limits
+                .iter()
+                .map(|l| Limiter {
+                    interval: l.interval,
+                    tolerance: l.tolerance,
+                    tat: CachePadded::new(AtomicU64::new(l.tat.load(Ordering::Relaxed))),
+                })
+                .collect(),
+            needs: self.needs,
             nth: self
                 .nth
                 .iter()
@@ -204,13 +288,16 @@ impl Default for Ruleset {
     fn default() -> Self {
         Ruleset {
             rules: Box::new([]),
+            ops: Box::new([]),
             lines: Box::new([]),
             chains: Box::new([]),
             entry: [[NO_CHAIN; SLOTS]; 2],
             trivial: [[true; SLOTS]; 2],
             n_ifaces: 0,
             ifsets: Box::new([]),
-            mports: Box::new([]),
+            ranges: Box::new([]),
+            limits: Box::new([]),
+            needs: 0,
             nth: Box::new([]),
             log_prefixes: Box::new([]),
             nat: Box::new([]),
@@ -232,6 +319,13 @@ impl Ruleset {
     /// The source line of the rule in counter slot `idx` (0 for policies).
     pub fn rule_line(&self, idx: usize) -> usize {
         self.lines.get(idx).copied().unwrap_or(0)
+    }
+
+    /// What the pipeline must fill in a [`super::PacketView`] beyond the
+    /// fields it always fills ([`super::needs`] bits).
+    #[inline]
+    pub fn needs(&self) -> u8 {
+        self.needs
     }
 
     /// Number of rules in all chains.

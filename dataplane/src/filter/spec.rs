@@ -1,8 +1,11 @@
-//! What the control plane builds a ruleset from: each rule as a
-//! [`MatchSpec`] and a [`TargetSpec`] (interfaces already resolved to
+//! What the control plane builds a ruleset from: each rule as a list of
+//! [`Expr`]s and a [`TargetSpec`] (interfaces already resolved to
 //! indices, chains to [`ChainId`]s), and the [`BuildError`] a spec the
-//! dataplane cannot run gets.
+//! dataplane cannot run gets. [`MatchSpec`] is a shorthand for the
+//! matches every iptables rule may have; [`MatchSpec::exprs`] turns it
+//! into expressions.
 
+use super::expr::{Expr, Field};
 use super::{IfIndex, NatAction, RejectKind};
 use crate::addr::v4_key;
 
@@ -61,7 +64,7 @@ impl Prefix {
     }
 
     /// (network, mask) over the 128-bit mapped address.
-    pub(super) fn net_mask(&self) -> (u128, u128) {
+    pub fn net_mask(&self) -> (u128, u128) {
         let bits = u32::from(self.len) + if self.v4 { 96 } else { 0 };
         let mask = if bits == 0 {
             0
@@ -106,7 +109,8 @@ pub enum StatisticSpec {
     Random { probability: f64 },
 }
 
-/// A rule's matches; every `Some` must match.
+/// The common matches of a rule as a struct; every `Some` must match. A
+/// shorthand: the ruleset holds [`Expr`]s ([`MatchSpec::exprs`]).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct MatchSpec {
     pub iif: Option<Neg<IfaceMatch>>,
@@ -130,6 +134,128 @@ pub struct MatchSpec {
     pub statistic: Option<Neg<StatisticSpec>>,
 }
 
+impl MatchSpec {
+    /// The expressions these matches stand for, statistic last.
+    pub fn exprs(&self) -> Vec<Expr> {
+        let mut out = Vec::new();
+        for (out_dir, m) in [(false, &self.iif), (true, &self.oif)] {
+            if let Some(n) = m {
+                out.push(Expr::Iface {
+                    out: out_dir,
+                    neg: n.negated,
+                    set: n.value.clone(),
+                });
+            }
+        }
+        for (field, m) in [(Field::Saddr, &self.src), (Field::Daddr, &self.dst)] {
+            if let Some(n) = m {
+                out.push(Expr::prefix(field, n.negated, n.value));
+            }
+        }
+        if let Some(n) = &self.proto {
+            // `-p all` is no test, but `! -p all` matches nothing.
+            if n.value == 0 {
+                if n.negated {
+                    out.push(Expr::Bits {
+                        field: Field::L4Proto,
+                        neg: false,
+                        bits: 0,
+                    });
+                }
+            } else {
+                out.push(Expr::range(
+                    Field::L4Proto,
+                    n.negated,
+                    n.value.into(),
+                    n.value.into(),
+                ));
+            }
+        }
+        for (field, m) in [(Field::Sport, &self.sport), (Field::Dport, &self.dport)] {
+            if let Some(n) = m {
+                out.push(Expr::range(
+                    field,
+                    n.negated,
+                    n.value.0.into(),
+                    n.value.1.into(),
+                ));
+            }
+        }
+        if let Some(n) = &self.tcp_flags {
+            out.push(Expr::masked(
+                Field::TcpFlags,
+                n.negated,
+                n.value.0.into(),
+                n.value.1.into(),
+            ));
+        }
+        if let Some(n) = &self.icmp {
+            let v = n.value;
+            out.push(Expr::family(!v.v6));
+            match v.typ {
+                // `any`: the header is there, whatever the type; `!
+                // any` matches nothing.
+                None => out.push(Expr::Cmp {
+                    field: Field::IcmpType,
+                    neg: n.negated,
+                    mask: 0,
+                    lo: 0,
+                    hi: 0,
+                }),
+                Some(t) => {
+                    let (lo, hi) = v.code.map_or((0, 255), |c| (c, c));
+                    // type and code together, one expression: `!`
+                    // negates both.
+                    out.push(Expr::InRanges {
+                        field: Field::IcmpTypeCode,
+                        alt: None,
+                        neg: n.negated,
+                        ranges: vec![(
+                            u128::from(t) << 8 | u128::from(lo),
+                            u128::from(t) << 8 | u128::from(hi),
+                        )],
+                    });
+                }
+            }
+        }
+        if let Some(n) = &self.multiport {
+            let (field, alt) = match n.value.dir {
+                PortDir::Src => (Field::Sport, None),
+                PortDir::Dst => (Field::Dport, None),
+                PortDir::Either => (Field::Sport, Some(Field::Dport)),
+            };
+            out.push(Expr::InRanges {
+                field,
+                alt,
+                neg: n.negated,
+                ranges: n
+                    .value
+                    .ports
+                    .iter()
+                    .map(|&(lo, hi)| (lo.into(), hi.into()))
+                    .collect(),
+            });
+        }
+        if let Some(n) = &self.ctstate {
+            out.push(Expr::Bits {
+                field: Field::CtState,
+                neg: n.negated,
+                bits: n.value.into(),
+            });
+        }
+        if let Some(n) = &self.mark {
+            out.push(Expr::masked(Field::Mark, n.negated, n.value.1, n.value.0));
+        }
+        if let Some(n) = &self.statistic {
+            out.push(Expr::Statistic {
+                neg: n.negated,
+                spec: n.value,
+            });
+        }
+        out
+    }
+}
+
 /// A chain of the ruleset being built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ChainId(pub(super) u32);
@@ -149,7 +275,7 @@ pub enum TargetSpec {
         prefix: String,
         level: u8,
     },
-    /// `mark = (mark & !mask) | value`.
+    /// `mark = (mark & !mask) ^ value` (iptables' `--set-xmark`).
     Mark {
         value: u32,
         mask: u32,
@@ -161,8 +287,20 @@ pub enum TargetSpec {
 pub struct RuleSpec {
     /// Source line, kept for traces and counter listings.
     pub line: usize,
-    pub matches: MatchSpec,
+    /// Every expression must hold.
+    pub exprs: Vec<Expr>,
     pub target: TargetSpec,
+}
+
+impl RuleSpec {
+    /// A rule of the common matches.
+    pub fn new(line: usize, matches: &MatchSpec, target: TargetSpec) -> Self {
+        RuleSpec {
+            line,
+            exprs: matches.exprs(),
+            target,
+        }
+    }
 }
 
 /// Why a ruleset could not be built; `line` is the rule's (0 when the

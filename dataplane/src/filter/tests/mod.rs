@@ -77,11 +77,7 @@ fn cx(rs: &Ruleset) -> EvalCtx {
 }
 
 fn spec(line: usize, matches: MatchSpec, target: TargetSpec) -> RuleSpec {
-    RuleSpec {
-        line,
-        matches,
-        target,
-    }
+    RuleSpec::new(line, &matches, target)
 }
 
 /// filter FORWARD with `rules` (lines 1, 2, ...) and `policy`, 4 interfaces.
@@ -413,12 +409,13 @@ fn multiport_lists() {
     let mut frag = p;
     frag.has_ports = false;
     assert!(!hits(m(true, PortDir::Src, &web), frag));
-    // At most 15 entries.
+    // An empty list is refused (the 15-entry limit is iptables', checked
+    // by its parser).
     let mut b = RulesetBuilder::new(0);
     let fwd = b.chain(TableId::Filter, "FORWARD");
     b.add_rule(
         fwd,
-        spec(3, m(false, PortDir::Dst, &[(1, 1); 16]), TargetSpec::Accept),
+        spec(3, m(false, PortDir::Dst, &[]), TargetSpec::Accept),
     );
     assert_eq!(b.build().unwrap_err()[0].line, 3);
 }

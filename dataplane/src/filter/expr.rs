@@ -1,0 +1,298 @@
+//! The rule representation every front-end compiles into, modelled on
+//! nftables': a rule is a list of [`Expr`]s, each loading one packet,
+//! meta or conntrack [`Field`] and comparing it (a masked range, a set of
+//! bits, an interface set, a set of ranges), or a stateful expression
+//! (`statistic`, `limit`); then one target ([`super::TargetSpec`]). The
+//! iptables front-end (control's `compile::firewall`) and the nftables one
+//! both emit these; the dataplane lowers them into its compiled
+//! [`super::Ruleset`] and evaluates them with one engine.
+//!
+//! Adding a match means: its parser in a front-end, and, only when it
+//! reads a field no expression reads yet, a [`Field`] variant with its
+//! load in `eval.rs` (and, if the pipeline must fill something new, one
+//! line in `pipeline/netfilter.rs`).
+//!
+//! Semantics shared by every front-end:
+//! - a field the packet does not have (ports of an ICMP packet or of a
+//!   later fragment, the ICMP type of a TCP packet, the original tuple of
+//!   an untracked packet) makes the expression fail whether negated or
+//!   not — the kernel's rule for iptables matches and nftables' payload
+//!   dependencies;
+//! - an expression naming an address family (an IPv4 prefix, `nfproto`,
+//!   protocol ICMP or ICMPv6) narrows the whole rule to that family;
+//!   the family test runs before any expression, so `!` never turns an
+//!   IPv4 rule into one that matches IPv6 packets;
+//! - stateless expressions may be reordered (cheap ones first);
+//!   stateful ones (`statistic`, `limit`) run in the order given, after
+//!   every stateless expression before them, so they consume a count or a
+//!   token only when the rest of the rule so far holds.
+
+use super::spec::{IfaceMatch, Prefix, StatisticSpec};
+
+/// A field an expression loads. Scalar fields are at most 32 bits;
+/// address fields (IPv4 mapped into IPv6 like [`super::PacketView`]'s)
+/// and the MAC address are 128.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// Layer-3 family: 2 for IPv4, 10 for IPv6 (`meta nfproto`).
+    NfProto,
+    /// Transport protocol (`-p`, `meta l4proto`).
+    L4Proto,
+    /// The packet mark (`-m mark`, `meta mark`).
+    Mark,
+    /// L3 length (`-m length`, `meta length`).
+    Len,
+    /// IPv4 TTL / IPv6 hop limit (`-m ttl`, `-m hl`).
+    Ttl,
+    /// IPv4 TOS / IPv6 traffic class byte (`-m tos`); DSCP is its top six
+    /// bits ([`Field::Dscp`]).
+    Tos,
+    Dscp,
+    /// Link-layer kind of the destination: 0 host, 1 broadcast, 2
+    /// multicast, 3 other host (`-m pkttype`, `meta pkttype`).
+    PktType,
+    Sport,
+    Dport,
+    TcpFlags,
+    IcmpType,
+    IcmpCode,
+    /// `type << 8 | code`, to test both in one expression.
+    IcmpTypeCode,
+    /// Address types of the source and destination as bits `1 << RTN_*`
+    /// (`-m addrtype`, `fib ... type`); see [`super::addr_type`].
+    SrcType,
+    DstType,
+    /// One of [`super::ct`]'s bits.
+    CtState,
+    /// [`super::ct_status`] bits.
+    CtStatus,
+    CtMark,
+    /// 0 original, 1 reply (`ct direction`).
+    CtDir,
+    CtOrigSport,
+    CtOrigDport,
+    CtReplSport,
+    CtReplDport,
+    /// 128-bit fields.
+    Saddr,
+    Daddr,
+    /// Source MAC in the low 48 bits (`-m mac`, `ether saddr`).
+    SrcMac,
+    CtOrigSaddr,
+    CtOrigDaddr,
+    CtReplSaddr,
+    CtReplDaddr,
+}
+
+impl Field {
+    /// Fields loaded as 128 bits.
+    pub fn wide(self) -> bool {
+        matches!(
+            self,
+            Field::Saddr
+                | Field::Daddr
+                | Field::SrcMac
+                | Field::CtOrigSaddr
+                | Field::CtOrigDaddr
+                | Field::CtReplSaddr
+                | Field::CtReplDaddr
+        )
+    }
+
+    /// Fields whose value is an address of the packet's family.
+    pub fn is_addr(self) -> bool {
+        self.wide() && self != Field::SrcMac
+    }
+
+    /// What a user calls it, for errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::NfProto => "the family",
+            Field::L4Proto => "the protocol",
+            Field::Mark => "the mark",
+            Field::Len => "the length",
+            Field::Ttl => "the TTL",
+            Field::Tos => "the TOS",
+            Field::Dscp => "the DSCP",
+            Field::PktType => "the packet type",
+            Field::Sport => "the source port",
+            Field::Dport => "the destination port",
+            Field::TcpFlags => "the TCP flags",
+            Field::IcmpType => "the ICMP type",
+            Field::IcmpCode => "the ICMP code",
+            Field::IcmpTypeCode => "the ICMP type and code",
+            Field::SrcType => "the source address type",
+            Field::DstType => "the destination address type",
+            Field::CtState => "the conntrack state",
+            Field::CtStatus => "the conntrack status",
+            Field::CtMark => "the connection mark",
+            Field::CtDir => "the conntrack direction",
+            Field::CtOrigSport => "the original source port",
+            Field::CtOrigDport => "the original destination port",
+            Field::CtReplSport => "the reply source port",
+            Field::CtReplDport => "the reply destination port",
+            Field::Saddr => "the source address",
+            Field::Daddr => "the destination address",
+            Field::SrcMac => "the source MAC address",
+            Field::CtOrigSaddr => "the original source address",
+            Field::CtOrigDaddr => "the original destination address",
+            Field::CtReplSaddr => "the reply source address",
+            Field::CtReplDaddr => "the reply destination address",
+        }
+    }
+
+    /// The largest value the field holds (scalars).
+    pub fn max(self) -> u32 {
+        match self {
+            Field::NfProto
+            | Field::L4Proto
+            | Field::Ttl
+            | Field::Tos
+            | Field::TcpFlags
+            | Field::IcmpType
+            | Field::IcmpCode
+            | Field::CtState
+            | Field::PktType => 0xff,
+            Field::Dscp => 0x3f,
+            Field::IcmpTypeCode => 0xffff,
+            Field::CtDir => 1,
+            Field::Sport
+            | Field::Dport
+            | Field::CtOrigSport
+            | Field::CtOrigDport
+            | Field::CtReplSport
+            | Field::CtReplDport => 0xffff,
+            _ => u32::MAX,
+        }
+    }
+
+    /// What the pipeline must fill in the [`super::PacketView`] for this
+    /// field beyond what it always fills ([`super::needs`] bits).
+    pub(super) fn needs(self) -> u8 {
+        use super::needs;
+        match self {
+            Field::SrcMac | Field::PktType => needs::L2,
+            Field::SrcType | Field::DstType => needs::ADDR_TYPE,
+            Field::CtStatus
+            | Field::CtMark
+            | Field::CtDir
+            | Field::CtOrigSport
+            | Field::CtOrigDport
+            | Field::CtReplSport
+            | Field::CtReplDport
+            | Field::CtOrigSaddr
+            | Field::CtOrigDaddr
+            | Field::CtReplSaddr
+            | Field::CtReplDaddr => needs::CT,
+            _ => 0,
+        }
+    }
+}
+
+/// `limit`: at most `rate` packets per `per_ns` nanoseconds after a burst
+/// of `burst`, across all workers (iptables `-m limit`, nftables `limit
+/// rate`). The expression holds while the packet is within the limit; an
+/// `over` limit (nftables `limit rate over`) is the negation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitSpec {
+    pub rate: u32,
+    pub per_ns: u64,
+    pub burst: u32,
+}
+
+/// One expression of a rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// `field & mask` within `lo..=hi`: equality, ranges, prefixes,
+    /// masked compares (marks, TCP flags). For a 128-bit field only
+    /// equality after the mask (`lo == hi`) or a plain range (all-ones
+    /// mask) are allowed.
+    Cmp {
+        field: Field,
+        neg: bool,
+        mask: u128,
+        lo: u128,
+        hi: u128,
+    },
+    /// `field & bits != 0`: a set of states, types or flags.
+    Bits { field: Field, neg: bool, bits: u32 },
+    /// The input (`out` false) or output interface is in the set.
+    Iface {
+        out: bool,
+        neg: bool,
+        set: IfaceMatch,
+    },
+    /// The field — or, with `alt`, either of two fields (`-m multiport
+    /// --ports`) — lies in one of the inclusive ranges.
+    InRanges {
+        field: Field,
+        alt: Option<Field>,
+        neg: bool,
+        ranges: Vec<(u128, u128)>,
+    },
+    /// `-m statistic`.
+    Statistic { neg: bool, spec: StatisticSpec },
+    /// `-m limit`.
+    Limit { neg: bool, spec: LimitSpec },
+}
+
+impl Expr {
+    /// `field == value`.
+    pub fn eq(field: Field, value: u32) -> Self {
+        Expr::range(field, false, value, value)
+    }
+
+    /// `field` in `lo..=hi` (`neg`: not in).
+    pub fn range(field: Field, neg: bool, lo: u32, hi: u32) -> Self {
+        Expr::Cmp {
+            field,
+            neg,
+            mask: u128::from(u32::MAX),
+            lo: lo.into(),
+            hi: hi.into(),
+        }
+    }
+
+    /// The packet is IPv4 (`v4`) or IPv6: narrows the rule's family.
+    pub fn family(v4: bool) -> Self {
+        Expr::eq(Field::NfProto, if v4 { 2 } else { 10 })
+    }
+
+    /// `field & mask == value`.
+    pub fn masked(field: Field, neg: bool, mask: u32, value: u32) -> Self {
+        Expr::Cmp {
+            field,
+            neg,
+            mask: mask.into(),
+            lo: value.into(),
+            hi: value.into(),
+        }
+    }
+
+    /// An address field in a prefix.
+    pub fn prefix(field: Field, neg: bool, p: Prefix) -> Self {
+        let (net, mask) = p.net_mask();
+        Expr::Cmp {
+            field,
+            neg,
+            mask,
+            lo: net,
+            hi: net,
+        }
+    }
+
+    /// Whether it keeps state between packets (runs in written order).
+    pub fn stateful(&self) -> bool {
+        matches!(self, Expr::Statistic { .. } | Expr::Limit { .. })
+    }
+
+    /// The field it loads, if one.
+    pub fn field(&self) -> Option<Field> {
+        match self {
+            Expr::Cmp { field, .. } | Expr::Bits { field, .. } | Expr::InRanges { field, .. } => {
+                Some(*field)
+            }
+            _ => None,
+        }
+    }
+}
