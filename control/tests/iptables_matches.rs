@@ -199,3 +199,121 @@ fn port_ranges_may_start_at_zero() {
         "out of range 1-65535",
     );
 }
+
+#[test]
+fn match_modules_print_as_iptables_save_does() {
+    for (table, rule, want) in [
+        ("filter", "-A INPUT -m length --length 0:128 -j DROP", None),
+        ("filter", "-A INPUT -m length ! --length 1500 -j DROP", None),
+        ("filter", "-A INPUT -m ttl --ttl-lt 5 -j DROP", None),
+        ("filter", "-A INPUT -m ttl ! --ttl-eq 64 -j DROP", None),
+        ("filter", "-A INPUT -m hl --hl-eq 255 -j ACCEPT", None),
+        (
+            "filter",
+            "-A INPUT -m tos --tos Minimize-Delay -j ACCEPT",
+            Some("-A INPUT -m tos --tos 0x10/0x3f -j ACCEPT"),
+        ),
+        (
+            "filter",
+            "-A INPUT -m dscp --dscp-class EF -j ACCEPT",
+            Some("-A INPUT -m dscp --dscp 0x2e -j ACCEPT"),
+        ),
+        (
+            "filter",
+            "-A INPUT -m pkttype --pkt-type multicast -j DROP",
+            None,
+        ),
+        (
+            "filter",
+            "-A INPUT -m mac --mac-source 02:00:00:0a:0b:0c -j ACCEPT",
+            Some("-A INPUT -m mac --mac-source 02:00:00:0A:0B:0C -j ACCEPT"),
+        ),
+        (
+            "filter",
+            "-A INPUT -m iprange --src-range 10.0.0.1-10.0.0.50 ! --dst-range 10.1.0.1-10.1.0.2 -j ACCEPT",
+            None,
+        ),
+        (
+            "nat",
+            "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
+            None,
+        ),
+        (
+            "filter",
+            "-A INPUT -m addrtype ! --src-type LOCAL,BROADCAST -j DROP",
+            None,
+        ),
+        (
+            "filter",
+            "-A INPUT -p icmp -m limit --limit 5/sec -j ACCEPT",
+            Some("-A INPUT -p icmp -m limit --limit 5/sec -j ACCEPT"),
+        ),
+        (
+            "filter",
+            "-A INPUT -m limit --limit 10/minute --limit-burst 20 -j LOG",
+            Some("-A INPUT -m limit --limit 10/min --limit-burst 20 -j LOG"),
+        ),
+        (
+            "filter",
+            "-A FORWARD -m conntrack --ctstate NEW --ctorigdst 203.0.113.0/24 --ctorigdstport 80 -j ACCEPT",
+            None,
+        ),
+        (
+            "mangle",
+            "-A PREROUTING -j MARK --set-mark 0x1",
+            Some("-A PREROUTING -j MARK --set-xmark 0x1/0xffffffff"),
+        ),
+        (
+            "mangle",
+            "-A PREROUTING -j MARK --or-mark 0x4",
+            Some("-A PREROUTING -j MARK --set-xmark 0x4/0x4"),
+        ),
+        ("filter", "-A FORWARD -j MARK --set-xmark 0x10/0xf0", None),
+    ] {
+        if rule.contains("DOCKER") {
+            let r = ok(&format!("*{table}\n:DOCKER - [0:0]\n{rule}\nCOMMIT\n"));
+            assert_eq!(printed(&r), vec![rule.to_string()]);
+            continue;
+        }
+        round_trip(table, rule, want);
+    }
+}
+
+#[test]
+fn match_module_errors_name_the_option() {
+    for (rule, needle) in [
+        ("-A INPUT -m length --length 9:1 -j DROP", "reversed"),
+        ("-A INPUT --length 9 -j DROP", "needs its -m module"),
+        ("-A INPUT -m ttl --ttl-eq 300 -j DROP", "--ttl-eq"),
+        ("-A INPUT -m ttl ! --ttl-lt 3 -j DROP", "cannot be negated"),
+        (
+            "-A INPUT -m limit ! --limit 3/sec -j DROP",
+            "cannot be negated",
+        ),
+        ("-A INPUT -m limit --limit 3/fortnight -j DROP", "--limit"),
+        ("-A INPUT -m limit --limit 20000/sec -j DROP", "too fast"),
+        ("-A INPUT -m mac --mac-source 02:00 -j DROP", "--mac-source"),
+        (
+            "-A INPUT -m addrtype --dst-type LOCAL --limit-iface-in -j DROP",
+            "--limit-iface-in",
+        ),
+        ("-A INPUT -m addrtype --dst-type HOME -j DROP", "HOME"),
+        (
+            "-A INPUT -m iprange --src-range 10.0.0.9-10.0.0.1 -j DROP",
+            "reversed",
+        ),
+        (
+            "-A INPUT -m iprange --src-range 10.0.0.1-::9 -j DROP",
+            "--src-range",
+        ),
+        (
+            "-A INPUT -m conntrack --ctstatus ASSURED -j DROP",
+            "ASSURED",
+        ),
+        ("-A INPUT -m dscp --dscp-class XX -j DROP", "--dscp-class"),
+        ("-A INPUT -m length -j DROP", "-m length needs --length"),
+        ("-A INPUT -j MARK --and-mark 0x1/0x1", "--and-mark"),
+    ] {
+        refused("filter", rule, needle);
+    }
+}

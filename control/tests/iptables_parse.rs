@@ -539,7 +539,7 @@ fn errors_name_line_and_problem() {
         "only valid in table nat",
     );
     one_err(
-        "*filter\n-A FORWARD -j MARK --set-mark 1\nCOMMIT\n",
+        "*filter\n-A FORWARD -j CHECKSUM --checksum-fill\nCOMMIT\n",
         11,
         "only valid in table mangle",
     );

@@ -18,8 +18,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use xgate_dataplane::addr::ip_key;
 use xgate_dataplane::filter::{
-    self, AddrRange, Hook, IcmpMatch, IfaceMatch, MatchSpec, MultiportSpec, NatAction, Neg, Prefix,
-    RejectKind, RuleSpec, RulesetBuilder, StatisticSpec, TableId, TargetSpec,
+    self, AddrRange, Expr, Hook, IcmpMatch, IfaceMatch, MatchSpec, MultiportSpec, NatAction, Neg,
+    Prefix, RejectKind, RuleSpec, RulesetBuilder, StatisticSpec, TableId, TargetSpec,
 };
 use xgate_dataplane::iface::Interfaces;
 
@@ -343,6 +343,17 @@ fn rule(
         }
     };
     let nat_ports = |p: &Option<PortRange>| p.as_ref().map(ports);
+    let mut exprs = matches.exprs();
+    for x in &m.ext {
+        match x.lower(hook) {
+            Ok(e) => exprs.extend(e),
+            Err(e) => errs.push(e),
+        }
+    }
+    // iptables runs a rule's matches in the order given; its model keeps
+    // the stateful ones (statistic, limit) apart, so they run last: a
+    // count or a token is taken only when every other match holds.
+    exprs.sort_by_key(Expr::stateful);
     let target = match &r.target {
         Target::None => Some(TargetSpec::None),
         Target::Accept => Some(TargetSpec::Accept),
@@ -355,11 +366,9 @@ fn rule(
             prefix: prefix.clone().unwrap_or_default(),
             level: level.unwrap_or(4),
         }),
-        // The dataplane's MARK is `--set-xmark`: `--set-mark v/m` clears
-        // `m | v`, then sets `v`.
         Target::Mark(mk) => Some(TargetSpec::Mark {
             value: mk.value,
-            mask: mk.mask | mk.value,
+            mask: mk.mask,
         }),
         // A no-op: xgate always writes correct checksums.
         Target::ChecksumFill => Some(TargetSpec::None),
@@ -391,7 +400,11 @@ fn rule(
         },
     };
     match target {
-        Some(target) if errs.is_empty() => Ok(RuleSpec::new(r.line, &matches, target)),
+        Some(target) if errs.is_empty() => Ok(RuleSpec {
+            line: r.line,
+            exprs,
+            target,
+        }),
         _ => Err(errs),
     }
 }

@@ -9,6 +9,7 @@
 //! `Display` on [`IptablesRuleset`] prints canonical iptables-save text, which parses
 //! back to the same model.
 
+pub mod ext;
 mod lex;
 pub mod model;
 mod parse;

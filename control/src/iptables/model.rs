@@ -177,6 +177,8 @@ pub struct Matches {
     pub ctstate: Option<Neg<CtStates>>,
     pub statistic: Option<Neg<Statistic>>,
     pub mark: Option<Neg<Mark>>,
+    /// The other match modules, in the order given.
+    pub ext: Vec<super::ext::Ext>,
     pub comment: Option<String>,
 }
 
@@ -389,7 +391,8 @@ pub enum Statistic {
 }
 
 /// `value/mask`; mask defaults to 0xffffffff. Matches `(mark & mask) == value`
-/// (`-m mark`), sets `mark = (mark & !mask) | value` (`-j MARK --set-mark`).
+/// (`-m mark`); as a target, `mark = (mark & !mask) ^ value` (`-j MARK
+/// --set-xmark`, which every MARK option reduces to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
     pub value: u32,
@@ -647,6 +650,11 @@ impl fmt::Display for Rule {
                 w.push_str(" -m conntrack");
                 neg(w, x.negated);
                 let _ = write!(w, " --ctstate {}", x.value);
+                for e in &m.ext {
+                    if let super::ext::Ext::Conntrack(c) = e {
+                        let _ = write!(w, "{}", super::ext::ConntrackOptions(c));
+                    }
+                }
             }
             if let Some(x) = &m.statistic {
                 w.push_str(" -m statistic");
@@ -667,6 +675,13 @@ impl fmt::Display for Rule {
                 w.push_str(" -m mark");
                 neg(w, x.negated);
                 let _ = write!(w, " --mark {}", x.value);
+            }
+            for x in &m.ext {
+                // With --ctstate, printed in the same -m conntrack above.
+                if m.ctstate.is_some() && matches!(x, super::ext::Ext::Conntrack(_)) {
+                    continue;
+                }
+                let _ = write!(w, "{x}");
             }
             if let Some(c) = &m.comment {
                 let _ = write!(w, " -m comment --comment {}", quote(c));
@@ -695,7 +710,7 @@ impl fmt::Display for Rule {
                     }
                 }
                 Target::Mark(mk) => {
-                    let _ = write!(w, " -j MARK --set-mark {mk}");
+                    let _ = write!(w, " -j MARK --set-xmark {:#x}/{:#x}", mk.value, mk.mask);
                 }
                 Target::Masquerade { ports } => {
                     w.push_str(" -j MASQUERADE");

@@ -154,9 +154,10 @@ impl Compiler {
                             format!("{} range {lo}:{hi} is reversed or too large", field.name()),
                         ));
                     }
-                    // `-p icmp` and `! -p icmp` alike are IPv4 rules, as
-                    // in iptables (an ip6tables rule cannot name icmp).
-                    if field == Field::L4Proto && lo == hi {
+                    // In an inet ruleset `-p icmp` and `! -p icmp` alike
+                    // are IPv4 rules; in an IPv6 one (ip6tables-save writes
+                    // `-p icmp`) protocol 1 is a number like any other.
+                    if field == Field::L4Proto && lo == hi && !self.forced {
                         match lo {
                             1 => narrow(r, self.forced, true, "protocol icmp", line)?,
                             58 => narrow(r, self.forced, false, "protocol icmpv6", line)?,

@@ -39,12 +39,13 @@ impl Pipeline {
         let mut snat = None;
         if m.next == Next::Forward {
             if !self.tables.filter.is_empty(TableId::Nat, Hook::Postrouting) {
-                let mut view = self.packet_view(ctx.umem, m, c.state);
+                let mut view = self.packet_view(ctx.umem, m, &c);
                 view.oif = Some(m.oif);
                 if !m.has(flags::LOCAL_ORIGIN) {
                     view.ttl = forwarded_ttl(view.ttl);
                 }
                 let out = self.eval(TableId::Nat, Hook::Postrouting, &mut view, ctx.now);
+                m.mark = view.mark;
                 self.trace_verdict(m, "nat-post", &out);
                 if let Outcome::Nat(a) = out {
                     snat = Some(a);

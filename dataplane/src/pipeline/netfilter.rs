@@ -11,14 +11,18 @@
 //!
 //! Drops: filter_input, filter_forward, filter_output, filter_reject.
 
-use super::conntrack::CtMeta;
+use super::conntrack::{CtKind, CtMeta};
 use super::icmp::IcmpError;
 use super::{Ctx, L3, L3_OFF, Meta, Pipeline, TraceWhat, flags};
 use crate::addr::v4_key;
+use crate::conntrack::{Dir, FlowKey};
 use crate::conntrack::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
-use crate::filter::{Hook, Outcome, PacketView, RejectKind, TableId};
+use crate::filter::{
+    CtView, Hook, Outcome, PacketView, RejectKind, TableId, addr_type, ct, ct_status, needs,
+};
 use crate::io::Port;
 use crate::packet::{ipv4, ipv6};
+use crate::route::RouteType;
 use crate::stats::DropReason;
 
 /// The TTL (hop limit) filter FORWARD and nat POSTROUTING see for a
@@ -31,8 +35,10 @@ pub(super) fn forwarded_ttl(ttl: u8) -> u8 {
 
 impl Pipeline {
     /// The view the rules match on, from the frame and the metadata.
-    pub(super) fn packet_view(&self, umem: &[u8], m: &Meta, state: u8) -> PacketView {
-        let l3 = &m.desc.bytes(umem)[L3_OFF..L3_OFF + m.l3_len as usize];
+    pub(super) fn packet_view(&self, umem: &[u8], m: &Meta, c: &CtMeta) -> PacketView {
+        let state = c.state;
+        let frame = m.desc.bytes(umem);
+        let l3 = &frame[L3_OFF..L3_OFF + m.l3_len as usize];
         let v4 = m.l3 == L3::V4;
         let mut v = PacketView {
             iif: (!m.has(flags::LOCAL_ORIGIN)).then_some(m.iif),
@@ -58,6 +64,10 @@ impl Pipeline {
             v.ttl = ip.hop_limit();
             v.tos = (u16::from_be_bytes([l3[0], l3[1]]) >> 4) as u8;
         }
+        let needs = self.tables.filter.needs();
+        if needs != 0 {
+            self.view_extra(&mut v, frame, m, c, needs);
+        }
         if m.has(flags::LATER_FRAGMENT) {
             return v;
         }
@@ -75,6 +85,70 @@ impl Pipeline {
             _ => {}
         }
         v
+    }
+
+    /// The view's fields only some rulesets read ([`needs`]): link layer,
+    /// address types, the connection.
+    #[cold]
+    fn view_extra(&self, v: &mut PacketView, frame: &[u8], m: &Meta, c: &CtMeta, need: u8) {
+        if need & needs::L2 != 0 && !m.has(flags::LOCAL_ORIGIN) {
+            let mac = |b: &[u8]| b.iter().fold(0u64, |a, &x| a << 8 | u64::from(x));
+            let dst = mac(&frame[0..6]);
+            v.src_mac = Some(mac(&frame[6..12]));
+            let ip_multicast = if v.v4 {
+                v.dst >> 28 & 0xf == 0xe
+            } else {
+                v.dst >> 120 == 0xff
+            };
+            v.pkttype = if dst == 0xffff_ffff_ffff {
+                1
+            } else if dst >> 40 & 1 == 1 || ip_multicast {
+                2
+            } else {
+                0
+            };
+        }
+        if need & needs::ADDR_TYPE != 0 {
+            v.src_type = self.addr_type(v.v4, v.src);
+            v.dst_type = self.addr_type(v.v4, v.dst);
+        }
+        if need & needs::CT != 0 {
+            v.ct = ct_view(c);
+        }
+    }
+
+    /// `-m addrtype`'s type of `addr`, as Linux finds it: IPv4 limited
+    /// broadcast and 0.0.0.0/8 are BROADCAST, class D MULTICAST, else what
+    /// the routes say (LOCAL, BROADCAST) or UNICAST; IPv6 ff00::/8 is
+    /// MULTICAST, else the route's type (no route: UNREACHABLE).
+    fn addr_type(&self, v4: bool, addr: u128) -> u16 {
+        let fib = &self.tables.fib;
+        if v4 {
+            let a = addr as u32;
+            if a == u32::MAX || a >> 24 == 0 {
+                return addr_type::BROADCAST;
+            }
+            if a >> 28 == 0xe {
+                return addr_type::MULTICAST;
+            }
+            match fib.lookup_v4(0, a, None, 0).map(|(r, _)| r.rtype) {
+                Some(RouteType::Local) => addr_type::LOCAL,
+                Some(RouteType::Broadcast) => addr_type::BROADCAST,
+                _ => addr_type::UNICAST,
+            }
+        } else {
+            if addr >> 120 == 0xff {
+                return addr_type::MULTICAST;
+            }
+            match fib.lookup_v6(0, addr, None, 0).map(|(r, _)| r.rtype) {
+                Some(RouteType::Local) => addr_type::LOCAL,
+                Some(RouteType::Broadcast) => addr_type::BROADCAST,
+                Some(RouteType::Unicast) => addr_type::UNICAST,
+                Some(RouteType::Blackhole) => addr_type::BLACKHOLE,
+                Some(RouteType::Prohibit) => addr_type::PROHIBIT,
+                Some(RouteType::Unreachable) | None => addr_type::UNREACHABLE,
+            }
+        }
     }
 
     /// Evaluates `table` at `hook` for a packet.
@@ -142,14 +216,17 @@ impl Pipeline {
         let out = match decided {
             Some(out) => out,
             None => {
-                let mut view = self.packet_view(ctx.umem, m, c.state);
+                let mut view = self.packet_view(ctx.umem, m, c);
                 if hook != Hook::Input {
                     view.oif = Some(m.oif);
                 }
                 if hook == Hook::Forward {
                     view.ttl = forwarded_ttl(view.ttl);
                 }
-                self.eval(TableId::Filter, hook, &mut view, ctx.now)
+                let out = self.eval(TableId::Filter, hook, &mut view, ctx.now);
+                // `-j MARK` in filter: later hooks see it.
+                m.mark = view.mark;
+                out
             }
         };
         self.trace_verdict(m, stage, &out);
@@ -210,4 +287,45 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The connection as rules see it: for a packet of a known connection
+/// (or an ICMP error related to one) its tuples from the packet's own
+/// and its translated tuple, by direction; for a NEW packet the tuple it
+/// opens and the reply it expects after the translation decided so far.
+fn ct_view(c: &CtMeta) -> Option<CtView> {
+    let rev = |k: &FlowKey| ((k.dst, k.src), (k.dport, k.sport));
+    let fwd = |k: &FlowKey| ((k.src, k.dst), (k.sport, k.dport));
+    let (reply, confirmed) = match (c.kind, c.conn) {
+        (CtKind::New, _) => (false, false),
+        (_, Some(id)) => (id.dir() == Dir::Reply, true),
+        _ => return None,
+    };
+    let ((orig, orig_ports), (repl, repl_ports)) = if reply {
+        (rev(&c.target), fwd(&c.key))
+    } else {
+        (fwd(&c.key), rev(&c.target))
+    };
+    let mut status = 0;
+    if confirmed {
+        status |= ct_status::CONFIRMED;
+    }
+    if c.state == ct::ESTABLISHED {
+        status |= ct_status::SEEN_REPLY;
+    }
+    if orig.0 != repl.1 || orig_ports.0 != repl_ports.1 {
+        status |= ct_status::SNAT;
+    }
+    if orig.1 != repl.0 || orig_ports.1 != repl_ports.0 {
+        status |= ct_status::DNAT;
+    }
+    Some(CtView {
+        orig,
+        orig_ports,
+        repl,
+        repl_ports,
+        status,
+        mark: 0,
+        reply,
+    })
 }

@@ -50,7 +50,7 @@ impl Pipeline {
             }
             let c = *c;
             if mangle {
-                let mut view = self.packet_view(ctx.umem, m, c.state);
+                let mut view = self.packet_view(ctx.umem, m, &c);
                 let out = self.eval(TableId::Mangle, Hook::Prerouting, &mut view, ctx.now);
                 m.mark = view.mark;
                 if out == Outcome::Drop {
@@ -64,8 +64,9 @@ impl Pipeline {
                     self.translate(ctx, m, &c, Part::Dst);
                 }
                 CtKind::New if nat => {
-                    let mut view = self.packet_view(ctx.umem, m, c.state);
+                    let mut view = self.packet_view(ctx.umem, m, &c);
                     let out = self.eval(TableId::Nat, Hook::Prerouting, &mut view, ctx.now);
+                    m.mark = view.mark;
                     self.trace_verdict(m, "nat-pre", &out);
                     if let Outcome::Nat(action) = out {
                         let Some(t) = self.dnat_target(m, &c, action) else {

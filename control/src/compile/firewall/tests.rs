@@ -595,4 +595,5 @@ COMMIT
 }
 
 /// The options of issue 19 item 2, each parsed, compiled and evaluated.
+mod ext;
 mod matches;

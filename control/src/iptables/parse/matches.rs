@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use ipnet::IpNet;
 
+use super::super::ext::{self, Reader};
 use super::super::model::*;
 use super::R;
 use super::values::{
@@ -35,6 +36,11 @@ pub(super) struct MatchOpts {
     stat_neg: bool,
     /// Options that need a module or protocol, checked once the line is read.
     needs: Vec<(&'static str, String)>,
+    /// The readers of the other modules (`super::super::ext`), in `-m`
+    /// order; an option goes to the last one that takes it.
+    readers: Vec<(String, Box<dyn Reader>)>,
+    /// Options given to each reader (by index).
+    used: Vec<usize>,
 }
 
 /// The one address family a rule's parts name (`Some(true)`: IPv6).
@@ -57,7 +63,16 @@ impl Family {
 impl MatchOpts {
     /// `-m NAME`.
     pub(super) fn module(&mut self, v: String) -> R<()> {
-        if !matches!(
+        if let Some(r) = ext::reader(&v) {
+            if self.readers.iter().any(|(n, _)| *n == v) {
+                return Err(format!("-m {v} given twice"));
+            }
+            self.readers.push((v.clone(), r));
+            self.used.push(0);
+            if v != "conntrack" {
+                return Ok(());
+            }
+        } else if !matches!(
             v.as_str(),
             "tcp"
                 | "udp"
@@ -162,7 +177,30 @@ impl MatchOpts {
                 }
                 set(&mut m.comment, v, o)
             }
-            _ => Err(format!("unsupported option {o}")),
+            _ => self.ext_option(o, n, Some(v)),
+        }
+    }
+
+    /// Whether `o` is a flag (no value) of a module given so far.
+    pub(super) fn ext_flag(&self, o: &str) -> bool {
+        self.readers
+            .iter()
+            .rev()
+            .find_map(|(_, r)| r.takes(o))
+            .is_some_and(|value| !value)
+    }
+
+    /// An option of the other modules: the last one given that takes it.
+    pub(super) fn ext_option(&mut self, o: &str, n: bool, v: Option<String>) -> R<()> {
+        match self.readers.iter().rposition(|(_, r)| r.takes(o).is_some()) {
+            Some(i) => {
+                self.used[i] += 1;
+                self.readers[i].1.option(o, n, v)
+            }
+            None if ext::is_option(o) => Err(format!(
+                "option {o} needs its -m module before it (see iptables-extensions(8))"
+            )),
+            None => Err(format!("unsupported option {o}")),
         }
     }
 
@@ -203,6 +241,13 @@ impl MatchOpts {
         self.check_used()?;
         if let Some(mode) = &self.stat.mode {
             self.m.statistic = Some(Neg::new(self.stat_neg, parse_statistic(mode, &self.stat)?));
+        }
+        for (i, (name, r)) in self.readers.iter_mut().enumerate() {
+            // `-m conntrack` with only `--ctstate` is the base match.
+            if name == "conntrack" && self.used[i] == 0 {
+                continue;
+            }
+            self.m.ext.push(r.finish()?);
         }
         let family = family(&self.m, proto)?;
         Ok((self.m, family))
@@ -252,9 +297,14 @@ impl MatchOpts {
     /// A module given with `-m` has its option.
     fn check_used(&self) -> R<()> {
         let m = &self.m;
+        let ct_used = self
+            .readers
+            .iter()
+            .zip(&self.used)
+            .any(|((n, _), &u)| n == "conntrack" && u > 0);
         for (module, present) in [
             ("state", m.ctstate.is_some()),
-            ("conntrack", m.ctstate.is_some()),
+            ("conntrack", m.ctstate.is_some() || ct_used),
             ("multiport", m.multiport.is_some()),
             ("statistic", self.stat.mode.is_some()),
             ("mark", m.mark.is_some()),
@@ -290,6 +340,11 @@ fn family(m: &Matches, proto: Option<Protocol>) -> R<Family> {
         Some(Protocol::Icmp) => fam.check(false, "-p icmp")?,
         Some(Protocol::Icmpv6) => fam.check(true, "-p icmpv6")?,
         _ => {}
+    }
+    for x in &m.ext {
+        if let Some(v6) = x.family() {
+            fam.check(v6, &x.to_string())?;
+        }
     }
     Ok(fam)
 }

@@ -18,11 +18,15 @@ pub(super) const TARGET_FLAGS: [&str; 4] = [
 ];
 
 /// Options that belong to a target.
-pub(super) const TARGET_OPTIONS: [&str; 8] = [
+pub(super) const TARGET_OPTIONS: [&str; 12] = [
     "--reject-with",
     "--log-prefix",
     "--log-level",
     "--set-mark",
+    "--set-xmark",
+    "--and-mark",
+    "--or-mark",
+    "--xor-mark",
     "--to-source",
     "--to-destination",
     "--to-ports",
@@ -37,7 +41,8 @@ pub(super) struct TargetOpts {
     reject_with: Option<String>,
     log_prefix: Option<String>,
     log_level: Option<String>,
-    set_mark: Option<String>,
+    /// MARK's one option: (option, value).
+    set_mark: Option<(String, String)>,
     to_source: Option<String>,
     to_destination: Option<String>,
     to_ports: Option<String>,
@@ -54,7 +59,16 @@ impl TargetOpts {
             "--reject-with" => &mut self.reject_with,
             "--log-prefix" => &mut self.log_prefix,
             "--log-level" => &mut self.log_level,
-            "--set-mark" => &mut self.set_mark,
+            "--set-mark" | "--set-xmark" | "--and-mark" | "--or-mark" | "--xor-mark" => {
+                if self.set_mark.is_some() {
+                    return Err(
+                        "target MARK takes one of --set-mark, --set-xmark, --and-mark, --or-mark, --xor-mark"
+                            .into(),
+                    );
+                }
+                self.set_mark = Some((o.to_string(), v));
+                return Ok(());
+            }
             "--to-source" => &mut self.to_source,
             "--to-destination" => &mut self.to_destination,
             "--to-ports" => &mut self.to_ports,
@@ -91,7 +105,10 @@ impl TargetOpts {
             ("--reject-with", &self.reject_with),
             ("--log-prefix", &self.log_prefix),
             ("--log-level", &self.log_level),
-            ("--set-mark", &self.set_mark),
+            (
+                "--set-mark",
+                &self.set_mark.as_ref().map(|(o, _)| o.clone()),
+            ),
             ("--to-source", &self.to_source),
             ("--to-destination", &self.to_destination),
             ("--to-ports", &self.to_ports),
@@ -162,13 +179,14 @@ pub(super) fn build_target(
             "RETURN" => Target::Return,
             "REJECT" => cx.reject(&mut o, fam)?,
             "LOG" => log(&mut o)?,
+            // MARK works in every table (the kernel's xt_MARK has no table
+            // restriction); it is `--set-xmark` underneath.
             "MARK" => {
-                cx.only_in(TableKind::Mangle)?;
-                let v = o
+                let (opt, v) = o
                     .set_mark
                     .take()
-                    .ok_or("target MARK needs --set-mark VALUE[/MASK]")?;
-                Target::Mark(parse_mark(&v)?)
+                    .ok_or("target MARK needs --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark")?;
+                Target::Mark(mark_op(&opt, &v)?)
             }
             "MASQUERADE" => {
                 cx.only_in(TableKind::Nat)?;
@@ -300,4 +318,36 @@ fn log(o: &mut TargetOpts) -> R<Target> {
         .map(|l| parse_log_level(&l))
         .transpose()?;
     Ok(Target::Log { prefix, level })
+}
+
+/// MARK's option as `--set-xmark value/mask` (`mark = (mark & !mask) ^
+/// value`), as libxt_MARK turns each into.
+fn mark_op(opt: &str, v: &str) -> R<Mark> {
+    let m = parse_mark(v)?;
+    let plain = || {
+        if m.mask != u32::MAX {
+            Err(format!("{opt} takes BITS, not VALUE/MASK"))
+        } else {
+            Ok(m.value)
+        }
+    };
+    Ok(match opt {
+        "--set-xmark" => m,
+        "--set-mark" => Mark {
+            value: m.value,
+            mask: m.mask | m.value,
+        },
+        "--and-mark" => Mark {
+            value: 0,
+            mask: !plain()?,
+        },
+        "--or-mark" => {
+            let b = plain()?;
+            Mark { value: b, mask: b }
+        }
+        _ => Mark {
+            value: plain()?,
+            mask: 0,
+        },
+    })
 }
