@@ -247,10 +247,10 @@ fn reason_key(reason: &str) -> String {
     if r.starts_with("address lists") {
         return "address lists (-s/-d A,B) are not supported".into();
     }
-    if let Some(t) = r.strip_prefix("unsupported table ") {
-        if t.trim_matches('"').len() <= 1 {
-            return format!("unsupported table {t} (shell `*)` read as a table header)");
-        }
+    if let Some(t) = r.strip_prefix("unsupported table ")
+        && t.trim_matches('"').len() <= 1
+    {
+        return format!("unsupported table {t} (shell `*)` read as a table header)");
     }
     let words: Vec<&str> = r.split_whitespace().collect();
     let mut out: Vec<&str> = Vec::new();
@@ -391,7 +391,8 @@ fn measure(paths: &[PathBuf]) -> (Vec<FileResult>, BTreeMap<String, usize>, Vec<
                  remove it from KNOWN_CHECK_FAILURES"
             )),
             (Ok(w), None) => {
-                if w.is_some() != !imp.skipped.is_empty() {
+                let partial = !imp.skipped.is_empty();
+                if w.is_some() != partial {
                     failures.push(format!(
                         "{name}: check's partial warning {:?} with {} refused line(s)",
                         w.is_some(),
