@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use xgate_control::import::{self, Import, NOT_CONVERTED};
 use xgate_control::iptables::{Family, IptablesRuleset};
 
-/// The overall share of rule lines the importer converts today (31.9% on
+/// The overall share of rule lines the importer converts today (36.6% on
 /// 2026-12-04), rounded down to a whole percent: a floor, so a regression
 /// fails. It should only rise: raise it whenever a new match, target or
 /// command lifts the share the test prints (and record the new figure in
 /// tests/corpus/README.md). Adding a corpus file changes it too.
-const MIN_SHARE_PERCENT: u32 = 31;
+const MIN_SHARE_PERCENT: u32 = 36;
 
 /// Files whose import output (whole or `--partial`) check refuses today,
 /// with the words of check's error: import bugs (import should refuse such
@@ -243,6 +243,9 @@ fn reason_key(reason: &str) -> String {
         } else {
             format!("invalid port {v:?}")
         };
+    }
+    if r.starts_with("chain :") && r.ends_with(" before any table header") {
+        return "chain :CHAIN before any table header".into();
     }
     if r.starts_with("address lists") {
         return "address lists (-s/-d A,B) are not supported".into();
