@@ -27,8 +27,8 @@ const MIN_SHARE_PERCENT: u32 = 36;
 
 /// Files whose import output (whole or `--partial`) check refuses today,
 /// with the words of check's error: import bugs (import should refuse such
-/// a line itself), reported and not fixed here. Each must still fail as said, so that a
-/// fix shows here: then remove its entry.
+/// a line itself), reported and not fixed here. Each must still fail as
+/// said, so that a fix shows here: then remove its entry.
 const KNOWN_CHECK_FAILURES: &[(&str, &str)] = &[
     // ip6tables-save accepts `-p icmp` (protocol 1) in an IPv6 ruleset;
     // import keeps it, check refuses it.
@@ -338,6 +338,7 @@ fn measure(paths: &[PathBuf]) -> (Vec<FileResult>, BTreeMap<String, usize>, Vec<
         if let Some(e) = &whole.decode_error {
             // Exit 2, nothing printed, with or without --partial.
             assert!(whole.stdout.is_none() && partial.stdout.is_none());
+            // A corpus file must be text the import can read.
             failures.push(format!("{name}: not text: {e}"));
             continue;
         }
