@@ -695,3 +695,37 @@ fn all_errors_collected() {
     assert!(e[2].starts_with("t.toml:12:"));
     assert!(e[3].starts_with("t.toml:13:"));
 }
+
+#[test]
+fn flush_delete_and_zero_act_where_the_script_has_them() {
+    let r = parse(
+        "iptables -F\niptables -X\niptables -t nat -F\niptables -Z\n\
+         iptables -N OLD\niptables -A INPUT -j OLD\niptables -A OLD -j DROP\n\
+         iptables -F INPUT\niptables -F OLD\niptables -X OLD\n\
+         iptables -A INPUT -p tcp --dport 22 -j ACCEPT\n",
+        "t.sh",
+        1,
+    )
+    .unwrap();
+    let text = r.to_string();
+    assert!(!text.contains("OLD"), "{text}");
+    assert!(
+        text.contains("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"),
+        "{text}"
+    );
+    // As iptables: a chain with rules, or one still jumped to, stays.
+    let e = parse(
+        "iptables -N A\niptables -A A -j DROP\niptables -X A\n",
+        "t.sh",
+        1,
+    )
+    .unwrap_err();
+    assert!(e[0].message.contains("not empty"), "{e:?}");
+    let e = parse(
+        "iptables -N A\niptables -A INPUT -j A\niptables -X A\n",
+        "t.sh",
+        1,
+    )
+    .unwrap_err();
+    assert!(e[0].message.contains("jumped to"), "{e:?}");
+}

@@ -95,6 +95,13 @@ enum Command {
     Insert(String, usize),
     NewChain(String),
     Policy(String, String),
+    /// `-F [CHAIN]`: remove the chain's rules (no chain: every chain's).
+    Flush(Option<String>),
+    /// `-X [CHAIN]`: delete an empty, unreferenced user chain (no chain:
+    /// every user chain of the table).
+    DeleteChain(Option<String>),
+    /// `-Z [CHAIN]`: zero counters; nothing to do on a ruleset being read.
+    Zero,
 }
 
 impl Parser<'_> {
@@ -255,6 +262,12 @@ impl Parser<'_> {
         match command {
             Command::NewChain(name) => self.new_chain(kind, &name, &rest),
             Command::Policy(name, policy) => self.set_policy(kind, &name, &policy, &rest),
+            Command::Zero | Command::Flush(_) | Command::DeleteChain(_) if !rest.is_empty() => {
+                Err(format!("unexpected {:?} after the command", rest[0]))
+            }
+            Command::Zero => Ok(()),
+            Command::Flush(chain) => self.flush(kind, chain.as_deref()),
+            Command::DeleteChain(chain) => self.delete_chain(kind, chain.as_deref()),
             Command::Append(chain) | Command::Insert(chain, _)
                 if self.table_mut(kind).chain(&chain).is_none() =>
             {
@@ -297,6 +310,60 @@ impl Parser<'_> {
             (None, None) if script => Ok(TableKind::Filter),
             (None, None) => Err("rule before any table header (*filter, *nat, *mangle)".into()),
         }
+    }
+
+    /// `-F [CHAIN]`, as iptables does it at that point of the script.
+    fn flush(&mut self, kind: TableKind, chain: Option<&str>) -> R<()> {
+        let t = self.table_mut(kind);
+        for c in t.chains.iter_mut() {
+            if chain.is_none_or(|n| n == c.name) {
+                c.rules.clear();
+            }
+        }
+        match chain {
+            Some(n) if t.chain(n).is_none() => {
+                Err(format!("-F {n}: no chain {n} in table {}", kind.name()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `-X [CHAIN]`: as iptables, refused for a chain that has rules or
+    /// that a rule jumps to.
+    fn delete_chain(&mut self, kind: TableKind, chain: Option<&str>) -> R<()> {
+        let t = self.table_mut(kind);
+        let doomed: Vec<String> = t
+            .chains
+            .iter()
+            .filter(|c| !c.builtin && chain.is_none_or(|n| n == c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        if let Some(n) = chain
+            && doomed.is_empty()
+        {
+            return Err(format!(
+                "-X {n}: no user chain {n} in table {}",
+                kind.name()
+            ));
+        }
+        for name in &doomed {
+            let c = t.chain(name).expect("listed");
+            if !c.rules.is_empty() {
+                return Err(format!(
+                    "-X {name}: chain {name} is not empty (flush it first with -F)"
+                ));
+            }
+            let used = t
+                .chains
+                .iter()
+                .flat_map(|c| &c.rules)
+                .any(|r| matches!(&r.target, Target::Jump(j) | Target::Goto(j) if j == name));
+            if used {
+                return Err(format!("-X {name}: chain {name} is still jumped to"));
+            }
+        }
+        t.chains.retain(|c| !doomed.contains(&c.name));
+        Ok(())
     }
 
     /// `-N NAME`.
@@ -379,6 +446,18 @@ fn split_command(words: &[String]) -> R<(Option<TableKind>, Command, Vec<String>
             }
             "-A" | "--append" => Some(Command::Append(arg(&mut i)?)),
             "-N" | "--new-chain" => Some(Command::NewChain(arg(&mut i)?)),
+            "-F" | "--flush" | "-X" | "--delete-chain" | "-Z" | "--zero" => {
+                // The chain is optional: the next word, if not an option.
+                let chain = words.get(i + 1).filter(|n| !n.starts_with('-')).cloned();
+                if chain.is_some() {
+                    i += 1;
+                }
+                Some(match w {
+                    "-F" | "--flush" => Command::Flush(chain),
+                    "-X" | "--delete-chain" => Command::DeleteChain(chain),
+                    _ => Command::Zero,
+                })
+            }
             "-P" | "--policy" => {
                 let c = arg(&mut i)?;
                 Some(Command::Policy(c, arg(&mut i)?))
