@@ -283,7 +283,8 @@ pub fn import(text: &str, file: &str) -> Import {
 /// [`import`], with the family of the iptables-save lines given
 /// (`--family 6`), not guessed.
 pub fn import_family(text: &str, file: &str, family: Option<Family>) -> Import {
-    let (lines, mut skipped, ignored) = prepare(text);
+    let (mut lines, mut skipped, ignored) = prepare(text);
+    stricter_policies(&mut lines, &mut skipped);
     let fams = line_families(&lines, family);
     let mut out = Import {
         v4: None,
@@ -315,6 +316,67 @@ pub fn import_family(text: &str, file: &str, family: Option<Family>) -> Import {
     skipped.sort_by_key(|s: &Skipped| s.line);
     out.skipped = skipped;
     out
+}
+
+/// A script that branches (`if`, `case`: lines import refuses) may set a
+/// chain's policy in each branch, as init scripts do for `start` and
+/// `stop`; with the branches gone, the last line would win and could
+/// open the firewall. When a refused line branches and one chain's
+/// policy is set both ACCEPT and DROP, the ACCEPT lines are refused too
+/// (the stricter policy stays).
+fn stricter_policies(lines: &mut [String], skipped: &mut Vec<Skipped>) {
+    let branches = skipped.iter().any(|s| {
+        let first = s.text.split_whitespace().next().unwrap_or("");
+        matches!(
+            first,
+            "if" | "then" | "else" | "elif" | "fi" | "case" | "esac" | ";;"
+        ) || first.ends_with(')')
+    });
+    if !branches {
+        return;
+    }
+    // (table, chain, family word) -> lines per policy.
+    let mut seen: HashMap<(String, String, String), (Vec<usize>, Vec<usize>)> = HashMap::new();
+    for (i, l) in lines.iter().enumerate() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let Some(p) = w.iter().position(|x| matches!(*x, "-P" | "--policy")) else {
+            continue;
+        };
+        let (Some(chain), Some(policy)) = (w.get(p + 1), w.get(p + 2)) else {
+            continue;
+        };
+        let table = w
+            .iter()
+            .position(|x| matches!(*x, "-t" | "--table"))
+            .and_then(|t| w.get(t + 1))
+            .unwrap_or(&"filter");
+        let fam = w.first().copied().unwrap_or("").to_string();
+        let e = seen
+            .entry((table.to_string(), chain.to_string(), fam))
+            .or_default();
+        match *policy {
+            "ACCEPT" => e.0.push(i),
+            "DROP" => e.1.push(i),
+            _ => {}
+        }
+    }
+    for ((table, chain, _), (accepts, drops)) in seen {
+        if accepts.is_empty() || drops.is_empty() {
+            continue;
+        }
+        for i in accepts {
+            skipped.push(Skipped {
+                line: i + 1,
+                text: lines[i].clone(),
+                reason: format!(
+                    "policy ACCEPT of {table} {chain} conflicts with policy DROP on line {}, \
+                     and the script branches (if/case) in lines not converted: the stricter DROP is kept",
+                    drops[0] + 1
+                ),
+            });
+            lines[i].clear();
+        }
+    }
 }
 
 /// One family's lines of the input (the others blank): parsed, leaving
@@ -645,6 +707,32 @@ mod tests {
     /// `-P INPUT DROP` for iptables and `-P INPUT ACCEPT` for ip6tables
     /// stay each in its family (one ruleset for both would take the last,
     /// ACCEPT, for IPv4 too: fail open).
+    #[test]
+    fn a_branching_script_keeps_the_stricter_policy() {
+        let text = "case \"$1\" in\nstart)\n  iptables -P INPUT DROP\n  iptables -A INPUT -p tcp --dport 22 -j ACCEPT\n  ;;\nstop)\n  iptables -P INPUT ACCEPT\n  ;;\nesac\n";
+        let imp = import(text, "fw.sh");
+        let v4 = imp.v4.expect("IPv4 rules");
+        let input = v4.tables[0].chain("INPUT").unwrap();
+        assert_eq!(input.policy, Some(crate::iptables::Policy::Drop));
+        assert!(
+            imp.skipped
+                .iter()
+                .any(|s| s.line == 7 && s.reason.contains("stricter DROP")),
+            "{:?}",
+            imp.skipped
+        );
+        // Without branches, the script's last word stands.
+        let imp = import(
+            "iptables -P INPUT DROP\niptables -P INPUT ACCEPT\n",
+            "fw.sh",
+        );
+        let input = imp.v4.unwrap();
+        assert_eq!(
+            input.tables[0].chain("INPUT").unwrap().policy,
+            Some(crate::iptables::Policy::Accept)
+        );
+    }
+
     #[test]
     fn iptables_and_ip6tables_policies_stay_apart() {
         let script = "iptables -P INPUT DROP\nip6tables -P INPUT ACCEPT\n";
