@@ -313,6 +313,10 @@ fn match_module_errors_name_the_option() {
         ("-A INPUT -m dscp --dscp-class XX -j DROP", "--dscp-class"),
         ("-A INPUT -m length -j DROP", "-m length needs --length"),
         ("-A INPUT -j MARK --and-mark 0x1/0x1", "--and-mark"),
+        ("-A INPUT -j CONNMARK", "target CONNMARK needs"),
+        ("-A INPUT -j CONNMARK --set-mark 1 --save-mark", "not both"),
+        ("-A INPUT -j CONNMARK --set-mark 1 --nfmask 1", "--nfmask"),
+        ("-A INPUT -j ACCEPT --save-mark", "not valid for target ACCEPT"),
     ] {
         refused("filter", rule, needle);
     }

@@ -372,6 +372,22 @@ fn rule(
         }),
         // A no-op: xgate always writes correct checksums.
         Target::ChecksumFill => Some(TargetSpec::None),
+        Target::ConnMark(ipt::ConnMark::Set(mk)) => Some(TargetSpec::CtMark {
+            value: mk.value,
+            mask: mk.mask,
+        }),
+        Target::ConnMark(ipt::ConnMark::Save { nfmask, ctmask }) => {
+            Some(TargetSpec::SaveMark {
+                nfmask: *nfmask,
+                ctmask: *ctmask,
+            })
+        }
+        Target::ConnMark(ipt::ConnMark::Restore { nfmask, ctmask }) => {
+            Some(TargetSpec::RestoreMark {
+                nfmask: *nfmask,
+                ctmask: *ctmask,
+            })
+        }
         Target::Masquerade { ports } => Some(TargetSpec::Nat(NatAction::Masquerade {
             ports: nat_ports(ports),
         })),

@@ -427,6 +427,8 @@ pub enum Target {
         level: Option<u8>,
     },
     Mark(Mark),
+    /// `-j CONNMARK`.
+    ConnMark(ConnMark),
     Masquerade {
         ports: Option<PortRange>,
     },
@@ -438,6 +440,18 @@ pub enum Target {
     Redirect {
         ports: Option<PortRange>,
     },
+}
+
+/// What `-j CONNMARK` does, as libxt_CONNMARK reduces its options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnMark {
+    /// `ctmark = (ctmark & !mask) ^ value` (`--set-xmark`; `--set-mark`,
+    /// `--and-mark`, `--or-mark`, `--xor-mark` reduce to it).
+    Set(Mark),
+    /// `--save-mark`: `ctmark = (ctmark & !ctmask) ^ (mark & nfmask)`.
+    Save { nfmask: u32, ctmask: u32 },
+    /// `--restore-mark`: `mark = (mark & !nfmask) ^ (ctmark & ctmask)`.
+    Restore { nfmask: u32, ctmask: u32 },
 }
 
 /// `ADDR[-ADDR][:PORT[-PORT]]`.
@@ -731,6 +745,23 @@ impl fmt::Display for Rule {
                     }
                 }
                 Target::ChecksumFill => w.push_str(" -j CHECKSUM --checksum-fill"),
+                Target::ConnMark(c) => {
+                    let _ = match c {
+                        ConnMark::Set(mk) => write!(
+                            w,
+                            " -j CONNMARK --set-xmark {:#x}/{:#x}",
+                            mk.value, mk.mask
+                        ),
+                        ConnMark::Save { nfmask, ctmask } => write!(
+                            w,
+                            " -j CONNMARK --save-mark --nfmask {nfmask:#x} --ctmask {ctmask:#x}"
+                        ),
+                        ConnMark::Restore { nfmask, ctmask } => write!(
+                            w,
+                            " -j CONNMARK --restore-mark --nfmask {nfmask:#x} --ctmask {ctmask:#x}"
+                        ),
+                    };
+                }
             }
             for (name, bit) in NatFlags::NAMES {
                 if self.nat_flags.0 & bit != 0 {

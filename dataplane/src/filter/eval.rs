@@ -195,6 +195,25 @@ impl Ruleset {
                     pkt.mark = (pkt.mark & !mask) ^ value;
                     continue;
                 }
+                Action::CtMark { value, mask } => {
+                    if let Some(c) = pkt.ct.as_mut() {
+                        c.mark = (c.mark & !mask) ^ value;
+                    }
+                    continue;
+                }
+                Action::SaveMark { nfmask, ctmask } => {
+                    let mark = pkt.mark;
+                    if let Some(c) = pkt.ct.as_mut() {
+                        c.mark = (c.mark & !ctmask) ^ (mark & nfmask);
+                    }
+                    continue;
+                }
+                Action::RestoreMark { nfmask, ctmask } => {
+                    if let Some(c) = pkt.ct {
+                        pkt.mark = (pkt.mark & !nfmask) ^ (c.mark & ctmask);
+                    }
+                    continue;
+                }
             };
             cx.last_rule_line = self.lines[idx];
             return verdict;

@@ -301,6 +301,27 @@ impl Compiler {
                 value: *value,
                 mask: *mask,
             },
+            TargetSpec::CtMark { value, mask } => {
+                self.needs |= super::needs::CT;
+                Action::CtMark {
+                    value: *value,
+                    mask: *mask,
+                }
+            }
+            TargetSpec::SaveMark { nfmask, ctmask } => {
+                self.needs |= super::needs::CT;
+                Action::SaveMark {
+                    nfmask: *nfmask,
+                    ctmask: *ctmask,
+                }
+            }
+            TargetSpec::RestoreMark { nfmask, ctmask } => {
+                self.needs |= super::needs::CT;
+                Action::RestoreMark {
+                    nfmask: *nfmask,
+                    ctmask: *ctmask,
+                }
+            }
             TargetSpec::Nat(a) => {
                 let ports = match a {
                     NatAction::Snat { ports, .. }

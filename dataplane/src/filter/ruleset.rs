@@ -162,6 +162,18 @@ pub(super) enum Action {
         value: u32,
         mask: u32,
     },
+    CtMark {
+        value: u32,
+        mask: u32,
+    },
+    SaveMark {
+        nfmask: u32,
+        ctmask: u32,
+    },
+    RestoreMark {
+        nfmask: u32,
+        ctmask: u32,
+    },
     /// Indexes [`Ruleset::nat`] (kept out of line: rules stay small).
     Nat(u32),
 }

@@ -280,6 +280,24 @@ pub enum TargetSpec {
         value: u32,
         mask: u32,
     },
+    /// The connection's mark, the same way (`CONNMARK --set-xmark`, `ct
+    /// mark set`); nothing for a packet without a connection.
+    CtMark {
+        value: u32,
+        mask: u32,
+    },
+    /// `CONNMARK --save-mark`: `ctmark = (ctmark & !ctmask) ^ (mark &
+    /// nfmask)`.
+    SaveMark {
+        nfmask: u32,
+        ctmask: u32,
+    },
+    /// `CONNMARK --restore-mark`: `mark = (mark & !nfmask) ^ (ctmark &
+    /// ctmask)`.
+    RestoreMark {
+        nfmask: u32,
+        ctmask: u32,
+    },
     Nat(NatAction),
 }
 

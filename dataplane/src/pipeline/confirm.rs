@@ -45,7 +45,7 @@ impl Pipeline {
                     view.ttl = forwarded_ttl(view.ttl);
                 }
                 let out = self.eval(TableId::Nat, Hook::Postrouting, &mut view, ctx.now);
-                m.mark = view.mark;
+                self.keep_marks(m, &c, &view);
                 self.trace_verdict(m, "nat-post", &out);
                 if let Outcome::Nat(a) = out {
                     snat = Some(a);
@@ -76,6 +76,9 @@ impl Pipeline {
             return match ct.insert(&c.key, &c.target.reverse(), c.tcp_flags, len, ctx.now) {
                 Ok(id) => {
                     self.ct[i].conn = Some(id);
+                    if m.ctmark != 0 {
+                        ct.set_mark(id, m.ctmark);
+                    }
                     true
                 }
                 // Another worker confirmed the same connection first: the
@@ -132,6 +135,9 @@ impl Pipeline {
             match ct.insert(&c.key, &t.reverse(), c.tcp_flags, len, ctx.now) {
                 Ok(id) => {
                     self.ct[i].conn = Some(id);
+                    if m.ctmark != 0 {
+                        ct.set_mark(id, m.ctmark);
+                    }
                     self.ct[i].target = t;
                     return true;
                 }

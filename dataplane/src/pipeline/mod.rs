@@ -232,6 +232,9 @@ pub struct Meta {
     pub l3_len: u16,
     pub hash: u32,
     pub mark: u32,
+    /// The connection mark a rule set for a connection not yet in the
+    /// table (a first packet): stored when confirm inserts it.
+    pub ctmark: u32,
     /// Neighbour to send to (IPv4-mapped for IPv4), set by routing.
     pub nexthop: u128,
 }

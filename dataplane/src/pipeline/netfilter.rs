@@ -114,6 +114,14 @@ impl Pipeline {
         }
         if need & needs::CT != 0 {
             v.ct = ct_view(c);
+            if let Some(ctv) = v.ct.as_mut() {
+                ctv.mark = match c.conn {
+                    Some(id) if c.kind != CtKind::New => {
+                        self.shared.conntrack.mark(id).unwrap_or(0)
+                    }
+                    _ => m.ctmark,
+                };
+            }
         }
     }
 
@@ -148,6 +156,24 @@ impl Pipeline {
                 Some(RouteType::Prohibit) => addr_type::PROHIBIT,
                 Some(RouteType::Unreachable) | None => addr_type::UNREACHABLE,
             }
+        }
+    }
+
+    /// What a rule changed in the view that outlives the evaluation: the
+    /// packet mark (later hooks, routing by fwmark) and the connection
+    /// mark (the table's entry; for a first packet, kept until confirm).
+    pub(super) fn keep_marks(&self, m: &mut Meta, c: &CtMeta, view: &PacketView) {
+        m.mark = view.mark;
+        let Some(ctv) = view.ct else {
+            return;
+        };
+        match c.conn {
+            Some(id) if c.kind != CtKind::New => {
+                if self.shared.conntrack.mark(id) != Some(ctv.mark) {
+                    self.shared.conntrack.set_mark(id, ctv.mark);
+                }
+            }
+            _ => m.ctmark = ctv.mark,
         }
     }
 
@@ -224,8 +250,8 @@ impl Pipeline {
                     view.ttl = forwarded_ttl(view.ttl);
                 }
                 let out = self.eval(TableId::Filter, hook, &mut view, ctx.now);
-                // `-j MARK` in filter: later hooks see it.
-                m.mark = view.mark;
+                // `-j MARK`/`CONNMARK` in filter: later hooks see them.
+                self.keep_marks(m, c, &view);
                 out
             }
         };

@@ -52,7 +52,7 @@ impl Pipeline {
             if mangle {
                 let mut view = self.packet_view(ctx.umem, m, &c);
                 let out = self.eval(TableId::Mangle, Hook::Prerouting, &mut view, ctx.now);
-                m.mark = view.mark;
+                self.keep_marks(m, &c, &view);
                 if out == Outcome::Drop {
                     self.trace_verdict(m, "mangle", &out);
                     self.drop_pkt(ctx, m, DropReason::FilterPrerouting);
@@ -66,7 +66,7 @@ impl Pipeline {
                 CtKind::New if nat => {
                     let mut view = self.packet_view(ctx.umem, m, &c);
                     let out = self.eval(TableId::Nat, Hook::Prerouting, &mut view, ctx.now);
-                    m.mark = view.mark;
+                    self.keep_marks(m, &c, &view);
                     self.trace_verdict(m, "nat-pre", &out);
                     if let Outcome::Nat(action) = out {
                         let Some(t) = self.dnat_target(m, &c, action) else {

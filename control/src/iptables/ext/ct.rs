@@ -11,6 +11,52 @@ use xgate_dataplane::filter::{Expr, Field, ct_status};
 
 use super::{Ext, R, Reader, bang, num, once, val};
 
+/// `-m connmark --mark VALUE[/MASK]`: `ctmark & mask == value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connmark {
+    pub neg: bool,
+    pub value: u32,
+    pub mask: u32,
+}
+
+impl Connmark {
+    pub(super) fn lower(&self) -> Vec<Expr> {
+        vec![Expr::masked(Field::CtMark, self.neg, self.mask, self.value)]
+    }
+}
+
+impl fmt::Display for Connmark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, " -m connmark{} --mark {:#x}", bang(self.neg), self.value)?;
+        if self.mask != u32::MAX {
+            write!(f, "/{:#x}", self.mask)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub(super) struct ConnmarkReader(Option<Connmark>);
+
+impl Reader for ConnmarkReader {
+    fn takes(&self, o: &str) -> Option<bool> {
+        (o == "--mark").then_some(true)
+    }
+    fn option(&mut self, o: &str, neg: bool, v: Option<String>) -> R<()> {
+        let v = val(v, o)?;
+        let (value, mask) = match v.split_once('/') {
+            Some((a, m)) => (num(a, o, u32::MAX)?, num(m, o, u32::MAX)?),
+            None => (num(&v, o, u32::MAX)?, u32::MAX),
+        };
+        once(&mut self.0, Connmark { neg, value, mask }, o)
+    }
+    fn finish(&mut self) -> R<Ext> {
+        self.0
+            .map(Ext::Connmark)
+            .ok_or("-m connmark needs --mark".into())
+    }
+}
+
 /// An address option: `!`, prefix.
 type AddrOpt = Option<(bool, IpNet)>;
 /// A port option: `!`, first and last port.

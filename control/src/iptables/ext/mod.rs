@@ -13,7 +13,7 @@ use std::fmt;
 
 use xgate_dataplane::filter::{Expr, Hook};
 
-pub use ct::{Conntrack, Options as ConntrackOptions};
+pub use ct::{Connmark, Conntrack, Options as ConntrackOptions};
 pub use header::{AddrType, Dscp, IpRange, Length, Mac, PktType, Tos, Ttl};
 pub use rate::Limit;
 
@@ -32,6 +32,7 @@ pub enum Ext {
     AddrType(AddrType),
     Limit(Limit),
     Conntrack(Conntrack),
+    Connmark(Connmark),
 }
 
 impl Ext {
@@ -59,6 +60,7 @@ impl Ext {
             Ext::AddrType(x) => Ok(x.lower()),
             Ext::Limit(x) => Ok(x.lower()),
             Ext::Conntrack(x) => x.lower(),
+            Ext::Connmark(x) => Ok(x.lower()),
         }
     }
 }
@@ -77,6 +79,7 @@ impl fmt::Display for Ext {
             Ext::AddrType(x) => x.fmt(f),
             Ext::Limit(x) => x.fmt(f),
             Ext::Conntrack(x) => x.fmt(f),
+            Ext::Connmark(x) => x.fmt(f),
         }
     }
 }
@@ -107,6 +110,7 @@ pub(crate) fn reader(name: &str) -> Option<Box<dyn Reader>> {
         "addrtype" => Box::<header::AddrTypeReader>::default(),
         "limit" => Box::<rate::LimitReader>::default(),
         "conntrack" => Box::<ct::ConntrackReader>::default(),
+        "connmark" => Box::<ct::ConnmarkReader>::default(),
         _ => return None,
     })
 }
@@ -125,7 +129,7 @@ pub(crate) fn is_option(o: &str) -> bool {
         "iprange",
         "addrtype",
         "limit",
-        "conntrack",
+        "conntrack", "connmark",
     ]
     .iter()
     .filter_map(|m| reader(m))

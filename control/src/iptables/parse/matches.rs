@@ -41,6 +41,8 @@ pub(super) struct MatchOpts {
     readers: Vec<(String, Box<dyn Reader>)>,
     /// Options given to each reader (by index).
     used: Vec<usize>,
+    /// Every `-m` in order.
+    order: Vec<String>,
 }
 
 /// The one address family a rule's parts name (`Some(true)`: IPv6).
@@ -63,6 +65,7 @@ impl Family {
 impl MatchOpts {
     /// `-m NAME`.
     pub(super) fn module(&mut self, v: String) -> R<()> {
+        self.order.push(v.clone());
         if let Some(r) = ext::reader(&v) {
             if self.readers.iter().any(|(n, _)| *n == v) {
                 return Err(format!("-m {v} given twice"));
@@ -104,6 +107,11 @@ impl MatchOpts {
     /// Match option `o` with value `v` (`n`: negated); `--tcp-flags` reads
     /// its second value from `cur`.
     pub(super) fn option(&mut self, o: &str, n: bool, v: String, cur: &mut Cursor) -> R<()> {
+        // `-m connmark --mark`: the last of the two modules given takes
+        // it, as iptables reads options.
+        if o == "--mark" && self.connmark_last() {
+            return self.ext_option(o, n, Some(v));
+        }
         let m = &mut self.m;
         match o {
             "-s" | "--source" | "--src" => set(&mut m.src, Neg::new(n, parse_net(&v)?), "-s"),
@@ -179,6 +187,12 @@ impl MatchOpts {
             }
             _ => self.ext_option(o, n, Some(v)),
         }
+    }
+
+    /// Whether `-m connmark` came after any `-m mark`.
+    fn connmark_last(&self) -> bool {
+        self.order.iter().rev().find(|m| *m == "mark" || *m == "connmark")
+            .is_some_and(|m| m == "connmark")
     }
 
     /// Whether `o` is a flag (no value) of a module given so far.

@@ -10,15 +10,20 @@ use super::{R, TARGET_NAMES};
 const MAX_LOG_PREFIX: usize = 29;
 
 /// Target options without a value.
-pub(super) const TARGET_FLAGS: [&str; 4] = [
+pub(super) const TARGET_FLAGS: [&str; 6] = [
     "--checksum-fill",
+    "--save-mark",
+    "--restore-mark",
     "--random",
     "--random-fully",
     "--persistent",
 ];
 
 /// Options that belong to a target.
-pub(super) const TARGET_OPTIONS: [&str; 12] = [
+pub(super) const TARGET_OPTIONS: [&str; 15] = [
+    "--nfmask",
+    "--ctmask",
+    "--mask",
     "--reject-with",
     "--log-prefix",
     "--log-level",
@@ -47,6 +52,12 @@ pub(super) struct TargetOpts {
     to_destination: Option<String>,
     to_ports: Option<String>,
     to: Option<String>,
+    /// CONNMARK's `--nfmask`, `--ctmask`, `--mask`.
+    nfmask: Option<String>,
+    ctmask: Option<String>,
+    mask: Option<String>,
+    /// CONNMARK's `--save-mark` (false) or `--restore-mark` (true).
+    save_restore: Option<bool>,
     /// [`TARGET_FLAGS`] given.
     checksum_fill: bool,
     nat_flags: NatFlags,
@@ -69,6 +80,9 @@ impl TargetOpts {
                 self.set_mark = Some((o.to_string(), v));
                 return Ok(());
             }
+            "--nfmask" => &mut self.nfmask,
+            "--ctmask" => &mut self.ctmask,
+            "--mask" => &mut self.mask,
             "--to-source" => &mut self.to_source,
             "--to-destination" => &mut self.to_destination,
             "--to-ports" => &mut self.to_ports,
@@ -81,6 +95,13 @@ impl TargetOpts {
     /// Target flag `o` (one of [`TARGET_FLAGS`]).
     pub(super) fn flag(&mut self, o: &str) -> R<()> {
         let bit = match o {
+            "--save-mark" | "--restore-mark" => {
+                if self.save_restore.is_some() {
+                    return Err("target CONNMARK takes one of --save-mark, --restore-mark".into());
+                }
+                self.save_restore = Some(o == "--restore-mark");
+                return Ok(());
+            }
             "--checksum-fill" => {
                 if self.checksum_fill {
                     return Err(format!("option {o} given twice"));
@@ -113,6 +134,13 @@ impl TargetOpts {
             ("--to-destination", &self.to_destination),
             ("--to-ports", &self.to_ports),
             ("--to", &self.to),
+            ("--nfmask", &self.nfmask),
+            ("--ctmask", &self.ctmask),
+            ("--mask", &self.mask),
+            (
+                "--save-mark/--restore-mark",
+                &self.save_restore.map(|r| r.to_string()),
+            ),
         ] {
             if v.is_some() {
                 let t = if tname.is_empty() { "(no -j)" } else { tname };
@@ -188,6 +216,7 @@ pub(super) fn build_target(
                     .ok_or("target MARK needs --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark")?;
                 Target::Mark(mark_op(&opt, &v)?)
             }
+            "CONNMARK" => connmark(&mut o)?,
             "MASQUERADE" => {
                 cx.only_in(TableKind::Nat)?;
                 Target::Masquerade {
@@ -350,4 +379,54 @@ fn mark_op(opt: &str, v: &str) -> R<Mark> {
             mask: 0,
         },
     })
+}
+
+/// `-j CONNMARK`: one of the mark options, or `--save-mark` /
+/// `--restore-mark` with `--nfmask`/`--ctmask` (or `--mask` for both;
+/// each 0xffffffff by default).
+fn connmark(o: &mut TargetOpts) -> R<Target> {
+    let masks = [o.nfmask.take(), o.ctmask.take(), o.mask.take()];
+    let mask = |v: &Option<String>, name: &str| -> R<Option<u32>> {
+        v.as_ref()
+            .map(|v| {
+                let m = parse_mark(v)?;
+                if m.mask != u32::MAX {
+                    return Err(format!("--{name} takes one value, not VALUE/MASK"));
+                }
+                Ok(m.value)
+            })
+            .transpose()
+    };
+    let (nf, ct, both) = (
+        mask(&masks[0], "nfmask")?,
+        mask(&masks[1], "ctmask")?,
+        mask(&masks[2], "mask")?,
+    );
+    let op = match (o.set_mark.take(), o.save_restore.take()) {
+        (Some(_), Some(_)) => {
+            return Err("target CONNMARK takes a mark option or --save-mark/--restore-mark, not both".into());
+        }
+        (Some((opt, v)), None) => {
+            if masks.iter().any(Option::is_some) {
+                return Err("--nfmask, --ctmask and --mask go with --save-mark or --restore-mark".into());
+            }
+            ConnMark::Set(mark_op(&opt, &v)?)
+        }
+        (None, Some(restore)) => {
+            if both.is_some() && (nf.is_some() || ct.is_some()) {
+                return Err("--mask sets both masks: not with --nfmask or --ctmask".into());
+            }
+            let nfmask = both.or(nf).unwrap_or(u32::MAX);
+            let ctmask = both.or(ct).unwrap_or(u32::MAX);
+            if restore {
+                ConnMark::Restore { nfmask, ctmask }
+            } else {
+                ConnMark::Save { nfmask, ctmask }
+            }
+        }
+        (None, None) => {
+            return Err("target CONNMARK needs --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark, --save-mark or --restore-mark".into());
+        }
+    };
+    Ok(Target::ConnMark(op))
 }
