@@ -316,7 +316,10 @@ fn match_module_errors_name_the_option() {
         ("-A INPUT -j CONNMARK", "target CONNMARK needs"),
         ("-A INPUT -j CONNMARK --set-mark 1 --save-mark", "not both"),
         ("-A INPUT -j CONNMARK --set-mark 1 --nfmask 1", "--nfmask"),
-        ("-A INPUT -j ACCEPT --save-mark", "not valid for target ACCEPT"),
+        (
+            "-A INPUT -j ACCEPT --save-mark",
+            "not valid for target ACCEPT",
+        ),
     ] {
         refused("filter", rule, needle);
     }

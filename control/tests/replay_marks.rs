@@ -121,3 +121,41 @@ COMMIT
     assert_eq!(o.frames("wan").len(), 1);
     assert_eq!(o.frames("lan").len(), 1, "the reply by its connection mark");
 }
+
+/// mangle FORWARD and POSTROUTING run for every forwarded packet, in
+/// Linux's order (mangle before filter at FORWARD; mangle POSTROUTING
+/// after filter FORWARD): a mark set in mangle FORWARD is seen by filter
+/// FORWARD, one saved to the connection in mangle POSTROUTING is restored
+/// for the reply, and a DROP in mangle is counted as `filter_mangle`.
+#[test]
+fn mangle_forward_and_postrouting_run() {
+    let rules = "*mangle
+-A PREROUTING -i wan -j CONNMARK --restore-mark
+-A FORWARD -i lan -p udp --dport 53 -j MARK --set-mark 0x3
+-A FORWARD -p udp --dport 9 -j DROP
+-A POSTROUTING -o wan -j CONNMARK --save-mark
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m mark --mark 0x3 -j ACCEPT
+COMMIT
+";
+    let o = run(
+        "marks_mangle",
+        &config(rules),
+        &[
+            (
+                "lan",
+                vec![(0.0, out_udp(7000, 53)), (0.1, out_udp(7001, 9))],
+            ),
+            ("wan", vec![(0.5, in_udp(53, 7000))]),
+        ],
+    );
+    assert_eq!(
+        o.frames("wan").iter().map(|f| flow4(f)).collect::<Vec<_>>(),
+        ["203.0.113.2:7000 > 198.51.100.7:53"]
+    );
+    assert_eq!(o.frames("lan").len(), 1, "the reply, by the restored mark");
+    assert_eq!(o.drops("filter_mangle"), 1);
+    assert_eq!(o.drops("filter_forward"), 0);
+}

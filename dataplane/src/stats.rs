@@ -89,6 +89,7 @@ drop_reasons! {
     KernelMalformed => "kernel_malformed",
     IcmpChecksum => "icmp_checksum",
     FilterPrerouting => "filter_prerouting",
+    FilterMangle => "filter_mangle",
     FilterInput => "filter_input",
     FilterForward => "filter_forward",
     FilterOutput => "filter_output",

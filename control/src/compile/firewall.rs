@@ -4,8 +4,7 @@
 //! Resolves `-i`/`-o` names against the configured interfaces (an exact
 //! name must exist; a `+` wildcard may match none), maps matches and
 //! targets one to one, and refuses what xgate would silently not enforce:
-//! rules in chains it never runs (nat INPUT/OUTPUT, mangle chains other
-//! than PREROUTING), `-o` where there is no output interface yet
+//! rules in chains it never runs (nat INPUT/OUTPUT), `-o` where there is no output interface yet
 //! (PREROUTING, INPUT) and `-i` where there is no input interface
 //! (OUTPUT, POSTROUTING), NAT ranges of mixed families or wider than 65536
 //! addresses, and call graphs deeper than the dataplane's stack. Every
@@ -211,21 +210,16 @@ fn runs(table: TableId, hook: Hook) -> bool {
     match table {
         TableId::Filter => true,
         TableId::Nat => matches!(hook, Hook::Prerouting | Hook::Postrouting),
-        TableId::Mangle => hook == Hook::Prerouting,
+        TableId::Mangle => true,
     }
 }
 
-fn never_runs(table: TableId, hook: Hook) -> String {
-    match table {
-        TableId::Nat => format!(
-            "xgate originates no connections, so nat {} never sees a packet",
-            hook.name()
-        ),
-        _ => format!(
-            "xgate runs only mangle PREROUTING (for -j MARK), never mangle {}",
-            hook.name()
-        ),
-    }
+fn never_runs(_table: TableId, hook: Hook) -> String {
+    // Only nat INPUT and OUTPUT are never run.
+    format!(
+        "xgate originates no connections, so nat {} never sees a packet",
+        hook.name()
+    )
 }
 
 /// One rule; all its problems, or its spec.
@@ -376,12 +370,10 @@ fn rule(
             value: mk.value,
             mask: mk.mask,
         }),
-        Target::ConnMark(ipt::ConnMark::Save { nfmask, ctmask }) => {
-            Some(TargetSpec::SaveMark {
-                nfmask: *nfmask,
-                ctmask: *ctmask,
-            })
-        }
+        Target::ConnMark(ipt::ConnMark::Save { nfmask, ctmask }) => Some(TargetSpec::SaveMark {
+            nfmask: *nfmask,
+            ctmask: *ctmask,
+        }),
         Target::ConnMark(ipt::ConnMark::Restore { nfmask, ctmask }) => {
             Some(TargetSpec::RestoreMark {
                 nfmask: *nfmask,

@@ -747,11 +747,9 @@ impl fmt::Display for Rule {
                 Target::ChecksumFill => w.push_str(" -j CHECKSUM --checksum-fill"),
                 Target::ConnMark(c) => {
                     let _ = match c {
-                        ConnMark::Set(mk) => write!(
-                            w,
-                            " -j CONNMARK --set-xmark {:#x}/{:#x}",
-                            mk.value, mk.mask
-                        ),
+                        ConnMark::Set(mk) => {
+                            write!(w, " -j CONNMARK --set-xmark {:#x}/{:#x}", mk.value, mk.mask)
+                        }
                         ConnMark::Save { nfmask, ctmask } => write!(
                             w,
                             " -j CONNMARK --save-mark --nfmask {nfmask:#x} --ctmask {ctmask:#x}"

@@ -24,7 +24,9 @@ impl Pipeline {
     /// source part of the translation.
     pub(super) fn forward<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
         let filter = !self.tables.filter.is_empty(TableId::Filter, Hook::Forward);
-        if !filter && !self.tables.tracking {
+        let mangle_fwd = self.has_mangle(Hook::Forward);
+        let mangle_post = self.has_mangle(Hook::Postrouting);
+        if !filter && !mangle_fwd && !mangle_post && !self.tables.tracking {
             return;
         }
         for (i, m) in batch.iter_mut().enumerate() {
@@ -36,6 +38,12 @@ impl Pipeline {
                 self.forward_fragment(ctx, m, self.ct[i]);
                 continue;
             }
+            if mangle_fwd {
+                let c = self.ct[i];
+                if !self.mangle(ctx, m, &c, Hook::Forward, "mangle-fwd") {
+                    continue;
+                }
+            }
             if filter {
                 // The usual packet, accepted by its state alone, is not
                 // traced: a straight line.
@@ -45,6 +53,12 @@ impl Pipeline {
                     if !self.filter_decided(ctx, m, &c, Hook::Forward, "filter-fwd", decided) {
                         continue;
                     }
+                }
+            }
+            if mangle_post {
+                let c = self.ct[i];
+                if !self.mangle(ctx, m, &c, Hook::Postrouting, "mangle-post") {
+                    continue;
                 }
             }
             match kind {

@@ -16,7 +16,8 @@ impl Pipeline {
     /// filter INPUT for packets routed to the router, then the confirm.
     pub(super) fn input<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
         let filter = !self.tables.filter.is_empty(TableId::Filter, Hook::Input);
-        if !filter && !self.tables.tracking {
+        let mangle = self.has_mangle(Hook::Input);
+        if !filter && !mangle && !self.tables.tracking {
             return;
         }
         for (i, m) in batch.iter_mut().enumerate() {
@@ -24,6 +25,9 @@ impl Pipeline {
                 continue;
             }
             let c = self.ct[i];
+            if mangle && !self.mangle(ctx, m, &c, Hook::Input, "mangle-in") {
+                continue;
+            }
             if filter && !self.filter(ctx, m, &c, Hook::Input, "filter-in") {
                 continue;
             }

@@ -164,12 +164,20 @@ impl Pipeline {
     /// the host kernel opens (with nat POSTROUTING).
     pub(super) fn output<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
         let filter = !self.tables.filter.is_empty(TableId::Filter, Hook::Output);
+        let mangle_out = self.has_mangle(Hook::Output);
+        let mangle_post = self.has_mangle(Hook::Postrouting);
         for (i, m) in batch.iter_mut().enumerate() {
             if m.next != Next::Forward {
                 continue;
             }
             let c = self.ct[i];
+            if mangle_out && !self.mangle(ctx, m, &c, Hook::Output, "mangle-out") {
+                continue;
+            }
             if filter && !self.filter(ctx, m, &c, Hook::Output, "filter-out") {
+                continue;
+            }
+            if mangle_post && !self.mangle(ctx, m, &c, Hook::Postrouting, "mangle-post") {
                 continue;
             }
             if c.kind == CtKind::New && self.confirm(ctx, m, i) {

@@ -215,6 +215,46 @@ impl Pipeline {
             .eval_state(TableId::Filter, hook, v4, state, len, &mut self.eval)
     }
 
+    /// Whether mangle has rules (or a DROP policy) at `hook`.
+    #[inline]
+    pub(super) fn has_mangle(&self, hook: Hook) -> bool {
+        !self.tables.filter.is_empty(TableId::Mangle, hook)
+    }
+
+    /// Runs mangle `hook` (INPUT, FORWARD, OUTPUT, POSTROUTING) on a
+    /// packet: marks and connection marks; false if it was dropped or
+    /// rejected.
+    pub(super) fn mangle<P: Port>(
+        &mut self,
+        ctx: &mut Ctx<'_, P>,
+        m: &mut Meta,
+        c: &CtMeta,
+        hook: Hook,
+        stage: &'static str,
+    ) -> bool {
+        let mut view = self.packet_view(ctx.umem, m, c);
+        if hook != Hook::Input {
+            view.oif = Some(m.oif);
+        }
+        if hook == Hook::Forward || (hook == Hook::Postrouting && !m.has(flags::LOCAL_ORIGIN)) {
+            view.ttl = forwarded_ttl(view.ttl);
+        }
+        let out = self.eval(TableId::Mangle, hook, &mut view, ctx.now);
+        self.keep_marks(m, c, &view);
+        self.trace_verdict(m, stage, &out);
+        match out {
+            Outcome::Accept | Outcome::Nat(_) => true,
+            Outcome::Drop => {
+                self.drop_pkt(ctx, m, DropReason::FilterMangle);
+                false
+            }
+            Outcome::Reject(kind) => {
+                self.reject(ctx, m, c, kind);
+                false
+            }
+        }
+    }
+
     /// Runs filter `hook` on a packet; false if it was dropped or rejected.
     pub(super) fn filter<P: Port>(
         &mut self,

@@ -351,7 +351,8 @@ COMMIT
 ";
     let e = errors(text, &["wan", "lan"]);
     let lines: Vec<usize> = e.iter().map(|e| e.0).collect();
-    assert_eq!(lines, vec![0, 4, 5, 9, 10], "{e:?}");
+    // Every mangle chain runs (MARK in FORWARD and POSTROUTING is fine).
+    assert_eq!(lines, vec![0, 4, 5], "{e:?}");
     assert!(e[0].1.contains("policy DROP of nat OUTPUT"), "{e:?}");
     assert!(
         e[1].1
@@ -359,7 +360,6 @@ COMMIT
         "{e:?}"
     );
     assert!(e[2].1.contains("nat INPUT never sees"), "{e:?}");
-    assert!(e[3].1.contains("never mangle FORWARD"), "{e:?}");
 }
 
 #[test]

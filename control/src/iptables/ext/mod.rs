@@ -129,7 +129,8 @@ pub(crate) fn is_option(o: &str) -> bool {
         "iprange",
         "addrtype",
         "limit",
-        "conntrack", "connmark",
+        "conntrack",
+        "connmark",
     ]
     .iter()
     .filter_map(|m| reader(m))

@@ -191,7 +191,10 @@ impl MatchOpts {
 
     /// Whether `-m connmark` came after any `-m mark`.
     fn connmark_last(&self) -> bool {
-        self.order.iter().rev().find(|m| *m == "mark" || *m == "connmark")
+        self.order
+            .iter()
+            .rev()
+            .find(|m| *m == "mark" || *m == "connmark")
             .is_some_and(|m| m == "connmark")
     }
 

@@ -404,11 +404,16 @@ fn connmark(o: &mut TargetOpts) -> R<Target> {
     );
     let op = match (o.set_mark.take(), o.save_restore.take()) {
         (Some(_), Some(_)) => {
-            return Err("target CONNMARK takes a mark option or --save-mark/--restore-mark, not both".into());
+            return Err(
+                "target CONNMARK takes a mark option or --save-mark/--restore-mark, not both"
+                    .into(),
+            );
         }
         (Some((opt, v)), None) => {
             if masks.iter().any(Option::is_some) {
-                return Err("--nfmask, --ctmask and --mask go with --save-mark or --restore-mark".into());
+                return Err(
+                    "--nfmask, --ctmask and --mask go with --save-mark or --restore-mark".into(),
+                );
             }
             ConnMark::Set(mark_op(&opt, &v)?)
         }

@@ -37,13 +37,7 @@ COMMIT
     rs.eval(TableId::Mangle, Hook::Prerouting, &mut p, &mut c);
     assert_eq!(p.mark, 0);
     // In a chain xgate never runs, CHECKSUM (a no-op) is accepted.
-    assert!(
-        compile(
-            "*mangle\n-A POSTROUTING -j MARK --set-mark 1\nCOMMIT\n",
-            &["wan"]
-        )
-        .is_err()
-    );
+    assert!(compile("*nat\n-A OUTPUT -j MARK --set-mark 1\nCOMMIT\n", &["wan"]).is_err());
 }
 
 #[test]
