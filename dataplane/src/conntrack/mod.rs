@@ -89,6 +89,8 @@
 //! replay), so nothing here makes a system call. No allocation after
 //! [`Conntrack::new`], no lock, no `unsafe`.
 
+pub mod expect;
+pub mod helper;
 mod key;
 pub mod limit;
 mod table;
@@ -113,6 +115,9 @@ pub enum Dir {
     Original = 0,
     Reply = 1,
 }
+
+pub use expect::{ExpectError, Expectation};
+pub use helper::{HelperKind, HelperStats};
 
 /// A packet's connection state, as `-m conntrack --ctstate` matches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

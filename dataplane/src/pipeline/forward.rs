@@ -52,9 +52,18 @@ impl Pipeline {
                 CtKind::New | CtKind::Tracked | CtKind::Related => {
                     // Confirm may have chosen the source translation.
                     let c = &self.ct[i];
+                    let helper = c.helper && kind == CtKind::Tracked;
                     if c.changes_src() {
                         let (kind, target) = (c.kind, c.target);
                         self.translate_to(ctx, m, kind, &target, Part::Src);
+                    }
+                    // A helper connection's packet, translated: the
+                    // helper's slow path (one flag for the others).
+                    if helper {
+                        self.help(ctx, m, i);
+                        if m.next == Next::Done {
+                            continue;
+                        }
                     }
                 }
                 _ => {}

@@ -63,6 +63,13 @@ impl Pipeline {
                 CtKind::Tracked | CtKind::Related if c.changes_dst() => {
                     self.translate(ctx, m, &c, Part::Dst);
                 }
+                // An expected connection: the master's translation, not
+                // the nat table's.
+                CtKind::New if c.expected => {
+                    if c.changes_dst() {
+                        self.translate(ctx, m, &c, Part::Dst);
+                    }
+                }
                 CtKind::New if nat => {
                     let mut view = self.packet_view(ctx.umem, m, c.state);
                     let out = self.eval(TableId::Nat, Hook::Prerouting, &mut view, ctx.now);

@@ -1,0 +1,414 @@
+//! Expectations (Linux's `nf_conntrack_expect`): connections a helper
+//! announced and the table does not hold yet. An expectation names the
+//! first packet of the expected connection as it arrives (source and
+//! destination address, destination port, protocol; any source port), its
+//! master connection, the helper, an expiry time, and the tuple that
+//! packet leaves with: the master's NAT applied as Linux's
+//! `nf_nat_follow_master` does (the source translated to where the master
+//! sends to, the destination to where the master's peer is, at the port
+//! the command announced).
+//!
+//! The conntrack stage looks a first packet up here (only while any
+//! expectation exists: one shared counter read per new connection); a
+//! match takes the expectation out (one compare-and-swap), and the packet
+//! is NEW with ctstate RELATED, translated to the expectation's target.
+//!
+//! Bounds: a fixed table of `CtConfig::expectations` slots in buckets of
+//! [`BUCKET`] by the expected tuple's hash (a full bucket refuses and
+//! counts `expect_full`); at most `HelperKind::max_expected` per master
+//! (the oldest is replaced and `expect_master_full` counted); each expires
+//! after the helper's timeout (lazily on lookup, and by the table's
+//! incremental sweep); a master's expectations go when it leaves the
+//! table. No lock, no allocation after construction.
+
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU64, fence};
+
+use crossbeam_utils::CachePadded;
+
+use super::helper::HelperKind;
+use super::{ConnId, Dir, FlowKey};
+
+/// Slots per bucket.
+pub const BUCKET: usize = 8;
+
+// A slot's state word.
+const EXP_MASK: u64 = (1 << 35) - 1;
+const GEN_SHIFT: u32 = 40;
+const GEN_MASK: u64 = 0x3fff << GEN_SHIFT;
+const BUSY: u64 = 1 << 62;
+const LIVE: u64 = 1 << 63;
+
+#[derive(Default)]
+#[repr(C, align(64))]
+struct Slot {
+    /// LIVE / BUSY, generation, expiry (ms, modulo 2^35).
+    state: AtomicU64,
+    /// Expected source and destination address (low, high words).
+    addr: [AtomicU64; 4],
+    /// dport | proto << 16 | helper << 24 | target dport << 32 |
+    /// target sport-kept flag.
+    ports: AtomicU64,
+    /// Target source and destination address.
+    target: [AtomicU64; 4],
+    /// Master: entry index | generation << 32 | dir of the expected
+    /// connection relative to the master << 48; creation order in the
+    /// separate word below.
+    master: AtomicU64,
+    created: AtomicU64,
+}
+
+/// One expectation, as created and as listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    /// The expected first packet: `src`, `dst`, `dport`, `proto`
+    /// (`sport` is ignored: any).
+    pub key: FlowKey,
+    /// The tuple that packet leaves with (its `sport` is the packet's).
+    pub target: FlowKey,
+    pub master: ConnId,
+    pub helper: HelperKind,
+    /// Expiry time in milliseconds (modulo 2^35, as connections).
+    pub expires_ms: u64,
+}
+
+/// Why an expectation was not created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectError {
+    /// The tuple's bucket (or the whole table) is full.
+    Full,
+    /// Another master expects this tuple and no other port was free.
+    Taken,
+}
+
+/// The expectation table.
+pub struct Expectations {
+    slots: Box<[Slot]>,
+    seed: u64,
+    /// Live expectations (approximately: for the fast "none" check).
+    live: CachePadded<AtomicU64>,
+    /// Creation order (for replacing a master's oldest).
+    order: AtomicU64,
+    /// The sweep's position.
+    cursor: AtomicU64,
+}
+
+#[inline]
+fn expired(s: u64, nm: u64) -> bool {
+    nm.wrapping_sub(s & EXP_MASK) & EXP_MASK < 1 << 34
+}
+
+fn split(a: u128) -> (u64, u64) {
+    (a as u64, (a >> 64) as u64)
+}
+
+fn join(lo: &AtomicU64, hi: &AtomicU64) -> u128 {
+    lo.load(Relaxed) as u128 | (hi.load(Relaxed) as u128) << 64
+}
+
+impl Expectations {
+    pub(crate) fn new(n: usize, seed: u64) -> Self {
+        let buckets = n.div_ceil(BUCKET).max(1);
+        Expectations {
+            slots: (0..buckets * BUCKET).map(|_| Slot::default()).collect(),
+            seed,
+            live: CachePadded::new(AtomicU64::new(0)),
+            order: AtomicU64::new(0),
+            cursor: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether any expectation may exist (one relaxed load).
+    #[inline(always)]
+    pub fn any(&self) -> bool {
+        self.live.load(Relaxed) != 0
+    }
+
+    fn bucket(&self, key: &FlowKey) -> usize {
+        let k = FlowKey { sport: 0, ..*key };
+        let buckets = self.slots.len() / BUCKET;
+        (((k.hash(self.seed) >> 32) * buckets as u64) >> 32) as usize * BUCKET
+    }
+
+    /// Slot `i`'s expectation if live, read consistently (generation).
+    fn read(&self, i: usize) -> Option<(u64, Expectation)> {
+        let s = &self.slots[i];
+        let s1 = s.state.load(Acquire);
+        if s1 & LIVE == 0 {
+            return None;
+        }
+        let p = s.ports.load(Relaxed);
+        let m = s.master.load(Relaxed);
+        let key = FlowKey {
+            src: join(&s.addr[0], &s.addr[1]),
+            dst: join(&s.addr[2], &s.addr[3]),
+            sport: 0,
+            dport: p as u16,
+            proto: (p >> 16) as u8,
+        };
+        let target = FlowKey {
+            src: join(&s.target[0], &s.target[1]),
+            dst: join(&s.target[2], &s.target[3]),
+            sport: 0,
+            dport: (p >> 32) as u16,
+            proto: key.proto,
+        };
+        fence(Acquire);
+        if s.state.load(Relaxed) != s1 {
+            return None;
+        }
+        let helper = HelperKind::from_code(p >> 24 & 0xff)?;
+        Some((
+            s1,
+            Expectation {
+                key,
+                target,
+                master: ConnId {
+                    idx: m as u32,
+                    generation: (m >> 32) as u16,
+                    dir: if (m >> 48) & 1 == 0 {
+                        Dir::Original
+                    } else {
+                        Dir::Reply
+                    },
+                },
+                helper,
+                expires_ms: s1 & EXP_MASK,
+            },
+        ))
+    }
+
+    /// Takes slot `i` out if its state is still `s`; true if this call did.
+    fn take(&self, i: usize, s: u64) -> bool {
+        let ok = self.slots[i]
+            .state
+            .compare_exchange(s, s & GEN_MASK, AcqRel, Relaxed)
+            .is_ok();
+        if ok {
+            self.live.fetch_sub(1, Relaxed);
+        }
+        ok
+    }
+
+    /// The expectation a first packet with tuple `key` fulfils, taken out
+    /// of the table; its target carries the packet's source port.
+    /// Expired ones met on the way are removed (`on_expired` counts).
+    pub(crate) fn take_match(
+        &self,
+        key: &FlowKey,
+        nm: u64,
+        mut on_expired: impl FnMut(),
+    ) -> Option<Expectation> {
+        let b = self.bucket(key);
+        for i in b..b + BUCKET {
+            let Some((s, e)) = self.read(i) else { continue };
+            if expired(s, nm) {
+                if self.take(i, s) {
+                    on_expired();
+                }
+                continue;
+            }
+            if e.key.src == key.src
+                && e.key.dst == key.dst
+                && e.key.dport == key.dport
+                && e.key.proto == key.proto
+                && self.take(i, s)
+            {
+                let mut e = e;
+                e.target.sport = key.sport;
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Adds `e`. `dir_of_expected`: the expected connection's direction
+    /// relative to the master (where its first packet comes from).
+    /// `may_move`: the announced port may be changed (the master is
+    /// NAT'd, its command is rewritten): when another master already
+    /// expects the tuple, the next ports are tried (Linux's
+    /// `nf_nat_exp_find_port`). Returns the expected port used. The
+    /// master's own expectation of the same tuple (a retransmitted
+    /// command) is replaced; beyond `max_per_master` its oldest is.
+    pub(crate) fn add(
+        &self,
+        e: &Expectation,
+        dir_of_expected: Dir,
+        may_move: bool,
+        max_per_master: usize,
+        nm: u64,
+        mut count: impl FnMut(Event),
+    ) -> Result<u16, ExpectError> {
+        let same_master = |x: &Expectation| x.master.same_conn(&e.master);
+        // A master at its limit: replace its oldest (not counting one of
+        // the same tuple, which is replaced below anyway).
+        let mut mine = 0;
+        let mut oldest: Option<(usize, u64, u64)> = None;
+        for i in 0..self.slots.len() {
+            if let Some((s, x)) = self.read(i)
+                && same_master(&x)
+            {
+                if x.key == e.key {
+                    if self.take(i, s) {
+                        count(Event::Replaced);
+                    }
+                    continue;
+                }
+                mine += 1;
+                let c = self.slots[i].created.load(Relaxed);
+                if oldest.is_none_or(|(_, _, o)| c < o) {
+                    oldest = Some((i, s, c));
+                }
+            }
+        }
+        if mine >= max_per_master
+            && let Some((i, s, _)) = oldest
+            && self.take(i, s)
+        {
+            count(Event::MasterFull);
+        }
+        let tries = if may_move { 64 } else { 1 };
+        let mut key = e.key;
+        for _ in 0..tries {
+            let b = self.bucket(&key);
+            let mut taken = false;
+            let mut free = None;
+            for i in b..b + BUCKET {
+                match self.read(i) {
+                    Some((s, _)) if expired(s, nm) => {
+                        if self.take(i, s) {
+                            count(Event::Expired);
+                        }
+                        free = free.or(Some(i));
+                    }
+                    Some((_, x)) if x.key == key => taken = true,
+                    Some(_) => {}
+                    None => {
+                        if self.slots[i].state.load(Relaxed) & (LIVE | BUSY) == 0 {
+                            free = free.or(Some(i));
+                        }
+                    }
+                }
+            }
+            if taken {
+                key.dport = key.dport.checked_add(1).unwrap_or(1024);
+                continue;
+            }
+            let Some(i) = free.and_then(|i| self.claim(i, b)) else {
+                return Err(ExpectError::Full);
+            };
+            self.write(i, &Expectation { key, ..*e }, dir_of_expected);
+            return Ok(key.dport);
+        }
+        Err(ExpectError::Taken)
+    }
+
+    /// Claims free slot `i` (or another free one of the bucket at `b`):
+    /// BUSY, private to the caller.
+    fn claim(&self, i: usize, b: usize) -> Option<usize> {
+        for j in std::iter::once(i).chain(b..b + BUCKET) {
+            let st = &self.slots[j].state;
+            let s = st.load(Relaxed);
+            if s & (LIVE | BUSY) == 0
+                && st.compare_exchange(s, (s & GEN_MASK) | BUSY, Acquire, Relaxed).is_ok()
+            {
+                return Some(j);
+            }
+        }
+        None
+    }
+
+    fn write(&self, i: usize, e: &Expectation, dir: Dir) {
+        let s = &self.slots[i];
+        let (a, b) = split(e.key.src);
+        let (c, d) = split(e.key.dst);
+        for (w, v) in s.addr.iter().zip([a, b, c, d]) {
+            w.store(v, Relaxed);
+        }
+        let (a, b) = split(e.target.src);
+        let (c, d) = split(e.target.dst);
+        for (w, v) in s.target.iter().zip([a, b, c, d]) {
+            w.store(v, Relaxed);
+        }
+        s.ports.store(
+            u64::from(e.key.dport)
+                | u64::from(e.key.proto) << 16
+                | (e.helper as u64) << 24
+                | u64::from(e.target.dport) << 32,
+            Relaxed,
+        );
+        s.master.store(
+            u64::from(e.master.idx)
+                | u64::from(e.master.generation) << 32
+                | (dir as u64) << 48,
+            Relaxed,
+        );
+        s.created
+            .store(self.order.fetch_add(1, Relaxed), Relaxed);
+        let old = s.state.load(Relaxed);
+        let generation = ((old & GEN_MASK) + (1 << GEN_SHIFT)) & GEN_MASK;
+        self.live.fetch_add(1, Relaxed);
+        s.state
+            .store(LIVE | generation | (e.expires_ms & EXP_MASK), Release);
+    }
+
+    /// Removes master `m`'s expectations (it left the table); how many.
+    pub(crate) fn remove_master(&self, idx: u32, generation: u16) -> u64 {
+        let mut n = 0;
+        for i in 0..self.slots.len() {
+            if let Some((s, x)) = self.read(i)
+                && x.master.idx == idx
+                && x.master.generation == generation
+                && self.take(i, s)
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Incremental expiry: the next `budget` slots; how many expired.
+    pub(crate) fn expire(&self, nm: u64, budget: usize) -> u64 {
+        if !self.any() {
+            return 0;
+        }
+        let n = self.slots.len();
+        let start = self.cursor.fetch_add(budget as u64, Relaxed) as usize % n;
+        let mut k = 0;
+        for j in 0..budget.min(n) {
+            let i = (start + j) % n;
+            if let Some((s, _)) = self.read(i)
+                && expired(s, nm)
+                && self.take(i, s)
+            {
+                k += 1;
+            }
+        }
+        k
+    }
+
+    /// Calls `f` with every live expectation (`conntrack -L expect`).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Expectation)) {
+        for i in 0..self.slots.len() {
+            if let Some((_, e)) = self.read(i) {
+                f(&e);
+            }
+        }
+    }
+}
+
+/// What [`Expectations::add`] reports for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    Expired,
+    MasterFull,
+    Replaced,
+}
