@@ -52,7 +52,7 @@ impl Pipeline {
                 CtKind::New | CtKind::Tracked | CtKind::Related => {
                     // Confirm may have chosen the source translation.
                     let c = &self.ct[i];
-                    let helper = c.helper && kind == CtKind::Tracked;
+                    let helper = c.helper && kind != CtKind::Related;
                     if c.changes_src() {
                         let (kind, target) = (c.kind, c.target);
                         self.translate_to(ctx, m, kind, &target, Part::Src);

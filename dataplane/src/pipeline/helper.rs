@@ -25,7 +25,7 @@
 
 use std::sync::Arc;
 
-use super::{Ctx, L3, L3_OFF, Meta, Pipeline};
+use super::{Ctx, L3, L3_OFF, Meta, Pipeline, TraceWhat};
 use crate::conntrack::helper::{self as h, HelperKind, ftp, tftp};
 use crate::conntrack::{ConnId, Dir, Expectation, FlowKey, PROTO_TCP, PROTO_UDP};
 use crate::io::Port;
@@ -65,8 +65,10 @@ impl Pipeline {
         };
         if let Some(k) = kind
             && k.proto() == c.key.proto
+            && self.shared.conntrack.attach_helper(id, k)
         {
-            self.shared.conntrack.attach_helper(id, k);
+            // The first packet is the helper's too (a TFTP request).
+            self.ct[i].helper = true;
         }
     }
 
@@ -107,10 +109,14 @@ impl Pipeline {
                 ftp::Parsed::Nothing => {}
                 ftp::Parsed::Partial => {
                     ct.helper_count(h::H_PARTIAL);
+                    self.trace_helper(m, "ftp: command cut by the segment's end", 0, 0);
                     self.drop_pkt(ctx, m, DropReason::HelperPartial);
                     return;
                 }
-                ftp::Parsed::Malformed => ct.helper_count(h::H_PARSE_ERRORS),
+                ftp::Parsed::Malformed => {
+                    ct.helper_count(h::H_PARSE_ERRORS);
+                    self.trace_helper(m, "ftp: malformed command left alone", 0, 0);
+                }
                 ftp::Parsed::Command(cmd) => {
                     self.ftp_command(ctx, m, id, slot, seq, data_at, cmd);
                 }
@@ -155,8 +161,15 @@ impl Pipeline {
         let announced = cmd.addr.unwrap_or(t.this.src);
         if cmd.v6 == v4 || announced != t.this.src {
             ct.helper_count(h::H_WRONG_ADDRESS);
+            self.trace_helper(m, "ftp: address is not the sender's, no expectation", 0, 0);
             return;
         }
+        let what = match cmd.form {
+            ftp::Form::Port => "ftp PORT",
+            ftp::Form::Eprt => "ftp EPRT",
+            ftp::Form::Pasv => "ftp 227",
+            ftp::Form::Epsv => "ftp 229",
+        };
         // The data connection comes from the other side: from the
         // address the master's peer uses, to the address it sends to;
         // it leaves as the master's NAT has it (nf_nat_follow_master).
@@ -180,9 +193,11 @@ impl Pipeline {
             expires_ms: 0,
         };
         let Ok(port) = ct.expect(&e, dir.other(), t.nat, ctx.now) else {
+            self.trace_helper(m, "ftp: expectation refused (full)", 0, 0);
             return;
         };
         if !t.nat {
+            self.trace_helper(m, what, port, 0);
             return;
         }
         // The text the peer must read: where the data connection reaches
@@ -195,6 +210,7 @@ impl Pipeline {
         let room_end = m.desc.addr as usize + m.desc.len as usize + m.desc.tailroom();
         let Some(buf) = ctx.umem.get_mut(start..room_end) else { return };
         if buf[at..at + old_len] == text[..n] {
+            self.trace_helper(m, what, port, 0);
             return;
         }
         let new_len = l3_len - old_len + n;
@@ -214,8 +230,18 @@ impl Pipeline {
                 m.l3_len = len as u16;
                 m.desc.len = (m.desc.len as i64 + i64::from(diff)) as u32;
                 ct.helper_count(h::H_REWRITES);
+                self.trace_helper(m, what, port, diff as i16);
             }
             Err(_) => ct.helper_count(h::H_REWRITE_REFUSED),
+        }
+    }
+}
+
+impl Pipeline {
+    fn trace_helper(&mut self, m: &Meta, what: &'static str, port: u16, diff: i16) {
+        if m.has(super::flags::TRACE) {
+            self.trace
+                .record(m.seq, "helper", TraceWhat::Helper { what, port, diff });
         }
     }
 }

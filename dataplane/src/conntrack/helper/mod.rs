@@ -281,12 +281,15 @@ impl HelperSlots {
         }
     }
 
-    /// Whether direction `dir` has remembered no newline yet, or `seq` is
-    /// one it remembered (the segment starts a line).
+    /// Whether the segment at `seq` of direction `dir` starts a line: it
+    /// follows one of the two newlines last seen, or it is the
+    /// direction's first segment read (then remembered as a line start,
+    /// so that its retransmission is read again).
     pub(crate) fn starts_line(&self, slot: u16, dir: Dir, seq: u32) -> bool {
         let nl = &self.records[slot as usize].nl[dir as usize];
         let (a, b) = (nl[0].load(Relaxed), nl[1].load(Relaxed));
         if a & NL_VALID == 0 {
+            nl[0].store(NL_VALID | u64::from(seq), Relaxed);
             return true;
         }
         let hit = |w: u64| w & NL_VALID != 0 && w as u32 == seq;
