@@ -412,3 +412,123 @@ pub(crate) enum Event {
     MasterFull,
     Replaced,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Conntrack, CtConfig, PROTO_TCP};
+    use super::*;
+    use crate::addr::v4_key;
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn table(expectations: usize) -> Conntrack {
+        Conntrack::with_config(CtConfig {
+            seed: Some(7),
+            expectations,
+            helper_conns: 4,
+            ..CtConfig::new(64)
+        })
+    }
+
+    fn master(t: &Conntrack, n: u32) -> ConnId {
+        let k = FlowKey::v4(0x0a00_0001, 0x0a00_0100 + n, PROTO_TCP, 40000, 21);
+        let id = t.insert(&k, &k.reverse(), 0x02, 60, 0).unwrap();
+        assert!(t.attach_helper(id, HelperKind::Ftp));
+        id
+    }
+
+    fn exp(m: ConnId, src: u32, dport: u16) -> Expectation {
+        let key = FlowKey::v4(src, 0x0a00_0001, PROTO_TCP, 0, dport);
+        Expectation {
+            key,
+            target: key,
+            master: m,
+            helper: HelperKind::Ftp,
+            expires_ms: 0,
+        }
+    }
+
+    #[test]
+    fn attach_limits_and_release() {
+        let t = table(16);
+        let ids: Vec<_> = (0..4).map(|n| master(&t, n)).collect();
+        assert_eq!(t.helper(ids[0]), Some(HelperKind::Ftp));
+        // Every record taken.
+        let k = FlowKey::v4(1, 2, PROTO_TCP, 1, 21);
+        let extra = t.insert(&k, &k.reverse(), 0x02, 60, 0).unwrap();
+        assert!(!t.attach_helper(extra, HelperKind::Ftp));
+        assert_eq!(t.helper_stats().attach_full, 1);
+        assert!(!t.attach_helper(ids[0], HelperKind::Ftp), "one helper per connection");
+        // A master leaving frees its record.
+        assert!(t.remove(ids[0]));
+        assert!(t.attach_helper(extra, HelperKind::Ftp));
+        assert_eq!(t.get(extra).unwrap().helper, Some(HelperKind::Ftp));
+    }
+
+    #[test]
+    fn match_once_bounded_per_master_and_global() {
+        let t = table(8);
+        let m = master(&t, 1);
+        let e = exp(m, 0x0a00_0100 + 1, 5000);
+        assert_eq!(t.expect(&e, Dir::Reply, false, 0), Ok(5000));
+        // The data connection's first packet, any source port.
+        let pkt = FlowKey::v4(0x0a00_0101, 0x0a00_0001, PROTO_TCP, 20, 5000);
+        let got = t.take_expected(&pkt, SEC).unwrap();
+        assert_eq!(got.target.sport, 20);
+        assert!(t.take_expected(&pkt, SEC).is_none(), "used once");
+        // One per master (FTP): a second replaces the first.
+        t.expect(&exp(m, 0x0a00_0101, 5001), Dir::Reply, false, 0).unwrap();
+        t.expect(&exp(m, 0x0a00_0101, 5002), Dir::Reply, false, 0).unwrap();
+        assert_eq!(t.helper_stats().expect_master_full, 1);
+        let mut n = 0;
+        t.for_each_expectation(|_| n += 1);
+        assert_eq!(n, 1);
+        // Another master expecting the same tuple: the port moves when
+        // allowed, else refused.
+        let m2 = master(&t, 2);
+        assert_eq!(t.expect(&exp(m2, 0x0a00_0101, 5002), Dir::Reply, true, 0), Ok(5003));
+        let m3 = master(&t, 3);
+        assert!(t.expect(&exp(m3, 0x0a00_0101, 5003), Dir::Reply, false, 0).is_err());
+        // The global bound: 8 slots (one bucket): the ninth master's
+        // expectation is refused, counted.
+        let t = Conntrack::with_config(CtConfig {
+            seed: Some(7),
+            expectations: 8,
+            helper_conns: 16,
+            ..CtConfig::new(64)
+        });
+        let results: Vec<_> = (0..9)
+            .map(|n| {
+                let m = master(&t, n);
+                t.expect(&exp(m, 0x0b00_0000 + n, 6000), Dir::Reply, false, 0)
+            })
+            .collect();
+        assert!(results[..8].iter().all(Result::is_ok));
+        assert_eq!(results[8], Err(ExpectError::Full));
+        assert_eq!(t.helper_stats().expect_full, 1);
+    }
+
+    #[test]
+    fn expire_and_master_removal() {
+        let t = table(16);
+        let m = master(&t, 1);
+        t.expect(&exp(m, 0x0a00_0101, 7000), Dir::Reply, false, 0).unwrap();
+        let pkt = FlowKey::v4(0x0a00_0101, 0x0a00_0001, PROTO_TCP, 20, 7000);
+        // Five minutes later: gone, counted.
+        assert!(t.take_expected(&pkt, 301 * SEC).is_none());
+        assert_eq!(t.helper_stats().expect_expired, 1);
+        t.expect(&exp(m, 0x0a00_0101, 7001), Dir::Reply, false, 0).unwrap();
+        assert!(t.remove(m));
+        assert_eq!(t.helper_stats().expect_removed, 1);
+        let pkt = FlowKey { dport: 7001, ..pkt };
+        assert!(t.take_expected(&pkt, SEC).is_none());
+        // The sweep expires the rest.
+        let m = master(&t, 2);
+        t.expect(&exp(m, 0x0a00_0102, 7002), Dir::Reply, false, 0).unwrap();
+        t.expire(400 * SEC, 64);
+        let mut n = 0;
+        t.for_each_expectation(|_| n += 1);
+        assert_eq!(n, 0);
+        let _ = v4_key(0);
+    }
+}
