@@ -9,7 +9,8 @@
 //! connection table and NAT ports (through confirm), the fragment table.
 //!
 //! Drops: filter_forward, filter_reject, conntrack_full, conntrack_clash,
-//! nat_ports_exhausted, nat_no_address, fragment_unforwarded.
+//! nat_ports_exhausted, nat_no_address, fragment_unforwarded, helper_partial
+//! (`helper.rs`).
 
 use super::conntrack::{CtKind, CtMeta};
 use super::frag::{Fate, FragKey};
