@@ -353,3 +353,135 @@ fn tftp_reply_from_new_port() {
     assert_eq!(flow4(&back[0]), "198.51.100.7:53000 > 192.168.1.50:41000");
     golden_trace("tftp_masq", &o.trace);
 }
+
+// ---------------------------------------------------------------- IPv6
+
+/// A dual-stack gateway whose IPv6 LAN (2001:db8:2::/64) is masqueraded
+/// (NAT66) out of the wan (2001:db8:1::2), with the FTP helper.
+const DUAL: &str = r#"
+[[interface]]
+name = "wan"
+device = "eth0"
+mac = "02:00:00:00:00:01"
+address = ["203.0.113.2/24", "2001:db8:1::2/64"]
+
+[[interface]]
+name = "lan"
+device = "eth1"
+mac = "02:00:00:00:00:02"
+address = ["172.16.0.1/24", "2001:db8:2::1/64"]
+
+[[route]]
+to = "::/0"
+via = "2001:db8:1::1"
+
+[[neighbor]]
+ip = "2001:db8:1::1"
+mac = "02:bb:00:00:00:01"
+dev = "wan"
+
+[[neighbor]]
+ip = "2001:db8:2::5"
+mac = "02:aa:00:00:00:05"
+dev = "lan"
+
+[conntrack]
+helpers = [ { helper = "ftp" } ]
+
+[firewall]
+rules_v4 = "*filter\nCOMMIT\n"
+rules_v6 = """
+*nat
+-A POSTROUTING -s 2001:db8:2::/64 -o wan -j MASQUERADE
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -i lan -p tcp --dport 21 -j ACCEPT
+COMMIT
+"""
+"#;
+
+#[allow(clippy::too_many_arguments)]
+fn tcp6(smac: &str, dmac: &str, src: &str, dst: &str, sport: u16, dport: u16, seq: u32, ack: u32, flags: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(mac(smac), mac(dmac))
+        .ipv6(ip6(src), ip6(dst), 64)
+        .tcp(sport, dport, seq, 64240);
+    for f in flags.chars() {
+        b = match f {
+            'S' => b.syn(),
+            'A' => b.ack(ack),
+            'P' => b.psh(),
+            _ => panic!("flag {f}"),
+        };
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, data).unwrap();
+    out
+}
+
+fn tcp6_view(frame: &[u8]) -> (String, u16, String, u16, u32, u32, Vec<u8>) {
+    let ip = &frame[14..];
+    let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+    let a = |o: usize| std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&ip[o..o + 16]).unwrap()).to_string();
+    let t = &ip[40..40 + plen];
+    let w = |i: usize| u16::from_be_bytes([t[i], t[i + 1]]);
+    let d = |i: usize| u32::from_be_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
+    let doff = (t[12] >> 4) as usize * 4;
+    (a(8), w(0), a(24), w(2), d(4), d(8), t[doff..].to_vec())
+}
+
+/// IPv6 through NAT66 masquerade: EPRT |2| names the inside address,
+/// rewritten to the public one (the same length here), the server's data
+/// connection is RELATED and reaches the client; EPSV's reply has no
+/// address and needs no rewrite, its data connection is RELATED.
+#[test]
+fn ipv6_eprt_and_epsv_through_nat66() {
+    const C: &str = "2001:db8:2::5";
+    const S: &str = "2001:db8:99::7";
+    const P: &str = "2001:db8:1::2";
+    const CM: &str = "02:aa:00:00:00:05";
+    const UP: &str = "02:bb:00:00:00:01";
+    let eprt = b"EPRT |2|2001:db8:2::5|40001|\r\n";
+    let c = |seq, ack, flags: &str, data: &[u8]| tcp6(CM, GW_LAN, C, S, 40000, 21, seq, ack, flags, data);
+    let s = |seq, ack, flags: &str, data: &[u8]| tcp6(UP, GW_WAN, S, P, 21, 40000, seq, ack, flags, data);
+    let epsv = b"229 Entering Extended Passive Mode (|||50001|)\r\n";
+    let o = run(
+        "ftp_ipv6",
+        DUAL,
+        &[
+            (
+                "lan",
+                vec![
+                    (0.0, c(1000, 0, "S", b"")),
+                    (0.2, c(1001, 5001, "A", b"")),
+                    (0.3, c(1001, 5001, "PA", eprt)),
+                    (0.6, tcp6(CM, GW_LAN, C, S, 40001, 20, 20000, 9001, "SA", b"")),
+                    (0.7, c(1031, 5001, "PA", b"EPSV\r\n")),
+                    (0.9, tcp6(CM, GW_LAN, C, S, 40002, 50001, 30000, 0, "S", b"")),
+                ],
+            ),
+            (
+                "wan",
+                vec![
+                    (0.1, s(5000, 1001, "SA", b"")),
+                    (0.4, s(5001, 1029, "A", b"")),
+                    (0.5, tcp6(UP, GW_WAN, S, P, 20, 40001, 9000, 0, "S", b"")),
+                    (0.8, s(5001, 1035, "PA", epsv)),
+                ],
+            ),
+        ],
+    );
+    let out: Vec<_> = o.frames("wan").iter().map(|f| tcp6_view(f)).collect();
+    let back: Vec<_> = o.frames("lan").iter().map(|f| tcp6_view(f)).collect();
+    assert_eq!(out.len(), 6, "{out:?}");
+    assert_eq!(out[2].6, b"EPRT |2|2001:db8:1::2|40001|\r\n");
+    assert_eq!((out[3].0.as_str(), out[3].1), (P, 40001), "data SYN-ACK masqueraded");
+    assert_eq!(out[4].4, 1031, "same length: no sequence change");
+    assert_eq!((out[5].0.as_str(), out[5].3), (P, 50001), "EPSV data connection");
+    assert_eq!(back.len(), 4, "{back:?}");
+    assert_eq!(back[1].5, 1029);
+    assert_eq!((back[2].0.as_str(), back[2].1, back[2].2.as_str(), back[2].3), (S, 20, C, 40001));
+    assert_eq!(back[3].6, epsv);
+    golden_trace("ftp_ipv6", &o.trace);
+}

@@ -159,7 +159,8 @@ impl Pipeline {
         // The announced address must be the sender's (Linux's rule; an
         // EPSV reply names none).
         let announced = cmd.addr.unwrap_or(t.this.src);
-        if cmd.v6 == v4 || announced != t.this.src {
+        let family_ok = cmd.addr.is_none() || cmd.v6 != v4;
+        if !family_ok || announced != t.this.src {
             ct.helper_count(h::H_WRONG_ADDRESS);
             self.trace_helper(m, "ftp: address is not the sender's, no expectation", 0, 0);
             return;
