@@ -145,16 +145,36 @@ fn transfers(g: &Gateway) -> Vec<(&'static str, String, &'static str, Vec<String
     let out_url = "ftp://10.2.0.2/data.bin";
     let fwd_url = "ftp://10.2.0.1/data.bin";
     vec![
-        ("masquerade PASV", lan_client.clone(), "curl", curl(&["--disable-epsv"], out_url)),
-        ("masquerade EPSV", lan_client.clone(), "curl", curl(&[], out_url)),
+        (
+            "masquerade PASV",
+            lan_client.clone(),
+            "curl",
+            curl(&["--disable-epsv"], out_url),
+        ),
+        (
+            "masquerade EPSV",
+            lan_client.clone(),
+            "curl",
+            curl(&[], out_url),
+        ),
         (
             "masquerade PORT",
             lan_client.clone(),
             "curl",
             curl(&["--ftp-port", "-", "--disable-eprt"], out_url),
         ),
-        ("masquerade EPRT", lan_client.clone(), "curl", curl(&["--ftp-port", "-"], out_url)),
-        ("forward PASV (curl)", outside.clone(), "curl", curl(&["--disable-epsv"], fwd_url)),
+        (
+            "masquerade EPRT",
+            lan_client.clone(),
+            "curl",
+            curl(&["--ftp-port", "-"], out_url),
+        ),
+        (
+            "forward PASV (curl)",
+            outside.clone(),
+            "curl",
+            curl(&["--disable-epsv"], fwd_url),
+        ),
         (
             "forward PASV (lftp)",
             outside.clone(),
@@ -199,7 +219,10 @@ fn run_transfers(g: &Gateway, want: &[u8], tag: &str) -> Vec<(String, Result<(),
             }
         });
         let _ = std::fs::remove_file(&out);
-        eprintln!("{tag}: {name}: {}", r.as_ref().map_or_else(|e| e.clone(), |_| "ok".into()));
+        eprintln!(
+            "{tag}: {name}: {}",
+            r.as_ref().map_or_else(|e| e.clone(), |_| "ok".into())
+        );
         results.push((name.to_string(), r));
     }
     results
@@ -304,7 +327,12 @@ fn ftp_through_the_kernel_for_comparison() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     if !o.status.success() {
         eprintln!(

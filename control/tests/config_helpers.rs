@@ -21,8 +21,14 @@ fn helpers_parse_with_default_ports() {
     .unwrap_or_else(|e| panic!("{}", config::render_errors(&e)));
     let h = &c.conntrack.helpers;
     assert_eq!(h.len(), 2);
-    assert_eq!((h[0].helper, h[0].ports.clone(), h[0].line), (HelperKind::Ftp, vec![21, 2121], 3));
-    assert_eq!((h[1].helper, h[1].ports.clone()), (HelperKind::Tftp, vec![69]));
+    assert_eq!(
+        (h[0].helper, h[0].ports.clone(), h[0].line),
+        (HelperKind::Ftp, vec![21, 2121], 3)
+    );
+    assert_eq!(
+        (h[1].helper, h[1].ports.clone()),
+        (HelperKind::Tftp, vec![69])
+    );
     // The [[table]] form works too.
     let c = config::parse("[[conntrack.helpers]]\nhelper = \"ftp\"\n", "x.toml").unwrap();
     assert_eq!(c.conntrack.helpers[0].ports, vec![21]);
@@ -37,10 +43,16 @@ fn helper_errors_name_line_and_field() {
         r#"x.toml:3: conntrack.helpers[0].helper: unknown helper "sip" (expected "ftp" or "tftp")"#
     );
     let e = errs("[conntrack]\nhelpers = [ { ports = [21] } ]\n");
-    assert_eq!((e[0].line, e[0].field.as_str()), (2, "conntrack.helpers[0].helper"));
+    assert_eq!(
+        (e[0].line, e[0].field.as_str()),
+        (2, "conntrack.helpers[0].helper")
+    );
     assert_eq!(e[0].message, "required key is missing");
     let e = errs("[conntrack]\nhelpers = [\n { helper = \"ftp\", ports = [0] } ]\n");
-    assert_eq!((e[0].line, e[0].field.as_str()), (3, "conntrack.helpers[0].ports[0]"));
+    assert_eq!(
+        (e[0].line, e[0].field.as_str()),
+        (3, "conntrack.helpers[0].ports[0]")
+    );
     let e = errs("[conntrack]\nhelpers = [ { helper = \"ftp\", ports = 21 } ]\n");
     assert_eq!(e[0].field, "conntrack.helpers[0].ports");
     assert!(e[0].message.contains("an array of ports"), "{}", e[0]);
@@ -53,7 +65,10 @@ fn helper_errors_name_line_and_field() {
         "[conntrack]\nhelpers = [\n { helper = \"ftp\" },\n { helper = \"ftp\", ports = [21] },\n]\n",
     );
     assert_eq!(e.len(), 1, "{}", config::render_errors(&e));
-    assert_eq!((e[0].line, e[0].field.as_str()), (4, "conntrack.helpers[1].ports"));
+    assert_eq!(
+        (e[0].line, e[0].field.as_str()),
+        (4, "conntrack.helpers[1].ports")
+    );
     assert!(e[0].message.contains("already has a helper"), "{}", e[0]);
     // TFTP on 21 is another protocol: no clash.
     config::parse(
@@ -67,7 +82,8 @@ fn helper_errors_name_line_and_field() {
 fn helpers_turn_tracking_on() {
     let text = "[[interface]]\nname = \"lan\"\ndevice = \"eth1\"\naddress = [\"10.0.0.1/24\"]\n\n[conntrack]\nhelpers = [ { helper = \"ftp\" } ]\n";
     let cfg = config::parse(text, "x.toml").unwrap();
-    let c = xgate_control::compile::compile(&cfg, &|_, _| Some([2, 0, 0, 0, 0, 1])).unwrap_or_else(|e| panic!("{e:?}"));
+    let c = xgate_control::compile::compile(&cfg, &|_, _| Some([2, 0, 0, 0, 0, 1]))
+        .unwrap_or_else(|e| panic!("{e:?}"));
     assert!(c.tables.tracking);
     assert_eq!(c.tables.helper_ports.lookup(6, 21), Some(HelperKind::Ftp));
     assert_eq!(c.tables.helper_ports.lookup(17, 21), None);

@@ -58,13 +58,54 @@ const FTPD: &str = "198.51.100.7";
 const OUTSIDE: &str = "198.51.100.9";
 
 #[allow(clippy::too_many_arguments)]
-fn lan(src: &str, smac: &str, dst: &str, sport: u16, dport: u16, seq: u32, ack: u32, flags: &str, data: &[u8]) -> Vec<u8> {
-    tcp4_seg(mac(smac), mac(GW_LAN), src, dst, sport, dport, seq, ack, flags, data)
+fn lan(
+    src: &str,
+    smac: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: &str,
+    data: &[u8],
+) -> Vec<u8> {
+    tcp4_seg(
+        mac(smac),
+        mac(GW_LAN),
+        src,
+        dst,
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        data,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
-fn wan(src: &str, dst: &str, sport: u16, dport: u16, seq: u32, ack: u32, flags: &str, data: &[u8]) -> Vec<u8> {
-    tcp4_seg(mac(UPSTREAM), mac(GW_WAN), src, dst, sport, dport, seq, ack, flags, data)
+fn wan(
+    src: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: &str,
+    data: &[u8],
+) -> Vec<u8> {
+    tcp4_seg(
+        mac(UPSTREAM),
+        mac(GW_WAN),
+        src,
+        dst,
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        data,
+    )
 }
 
 fn seq_ack(frame: &[u8]) -> (u32, u32) {
@@ -104,7 +145,15 @@ fn sack(frame: &[u8]) -> Vec<(u32, u32)> {
 }
 
 /// A server ACK from the wan side carrying one SACK block.
-fn wan_sack(src: &str, dst: &str, sport: u16, dport: u16, seq: u32, ack: u32, block: (u32, u32)) -> Vec<u8> {
+fn wan_sack(
+    src: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    block: (u32, u32),
+) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(mac(UPSTREAM), mac(GW_WAN))
         .ipv4(ip4(src), ip4(dst), 64)
@@ -132,7 +181,8 @@ fn masquerade_active_port_rewritten_with_seqadj() {
     const C: &str = "192.168.1.50";
     const P: &str = "168.126.127.6";
     let port_cmd = b"PORT 192,168,1,50,156,65\r\n"; // 40001
-    let c = |seq, ack, flags: &str, data: &[u8]| lan(C, CLIENT, FTPD, 40000, 21, seq, ack, flags, data);
+    let c =
+        |seq, ack, flags: &str, data: &[u8]| lan(C, CLIENT, FTPD, 40000, 21, seq, ack, flags, data);
     let s = |seq, ack, flags: &str, data: &[u8]| wan(FTPD, P, 21, 40000, seq, ack, flags, data);
     let o = run(
         "ftp_masq_active",
@@ -164,21 +214,42 @@ fn masquerade_active_port_rewritten_with_seqadj() {
     let out = o.frames("wan");
     let back = o.frames("lan");
     // SYN, ACK, PORT, data SYN-ACK, PORT again, RETR.
-    assert_eq!(out.len(), 6, "{:?}", out.iter().map(|f| flow4(f)).collect::<Vec<_>>());
+    assert_eq!(
+        out.len(),
+        6,
+        "{:?}",
+        out.iter().map(|f| flow4(f)).collect::<Vec<_>>()
+    );
     assert_eq!(tcp_payload(&out[2]), b"PORT 168,126,127,6,156,65\r\n");
-    assert_eq!(seq_ack(&out[2]).0, 1001, "the rewritten segment keeps its number");
+    assert_eq!(
+        seq_ack(&out[2]).0,
+        1001,
+        "the rewritten segment keeps its number"
+    );
     assert_eq!(flow4(&out[3]), "168.126.127.6:40001 > 198.51.100.7:20");
-    assert_eq!(tcp_payload(&out[4]), b"PORT 168,126,127,6,156,65\r\n", "retransmission");
+    assert_eq!(
+        tcp_payload(&out[4]),
+        b"PORT 168,126,127,6,156,65\r\n",
+        "retransmission"
+    );
     assert_eq!(seq_ack(&out[4]).0, 1001);
     assert_eq!(tcp_payload(&out[5]), b"RETR f\r\n");
     assert_eq!(seq_ack(&out[5]).0, 1028, "later client data moves by +1");
     // SYN-ACK, 220, 200, data SYN (RELATED, to the client), SACK.
     assert_eq!(back.len(), 5);
-    assert_eq!(seq_ack(&back[2]).1, 1027, "the server's ACK moves back by 1");
+    assert_eq!(
+        seq_ack(&back[2]).1,
+        1027,
+        "the server's ACK moves back by 1"
+    );
     assert_eq!(flow4(&back[3]), "198.51.100.7:20 > 192.168.1.50:40001");
     assert_eq!(seq_ack(&back[4]).1, 1027);
     assert_eq!(sack(&back[4]), vec![(1036, 1039)], "SACK edges move back");
-    assert_eq!(o.drops("filter_forward"), 0, "the data connection is RELATED");
+    assert_eq!(
+        o.drops("filter_forward"),
+        0,
+        "the data connection is RELATED"
+    );
     golden_trace("ftp_masq_active", &o.trace);
 }
 
@@ -199,7 +270,10 @@ fn masquerade_passive_related() {
                 vec![
                     (0.0, lan(C, CLIENT, FTPD, 40000, 21, 1000, 0, "S", b"")),
                     (0.2, lan(C, CLIENT, FTPD, 40000, 21, 1001, 5001, "A", b"")),
-                    (0.3, lan(C, CLIENT, FTPD, 40000, 21, 1001, 5001, "PA", b"PASV\r\n")),
+                    (
+                        0.3,
+                        lan(C, CLIENT, FTPD, 40000, 21, 1001, 5001, "PA", b"PASV\r\n"),
+                    ),
                     (0.5, lan(C, CLIENT, FTPD, 40002, 50000, 30000, 0, "S", b"")),
                 ],
             ),
@@ -234,7 +308,9 @@ fn port_forward_passive_and_active() {
     const P: &str = "168.126.127.6";
     let reply = b"227 Entering Passive Mode (192,168,1,11,195,80).\r\n";
     let cl = |seq, ack, flags: &str, data: &[u8]| wan(OUTSIDE, P, 50000, 21, seq, ack, flags, data);
-    let sv = |seq, ack, flags: &str, data: &[u8]| lan(S, SERVER, OUTSIDE, 21, 50000, seq, ack, flags, data);
+    let sv = |seq, ack, flags: &str, data: &[u8]| {
+        lan(S, SERVER, OUTSIDE, 21, 50000, seq, ack, flags, data)
+    };
     let o = run(
         "ftp_portfw",
         &portfw(),
@@ -255,7 +331,10 @@ fn port_forward_passive_and_active() {
                 vec![
                     (0.1, sv(7000, 2001, "SA", b"")),
                     (0.4, sv(7001, 2007, "PA", reply)),
-                    (0.7, lan(S, SERVER, OUTSIDE, 50000, 50001, 4000, 3001, "SA", b"")),
+                    (
+                        0.7,
+                        lan(S, SERVER, OUTSIDE, 50000, 50001, 4000, 3001, "SA", b""),
+                    ),
                     (0.9, lan(S, SERVER, OUTSIDE, 20, 51201, 6000, 0, "S", b"")),
                 ],
             ),
@@ -263,17 +342,40 @@ fn port_forward_passive_and_active() {
     );
     let to_server = o.frames("lan");
     let to_client = o.frames("wan");
-    assert_eq!(to_client.len(), 4, "{:?}", to_client.iter().map(|f| flow4(f)).collect::<Vec<_>>());
+    assert_eq!(
+        to_client.len(),
+        4,
+        "{:?}",
+        to_client.iter().map(|f| flow4(f)).collect::<Vec<_>>()
+    );
     assert_eq!(
         tcp_payload(&to_client[1]),
         b"227 Entering Passive Mode (168,126,127,6,195,80).\r\n"
     );
-    assert_eq!(flow4(&to_client[2]), "168.126.127.6:50000 > 198.51.100.9:50001");
-    assert_eq!(flow4(&to_client[3]), "168.126.127.6:20 > 198.51.100.9:51201", "active, out through the forward");
+    assert_eq!(
+        flow4(&to_client[2]),
+        "168.126.127.6:50000 > 198.51.100.9:50001"
+    );
+    assert_eq!(
+        flow4(&to_client[3]),
+        "168.126.127.6:20 > 198.51.100.9:51201",
+        "active, out through the forward"
+    );
     assert_eq!(to_server.len(), 6);
-    assert_eq!(seq_ack(&to_server[3]).1, 7051, "the client's ACK moves back by 1");
-    assert_eq!(flow4(&to_server[4]), "198.51.100.9:50001 > 192.168.1.11:50000");
-    assert_eq!(tcp_payload(&to_server[5]), b"PORT 198,51,100,9,200,1\r\n", "not NAT'd on this side");
+    assert_eq!(
+        seq_ack(&to_server[3]).1,
+        7051,
+        "the client's ACK moves back by 1"
+    );
+    assert_eq!(
+        flow4(&to_server[4]),
+        "198.51.100.9:50001 > 192.168.1.11:50000"
+    );
+    assert_eq!(
+        tcp_payload(&to_server[5]),
+        b"PORT 198,51,100,9,200,1\r\n",
+        "not NAT'd on this side"
+    );
     golden_trace("ftp_portfw", &o.trace);
 }
 
@@ -315,10 +417,23 @@ fn eprt_split_malformed_and_foreign() {
     let out = o.frames("wan");
     let payloads: Vec<&[u8]> = out.iter().map(|f| tcp_payload(f)).collect();
     assert_eq!(payloads[1], b"EPRT |1|168.126.127.6|40005|\r\n");
-    assert_eq!(o.drops("helper_partial"), 1, "the first half of the split PORT");
-    assert_eq!(payloads[2], b"PORT 168,126,127,6,156,70\r\n", "the whole command, resent");
-    assert_eq!(payloads[3], b"PORT 999,1,1,1,1,1\r\n", "malformed: left alone");
-    assert_eq!(payloads[4], b"PORT 192,168,1,99,156,71\r\n", "another host: left alone");
+    assert_eq!(
+        o.drops("helper_partial"),
+        1,
+        "the first half of the split PORT"
+    );
+    assert_eq!(
+        payloads[2], b"PORT 168,126,127,6,156,70\r\n",
+        "the whole command, resent"
+    );
+    assert_eq!(
+        payloads[3], b"PORT 999,1,1,1,1,1\r\n",
+        "malformed: left alone"
+    );
+    assert_eq!(
+        payloads[4], b"PORT 192,168,1,99,156,71\r\n",
+        "another host: left alone"
+    );
     let back = o.frames("lan");
     assert_eq!(back.len(), 2, "SYN-ACK and the EPRT data connection only");
     assert_eq!(flow4(&back[1]), "198.51.100.7:20 > 192.168.1.50:40005");
@@ -337,13 +452,52 @@ fn tftp_reply_from_new_port() {
         &[
             (
                 "lan",
-                vec![(0.0, udp4(mac(CLIENT), mac(GW_LAN), &[], C, FTPD, 64, 41000, 69, b"\x00\x01file\x00octet\x00"))],
+                vec![(
+                    0.0,
+                    udp4(
+                        mac(CLIENT),
+                        mac(GW_LAN),
+                        &[],
+                        C,
+                        FTPD,
+                        64,
+                        41000,
+                        69,
+                        b"\x00\x01file\x00octet\x00",
+                    ),
+                )],
             ),
             (
                 "wan",
                 vec![
-                    (0.1, udp4(mac(UPSTREAM), mac(GW_WAN), &[], FTPD, P, 64, 53000, 41000, b"\x00\x03\x00\x01data")),
-                    (0.2, udp4(mac(UPSTREAM), mac(GW_WAN), &[], FTPD, P, 64, 53001, 41000, b"\x00\x03\x00\x01data")),
+                    (
+                        0.1,
+                        udp4(
+                            mac(UPSTREAM),
+                            mac(GW_WAN),
+                            &[],
+                            FTPD,
+                            P,
+                            64,
+                            53000,
+                            41000,
+                            b"\x00\x03\x00\x01data",
+                        ),
+                    ),
+                    (
+                        0.2,
+                        udp4(
+                            mac(UPSTREAM),
+                            mac(GW_WAN),
+                            &[],
+                            FTPD,
+                            P,
+                            64,
+                            53001,
+                            41000,
+                            b"\x00\x03\x00\x01data",
+                        ),
+                    ),
                 ],
             ),
         ],
@@ -403,7 +557,18 @@ COMMIT
 "#;
 
 #[allow(clippy::too_many_arguments)]
-fn tcp6(smac: &str, dmac: &str, src: &str, dst: &str, sport: u16, dport: u16, seq: u32, ack: u32, flags: &str, data: &[u8]) -> Vec<u8> {
+fn tcp6(
+    smac: &str,
+    dmac: &str,
+    src: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: &str,
+    data: &[u8],
+) -> Vec<u8> {
     let mut b = PacketBuilder::ethernet2(mac(smac), mac(dmac))
         .ipv6(ip6(src), ip6(dst), 64)
         .tcp(sport, dport, seq, 64240);
@@ -423,7 +588,9 @@ fn tcp6(smac: &str, dmac: &str, src: &str, dst: &str, sport: u16, dport: u16, se
 fn tcp6_view(frame: &[u8]) -> (String, u16, String, u16, u32, u32, Vec<u8>) {
     let ip = &frame[14..];
     let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
-    let a = |o: usize| std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&ip[o..o + 16]).unwrap()).to_string();
+    let a = |o: usize| {
+        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&ip[o..o + 16]).unwrap()).to_string()
+    };
     let t = &ip[40..40 + plen];
     let w = |i: usize| u16::from_be_bytes([t[i], t[i + 1]]);
     let d = |i: usize| u32::from_be_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
@@ -443,8 +610,12 @@ fn ipv6_eprt_and_epsv_through_nat66() {
     const CM: &str = "02:aa:00:00:00:05";
     const UP: &str = "02:bb:00:00:00:01";
     let eprt = b"EPRT |2|2001:db8:2::5|40001|\r\n";
-    let c = |seq, ack, flags: &str, data: &[u8]| tcp6(CM, GW_LAN, C, S, 40000, 21, seq, ack, flags, data);
-    let s = |seq, ack, flags: &str, data: &[u8]| tcp6(UP, GW_WAN, S, P, 21, 40000, seq, ack, flags, data);
+    let c = |seq, ack, flags: &str, data: &[u8]| {
+        tcp6(CM, GW_LAN, C, S, 40000, 21, seq, ack, flags, data)
+    };
+    let s = |seq, ack, flags: &str, data: &[u8]| {
+        tcp6(UP, GW_WAN, S, P, 21, 40000, seq, ack, flags, data)
+    };
     let epsv = b"229 Entering Extended Passive Mode (|||50001|)\r\n";
     let o = run(
         "ftp_ipv6",
@@ -456,9 +627,15 @@ fn ipv6_eprt_and_epsv_through_nat66() {
                     (0.0, c(1000, 0, "S", b"")),
                     (0.2, c(1001, 5001, "A", b"")),
                     (0.3, c(1001, 5001, "PA", eprt)),
-                    (0.6, tcp6(CM, GW_LAN, C, S, 40001, 20, 20000, 9001, "SA", b"")),
+                    (
+                        0.6,
+                        tcp6(CM, GW_LAN, C, S, 40001, 20, 20000, 9001, "SA", b""),
+                    ),
                     (0.7, c(1031, 5001, "PA", b"EPSV\r\n")),
-                    (0.9, tcp6(CM, GW_LAN, C, S, 40002, 50001, 30000, 0, "S", b"")),
+                    (
+                        0.9,
+                        tcp6(CM, GW_LAN, C, S, 40002, 50001, 30000, 0, "S", b""),
+                    ),
                 ],
             ),
             (
@@ -476,12 +653,23 @@ fn ipv6_eprt_and_epsv_through_nat66() {
     let back: Vec<_> = o.frames("lan").iter().map(|f| tcp6_view(f)).collect();
     assert_eq!(out.len(), 6, "{out:?}");
     assert_eq!(out[2].6, b"EPRT |2|2001:db8:1::2|40001|\r\n");
-    assert_eq!((out[3].0.as_str(), out[3].1), (P, 40001), "data SYN-ACK masqueraded");
+    assert_eq!(
+        (out[3].0.as_str(), out[3].1),
+        (P, 40001),
+        "data SYN-ACK masqueraded"
+    );
     assert_eq!(out[4].4, 1031, "same length: no sequence change");
-    assert_eq!((out[5].0.as_str(), out[5].3), (P, 50001), "EPSV data connection");
+    assert_eq!(
+        (out[5].0.as_str(), out[5].3),
+        (P, 50001),
+        "EPSV data connection"
+    );
     assert_eq!(back.len(), 4, "{back:?}");
     assert_eq!(back[1].5, 1029);
-    assert_eq!((back[2].0.as_str(), back[2].1, back[2].2.as_str(), back[2].3), (S, 20, C, 40001));
+    assert_eq!(
+        (back[2].0.as_str(), back[2].1, back[2].2.as_str(), back[2].3),
+        (S, 20, C, 40001)
+    );
     assert_eq!(back[3].6, epsv);
     golden_trace("ftp_ipv6", &o.trace);
 }

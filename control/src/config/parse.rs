@@ -14,10 +14,10 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, LineIndex, did_you_mean};
 use super::model::{
-    BindMode, Config, ConntrackCfg, Control, DEFAULT_MTU, HelperCfg, DEFAULT_TIMEOUTS, Dataplane, FamilyRules, Firewall,
-    Interface, MAX_FLOWS, MAX_MTU, MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY, MAX_WEIGHT,
-    MAX_WORKERS, MIN_FLOWS, MIN_MTU, MIN_RING, NeighborCfg, NexthopCfg, RouteCfg, RouteType,
-    RuleCfg, TABLE_MAIN, XdpMode,
+    BindMode, Config, ConntrackCfg, Control, DEFAULT_MTU, DEFAULT_TIMEOUTS, Dataplane, FamilyRules,
+    Firewall, HelperCfg, Interface, MAX_FLOWS, MAX_MTU, MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY,
+    MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS, MIN_MTU, MIN_RING, NeighborCfg, NexthopCfg, RouteCfg,
+    RouteType, RuleCfg, TABLE_MAIN, XdpMode,
 };
 use super::values;
 use xgate_dataplane::conntrack::HelperKind;

@@ -318,7 +318,9 @@ impl Expectations {
             let st = &self.slots[j].state;
             let s = st.load(Relaxed);
             if s & (LIVE | BUSY) == 0
-                && st.compare_exchange(s, (s & GEN_MASK) | BUSY, Acquire, Relaxed).is_ok()
+                && st
+                    .compare_exchange(s, (s & GEN_MASK) | BUSY, Acquire, Relaxed)
+                    .is_ok()
             {
                 return Some(j);
             }
@@ -346,13 +348,10 @@ impl Expectations {
             Relaxed,
         );
         s.master.store(
-            u64::from(e.master.idx)
-                | u64::from(e.master.generation) << 32
-                | (dir as u64) << 48,
+            u64::from(e.master.idx) | u64::from(e.master.generation) << 32 | (dir as u64) << 48,
             Relaxed,
         );
-        s.created
-            .store(self.order.fetch_add(1, Relaxed), Relaxed);
+        s.created.store(self.order.fetch_add(1, Relaxed), Relaxed);
         let old = s.state.load(Relaxed);
         let generation = ((old & GEN_MASK) + (1 << GEN_SHIFT)) & GEN_MASK;
         self.live.fetch_add(1, Relaxed);
@@ -458,7 +457,10 @@ mod tests {
         let extra = t.insert(&k, &k.reverse(), 0x02, 60, 0).unwrap();
         assert!(!t.attach_helper(extra, HelperKind::Ftp));
         assert_eq!(t.helper_stats().attach_full, 1);
-        assert!(!t.attach_helper(ids[0], HelperKind::Ftp), "one helper per connection");
+        assert!(
+            !t.attach_helper(ids[0], HelperKind::Ftp),
+            "one helper per connection"
+        );
         // A master leaving frees its record.
         assert!(t.remove(ids[0]));
         assert!(t.attach_helper(extra, HelperKind::Ftp));
@@ -477,8 +479,10 @@ mod tests {
         assert_eq!(got.target.sport, 20);
         assert!(t.take_expected(&pkt, SEC).is_none(), "used once");
         // One per master (FTP): a second replaces the first.
-        t.expect(&exp(m, 0x0a00_0101, 5001), Dir::Reply, false, 0).unwrap();
-        t.expect(&exp(m, 0x0a00_0101, 5002), Dir::Reply, false, 0).unwrap();
+        t.expect(&exp(m, 0x0a00_0101, 5001), Dir::Reply, false, 0)
+            .unwrap();
+        t.expect(&exp(m, 0x0a00_0101, 5002), Dir::Reply, false, 0)
+            .unwrap();
         assert_eq!(t.helper_stats().expect_master_full, 1);
         let mut n = 0;
         t.for_each_expectation(|_| n += 1);
@@ -486,9 +490,15 @@ mod tests {
         // Another master expecting the same tuple: the port moves when
         // allowed, else refused.
         let m2 = master(&t, 2);
-        assert_eq!(t.expect(&exp(m2, 0x0a00_0101, 5002), Dir::Reply, true, 0), Ok(5003));
+        assert_eq!(
+            t.expect(&exp(m2, 0x0a00_0101, 5002), Dir::Reply, true, 0),
+            Ok(5003)
+        );
         let m3 = master(&t, 3);
-        assert!(t.expect(&exp(m3, 0x0a00_0101, 5003), Dir::Reply, false, 0).is_err());
+        assert!(
+            t.expect(&exp(m3, 0x0a00_0101, 5003), Dir::Reply, false, 0)
+                .is_err()
+        );
         // The global bound: 8 slots (one bucket): the ninth master's
         // expectation is refused, counted.
         let t = Conntrack::with_config(CtConfig {
@@ -512,19 +522,22 @@ mod tests {
     fn expire_and_master_removal() {
         let t = table(16);
         let m = master(&t, 1);
-        t.expect(&exp(m, 0x0a00_0101, 7000), Dir::Reply, false, 0).unwrap();
+        t.expect(&exp(m, 0x0a00_0101, 7000), Dir::Reply, false, 0)
+            .unwrap();
         let pkt = FlowKey::v4(0x0a00_0101, 0x0a00_0001, PROTO_TCP, 20, 7000);
         // Five minutes later: gone, counted.
         assert!(t.take_expected(&pkt, 301 * SEC).is_none());
         assert_eq!(t.helper_stats().expect_expired, 1);
-        t.expect(&exp(m, 0x0a00_0101, 7001), Dir::Reply, false, 0).unwrap();
+        t.expect(&exp(m, 0x0a00_0101, 7001), Dir::Reply, false, 0)
+            .unwrap();
         assert!(t.remove(m));
         assert_eq!(t.helper_stats().expect_removed, 1);
         let pkt = FlowKey { dport: 7001, ..pkt };
         assert!(t.take_expected(&pkt, SEC).is_none());
         // The sweep expires the rest.
         let m = master(&t, 2);
-        t.expect(&exp(m, 0x0a00_0102, 7002), Dir::Reply, false, 0).unwrap();
+        t.expect(&exp(m, 0x0a00_0102, 7002), Dir::Reply, false, 0)
+            .unwrap();
         t.expire(400 * SEC, 64);
         let mut n = 0;
         t.for_each_expectation(|_| n += 1);

@@ -123,7 +123,17 @@ mod tests {
     fn grows_and_shrinks_with_valid_checksums() {
         let (mut b, len) = segment(b"PORT 10,0,0,1,4,1\r\n", 64);
         let at = 40 + 5;
-        let n = replace(&mut b, len, true, 20, PROTO_TCP, at, 12, b"192,168,100,200,4,1").unwrap();
+        let n = replace(
+            &mut b,
+            len,
+            true,
+            20,
+            PROTO_TCP,
+            at,
+            12,
+            b"192,168,100,200,4,1",
+        )
+        .unwrap();
         assert_eq!(n, len + 7);
         assert_eq!(&b[40..n], b"PORT 192,168,100,200,4,1\r\n");
         assert!(valid(&b, n));
@@ -136,7 +146,16 @@ mod tests {
     fn refuses_without_room_or_out_of_bounds() {
         let (mut b, len) = segment(b"PORT 1,2,3,4,5,6\r\n", 2);
         assert_eq!(
-            replace(&mut b, len, true, 20, PROTO_TCP, 45, 11, b"100,200,100,200,5,6"),
+            replace(
+                &mut b,
+                len,
+                true,
+                20,
+                PROTO_TCP,
+                45,
+                11,
+                b"100,200,100,200,5,6"
+            ),
             Err(MangleError::NoRoom)
         );
         assert_eq!(

@@ -192,20 +192,50 @@ mod tests {
             let s = SeqAdj { pos, before, after };
             assert_eq!(SeqAdj::unpack(s.pack().unwrap()), s);
         }
-        assert!(SeqAdj { pos: 0, before: 0, after: AFTER_MAX + 1 }.pack().is_none());
-        assert!(SeqAdj { pos: 0, before: 0, after: 200 }.pack().is_none());
+        assert!(
+            SeqAdj {
+                pos: 0,
+                before: 0,
+                after: AFTER_MAX + 1
+            }
+            .pack()
+            .is_none()
+        );
+        assert!(
+            SeqAdj {
+                pos: 0,
+                before: 0,
+                after: 200
+            }
+            .pack()
+            .is_none()
+        );
     }
 
     #[test]
     fn record_moves_only_forward() {
         let s = SeqAdj::default().record(1000, 3);
-        assert_eq!(s, SeqAdj { pos: 1000, before: 0, after: 3 });
+        assert_eq!(
+            s,
+            SeqAdj {
+                pos: 1000,
+                before: 0,
+                after: 3
+            }
+        );
         // The retransmission of the rewritten segment: unchanged.
         assert_eq!(s.record(1000, 3), s);
         // An older segment: unchanged.
         assert_eq!(s.record(900, 4), s);
         let t = s.record(2000, -2);
-        assert_eq!(t, SeqAdj { pos: 2000, before: 3, after: 1 });
+        assert_eq!(
+            t,
+            SeqAdj {
+                pos: 2000,
+                before: 3,
+                after: 1
+            }
+        );
     }
 
     #[test]
@@ -239,7 +269,11 @@ mod tests {
     }
 
     fn header(seq: u32, ack: u32, sack: &[(u32, u32)]) -> Vec<u8> {
-        let opt = if sack.is_empty() { 0 } else { 2 + 2 + 8 * sack.len() };
+        let opt = if sack.is_empty() {
+            0
+        } else {
+            2 + 2 + 8 * sack.len()
+        };
         let hlen = 20 + opt.div_ceil(4) * 4;
         let mut h = vec![0u8; hlen];
         h[4..8].copy_from_slice(&seq.to_be_bytes());

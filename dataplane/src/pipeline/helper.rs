@@ -78,7 +78,9 @@ impl Pipeline {
         let Some(id) = self.ct[i].conn else { return };
         let shared = Arc::clone(&self.shared);
         let ct = &shared.conntrack;
-        let Some((kind, slot)) = ct.helper_of(id) else { return };
+        let Some((kind, slot)) = ct.helper_of(id) else {
+            return;
+        };
         match (kind, m.proto) {
             (HelperKind::Ftp, PROTO_TCP) => self.help_ftp(ctx, m, id, slot),
             (HelperKind::Tftp, PROTO_UDP) => help_tftp(ctx, m, &shared.conntrack, id),
@@ -93,8 +95,12 @@ impl Pipeline {
         let l4 = m.l4_off as usize;
         let l3_len = m.l3_len as usize;
         let frame = m.desc.bytes(ctx.umem);
-        let Some(l3) = frame.get(L3_OFF..L3_OFF + l3_len) else { return };
-        let Some(hdr) = l3.get(l4..l4 + 20) else { return };
+        let Some(l3) = frame.get(L3_OFF..L3_OFF + l3_len) else {
+            return;
+        };
+        let Some(hdr) = l3.get(l4..l4 + 20) else {
+            return;
+        };
         let doff = usize::from(hdr[12] >> 4) * 4;
         let seq = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
         let data_at = l4 + doff;
@@ -124,7 +130,8 @@ impl Pipeline {
         }
         if sent > 0 && ends_line {
             // In the sender's numbering, as sent (before any rewrite).
-            ct.helpers.newline_at(slot, dir, seq.wrapping_add(sent as u32));
+            ct.helpers
+                .newline_at(slot, dir, seq.wrapping_add(sent as u32));
         }
         // Every packet of the connection, once a rewrite changed a length.
         let this = ct.helpers.seqadj(slot, dir);
@@ -209,7 +216,9 @@ impl Pipeline {
         let l3_len = m.l3_len as usize;
         let start = m.desc.addr as usize + L3_OFF;
         let room_end = m.desc.addr as usize + m.desc.len as usize + m.desc.tailroom();
-        let Some(buf) = ctx.umem.get_mut(start..room_end) else { return };
+        let Some(buf) = ctx.umem.get_mut(start..room_end) else {
+            return;
+        };
         if buf[at..at + old_len] == text[..n] {
             self.trace_helper(m, what, port, 0);
             return;
@@ -226,7 +235,16 @@ impl Pipeline {
             return;
         }
         let v4l3 = m.l3 == L3::V4;
-        match mangle::replace(buf, l3_len, v4l3, m.l4_off as usize, PROTO_TCP, at, old_len, &text[..n]) {
+        match mangle::replace(
+            buf,
+            l3_len,
+            v4l3,
+            m.l4_off as usize,
+            PROTO_TCP,
+            at,
+            old_len,
+            &text[..n],
+        ) {
             Ok(len) => {
                 m.l3_len = len as u16;
                 m.desc.len = (m.desc.len as i64 + i64::from(diff)) as u32;
@@ -279,7 +297,9 @@ fn help_tftp<P: Port>(
     let l4 = m.l4_off as usize;
     let l3_len = m.l3_len as usize;
     let frame = m.desc.bytes(ctx.umem);
-    let Some(payload) = frame.get(L3_OFF + l4 + 8..L3_OFF + l3_len) else { return };
+    let Some(payload) = frame.get(L3_OFF + l4 + 8..L3_OFF + l3_len) else {
+        return;
+    };
     if !tftp::starts_transfer(payload) {
         return;
     }

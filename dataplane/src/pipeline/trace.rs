@@ -470,7 +470,11 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
             }
         }
         TraceWhat::Helper { what, port: 0, .. } => write!(s, "{what}"),
-        TraceWhat::Helper { what, port, diff: 0 } => write!(s, "{what}: expect port {port}"),
+        TraceWhat::Helper {
+            what,
+            port,
+            diff: 0,
+        } => write!(s, "{what}: expect port {port}"),
         TraceWhat::Helper { what, port, diff } => {
             write!(s, "{what}: expect port {port}, rewritten ({diff:+} bytes)")
         }

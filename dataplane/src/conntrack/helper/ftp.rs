@@ -348,11 +348,17 @@ mod tests {
         assert_eq!((c.start, c.end), (5, 24));
         let c = cmd(Dir::Original, "port 1,2,3,4,0,21\r\n");
         assert_eq!(c.port, 21);
-        let c = cmd(Dir::Reply, "227 Entering Passive Mode (192,168,1,11,39,16).\r\n");
+        let c = cmd(
+            Dir::Reply,
+            "227 Entering Passive Mode (192,168,1,11,39,16).\r\n",
+        );
         assert_eq!(c.form, Form::Pasv);
         assert_eq!(c.addr, Some(v4_key(0xc0a8_010b)));
         assert_eq!(c.port, 39 * 256 + 16);
-        assert_eq!(&"227 Entering Passive Mode (192,168,1,11,39,16)."[c.start..c.end], "192,168,1,11,39,16");
+        assert_eq!(
+            &"227 Entering Passive Mode (192,168,1,11,39,16)."[c.start..c.end],
+            "192,168,1,11,39,16"
+        );
         // No parentheses.
         let c = cmd(Dir::Reply, "227 Entering Passive Mode 10,0,0,1,4,1\r\n");
         assert_eq!(c.port, 1025);
@@ -374,14 +380,30 @@ mod tests {
         let c = cmd(Dir::Original, "EPRT |1|132.235.1.2|6275|\r\n");
         assert_eq!((c.v6, c.port), (false, 6275));
         assert_eq!(c.addr, Some(v4_key(0x84eb_0102)));
-        assert_eq!(&"EPRT |1|132.235.1.2|6275|"[c.start..c.end], "|1|132.235.1.2|6275|");
+        assert_eq!(
+            &"EPRT |1|132.235.1.2|6275|"[c.start..c.end],
+            "|1|132.235.1.2|6275|"
+        );
         let c = cmd(Dir::Original, "EPRT |2|1080::8:800:200C:417A|5282|\r\n");
         assert!(c.v6);
-        assert_eq!(c.addr, Some(u128::from("1080::8:800:200c:417a".parse::<std::net::Ipv6Addr>().unwrap())));
+        assert_eq!(
+            c.addr,
+            Some(u128::from(
+                "1080::8:800:200c:417a"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+            ))
+        );
         assert_eq!(c.port, 5282);
-        let c = cmd(Dir::Reply, "229 Entering Extended Passive Mode (|||6446|)\r\n");
+        let c = cmd(
+            Dir::Reply,
+            "229 Entering Extended Passive Mode (|||6446|)\r\n",
+        );
         assert_eq!((c.form, c.addr, c.port), (Form::Epsv, None, 6446));
-        assert_eq!(&"229 Entering Extended Passive Mode (|||6446|)"[c.start..c.end], "|||6446|");
+        assert_eq!(
+            &"229 Entering Extended Passive Mode (|||6446|)"[c.start..c.end],
+            "|||6446|"
+        );
     }
 
     #[test]
@@ -465,7 +487,11 @@ mod tests {
         assert_eq!(&out[..n], b"|2|2001:db8::1|5282|");
         let n = format(Form::Epsv, false, 0, 65535, &mut out);
         assert_eq!(&out[..n], b"|||65535|");
-        let full = u128::from("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse::<std::net::Ipv6Addr>().unwrap());
+        let full = u128::from(
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap(),
+        );
         let n = format(Form::Eprt, true, full, 65535, &mut out);
         assert!(n <= MAX_TEXT);
     }

@@ -224,7 +224,9 @@ impl HelperSlots {
             let i = (start + k) % n;
             let r = &self.records[i];
             if r.owner.load(Relaxed) == 0
-                && r.owner.compare_exchange(0, u64::MAX, Acquire, Relaxed).is_ok()
+                && r.owner
+                    .compare_exchange(0, u64::MAX, Acquire, Relaxed)
+                    .is_ok()
             {
                 // Private until the owner is published.
                 for w in r.seqadj.iter().chain(r.nl.iter().flatten()) {

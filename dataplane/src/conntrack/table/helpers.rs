@@ -48,7 +48,10 @@ impl Conntrack {
                 self.helpers.release(slot, c.idx, c.generation);
                 return false;
             }
-            match e.state.compare_exchange_weak(s, s | HELPER, AcqRel, Acquire) {
+            match e
+                .state
+                .compare_exchange_weak(s, s | HELPER, AcqRel, Acquire)
+            {
                 Ok(_) => break,
                 Err(x) => s = x,
             }

@@ -588,7 +588,8 @@ impl Conntrack {
             if (m >> 32) as u16 != c.generation || !self.is_live(c) {
                 return false;
             }
-            let new = u64::from(c.generation) << 32 | u64::from(mark) | (m >> SLOT_SHIFT) << SLOT_SHIFT;
+            let new =
+                u64::from(c.generation) << 32 | u64::from(mark) | (m >> SLOT_SHIFT) << SLOT_SHIFT;
             match e.mark.compare_exchange_weak(m, new, Relaxed, Relaxed) {
                 Ok(_) => return true,
                 Err(x) => m = x,
