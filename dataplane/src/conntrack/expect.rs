@@ -15,8 +15,10 @@
 //!
 //! Bounds: a fixed table of `CtConfig::expectations` slots in buckets of
 //! [`BUCKET`] by the expected tuple's hash (a full bucket refuses and
-//! counts `expect_full`); at most `HelperKind::max_expected` per master
-//! (the oldest is replaced and `expect_master_full` counted); each expires
+//! counts `expect_full`); one per master, as Linux's `max_expected` for
+//! FTP and TFTP (a new one replaces it, counted `expect_master_full`; the
+//! master's helper record names its slot, so neither this nor the master's
+//! removal scans the table); each expires
 //! after the helper's timeout (lazily on lookup, and by the table's
 //! incremental sweep); a master's expectations go when it leaves the
 //! table. No lock, no allocation after construction.
@@ -52,10 +54,8 @@ struct Slot {
     /// Target source and destination address.
     target: [AtomicU64; 4],
     /// Master: entry index | generation << 32 | dir of the expected
-    /// connection relative to the master << 48; creation order in the
-    /// separate word below.
+    /// connection relative to the master << 48.
     master: AtomicU64,
-    created: AtomicU64,
 }
 
 /// One expectation, as created and as listed.
@@ -87,8 +87,6 @@ pub struct Expectations {
     seed: u64,
     /// Live expectations (approximately: for the fast "none" check).
     live: CachePadded<AtomicU64>,
-    /// Creation order (for replacing a master's oldest).
-    order: AtomicU64,
     /// The sweep's position.
     cursor: AtomicU64,
 }
@@ -113,7 +111,6 @@ impl Expectations {
             slots: (0..buckets * BUCKET).map(|_| Slot::default()).collect(),
             seed,
             live: CachePadded::new(AtomicU64::new(0)),
-            order: AtomicU64::new(0),
             cursor: AtomicU64::new(0),
         }
     }
@@ -237,43 +234,31 @@ impl Expectations {
     /// expects the tuple, the next ports are tried (Linux's
     /// `nf_nat_exp_find_port`). Returns the expected port used. The
     /// master's own expectation of the same tuple (a retransmitted
-    /// command) is replaced; beyond `max_per_master` its oldest is.
+    /// command) is replaced, and so is its other one: `mine` is the
+    /// master's record of its expectation's slot (in its helper record).
     pub(crate) fn add(
         &self,
         e: &Expectation,
         dir_of_expected: Dir,
         may_move: bool,
-        max_per_master: usize,
+        mine: &AtomicU64,
         nm: u64,
         mut count: impl FnMut(Event),
     ) -> Result<u16, ExpectError> {
-        let same_master = |x: &Expectation| x.master.same_conn(&e.master);
-        // A master at its limit: replace its oldest (not counting one of
-        // the same tuple, which is replaced below anyway).
-        let mut mine = 0;
-        let mut oldest: Option<(usize, u64, u64)> = None;
-        for i in 0..self.slots.len() {
-            if let Some((s, x)) = self.read(i)
-                && same_master(&x)
-            {
-                if x.key == e.key {
-                    if self.take(i, s) {
-                        count(Event::Replaced);
-                    }
-                    continue;
-                }
-                mine += 1;
-                let c = self.slots[i].created.load(Relaxed);
-                if oldest.is_none_or(|(_, _, o)| c < o) {
-                    oldest = Some((i, s, c));
-                }
-            }
-        }
-        if mine >= max_per_master
-            && let Some((i, s, _)) = oldest
+        // The master's expectation (one per master: Linux's `max_expected`
+        // for FTP and TFTP) is replaced: one slot read, no scan, so a flood
+        // of commands costs a bucket each.
+        if let Some(i) = (mine.load(Acquire) as usize).checked_sub(1)
+            && i < self.slots.len()
+            && let Some((s, x)) = self.read(i)
+            && x.master.same_conn(&e.master)
             && self.take(i, s)
         {
-            count(Event::MasterFull);
+            count(if x.key == e.key {
+                Event::Replaced
+            } else {
+                Event::MasterFull
+            });
         }
         let tries = if may_move { 64 } else { 1 };
         let mut key = e.key;
@@ -306,6 +291,7 @@ impl Expectations {
                 return Err(ExpectError::Full);
             };
             self.write(i, &Expectation { key, ..*e }, dir_of_expected);
+            mine.store(i as u64 + 1, Release);
             return Ok(key.dport);
         }
         Err(ExpectError::Taken)
@@ -351,7 +337,6 @@ impl Expectations {
             u64::from(e.master.idx) | u64::from(e.master.generation) << 32 | (dir as u64) << 48,
             Relaxed,
         );
-        s.created.store(self.order.fetch_add(1, Relaxed), Relaxed);
         let old = s.state.load(Relaxed);
         let generation = ((old & GEN_MASK) + (1 << GEN_SHIFT)) & GEN_MASK;
         self.live.fetch_add(1, Relaxed);
@@ -359,19 +344,18 @@ impl Expectations {
             .store(LIVE | generation | (e.expires_ms & EXP_MASK), Release);
     }
 
-    /// Removes master `m`'s expectations (it left the table); how many.
-    pub(crate) fn remove_master(&self, idx: u32, generation: u16) -> u64 {
-        let mut n = 0;
-        for i in 0..self.slots.len() {
-            if let Some((s, x)) = self.read(i)
-                && x.master.idx == idx
-                && x.master.generation == generation
-                && self.take(i, s)
-            {
-                n += 1;
-            }
+    /// Removes the expectation of master entry `idx` of `generation` (it
+    /// left the table), found from its record `mine`; whether there was one.
+    pub(crate) fn remove_master(&self, idx: u32, generation: u16, mine: &AtomicU64) -> bool {
+        if let Some(i) = (mine.swap(0, AcqRel) as usize).checked_sub(1)
+            && i < self.slots.len()
+            && let Some((s, x)) = self.read(i)
+            && x.master.idx == idx
+            && x.master.generation == generation
+        {
+            return self.take(i, s);
         }
-        n
+        false
     }
 
     /// Incremental expiry: the next `budget` slots; how many expired.

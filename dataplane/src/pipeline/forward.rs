@@ -53,7 +53,9 @@ impl Pipeline {
                 CtKind::New | CtKind::Tracked | CtKind::Related => {
                     // Confirm may have chosen the source translation.
                     let c = &self.ct[i];
-                    let helper = c.helper && kind != CtKind::Related;
+                    // (Never set for an ICMP error or an expected first
+                    // packet: one byte test.)
+                    let helper = c.helper;
                     if c.changes_src() {
                         let (kind, target) = (c.kind, c.target);
                         self.translate_to(ctx, m, kind, &target, Part::Src);

@@ -53,6 +53,7 @@ impl Pipeline {
     /// At confirm: attaches the helper the raw table asked for
     /// (`CtMeta::want_helper`), else the one `[conntrack] helpers` gives
     /// the connection's (translated) destination port.
+    #[inline(never)]
     pub(super) fn attach_helper(&mut self, i: usize, id: ConnId) {
         let c = &self.ct[i];
         if c.expected {
@@ -73,7 +74,10 @@ impl Pipeline {
     }
 
     /// A forwarded packet of a helper connection, translated (`i`: its
-    /// batch index).
+    /// batch index). Cold and out of line: the forward loop of every
+    /// other packet keeps its size and registers.
+    #[cold]
+    #[inline(never)]
     pub(super) fn help<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, i: usize) {
         let Some(id) = self.ct[i].conn else { return };
         let shared = Arc::clone(&self.shared);

@@ -86,12 +86,6 @@ impl HelperKind {
         }
     }
 
-    /// Expectations one master may hold at once (Linux's
-    /// `max_expected`: 1 for both); a new one replaces the oldest.
-    pub fn max_expected(self) -> usize {
-        1
-    }
-
     /// How long an expectation waits for its connection (Linux: 5 min).
     pub fn expect_timeout_ms(self) -> u64 {
         300_000
@@ -112,6 +106,8 @@ struct Record {
     /// Per direction: two sequence numbers that follow a newline (valid
     /// bit 32), the newest in [0].
     nl: [[AtomicU64; 2]; 2],
+    /// The slot + 1 of the connection's expectation (0: none).
+    expect: AtomicU64,
 }
 
 /// Helper event counters (`xgate ctl stats`, /metrics).
@@ -229,7 +225,7 @@ impl HelperSlots {
                     .is_ok()
             {
                 // Private until the owner is published.
-                for w in r.seqadj.iter().chain(r.nl.iter().flatten()) {
+                for w in r.seqadj.iter().chain(r.nl.iter().flatten()).chain([&r.expect]) {
                     w.store(0, Relaxed);
                 }
                 r.owner.store(owner, Release);
@@ -258,6 +254,11 @@ impl HelperSlots {
             return None;
         }
         HelperKind::from_code(o >> 48 & 0xff)
+    }
+
+    /// The word naming record `slot`'s expectation (`expect.rs`).
+    pub(crate) fn expect_word(&self, slot: u16) -> &AtomicU64 {
+        &self.records[slot as usize].expect
     }
 
     /// Direction `dir`'s sequence adjustment.

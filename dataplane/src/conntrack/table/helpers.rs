@@ -75,13 +75,15 @@ impl Conntrack {
     /// A helper connection left the table: its record and expectations go.
     pub(super) fn helper_retired(&self, idx: u32, generation: u16) {
         let slot = (self.entries[idx as usize].mark.load(Acquire) >> SLOT_SHIFT) as u16;
-        if let Some(slot) = slot.checked_sub(1) {
-            self.helpers.release(slot, idx, generation);
-        }
-        let n = self.expect.remove_master(idx, generation);
-        for _ in 0..n {
+        let Some(slot) = slot.checked_sub(1) else { return };
+        if self.helpers.kind(slot, idx, generation).is_some()
+            && self
+                .expect
+                .remove_master(idx, generation, self.helpers.expect_word(slot))
+        {
             self.helpers.count(h::H_EXPECT_REMOVED);
         }
+        self.helpers.release(slot, idx, generation);
     }
 
     /// Adds expectation `e` (see [`crate::conntrack::expect`]); the port
@@ -98,11 +100,15 @@ impl Conntrack {
             expires_ms: (nm + e.helper.expect_timeout_ms()) & EXP_MASK,
             ..*e
         };
+        // The master's helper record keeps its expectation's slot.
+        let Some((_, slot)) = self.helper_of(e.master) else {
+            return Err(ExpectError::Full);
+        };
         let r = self.expect.add(
             &e,
             dir_of_expected,
             may_move,
-            e.helper.max_expected(),
+            self.helpers.expect_word(slot),
             nm,
             |ev| {
                 self.helpers.count(match ev {
@@ -127,6 +133,12 @@ impl Conntrack {
         if !self.expect.any() {
             return None;
         }
+        self.take_expected_slow(key, now)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_expected_slow(&self, key: &FlowKey, now: u64) -> Option<Expectation> {
         let nm = now_ms(now);
         let e = self
             .expect
