@@ -302,6 +302,7 @@ rules = """
 /// forwarding: the reference xgate is compared with.
 #[test]
 fn ftp_through_the_kernel_for_comparison() {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: needs root");
         return;

@@ -26,6 +26,7 @@ pub enum MangleError {
 /// header (`l3_len` bytes) and the free room after it; `l4_off` is the
 /// transport header's offset, `proto` TCP or UDP. Returns the new L3
 /// length.
+#[allow(clippy::too_many_arguments)]
 pub fn replace(
     buf: &mut [u8],
     l3_len: usize,

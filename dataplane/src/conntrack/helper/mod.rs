@@ -204,7 +204,7 @@ impl HelperSlots {
     }
 
     fn owner_word(idx: u32, generation: u16, kind: HelperKind) -> u64 {
-        u64::from(idx) + 1 | u64::from(generation) << 32 | (kind as u64) << 48
+        (u64::from(idx) + 1) | (u64::from(generation) << 32) | ((kind as u64) << 48)
     }
 
     /// Claims a free record for entry `idx` (generation `generation`);
