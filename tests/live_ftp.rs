@@ -21,10 +21,15 @@
 //!   fix-pasv-address off) and active (vsftpd's data connection from port
 //!   20 leaves through the forward).
 //!
+//! And TFTP (tftpd-hpa, tftp-hpa) from the LAN through masquerade: the
+//! server's answer from a new port passes only as the TFTP helper's
+//! expectation (checked with the helper on, then off).
+//!
 //! Every downloaded file is compared with the served one by checksum.
 //! Namespaces are the testbed's (`xgt<pid>...`, removed on any exit);
 //! vsftpd processes are killed by their guard. Skipped (with the reason)
-//! when not root, without AF_XDP, or without vsftpd/curl/lftp.
+//! when not root, without AF_XDP, or without vsftpd/curl/lftp (tftpd-hpa,
+//! tftp-hpa for TFTP).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -347,4 +352,110 @@ fn ftp_through_the_kernel_for_comparison() {
     let results = run_transfers(&g, &data, "kernel");
     let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
     assert!(failed.is_empty(), "through the kernel: {failed:#?}");
+}
+
+/// A tftpd-hpa serving `data.bin`; killed and removed on drop.
+fn tftpd(ns: &str, addr: &str, data: &[u8]) -> Ftpd {
+    let dir = std::env::temp_dir().join(format!("{ns}-tftpd"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data.bin"), data).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.join("data.bin"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, "in.tftpd", "-L", "-s"])
+        .arg(&dir)
+        .args(["-a", &format!("{addr}:69")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("in.tftpd");
+    std::thread::sleep(Duration::from_millis(300));
+    Ftpd { child, dir }
+}
+
+/// TFTP (RFC 1350) from a LAN client through masquerade: the server
+/// answers from a new port, which passes FORWARD (DROP but for port 69
+/// and RELATED,ESTABLISHED) only as the TFTP helper's expectation; the
+/// file is compared by checksum. Then the same with the helper off: the
+/// transfer must fail (the test shows the helper, not the ruleset).
+#[test]
+fn tftp_through_masquerade() {
+    if skip() {
+        return;
+    }
+    let have = |t: &str| {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(t).exists()))
+            .unwrap_or(false)
+    };
+    if !have("in.tftpd") || !have("tftp") {
+        eprintln!("skipped: tftpd-hpa / tftp-hpa not installed (scripts/setup-debian.sh)");
+        return;
+    }
+    let data = pattern(256 << 10);
+    for helper in [true, false] {
+        let g = Gateway::new(1);
+        let helpers = if helper { r#"{ helper = "tftp" }"# } else { "" };
+        let config = format!(
+            r#"
+[dataplane]
+workers = 1
+flows = 65536
+
+[[interface]]
+name = "lan"
+device = "{r0}"
+address = ["10.1.0.1/24"]
+
+[[interface]]
+name = "wan"
+device = "{r1}"
+address = ["10.2.0.1/24"]
+
+[conntrack]
+helpers = [ {helpers} ]
+
+[firewall]
+rules = """
+*nat
+-A POSTROUTING -s 10.1.0.0/24 -o wan -j MASQUERADE
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -i lan -p udp --dport 69 -j ACCEPT
+COMMIT
+"""
+"#,
+            r0 = g.r0,
+            r1 = g.r1
+        );
+        let x = Xgate::start(XGATE, &g.router, &config);
+        assert!(x.log().contains("xgate: running"), "{}", x.log());
+        let _tftpd = tftpd(&g.server, "10.2.0.2", &data);
+        let out = std::env::temp_dir().join(format!("{}-tftp.bin", g.router));
+        let out_s = out.display().to_string();
+        let r = fetch(
+            &g.client,
+            "timeout",
+            &[
+                "8", "tftp", "-m", "binary", "10.2.0.2", "-c", "get", "data.bin", &out_s,
+            ],
+            &out,
+        );
+        let _ = std::fs::remove_file(&out);
+        let exit = x.stop();
+        assert!(exit.success, "xgate did not exit cleanly:\n{}", exit.log);
+        if helper {
+            let got = r.unwrap_or_else(|e| panic!("tftp through xgate: {e}"));
+            assert_eq!((got.len(), fnv(&got)), (data.len(), fnv(&data)));
+        } else {
+            assert!(
+                r.as_ref().map_or(true, |got| got.len() != data.len()),
+                "without the helper the answer from a new port must not pass"
+            );
+        }
+    }
 }

@@ -225,7 +225,12 @@ impl HelperSlots {
                     .is_ok()
             {
                 // Private until the owner is published.
-                for w in r.seqadj.iter().chain(r.nl.iter().flatten()).chain([&r.expect]) {
+                for w in r
+                    .seqadj
+                    .iter()
+                    .chain(r.nl.iter().flatten())
+                    .chain([&r.expect])
+                {
                     w.store(0, Relaxed);
                 }
                 r.owner.store(owner, Release);

@@ -75,7 +75,9 @@ impl Conntrack {
     /// A helper connection left the table: its record and expectations go.
     pub(super) fn helper_retired(&self, idx: u32, generation: u16) {
         let slot = (self.entries[idx as usize].mark.load(Acquire) >> SLOT_SHIFT) as u16;
-        let Some(slot) = slot.checked_sub(1) else { return };
+        let Some(slot) = slot.checked_sub(1) else {
+            return;
+        };
         if self.helpers.kind(slot, idx, generation).is_some()
             && self
                 .expect
