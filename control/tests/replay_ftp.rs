@@ -673,3 +673,81 @@ fn ipv6_eprt_and_epsv_through_nat66() {
     assert_eq!(back[3].6, epsv);
     golden_trace("ftp_ipv6", &o.trace);
 }
+
+/// Bad input on a helper connection: 400 client segments of mutated
+/// PORT/EPRT commands and random bytes, then 400 server segments of
+/// mutated 227/229 replies, through masquerade. Nothing panics, every
+/// emitted frame is valid (`run` checks each checksum), every segment
+/// reaches the other side (the malformed ones untouched, counted; those
+/// cut short dropped, as Linux). (A segment that does not end a line
+/// makes the next one unread, as in Linux: `ftp.rs`'s own tests mutate
+/// commands that are all read.)
+#[test]
+fn mutated_commands_never_break_the_connection() {
+    const C: &str = "192.168.1.50";
+    const P: &str = "168.126.127.6";
+    let samples_c: [&[u8]; 3] = [
+        b"PORT 192,168,1,50,156,65\r\n",
+        b"EPRT |1|192.168.1.50|40001|\r\n",
+        b"NOOP\r\n",
+    ];
+    let samples_s: [&[u8]; 2] = [
+        b"227 Entering Passive Mode (198,51,100,7,195,80).\r\n",
+        b"229 Entering Extended Passive Mode (|||50001|)\r\n",
+    ];
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut mutate = |s: &[u8]| {
+        let mut v = s.to_vec();
+        match next() % 4 {
+            0 => {}
+            1 => {
+                let i = (next() % v.len() as u64) as usize;
+                v[i] = next() as u8;
+            }
+            2 => v.truncate((next() % v.len() as u64) as usize + 1),
+            _ => v = (0..(next() % 80 + 1)).map(|_| next() as u8).collect(),
+        }
+        v
+    };
+    let (mut lan_in, mut wan_in) = (
+        vec![(0.0, lan(C, CLIENT, FTPD, 40000, 21, 1000, 0, "S", b""))],
+        vec![(0.001, wan(FTPD, P, 21, 40000, 5000, 1001, "SA", b""))],
+    );
+    let (mut cseq, mut sseq) = (1001u32, 5001u32);
+    for k in 0..400 {
+        let d = mutate(samples_c[k % 3]);
+        lan_in.push((
+            0.01 + k as f64 * 1e-3,
+            lan(C, CLIENT, FTPD, 40000, 21, cseq, sseq, "PA", &d),
+        ));
+        cseq = cseq.wrapping_add(d.len() as u32);
+    }
+    for k in 0..400 {
+        let d = mutate(samples_s[k % 2]);
+        wan_in.push((
+            0.5 + k as f64 * 1e-3,
+            wan(FTPD, P, 21, 40000, sseq, cseq, "PA", &d),
+        ));
+        sseq = sseq.wrapping_add(d.len() as u32);
+    }
+    let o = run(
+        "ftp_mutated",
+        &portfw(),
+        &[("lan", lan_in), ("wan", wan_in)],
+    );
+    let out = o.frames("wan").len() as u64;
+    let back = o.frames("lan").len() as u64;
+    let partial = o.drops("helper_partial");
+    assert_eq!(
+        out + back + partial,
+        802,
+        "every segment forwarded or (cut short) dropped"
+    );
+    assert!(partial < 300, "{partial}");
+}
