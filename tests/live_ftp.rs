@@ -5,8 +5,11 @@
 //!
 //! The site is seed 003's, on the testbed's gateway (`Gateway`): the LAN
 //! (r0, 10.1.0.0/24) is masqueraded out of the wan (r1, 10.2.0.1), and
-//! the public address's port 21 is forwarded to an FTP server on the LAN
-//! (10.1.0.2). FORWARD's policy is DROP; only the control connections
+//! the public address's ports 23, 80, 20 and 21 are forwarded to the
+//! server on the LAN (10.1.0.2), with the seed's FORWARD rules except
+//! that the LAN may open only FTP control connections (the seed lets it
+//! open anything, which would let passive data through without the
+//! helper). FORWARD's policy is DROP; only the control connections
 //! (port 21) and `RELATED,ESTABLISHED` are accepted, so a data connection
 //! passes only if the helper made it RELATED, and an address left
 //! unrewritten either is refused by vsftpd (PORT from a masqueraded
@@ -234,6 +237,9 @@ fn run_transfers(g: &Gateway, want: &[u8], tag: &str) -> Vec<(String, Result<(),
 }
 
 const RULES: &str = r#"*nat
+-A PREROUTING -d 10.2.0.1 -p tcp --dport 23 -j DNAT --to-destination 10.1.0.2:23
+-A PREROUTING -d 10.2.0.1 -p tcp --dport 80 -j DNAT --to-destination 10.1.0.2:80
+-A PREROUTING -d 10.2.0.1 -p tcp --dport 20 -j DNAT --to-destination 10.1.0.2:20
 -A PREROUTING -d 10.2.0.1 -p tcp --dport 21 -j DNAT --to-destination 10.1.0.2:21
 -A POSTROUTING -s 10.1.0.0/24 -o WAN -j MASQUERADE
 COMMIT
@@ -241,7 +247,7 @@ COMMIT
 :FORWARD DROP [0:0]
 -A FORWARD -m state --state RELATED,ESTABLISHED -j ACCEPT
 -A FORWARD -i LAN -p tcp --dport 21 -j ACCEPT
--A FORWARD -i WAN -d 10.1.0.2 -p tcp --dport 21 -j ACCEPT
+-A FORWARD -i WAN -d 10.1.0.2 -p tcp -m multiport --dports 20,21,23,80 -j ACCEPT
 COMMIT
 "#;
 
