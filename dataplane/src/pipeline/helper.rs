@@ -50,6 +50,26 @@ struct Tuples {
 }
 
 impl Pipeline {
+    /// **The raw table's call** (`-t raw -A PREROUTING ... -j CT --helper
+    /// NAME`, evaluated for packet `i` of the batch before nat
+    /// PREROUTING): asks for helper `kind` on the packet's connection.
+    /// Only a first packet (`CtKind::New`, not an expected one) opens a
+    /// connection, so only then does it do anything, as in Linux; the
+    /// helper is attached when the connection is confirmed (after filter
+    /// FORWARD / INPUT accepted it), and takes precedence over
+    /// `[conntrack] helpers`. `HelperKind::from_name` maps `--helper`'s
+    /// names ("ftp", "tftp"); a helper of another protocol than the
+    /// packet's is ignored at confirm.
+    #[allow(dead_code)] // the raw table is wired by the filter's owner
+    pub(super) fn request_helper(&mut self, i: usize, kind: HelperKind) {
+        if let Some(c) = self.ct.get_mut(i)
+            && c.kind == super::conntrack::CtKind::New
+            && !c.expected
+        {
+            c.want_helper = Some(kind);
+        }
+    }
+
     /// At confirm: attaches the helper the raw table asked for
     /// (`CtMeta::want_helper`), else the one `[conntrack] helpers` gives
     /// the connection's (translated) destination port.
