@@ -349,3 +349,82 @@ fn help_tftp<P: Port>(
     };
     let _ = ct.expect(&e, Dir::Reply, false, ctx.now);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::conntrack::{CtKind, CtMeta};
+    use super::super::{HelperPorts, Pipeline, Shared, Tables};
+    use crate::conntrack::{FlowKey, HelperKind, PROTO_TCP};
+    use std::sync::Arc;
+
+    fn pipeline(ports: Vec<(HelperKind, u16)>) -> Pipeline {
+        let tables = Arc::new(Tables {
+            interfaces: crate::iface::Interfaces::new(Vec::new()),
+            fib: crate::route::Fib::new(),
+            icmp: Default::default(),
+            filter: Default::default(),
+            tracking: true,
+            helper_ports: HelperPorts { ports },
+        });
+        Pipeline::new(tables, Arc::new(Shared::new(64)))
+    }
+
+    /// A first packet to `dport`, confirmed: the helper its connection got.
+    fn confirmed(
+        p: &mut Pipeline,
+        dport: u16,
+        raw: Option<HelperKind>,
+        kind: CtKind,
+    ) -> Option<HelperKind> {
+        // A new source port each time: each call a new connection.
+        let sport = 30_000 + p.shared.conntrack.len() as u16;
+        let key = FlowKey::v4(0x0a00_0002, 0x0a00_0102, PROTO_TCP, sport, dport);
+        p.ct.clear();
+        p.ct.push(CtMeta {
+            kind,
+            key,
+            target: key,
+            ..CtMeta::untracked()
+        });
+        if let Some(k) = raw {
+            p.request_helper(0, k);
+        }
+        let id = p
+            .shared
+            .conntrack
+            .insert(&key, &key.reverse(), 0x02, 60, 0)
+            .unwrap();
+        p.attach_helper(0, id);
+        p.shared.conntrack.helper(id)
+    }
+
+    #[test]
+    fn raw_table_request_then_port_list() {
+        let mut p = pipeline(vec![(HelperKind::Ftp, 21)]);
+        // The port list alone.
+        assert_eq!(
+            confirmed(&mut p, 21, None, CtKind::New),
+            Some(HelperKind::Ftp)
+        );
+        assert_eq!(confirmed(&mut p, 2121, None, CtKind::New), None);
+        // The raw table's request, on any port; it wins over the list.
+        assert_eq!(
+            confirmed(&mut p, 2121, Some(HelperKind::Ftp), CtKind::New),
+            Some(HelperKind::Ftp)
+        );
+        // A helper of another protocol (TFTP on a TCP connection): none.
+        assert_eq!(
+            confirmed(&mut p, 22, Some(HelperKind::Tftp), CtKind::New),
+            None
+        );
+        // Only a first packet can ask.
+        assert_eq!(
+            confirmed(&mut p, 2222, Some(HelperKind::Ftp), CtKind::Tracked),
+            None
+        );
+        assert!(p.ct[0].want_helper.is_none());
+        // The first packet is the helper's too.
+        confirmed(&mut p, 21, None, CtKind::New);
+        assert!(p.ct[0].helper);
+    }
+}
