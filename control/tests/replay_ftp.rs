@@ -33,6 +33,7 @@ rules = """
 -A PREROUTING -d 168.126.127.6 -p tcp --dport 80 -j DNAT --to-destination 192.168.1.11:80
 -A PREROUTING -d 168.126.127.6 -p tcp --dport 20 -j DNAT --to-destination 192.168.1.11:20
 -A PREROUTING -d 168.126.127.6 -p tcp --dport 21 -j DNAT --to-destination 192.168.1.11:21
+-A PREROUTING -d 168.126.127.6 -p udp --dport 69 -j DNAT --to-destination 192.168.1.11:69
 -A POSTROUTING -s 192.168.1.0/24 -o wan -j MASQUERADE
 COMMIT
 *filter
@@ -40,6 +41,7 @@ COMMIT
 -A FORWARD -m state --state ESTABLISHED,RELATED -j ACCEPT
 -A FORWARD -s 192.168.1.0/24 -i lan -j ACCEPT
 -A FORWARD -d 192.168.1.11 -p tcp -m multiport --dports 21,23,80 -j ACCEPT
+-A FORWARD -d 192.168.1.11 -p udp --dport 69 -j ACCEPT
 COMMIT
 """
 "#,
@@ -750,4 +752,62 @@ fn mutated_commands_never_break_the_connection() {
         "every segment forwarded or (cut short) dropped"
     );
     assert!(partial < 300, "{partial}");
+}
+
+/// TFTP to a server behind the port forward (udp 69): the server answers
+/// from a new port; RELATED, it leaves from the public address (a port
+/// from its pool: the server's own port, free) to the outside client.
+#[test]
+fn tftp_through_the_port_forward() {
+    const S: &str = "192.168.1.11";
+    const P: &str = "168.126.127.6";
+    let o = run(
+        "tftp_portfw",
+        &portfw(),
+        &[
+            (
+                "wan",
+                vec![(
+                    0.0,
+                    udp4(
+                        mac(UPSTREAM),
+                        mac(GW_WAN),
+                        &[],
+                        OUTSIDE,
+                        P,
+                        64,
+                        41000,
+                        69,
+                        b"\x00\x01file\x00octet\x00",
+                    ),
+                )],
+            ),
+            (
+                "lan",
+                vec![(
+                    0.1,
+                    udp4(
+                        mac(SERVER),
+                        mac(GW_LAN),
+                        &[],
+                        S,
+                        OUTSIDE,
+                        64,
+                        53000,
+                        41000,
+                        b"\x00\x03\x00\x01data",
+                    ),
+                )],
+            ),
+        ],
+    );
+    let to_server = o.frames("lan");
+    assert_eq!(flow4(&to_server[0]), "198.51.100.9:41000 > 192.168.1.11:69");
+    let to_client = o.frames("wan");
+    assert_eq!(to_client.len(), 1, "the answer from a new port is RELATED");
+    assert_eq!(
+        flow4(&to_client[0]),
+        "168.126.127.6:53000 > 198.51.100.9:41000"
+    );
+    golden_trace("tftp_portfw", &o.trace);
 }
