@@ -128,6 +128,7 @@ fn run(
         icmp: IcmpLimits::default(),
         filter: Default::default(),
         tracking: false,
+        helper_ports: Default::default(),
     });
 
     // 4096 frames in rx bursts, of distinct destinations inside the

@@ -13,6 +13,8 @@ PACKAGES=(
     python3 python3-prometheus-client  # the metrics test checks the exposition with the reference parser
     dnsmasq-base busybox         # live DHCP test: dnsmasq on the LAN tap, busybox's udhcpc as the client
     iptables                     # live_families: the same rules through the kernel (iptables-nft) and xgate
+    vsftpd lftp curl             # live_ftp: a real FTP server and clients through the FTP helper
+    tftpd-hpa tftp-hpa           # live_ftp: TFTP through the TFTP helper
 )
 
 # Only for the forwarding benchmark (testbed/bench sets XGATE_BENCH=1):

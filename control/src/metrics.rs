@@ -248,6 +248,39 @@ pub fn render(rt: &Runtime) -> String {
         o.sample("xgate_conntrack_events_total", &[("event", ev)], n);
     }
 
+    let hs = shared.conntrack.helper_stats();
+    o.family(
+        "xgate_conntrack_expectations_total",
+        "counter",
+        "Connection-tracking helper expectations, by event.",
+    );
+    for (ev, n) in [
+        ("created", hs.expect_created),
+        ("used", hs.expect_used),
+        ("expired", hs.expect_expired),
+        ("full", hs.expect_full),
+        ("master_full", hs.expect_master_full),
+        ("removed", hs.expect_removed),
+    ] {
+        o.sample("xgate_conntrack_expectations_total", &[("event", ev)], n);
+    }
+    o.family(
+        "xgate_conntrack_helper_events_total",
+        "counter",
+        "Connection-tracking helper events (attach, payload rewrites, bad commands).",
+    );
+    for (ev, n) in [
+        ("attached", hs.attached),
+        ("attach_full", hs.attach_full),
+        ("rewrite", hs.rewrites),
+        ("rewrite_refused", hs.rewrite_refused),
+        ("parse_error", hs.parse_errors),
+        ("partial", hs.partial),
+        ("wrong_address", hs.wrong_address),
+    ] {
+        o.sample("xgate_conntrack_helper_events_total", &[("event", ev)], n);
+    }
+
     let nat = shared.nat.stats();
     o.family(
         "xgate_nat_ports_in_use",

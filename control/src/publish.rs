@@ -383,6 +383,7 @@ impl Publisher {
             icmp: t.icmp,
             filter: t.filter.clone(),
             tracking: t.tracking,
+            helper_ports: t.helper_ports.clone(),
         };
         Ok(self.publish(Snapshot {
             tables: Arc::new(tables),

@@ -452,3 +452,71 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// `ctl conntrack` prints the helper of a connection (`helper=ftp`), `ctl
+/// expectations` lists what helpers expect as `conntrack -L expect` does,
+/// and `ctl stats` counts helper events.
+#[test]
+fn helpers_and_expectations_are_shown() {
+    use xgate_dataplane::conntrack::{Dir, Expectation, FlowKey, HelperKind, PROTO_TCP};
+    let d = scratch("expect");
+    let (rt, _w, _view) = runtime(&d);
+    let ct = &rt.publisher.shared().conntrack;
+    let mut tcp = None;
+    ct.for_each(|id, f| {
+        if f.original.proto == PROTO_TCP {
+            tcp = Some((id, *f));
+        }
+    });
+    let (id, flow) = tcp.expect("the TCP connection");
+    assert!(ct.attach_helper(id, HelperKind::Ftp));
+    let key = FlowKey {
+        sport: 0,
+        dport: 40_001,
+        ..flow.reply
+    };
+    let e = Expectation {
+        key,
+        target: FlowKey {
+            src: flow.original.dst,
+            dst: flow.original.src,
+            ..key
+        },
+        master: id,
+        helper: HelperKind::Ftp,
+        expires_ms: 0,
+    };
+    assert_eq!(ct.expect(&e, Dir::Reply, true, NOW), Ok(40_001));
+    let r = rt.handle(&xgate_control::api::Request {
+        version: xgate_control::api::VERSION,
+        command: Command::Conntrack {
+            filter: FlowFilter::default(),
+            action: CtAction::List,
+        },
+    });
+    let line = r.text.lines().find(|l| l.contains("dport=80")).unwrap();
+    assert!(line.contains(" mark=0 helper=ftp use=1"), "{line}");
+    let r = rt.handle(&xgate_control::api::Request {
+        version: xgate_control::api::VERSION,
+        command: Command::Expectations,
+    });
+    assert!(r.ok, "{:?}", r.error);
+    assert!(
+        r.text.starts_with(
+            "300 proto=6 src=198.51.100.7 dst=203.0.113.2 sport=0 dport=40001 \
+             mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 \
+             master-src=192.168.1.10 master-dst=198.51.100.7 sport=40100 dport=80 class=0 \
+             helper=ftp nat-to=192.168.1.10:40001"
+        ),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.data["expectations"][0]["helper"], "ftp");
+    let r = rt.handle(&xgate_control::api::Request {
+        version: xgate_control::api::VERSION,
+        command: Command::Stats,
+    });
+    assert_eq!(r.data["helpers"]["attached"], 1);
+    assert_eq!(r.data["helpers"]["expect_created"], 1);
+    assert!(r.text.contains("helpers: attached 1"), "{}", r.text);
+}

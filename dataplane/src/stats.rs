@@ -101,6 +101,7 @@ drop_reasons! {
     NatSourceLimit => "nat_source_limit",
     ConntrackSourceLimit => "conntrack_source_limit",
     NatFragment => "nat_fragment",
+    HelperPartial => "helper_partial",
     FragmentUnforwarded => "fragment_unforwarded",
     NeighborQueueFull => "neighbor_queue_full",
     NeighborPendingFull => "neighbor_pending_full",

@@ -299,6 +299,7 @@ mod tests {
             icmp: Default::default(),
             filter: Default::default(),
             tracking: false,
+            helper_ports: Default::default(),
         });
         let shared = Arc::new(crate::pipeline::Shared::new(64));
         let mut pipeline = Pipeline::new(tables, shared);

@@ -74,6 +74,9 @@ enum CtlCommand {
     Rules,
     /// The neighbour table, `ip neigh` style.
     Neigh,
+    /// Expectations of the connection-tracking helpers, like `conntrack -L expect`.
+    #[command(alias = "expect")]
+    Expectations,
     /// Re-read the config file; prints the errors if it does not validate.
     Reload,
     /// Per-stage decisions for the next packets.
@@ -173,6 +176,7 @@ fn command(c: CtlCommand) -> Result<Command, String> {
             RouteCommand::Del { route } => Command::RouteDel { route },
         },
         CtlCommand::Rules => Command::Rules,
+        CtlCommand::Expectations => Command::Expectations,
         CtlCommand::Neigh => Command::Neigh,
         CtlCommand::Reload => Command::Reload,
         CtlCommand::Trace { command } => match command {

@@ -69,6 +69,7 @@ impl Runtime {
             }
             Command::Rules => Ok(self.rules()),
             Command::Neigh => Ok(self.neigh()),
+            Command::Expectations => Ok(self.expectations()),
             Command::Reload => Ok(self.reload()),
             Command::TraceAdd { count, filter } => {
                 let sel = Selector::new(filter)?;
@@ -218,6 +219,26 @@ impl Runtime {
              killed {}, clashes {}",
             ct.live, cap, ct.inserted, ct.expired, ct.evicted, ct.refused, ct.killed, ct.clashes
         );
+        let hs = shared.conntrack.helper_stats();
+        let _ = writeln!(
+            t,
+            "helpers: attached {} (refused {}); expectations created {}, used {}, expired {}, \
+             full {}, master full {}, removed {}; rewrites {} (refused {}); parse errors {}, \
+             partial {}, wrong address {}",
+            hs.attached,
+            hs.attach_full,
+            hs.expect_created,
+            hs.expect_used,
+            hs.expect_expired,
+            hs.expect_full,
+            hs.expect_master_full,
+            hs.expect_removed,
+            hs.rewrites,
+            hs.rewrite_refused,
+            hs.parse_errors,
+            hs.partial,
+            hs.wrong_address
+        );
         let nat = shared.nat.stats();
         let _ = writeln!(
             t,
@@ -292,6 +313,7 @@ impl Runtime {
                     "expired": ct.expired, "evicted": ct.evicted, "refused": ct.refused,
                     "killed": ct.killed, "clashes": ct.clashes,
                 },
+                "helpers": helper_json(&hs),
                 "nat": { "in_use": nat.in_use, "exhausted": nat.exhausted, "pools": pools },
                 "stages": sjson,
             }),
@@ -327,6 +349,70 @@ impl Runtime {
             picked.len()
         );
         Ok(Response::ok(text, json!({ "flows": flows })))
+    }
+
+    /// `conntrack -L expect`.
+    fn expectations(&self) -> Response {
+        let ct = &self.publisher.shared().conntrack;
+        let now = self.now();
+        let mut list = Vec::new();
+        ct.for_each_expectation(|e| {
+            let master = ct.get(e.master);
+            list.push((*e, master));
+        });
+        let mut text = String::new();
+        let mut json = Vec::new();
+        for (e, master) in &list {
+            let left = remaining_ms(e.expires_ms, now) / 1000;
+            let _ = write!(
+                text,
+                "{left} proto={} src={} dst={} sport=0 dport={} mask-src={} mask-dst={} sport=0 dport=65535",
+                e.key.proto,
+                ip_of(e.key.src),
+                ip_of(e.key.dst),
+                e.key.dport,
+                full_mask(e.key.src),
+                full_mask(e.key.dst),
+            );
+            if let Some(m) = master {
+                let o = &m.original;
+                let _ = write!(
+                    text,
+                    " master-src={} master-dst={} sport={} dport={}",
+                    ip_of(o.src),
+                    ip_of(o.dst),
+                    o.sport,
+                    o.dport
+                );
+            }
+            let _ = writeln!(
+                text,
+                " class=0 helper={} nat-to={}:{}",
+                e.helper.name(),
+                ip_of(e.target.dst),
+                e.target.dport
+            );
+            json.push(json!({
+                "timeout": left,
+                "proto": e.key.proto,
+                "src": ip_of(e.key.src), "dst": ip_of(e.key.dst), "dport": e.key.dport,
+                "helper": e.helper.name(),
+                "master": master.map(|m| json!({
+                    "src": ip_of(m.original.src), "dst": ip_of(m.original.dst),
+                    "sport": m.original.sport, "dport": m.original.dport,
+                })),
+                "target": {
+                    "src": ip_of(e.target.src), "dst": ip_of(e.target.dst),
+                    "dport": e.target.dport,
+                },
+            }));
+        }
+        let _ = writeln!(
+            text,
+            "xgate conntrack: {} expectations have been shown.",
+            list.len()
+        );
+        Response::ok(text, json!({ "expectations": json }))
     }
 
     fn routes(&self, table: Option<&str>) -> Result<Response, String> {
@@ -671,8 +757,40 @@ pub fn format_flow(f: &Flow, now: u64) -> String {
     if f.assured {
         s.push_str("[ASSURED] ");
     }
-    let _ = write!(s, "mark={} use=1", f.mark);
+    let _ = write!(s, "mark={} ", f.mark);
+    if let Some(h) = f.helper {
+        let _ = write!(s, "helper={} ", h.name());
+    }
+    s.push_str("use=1");
     s
+}
+
+/// Milliseconds from `now` (ns) to `expires_ms` (modulo 2^35), 0 if past.
+fn remaining_ms(expires_ms: u64, now: u64) -> u64 {
+    const MASK: u64 = (1 << 35) - 1;
+    let d = expires_ms.wrapping_sub(now / 1_000_000) & MASK;
+    if d >= 1 << 34 { 0 } else { d }
+}
+
+/// The all-ones mask of an address's family (`conntrack -L expect`'s
+/// `mask-src`).
+fn full_mask(a: u128) -> std::net::IpAddr {
+    match ip_of(a) {
+        std::net::IpAddr::V4(_) => std::net::IpAddr::from([255u8; 4]),
+        std::net::IpAddr::V6(_) => std::net::IpAddr::from([0xffu8; 16]),
+    }
+}
+
+fn helper_json(h: &xgate_dataplane::conntrack::HelperStats) -> Value {
+    json!({
+        "attached": h.attached, "attach_full": h.attach_full,
+        "expect_created": h.expect_created, "expect_used": h.expect_used,
+        "expect_expired": h.expect_expired, "expect_full": h.expect_full,
+        "expect_master_full": h.expect_master_full, "expect_removed": h.expect_removed,
+        "rewrites": h.rewrites, "rewrite_refused": h.rewrite_refused,
+        "parse_errors": h.parse_errors, "partial": h.partial,
+        "wrong_address": h.wrong_address,
+    })
 }
 
 fn flow_json(f: &Flow, now: u64) -> Value {
@@ -692,5 +810,6 @@ fn flow_json(f: &Flow, now: u64) -> Value {
         "seen_reply": f.seen_reply,
         "assured": f.assured,
         "mark": f.mark,
+        "helper": f.helper.map(|h| h.name()),
     })
 }

@@ -118,6 +118,9 @@ pub enum Command {
     },
     Rules,
     Neigh,
+    /// Expectations of the connection-tracking helpers (`conntrack -L
+    /// expect`).
+    Expectations,
     Reload,
     /// Trace the next `count` packets that match `filter`.
     TraceAdd {

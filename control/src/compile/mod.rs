@@ -307,6 +307,14 @@ pub fn compile(
             )
         }
     };
+    let helper_ports = xgate_dataplane::pipeline::HelperPorts {
+        ports: cfg
+            .conntrack
+            .helpers
+            .iter()
+            .flat_map(|h| h.ports.iter().map(move |p| (h.helper, *p)))
+            .collect(),
+    };
     let mut seen = std::collections::HashSet::new();
     nat_addresses.retain(|a| seen.insert(*a));
     if nat_addresses.len() > MAX_NAT_ADDRESSES {
@@ -332,7 +340,9 @@ pub fn compile(
             fib,
             icmp: IcmpLimits::default(),
             filter,
-            tracking,
+            // Helpers need connections even without stateful rules.
+            tracking: tracking || !helper_ports.is_empty(),
+            helper_ports,
         },
         devices,
         taps,

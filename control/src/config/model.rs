@@ -83,11 +83,31 @@ pub struct Config {
     /// `[timeouts]` overrides in file order: (name, seconds, line).
     pub timeouts: Vec<(String, u64, usize)>,
     pub control: Control,
+    /// `[conntrack]`: the helpers connections get by port.
+    pub conntrack: ConntrackCfg,
     /// `routes_file`: a file of `ip route`-like lines (see
     /// [`crate::routes`]), resolved like `rules_file`, and the key's line.
     pub routes_file: Option<(PathBuf, usize)>,
     /// The file name errors and `check_summary` mention.
     pub source: String,
+}
+
+/// `[conntrack]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConntrackCfg {
+    /// `helpers = [ { helper = "ftp", ports = [21] } ]`: a new connection
+    /// to one of the ports (after DNAT) gets the helper, for users who
+    /// write no raw table (`-j CT --helper`).
+    pub helpers: Vec<HelperCfg>,
+}
+
+/// One `[conntrack] helpers` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperCfg {
+    pub helper: xgate_dataplane::conntrack::HelperKind,
+    /// Server ports (default: 21 for ftp, 69 for tftp).
+    pub ports: Vec<u16>,
+    pub line: usize,
 }
 
 /// `[dataplane]`.

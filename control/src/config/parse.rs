@@ -14,12 +14,13 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, LineIndex, did_you_mean};
 use super::model::{
-    BindMode, Config, Control, DEFAULT_MTU, DEFAULT_TIMEOUTS, Dataplane, FamilyRules, Firewall,
-    Interface, MAX_FLOWS, MAX_MTU, MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY, MAX_WEIGHT,
-    MAX_WORKERS, MIN_FLOWS, MIN_MTU, MIN_RING, NeighborCfg, NexthopCfg, RouteCfg, RouteType,
-    RuleCfg, TABLE_MAIN, XdpMode,
+    BindMode, Config, ConntrackCfg, Control, DEFAULT_MTU, DEFAULT_TIMEOUTS, Dataplane, FamilyRules,
+    Firewall, HelperCfg, Interface, MAX_FLOWS, MAX_MTU, MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY,
+    MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS, MIN_MTU, MIN_RING, NeighborCfg, NexthopCfg, RouteCfg,
+    RouteType, RuleCfg, TABLE_MAIN, XdpMode,
 };
 use super::values;
+use xgate_dataplane::conntrack::HelperKind;
 
 type Val<'i> = Spanned<DeValue<'i>>;
 
@@ -32,6 +33,7 @@ const TOP_KEYS: &[&str] = &[
     "firewall",
     "timeouts",
     "control",
+    "conntrack",
     "routes_file",
 ];
 const DATAPLANE_KEYS: &[&str] = &[
@@ -69,6 +71,8 @@ const FIREWALL_KEYS: &[&str] = &[
     "rules_v6_file",
 ];
 const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
+const CONNTRACK_KEYS: &[&str] = &["helpers"];
+const HELPER_KEYS: &[&str] = &["helper", "ports"];
 
 /// Largest interface / device name (IFNAMSIZ - 1).
 const MAX_IFNAME: usize = 15;

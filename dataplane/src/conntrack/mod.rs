@@ -25,8 +25,8 @@
 //!   touches one cache line of the entries (a 112-byte record straddled
 //!   two or three), the difference that counts beyond the caches. The
 //!   first word packs the entry's life (LIVE /
-//!   BUSY bits and an 11-bit generation), protocol, TCP state, status bits
-//!   (seen reply, assured, NAT'd, IPv4) and the expiry time (35 bits of milliseconds,
+//!   BUSY bits and a 10-bit generation), protocol, TCP state, status bits
+//!   (seen reply, assured, NAT'd, IPv4, has a helper: `helper/`) and the expiry time (35 bits of milliseconds,
 //!   compared modulo 2^35), so a packet's state transition and timeout
 //!   refresh is one compare-and-swap on that word, retried if another core
 //!   moved the connection meanwhile; when only the expiry would move, by
@@ -89,6 +89,8 @@
 //! replay), so nothing here makes a system call. No allocation after
 //! [`Conntrack::new`], no lock, no `unsafe`.
 
+pub mod expect;
+pub mod helper;
 mod key;
 pub mod limit;
 mod table;
@@ -114,6 +116,9 @@ pub enum Dir {
     Reply = 1,
 }
 
+pub use expect::{ExpectError, Expectation};
+pub use helper::{HelperKind, HelperStats};
+
 /// A packet's connection state, as `-m conntrack --ctstate` matches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CtState {
@@ -122,8 +127,10 @@ pub enum CtState {
     /// A packet of a connection that has seen traffic both ways (or any
     /// reply-direction packet).
     Established,
-    /// A packet related to a tracked connection (an ICMP error quoting it;
-    /// the caller decides this from a lookup of the quoted tuple).
+    /// A packet related to a tracked connection: an ICMP error quoting it
+    /// (the caller decides this from a lookup of the quoted tuple), or
+    /// the first packet of a connection a helper expected
+    /// ([`Conntrack::take_expected`]).
     Related,
     /// A packet that fits no connection or breaks its state machine.
     Invalid,

@@ -70,8 +70,10 @@
 //! tuple (see there). Nothing is released twice: conntrack retires each
 //! connection exactly once.
 
+pub mod mangle;
 pub mod ports;
 pub mod rewrite;
+pub mod seqadj;
 
 use std::sync::Arc;
 

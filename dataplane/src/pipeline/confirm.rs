@@ -37,7 +37,22 @@ impl Pipeline {
     ) -> bool {
         let c = self.ct[i];
         let mut snat = None;
-        if m.next == Next::Forward {
+        if c.expected {
+            // RELATED by an expectation: its source translation is the
+            // master's (nf_nat_follow_master), the nat table is not
+            // consulted. A port is taken from the address's pool when
+            // it has one, so that the retire hook's release balances.
+            if c.target.src != c.key.src && self.shared.nat.pool(c.target.src).is_some() {
+                snat = Some(NatAction::Snat {
+                    addrs: crate::filter::AddrRange {
+                        v4: m.l3 == L3::V4,
+                        lo: c.target.src,
+                        hi: c.target.src,
+                    },
+                    ports: None,
+                });
+            }
+        } else if m.next == Next::Forward {
             if !self.tables.filter.is_empty(TableId::Nat, Hook::Postrouting) {
                 let mut view = self.packet_view(ctx.umem, m, &c);
                 view.oif = Some(m.oif);
@@ -79,6 +94,7 @@ impl Pipeline {
                     if m.ctmark != 0 {
                         ct.set_mark(id, m.ctmark);
                     }
+                    self.attach_helper(i, id);
                     true
                 }
                 // Another worker confirmed the same connection first: the
@@ -139,6 +155,7 @@ impl Pipeline {
                         ct.set_mark(id, m.ctmark);
                     }
                     self.ct[i].target = t;
+                    self.attach_helper(i, id);
                     return true;
                 }
                 Err(InsertError::Exists(id)) if ct.lookup(&c.key, ctx.now).is_some() => {

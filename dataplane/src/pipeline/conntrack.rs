@@ -69,6 +69,19 @@ pub(crate) struct CtMeta {
     /// translation; for a NEW packet the original tuple after DNAT and
     /// (at POSTROUTING) SNAT; equal to `key` when nothing is translated.
     pub target: FlowKey,
+    /// The connection has a helper: the packet takes the helper's slow
+    /// path (`helper.rs`) after its translation. Copied from the state
+    /// word the lookup read.
+    pub helper: bool,
+    /// A first packet an expectation announced (`state` is RELATED,
+    /// `target` the master's NAT applied to it): the nat table is not
+    /// consulted for it, as Linux's `nf_nat_follow_master` set it up.
+    pub expected: bool,
+    /// **The raw table's hook**: the helper to attach to this packet's
+    /// connection when it is confirmed (`-j CT --helper NAME` sets it in
+    /// PREROUTING; a first packet only). `None`: the config's
+    /// `[conntrack] helpers` port list decides.
+    pub want_helper: Option<crate::conntrack::HelperKind>,
 }
 
 impl CtMeta {
@@ -236,6 +249,8 @@ impl Pipeline {
                         Some((_, CtState::Invalid)) => (CtKind::Invalid, ct::INVALID),
                         Some((f, state)) => {
                             c.conn = Some(f.id);
+                            // The one test helpers cost a packet.
+                            c.helper = f.has_helper();
                             // Not answered yet: still NEW to the filter.
                             let s = if state == CtState::New {
                                 ct::NEW
@@ -244,7 +259,18 @@ impl Pipeline {
                             };
                             (CtKind::Tracked, s)
                         }
-                        None if ct.can_open(&c.key, c.tcp_flags) => (CtKind::New, ct::NEW),
+                        None if ct.can_open(&c.key, c.tcp_flags) => {
+                            match ct.take_expected(&c.key, now) {
+                                // Announced by a helper: RELATED, with the
+                                // master's translation.
+                                Some(e) => {
+                                    c.expected = true;
+                                    c.target = e.target;
+                                    (CtKind::New, ct::RELATED)
+                                }
+                                None => (CtKind::New, ct::NEW),
+                            }
+                        }
                         None => (CtKind::Invalid, ct::INVALID),
                     };
                 }

@@ -9,7 +9,8 @@
 //! connection table and NAT ports (through confirm), the fragment table.
 //!
 //! Drops: filter_forward, filter_reject, conntrack_full, conntrack_clash,
-//! nat_ports_exhausted, nat_no_address, fragment_unforwarded.
+//! nat_ports_exhausted, nat_no_address, fragment_unforwarded, helper_partial
+//! (`helper.rs`).
 
 use super::conntrack::{CtKind, CtMeta};
 use super::frag::{Fate, FragKey};
@@ -66,9 +67,20 @@ impl Pipeline {
                 CtKind::New | CtKind::Tracked | CtKind::Related => {
                     // Confirm may have chosen the source translation.
                     let c = &self.ct[i];
+                    // (Never set for an ICMP error or an expected first
+                    // packet: one byte test.)
+                    let helper = c.helper;
                     if c.changes_src() {
                         let (kind, target) = (c.kind, c.target);
                         self.translate_to(ctx, m, kind, &target, Part::Src);
+                    }
+                    // A helper connection's packet, translated: the
+                    // helper's slow path (one flag for the others).
+                    if helper {
+                        self.help(ctx, m, i);
+                        if m.next == Next::Done {
+                            continue;
+                        }
                     }
                 }
                 _ => {}

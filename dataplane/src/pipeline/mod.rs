@@ -35,6 +35,7 @@ mod conntrack;
 mod forward;
 mod forward_checks;
 mod frag;
+mod helper;
 mod icmp;
 mod input;
 mod local;
@@ -86,6 +87,33 @@ pub struct Tables {
     /// connection states or NAT. Without, every packet is UNTRACKED and
     /// the conntrack stage costs nothing.
     pub tracking: bool,
+    /// The config's `[conntrack] helpers`: which helper a new connection
+    /// to a port gets when the raw table gave it none.
+    pub helper_ports: HelperPorts,
+}
+
+/// Helpers by transport protocol and server port (the config shortcut for
+/// users without a raw table: `[conntrack] helpers`). Looked at once per
+/// confirmed connection, and only when the list is not empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HelperPorts {
+    /// (helper, port): the helper's protocol and this destination port.
+    pub ports: Vec<(crate::conntrack::HelperKind, u16)>,
+}
+
+impl HelperPorts {
+    /// The helper for a connection of `proto` to port `dport`.
+    #[inline]
+    pub fn lookup(&self, proto: u8, dport: u16) -> Option<crate::conntrack::HelperKind> {
+        self.ports
+            .iter()
+            .find(|(h, p)| h.proto() == proto && *p == dport)
+            .map(|(h, _)| *h)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
 }
 
 /// ICMP error rate limits, as Linux's `icmp_msgs_per_sec`/`icmp_msgs_burst`

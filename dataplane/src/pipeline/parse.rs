@@ -388,6 +388,7 @@ mod tests {
             icmp: IcmpLimits::default(),
             filter: Default::default(),
             tracking: false,
+            helper_ports: Default::default(),
         };
         Pipeline::new(Arc::new(tables), Arc::new(Shared::new(64)))
     }

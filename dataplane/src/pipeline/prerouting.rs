@@ -63,6 +63,12 @@ impl Pipeline {
                 CtKind::Tracked | CtKind::Related if c.changes_dst() => {
                     self.translate(ctx, m, &c, Part::Dst);
                 }
+                // An expected connection: the master's translation, not
+                // the nat table's.
+                CtKind::New if c.expected && c.changes_dst() => {
+                    self.translate(ctx, m, &c, Part::Dst);
+                }
+                CtKind::New if c.expected => {}
                 CtKind::New if nat => {
                     let mut view = self.packet_view(ctx.umem, m, &c);
                     let out = self.eval(TableId::Nat, Hook::Prerouting, &mut view, ctx.now);

@@ -115,6 +115,13 @@ pub enum TraceWhat {
         addr: IpAddr,
         port: u16,
     },
+    /// A helper read a command: `what` it was (or why it was left
+    /// alone), the port it expects (0: none), the payload length change.
+    Helper {
+        what: &'static str,
+        port: u16,
+        diff: i16,
+    },
     Drop(DropReason),
 }
 
@@ -461,6 +468,15 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
                 IpAddr::V6(a) => write!(s, "{part} -> [{a}]:{port}"),
                 a => write!(s, "{part} -> {a}:{port}"),
             }
+        }
+        TraceWhat::Helper { what, port: 0, .. } => write!(s, "{what}"),
+        TraceWhat::Helper {
+            what,
+            port,
+            diff: 0,
+        } => write!(s, "{what}: expect port {port}"),
+        TraceWhat::Helper { what, port, diff } => {
+            write!(s, "{what}: expect port {port}, rewritten ({diff:+} bytes)")
         }
         TraceWhat::Drop(r) => write!(s, "drop {}", r.name()),
     };

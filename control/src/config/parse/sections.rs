@@ -17,6 +17,7 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, root: &DeTable<'_>, base_dir: &Path) -
         firewall: None,
         timeouts: Vec::new(),
         control: Control::default(),
+        conntrack: ConntrackCfg::default(),
         routes_file: None,
         source: ctx.file.clone(),
     };
@@ -46,6 +47,7 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, root: &DeTable<'_>, base_dir: &Path) -
             "firewall" => cfg.firewall = firewall(ctx, &e, base_dir),
             "timeouts" => cfg.timeouts = timeouts(ctx, &e),
             "control" => cfg.control = control(ctx, &e),
+            "conntrack" => cfg.conntrack = conntrack(ctx, &e),
             "routes_file" => {
                 if let Some(s) = ctx.expect_name(&e.field, e.val) {
                     let p = Path::new(s);
@@ -620,6 +622,91 @@ fn timeouts(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> Vec<(String, u64, usi
     }
     out.sort_by_key(|&(_, _, line)| line);
     out
+}
+
+/// `[conntrack]`: `helpers = [ { helper = "ftp", ports = [21] }, ... ]`.
+fn conntrack(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> ConntrackCfg {
+    let mut c = ConntrackCfg::default();
+    let Some(t) = ctx.expect_table(&section.field, section.val) else {
+        return c;
+    };
+    for e in ctx.entries(&section.field, t, CONNTRACK_KEYS) {
+        if e.key == "helpers" {
+            for (path, line, t) in ctx.expect_table_array(&e.field, e.val) {
+                if let Some(h) = helper(ctx, &path, line, t) {
+                    c.helpers.push(h);
+                }
+            }
+        }
+    }
+    // One helper per protocol and port.
+    let mut seen = std::collections::HashMap::new();
+    for (i, h) in c.helpers.iter().enumerate() {
+        for p in &h.ports {
+            if let Some(j) = seen.insert((h.helper.proto(), *p), i) {
+                ctx.error(
+                    h.line,
+                    &format!("{}.helpers[{i}].ports", section.field),
+                    format!("port {p} already has a helper (helpers[{j}])"),
+                );
+            }
+        }
+    }
+    c
+}
+
+fn helper(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Option<HelperCfg> {
+    let mut kind = None;
+    let mut ports = None;
+    for e in ctx.entries(path, t, HELPER_KEYS) {
+        let (f, v) = (e.field.as_str(), e.val);
+        match e.key {
+            "helper" => {
+                if let Some(s) = ctx.expect_name(f, v) {
+                    match HelperKind::from_name(s) {
+                        Some(k) => kind = Some(k),
+                        None => ctx.value_error(
+                            f,
+                            v,
+                            format!("unknown helper {s:?} (expected \"ftp\" or \"tftp\")"),
+                        ),
+                    }
+                }
+            }
+            "ports" => {
+                ctx.record(f, v);
+                let DeValue::Array(items) = v.get_ref() else {
+                    ctx.type_error(f, v, "an array of ports like [21]");
+                    continue;
+                };
+                let mut out = Vec::new();
+                for (j, item) in items.iter().enumerate() {
+                    if let Some(p) = ctx.expect_u64(&format!("{f}[{j}]"), item, 1, 65_535) {
+                        out.push(p as u16);
+                    }
+                }
+                if items.is_empty() {
+                    ctx.value_error(f, v, "must not be empty");
+                }
+                ports = Some(out);
+            }
+            _ => {}
+        }
+    }
+    if kind.is_none() && !ctx.is_bad(&join(path, "helper")) {
+        ctx.missing(path, "helper", line);
+    }
+    let helper = kind?;
+    // Without ports: the protocol's well-known one.
+    let ports = ports.unwrap_or_else(|| match helper {
+        HelperKind::Ftp => vec![21],
+        HelperKind::Tftp => vec![69],
+    });
+    Some(HelperCfg {
+        helper,
+        ports,
+        line,
+    })
 }
 
 fn control(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> Control {

@@ -63,7 +63,7 @@ impl Conntrack {
             }
         };
         let e = &self.entries[idx as usize];
-        let generation = (gen_of(e.state.load(Relaxed)) + 1) & 0x7ff;
+        let generation = (gen_of(e.state.load(Relaxed)) + 1) & GEN_LIMIT;
         // Pairs with the reader's fence in `matches`: a reader that sees
         // any of the writes below also sees the entry's older state change.
         fence(Release);

@@ -14,6 +14,7 @@
 
 #[cfg(test)]
 mod check;
+mod helpers;
 mod insert;
 mod lookup;
 mod types;
@@ -44,12 +45,21 @@ const ASSURED: u64 = 1 << 36;
 const NAT: u64 = 1 << 37;
 /// Both tuples are IPv4: their addresses are packed in the hot line.
 const V4: u64 = 1 << 38;
-const STATUS_MASK: u64 = SEEN_REPLY | ASSURED | NAT | V4;
+/// A helper is attached (FTP, TFTP): the connection's packets take the
+/// helper's slow path (`conntrack::helper`); its record's index is in the
+/// high 16 bits of the `mark` word. The one bit a packet of any other
+/// connection pays for helpers: tested on the state word it already read.
+pub(crate) const HELPER: u64 = 1 << 61;
+const STATUS_MASK: u64 = SEEN_REPLY | ASSURED | NAT | V4 | HELPER;
 const TCP_SHIFT: u32 = 39;
 const PROTO_SHIFT: u32 = 43;
 const PROTO_MASK: u64 = 0xff << PROTO_SHIFT;
 const GEN_SHIFT: u32 = 51;
-const GEN_MASK: u64 = 0x7ff << GEN_SHIFT;
+/// 10 bits of generation (the 11th is [`HELPER`]).
+const GEN_MASK: u64 = 0x3ff << GEN_SHIFT;
+const GEN_LIMIT: u16 = 0x3ff;
+/// The `mark` word's bits holding a helper connection's record + 1.
+const SLOT_SHIFT: u32 = 48;
 const BUSY: u64 = 1 << 62;
 const LIVE: u64 = 1 << 63;
 const IN_USE: u64 = LIVE | BUSY;
@@ -194,6 +204,10 @@ pub struct Conntrack {
     cursor: CachePadded<AtomicU64>,
     counters: [CachePadded<AtomicU64>; 7],
     on_retire: Option<RetireHook>,
+    /// Helper connections' records (FTP, TFTP: seqadj, line state).
+    pub(crate) helpers: crate::conntrack::helper::HelperSlots,
+    /// Connections helpers expect (`conntrack -L expect`).
+    pub(crate) expect: crate::conntrack::expect::Expectations,
     /// Live connections per original source (capped: `CtConfig::per_source`).
     sources: SourceCounts,
 }
@@ -263,6 +277,8 @@ impl Conntrack {
             cursor: CachePadded::new(AtomicU64::new(0)),
             counters: Default::default(),
             on_retire: cfg.on_retire,
+            helpers: crate::conntrack::helper::HelperSlots::new(cfg.helper_conns),
+            expect: crate::conntrack::expect::Expectations::new(cfg.expectations, seed ^ 0xe8),
             sources: SourceCounts::new(cfg.per_source, seed ^ 0x50c3),
         }
     }
@@ -297,6 +313,13 @@ impl Conntrack {
         std::mem::size_of_val(&*self.entries)
             + std::mem::size_of_val(&*self.cold)
             + std::mem::size_of_val(&*self.index)
+    }
+
+    /// Bytes of the helper records and the expectation table (fixed by
+    /// `CtConfig::helper_conns` and `expectations`, not per flow: 64 and
+    /// 128 bytes each, 384 KiB by default).
+    pub fn helper_memory_bytes(&self) -> usize {
+        self.helpers.memory_bytes() + self.expect.memory_bytes()
     }
 
     /// Bytes allocated per connection of capacity.
@@ -504,6 +527,9 @@ impl Conntrack {
         }
         let flow = self.read_flow(idx, s);
         self.sources.leave(flow.original.src);
+        if s & HELPER != 0 {
+            self.helper_retired(idx, generation);
+        }
         if let Some(hook) = &self.on_retire {
             hook(&flow, why);
         }
@@ -532,6 +558,7 @@ impl Conntrack {
     pub fn expire(&self, now: u64, budget: usize) -> usize {
         let cap = self.entries.len() as u64;
         let nm = now_ms(now);
+        self.expire_expectations(nm, budget);
         let start = self.cursor.fetch_add(budget as u64, Relaxed);
         let mut n = 0;
         // One division per call, not one per entry (a 64-bit divide costs
@@ -561,7 +588,8 @@ impl Conntrack {
             if (m >> 32) as u16 != c.generation || !self.is_live(c) {
                 return false;
             }
-            let new = u64::from(c.generation) << 32 | u64::from(mark);
+            let new =
+                u64::from(c.generation) << 32 | u64::from(mark) | (m >> SLOT_SHIFT) << SLOT_SHIFT;
             match e.mark.compare_exchange_weak(m, new, Relaxed, Relaxed) {
                 Ok(_) => return true,
                 Err(x) => m = x,
@@ -605,6 +633,13 @@ impl Conntrack {
             packets: [e.packets[0].load(Relaxed), e.packets[1].load(Relaxed)],
             bytes: [e.bytes[0].load(Relaxed), e.bytes[1].load(Relaxed)],
             expires_ms: s & EXP_MASK,
+            helper: if s & HELPER != 0 {
+                let slot = (e.mark.load(Relaxed) >> SLOT_SHIFT) as u16;
+                slot.checked_sub(1)
+                    .and_then(|slot| self.helpers.kind(slot, idx, gen_of(s)))
+            } else {
+                None
+            },
         }
     }
 

@@ -15,9 +15,9 @@ use super::{EXP_BITS, EXP_MASK, now_ms};
 /// state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnId {
-    pub(super) idx: u32,
-    pub(super) generation: u16,
-    pub(super) dir: Dir,
+    pub(in crate::conntrack) idx: u32,
+    pub(in crate::conntrack) generation: u16,
+    pub(in crate::conntrack) dir: Dir,
 }
 
 impl ConnId {
@@ -43,6 +43,15 @@ pub struct Found {
     pub id: ConnId,
     /// The state word read (where [`Conntrack::update_found`] starts).
     pub(super) state: u64,
+}
+
+impl Found {
+    /// Whether a helper is attached: the packet takes the helper's slow
+    /// path. One bit of the state word the lookup read.
+    #[inline(always)]
+    pub fn has_helper(&self) -> bool {
+        self.state & super::HELPER != 0
+    }
 }
 
 /// Why an insert did not create a connection.
@@ -103,6 +112,13 @@ pub struct CtConfig {
     /// Live connections one original source address may hold (0: no
     /// limit). Counted approximately: see [`crate::conntrack::limit`].
     pub per_source: u32,
+    /// Connections that may have a helper attached at once (FTP, TFTP
+    /// control connections; at most 65535). Attaching beyond is refused
+    /// and counted.
+    pub helper_conns: usize,
+    /// Expectations held at once, all masters together (Linux's
+    /// `nf_conntrack_expect_max`).
+    pub expectations: usize,
 }
 
 impl CtConfig {
@@ -114,6 +130,8 @@ impl CtConfig {
             tcp_loose: true,
             on_retire: None,
             per_source: 0,
+            helper_conns: 4096,
+            expectations: 1024,
         }
     }
 }
@@ -133,6 +151,8 @@ pub struct Flow {
     pub bytes: [u64; 2],
     /// Expiry time in milliseconds, modulo 2^35.
     pub expires_ms: u64,
+    /// The helper attached to the connection (`conntrack -L`'s `helper=`).
+    pub helper: Option<crate::conntrack::helper::HelperKind>,
 }
 
 impl Flow {
