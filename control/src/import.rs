@@ -324,6 +324,9 @@ pub fn import_family(text: &str, file: &str, family: Option<Family>) -> Import {
 /// open the firewall. When a refused line branches and one chain's
 /// policy is set both ACCEPT and DROP, the ACCEPT lines are refused too
 /// (the stricter policy stays).
+/// A policy line's (table, chain, family word).
+type PolicyKey = (String, String, String);
+
 fn stricter_policies(lines: &mut [String], skipped: &mut Vec<Skipped>) {
     let branches = skipped.iter().any(|s| {
         let first = s.text.split_whitespace().next().unwrap_or("");
@@ -336,7 +339,7 @@ fn stricter_policies(lines: &mut [String], skipped: &mut Vec<Skipped>) {
         return;
     }
     // (table, chain, family word) -> lines per policy.
-    let mut seen: HashMap<(String, String, String), (Vec<usize>, Vec<usize>)> = HashMap::new();
+    let mut seen: HashMap<PolicyKey, (Vec<usize>, Vec<usize>)> = HashMap::new();
     for (i, l) in lines.iter().enumerate() {
         let w: Vec<&str> = l.split_whitespace().collect();
         let Some(p) = w.iter().position(|x| matches!(*x, "-P" | "--policy")) else {

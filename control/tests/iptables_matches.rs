@@ -314,6 +314,8 @@ fn match_module_errors_name_the_option() {
         ("-A INPUT -m length -j DROP", "-m length needs --length"),
         ("-A INPUT -j MARK --and-mark 0x1/0x1", "--and-mark"),
         ("-A INPUT -j CONNMARK", "target CONNMARK needs"),
+        ("-A INPUT -j NOTRACK", "only valid in table raw"),
+        ("-A INPUT -j CT --helper ftp", "only valid in table raw"),
         ("-A INPUT -j CONNMARK --set-mark 1 --save-mark", "not both"),
         ("-A INPUT -j CONNMARK --set-mark 1 --nfmask 1", "--nfmask"),
         (

@@ -600,7 +600,7 @@ fn errors_name_line_and_problem() {
     );
     one_err("\n-A INPUT -j ACCEPT\n", 11, "rule before any table header");
     one_err("COMMIT\n", 10, "COMMIT without a table header");
-    one_err("*raw\nCOMMIT\n", 10, "unsupported table");
+    one_err("*security\nCOMMIT\n", 10, "unsupported table");
     one_err("*filter\n:INPUT FOO [0:0]\nCOMMIT\n", 11, "ACCEPT or DROP");
     one_err(
         "*filter\n:X ACCEPT [0:0]\nCOMMIT\n",

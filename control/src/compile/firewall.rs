@@ -16,6 +16,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use xgate_dataplane::addr::ip_key;
+use xgate_dataplane::conntrack::HelperKind;
 use xgate_dataplane::filter::{
     self, AddrRange, Expr, Hook, IcmpMatch, IfaceMatch, MatchSpec, MultiportSpec, NatAction, Neg,
     Prefix, RejectKind, RuleSpec, RulesetBuilder, StatisticSpec, TableId, TargetSpec,
@@ -202,6 +203,7 @@ fn table_id(k: TableKind) -> TableId {
         TableKind::Filter => TableId::Filter,
         TableKind::Nat => TableId::Nat,
         TableKind::Mangle => TableId::Mangle,
+        TableKind::Raw => TableId::Raw,
     }
 }
 
@@ -211,15 +213,18 @@ fn runs(table: TableId, hook: Hook) -> bool {
         TableId::Filter => true,
         TableId::Nat => matches!(hook, Hook::Prerouting | Hook::Postrouting),
         TableId::Mangle => true,
+        TableId::Raw => hook == Hook::Prerouting,
     }
 }
 
-fn never_runs(_table: TableId, hook: Hook) -> String {
-    // Only nat INPUT and OUTPUT are never run.
-    format!(
-        "xgate originates no connections, so nat {} never sees a packet",
-        hook.name()
-    )
+fn never_runs(table: TableId, hook: Hook) -> String {
+    match table {
+        TableId::Raw => "raw OUTPUT is not run: the router's own packets are tracked as they leave (xgate runs raw PREROUTING only)".to_string(),
+        _ => format!(
+            "xgate originates no connections, so nat {} never sees a packet",
+            hook.name()
+        ),
+    }
 }
 
 /// One rule; all its problems, or its spec.
@@ -366,6 +371,17 @@ fn rule(
         }),
         // A no-op: xgate always writes correct checksums.
         Target::ChecksumFill => Some(TargetSpec::None),
+        Target::Notrack { .. } => Some(TargetSpec::Notrack),
+        Target::CtHelper(name) => match HelperKind::from_name(name) {
+            Some(k) => Some(TargetSpec::Helper(k)),
+            None => {
+                errs.push(format!(
+                    "-j CT --helper {name}: xgate has no {name} helper (it has: {})",
+                    HelperKind::ALL.map(HelperKind::name).join(", ")
+                ));
+                None
+            }
+        },
         Target::ConnMark(ipt::ConnMark::Set(mk)) => Some(TargetSpec::CtMark {
             value: mk.value,
             mask: mk.mask,

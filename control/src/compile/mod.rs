@@ -395,7 +395,16 @@ fn firewall(
     let mut tracking = false;
     for t in all.sets.iter().flat_map(|s| &s.ruleset.tables) {
         for r in t.chains.iter().flat_map(|c| &c.rules) {
-            tracking |= t.kind == iptables::TableKind::Nat || r.matches.ctstate.is_some();
+            // What reads or sets connection state needs tracking.
+            tracking |= matches!(t.kind, iptables::TableKind::Nat | iptables::TableKind::Raw)
+                || r.matches.ctstate.is_some()
+                || r.matches.ext.iter().any(|x| {
+                    matches!(
+                        x,
+                        iptables::ext::Ext::Conntrack(_) | iptables::ext::Ext::Connmark(_)
+                    )
+                })
+                || matches!(r.target, iptables::Target::ConnMark(_));
             if let iptables::Target::Snat(spec) = &r.target {
                 let (lo, hi) = (ip_key(spec.addrs.0), ip_key(spec.addrs.1));
                 // Bounded: ranges beyond the cap are refused after the loop.

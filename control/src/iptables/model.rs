@@ -25,6 +25,7 @@ pub enum TableKind {
     Filter,
     Nat,
     Mangle,
+    Raw,
 }
 
 impl TableKind {
@@ -33,6 +34,7 @@ impl TableKind {
             TableKind::Filter => "filter",
             TableKind::Nat => "nat",
             TableKind::Mangle => "mangle",
+            TableKind::Raw => "raw",
         }
     }
 
@@ -41,6 +43,7 @@ impl TableKind {
             "filter" => Some(TableKind::Filter),
             "nat" => Some(TableKind::Nat),
             "mangle" => Some(TableKind::Mangle),
+            "raw" => Some(TableKind::Raw),
             _ => None,
         }
     }
@@ -51,6 +54,7 @@ impl TableKind {
             TableKind::Filter => &["INPUT", "FORWARD", "OUTPUT"],
             TableKind::Nat => &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
             TableKind::Mangle => &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+            TableKind::Raw => &["PREROUTING", "OUTPUT"],
         }
     }
 }
@@ -429,6 +433,13 @@ pub enum Target {
     Mark(Mark),
     /// `-j CONNMARK`.
     ConnMark(ConnMark),
+    /// raw: `-j NOTRACK` (`notrack_target`: written so) or `-j CT
+    /// --notrack`.
+    Notrack {
+        ct_form: bool,
+    },
+    /// raw: `-j CT --helper NAME`.
+    CtHelper(String),
     Masquerade {
         ports: Option<PortRange>,
     },
@@ -745,6 +756,11 @@ impl fmt::Display for Rule {
                     }
                 }
                 Target::ChecksumFill => w.push_str(" -j CHECKSUM --checksum-fill"),
+                Target::Notrack { ct_form: true } => w.push_str(" -j CT --notrack"),
+                Target::Notrack { ct_form: false } => w.push_str(" -j NOTRACK"),
+                Target::CtHelper(h) => {
+                    let _ = write!(w, " -j CT --helper {h}");
+                }
                 Target::ConnMark(c) => {
                     let _ = match c {
                         ConnMark::Set(mk) => {

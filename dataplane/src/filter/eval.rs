@@ -195,6 +195,14 @@ impl Ruleset {
                     pkt.mark = (pkt.mark & !mask) ^ value;
                     continue;
                 }
+                Action::Notrack => {
+                    pkt.notrack = true;
+                    continue;
+                }
+                Action::Helper(k) => {
+                    pkt.helper = Some(k);
+                    continue;
+                }
                 Action::CtMark { value, mask } => {
                     if let Some(c) = pkt.ct.as_mut() {
                         c.mark = (c.mark & !mask) ^ value;

@@ -308,6 +308,8 @@ impl Compiler {
                     mask: *mask,
                 }
             }
+            TargetSpec::Notrack => Action::Notrack,
+            TargetSpec::Helper(k) => Action::Helper(*k),
             TargetSpec::SaveMark { nfmask, ctmask } => {
                 self.needs |= super::needs::CT;
                 Action::SaveMark {

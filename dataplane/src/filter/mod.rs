@@ -215,6 +215,11 @@ pub struct PacketView {
     pub dst_type: u16,
     /// the connection, `None` when untracked or invalid ([`needs::CT`]).
     pub ct: Option<CtView>,
+    /// Set by the raw table: do not track the packet (`NOTRACK`, `CT
+    /// --notrack`); the helper to attach to its new connection (`CT
+    /// --helper`).
+    pub notrack: bool,
+    pub helper: Option<crate::conntrack::HelperKind>,
 }
 
 /// A netfilter hook.
@@ -258,16 +263,20 @@ pub enum TableId {
     Filter,
     Nat,
     Mangle,
+    /// Before connection tracking: `NOTRACK`, `CT --notrack`, `CT
+    /// --helper`.
+    Raw,
 }
 
 impl TableId {
-    pub const ALL: [TableId; 3] = [TableId::Filter, TableId::Nat, TableId::Mangle];
+    pub const ALL: [TableId; 4] = [TableId::Filter, TableId::Nat, TableId::Mangle, TableId::Raw];
 
     pub fn name(self) -> &'static str {
         match self {
             TableId::Filter => "filter",
             TableId::Nat => "nat",
             TableId::Mangle => "mangle",
+            TableId::Raw => "raw",
         }
     }
 
@@ -282,6 +291,7 @@ impl TableId {
                 Hook::Postrouting,
             ],
             TableId::Mangle => &Hook::ALL,
+            TableId::Raw => &[Hook::Prerouting, Hook::Output],
         }
     }
 }

@@ -174,6 +174,8 @@ pub(super) enum Action {
         nfmask: u32,
         ctmask: u32,
     },
+    Notrack,
+    Helper(crate::conntrack::HelperKind),
     /// Indexes [`Ruleset::nat`] (kept out of line: rules stay small).
     Nat(u32),
 }
@@ -200,7 +202,7 @@ pub(super) struct ChainInfo {
     pub end: u32,
 }
 
-pub(super) const SLOTS: usize = 15;
+pub(super) const SLOTS: usize = 20;
 pub(super) const NO_CHAIN: u32 = u32::MAX;
 
 /// Index of a (table, hook) built-in chain: policy counters and entry points.

@@ -286,6 +286,10 @@ pub enum TargetSpec {
         value: u32,
         mask: u32,
     },
+    /// raw: `NOTRACK`, `CT --notrack`: the packet is not tracked.
+    Notrack,
+    /// raw: `CT --helper`: the helper of the packet's new connection.
+    Helper(crate::conntrack::HelperKind),
     /// `CONNMARK --save-mark`: `ctmark = (ctmark & !ctmask) ^ (mark &
     /// nfmask)`.
     SaveMark {

@@ -60,7 +60,6 @@ impl Pipeline {
     /// `[conntrack] helpers`. `HelperKind::from_name` maps `--helper`'s
     /// names ("ftp", "tftp"); a helper of another protocol than the
     /// packet's is ignored at confirm.
-    #[allow(dead_code)] // the raw table is wired by the filter's owner
     pub(super) fn request_helper(&mut self, i: usize, kind: HelperKind) {
         if let Some(c) = self.ct.get_mut(i)
             && c.kind == super::conntrack::CtKind::New

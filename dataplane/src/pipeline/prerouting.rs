@@ -20,6 +20,36 @@ use crate::nat::rewrite::Part;
 use crate::stats::DropReason;
 
 impl Pipeline {
+    /// raw PREROUTING (its rules run after the conntrack lookup here, not
+    /// before it as in Linux, but before anything reads the result):
+    /// `NOTRACK` makes the packet UNTRACKED (no connection is created for
+    /// it; a packet of an existing connection still refreshed it), `CT
+    /// --helper` asks for a helper on the connection a first packet
+    /// opens, a DROP drops (`filter_prerouting`).
+    #[cold]
+    fn raw<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        for (i, m) in batch.iter_mut().enumerate() {
+            if m.next != Next::Continue || m.l3 == L3::Arp {
+                continue;
+            }
+            let c = self.ct[i];
+            let mut view = self.packet_view(ctx.umem, m, &c);
+            let out = self.eval(TableId::Raw, Hook::Prerouting, &mut view, ctx.now);
+            m.mark = view.mark;
+            self.trace_verdict(m, "raw", &out);
+            if matches!(out, Outcome::Drop | Outcome::Reject(_)) {
+                self.drop_pkt(ctx, m, DropReason::FilterPrerouting);
+                continue;
+            }
+            if view.notrack {
+                self.ct[i] = CtMeta::untracked();
+                self.prerouting_work = true;
+            } else if let Some(k) = view.helper {
+                self.request_helper(i, k);
+            }
+        }
+    }
+
     /// mangle and nat PREROUTING, after the conntrack lookup: marks, the
     /// destination part of known translations, DNAT / REDIRECT for first
     /// packets.
@@ -29,6 +59,9 @@ impl Pipeline {
             .filter
             .is_empty(TableId::Mangle, Hook::Prerouting);
         let nat = !self.tables.filter.is_empty(TableId::Nat, Hook::Prerouting);
+        if !self.tables.filter.is_empty(TableId::Raw, Hook::Prerouting) {
+            self.raw(ctx, batch);
+        }
         // Any translation at all (DNAT here or SNAT later).
         let translating = nat || !self.tables.filter.is_empty(TableId::Nat, Hook::Postrouting);
         if !mangle && !nat && !self.tables.tracking {

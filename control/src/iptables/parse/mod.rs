@@ -132,7 +132,7 @@ impl Parser<'_> {
                 return Err(format!("unexpected {:?} after table header", words[1]));
             }
             let kind = TableKind::from_name(name).ok_or_else(|| {
-                format!("unsupported table {name:?} (supported: filter, nat, mangle)")
+                format!("unsupported table {name:?} (supported: filter, nat, mangle, raw)")
             })?;
             if let Some(b) = self.block.take() {
                 self.err(
@@ -422,7 +422,7 @@ fn split_command(words: &[String]) -> R<(Option<TableKind>, Command, Vec<String>
                     return Err("option -t given twice".into());
                 }
                 table = Some(TableKind::from_name(&name).ok_or_else(|| {
-                    format!("unsupported table {name:?} (supported: filter, nat, mangle)")
+                    format!("unsupported table {name:?} (supported: filter, nat, mangle, raw)")
                 })?);
                 None
             }

@@ -162,6 +162,8 @@ fn is_known_option(o: &str) -> bool {
                 | "--set-mark"
                 | "--set-xmark"
                 | "--save-mark"
+                | "--notrack"
+                | "--helper"
                 | "--restore-mark"
                 | "--nfmask"
                 | "--ctmask"

@@ -10,8 +10,9 @@ use super::{R, TARGET_NAMES};
 const MAX_LOG_PREFIX: usize = 29;
 
 /// Target options without a value.
-pub(super) const TARGET_FLAGS: [&str; 6] = [
+pub(super) const TARGET_FLAGS: [&str; 7] = [
     "--checksum-fill",
+    "--notrack",
     "--save-mark",
     "--restore-mark",
     "--random",
@@ -20,7 +21,8 @@ pub(super) const TARGET_FLAGS: [&str; 6] = [
 ];
 
 /// Options that belong to a target.
-pub(super) const TARGET_OPTIONS: [&str; 15] = [
+pub(super) const TARGET_OPTIONS: [&str; 16] = [
+    "--helper",
     "--nfmask",
     "--ctmask",
     "--mask",
@@ -52,6 +54,9 @@ pub(super) struct TargetOpts {
     to_destination: Option<String>,
     to_ports: Option<String>,
     to: Option<String>,
+    /// CT's `--helper` and `--notrack`.
+    helper: Option<String>,
+    notrack: bool,
     /// CONNMARK's `--nfmask`, `--ctmask`, `--mask`.
     nfmask: Option<String>,
     ctmask: Option<String>,
@@ -80,6 +85,7 @@ impl TargetOpts {
                 self.set_mark = Some((o.to_string(), v));
                 return Ok(());
             }
+            "--helper" => &mut self.helper,
             "--nfmask" => &mut self.nfmask,
             "--ctmask" => &mut self.ctmask,
             "--mask" => &mut self.mask,
@@ -95,6 +101,12 @@ impl TargetOpts {
     /// Target flag `o` (one of [`TARGET_FLAGS`]).
     pub(super) fn flag(&mut self, o: &str) -> R<()> {
         let bit = match o {
+            "--notrack" => {
+                if std::mem::replace(&mut self.notrack, true) {
+                    return Err(format!("option {o} given twice"));
+                }
+                return Ok(());
+            }
             "--save-mark" | "--restore-mark" => {
                 if self.save_restore.is_some() {
                     return Err("target CONNMARK takes one of --save-mark, --restore-mark".into());
@@ -134,6 +146,8 @@ impl TargetOpts {
             ("--to-destination", &self.to_destination),
             ("--to-ports", &self.to_ports),
             ("--to", &self.to),
+            ("--helper", &self.helper),
+            ("--notrack", &self.notrack.then(String::new)),
             ("--nfmask", &self.nfmask),
             ("--ctmask", &self.ctmask),
             ("--mask", &self.mask),
@@ -217,6 +231,26 @@ pub(super) fn build_target(
                 Target::Mark(mark_op(&opt, &v)?)
             }
             "CONNMARK" => connmark(&mut o)?,
+            "NOTRACK" => {
+                cx.only_in(TableKind::Raw)?;
+                Target::Notrack { ct_form: false }
+            }
+            "CT" => {
+                cx.only_in(TableKind::Raw)?;
+                match (o.helper.take(), std::mem::take(&mut o.notrack)) {
+                    (Some(_), true) => {
+                        return Err("target CT takes --notrack or --helper, not both".into());
+                    }
+                    (Some(h), false) => Target::CtHelper(h),
+                    (None, true) => Target::Notrack { ct_form: true },
+                    (None, false) => {
+                        return Err(
+                            "target CT needs --notrack or --helper NAME (xgate does not do --zone, --timeout, --ctevents)"
+                                .into(),
+                        );
+                    }
+                }
+            }
             "MASQUERADE" => {
                 cx.only_in(TableKind::Nat)?;
                 Target::Masquerade {

@@ -222,3 +222,20 @@ COMMIT
 fn rs2() -> filter::Ruleset {
     rs("*filter\n-A FORWARD -j MARK --set-mark 9\nCOMMIT\n")
 }
+
+#[test]
+fn raw_notrack_and_helper_set_the_view() {
+    let rs = rs(
+        "*raw\n-A PREROUTING -p tcp --dport 7 -j NOTRACK\n-A PREROUTING -p tcp --dport 21 -j CT --helper ftp\nCOMMIT\n",
+    );
+    let mut c = cx(&rs);
+    let mut q = tcp(Some(0), None, "1.1.1.1", "2.2.2.2", 7);
+    assert_eq!(
+        rs.eval(TableId::Raw, Hook::Prerouting, &mut q, &mut c),
+        Outcome::Accept
+    );
+    assert!(q.notrack && q.helper.is_none());
+    let mut q = tcp(Some(0), None, "1.1.1.1", "2.2.2.2", 21);
+    rs.eval(TableId::Raw, Hook::Prerouting, &mut q, &mut c);
+    assert!(!q.notrack && q.helper == Some(HelperKind::Ftp));
+}
