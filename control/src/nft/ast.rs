@@ -80,6 +80,8 @@ pub enum CommandKind {
     },
     Flush(Flush),
     Delete(Delete),
+    /// `list ...`: nft prints; the ruleset is unchanged.
+    List(String),
 }
 
 /// Where `add`/`insert`/`replace rule` puts its rule.

@@ -150,7 +150,7 @@ pub fn lex(text: &str, file: u32) -> Result<Vec<Token>, LexError> {
                 while j < chars.len() && matches!(chars[j], ' ' | '\t' | '\r') {
                     j += 1;
                 }
-                if j < chars.len() && chars[j] != '\n' {
+                if j >= chars.len() || chars[j] != '\n' {
                     return Err(LexError {
                         loc: start,
                         message: "'\\' is only allowed at the end of a line".into(),

@@ -64,6 +64,14 @@ impl Parser<'_> {
                 Tok::Caret => BinOp::Xor,
                 Tok::Shl => BinOp::Shl,
                 Tok::Shr => BinOp::Shr,
+                Tok::Word(w) => match w.as_str() {
+                    "and" => BinOp::And,
+                    "or" => BinOp::Or,
+                    "xor" => BinOp::Xor,
+                    "lshift" => BinOp::Shl,
+                    "rshift" => BinOp::Shr,
+                    _ => break,
+                },
                 _ => break,
             };
             if tys.len() != 1 {

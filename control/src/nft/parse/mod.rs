@@ -347,8 +347,12 @@ impl Parser<'_> {
     /// `define NAME = VALUE`: the value's tokens up to the end of the line
     /// (after substituting the variables it uses, as nft does).
     fn define(&mut self) -> R<()> {
+        let redefine = self.is_word("redefine")?;
         self.pos += 1;
-        let (name, _) = self.any_word("a variable name")?;
+        let (name, nloc) = self.any_word("a variable name")?;
+        if !redefine && self.defines.contains_key(&name) {
+            return self.invalid_at(nloc, format!("redefinition of ${name} (use redefine)"));
+        }
         self.expect(Tok::Assign, "'='")?;
         let start = self.loc();
         let mut body = Vec::new();
@@ -489,8 +493,19 @@ impl Parser<'_> {
                 self.pos += 1;
                 self.flush_command()?
             }
-            "list" | "reset" | "monitor" | "describe" | "export" | "import" | "rename"
-            | "get" => {
+            "list" => {
+                // nft prints; a ruleset file is unchanged by it.
+                self.pos += 1;
+                let mut what = Vec::new();
+                while !matches!(self.peek()?, Tok::Newline | Tok::Semi | Tok::Eof) {
+                    match self.next()?.tok {
+                        Tok::Word(w) | Tok::Str(w) => what.push(w),
+                        t => what.push(t.describe()),
+                    }
+                }
+                CommandKind::List(what.join(" "))
+            }
+            "reset" | "monitor" | "describe" | "export" | "import" | "rename" | "get" => {
                 return self.invalid(format!(
                     "'{verb}' is not a ruleset command (a ruleset file adds, \
                      flushes and deletes)"

@@ -25,7 +25,7 @@ impl Parser<'_> {
             stmts: Vec::new(),
             comment: None,
         };
-        let mut l4 = false;
+        let mut l4 = L4::default();
         while !self.at_end()? {
             if self.eat_word("comment")? {
                 rule.comment = Some(self.string("a quoted comment")?);
@@ -33,7 +33,8 @@ impl Parser<'_> {
             }
             let s = self.stmt(l4)?;
             if let StmtKind::Match(m) = &s.kind {
-                l4 |= sets_l4(&m.left);
+                l4.nat |= sets_l4(&m.left, true);
+                l4.ct |= sets_l4(&m.left, false);
             }
             rule.stmts.push(s);
         }
@@ -43,15 +44,15 @@ impl Parser<'_> {
         Ok(rule)
     }
 
-    /// One statement; `l4`: an earlier match named the transport protocol
-    /// (NAT ports need one, as in nft).
-    pub(super) fn stmt(&mut self, l4: bool) -> R<Stmt> {
+    /// One statement; `l4`: what earlier matches said about the transport
+    /// protocol.
+    pub(super) fn stmt(&mut self, l4: L4) -> R<Stmt> {
         let loc = self.loc();
         let kind = self.stmt_kind(l4)?;
         Ok(Stmt { loc, kind })
     }
 
-    fn stmt_kind(&mut self, l4: bool) -> R<StmtKind> {
+    fn stmt_kind(&mut self, l4: L4) -> R<StmtKind> {
         if let Some(v) = self.verdict()? {
             return Ok(StmtKind::Verdict(v));
         }
@@ -59,7 +60,7 @@ impl Parser<'_> {
             return self.expected("a statement");
         };
         if starts_expr(&w) {
-            return self.expr_stmt();
+            return self.expr_stmt(l4);
         }
         let wloc = self.loc();
         self.pos += 1;
@@ -123,8 +124,24 @@ impl Parser<'_> {
     }
 
     /// A statement starting with an expression: a match, `set`, `vmap`.
-    fn expr_stmt(&mut self) -> R<StmtKind> {
+    fn expr_stmt(&mut self, l4: L4) -> R<StmtKind> {
+        let lloc = self.loc();
         let (left, tys) = self.expr()?;
+        if !l4.ct
+            && matches!(
+                left,
+                Expr::Ct(Ct {
+                    key: CtKey::ProtoSrc | CtKey::ProtoDst,
+                    ..
+                })
+            )
+        {
+            return self.invalid_at(
+                lloc,
+                "ct proto-src/proto-dst need a transport protocol match first \
+                 (meta l4proto tcp)",
+            );
+        }
         if self.eat_word("set")? {
             if tys.len() != 1 {
                 return self.invalid("cannot set a concatenation");
@@ -413,7 +430,7 @@ impl Parser<'_> {
     }
 
     /// After `snat`/`dnat`/`masquerade`/`redirect`.
-    fn nat(&mut self, w: &str, wloc: Loc, l4: bool) -> R<StmtKind> {
+    fn nat(&mut self, w: &str, wloc: Loc, l4: L4) -> R<StmtKind> {
         let kind = match w {
             "snat" => NatKind::Snat,
             "dnat" => NatKind::Dnat,
@@ -468,7 +485,7 @@ impl Parser<'_> {
             self.expect(Tok::Colon, "':' and a port")?;
             nat.port = Some(self.value(DataType::InetService)?);
         }
-        if nat.port.is_some() && !l4 {
+        if nat.port.is_some() && !l4.nat {
             return self.invalid_at(
                 wloc,
                 "a port translation is only valid after a transport protocol match",
@@ -524,7 +541,7 @@ impl Parser<'_> {
             if self.at_end()? {
                 return self.expected("'}'");
             }
-            let s = self.stmt(false)?;
+            let s = self.stmt(L4::default())?;
             if !matches!(
                 s.kind,
                 StmtKind::Limit(_) | StmtKind::Counter(_) | StmtKind::Quota(_)
@@ -576,13 +593,24 @@ impl Parser<'_> {
     }
 }
 
-/// Whether a match on `e` names the transport protocol (for NAT ports).
-fn sets_l4(e: &Expr) -> bool {
+/// What the matches before a statement said about the transport
+/// protocol: NAT ports and `ct ... proto-dst` need it named, and nft
+/// counts different matches for each.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct L4 {
+    /// For a port translation (`ct protocol` counts, `th` does not).
+    pub nat: bool,
+    /// For `ct original proto-dst` (`ct protocol` does not count).
+    pub ct: bool,
+}
+
+/// Whether a match on `e` names the transport protocol.
+fn sets_l4(e: &Expr, nat: bool) -> bool {
     match e {
         Expr::Payload { proto, field } => {
             matches!(
                 proto,
-                Proto::Tcp | Proto::Udp | Proto::Udplite | Proto::Sctp | Proto::Dccp | Proto::Th
+                Proto::Tcp | Proto::Udp | Proto::Udplite | Proto::Sctp | Proto::Dccp
             ) || matches!(
                 (proto, field),
                 (Proto::Ip, PayloadField::Protocol) | (Proto::Ip6, PayloadField::Nexthdr)
@@ -592,9 +620,9 @@ fn sets_l4(e: &Expr) -> bool {
         Expr::Ct(Ct {
             key: CtKey::Protocol,
             ..
-        }) => true,
-        Expr::Concat(parts) => parts.iter().any(sets_l4),
-        Expr::Binop { left, .. } => sets_l4(left),
+        }) => nat,
+        Expr::Concat(parts) => parts.iter().any(|p| sets_l4(p, nat)),
+        Expr::Binop { left, .. } => sets_l4(left, nat),
         _ => false,
     }
 }

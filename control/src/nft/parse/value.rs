@@ -59,6 +59,7 @@ pub(super) fn parse_time(s: &str) -> Option<u64> {
 fn max_value(ty: DataType) -> u64 {
     use DataType as T;
     match ty {
+        T::Bits(n) if n < 64 => (1u64 << n) - 1,
         T::InetService | T::EtherType => 0xffff,
         T::InetProto | T::IcmpType | T::IcmpCode | T::Icmpv6Type | T::Icmpv6Code => 0xff,
         T::IcmpxCode | T::TcpFlag | T::Pkttype | T::NfProto => 0xff,
@@ -115,6 +116,11 @@ impl Parser<'_> {
                 Some(m) => c(Value::Ether(m)),
                 None => bad("an Ethernet address"),
             },
+            T::IfIndex if word == "missing" || word == "exists" => Ok(int(
+                ty,
+                (word == "exists") as u64,
+                Some(word),
+            )),
             T::IfName | T::IfIndex | T::String | T::CtLabel | T::Hour => {
                 if word.len() > 255 {
                     return bad("a name (too long)");
