@@ -291,6 +291,14 @@ pub enum Expr {
     Meta(MetaKey),
     Ct(Ct),
     Fib(Fib),
+    /// `tcp option maxseg size`, `tcp option sack-perm` (no field: whether
+    /// the option is present, compared with `exists` / `missing`).
+    TcpOption {
+        kind: u8,
+        field: Option<TcpOptionField>,
+    },
+    /// `rt mtu`, `rt classid`, `rt nexthop`: the route the packet takes.
+    Rt(RtKey),
     /// `numgen inc|random mod N [offset K]`.
     Numgen {
         random: bool,
@@ -387,6 +395,28 @@ pub enum CtKey {
     Daddr(Option<Family>),
     ProtoSrc,
     ProtoDst,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpOptionField {
+    Length,
+    /// `maxseg size`.
+    Size,
+    /// `window count`.
+    Count,
+    Left,
+    Right,
+    Tsval,
+    Tsecr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtKey {
+    /// The TCP MSS the route allows (`tcp option maxseg size set rt mtu`).
+    Mtu,
+    Classid,
+    /// The next hop, of the table's family (ip or ip6 tables only).
+    Nexthop(Family),
 }
 
 /// `fib FLAGS RESULT`: `fib saddr . iif oif`, `fib daddr type`.

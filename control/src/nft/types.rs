@@ -671,6 +671,7 @@ fn symbols(ty: DataType) -> &'static [(&'static str, u64)] {
         ],
         T::Ecn => &[("not-ect", 0), ("ect1", 1), ("ect0", 2), ("ce", 3)],
         T::Boolean => &[("exists", 1), ("missing", 0)],
+        T::Uid | T::Gid => &[("root", 0)],
         T::Day => &[
             ("Sunday", 0),
             ("Monday", 1),

@@ -14,7 +14,7 @@ use super::{Parser, R};
 /// Words that start an expression (where a statement could also start).
 pub(super) fn starts_expr(w: &str) -> bool {
     Proto::from_name(w).is_some()
-        || matches!(w, "meta" | "ct" | "fib" | "numgen" | "jhash" | "symhash")
+        || matches!(w, "meta" | "ct" | "fib" | "numgen" | "jhash" | "symhash" | "rt")
         || META_KEYS.iter().any(|(n, _, bare, _)| *bare && *n == w)
 }
 
@@ -144,6 +144,31 @@ impl Parser<'_> {
             }
             "ct" => self.ct(),
             "fib" => self.fib(),
+            "rt" => {
+                let (k, kloc) = self.any_word("mtu, classid or nexthop")?;
+                match k.as_str() {
+                    "mtu" => Ok((Expr::Rt(RtKey::Mtu), DataType::Bits(16))),
+                    "classid" => Ok((Expr::Rt(RtKey::Classid), DataType::Realm)),
+                    "nexthop" => match self.family {
+                        Family::Ip => Ok((Expr::Rt(RtKey::Nexthop(Family::Ip)), DataType::Ipv4Addr)),
+                        Family::Ip6 => {
+                            Ok((Expr::Rt(RtKey::Nexthop(Family::Ip6)), DataType::Ipv6Addr))
+                        }
+                        _ => self.invalid_at(
+                            kloc,
+                            "cannot tell the IP version of rt nexthop outside ip and ip6 tables",
+                        ),
+                    },
+                    _ => Err(self.error_at(
+                        kloc,
+                        ErrorKind::UnknownKey {
+                            what: "rt key",
+                            name: k,
+                            known: "mtu, classid, nexthop".into(),
+                        },
+                    )),
+                }
+            }
             "numgen" => {
                 let (m, mloc) = self.any_word("inc or random")?;
                 let random = match m.as_str() {
@@ -218,6 +243,9 @@ impl Parser<'_> {
     }
 
     fn payload(&mut self, proto: Proto, name: &str) -> R<(Expr, DataType)> {
+        if proto == Proto::Tcp && self.eat_word("option")? {
+            return self.tcp_option();
+        }
         let fields = payload_fields(proto);
         let (f, floc) = match self.peek()? {
             Tok::Word(f) => {
@@ -245,6 +273,54 @@ impl Parser<'_> {
                 },
             )),
         }
+    }
+
+    /// After `tcp option`: `NAME|NUMBER [FIELD]`.
+    fn tcp_option(&mut self) -> R<(Expr, DataType)> {
+        let (o, oloc) = self.any_word("a TCP option (maxseg, window, sack-perm, ...)")?;
+        let kind = match o.as_str() {
+            "eol" => 0,
+            "nop" => 1,
+            "maxseg" | "mss" => 2,
+            "window" => 3,
+            "sack-perm" | "sack-permitted" => 4,
+            "sack" | "sack0" => 5,
+            "timestamp" => 8,
+            _ => match super::value::parse_u64(&o) {
+                Some(n) if n <= 255 => n as u8,
+                _ => {
+                    return Err(self.error_at(
+                        oloc,
+                        ErrorKind::UnknownKey {
+                            what: "TCP option",
+                            name: o,
+                            known: "eol, nop, maxseg, window, sack-perm, sack, timestamp, 0-255"
+                                .into(),
+                        },
+                    ));
+                }
+            },
+        };
+        let field = match (kind, self.word()?) {
+            (_, Some("length")) => Some((TcpOptionField::Length, DataType::Bits(8))),
+            (2, Some("size")) => Some((TcpOptionField::Size, DataType::Bits(16))),
+            (3, Some("count")) => Some((TcpOptionField::Count, DataType::Bits(8))),
+            (5, Some("left")) => Some((TcpOptionField::Left, DataType::Bits(32))),
+            (5, Some("right")) => Some((TcpOptionField::Right, DataType::Bits(32))),
+            (8, Some("tsval")) => Some((TcpOptionField::Tsval, DataType::Bits(32))),
+            (8, Some("tsecr")) => Some((TcpOptionField::Tsecr, DataType::Bits(32))),
+            _ => None,
+        };
+        if field.is_some() {
+            self.pos += 1;
+        }
+        Ok((
+            Expr::TcpOption {
+                kind,
+                field: field.map(|f| f.0),
+            },
+            field.map_or(DataType::Boolean, |f| f.1),
+        ))
     }
 
     /// After `ct`: `[original|reply] KEY`, `original ip saddr`.

@@ -12,7 +12,7 @@ use super::{Parser, R};
 
 /// Statements nft has and xgate's parser does not read yet.
 const UNSUPPORTED: &[&str] = &[
-    "dup", "fwd", "tproxy", "synproxy", "secmark", "xt", "osf", "socket", "rt", "exthdr",
+    "dup", "fwd", "tproxy", "synproxy", "secmark", "xt", "osf", "socket", "exthdr",
     "ipsec", "synproxy", "last", "connlimit",
 ];
 

@@ -121,6 +121,10 @@ impl Parser<'_> {
                 (word == "exists") as u64,
                 Some(word),
             )),
+            T::IfName | T::IfIndex if word.len() > 15 => self.invalid_at(
+                loc,
+                format!("interface name '{word}' is longer than 15 characters"),
+            ),
             T::IfName | T::IfIndex | T::String | T::CtLabel | T::Hour => {
                 if word.len() > 255 {
                     return bad("a name (too long)");
