@@ -119,7 +119,10 @@ fn accepted() -> Vec<(&'static str, String)> {
         // payload matches
         ("ip saddr prefix", inet("ip saddr 192.168.1.0/24 accept")),
         ("ip daddr range", inet("ip daddr 10.0.0.1-10.0.0.9 drop")),
-        ("ip daddr spaced range", inet("ip daddr 10.0.0.1 - 10.0.0.9 drop")),
+        (
+            "ip daddr spaced range",
+            inet("ip daddr 10.0.0.1 - 10.0.0.9 drop"),
+        ),
         ("ip protocol", inet("ip protocol icmp accept")),
         ("ip ttl", inet("ip ttl < 5 drop")),
         ("ip length", inet("ip length > 1000 drop")),
@@ -134,27 +137,60 @@ fn accepted() -> Vec<(&'static str, String)> {
         ("tcp sport range", inet("tcp sport 1024-65535 accept")),
         ("udp dport set", inet("udp dport { 53, 123 } accept")),
         ("sctp dport", inet("sctp dport 5060 accept")),
-        ("th dport", inet("meta l4proto { tcp, udp } th dport 53 accept")),
-        ("tcp flags and eq", inet("tcp flags & (syn|ack) == syn drop")),
-        ("tcp flags mask", inet("tcp flags syn / fin,syn,rst,ack drop")),
+        (
+            "th dport",
+            inet("meta l4proto { tcp, udp } th dport 53 accept"),
+        ),
+        (
+            "tcp flags and eq",
+            inet("tcp flags & (syn|ack) == syn drop"),
+        ),
+        (
+            "tcp flags mask",
+            inet("tcp flags syn / fin,syn,rst,ack drop"),
+        ),
         ("tcp flags ne", inet("tcp flags != syn accept")),
         ("tcp flags or", inet("tcp flags == syn|ack accept")),
         ("icmp type", inet("icmp type echo-request accept")),
-        ("icmp type set", inet("icmp type { echo-request, echo-reply } accept")),
+        (
+            "icmp type set",
+            inet("icmp type { echo-request, echo-reply } accept"),
+        ),
         ("icmp code", inet("icmp code port-unreachable accept")),
         (
             "icmpv6 type set",
             inet("icmpv6 type { nd-neighbor-solicit, nd-router-advert, echo-request } accept"),
         ),
         ("ether saddr", inet("ether saddr 00:11:22:33:44:55 drop")),
-        ("vlan id", chain("netdev", "type filter hook ingress device lo priority 0;", "vlan id 10 accept")),
+        (
+            "vlan id",
+            chain(
+                "netdev",
+                "type filter hook ingress device lo priority 0;",
+                "vlan id 10 accept",
+            ),
+        ),
         // meta
         ("iif", inet("iif lo accept")),
-        ("oif", chain("inet", "type filter hook output priority 0;", "oif lo accept")),
+        (
+            "oif",
+            chain(
+                "inet",
+                "type filter hook output priority 0;",
+                "oif lo accept",
+            ),
+        ),
         ("iifname", inet("iifname \"eth0\" accept")),
         ("iifname bare", inet("iifname eth0 accept")),
         ("iifname wildcard", inet("iifname \"eth*\" accept")),
-        ("oifname set", chain("inet", "type filter hook forward priority 0;", "oifname { \"wan0\", \"ppp*\" } drop")),
+        (
+            "oifname set",
+            chain(
+                "inet",
+                "type filter hook forward priority 0;",
+                "oifname { \"wan0\", \"ppp*\" } drop",
+            ),
+        ),
         ("iiftype", inet("iiftype ether accept")),
         ("meta l4proto", inet("meta l4proto tcp accept")),
         ("meta nfproto", inet("meta nfproto ipv6 accept")),
@@ -163,54 +199,127 @@ fn accepted() -> Vec<(&'static str, String)> {
         ("mark and", inet("mark & 0xff == 0x10 accept")),
         ("meta pkttype", inet("meta pkttype broadcast drop")),
         ("meta length", inet("meta length > 1500 drop")),
-        ("meta skuid", chain("inet", "type filter hook output priority 0;", "meta skuid 0 accept")),
+        (
+            "meta skuid",
+            chain(
+                "inet",
+                "type filter hook output priority 0;",
+                "meta skuid 0 accept",
+            ),
+        ),
         // ct
         ("ct state list", inet("ct state established,related accept")),
-        ("ct state set", inet("ct state { established, related } accept")),
+        (
+            "ct state set",
+            inet("ct state { established, related } accept"),
+        ),
         ("ct state invalid", inet("ct state invalid drop")),
         ("ct state quoted", inet("ct state \"established\" accept")),
         ("ct status", inet("ct status dnat accept")),
         ("ct mark", inet("ct mark 0x2 accept")),
         ("ct direction", inet("ct direction original accept")),
-        ("ct original ip saddr", inet("ct original ip saddr 10.0.0.1 accept")),
-        ("ct reply ip daddr", inet("ct reply ip daddr 10.0.0.1 accept")),
-        ("ct original proto-dst", inet("meta l4proto tcp ct original proto-dst 22 accept")),
-        ("ct original saddr in ip", chain("ip", INPUT, "ct original saddr 10.0.0.1 accept")),
+        (
+            "ct original ip saddr",
+            inet("ct original ip saddr 10.0.0.1 accept"),
+        ),
+        (
+            "ct reply ip daddr",
+            inet("ct reply ip daddr 10.0.0.1 accept"),
+        ),
+        (
+            "ct original proto-dst",
+            inet("meta l4proto tcp ct original proto-dst 22 accept"),
+        ),
+        (
+            "ct original saddr in ip",
+            chain("ip", INPUT, "ct original saddr 10.0.0.1 accept"),
+        ),
         // fib
-        ("fib oif missing", chain("inet", PRE, "fib saddr . iif oif missing drop")),
-        ("fib daddr type", chain("inet", PRE, "fib daddr type local accept")),
-        ("fib type set", chain("inet", PRE, "fib daddr type { broadcast, multicast } drop")),
+        (
+            "fib oif missing",
+            chain("inet", PRE, "fib saddr . iif oif missing drop"),
+        ),
+        (
+            "fib daddr type",
+            chain("inet", PRE, "fib daddr type local accept"),
+        ),
+        (
+            "fib type set",
+            chain("inet", PRE, "fib daddr type { broadcast, multicast } drop"),
+        ),
         // relational operators
         ("ne", inet("tcp dport != 22 accept")),
         ("ge", inet("tcp dport >= 1024 accept")),
         ("le", inet("tcp dport <= 1023 drop")),
         ("eq word", inet("tcp dport eq 22 accept")),
-        ("ne set", inet("ip saddr != { 10.0.0.0/8, 192.168.0.0/16 } drop")),
-        ("concat set", inet("ip saddr . tcp dport { 10.0.0.1 . 22, 10.0.0.2 . 80 } accept")),
+        (
+            "ne set",
+            inet("ip saddr != { 10.0.0.0/8, 192.168.0.0/16 } drop"),
+        ),
+        (
+            "concat set",
+            inet("ip saddr . tcp dport { 10.0.0.1 . 22, 10.0.0.2 . 80 } accept"),
+        ),
         // limits, numgen, hash, maps
         ("limit", inet("limit rate 10/second burst 5 packets accept")),
-        ("limit over bytes", inet("limit rate over 1 mbytes/second drop")),
-        ("limit per minute", inet("tcp dport 22 ct state new limit rate over 3/minute burst 5 packets drop")),
+        (
+            "limit over bytes",
+            inet("limit rate over 1 mbytes/second drop"),
+        ),
+        (
+            "limit per minute",
+            inet("tcp dport 22 ct state new limit rate over 3/minute burst 5 packets drop"),
+        ),
         ("numgen", inet("meta mark set numgen inc mod 4 offset 1")),
         ("numgen random", inet("numgen random mod 10 < 5 accept")),
-        ("jhash", inet("meta mark set jhash ip saddr . tcp dport mod 4 seed 0xdeadbeef")),
+        (
+            "jhash",
+            inet("meta mark set jhash ip saddr . tcp dport mod 4 seed 0xdeadbeef"),
+        ),
         ("symhash", inet("meta mark set symhash mod 2")),
-        ("map lookup", inet("meta mark set tcp dport map { 22 : 1, 80 : 2 }")),
+        (
+            "map lookup",
+            inet("meta mark set tcp dport map { 22 : 1, 80 : 2 }"),
+        ),
         ("vmap", inet("tcp dport vmap { 22 : accept, 23 : drop }")),
-        ("vmap l4proto", inet("meta l4proto vmap { tcp : accept, udp : drop }")),
+        (
+            "vmap l4proto",
+            inet("meta l4proto vmap { tcp : accept, udp : drop }"),
+        ),
         // statements
         ("reject", inet("reject")),
-        ("reject icmp type", chain("ip", INPUT, "reject with icmp type host-unreachable")),
-        ("reject icmp", chain("ip", INPUT, "reject with icmp port-unreachable")),
-        ("reject icmpv6", chain("ip6", INPUT, "reject with icmpv6 type admin-prohibited")),
-        ("reject icmpx", inet("reject with icmpx type admin-prohibited")),
-        ("reject tcp reset", inet("tcp dport 23 reject with tcp reset")),
+        (
+            "reject icmp type",
+            chain("ip", INPUT, "reject with icmp type host-unreachable"),
+        ),
+        (
+            "reject icmp",
+            chain("ip", INPUT, "reject with icmp port-unreachable"),
+        ),
+        (
+            "reject icmpv6",
+            chain("ip6", INPUT, "reject with icmpv6 type admin-prohibited"),
+        ),
+        (
+            "reject icmpx",
+            inet("reject with icmpx type admin-prohibited"),
+        ),
+        (
+            "reject tcp reset",
+            inet("tcp dport 23 reject with tcp reset"),
+        ),
         ("counter", inet("counter")),
-        ("counter values", inet("counter packets 10 bytes 100 accept")),
+        (
+            "counter values",
+            inet("counter packets 10 bytes 100 accept"),
+        ),
         ("log", inet("log prefix \"in: \" level info")),
         ("log group", inet("log group 2")),
         ("log flags", inet("log flags tcp sequence,options")),
-        ("log flags all", inet("log prefix \"x: \" level warn flags all counter drop")),
+        (
+            "log flags all",
+            inet("log prefix \"x: \" level warn flags all counter drop"),
+        ),
         ("comment", inet("tcp dport 22 accept comment \"ssh\"")),
         ("mark set", inet("meta mark set 0x1")),
         ("bare mark set", inet("mark set 0x2")),
@@ -219,54 +328,255 @@ fn accepted() -> Vec<(&'static str, String)> {
         ("ct mark set or", inet("ct mark set ct mark | 0x10")),
         ("mark set and word", inet("meta mark set mark and 0xff")),
         ("ip dscp set", inet("ip dscp set cs1")),
-        ("notrack", chain("ip", "type filter hook prerouting priority raw;", "notrack")),
+        (
+            "notrack",
+            chain("ip", "type filter hook prerouting priority raw;", "notrack"),
+        ),
         ("continue", inet("continue")),
-        ("mss clamp", chain("inet", "type filter hook forward priority mangle;", "tcp flags syn tcp option maxseg size set rt mtu")),
-        ("mss clamp value", chain("inet", "type filter hook forward priority mangle;", "tcp flags syn / syn,rst tcp option maxseg size set 1400")),
-        ("tcp option match", inet("tcp option maxseg size 1400-1500 drop")),
-        ("tcp option exists", inet("tcp option sack-perm exists accept")),
-        ("rt mtu", chain("inet", "type filter hook forward priority 0;", "rt mtu 1500 accept")),
-        ("skuid root", chain("inet", "type filter hook output priority 0;", "meta skuid root accept")),
-        ("address mask", inet("ip daddr & 255.255.255.0 == 192.168.1.0 accept")),
-        ("map of addresses", inet("meta mark set ip daddr map { 10.0.0.1 : 1 }")),
-        ("flags in parens", inet("tcp flags & (fin|syn) == (fin|syn) drop")),
+        (
+            "mss clamp",
+            chain(
+                "inet",
+                "type filter hook forward priority mangle;",
+                "tcp flags syn tcp option maxseg size set rt mtu",
+            ),
+        ),
+        (
+            "mss clamp value",
+            chain(
+                "inet",
+                "type filter hook forward priority mangle;",
+                "tcp flags syn / syn,rst tcp option maxseg size set 1400",
+            ),
+        ),
+        (
+            "tcp option match",
+            inet("tcp option maxseg size 1400-1500 drop"),
+        ),
+        (
+            "tcp option exists",
+            inet("tcp option sack-perm exists accept"),
+        ),
+        (
+            "rt mtu",
+            chain(
+                "inet",
+                "type filter hook forward priority 0;",
+                "rt mtu 1500 accept",
+            ),
+        ),
+        (
+            "skuid root",
+            chain(
+                "inet",
+                "type filter hook output priority 0;",
+                "meta skuid root accept",
+            ),
+        ),
+        (
+            "address mask",
+            inet("ip daddr & 255.255.255.0 == 192.168.1.0 accept"),
+        ),
+        (
+            "map of addresses",
+            inet("meta mark set ip daddr map { 10.0.0.1 : 1 }"),
+        ),
+        (
+            "flags in parens",
+            inet("tcp flags & (fin|syn) == (fin|syn) drop"),
+        ),
         ("frag-off", inet("ip frag-off & 0x1fff != 0 drop")),
         ("ipsec exists", inet("meta ipsec exists accept")),
-        ("ct zone set", chain("ip", "type filter hook prerouting priority raw;", "ct zone set 1")),
+        (
+            "ct zone set",
+            chain(
+                "ip",
+                "type filter hook prerouting priority raw;",
+                "ct zone set 1",
+            ),
+        ),
         ("nftrace", inet("meta nftrace set 1")),
         ("ip6 mapped v4", inet("ip6 daddr ::ffff:0.0.0.0/96 drop")),
-        ("set newlines", inet("tcp dport {\n\t\t\t22,\n\t\t\t80\n\t\t} accept")),
+        (
+            "set newlines",
+            inet("tcp dport {\n\t\t\t22,\n\t\t\t80\n\t\t} accept"),
+        ),
         // NAT
-        ("masquerade", chain("ip", SNAT, "oifname \"eth0\" masquerade")),
-        ("masquerade flags", chain("ip", SNAT, "masquerade random,persistent")),
-        ("masquerade ports", chain("ip", SNAT, "meta l4proto tcp masquerade to :1024-65535 fully-random")),
+        (
+            "masquerade",
+            chain("ip", SNAT, "oifname \"eth0\" masquerade"),
+        ),
+        (
+            "masquerade flags",
+            chain("ip", SNAT, "masquerade random,persistent"),
+        ),
+        (
+            "masquerade ports",
+            chain(
+                "ip",
+                SNAT,
+                "meta l4proto tcp masquerade to :1024-65535 fully-random",
+            ),
+        ),
         ("snat", chain("ip", SNAT, "snat to 1.2.3.4")),
-        ("snat inet", chain("inet", SNAT, "snat ip to 1.2.3.4-1.2.3.8")),
-        ("snat port range", chain("ip", SNAT, "tcp dport 80 snat to 1.2.3.4:1000-2000")),
-        ("snat map", chain("ip", SNAT, "snat to ip saddr map { 10.0.0.0/8 : 1.2.3.4, 192.168.0.0/16 : 1.2.3.5 }")),
-        ("dnat", chain("ip", DNAT, "tcp dport 8080 dnat to 192.168.1.10:80")),
-        ("dnat numgen", chain("inet", DNAT, "dnat ip to numgen inc mod 2 map { 0 : 10.0.0.1, 1 : 10.0.0.2 }")),
-        ("dnat numgen port", chain("ip", DNAT, "tcp dport 80 dnat to numgen inc mod 2 map { 0 : 10.0.0.1, 1 : 10.0.0.2 } : 8888")),
-        ("dnat jhash", chain("ip", DNAT, "dnat to jhash ip saddr . tcp dport mod 2 map { 0 : 10.0.0.1, 1 : 10.0.0.2 }")),
-        ("dnat addr . port", chain("ip", DNAT, "dnat ip addr . port to ip daddr . tcp dport map { 1.2.3.4 . 80 : 10.0.0.1 . 8080 }")),
-        ("dnat concat map", chain("ip", DNAT, "dnat to ip daddr . tcp dport map { 1.2.3.4 . 80 : 10.0.0.1 . 8080 }")),
-        ("dnat ip6", chain("ip6", DNAT, "tcp dport 80 dnat to [fe80::1]:8080")),
-        ("redirect", chain("ip", DNAT, "tcp dport 80 redirect to :8080")),
+        (
+            "snat inet",
+            chain("inet", SNAT, "snat ip to 1.2.3.4-1.2.3.8"),
+        ),
+        (
+            "snat port range",
+            chain("ip", SNAT, "tcp dport 80 snat to 1.2.3.4:1000-2000"),
+        ),
+        (
+            "snat map",
+            chain(
+                "ip",
+                SNAT,
+                "snat to ip saddr map { 10.0.0.0/8 : 1.2.3.4, 192.168.0.0/16 : 1.2.3.5 }",
+            ),
+        ),
+        (
+            "dnat",
+            chain("ip", DNAT, "tcp dport 8080 dnat to 192.168.1.10:80"),
+        ),
+        (
+            "dnat numgen",
+            chain(
+                "inet",
+                DNAT,
+                "dnat ip to numgen inc mod 2 map { 0 : 10.0.0.1, 1 : 10.0.0.2 }",
+            ),
+        ),
+        (
+            "dnat numgen port",
+            chain(
+                "ip",
+                DNAT,
+                "tcp dport 80 dnat to numgen inc mod 2 map { 0 : 10.0.0.1, 1 : 10.0.0.2 } : 8888",
+            ),
+        ),
+        (
+            "dnat jhash",
+            chain(
+                "ip",
+                DNAT,
+                "dnat to jhash ip saddr . tcp dport mod 2 map { 0 : 10.0.0.1, 1 : 10.0.0.2 }",
+            ),
+        ),
+        (
+            "dnat addr . port",
+            chain(
+                "ip",
+                DNAT,
+                "dnat ip addr . port to ip daddr . tcp dport map { 1.2.3.4 . 80 : 10.0.0.1 . 8080 }",
+            ),
+        ),
+        (
+            "dnat concat map",
+            chain(
+                "ip",
+                DNAT,
+                "dnat to ip daddr . tcp dport map { 1.2.3.4 . 80 : 10.0.0.1 . 8080 }",
+            ),
+        ),
+        (
+            "dnat ip6",
+            chain("ip6", DNAT, "tcp dport 80 dnat to [fe80::1]:8080"),
+        ),
+        (
+            "redirect",
+            chain("ip", DNAT, "tcp dport 80 redirect to :8080"),
+        ),
         ("redirect bare", chain("ip", DNAT, "redirect")),
         // chains and priorities
-        ("priority name offset", chain("inet", "type filter hook input priority filter - 10;", "accept")),
-        ("priority glued offset", chain("inet", "type filter hook input priority filter+10;", "accept")),
-        ("priority negative offset", chain("inet", "type filter hook input priority filter -10;", "accept")),
-        ("priority mangle", chain("inet", "type filter hook output priority mangle;", "accept")),
-        ("priority security", chain("inet", "type filter hook forward priority security;", "accept")),
-        ("priority negative", chain("ip", "type filter hook prerouting priority -300;", "accept")),
-        ("policy", chain("inet", "type filter hook input priority 0; policy drop;", "accept")),
-        ("route chain", chain("ip", "type route hook output priority mangle;", "meta mark set 1")),
-        ("netdev ingress", chain("netdev", "type filter hook ingress device lo priority filter;", "accept")),
-        ("arp table", chain("arp", "type filter hook input priority filter;", "accept")),
-        ("bridge table", chain("bridge", "type filter hook prerouting priority dstnat;", "accept")),
-        ("bridge filter", chain("bridge", "type filter hook forward priority filter;", "accept")),
-        ("chain comment", chain("inet", INPUT, "comment \"the input\"")),
+        (
+            "priority name offset",
+            chain(
+                "inet",
+                "type filter hook input priority filter - 10;",
+                "accept",
+            ),
+        ),
+        (
+            "priority glued offset",
+            chain(
+                "inet",
+                "type filter hook input priority filter+10;",
+                "accept",
+            ),
+        ),
+        (
+            "priority negative offset",
+            chain(
+                "inet",
+                "type filter hook input priority filter -10;",
+                "accept",
+            ),
+        ),
+        (
+            "priority mangle",
+            chain("inet", "type filter hook output priority mangle;", "accept"),
+        ),
+        (
+            "priority security",
+            chain(
+                "inet",
+                "type filter hook forward priority security;",
+                "accept",
+            ),
+        ),
+        (
+            "priority negative",
+            chain("ip", "type filter hook prerouting priority -300;", "accept"),
+        ),
+        (
+            "policy",
+            chain(
+                "inet",
+                "type filter hook input priority 0; policy drop;",
+                "accept",
+            ),
+        ),
+        (
+            "route chain",
+            chain(
+                "ip",
+                "type route hook output priority mangle;",
+                "meta mark set 1",
+            ),
+        ),
+        (
+            "netdev ingress",
+            chain(
+                "netdev",
+                "type filter hook ingress device lo priority filter;",
+                "accept",
+            ),
+        ),
+        (
+            "arp table",
+            chain("arp", "type filter hook input priority filter;", "accept"),
+        ),
+        (
+            "bridge table",
+            chain(
+                "bridge",
+                "type filter hook prerouting priority dstnat;",
+                "accept",
+            ),
+        ),
+        (
+            "bridge filter",
+            chain(
+                "bridge",
+                "type filter hook forward priority filter;",
+                "accept",
+            ),
+        ),
+        (
+            "chain comment",
+            chain("inet", INPUT, "comment \"the input\""),
+        ),
     ];
     v.extend(blocks());
     v.extend(commands());
@@ -279,87 +589,129 @@ fn blocks() -> Vec<(&'static str, String)> {
     vec![
         (
             "jump goto return",
-            s("table inet t {\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\ttcp dport 80 jump web\n\t\ttcp dport 81 goto web\n\t\ttcp dport vmap { 82 : jump web }\n\t}\n\tchain web {\n\t\tip saddr 10.0.0.1 return\n\t\taccept\n\t}\n}\n"),
+            s(
+                "table inet t {\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\ttcp dport 80 jump web\n\t\ttcp dport 81 goto web\n\t\ttcp dport vmap { 82 : jump web }\n\t}\n\tchain web {\n\t\tip saddr 10.0.0.1 return\n\t\taccept\n\t}\n}\n",
+            ),
         ),
         (
             "named set",
-            s("table inet t {\n\tset blocked {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.0/8, 192.168.1.1, 172.16.0.1-172.16.0.9 }\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tip saddr @blocked drop\n\t\tip saddr != @blocked accept\n\t}\n}\n"),
+            s(
+                "table inet t {\n\tset blocked {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.0/8, 192.168.1.1, 172.16.0.1-172.16.0.9 }\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tip saddr @blocked drop\n\t\tip saddr != @blocked accept\n\t}\n}\n",
+            ),
         ),
         (
             "set concat timeout",
-            s("table ip t {\n\tset s {\n\t\ttype ipv4_addr . inet_service\n\t\tflags timeout\n\t\ttimeout 1h\n\t\tsize 1024\n\t\telements = { 10.0.0.1 . 22 timeout 30s, 10.0.0.2 . 80 expires 10m comment \"web\" }\n\t}\n}\n"),
+            s(
+                "table ip t {\n\tset s {\n\t\ttype ipv4_addr . inet_service\n\t\tflags timeout\n\t\ttimeout 1h\n\t\tsize 1024\n\t\telements = { 10.0.0.1 . 22 timeout 30s, 10.0.0.2 . 80 expires 10m comment \"web\" }\n\t}\n}\n",
+            ),
         ),
         (
             "set typeof",
-            s("table inet t {\n\tset s {\n\t\ttypeof ip saddr . tcp dport\n\t\tcounter\n\t\telements = { 10.0.0.1 . 22 }\n\t}\n}\n"),
+            s(
+                "table inet t {\n\tset s {\n\t\ttypeof ip saddr . tcp dport\n\t\tcounter\n\t\telements = { 10.0.0.1 . 22 }\n\t}\n}\n",
+            ),
         ),
         (
             "set on one line",
-            s("table ip t {\n\tset s { type inet_service; flags constant; elements = { ssh, http, 8080 } }\n}\n"),
+            s(
+                "table ip t {\n\tset s { type inet_service; flags constant; elements = { ssh, http, 8080 } }\n}\n",
+            ),
         ),
         (
             "set policy auto-merge",
-            s("table ip t {\n\tset s {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tpolicy memory\n\t\tauto-merge\n\t\telements = { 10.0.0.0/24, 10.0.1.0/24 }\n\t}\n}\n"),
+            s(
+                "table ip t {\n\tset s {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tpolicy memory\n\t\tauto-merge\n\t\telements = { 10.0.0.0/24, 10.0.1.0/24 }\n\t}\n}\n",
+            ),
         ),
         (
             "set multiline elements",
-            s("table ip t {\n\tset s {\n\t\ttype inet_service\n\t\telements = {\n\t\t\t22,\n\t\t\t80,\n\t\t}\n\t}\n}\n"),
+            s(
+                "table ip t {\n\tset s {\n\t\ttype inet_service\n\t\telements = {\n\t\t\t22,\n\t\t\t80,\n\t\t}\n\t}\n}\n",
+            ),
         ),
         (
             "map",
-            s("table ip t {\n\tmap m {\n\t\ttype ipv4_addr : ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.0/8 : 1.2.3.4 }\n\t}\n\tchain post {\n\t\ttype nat hook postrouting priority srcnat;\n\t\tsnat to ip saddr map @m\n\t}\n}\n"),
+            s(
+                "table ip t {\n\tmap m {\n\t\ttype ipv4_addr : ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.0/8 : 1.2.3.4 }\n\t}\n\tchain post {\n\t\ttype nat hook postrouting priority srcnat;\n\t\tsnat to ip saddr map @m\n\t}\n}\n",
+            ),
         ),
         (
             "map concat values",
-            s("table ip t {\n\tmap portfwd {\n\t\ttype inet_service : ipv4_addr . inet_service\n\t\telements = { 80 : 10.0.0.1 . 8080, 443 : 10.0.0.2 . 8443 }\n\t}\n\tchain pre {\n\t\ttype nat hook prerouting priority dstnat;\n\t\tdnat ip addr . port to tcp dport map @portfwd\n\t}\n}\n"),
+            s(
+                "table ip t {\n\tmap portfwd {\n\t\ttype inet_service : ipv4_addr . inet_service\n\t\telements = { 80 : 10.0.0.1 . 8080, 443 : 10.0.0.2 . 8443 }\n\t}\n\tchain pre {\n\t\ttype nat hook prerouting priority dstnat;\n\t\tdnat ip addr . port to tcp dport map @portfwd\n\t}\n}\n",
+            ),
         ),
         (
             "map typeof",
-            s("table ip t {\n\tmap m {\n\t\ttypeof tcp dport : meta mark\n\t\telements = { 22 : 0x1 }\n\t}\n\tchain c {\n\t\tmeta mark set tcp dport map @m\n\t}\n}\n"),
+            s(
+                "table ip t {\n\tmap m {\n\t\ttypeof tcp dport : meta mark\n\t\telements = { 22 : 0x1 }\n\t}\n\tchain c {\n\t\tmeta mark set tcp dport map @m\n\t}\n}\n",
+            ),
         ),
         (
             "verdict map",
-            s("table inet t {\n\tmap v {\n\t\ttype inet_service : verdict\n\t\telements = { 22 : accept, 23 : drop, 80 : jump web }\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\ttcp dport vmap @v\n\t}\n\tchain web {\n\t\taccept\n\t}\n}\n"),
+            s(
+                "table inet t {\n\tmap v {\n\t\ttype inet_service : verdict\n\t\telements = { 22 : accept, 23 : drop, 80 : jump web }\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\ttcp dport vmap @v\n\t}\n\tchain web {\n\t\taccept\n\t}\n}\n",
+            ),
         ),
         (
             "verdict map typeof",
-            s("table inet t {\n\tmap v {\n\t\ttypeof iifname : verdict\n\t\telements = { \"eth0\" : accept }\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tiifname vmap @v\n\t}\n}\n"),
+            s(
+                "table inet t {\n\tmap v {\n\t\ttypeof iifname : verdict\n\t\telements = { \"eth0\" : accept }\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tiifname vmap @v\n\t}\n}\n",
+            ),
         ),
         (
             "dynamic set add update",
-            s("table ip t {\n\tset seen {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout 1m\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tadd @seen { ip saddr }\n\t\tupdate @seen { ip saddr timeout 10s }\n\t\tct state new update @seen { ip saddr limit rate over 10/second } drop\n\t}\n}\n"),
+            s(
+                "table ip t {\n\tset seen {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout 1m\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tadd @seen { ip saddr }\n\t\tupdate @seen { ip saddr timeout 10s }\n\t\tct state new update @seen { ip saddr limit rate over 10/second } drop\n\t}\n}\n",
+            ),
         ),
         (
             "named counter",
-            s("table inet t {\n\tcounter c1 {\n\t\tpackets 0 bytes 0\n\t}\n\tcounter c2 {\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\ttcp dport 22 counter name c1\n\t\tcounter name \"c2\"\n\t}\n}\n"),
+            s(
+                "table inet t {\n\tcounter c1 {\n\t\tpackets 0 bytes 0\n\t}\n\tcounter c2 {\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\ttcp dport 22 counter name c1\n\t\tcounter name \"c2\"\n\t}\n}\n",
+            ),
         ),
         (
             "quota",
-            s("table inet t {\n\tquota q {\n\t\tover 25 mbytes used 0 bytes\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tquota name q drop\n\t\tquota over 10 mbytes drop\n\t}\n}\n"),
+            s(
+                "table inet t {\n\tquota q {\n\t\tover 25 mbytes used 0 bytes\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tquota name q drop\n\t\tquota over 10 mbytes drop\n\t}\n}\n",
+            ),
         ),
         (
             "limit object",
-            s("table inet t {\n\tlimit l {\n\t\trate 400/minute\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tlimit name l accept\n\t}\n}\n"),
+            s(
+                "table inet t {\n\tlimit l {\n\t\trate 400/minute\n\t}\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tlimit name l accept\n\t}\n}\n",
+            ),
         ),
         (
             "ct helper",
-            s("table inet t {\n\tct helper ftp-standard {\n\t\ttype \"ftp\" protocol tcp\n\t\tl3proto ip\n\t}\n\tchain c {\n\t\ttype filter hook prerouting priority 0;\n\t\ttcp dport 21 ct helper set \"ftp-standard\"\n\t}\n}\n"),
+            s(
+                "table inet t {\n\tct helper ftp-standard {\n\t\ttype \"ftp\" protocol tcp\n\t\tl3proto ip\n\t}\n\tchain c {\n\t\ttype filter hook prerouting priority 0;\n\t\ttcp dport 21 ct helper set \"ftp-standard\"\n\t}\n}\n",
+            ),
         ),
         (
             "table flags comment",
-            s("table inet t {\n\tflags dormant\n\tcomment \"off\"\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t}\n}\n"),
+            s(
+                "table inet t {\n\tflags dormant\n\tcomment \"off\"\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t}\n}\n",
+            ),
         ),
         (
             "defines",
-            s("define wan = \"eth0\"\ndefine lan = eth1\ndefine ssh_port = 22\ndefine web = { 80, 443 }\ndefine ports = { $ssh_port, $web }\ndefine nets = { 10.0.0.0/8, 192.168.0.0/16 }\ntable inet t {\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tiifname $wan tcp dport $ports accept\n\t\tiifname $lan ip saddr $nets accept\n\t\ttcp dport { $ssh_port, 8080 } accept\n\t}\n}\n"),
+            s(
+                "define wan = \"eth0\"\ndefine lan = eth1\ndefine ssh_port = 22\ndefine web = { 80, 443 }\ndefine ports = { $ssh_port, $web }\ndefine nets = { 10.0.0.0/8, 192.168.0.0/16 }\ntable inet t {\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t\tiifname $wan tcp dport $ports accept\n\t\tiifname $lan ip saddr $nets accept\n\t\ttcp dport { $ssh_port, 8080 } accept\n\t}\n}\n",
+            ),
         ),
         (
             "redefine undefine",
-            s("define p = 22\nredefine p = 23\ntable ip t {\n\tchain c {\n\t\ttcp dport $p accept\n\t}\n}\nundefine p\n"),
+            s(
+                "define p = 22\nredefine p = 23\ntable ip t {\n\tchain c {\n\t\ttcp dport $p accept\n\t}\n}\nundefine p\n",
+            ),
         ),
         (
             "semicolons",
-            s("table ip t { chain c { type filter hook input priority 0; policy accept; tcp dport 22 accept; udp dport 53 accept; }; }\n"),
+            s(
+                "table ip t { chain c { type filter hook input priority 0; policy accept; tcp dport 22 accept; udp dport 53 accept; }; }\n",
+            ),
         ),
         (
             "line continuation",
@@ -375,11 +727,15 @@ fn commands() -> Vec<(&'static str, String)> {
     vec![
         (
             "seed 002 section 6.5",
-            s("add table inet filter\nadd chain inet filter input { type filter hook input priority 0 ; }\nadd rule inet filter input tcp dport 22 accept\ndelete table inet filter\n"),
+            s(
+                "add table inet filter\nadd chain inet filter input { type filter hook input priority 0 ; }\nadd rule inet filter input tcp dport 22 accept\ndelete table inet filter\n",
+            ),
         ),
         (
             "add and insert",
-            s("add table ip t\nadd chain ip t c { type filter hook input priority 0; policy drop; }\nadd rule ip t c tcp dport 22 accept\ninsert rule ip t c ct state established accept\nadd rule ip t c index 0 udp dport 53 accept\ninsert rule ip t c index 1 icmp type echo-request accept\n"),
+            s(
+                "add table ip t\nadd chain ip t c { type filter hook input priority 0; policy drop; }\nadd rule ip t c tcp dport 22 accept\ninsert rule ip t c ct state established accept\nadd rule ip t c index 0 udp dport 53 accept\ninsert rule ip t c index 1 icmp type echo-request accept\n",
+            ),
         ),
         (
             "bare commands",
@@ -389,30 +745,32 @@ fn commands() -> Vec<(&'static str, String)> {
             "default family",
             s("add table t\nadd chain t c\nadd rule t c ip saddr 10.0.0.1 drop\n"),
         ),
-        (
-            "create",
-            s("create table inet t\ncreate chain inet t c\n"),
-        ),
+        ("create", s("create table inet t\ncreate chain inet t c\n")),
         (
             "sets by command",
-            s("add table inet t\nadd set inet t s { type ipv4_addr; flags interval; }\nadd element inet t s { 10.0.0.0/8, 192.168.1.1 }\nadd map inet t m { type inet_service : verdict; }\nadd element inet t m { 22 : accept }\ndelete element inet t s { 192.168.1.1 }\n"),
+            s(
+                "add table inet t\nadd set inet t s { type ipv4_addr; flags interval; }\nadd element inet t s { 10.0.0.0/8, 192.168.1.1 }\nadd map inet t m { type inet_service : verdict; }\nadd element inet t m { 22 : accept }\ndelete element inet t s { 192.168.1.1 }\n",
+            ),
         ),
         (
             "objects by command",
-            s("add table inet t\nadd counter inet t c1\nadd quota inet t q { 25 mbytes }\nadd limit inet t l { rate 10/second }\nadd ct helper inet t h { type \"ftp\" protocol tcp; }\n"),
+            s(
+                "add table inet t\nadd counter inet t c1\nadd quota inet t q { 25 mbytes }\nadd limit inet t l { rate 10/second }\nadd ct helper inet t h { type \"ftp\" protocol tcp; }\n",
+            ),
         ),
         (
             "flush",
-            s("flush ruleset\nadd table inet t\nadd chain inet t c\nadd set inet t s { type ipv4_addr; }\nflush chain inet t c\nflush set inet t s\nflush table inet t\nflush ruleset inet\n"),
+            s(
+                "flush ruleset\nadd table inet t\nadd chain inet t c\nadd set inet t s { type ipv4_addr; }\nflush chain inet t c\nflush set inet t s\nflush table inet t\nflush ruleset inet\n",
+            ),
         ),
         (
             "delete by name",
-            s("add table inet t\nadd chain inet t c\nadd set inet t s { type ipv4_addr; }\nadd counter inet t k\ndelete counter inet t k\ndelete set inet t s\ndelete chain inet t c\ndelete table inet t\n"),
+            s(
+                "add table inet t\nadd chain inet t c\nadd set inet t s { type ipv4_addr; }\nadd counter inet t k\ndelete counter inet t k\ndelete set inet t s\ndelete chain inet t c\ndelete table inet t\n",
+            ),
         ),
-        (
-            "debian 12 nftables.conf",
-            s(DEBIAN_NFTABLES_CONF),
-        ),
+        ("debian 12 nftables.conf", s(DEBIAN_NFTABLES_CONF)),
         ("home router nftables.conf", s(HOME_ROUTER)),
         ("openwrt fw4", s(OPENWRT_FW4)),
         ("firewalld", s(FIREWALLD)),
@@ -961,25 +1319,108 @@ fn refused() -> Vec<(&'static str, String, u32, u32)> {
         ("unknown service", inet("tcp dport nosuchsvc accept"), 4, 13),
         ("port out of range", inet("tcp dport 70000 accept"), 4, 13),
         ("ttl out of range", inet("ip ttl 300 accept"), 4, 10),
-        ("prefix too long", inet("ip saddr 10.0.0.0/33 accept"), 4, 12),
-        ("negative range", inet("ip saddr 10.0.0.5-10.0.0.1 accept"), 4, 12),
+        (
+            "prefix too long",
+            inet("ip saddr 10.0.0.0/33 accept"),
+            4,
+            12,
+        ),
+        (
+            "negative range",
+            inet("ip saddr 10.0.0.5-10.0.0.1 accept"),
+            4,
+            12,
+        ),
         ("comma list of ports", inet("tcp dport 22,80 accept"), 4, 13),
         ("single quotes", inet("iifname 'eth0' accept"), 4, 11),
         ("unknown statement", inet("frobnicate"), 4, 3),
         ("jump without chain", inet("jump"), 4, 7),
-        ("policy continue", chain("inet", "type filter hook input priority 0; policy continue;", ""), 3, 45),
-        ("policy in regular chain", chain("inet", "policy drop;", ""), 3, 10),
-        ("dstnat at output", chain("inet", "type filter hook output priority dstnat;", ""), 3, 36),
-        ("srcnat at input", chain("inet", "type nat hook input priority srcnat;", ""), 3, 32),
-        ("raw in netdev", chain("netdev", "type filter hook ingress device lo priority raw;", ""), 3, 47),
-        ("ingress without device", chain("inet", "type filter hook ingress priority 0;", ""), 3, 3),
-        ("unknown hook", chain("ip", "type filter hook sideways priority 0;", ""), 3, 20),
-        ("nat at forward", chain("ip", "type nat hook forward priority 0;", ""), 3, 8),
-        ("dnat in inet without family", chain("inet", DNAT, "dnat to 10.0.0.1"), 4, 3),
-        ("masquerade port without l4", chain("ip", SNAT, "masquerade to :1024-65535"), 4, 3),
-        ("snat port without l4", chain("ip", SNAT, "snat to 1.2.3.4:1024"), 4, 3),
-        ("ct original saddr in inet", inet("ct original saddr 1.2.3.4 accept"), 4, 15),
-        ("blocks on one line", s("table inet t { chain c { accept; } }\n"), 1, 36),
+        (
+            "policy continue",
+            chain(
+                "inet",
+                "type filter hook input priority 0; policy continue;",
+                "",
+            ),
+            3,
+            45,
+        ),
+        (
+            "policy in regular chain",
+            chain("inet", "policy drop;", ""),
+            3,
+            10,
+        ),
+        (
+            "dstnat at output",
+            chain("inet", "type filter hook output priority dstnat;", ""),
+            3,
+            36,
+        ),
+        (
+            "srcnat at input",
+            chain("inet", "type nat hook input priority srcnat;", ""),
+            3,
+            32,
+        ),
+        (
+            "raw in netdev",
+            chain(
+                "netdev",
+                "type filter hook ingress device lo priority raw;",
+                "",
+            ),
+            3,
+            47,
+        ),
+        (
+            "ingress without device",
+            chain("inet", "type filter hook ingress priority 0;", ""),
+            3,
+            3,
+        ),
+        (
+            "unknown hook",
+            chain("ip", "type filter hook sideways priority 0;", ""),
+            3,
+            20,
+        ),
+        (
+            "nat at forward",
+            chain("ip", "type nat hook forward priority 0;", ""),
+            3,
+            8,
+        ),
+        (
+            "dnat in inet without family",
+            chain("inet", DNAT, "dnat to 10.0.0.1"),
+            4,
+            3,
+        ),
+        (
+            "masquerade port without l4",
+            chain("ip", SNAT, "masquerade to :1024-65535"),
+            4,
+            3,
+        ),
+        (
+            "snat port without l4",
+            chain("ip", SNAT, "snat to 1.2.3.4:1024"),
+            4,
+            3,
+        ),
+        (
+            "ct original saddr in inet",
+            inet("ct original saddr 1.2.3.4 accept"),
+            4,
+            15,
+        ),
+        (
+            "blocks on one line",
+            s("table inet t { chain c { accept; } }\n"),
+            1,
+            36,
+        ),
         (
             "prefix in set without interval",
             s("table ip t {\n\tset s { type ipv4_addr; elements = { 10.0.0.0/8 } }\n}\n"),
@@ -994,20 +1435,75 @@ fn refused() -> Vec<(&'static str, String, u32, u32)> {
         ),
         ("redefinition", s("define a = 1\ndefine a = 2\n"), 2, 8),
         ("unterminated string", inet("log prefix \"abc"), 4, 14),
-        ("empty rule", s("add table ip t\nadd chain ip t c\nadd rule ip t c\n"), 3, 16),
-        ("ct proto-dst without protocol", inet("ct original proto-dst 22 accept"), 4, 3),
-        ("port map after th", chain("ip", DNAT, "th dport 80 dnat to 1.2.3.4:80"), 4, 15),
-        ("ip in set of ports", inet("tcp dport { 10.0.0.1 } accept"), 4, 15),
-        ("unknown type", s("table ip t {\n\tset s { type nosuch_type; }\n}\n"), 2, 15),
-        ("unknown set flag", s("table ip t {\n\tset s { type ipv4_addr; flags sideways; }\n}\n"), 2, 32),
-        ("missing brace", s("table ip t {\n\tchain c {\n\t\taccept\n"), 4, 1),
+        (
+            "empty rule",
+            s("add table ip t\nadd chain ip t c\nadd rule ip t c\n"),
+            3,
+            16,
+        ),
+        (
+            "ct proto-dst without protocol",
+            inet("ct original proto-dst 22 accept"),
+            4,
+            3,
+        ),
+        (
+            "port map after th",
+            chain("ip", DNAT, "th dport 80 dnat to 1.2.3.4:80"),
+            4,
+            15,
+        ),
+        (
+            "ip in set of ports",
+            inet("tcp dport { 10.0.0.1 } accept"),
+            4,
+            15,
+        ),
+        (
+            "unknown type",
+            s("table ip t {\n\tset s { type nosuch_type; }\n}\n"),
+            2,
+            15,
+        ),
+        (
+            "unknown set flag",
+            s("table ip t {\n\tset s { type ipv4_addr; flags sideways; }\n}\n"),
+            2,
+            32,
+        ),
+        (
+            "missing brace",
+            s("table ip t {\n\tchain c {\n\t\taccept\n"),
+            4,
+            1,
+        ),
         ("unknown ct key", inet("ct sideways 1 accept"), 4, 6),
         ("unknown tcp field", inet("tcp foo 1 accept"), 4, 7),
         ("bad log level", inet("log level loud"), 4, 13),
-        ("interface name too long", inet("iifname \"aaaaaaaaaaaaaaaa\" accept"), 4, 11),
-        ("rt nexthop in inet", inet("rt nexthop 10.0.0.1 accept"), 4, 6),
-        ("unknown tcp option", inet("tcp option frob exists accept"), 4, 14),
-        ("icmp reject in ip6", chain("ip6", INPUT, "reject with icmp type host-unreachable"), 4, 15),
+        (
+            "interface name too long",
+            inet("iifname \"aaaaaaaaaaaaaaaa\" accept"),
+            4,
+            11,
+        ),
+        (
+            "rt nexthop in inet",
+            inet("rt nexthop 10.0.0.1 accept"),
+            4,
+            6,
+        ),
+        (
+            "unknown tcp option",
+            inet("tcp option frob exists accept"),
+            4,
+            14,
+        ),
+        (
+            "icmp reject in ip6",
+            chain("ip6", INPUT, "reject with icmp type host-unreachable"),
+            4,
+            15,
+        ),
     ]
 }
 
@@ -1034,7 +1530,9 @@ fn accepted_by_xgate_and_nft() {
         match nft_listing(&f) {
             Ok(listing) => {
                 if let Err(e) = nft::parse(&listing, "listing") {
-                    failures.push(format!("{name}: xgate refuses nft's listing: {e}\n{listing}"));
+                    failures.push(format!(
+                        "{name}: xgate refuses nft's listing: {e}\n{listing}"
+                    ));
                 }
             }
             Err(e) => failures.push(format!("{name}: nft -f failed: {e}")),
@@ -1078,7 +1576,12 @@ fn flowtables() {
     let t = first_table(&rs);
     assert_eq!(t.flowtables[0].devices, vec!["lo"]);
     assert!(t.flowtables[0].counter);
-    assert_eq!(t.chains[0].rules[0].stmts[1].kind, StmtKind::Flow { flowtable: "ft".into() });
+    assert_eq!(
+        t.chains[0].rules[0].stmts[1].kind,
+        StmtKind::Flow {
+            flowtable: "ft".into()
+        }
+    );
     if skip_note("flowtables") {
         return;
     }
@@ -1102,7 +1605,10 @@ fn queue_is_parsed_for_refusal() {
     let stmts = &first_rule(&rs).stmts;
     assert!(matches!(&stmts[0].kind, StmtKind::Queue { num: Some(_), flags } if flags.len() == 2));
     let rs = parse(&chain("inet", INPUT, "queue flags bypass num 2")).unwrap();
-    assert!(matches!(&first_rule(&rs).stmts[0].kind, StmtKind::Queue { .. }));
+    assert!(matches!(
+        &first_rule(&rs).stmts[0].kind,
+        StmtKind::Queue { .. }
+    ));
 }
 
 // --------------------------------------------------------- the AST itself
@@ -1133,7 +1639,12 @@ fn int(e: &Expr) -> u64 {
 
 #[test]
 fn base_chain_and_priorities() {
-    let rs = parse(&chain("inet", "type nat hook prerouting priority dstnat + 5; policy drop;", "accept")).unwrap();
+    let rs = parse(&chain(
+        "inet",
+        "type nat hook prerouting priority dstnat + 5; policy drop;",
+        "accept",
+    ))
+    .unwrap();
     let t = first_table(&rs);
     assert_eq!(t.id.family, Family::Inet);
     let b = t.chains[0].base.as_ref().unwrap();
@@ -1142,69 +1653,165 @@ fn base_chain_and_priorities() {
     assert_eq!(b.priority.value, -95);
     assert_eq!(b.priority.named, Some(("dstnat".into(), 5)));
     assert_eq!(b.policy, Some(Policy::Drop));
-    let rs = parse(&chain("bridge", "type filter hook prerouting priority dstnat;", "accept")).unwrap();
-    assert_eq!(first_table(&rs).chains[0].base.as_ref().unwrap().priority.value, -300);
+    let rs = parse(&chain(
+        "bridge",
+        "type filter hook prerouting priority dstnat;",
+        "accept",
+    ))
+    .unwrap();
+    assert_eq!(
+        first_table(&rs).chains[0]
+            .base
+            .as_ref()
+            .unwrap()
+            .priority
+            .value,
+        -300
+    );
     // Families the compiler will refuse are kept as such.
-    let rs = parse(&chain("arp", "type filter hook input priority 0;", "accept")).unwrap();
+    let rs = parse(&chain(
+        "arp",
+        "type filter hook input priority 0;",
+        "accept",
+    ))
+    .unwrap();
     assert_eq!(first_table(&rs).id.family, Family::Arp);
 }
 
 #[test]
 fn matches_are_typed_and_symbols_resolved() {
-    let rs = parse(&chain("inet", INPUT, "tcp dport ssh ct state established,related accept")).unwrap();
+    let rs = parse(&chain(
+        "inet",
+        INPUT,
+        "tcp dport ssh ct state established,related accept",
+    ))
+    .unwrap();
     let r = first_rule(&rs);
     assert_eq!(r.loc.line, 4);
-    let StmtKind::Match(m) = &r.stmts[0].kind else { panic!() };
-    assert!(matches!(m.left, Expr::Payload { proto: Proto::Tcp, .. }));
+    let StmtKind::Match(m) = &r.stmts[0].kind else {
+        panic!()
+    };
+    assert!(matches!(
+        m.left,
+        Expr::Payload {
+            proto: Proto::Tcp,
+            ..
+        }
+    ));
     assert_eq!(m.op, RelOp::Implicit);
     assert_eq!(int(&m.right), 22);
     let Expr::Const(c) = &m.right else { panic!() };
-    assert_eq!((c.ty, c.symbol.as_deref()), (DataType::InetService, Some("ssh")));
-    let StmtKind::Match(m) = &r.stmts[1].kind else { panic!() };
-    let Expr::List(l) = &m.right else { panic!("{:?}", m.right) };
+    assert_eq!(
+        (c.ty, c.symbol.as_deref()),
+        (DataType::InetService, Some("ssh"))
+    );
+    let StmtKind::Match(m) = &r.stmts[1].kind else {
+        panic!()
+    };
+    let Expr::List(l) = &m.right else {
+        panic!("{:?}", m.right)
+    };
     assert_eq!(l.iter().map(int).collect::<Vec<_>>(), vec![2, 4]);
     assert_eq!(r.stmts[2].kind, StmtKind::Verdict(Verdict::Accept));
     assert_eq!(r.stmts[1].loc.col, 17);
 
     let rs = parse(&chain("inet", INPUT, "tcp flags & (syn|ack) == syn drop")).unwrap();
-    let StmtKind::Match(m) = &first_rule(&rs).stmts[0].kind else { panic!() };
-    let Expr::Binop { op: BinOp::And, right, .. } = &m.left else { panic!() };
+    let StmtKind::Match(m) = &first_rule(&rs).stmts[0].kind else {
+        panic!()
+    };
+    let Expr::Binop {
+        op: BinOp::And,
+        right,
+        ..
+    } = &m.left
+    else {
+        panic!()
+    };
     assert_eq!(int(right), 0x12);
     assert_eq!((m.op, int(&m.right)), (RelOp::Eq, 2));
 
     // `syn / fin,syn,rst,ack` is the same match.
-    let rs = parse(&chain("inet", INPUT, "tcp flags syn / fin,syn,rst,ack drop")).unwrap();
-    let StmtKind::Match(m) = &first_rule(&rs).stmts[0].kind else { panic!() };
+    let rs = parse(&chain(
+        "inet",
+        INPUT,
+        "tcp flags syn / fin,syn,rst,ack drop",
+    ))
+    .unwrap();
+    let StmtKind::Match(m) = &first_rule(&rs).stmts[0].kind else {
+        panic!()
+    };
     assert!(matches!(&m.left, Expr::Binop { op: BinOp::And, .. }));
     assert_eq!(m.op, RelOp::Eq);
 
-    let rs = parse(&chain("inet", INPUT, "iifname \"eth*\" meta l4proto udp accept")).unwrap();
-    let StmtKind::Match(m) = &first_rule(&rs).stmts[0].kind else { panic!() };
+    let rs = parse(&chain(
+        "inet",
+        INPUT,
+        "iifname \"eth*\" meta l4proto udp accept",
+    ))
+    .unwrap();
+    let StmtKind::Match(m) = &first_rule(&rs).stmts[0].kind else {
+        panic!()
+    };
     assert_eq!(m.left, Expr::Meta(MetaKey::Iifname));
     assert!(matches!(&m.right, Expr::Const(Const { value: Value::Str(s), .. }) if s == "eth*"));
 }
 
 #[test]
 fn nat_forms() {
-    let rs = parse(&chain("ip", DNAT, "tcp dport 80 dnat to numgen inc mod 2 map { 0 : 10.0.0.1, 1 : 10.0.0.2 } : 8888")).unwrap();
-    let StmtKind::Nat(Nat { kind, addr, port, .. }) = &first_rule(&rs).stmts[1].kind else { panic!() };
+    let rs = parse(&chain(
+        "ip",
+        DNAT,
+        "tcp dport 80 dnat to numgen inc mod 2 map { 0 : 10.0.0.1, 1 : 10.0.0.2 } : 8888",
+    ))
+    .unwrap();
+    let StmtKind::Nat(Nat {
+        kind, addr, port, ..
+    }) = &first_rule(&rs).stmts[1].kind
+    else {
+        panic!()
+    };
     assert_eq!(*kind, NatKind::Dnat);
-    let Some(Expr::Map { key, map }) = addr else { panic!("{addr:?}") };
-    assert!(matches!(**key, Expr::Numgen { modulus: 2, random: false, offset: 0 }));
+    let Some(Expr::Map { key, map }) = addr else {
+        panic!("{addr:?}")
+    };
+    assert!(matches!(
+        **key,
+        Expr::Numgen {
+            modulus: 2,
+            random: false,
+            offset: 0
+        }
+    ));
     let Expr::Set(elems) = &**map else { panic!() };
     assert_eq!(elems.len(), 2);
     assert_eq!(int(port.as_ref().unwrap()), 8888);
 
-    let rs = parse(&chain("inet", DNAT, "dnat ip addr . port to ip daddr . tcp dport map { 1.2.3.4 . 80 : 10.0.0.1 . 8080 }")).unwrap();
-    let StmtKind::Nat(n) = &first_rule(&rs).stmts[0].kind else { panic!() };
+    let rs = parse(&chain(
+        "inet",
+        DNAT,
+        "dnat ip addr . port to ip daddr . tcp dport map { 1.2.3.4 . 80 : 10.0.0.1 . 8080 }",
+    ))
+    .unwrap();
+    let StmtKind::Nat(n) = &first_rule(&rs).stmts[0].kind else {
+        panic!()
+    };
     assert!(n.addr_port);
     assert_eq!(n.family, Some(Family::Ip));
-    let Some(Expr::Map { map, .. }) = &n.addr else { panic!() };
+    let Some(Expr::Map { map, .. }) = &n.addr else {
+        panic!()
+    };
     let Expr::Set(e) = &**map else { panic!() };
     assert!(matches!(&e[0].value, Some(Expr::Concat(p)) if p.len() == 2));
 
-    let rs = parse(&chain("ip", SNAT, "meta l4proto tcp masquerade to :1024-65535 random,persistent")).unwrap();
-    let StmtKind::Nat(n) = &first_rule(&rs).stmts[1].kind else { panic!() };
+    let rs = parse(&chain(
+        "ip",
+        SNAT,
+        "meta l4proto tcp masquerade to :1024-65535 random,persistent",
+    ))
+    .unwrap();
+    let StmtKind::Nat(n) = &first_rule(&rs).stmts[1].kind else {
+        panic!()
+    };
     assert_eq!(n.kind, NatKind::Masquerade);
     assert!(matches!(n.port, Some(Expr::Range(..))));
     assert_eq!(n.flags, vec!["random", "persistent"]);
@@ -1216,9 +1823,14 @@ fn defines_are_substituted() {
         "define ports = { 22, 80 }\ndefine all = { $ports, 443 }\ntable ip t {\n\tchain c {\n\t\ttcp dport $all accept\n\t}\n}\n",
     )
     .unwrap();
-    let StmtKind::Match(m) = &first_rule(&rs).stmts[0].kind else { panic!() };
+    let StmtKind::Match(m) = &first_rule(&rs).stmts[0].kind else {
+        panic!()
+    };
     let Expr::Set(e) = &m.right else { panic!() };
-    assert_eq!(e.iter().map(|e| int(&e.key)).collect::<Vec<_>>(), vec![22, 80, 443]);
+    assert_eq!(
+        e.iter().map(|e| int(&e.key)).collect::<Vec<_>>(),
+        vec![22, 80, 443]
+    );
     // An exponential define is bounded, not a hang or an out-of-memory.
     let mut text = String::from("define a0 = { 1, 1 }\n");
     for i in 1..40 {
@@ -1233,8 +1845,16 @@ fn includes_relative_glob_depth_and_errors() {
     let dir = temp_dir();
     std::fs::create_dir_all(dir.join("conf.d")).unwrap();
     write(&dir, "vars.nft", "define ssh = 22\n");
-    write(&dir.join("conf.d"), "10-a.nft", "add rule inet t c tcp dport 80 accept\n");
-    write(&dir.join("conf.d"), "20-b.nft", "add rule inet t c tcp dport 443 accept\n");
+    write(
+        &dir.join("conf.d"),
+        "10-a.nft",
+        "add rule inet t c tcp dport 80 accept\n",
+    );
+    write(
+        &dir.join("conf.d"),
+        "20-b.nft",
+        "add rule inet t c tcp dport 443 accept\n",
+    );
     let main = write(
         &dir,
         "main.nft",
@@ -1243,8 +1863,13 @@ fn includes_relative_glob_depth_and_errors() {
     let rs = nft::parse_file(&main, &Options::default()).unwrap();
     assert_eq!(rs.files.len(), 4);
     assert_eq!(rs.commands.len(), 3);
-    let CommandKind::Rule { rule, .. } = &rs.commands[2].kind else { panic!() };
-    assert_eq!(rs.files[rule.loc.file as usize], dir.join("conf.d/20-b.nft").display().to_string());
+    let CommandKind::Rule { rule, .. } = &rs.commands[2].kind else {
+        panic!()
+    };
+    assert_eq!(
+        rs.files[rule.loc.file as usize],
+        dir.join("conf.d/20-b.nft").display().to_string()
+    );
     assert_eq!(rule.loc.line, 1);
     if !skip_note("includes") {
         // nft looks in the include path (and the current directory), not
@@ -1253,8 +1878,16 @@ fn includes_relative_glob_depth_and_errors() {
     }
 
     // An error in an included file names that file.
-    write(&dir, "bad.nft", "\n\nadd rule inet t c tcp dport nosuch accept\n");
-    let main = write(&dir, "main2.nft", "add table inet t\nadd chain inet t c\ninclude \"bad.nft\"\n");
+    write(
+        &dir,
+        "bad.nft",
+        "\n\nadd rule inet t c tcp dport nosuch accept\n",
+    );
+    let main = write(
+        &dir,
+        "main2.nft",
+        "add table inet t\nadd chain inet t c\ninclude \"bad.nft\"\n",
+    );
     let e = nft::parse_file(&main, &Options::default()).unwrap_err();
     assert_eq!(e.file, dir.join("bad.nft").display().to_string());
     assert_eq!((e.line, e.col), (3, 29));
@@ -1262,7 +1895,10 @@ fn includes_relative_glob_depth_and_errors() {
     // A missing file names the including one.
     let main = write(&dir, "main3.nft", "\ninclude \"missing.nft\"\n");
     let e = nft::parse_file(&main, &Options::default()).unwrap_err();
-    assert_eq!((e.file.as_str(), e.line), (main.display().to_string().as_str(), 2));
+    assert_eq!(
+        (e.file.as_str(), e.line),
+        (main.display().to_string().as_str(), 2)
+    );
     assert!(matches!(e.kind, ErrorKind::Include(_)));
 
     // The include path is searched after the including file's directory.
@@ -1278,7 +1914,10 @@ fn includes_relative_glob_depth_and_errors() {
     // A file including itself stops at the depth limit.
     let main = write(&dir, "loop.nft", "include \"loop.nft\"\n");
     let e = nft::parse_file(&main, &Options::default()).unwrap_err();
-    assert!(matches!(e.kind, ErrorKind::Include(ref m) if m.contains("deeper")), "{e}");
+    assert!(
+        matches!(e.kind, ErrorKind::Include(ref m) if m.contains("deeper")),
+        "{e}"
+    );
     if !skip_note("include loop") {
         assert!(nft_check_with(&main, &["-I", dir.to_str().unwrap()]).is_err());
     }
@@ -1301,23 +1940,44 @@ fn sets_and_elements() {
     assert_eq!((e.timeout, e.comment.as_deref()), (Some(30_000), Some("x")));
     let Expr::Concat(p) = &e.key else { panic!() };
     assert!(matches!(p[0], Expr::Prefix(_, 8)) && matches!(p[1], Expr::Range(..)));
-    let CommandKind::Elements { elements, delete: false, .. } = &rs.commands[1].kind else { panic!() };
+    let CommandKind::Elements {
+        elements,
+        delete: false,
+        ..
+    } = &rs.commands[1].kind
+    else {
+        panic!()
+    };
     assert_eq!(elements.len(), 1);
 
     let rs = parse("table ip t {\n\tmap v {\n\t\ttype ipv4_addr : verdict\n\t\telements = { 10.0.0.1 : goto x }\n\t}\n}\n").unwrap();
     let s = &first_table(&rs).sets[0];
     assert!(s.is_verdict_map());
-    assert_eq!(s.elements[0].value, Some(Expr::Verdict(Verdict::Goto("x".into()))));
+    assert_eq!(
+        s.elements[0].value,
+        Some(Expr::Verdict(Verdict::Goto("x".into())))
+    );
 }
 
 #[test]
 fn seed_debian_and_home_router() {
     let rs = parse(DEBIAN_NFTABLES_CONF).unwrap();
-    assert!(matches!(rs.commands[0].kind, CommandKind::Flush(nft::Flush::Ruleset(None))));
+    assert!(matches!(
+        rs.commands[0].kind,
+        CommandKind::Flush(nft::Flush::Ruleset(None))
+    ));
     let t = first_table(&rs);
-    let hooks: Vec<Hook> = t.chains.iter().map(|c| c.base.as_ref().unwrap().hook).collect();
+    let hooks: Vec<Hook> = t
+        .chains
+        .iter()
+        .map(|c| c.base.as_ref().unwrap().hook)
+        .collect();
     assert_eq!(hooks, vec![Hook::Input, Hook::Forward, Hook::Output]);
-    assert!(t.chains.iter().all(|c| c.base.as_ref().unwrap().policy.is_none()));
+    assert!(
+        t.chains
+            .iter()
+            .all(|c| c.base.as_ref().unwrap().policy.is_none())
+    );
 
     let rs = parse(HOME_ROUTER).unwrap();
     let nat = rs
@@ -1330,26 +1990,63 @@ fn seed_debian_and_home_router() {
         .nth(1)
         .unwrap();
     let pre = &nat.chains[0];
-    let StmtKind::Nat(n) = &pre.rules[1].stmts[2].kind else { panic!() };
-    assert!(matches!(n.addr, Some(Expr::Const(Const { value: Value::V4(_), .. }))));
+    let StmtKind::Nat(n) = &pre.rules[1].stmts[2].kind else {
+        panic!()
+    };
+    assert!(matches!(
+        n.addr,
+        Some(Expr::Const(Const {
+            value: Value::V4(_),
+            ..
+        }))
+    ));
     assert_eq!(int(n.port.as_ref().unwrap()), 22);
     let post = &nat.chains[1];
-    assert!(matches!(post.rules[0].stmts[2].kind, StmtKind::Nat(Nat { kind: NatKind::Masquerade, .. })));
+    assert!(matches!(
+        post.rules[0].stmts[2].kind,
+        StmtKind::Nat(Nat {
+            kind: NatKind::Masquerade,
+            ..
+        })
+    ));
 
-    let seed = commands().into_iter().find(|c| c.0.starts_with("seed")).unwrap().1;
+    let seed = commands()
+        .into_iter()
+        .find(|c| c.0.starts_with("seed"))
+        .unwrap()
+        .1;
     let rs = parse(&seed).unwrap();
     assert_eq!(rs.commands.len(), 4);
-    assert!(matches!(rs.commands[3].kind, CommandKind::Delete(nft::Delete::Table(_))));
+    assert!(matches!(
+        rs.commands[3].kind,
+        CommandKind::Delete(nft::Delete::Table(_))
+    ));
 }
 
 #[test]
 fn hostile_input_is_refused_quickly() {
-    let deep = "table ip t {\n\tchain c {\n\t\ttcp dport ".to_string() + &"{ ".repeat(10_000) + "22";
+    let deep =
+        "table ip t {\n\tchain c {\n\t\ttcp dport ".to_string() + &"{ ".repeat(10_000) + "22";
     let e = parse(&deep).unwrap_err();
     assert!(matches!(e.kind, ErrorKind::Limit(_)), "{e}");
-    let parens = chain("ip", "", &("meta mark & ".to_string() + &"(".repeat(10_000)));
+    let parens = chain(
+        "ip",
+        "",
+        &("meta mark & ".to_string() + &"(".repeat(10_000)),
+    );
     assert!(parse(&parens).is_err());
-    for junk in ["\u{0}", "table \u{7f}", "}}}}", "{", "table ip t { chain", "\\", "$", "@", "\"", "add rule ip t c tcp dport 1-"] {
+    for junk in [
+        "\u{0}",
+        "table \u{7f}",
+        "}}}}",
+        "{",
+        "table ip t { chain",
+        "\\",
+        "$",
+        "@",
+        "\"",
+        "add rule ip t c tcp dport 1-",
+    ] {
         assert!(parse(junk).is_err(), "{junk:?}");
     }
 }

@@ -48,7 +48,10 @@ pub struct TableId {
 pub enum CommandKind {
     /// `table F N { ... }`, `add table`, `create table` (`create`: fail if
     /// it exists).
-    Table { table: Table, create: bool },
+    Table {
+        table: Table,
+        create: bool,
+    },
     /// `add chain F T N [{ ... }]`, `create chain`.
     Chain {
         table: TableId,
@@ -63,7 +66,10 @@ pub enum CommandKind {
         rule: Rule,
     },
     /// `add set`, `add map`.
-    Set { table: TableId, set: Set },
+    Set {
+        table: TableId,
+        set: Set,
+    },
     /// `add element` / `delete element`.
     Elements {
         table: TableId,
@@ -72,7 +78,10 @@ pub enum CommandKind {
         elements: Vec<Element>,
     },
     /// `add counter`, `add quota`, `add limit`, `add ct helper`.
-    Object { table: TableId, object: Object },
+    Object {
+        table: TableId,
+        object: Object,
+    },
     /// `add flowtable`.
     Flowtable {
         table: TableId,
@@ -222,7 +231,10 @@ pub enum StmtKind {
     Match(Match),
     Verdict(Verdict),
     /// `left vmap { k : verdict }` / `left vmap @m`.
-    VerdictMap { key: Expr, map: Expr },
+    VerdictMap {
+        key: Expr,
+        map: Expr,
+    },
     /// `counter`, `counter packets N bytes M`, `counter name X`.
     Counter(CounterStmt),
     Log(Log),
@@ -232,15 +244,23 @@ pub enum StmtKind {
     Nat(Nat),
     /// `meta mark set X`, `mark set X`, `ct mark set X`, `ct helper set X`,
     /// `ip dscp set X`: what is written and the value.
-    Set { target: Expr, value: Expr },
+    Set {
+        target: Expr,
+        value: Expr,
+    },
     Notrack,
     /// `flow add @ft` / `flow offload @ft`.
-    Flow { flowtable: String },
+    Flow {
+        flowtable: String,
+    },
     /// `add @s { key [timeout T] [stmts] }`, `update @s { ... }`,
     /// `delete @s { ... }`.
     Dynset(Dynset),
     /// `queue [num N[-M]] [bypass,fanout]`: parsed so it can be refused.
-    Queue { num: Option<Expr>, flags: Vec<String> },
+    Queue {
+        num: Option<Expr>,
+        flags: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,7 +307,10 @@ pub enum BinOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     /// A header field: `ip saddr`, `tcp dport`, `th dport`, `vlan id`.
-    Payload { proto: Proto, field: PayloadField },
+    Payload {
+        proto: Proto,
+        field: PayloadField,
+    },
     Meta(MetaKey),
     Ct(Ct),
     Fib(Fib),
@@ -334,7 +357,10 @@ pub enum Expr {
         right: Box<Expr>,
     },
     /// `key map { k : v }` / `key map @m`.
-    Map { key: Box<Expr>, map: Box<Expr> },
+    Map {
+        key: Box<Expr>,
+        map: Box<Expr>,
+    },
     /// A verdict as a map value.
     Verdict(Verdict),
 }
@@ -535,7 +561,10 @@ pub struct Object {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ObjectBody {
-    Counter { packets: u64, bytes: u64 },
+    Counter {
+        packets: u64,
+        bytes: u64,
+    },
     Quota(Quota),
     Limit(Limit),
     /// `ct helper NAME { type "ftp" protocol tcp; l3proto ip; }`.
@@ -571,7 +600,10 @@ pub struct Flowtable {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CounterStmt {
-    Anonymous { packets: u64, bytes: u64 },
+    Anonymous {
+        packets: u64,
+        bytes: u64,
+    },
     /// `counter name X`: a named counter object of the table.
     Named(String),
 }

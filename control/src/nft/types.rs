@@ -744,7 +744,10 @@ const SERVICES: &[(&str, u64)] = &[
 
 /// The number of symbol `name` of type `ty`.
 pub fn symbol(ty: DataType, name: &str) -> Option<u64> {
-    symbols(ty).iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    symbols(ty)
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
 }
 
 /// Whether `ty` has symbolic names at all (for the error message).
@@ -758,10 +761,19 @@ mod tests {
 
     #[test]
     fn priorities_per_family_and_hook() {
-        assert_eq!(std_priority(Family::Inet, Hook::Prerouting, "dstnat"), Some(-100));
+        assert_eq!(
+            std_priority(Family::Inet, Hook::Prerouting, "dstnat"),
+            Some(-100)
+        );
         assert_eq!(std_priority(Family::Inet, Hook::Output, "dstnat"), None);
-        assert_eq!(std_priority(Family::Ip, Hook::Postrouting, "srcnat"), Some(100));
-        assert_eq!(std_priority(Family::Bridge, Hook::Input, "filter"), Some(-200));
+        assert_eq!(
+            std_priority(Family::Ip, Hook::Postrouting, "srcnat"),
+            Some(100)
+        );
+        assert_eq!(
+            std_priority(Family::Bridge, Hook::Input, "filter"),
+            Some(-200)
+        );
         assert_eq!(std_priority(Family::Netdev, Hook::Ingress, "raw"), None);
     }
 

@@ -14,7 +14,10 @@ use super::{Parser, R};
 /// Words that start an expression (where a statement could also start).
 pub(super) fn starts_expr(w: &str) -> bool {
     Proto::from_name(w).is_some()
-        || matches!(w, "meta" | "ct" | "fib" | "numgen" | "jhash" | "symhash" | "rt")
+        || matches!(
+            w,
+            "meta" | "ct" | "fib" | "numgen" | "jhash" | "symhash" | "rt"
+        )
         || META_KEYS.iter().any(|(n, _, bare, _)| *bare && *n == w)
 }
 
@@ -75,7 +78,8 @@ impl Parser<'_> {
                 _ => break,
             };
             if tys.len() != 1 {
-                return self.invalid("a bitwise operator needs a single value, not a concatenation");
+                return self
+                    .invalid("a bitwise operator needs a single value, not a concatenation");
             }
             self.pos += 1;
             let right = if matches!(op, BinOp::Shl | BinOp::Shr) {
@@ -150,7 +154,9 @@ impl Parser<'_> {
                     "mtu" => Ok((Expr::Rt(RtKey::Mtu), DataType::Bits(16))),
                     "classid" => Ok((Expr::Rt(RtKey::Classid), DataType::Realm)),
                     "nexthop" => match self.family {
-                        Family::Ip => Ok((Expr::Rt(RtKey::Nexthop(Family::Ip)), DataType::Ipv4Addr)),
+                        Family::Ip => {
+                            Ok((Expr::Rt(RtKey::Nexthop(Family::Ip)), DataType::Ipv4Addr))
+                        }
                         Family::Ip6 => {
                             Ok((Expr::Rt(RtKey::Nexthop(Family::Ip6)), DataType::Ipv6Addr))
                         }
@@ -386,7 +392,12 @@ impl Parser<'_> {
             CtKey::ProtoSrc | CtKey::ProtoDst => (key, DataType::InetService),
             _ => (key, DataType::Integer),
         };
-        if dir.is_none() && matches!(key, CtKey::Saddr(_) | CtKey::Daddr(_) | CtKey::ProtoSrc | CtKey::ProtoDst) {
+        if dir.is_none()
+            && matches!(
+                key,
+                CtKey::Saddr(_) | CtKey::Daddr(_) | CtKey::ProtoSrc | CtKey::ProtoDst
+            )
+        {
             return self.invalid_at(kloc, "this ct key needs a direction (original or reply)");
         }
         Ok((Expr::Ct(Ct { dir, key }), ty))
@@ -424,7 +435,12 @@ impl Parser<'_> {
             "oif" => (FibResult::Oif, DataType::IfIndex),
             "oifname" => (FibResult::Oifname, DataType::IfName),
             "type" => (FibResult::Type, DataType::FibAddrType),
-            _ => return self.invalid_at(rloc, format!("unknown fib result '{r}' (oif, oifname, type)")),
+            _ => {
+                return self.invalid_at(
+                    rloc,
+                    format!("unknown fib result '{r}' (oif, oifname, type)"),
+                );
+            }
         };
         let addrs = flags
             .iter()

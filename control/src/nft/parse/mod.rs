@@ -148,7 +148,13 @@ impl Parser<'_> {
             if self.toks.len() + body.len() > MAX_TOKENS {
                 return Err(self.error_at(loc, ErrorKind::Limit("too many tokens".into())));
             }
-            let body: Vec<Token> = body.iter().map(|t| Token { tok: t.tok.clone(), loc }).collect();
+            let body: Vec<Token> = body
+                .iter()
+                .map(|t| Token {
+                    tok: t.tok.clone(),
+                    loc,
+                })
+                .collect();
             self.toks.splice(self.pos..=self.pos, body);
         }
         Ok(())
@@ -651,13 +657,13 @@ impl Parser<'_> {
         let (what, _) = self.any_word("table, chain, rule, set, element, ...")?;
         let d = match what.as_str() {
             "table" => {
-                if let Some(fam) = self.word()?.and_then(Family::from_name) {
-                    if matches!(self.peek2(), Tok::Word(w) if w == "handle") {
-                        self.pos += 2;
-                        let h = self.number("a table handle")?;
-                        self.end_of_item()?;
-                        return Ok(CommandKind::Delete(Delete::TableHandle(fam, h)));
-                    }
+                if let Some(fam) = self.word()?.and_then(Family::from_name)
+                    && matches!(self.peek2(), Tok::Word(w) if w == "handle")
+                {
+                    self.pos += 2;
+                    let h = self.number("a table handle")?;
+                    self.end_of_item()?;
+                    return Ok(CommandKind::Delete(Delete::TableHandle(fam, h)));
                 }
                 if self.eat_word("handle")? {
                     let h = self.number("a table handle")?;

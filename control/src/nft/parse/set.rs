@@ -98,7 +98,8 @@ impl Parser<'_> {
                 "elements" => {
                     self.expect(Tok::Assign, "'='")?;
                     if set.key.types.is_empty() {
-                        return self.invalid_at(wloc, "the set's type must come before its elements");
+                        return self
+                            .invalid_at(wloc, "the set's type must come before its elements");
                     }
                     let val = set.map.as_ref().map(|m| m.types.clone());
                     let elems = self.set_body(&set.key.types.clone(), val.as_deref())?;
@@ -117,7 +118,11 @@ impl Parser<'_> {
         self.check_elements(&set.flags, &set.elements)?;
         self.sets.insert(
             (self.family, set.name.clone()),
-            (set.key.types.clone(), set.map.as_ref().map(|m| m.types.clone()), set.flags.clone()),
+            (
+                set.key.types.clone(),
+                set.map.as_ref().map(|m| m.types.clone()),
+                set.flags.clone(),
+            ),
         );
         Ok(set)
     }
@@ -129,10 +134,8 @@ impl Parser<'_> {
         }
         for e in elems {
             if has_interval(&e.key) {
-                return self.invalid_at(
-                    e.loc,
-                    "a range or prefix in a set without 'flags interval'",
-                );
+                return self
+                    .invalid_at(e.loc, "a range or prefix in a set without 'flags interval'");
             }
         }
         Ok(())
@@ -170,10 +173,15 @@ impl Parser<'_> {
     /// declaration earlier in the text.
     pub(super) fn element_command(&mut self, table: &TableId, set: &str) -> R<Vec<Element>> {
         let loc = self.loc();
-        let Some((key, val, flags)) = self.sets.get(&(table.family, set.to_string())).cloned() else {
+        let Some((key, val, flags)) = self.sets.get(&(table.family, set.to_string())).cloned()
+        else {
             return self.invalid_at(
                 loc,
-                format!("set {set} is not declared in table {} {}", table.family.name(), table.name),
+                format!(
+                    "set {set} is not declared in table {} {}",
+                    table.family.name(),
+                    table.name
+                ),
             );
         };
         let elems = self.set_body(&key, val.as_deref())?;
@@ -259,7 +267,10 @@ impl Parser<'_> {
                             protocol = Some(match p.as_str() {
                                 "tcp" => 6,
                                 "udp" => 17,
-                                _ => return self.invalid_at(ploc, "a helper's protocol is tcp or udp"),
+                                _ => {
+                                    return self
+                                        .invalid_at(ploc, "a helper's protocol is tcp or udp");
+                                }
                             });
                         }
                         Some("l3proto") => {

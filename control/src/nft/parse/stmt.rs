@@ -12,8 +12,19 @@ use super::{Parser, R};
 
 /// Statements nft has and xgate's parser does not read yet.
 const UNSUPPORTED: &[&str] = &[
-    "dup", "fwd", "tproxy", "synproxy", "secmark", "xt", "osf", "socket", "exthdr",
-    "ipsec", "synproxy", "last", "connlimit",
+    "dup",
+    "fwd",
+    "tproxy",
+    "synproxy",
+    "secmark",
+    "xt",
+    "osf",
+    "socket",
+    "exthdr",
+    "ipsec",
+    "synproxy",
+    "last",
+    "connlimit",
 ];
 
 impl Parser<'_> {
@@ -77,14 +88,18 @@ impl Parser<'_> {
             "log" => self.log(),
             "limit" => {
                 if self.eat_word("name")? {
-                    return Ok(StmtKind::Limit(LimitStmt::Named(self.name("a limit name")?)));
+                    return Ok(StmtKind::Limit(LimitStmt::Named(
+                        self.name("a limit name")?,
+                    )));
                 }
                 self.expect_word("rate")?;
                 Ok(StmtKind::Limit(LimitStmt::Rate(self.limit_rate()?)))
             }
             "quota" => {
                 if self.eat_word("name")? {
-                    return Ok(StmtKind::Quota(QuotaStmt::Named(self.name("a quota name")?)));
+                    return Ok(StmtKind::Quota(QuotaStmt::Named(
+                        self.name("a quota name")?,
+                    )));
                 }
                 Ok(StmtKind::Quota(QuotaStmt::Bytes(self.quota()?)))
             }
@@ -236,10 +251,7 @@ impl Parser<'_> {
     /// After `log`.
     fn log(&mut self) -> R<StmtKind> {
         let mut log = Log::default();
-        loop {
-            let Some(w) = self.word()?.map(str::to_string) else {
-                break;
-            };
+        while let Some(w) = self.word()?.map(str::to_string) {
             match w.as_str() {
                 "prefix" => {
                     self.pos += 1;
@@ -264,7 +276,9 @@ impl Parser<'_> {
                     self.pos += 1;
                     let loc = self.loc();
                     let g = self.number("a log group")?;
-                    log.group = Some(u16::try_from(g).or_else(|_| self.invalid_at(loc, "group out of range"))?);
+                    log.group = Some(
+                        u16::try_from(g).or_else(|_| self.invalid_at(loc, "group out of range"))?,
+                    );
                 }
                 "snaplen" => {
                     self.pos += 1;
@@ -410,12 +424,14 @@ impl Parser<'_> {
             "icmpx" => DataType::IcmpxCode,
             _ => return self.invalid_at(kloc, format!("reject with '{k}'?")),
         };
-        let fam_ok = match (ty, self.family) {
-            (DataType::IcmpCode, Family::Ip6) | (DataType::Icmpv6Code, Family::Ip) => false,
-            _ => true,
-        };
-        if !fam_ok {
-            return self.invalid_at(kloc, format!("reject with {k} in a {} table", self.family.name()));
+        if matches!(
+            (ty, self.family),
+            (DataType::IcmpCode, Family::Ip6) | (DataType::Icmpv6Code, Family::Ip)
+        ) {
+            return self.invalid_at(
+                kloc,
+                format!("reject with {k} in a {} table", self.family.name()),
+            );
         }
         self.eat_word("type")?;
         let vloc = self.loc();
@@ -447,11 +463,11 @@ impl Parser<'_> {
         };
         let with_addr = matches!(kind, NatKind::Snat | NatKind::Dnat);
         if with_addr {
-            if let Some(f) = self.word()?.and_then(Family::from_name) {
-                if matches!(f, Family::Ip | Family::Ip6) {
-                    self.pos += 1;
-                    nat.family = Some(f);
-                }
+            if let Some(f) = self.word()?.and_then(Family::from_name)
+                && matches!(f, Family::Ip | Family::Ip6)
+            {
+                self.pos += 1;
+                nat.family = Some(f);
             }
             if self.eat_word("addr")? {
                 self.expect(Tok::Dot, "'.'")?;
@@ -470,7 +486,10 @@ impl Parser<'_> {
                 }
             };
             if fam != self.family && self.family != Family::Inet {
-                return self.invalid_at(wloc, format!("{} in a {} table", fam.name(), self.family.name()));
+                return self.invalid_at(
+                    wloc,
+                    format!("{} in a {} table", fam.name(), self.family.name()),
+                );
             }
             let addr_ty = if fam == Family::Ip6 {
                 DataType::Ipv6Addr
@@ -491,17 +510,12 @@ impl Parser<'_> {
                 "a port translation is only valid after a transport protocol match",
             );
         }
-        loop {
-            match self.word()? {
-                Some(f @ ("random" | "fully-random" | "persistent" | "netmap")) => {
-                    let f = f.to_string();
-                    self.pos += 1;
-                    nat.flags.push(f);
-                    if !self.eat(&Tok::Comma)? {
-                        break;
-                    }
-                }
-                _ => break,
+        while let Some(f @ ("random" | "fully-random" | "persistent" | "netmap")) = self.word()? {
+            let f = f.to_string();
+            self.pos += 1;
+            nat.flags.push(f);
+            if !self.eat(&Tok::Comma)? {
+                break;
             }
         }
         Ok(StmtKind::Nat(nat))
@@ -546,7 +560,10 @@ impl Parser<'_> {
                 s.kind,
                 StmtKind::Limit(_) | StmtKind::Counter(_) | StmtKind::Quota(_)
             ) {
-                return self.invalid_at(s.loc, "only limit, counter and quota apply to a set element");
+                return self.invalid_at(
+                    s.loc,
+                    "only limit, counter and quota apply to a set element",
+                );
             }
             stmts.push(s);
         }

@@ -177,10 +177,8 @@ impl Parser<'_> {
                 b.policy = p.map(|(p, _)| p);
                 b.devices = devices;
                 if matches!(b.hook, Hook::Ingress | Hook::Egress) && b.devices.is_empty() {
-                    return self.invalid_at(
-                        b.loc,
-                        format!("an {} chain needs a device", b.hook.name()),
-                    );
+                    return self
+                        .invalid_at(b.loc, format!("an {} chain needs a device", b.hook.name()));
                 }
             }
             (None, Some((_, loc))) => {
@@ -251,10 +249,7 @@ impl Parser<'_> {
         if !type_ok {
             return self.invalid_at(
                 tloc,
-                format!(
-                    "a {t} chain cannot hook {h} in family {}",
-                    family.name()
-                ),
+                format!("a {t} chain cannot hook {h} in family {}", family.name()),
             );
         }
         let mut devices = Vec::new();

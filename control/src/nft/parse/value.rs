@@ -93,9 +93,7 @@ impl Parser<'_> {
                 symbol: None,
             }))
         };
-        let bad = |what: &str| {
-            self.invalid_at(loc, format!("'{word}' is not {what}"))
-        };
+        let bad = |what: &str| self.invalid_at(loc, format!("'{word}' is not {what}"));
         match ty {
             T::Ipv4Addr => match word.parse::<Ipv4Addr>() {
                 Ok(a) => c(Value::V4(a)),
@@ -116,11 +114,9 @@ impl Parser<'_> {
                 Some(m) => c(Value::Ether(m)),
                 None => bad("an Ethernet address"),
             },
-            T::IfIndex if word == "missing" || word == "exists" => Ok(int(
-                ty,
-                (word == "exists") as u64,
-                Some(word),
-            )),
+            T::IfIndex if word == "missing" || word == "exists" => {
+                Ok(int(ty, (word == "exists") as u64, Some(word)))
+            }
             T::IfName | T::IfIndex if word.len() > 15 => self.invalid_at(
                 loc,
                 format!("interface name '{word}' is longer than 15 characters"),
@@ -141,19 +137,23 @@ impl Parser<'_> {
                     if v > max_value(ty) {
                         return self.invalid_at(
                             loc,
-                            format!("value {v} exceeds the range of {ty:?} (0-{})", max_value(ty)),
+                            format!(
+                                "value {v} exceeds the range of {ty:?} (0-{})",
+                                max_value(ty)
+                            ),
                         );
                     }
                     return Ok(int(ty, v, None));
                 }
                 match symbol(ty, word) {
                     Some(v) => Ok(int(ty, v, Some(word))),
-                    None if has_symbols(ty) || ty == T::InetService => {
-                        Err(self.error_at(loc, ErrorKind::UnknownSymbol {
+                    None if has_symbols(ty) || ty == T::InetService => Err(self.error_at(
+                        loc,
+                        ErrorKind::UnknownSymbol {
                             ty,
                             name: word.to_string(),
-                        }))
-                    }
+                        },
+                    )),
                     None => bad("a number"),
                 }
             }
@@ -169,15 +169,15 @@ impl Parser<'_> {
         if let Ok(e) = self.constant(word, ty, loc) {
             return Ok(e);
         }
-        if let Some((a, len)) = word.rsplit_once('/') {
-            if matches!(ty, T::Ipv4Addr | T::Ipv6Addr) {
-                let max = if ty == T::Ipv4Addr { 32 } else { 128 };
-                let addr = self.constant(a, ty, loc)?;
-                return match parse_u64(len) {
-                    Some(n) if n <= max => Ok(Expr::Prefix(Box::new(addr), n as u8)),
-                    _ => self.invalid_at(loc, format!("invalid prefix length in '{word}'")),
-                };
-            }
+        if let Some((a, len)) = word.rsplit_once('/')
+            && matches!(ty, T::Ipv4Addr | T::Ipv6Addr)
+        {
+            let max = if ty == T::Ipv4Addr { 32 } else { 128 };
+            let addr = self.constant(a, ty, loc)?;
+            return match parse_u64(len) {
+                Some(n) if n <= max => Ok(Expr::Prefix(Box::new(addr), n as u8)),
+                _ => self.invalid_at(loc, format!("invalid prefix length in '{word}'")),
+            };
         }
         for (i, _) in word.match_indices('-') {
             let (a, b) = (&word[..i], &word[i + 1..]);
@@ -201,10 +201,10 @@ impl Parser<'_> {
             },
             _ => None,
         };
-        if let (Some(a), Some(b)) = (key(&lo), key(&hi)) {
-            if a > b {
-                return self.invalid_at(loc, "range has a negative size");
-            }
+        if let (Some(a), Some(b)) = (key(&lo), key(&hi))
+            && a > b
+        {
+            return self.invalid_at(loc, "range has a negative size");
         }
         Ok(Expr::Range(Box::new(lo), Box::new(hi)))
     }
@@ -259,17 +259,18 @@ impl Parser<'_> {
             }
             _ => first,
         };
-        if self.at(&Tok::Pipe)? && !ty.is_string() {
-            if let Some(mut acc) = const_int(&v) {
-                while self.eat(&Tok::Pipe)? {
-                    let next = self.value(ty)?;
-                    match const_int(&next) {
-                        Some(n) => acc |= n,
-                        None => return self.invalid_at(loc, "'|' joins numbers or flags"),
-                    }
+        if self.at(&Tok::Pipe)?
+            && !ty.is_string()
+            && let Some(mut acc) = const_int(&v)
+        {
+            while self.eat(&Tok::Pipe)? {
+                let next = self.value(ty)?;
+                match const_int(&next) {
+                    Some(n) => acc |= n,
+                    None => return self.invalid_at(loc, "'|' joins numbers or flags"),
                 }
-                return Ok(int(ty, acc, None));
             }
+            return Ok(int(ty, acc, None));
         }
         Ok(v)
     }
@@ -342,7 +343,11 @@ impl Parser<'_> {
                 let jump = self.is_word("jump")?;
                 self.pos += 1;
                 let c = self.name("a chain name")?;
-                return Ok(Some(if jump { Verdict::Jump(c) } else { Verdict::Goto(c) }));
+                return Ok(Some(if jump {
+                    Verdict::Jump(c)
+                } else {
+                    Verdict::Goto(c)
+                }));
             }
             _ => return Ok(None),
         };
