@@ -1907,9 +1907,18 @@ fn includes_relative_glob_depth_and_errors() {
     let main = write(&dir, "main4.nft", "include \"shared.nft\"\n");
     let opts = Options {
         include_path: vec![other.clone()],
+        ..Options::default()
     };
     let rs = nft::parse_file(&main, &opts).unwrap();
     assert_eq!(rs.commands.len(), 1);
+
+    // Includes can be turned off (the fuzzer reads no files).
+    let opts = Options {
+        includes: false,
+        ..Options::default()
+    };
+    let e = nft::parse_file(&main, &opts).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::Include(_)), "{e}");
 
     // A file including itself stops at the depth limit.
     let main = write(&dir, "loop.nft", "include \"loop.nft\"\n");

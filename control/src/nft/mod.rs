@@ -49,12 +49,16 @@ pub struct Options {
     /// Directories searched for a relative `include` (after the including
     /// file's own directory). nft's default is /etc.
     pub include_path: Vec<PathBuf>,
+    /// Whether `include` reads files at all (`false`: it is an error; for
+    /// the fuzzer, which must not read the file system).
+    pub includes: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             include_path: vec![PathBuf::from("/etc")],
+            includes: true,
         }
     }
 }

@@ -387,6 +387,12 @@ impl Parser<'_> {
         let loc = self.loc();
         self.pos += 1;
         let path = self.string("a quoted file name after include")?;
+        if !self.opts.includes {
+            return Err(self.error_at(
+                loc,
+                ErrorKind::Include(format!("include \"{path}\": includes are disabled here")),
+            ));
+        }
         let parent = &self.files[loc.file as usize];
         if parent.depth + 1 > MAX_INCLUDE_DEPTH {
             return Err(self.error_at(
