@@ -25,7 +25,28 @@ struct BuildChain {
     table: TableId,
     hook: Option<Hook>,
     policy: Option<Policy>,
+    /// Base chains: the order among the base chains of one slot (lower
+    /// first). An iptables built-in chain has its table's standard
+    /// priority ([`std_priority`]).
+    priority: i32,
+    /// An iptables built-in chain (at most one per family and slot).
+    builtin: bool,
     rules: Vec<RuleSpec>,
+}
+
+/// The priority netfilter registers an iptables table's chain at `hook`
+/// with (`NF_IP_PRI_*`): raw -300, mangle -150, nat -100 (DNAT) or 100
+/// (SNAT), filter 0. nftables base chains name the same numbers.
+pub fn std_priority(table: TableId, hook: Hook) -> i32 {
+    match table {
+        TableId::Raw => -300,
+        TableId::Mangle => -150,
+        TableId::Nat => match hook {
+            Hook::Prerouting | Hook::Output => -100,
+            _ => 100,
+        },
+        TableId::Filter => 0,
+    }
 }
 
 /// Collects chains and rules, then compiles them into a [`Ruleset`].
@@ -71,6 +92,58 @@ impl RulesetBuilder {
             table,
             hook,
             policy: hook.map(|_| Policy::Accept),
+            priority: hook.map_or(0, |h| std_priority(table, h)),
+            builtin: hook.is_some(),
+            rules: Vec::new(),
+        });
+        ChainId((self.chains.len() - 1) as u32)
+    }
+
+    /// An nftables base chain: it runs at `table`'s stage at `hook`, with
+    /// the other base chains of that stage (and the iptables built-in
+    /// chain there) in `priority` order, an iptables chain first on a tie.
+    /// `name` must be unique among the family's chains of `table`.
+    pub fn base_chain(
+        &mut self,
+        family: Family,
+        table: TableId,
+        hook: Hook,
+        name: &str,
+        priority: i32,
+        policy: Policy,
+    ) -> ChainId {
+        self.chains.push(BuildChain {
+            family,
+            name: name.to_string(),
+            table,
+            hook: Some(hook),
+            policy: Some(policy),
+            priority,
+            builtin: false,
+            rules: Vec::new(),
+        });
+        ChainId((self.chains.len() - 1) as u32)
+    }
+
+    /// A regular (user) chain `name` of `family` in `table`, created on
+    /// first use; unlike [`Self::family_chain`], a built-in name is not
+    /// special (nftables names its chains freely).
+    pub fn user_chain(&mut self, family: Family, table: TableId, name: &str) -> ChainId {
+        if let Some(i) = self
+            .chains
+            .iter()
+            .position(|c| c.family == family && c.table == table && c.name == name)
+        {
+            return ChainId(i as u32);
+        }
+        self.chains.push(BuildChain {
+            family,
+            name: name.to_string(),
+            table,
+            hook: None,
+            policy: None,
+            priority: 0,
+            builtin: false,
             rules: Vec::new(),
         });
         ChainId((self.chains.len() - 1) as u32)
@@ -124,32 +197,62 @@ impl RulesetBuilder {
                 policy: bc.policy,
                 start,
                 end: rules.len() as u32,
+                next: [NO_CHAIN; 2],
+                policy_ctr: [NO_CHAIN; 2],
             });
         }
         if !errors.is_empty() {
             errors.sort_by_key(|e| e.line);
             return Err(errors);
         }
+        // Per family and slot, the base chains in priority order.
         let mut entry = [[NO_CHAIN; SLOTS]; 2];
         let mut trivial = [[true; SLOTS]; 2];
-        for (i, ch) in chains.iter().enumerate() {
-            if let Some(h) = ch.hook {
-                let s = slot(ch.table, h);
-                for &f in ch.family.indices() {
-                    if entry[f][s] != NO_CHAIN {
-                        errors.push(BuildError::new(
-                            0,
-                            format!(
-                                "{} {} is both an inet chain and a {} one",
-                                ch.table.name(),
-                                ch.name,
+        let mut extra_policies = 0u32;
+        for (f, (entry, trivial)) in entry.iter_mut().zip(&mut trivial).enumerate() {
+            for (s, (entry, trivial)) in entry.iter_mut().zip(trivial.iter_mut()).enumerate() {
+                let mut bases: Vec<usize> = (0..chains.len())
+                    .filter(|&i| {
+                        let ch = &chains[i];
+                        ch.hook.is_some_and(|h| slot(ch.table, h) == s)
+                            && ch.family.indices().contains(&f)
+                    })
+                    .collect();
+                bases.sort_by_key(|&i| (self.chains[i].priority, !self.chains[i].builtin, i));
+                let builtins: Vec<usize> = bases
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.chains[i].builtin)
+                    .collect();
+                if builtins.len() > 1 {
+                    let ch = &chains[builtins[1]];
+                    errors.push(BuildError::new(
+                        0,
+                        format!(
+                            "{} {} is both an inet chain and a {} one",
+                            ch.table.name(),
+                            ch.name,
+                            if ch.family == Family::Inet {
+                                chains[builtins[0]].family.name()
+                            } else {
                                 ch.family.name()
-                            ),
-                        ));
-                    }
-                    entry[f][s] = i as u32;
-                    trivial[f][s] = ch.start == ch.end && ch.policy == Some(Policy::Accept);
+                            }
+                        ),
+                    ));
+                    continue;
                 }
+                for (k, &i) in bases.iter().enumerate() {
+                    chains[i].policy_ctr[f] = if k == 0 {
+                        (rules.len() + f * SLOTS + s) as u32
+                    } else {
+                        extra_policies += 1;
+                        (rules.len() + 2 * SLOTS) as u32 + extra_policies - 1
+                    };
+                    chains[i].next[f] = bases.get(k + 1).map_or(NO_CHAIN, |&n| n as u32);
+                    *trivial &= chains[i].start == chains[i].end
+                        && chains[i].policy == Some(Policy::Accept);
+                }
+                *entry = bases.first().map_or(NO_CHAIN, |&i| i as u32);
             }
         }
         if !errors.is_empty() {
@@ -162,6 +265,7 @@ impl RulesetBuilder {
             lines: lines.into_boxed_slice(),
             chains: chains.into_boxed_slice(),
             entry,
+            extra_policies,
             trivial,
             n_ifaces: self.n_ifaces,
             ifsets: c.ifsets.into_boxed_slice(),
@@ -282,7 +386,7 @@ fn decide(
     ops: &[Op],
     lines: &[usize],
     chain: &ChainInfo,
-    fs: usize,
+    f: usize,
     fam: u8,
     state: u8,
 ) -> Option<Decided> {
@@ -320,7 +424,7 @@ fn decide(
         });
     }
     Some(Decided {
-        slot: (rules.len() + fs) as u32,
+        slot: chain.policy_ctr[f],
         line: 0,
         outcome: match chain.policy {
             Some(Policy::Drop) => Outcome::Drop,
@@ -345,7 +449,9 @@ fn decide_all(
             };
             let fam = if f == 0 { FAM_V4 } else { FAM_V6 };
             for (k, d) in per_state.iter_mut().enumerate() {
-                *d = decide(rules, ops, lines, chain, f * SLOTS + s, fam, 1 << k);
+                *d = decide(rules, ops, lines, chain, f, fam, 1 << k)
+                    // An accept of one base chain of several decides nothing.
+                    .filter(|d| chain.next[f] == NO_CHAIN || d.outcome != Outcome::Accept);
             }
         }
     }

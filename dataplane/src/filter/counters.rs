@@ -84,7 +84,7 @@ impl Ruleset {
     /// Counter slots a worker's [`RuleCounters`] needs: one per rule, then
     /// one per (family, table, hook) policy.
     pub fn counter_slots(&self) -> usize {
-        self.rules.len() + 2 * SLOTS
+        self.rules.len() + 2 * SLOTS + self.extra_policies as usize
     }
 
     /// Fresh counters for one worker.
@@ -148,10 +148,10 @@ impl Ruleset {
                 name: &ch.name,
                 policy: ch.policy,
                 policy_counts: match ch.hook {
-                    Some(h) => {
+                    Some(_) => {
                         let mut c = RuleCounts::default();
                         for &f in ch.family.indices() {
-                            let n = sum(self.policy_counter_index(ch.table, h, f == 0), 0);
+                            let n = sum(ch.policy_ctr[f] as usize, 0);
                             c.packets += n.packets;
                             c.bytes += n.bytes;
                         }

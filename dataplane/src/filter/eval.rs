@@ -14,9 +14,7 @@ use std::sync::atomic::Ordering;
 use super::counters::RuleCounters;
 use super::expr::Field;
 use super::log::{LogRecord, LogRing};
-use super::ruleset::{
-    Action, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Op, Rule, Ruleset, SLOTS, Stat, slot,
-};
+use super::ruleset::{Action, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Op, Rule, Ruleset, Stat, slot};
 use super::{Family, Hook, IfIndex, Outcome, PacketView, Policy, RejectKind, TableId};
 
 /// LOG lines a worker may emit: 5 per second, bursts of 10 (the kernel's
@@ -141,16 +139,26 @@ impl Ruleset {
         }
         let fam = if pkt.v4 { FAM_V4 } else { FAM_V6 };
         let mut depth = 0;
-        let chain = &self.chains[entry as usize];
-        let (mut i, mut end) = (chain.start, chain.end);
+        // The base chain running: nftables may put several at one hook,
+        // run in priority order; an accept ends only the one that gives
+        // it, anything else (drop, reject, a translation) is final.
+        let mut base = &self.chains[entry as usize];
+        let (mut i, mut end) = (base.start, base.end);
         loop {
             if i == end {
                 if depth == 0 {
-                    self.counters_policy(f * SLOTS + s, pkt, cx);
-                    return match chain.policy {
-                        Some(Policy::Drop) => Outcome::Drop,
-                        _ => Outcome::Accept,
-                    };
+                    cx.counters.hit(base.policy_ctr[f] as usize, pkt.len);
+                    if base.policy == Some(Policy::Drop) {
+                        return Outcome::Drop;
+                    }
+                    match base.next[f] {
+                        NO_CHAIN => return Outcome::Accept,
+                        n => {
+                            base = &self.chains[n as usize];
+                            (i, end) = (base.start, base.end);
+                            continue;
+                        }
+                    }
                 }
                 depth -= 1;
                 (i, end) = cx.stack[depth];
@@ -165,6 +173,11 @@ impl Ruleset {
             cx.counters.hit(idx, pkt.len);
             let verdict = match r.action {
                 Action::None => continue,
+                Action::Accept if base.next[f] != NO_CHAIN => {
+                    base = &self.chains[base.next[f] as usize];
+                    (i, end, depth) = (base.start, base.end, 0);
+                    continue;
+                }
                 Action::Accept => Outcome::Accept,
                 Action::Drop => Outcome::Drop,
                 Action::Reject(k) => Outcome::Reject(k),
@@ -226,11 +239,6 @@ impl Ruleset {
             cx.last_rule_line = self.lines[idx];
             return verdict;
         }
-    }
-
-    /// `fs`: family index * [`SLOTS`] + slot.
-    fn counters_policy(&self, fs: usize, pkt: &PacketView, cx: &mut EvalCtx) {
-        cx.counters.hit(self.rules.len() + fs, pkt.len);
     }
 
     /// Family filter, then every expression in its compiled order.

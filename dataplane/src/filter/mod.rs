@@ -44,7 +44,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use builder::RulesetBuilder;
+pub use builder::{RulesetBuilder, std_priority};
 pub use counters::{ChainCounters, RuleCounters, RuleCounts};
 pub use eval::EvalCtx;
 pub use expr::{Expr, Field, LimitSpec};

@@ -200,6 +200,11 @@ pub(super) struct ChainInfo {
     /// Rules `start..end`.
     pub start: u32,
     pub end: u32,
+    /// A base chain: per family index, the base chain that runs after it
+    /// at the same (table, hook) slot when it accepts ([`NO_CHAIN`]: none).
+    pub next: [u32; 2],
+    /// A base chain: per family index, the counter slot of its policy.
+    pub policy_ctr: [u32; 2],
 }
 
 pub(super) const SLOTS: usize = 20;
@@ -216,9 +221,11 @@ pub struct Ruleset {
     pub(super) ops: Box<[Op]>,
     pub(super) lines: Box<[usize]>,
     pub(super) chains: Box<[ChainInfo]>,
-    /// Per family (IPv4, IPv6), built-in chain per [`slot`], or
-    /// [`NO_CHAIN`].
+    /// Per family (IPv4, IPv6), the first base chain per [`slot`], or
+    /// [`NO_CHAIN`]; the others follow through [`ChainInfo::next`].
     pub(super) entry: [[u32; SLOTS]; 2],
+    /// Policy counters beyond the first base chain of each slot.
+    pub(super) extra_policies: u32,
     /// Per family and [`slot`]: no rules and policy ACCEPT (or no chain).
     pub(super) trivial: [[bool; SLOTS]; 2],
     pub(super) n_ifaces: usize,
@@ -262,6 +269,7 @@ impl Clone for Ruleset {
             lines: self.lines.clone(),
             chains: self.chains.clone(),
             entry: self.entry,
+            extra_policies: self.extra_policies,
             trivial: self.trivial,
             n_ifaces: self.n_ifaces,
             ifsets: self.ifsets.clone(),
@@ -306,6 +314,7 @@ impl Default for Ruleset {
             lines: Box::new([]),
             chains: Box::new([]),
             entry: [[NO_CHAIN; SLOTS]; 2],
+            extra_policies: 0,
             trivial: [[true; SLOTS]; 2],
             n_ifaces: 0,
             ifsets: Box::new([]),

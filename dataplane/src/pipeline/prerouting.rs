@@ -59,15 +59,21 @@ impl Pipeline {
             .filter
             .is_empty(TableId::Mangle, Hook::Prerouting);
         let nat = !self.tables.filter.is_empty(TableId::Nat, Hook::Prerouting);
+        // nftables filter chains at prerouting after DNAT (priority -100
+        // and above): marks and drops on the translated packet.
+        let after_dnat = !self
+            .tables
+            .filter
+            .is_empty(TableId::Filter, Hook::Prerouting);
         if !self.tables.filter.is_empty(TableId::Raw, Hook::Prerouting) {
             self.raw(ctx, batch);
         }
         // Any translation at all (DNAT here or SNAT later).
         let translating = nat || !self.tables.filter.is_empty(TableId::Nat, Hook::Postrouting);
-        if !mangle && !nat && !self.tables.tracking {
+        if !mangle && !nat && !after_dnat && !self.tables.tracking {
             return;
         }
-        if !mangle && self.tables.tracking && !self.prerouting_work {
+        if !mangle && !after_dnat && self.tables.tracking && !self.prerouting_work {
             // Conntrack saw only usual packets (below): nothing to do.
             return;
         }
@@ -78,7 +84,7 @@ impl Pipeline {
             // The usual packet: of a known connection, no destination
             // translation, not a fragment, no mangle rules.
             let c = &self.ct[i];
-            if !mangle && c.usual_prerouting(m) {
+            if !mangle && !after_dnat && c.usual_prerouting(m) {
                 continue;
             }
             let c = *c;
@@ -140,6 +146,17 @@ impl Pipeline {
                     }
                 }
                 _ => {}
+            }
+            if after_dnat && m.next == Next::Continue {
+                let c = self.ct[i];
+                let mut view = self.packet_view(ctx.umem, m, &c);
+                let out = self.eval(TableId::Filter, Hook::Prerouting, &mut view, ctx.now);
+                self.keep_marks(m, &c, &view);
+                if out == Outcome::Drop {
+                    self.trace_verdict(m, "filter-pre", &out);
+                    self.drop_pkt(ctx, m, DropReason::FilterPrerouting);
+                    continue;
+                }
             }
             // A first fragment: its datagram's later fragments follow it.
             if m.has(flags::FRAGMENT)

@@ -9,6 +9,7 @@ use super::tcp_flag::{ACK, FIN, SYN};
 use super::*;
 use crate::addr::v4_key;
 
+mod bases;
 mod calls;
 mod eval;
 mod families;
