@@ -113,6 +113,9 @@ def main():
           b"IPT=/sbin/iptables\n$IPT -P FORWARD DROP\n$IPT -t nat -A POSTROUTING -o eth0 -j MASQUERADE\n"
           b"iptables \\\n -A FORWARD -i eth1 -o eth0 \\\n -m conntrack --ctstate NEW -j ACCEPT\n"
           b"echo 1 > /proc/sys/net/ipv4/ip_forward\n")
+    # The nft corpus (real rulesets) and the nft text of the examples.
+    for f in sorted((ROOT / "control" / "tests" / "corpus" / "nft").glob("*.nft")):
+        write("nft", f.stem, f.read_bytes())
     for i, req in enumerate([
         '{"version":1,"command":"stats"}',
         '{"version":1,"command":"conntrack"}',

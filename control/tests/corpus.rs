@@ -513,23 +513,138 @@ fn iptables_corpus_imports_and_checks() {
     );
 }
 
-/// The nftables corpus. Ignored: the nft front-end does not exist yet (it
-/// is being built in control/src/nft/). When it does, import each file as
-/// its command will (with and without partial output), check the partial
-/// block in a config holding the interfaces the ruleset names, and measure
-/// the share as `iptables_corpus_imports_and_checks` does, with a floor of
-/// its own.
+/// The share of nftables corpus files that run whole (87.0%, 20 of 23, on
+/// 2026-12-05), rounded down: a floor that should only rise.
+const NFT_MIN_SHARE_PERCENT: u32 = 86;
+
+/// Interface names an nft ruleset compares `iif`/`oif`/`iifname`/`oifname`
+/// with (wildcards as one matching name; `lo` left out: xgate has none).
+fn nft_interfaces(tables: &[xgate_control::nft::state::TableState]) -> BTreeSet<String> {
+    use xgate_control::nft::{Const, Expr, MetaKey, StmtKind, Value};
+    fn strings(e: &Expr, sets: &[xgate_control::nft::Set], out: &mut BTreeSet<String>) {
+        match e {
+            Expr::Const(Const {
+                value: Value::Str(s),
+                ..
+            }) => {
+                let n = s.trim_end_matches('*');
+                let n = if s.ends_with('*') {
+                    format!("{n}0")
+                } else {
+                    n.to_string()
+                };
+                if n != "lo" && !n.is_empty() && n.len() <= 15 {
+                    out.insert(n);
+                }
+            }
+            Expr::Set(els) => els.iter().for_each(|el| strings(&el.key, sets, out)),
+            Expr::SetRef(name) => {
+                if let Some(s) = sets.iter().find(|s| &s.name == name) {
+                    s.elements.iter().for_each(|el| strings(&el.key, sets, out));
+                }
+            }
+            Expr::Concat(parts) => parts.iter().for_each(|p| strings(p, sets, out)),
+            _ => {}
+        }
+    }
+    let is_if = |e: &Expr| {
+        matches!(
+            e,
+            Expr::Meta(MetaKey::Iif | MetaKey::Oif | MetaKey::Iifname | MetaKey::Oifname)
+        )
+    };
+    let mut out = BTreeSet::new();
+    for t in tables {
+        for c in &t.chains {
+            for r in &c.rules {
+                for st in &r.stmts {
+                    match &st.kind {
+                        StmtKind::Match(m) if is_if(&m.left) => {
+                            strings(&m.right, &t.sets, &mut out)
+                        }
+                        StmtKind::VerdictMap { key, map } if is_if(key) => {
+                            strings(map, &t.sets, &mut out)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The nftables corpus: each file given to a config as `nft_file`, with
+/// the interfaces its rules name, through check. nft rulesets run whole
+/// or not at all (no partial form): what is measured is the share of
+/// files that run, and the reasons of the others, counted. Every refusal
+/// must name the file's line and column.
 #[test]
-#[ignore = "the nft front-end (control/src/nft/) does not exist yet"]
-fn nft_corpus_imports_and_checks() {
+fn nft_corpus_checks() {
     let paths = files("nft");
     assert!(paths.len() >= 20, "the corpus has {} files", paths.len());
+    let mut ok = 0;
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut table = String::new();
     for p in &paths {
-        let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        assert!(!text.trim().is_empty(), "{}: empty", p.display());
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let opts = xgate_control::nft::Options {
+            include_path: vec![p.parent().unwrap().to_path_buf()],
+            includes: true,
+        };
+        let ifaces = match xgate_control::nft::parse_file(p, &opts)
+            .map_err(|e| e.to_string())
+            .and_then(|rs| xgate_control::nft::state::apply(&rs).map_err(|e| e.msg))
+        {
+            Ok(tables) => nft_interfaces(&tables),
+            Err(e) => {
+                let _ = writeln!(table, "{name:<42} parse: {e}");
+                *reasons
+                    .entry(format!("parse: {}", e.split(": ").last().unwrap_or(&e)))
+                    .or_default() += 1;
+                continue;
+            }
+        };
+        let block = format!("[firewall]\nnft_file = {:?}\n", p.display().to_string());
+        match check(&config(&block, &ifaces)) {
+            Ok(_) => {
+                ok += 1;
+                let _ = writeln!(table, "{name:<42} runs");
+            }
+            Err(e) => {
+                let first = e.lines().next().unwrap_or("").to_string();
+                assert!(
+                    first.contains(&format!("{}:", p.display())) || first.contains("corpus.toml:"),
+                    "{name}: the error names no line: {first}"
+                );
+                let msg = first.split(": ").skip(2).collect::<Vec<_>>().join(": ");
+                let msg = msg.trim_start_matches(|c: char| c != ':' && !c.is_alphabetic());
+                let key: String = msg
+                    .trim_start_matches("column ")
+                    .trim_start_matches(|c: char| c.is_ascii_digit() || c == ':' || c == ' ')
+                    .split(" (")
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(70)
+                    .collect();
+                *reasons.entry(key).or_default() += e.lines().count().max(1);
+                let _ = writeln!(table, "{name:<42} refused: {first}");
+            }
+        }
     }
-    unimplemented!(
-        "{} nft files wait for the nft front-end: import, check and measure them here",
+    let share = percent(ok, paths.len());
+    println!(
+        "{table}\n{ok} of {} nft files run whole ({share:.1}%)\nrefusals:",
         paths.len()
+    );
+    let mut by_count: Vec<_> = reasons.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for (r, n) in by_count {
+        println!("{n:>5}  {r}");
+    }
+    assert!(
+        share >= f64::from(NFT_MIN_SHARE_PERCENT),
+        "the share of nft files that run fell to {share:.1}% (floor {NFT_MIN_SHARE_PERCENT}%)"
     );
 }

@@ -586,6 +586,38 @@ impl Runtime {
         (snap, model)
     }
 
+    /// The counters of the nftables ruleset's chains (named `FAMILY TABLE
+    /// CHAIN`), summed over the workers.
+    fn nft_counters(&self, snap: &Snapshot) -> Vec<Value> {
+        let counters: Vec<Arc<RuleCounters>> = self
+            .workers()
+            .iter()
+            .filter_map(|w| w.counters_for(snap))
+            .collect();
+        let refs: Vec<&RuleCounters> = counters.iter().map(|c| &**c).collect();
+        snap.tables
+            .filter
+            .counters_view(&refs)
+            .iter()
+            // iptables chain names have no spaces; nft ones do.
+            .filter(|c| c.name.contains(' '))
+            .map(|c| {
+                json!({
+                    "chain": c.name,
+                    "stage": c.table.name(),
+                    "policy": c.policy.map(|p| format!("{p:?}").to_lowercase()),
+                    "packets": c.policy_counts.packets,
+                    "bytes": c.policy_counts.bytes,
+                    "rules": c.rules.iter().map(|r| json!({
+                        "line": r.line,
+                        "packets": r.packets,
+                        "bytes": r.bytes,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect()
+    }
+
     fn rules(&self) -> Response {
         let (snap, model) = self.rules_with_counters();
         let text = format!(
@@ -614,9 +646,15 @@ impl Runtime {
                 })
             })
             .collect();
+        let nft = self.nft_counters(&snap);
         Response::ok(
             text.clone(),
-            json!({ "generation": snap.generation, "iptables_save": text, "chains": chains }),
+            json!({
+                "generation": snap.generation,
+                "iptables_save": text,
+                "chains": chains,
+                "nft_chains": nft,
+            }),
         )
     }
 

@@ -80,6 +80,9 @@ pub fn compile_rules(
             &mut |line, msg| errors.push(ConfigError::new(&s.file, line, &s.field, msg)),
         );
     }
+    if let Some(n) = &all.nft {
+        add_nft(&mut b, n, interfaces, &mut errors);
+    }
     match b.build() {
         Ok(compiled) if errors.is_empty() => Ok(compiled),
         Ok(_) => Err(errors),
@@ -93,6 +96,41 @@ pub fn compile_rules(
             Err(errors)
         }
     }
+}
+
+/// The nftables ruleset's tables into `b`; its problems (file, line,
+/// column) into `errors`.
+fn add_nft(
+    b: &mut RulesetBuilder,
+    n: &ipt::NftRules,
+    interfaces: &Interfaces,
+    errors: &mut Vec<ConfigError>,
+) -> crate::nft::compile::Summary {
+    match crate::nft::compile::add_tables(b, &n.tables, interfaces, &|l| n.line_of(l)) {
+        Ok(s) => s,
+        Err(es) => {
+            errors.extend(es.into_iter().map(|e| {
+                ConfigError::new(
+                    &n.file,
+                    n.line_of(e.loc),
+                    n.field.as_str(),
+                    format!("column {}: {}", e.loc.col, e.msg),
+                )
+            }));
+            Default::default()
+        }
+    }
+}
+
+/// What the nftables ruleset needs beyond its chains (connection
+/// tracking, SNAT addresses); `None` without one.
+pub fn nft_summary(
+    all: &ipt::FirewallRules,
+    interfaces: &Interfaces,
+) -> Option<crate::nft::compile::Summary> {
+    let n = all.nft.as_ref()?;
+    let mut b = RulesetBuilder::new(interfaces.len());
+    crate::nft::compile::add_tables(&mut b, &n.tables, interfaces, &|l| n.line_of(l)).ok()
 }
 
 /// One ruleset of `family`, alone.

@@ -393,6 +393,14 @@ fn firewall(
     let all = iptables::load_all(fw, &cfg.source)?;
     let compiled = compile_rules(&all, interfaces)?;
     let mut tracking = false;
+    if let Some(n) = firewall::nft_summary(&all, interfaces) {
+        tracking |= n.tracking;
+        for (lo, hi) in n.snat {
+            let (lo, hi) = (ip_key(lo), ip_key(hi));
+            let n = (hi - lo).min(MAX_NAT_ADDRESSES as u128);
+            nat_addresses.extend((0..=n).map(|i| lo + i));
+        }
+    }
     for t in all.sets.iter().flat_map(|s| &s.ruleset.tables) {
         for r in t.chains.iter().flat_map(|c| &c.rules) {
             // What reads or sets connection state needs tracking.

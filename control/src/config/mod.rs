@@ -122,6 +122,24 @@ pub fn check_summary(cfg: &Config) -> String {
         }
         _ => "no firewall rules".to_owned(),
     };
+    let firewall = match cfg.firewall.as_ref().map(|fw| &fw.nft) {
+        Some(n) if n.is_set() => {
+            let nft = match (&n.rules, &n.rules_file) {
+                (Some(text), _) => format!(
+                    "an inline nftables ruleset ({})",
+                    count(text.lines().count(), "line")
+                ),
+                (None, Some(p)) => format!("the nftables ruleset of {}", p.display()),
+                (None, None) => unreachable!("is_set"),
+            };
+            if firewall == "no firewall rules" {
+                nft
+            } else {
+                format!("{firewall} and {nft}")
+            }
+        }
+        _ => firewall,
+    };
     let workers = cfg
         .dataplane
         .workers

@@ -399,6 +399,9 @@ pub struct Firewall {
     pub v4: FamilyRules,
     /// `rules_v6` / `rules_v6_file`: the IPv6 ruleset (ip6tables).
     pub v6: FamilyRules,
+    /// `nft` / `nft_file`: an nftables ruleset (`nft -f` text); its base
+    /// chains run with the iptables tables' in priority order.
+    pub nft: FamilyRules,
     /// Line of the `[firewall]` header.
     pub line: usize,
 }

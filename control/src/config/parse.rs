@@ -69,6 +69,8 @@ const FIREWALL_KEYS: &[&str] = &[
     "rules_v4_file",
     "rules_v6",
     "rules_v6_file",
+    "nft",
+    "nft_file",
 ];
 const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
 const CONNTRACK_KEYS: &[&str] = &["helpers"];

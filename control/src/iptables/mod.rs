@@ -87,6 +87,35 @@ pub struct FamilyRuleset {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FirewallRules {
     pub sets: Vec<FamilyRuleset>,
+    /// `nft` / `nft_file`, applied (its commands run in order).
+    pub nft: Option<NftRules>,
+}
+
+/// The nftables ruleset of `[firewall]`: the text as given and the
+/// tables its commands leave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NftRules {
+    /// `nft` or `nft_file`.
+    pub key: String,
+    /// Where the text is (the config file, or the `nft_file`).
+    pub file: String,
+    pub field: String,
+    /// Config line of the text's first line (1 for a file).
+    pub first_line: usize,
+    pub text: String,
+    pub tables: Vec<crate::nft::state::TableState>,
+}
+
+impl NftRules {
+    /// The config or file line of a location in the ruleset (includes
+    /// keep their own line numbers).
+    pub fn line_of(&self, loc: crate::nft::Loc) -> usize {
+        if loc.file == 0 {
+            loc.line as usize + self.first_line - 1
+        } else {
+            loc.line as usize
+        }
+    }
 }
 
 impl FirewallRules {
@@ -100,6 +129,7 @@ impl FirewallRules {
                 field: FIELD.into(),
                 ruleset,
             }],
+            nft: None,
         }
     }
 
@@ -134,6 +164,13 @@ impl std::fmt::Display for FirewallRules {
             }
             write!(f, "{}", s.ruleset)?;
         }
+        if let Some(n) = &self.nft {
+            writeln!(f, "# nftables ({})", n.key)?;
+            write!(f, "{}", n.text)?;
+            if !n.text.ends_with('\n') {
+                writeln!(f)?;
+            }
+        }
         Ok(())
     }
 }
@@ -152,8 +189,114 @@ pub fn default_drop() -> IptablesRuleset {
 }
 
 /// Every ruleset of a config's `[firewall]`, each parsed from its inline
-/// text (errors name the config file's lines) or its file.
+/// text (errors name the config file's lines) or its file: the iptables
+/// rulesets and the nftables one. All errors at once.
 pub fn load_all(
+    fw: &crate::config::Firewall,
+    config_file: &str,
+) -> Result<FirewallRules, Vec<ConfigError>> {
+    let ipt = load_iptables(fw, config_file);
+    let nft = load_nft(fw, config_file);
+    match (ipt, nft) {
+        (Ok(mut all), Ok(nft)) => {
+            all.nft = nft;
+            Ok(all)
+        }
+        (Err(mut a), Err(b)) => {
+            a.extend(b);
+            Err(a)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// `nft` / `nft_file`: parsed and applied.
+fn load_nft(
+    fw: &crate::config::Firewall,
+    config_file: &str,
+) -> Result<Option<NftRules>, Vec<ConfigError>> {
+    let n = &fw.nft;
+    let (key, file, first_line, text) = match (&n.rules, &n.rules_file) {
+        (Some(t), _) => ("nft", config_file.to_string(), n.rules_line, t.clone()),
+        (None, Some(p)) => {
+            let name = p.display().to_string();
+            match std::fs::read_to_string(p) {
+                Ok(t) => ("nft_file", name, 1, t),
+                Err(e) => {
+                    return Err(vec![ConfigError::new(
+                        config_file,
+                        fw.line,
+                        "firewall.nft_file",
+                        format!("cannot read {name}: {e}"),
+                    )]);
+                }
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    let field = format!("firewall.{key}");
+    let mut rules = NftRules {
+        key: key.into(),
+        file,
+        field,
+        first_line,
+        text,
+        tables: Vec::new(),
+    };
+    // Relative includes: beside the file (the config's directory for
+    // inline text), then /etc as nft.
+    let dir = std::path::Path::new(&rules.file)
+        .parent()
+        .map(|d| d.to_path_buf())
+        .unwrap_or_default();
+    let opts = crate::nft::Options {
+        include_path: vec![dir, std::path::PathBuf::from("/etc")],
+        includes: true,
+    };
+    let at = |r: &NftRules, file: &str, loc: crate::nft::Loc, msg: String| {
+        let top = file == r.file;
+        ConfigError::new(
+            file,
+            if top {
+                r.line_of(loc)
+            } else {
+                loc.line as usize
+            },
+            r.field.as_str(),
+            if loc.col > 0 {
+                format!("column {}: {msg}", loc.col)
+            } else {
+                msg
+            },
+        )
+    };
+    let parsed = match crate::nft::parse_with(&rules.text, &rules.file, &opts) {
+        Ok(p) => p,
+        Err(e) => {
+            let loc = crate::nft::Loc {
+                file: if e.file == rules.file { 0 } else { 1 },
+                line: e.line,
+                col: e.col,
+            };
+            return Err(vec![at(&rules, &e.file, loc, e.kind.to_string())]);
+        }
+    };
+    match crate::nft::state::apply(&parsed) {
+        Ok(tables) => rules.tables = tables,
+        Err(e) => {
+            let file = parsed
+                .files
+                .get(e.loc.file as usize)
+                .cloned()
+                .unwrap_or_else(|| rules.file.clone());
+            return Err(vec![at(&rules, &file, e.loc, e.msg)]);
+        }
+    }
+    Ok(Some(rules))
+}
+
+/// The iptables rulesets of `[firewall]`.
+fn load_iptables(
     fw: &crate::config::Firewall,
     config_file: &str,
 ) -> Result<FirewallRules, Vec<ConfigError>> {
@@ -246,7 +389,7 @@ pub fn load_all(
         }
     }
     if errors.is_empty() {
-        Ok(FirewallRules { sets })
+        Ok(FirewallRules { sets, nft: None })
     } else {
         Err(errors)
     }

@@ -33,8 +33,10 @@
 //! `define` substitution.
 
 pub mod ast;
+pub mod compile;
 mod lex;
 mod parse;
+pub mod state;
 pub mod types;
 
 use std::fmt;

@@ -97,6 +97,9 @@ impl Pipeline {
                     self.drop_pkt(ctx, m, DropReason::FilterPrerouting);
                     continue;
                 }
+                if let Some(k) = view.helper {
+                    self.request_helper(i, k);
+                }
             }
             match c.kind {
                 CtKind::Tracked | CtKind::Related if c.changes_dst() => {
@@ -156,6 +159,11 @@ impl Pipeline {
                     self.trace_verdict(m, "filter-pre", &out);
                     self.drop_pkt(ctx, m, DropReason::FilterPrerouting);
                     continue;
+                }
+                // `ct helper set` (fw4 does it here): the new
+                // connection's helper, before it is confirmed.
+                if let Some(k) = view.helper {
+                    self.request_helper(i, k);
                 }
             }
             // A first fragment: its datagram's later fragments follow it.

@@ -46,6 +46,7 @@ impl Parser<'_> {
             if let StmtKind::Match(m) = &s.kind {
                 l4.nat |= sets_l4(&m.left, true);
                 l4.ct |= sets_l4(&m.left, false);
+                l4.l3 = l4.l3.or(sets_l3(m));
             }
             rule.stmts.push(s);
         }
@@ -463,8 +464,12 @@ impl Parser<'_> {
         };
         let with_addr = matches!(kind, NatKind::Snat | NatKind::Dnat);
         if with_addr {
+            // `snat ip to ...` names the family; `snat ip saddr map
+            // { ... }` looks the address up (no family word).
+            let next_is = |t: &Tok| matches!(t, Tok::Word(w) if w == "to" || w == "addr");
             if let Some(f) = self.word()?.and_then(Family::from_name)
                 && matches!(f, Family::Ip | Family::Ip6)
+                && next_is(self.peek2())
             {
                 self.pos += 1;
                 nat.family = Some(f);
@@ -474,16 +479,24 @@ impl Parser<'_> {
                 self.expect_word("port")?;
                 nat.addr_port = true;
             }
-            self.expect_word("to")?;
+            // `to` may be left out (fw4 writes `dnat 192.168.1.2:22`).
+            self.eat_word("to")?;
             let fam = match (nat.family, self.family) {
                 (Some(f), _) => f,
                 (None, Family::Ip) | (None, Family::Ip6) => self.family,
-                (None, _) => {
-                    return self.invalid_at(
-                        wloc,
-                        "ip or ip6 must be given with the address in inet tables (dnat ip to ...)",
-                    );
-                }
+                // In an inet table without `ip`/`ip6`, nft takes the
+                // family from the address.
+                (None, _) => match l4.l3 {
+                    // nft takes the family from an earlier match.
+                    Some(f) => f,
+                    None => {
+                        return self.invalid_at(
+                            wloc,
+                            "ip or ip6 must be given with the address in inet tables \
+                             (dnat ip to ...), or an earlier match must name the family",
+                        );
+                    }
+                },
             };
             if fam != self.family && self.family != Family::Inet {
                 return self.invalid_at(
@@ -498,13 +511,26 @@ impl Parser<'_> {
             };
             nat.addr = Some(self.nat_addr(addr_ty, nat.addr_port)?);
             if self.eat(&Tok::Colon)? {
-                nat.port = Some(self.value(DataType::InetService)?);
+                nat.port = Some(if self.word()?.is_some_and(starts_expr) {
+                    let (key, key_tys) = self.expr()?;
+                    self.expect_word("map")?;
+                    self.map_lookup(key, &key_tys, &[DataType::InetService])?
+                } else {
+                    self.value(DataType::InetService)?
+                });
             }
         } else if self.eat_word("to")? {
-            self.expect(Tok::Colon, "':' and a port")?;
+            // `redirect to :8080`; fw4 writes `redirect to 8080`.
+            self.eat(&Tok::Colon)?;
             nat.port = Some(self.value(DataType::InetService)?);
         }
-        if nat.port.is_some() && !l4.nat {
+        // A map looked up by a port (`dnat tcp dport map { ... }`) names
+        // the transport protocol itself.
+        let keyed_by_port = |e: &Option<Expr>| {
+            matches!(e, Some(Expr::Map { key, .. }) if matches!(&**key, Expr::Payload { proto, .. }
+                if !matches!(proto, Proto::Ip | Proto::Ip6 | Proto::Ether | Proto::Vlan)))
+        };
+        if nat.port.is_some() && !l4.nat && !keyed_by_port(&nat.addr) && !keyed_by_port(&nat.port) {
             return self.invalid_at(
                 wloc,
                 "a port translation is only valid after a transport protocol match",
@@ -619,6 +645,43 @@ pub(super) struct L4 {
     pub nat: bool,
     /// For `ct original proto-dst` (`ct protocol` does not count).
     pub ct: bool,
+    /// The network family an earlier match named (`ip saddr`, `meta
+    /// nfproto ipv6`): what `snat to ADDR` in an inet table translates.
+    pub l3: Option<Family>,
+}
+
+/// The family a match names, if it names one.
+fn sets_l3(m: &Match) -> Option<Family> {
+    match &m.left {
+        Expr::Payload {
+            proto: Proto::Ip | Proto::Icmp,
+            ..
+        } => Some(Family::Ip),
+        Expr::Payload {
+            proto: Proto::Ip6 | Proto::Icmpv6,
+            ..
+        } => Some(Family::Ip6),
+        Expr::Meta(MetaKey::Nfproto) if m.op != RelOp::Ne => match &m.right {
+            Expr::Const(Const {
+                value: Value::Int(2),
+                ..
+            }) => Some(Family::Ip),
+            Expr::Const(Const {
+                value: Value::Int(10),
+                ..
+            }) => Some(Family::Ip6),
+            _ => None,
+        },
+        Expr::Concat(parts) => parts.iter().find_map(|p| {
+            sets_l3(&Match {
+                left: p.clone(),
+                op: RelOp::Eq,
+                right: m.right.clone(),
+            })
+            .filter(|_| !matches!(p, Expr::Meta(_)))
+        }),
+        _ => None,
+    }
 }
 
 /// Whether a match on `e` names the transport protocol.
