@@ -353,3 +353,81 @@ fn what_xgate_cannot_run_is_refused_with_line_and_column() {
     );
     assert_eq!(ok, "");
 }
+
+/// Where each of four new connections to the public port 8080 goes.
+fn balanced(rule: &str, name: &str) -> Vec<String> {
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .neighbor("192.168.1.11", PC, "lan")
+        .config(&format!(
+            r#"
+[firewall]
+nft = """
+table ip nat {{
+    chain pre {{
+        type nat hook prerouting priority dstnat;
+        {rule}
+    }}
+}}
+"""
+"#
+        ));
+    let syns: Vec<(f64, Vec<u8>)> = (0..4)
+        .map(|i| {
+            (
+                f64::from(i) * 0.1,
+                syn(
+                    UPSTREAM,
+                    GW_WAN,
+                    "198.51.100.9",
+                    "203.0.113.2",
+                    50000 + i as u16,
+                    8080,
+                ),
+            )
+        })
+        .collect();
+    let o = run(name, &cfg, &[("wan", syns)]);
+    o.frames("lan").iter().map(|f| flow4(f)).collect()
+}
+
+#[test]
+fn numgen_and_jhash_maps_spread_a_port_forward() {
+    // numgen inc: round robin, one draw per connection.
+    let flows = balanced(
+        "tcp dport 8080 dnat to numgen inc mod 2 map { 0 : 192.168.1.10, 1 : 192.168.1.11 }:80",
+        "nft_numgen",
+    );
+    let to: Vec<&str> = flows
+        .iter()
+        .map(|f| f.split(" > ").nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        to,
+        [
+            "192.168.1.10:80",
+            "192.168.1.11:80",
+            "192.168.1.10:80",
+            "192.168.1.11:80"
+        ],
+        "{flows:?}"
+    );
+    // The same as a verdict map of jumps... here of nat per element:
+    // jhash of the source address: one client always lands on one server.
+    let flows = balanced(
+        "tcp dport 8080 dnat to jhash ip saddr mod 2 map { 0 : 192.168.1.10, 1 : 192.168.1.11 }:80",
+        "nft_jhash",
+    );
+    let to: Vec<&str> = flows
+        .iter()
+        .map(|f| f.split(" > ").nth(1).unwrap())
+        .collect();
+    assert_eq!(to.len(), 4, "{flows:?}");
+    assert!(to.iter().all(|t| *t == to[0]), "{flows:?}");
+    // A numgen match: every second new connection.
+    let flows = balanced(
+        "tcp dport 8080 numgen inc mod 2 0 dnat to 192.168.1.10:80",
+        "nft_numgen_match",
+    );
+    assert_eq!(flows.len(), 2, "{flows:?}");
+}

@@ -42,9 +42,9 @@ use std::net::IpAddr;
 use xgate_dataplane::addr::ip_key;
 use xgate_dataplane::conntrack::HelperKind;
 use xgate_dataplane::filter::{
-    self, AddrRange, ChainId, Expr as FExpr, Field, Hook as FHook, IfaceMatch, LimitSpec,
-    NatAction, Policy as FPolicy, Prefix, RejectKind, RuleSpec, RulesetBuilder, StatisticSpec,
-    TableId as Stage, TargetSpec, ct, ct_status,
+    self, AddrRange, ChainId, DrawKind, Expr as FExpr, Field, Hook as FHook, IfaceMatch, LimitSpec,
+    NatAction, Policy as FPolicy, Prefix, RejectKind, RuleSpec, RulesetBuilder, TableId as Stage,
+    TargetSpec, ct, ct_status, hash_fields,
 };
 use xgate_dataplane::iface::Interfaces;
 
@@ -648,13 +648,24 @@ impl Compiler<'_, '_> {
                 op: RelOp::Eq,
                 right: el.key.clone(),
             };
-            let exprs = match self.matches(cx, &m)? {
-                Step::Match(e) => e,
-                _ => return Err("a concatenated vmap key with sets in it".into()),
-            };
+            let exprs = self.map_key(cx, &m)?;
             alts.push((exprs, self.verdict(cx, v)?));
         }
+        drawn_once(key, &mut alts)?;
         Ok(Step::Vmap(alts))
+    }
+
+    /// A map element's key compared with the map's key expression; a
+    /// `numgen`/`jhash` key compares the number drawn (drawn once, by
+    /// [`drawn_once`]).
+    fn map_key(&mut self, cx: &Ctx<'_>, m: &Match) -> R<Vec<FExpr>> {
+        if draw_of(&m.left)?.is_some() {
+            return Ok(vec![self.compare(cx, Field::Reg, m, false, None)?]);
+        }
+        match self.matches(cx, m)? {
+            Step::Match(e) => Ok(e),
+            _ => Err("a map keyed by a concatenation with sets in it".into()),
+        }
     }
 
     /// `left op right`.
@@ -773,36 +784,11 @@ impl Compiler<'_, '_> {
                 }
                 Ok(Step::Match(vec![FExpr::Bits { field, neg, bits }]))
             }
-            Expr::Numgen {
-                random,
-                modulus,
-                offset,
-            } => {
-                let k = const_int(&m.right)? as u32;
-                let (lo, hi) = match m.op {
-                    RelOp::Implicit | RelOp::Eq => (k, k),
-                    RelOp::Lt => (0, k.saturating_sub(1)),
-                    RelOp::Le => (0, k),
-                    _ => return Err("numgen: compare with ==, < or <=".into()),
-                };
-                let (lo, hi) = (lo.saturating_sub(*offset), hi.saturating_sub(*offset));
-                if *modulus == 0 || lo >= *modulus {
-                    return Err("numgen: the value is outside 0..mod".into());
-                }
-                let hi = hi.min(modulus - 1);
-                let spec = if *random {
-                    StatisticSpec::Random {
-                        probability: f64::from(hi - lo + 1) / f64::from(*modulus),
-                    }
-                } else if lo == hi {
-                    StatisticSpec::Nth {
-                        every: *modulus,
-                        packet: lo,
-                    }
-                } else {
-                    return Err("numgen inc: compare with one value".into());
-                };
-                Ok(Step::Match(vec![FExpr::Statistic { neg: false, spec }]))
+            Expr::Numgen { .. } | Expr::Hash { .. } => {
+                // Draw, then compare the number drawn (nft's register).
+                let draw = draw_of(left)?.expect("numgen or hash");
+                let cmp = self.compare(cx, Field::Reg, m, neg, mask)?;
+                Ok(Step::Match(vec![draw, cmp]))
             }
             _ => Err("this expression is not supported yet in a match".into()),
         }
@@ -1143,12 +1129,10 @@ impl Compiler<'_, '_> {
                 op: RelOp::Eq,
                 right: k,
             };
-            let exprs = match self.matches(cx, &m)? {
-                Step::Match(e) => e,
-                _ => return Err("a map keyed by a concatenation".into()),
-            };
+            let exprs = self.map_key(cx, &m)?;
             alts.push((exprs, self.nat(cx, &one)?));
         }
+        drawn_once(&key, &mut alts)?;
         Ok(Step::Vmap(alts))
     }
 
@@ -1555,6 +1539,97 @@ fn writes(t: &TargetSpec) -> Vec<Field> {
         TargetSpec::Notrack => vec![Field::CtState],
         _ => Vec::new(),
     }
+}
+
+/// With a `numgen`/`jhash` key, the first alternative draws the number
+/// the others compare (alternatives run in order, so it is drawn once per
+/// packet reaching them).
+fn drawn_once(key: &Expr, alts: &mut [(Vec<FExpr>, TargetSpec)]) -> R<()> {
+    if let (Some(d), Some(first)) = (draw_of(key)?, alts.first_mut()) {
+        first.0.insert(0, d);
+    }
+    Ok(())
+}
+
+/// The [`FExpr::Draw`] a `numgen` / `jhash` / `symhash` key stands for.
+fn draw_of(e: &Expr) -> R<Option<FExpr>> {
+    Ok(Some(match e {
+        Expr::Numgen {
+            random,
+            modulus,
+            offset,
+        } => FExpr::Draw {
+            kind: if *random {
+                DrawKind::Random
+            } else {
+                DrawKind::Inc
+            },
+            modulus: *modulus,
+            offset: *offset,
+        },
+        Expr::Hash {
+            key,
+            modulus,
+            seed,
+            offset,
+        } => {
+            let kind = match key {
+                None => DrawKind::Hash {
+                    fields: 0,
+                    seed: seed.unwrap_or(0),
+                    symmetric: true,
+                },
+                Some(k) => {
+                    let parts: Vec<&Expr> = match &**k {
+                        Expr::Concat(p) => p.iter().collect(),
+                        one => vec![one],
+                    };
+                    let mut fields = 0u8;
+                    for p in parts {
+                        fields |= match p {
+                            Expr::Payload {
+                                field: PayloadField::Saddr,
+                                proto: Proto::Ip | Proto::Ip6,
+                            } => hash_fields::SADDR,
+                            Expr::Payload {
+                                field: PayloadField::Daddr,
+                                proto: Proto::Ip | Proto::Ip6,
+                            } => hash_fields::DADDR,
+                            Expr::Payload {
+                                field: PayloadField::Sport,
+                                ..
+                            } => hash_fields::SPORT,
+                            Expr::Payload {
+                                field: PayloadField::Dport,
+                                ..
+                            } => hash_fields::DPORT,
+                            Expr::Payload {
+                                field: PayloadField::Protocol | PayloadField::Nexthdr,
+                                ..
+                            }
+                            | Expr::Meta(MetaKey::L4proto) => hash_fields::L4PROTO,
+                            _ => {
+                                return Err("jhash: xgate hashes addresses, ports and the \
+                                            protocol"
+                                    .into());
+                            }
+                        };
+                    }
+                    DrawKind::Hash {
+                        fields,
+                        seed: seed.unwrap_or(0),
+                        symmetric: false,
+                    }
+                }
+            };
+            FExpr::Draw {
+                kind,
+                modulus: *modulus,
+                offset: *offset,
+            }
+        }
+        _ => return Ok(None),
+    }))
 }
 
 fn wide_or_scalar(field: Field, neg: bool, lo: u128, hi: u128) -> FExpr {

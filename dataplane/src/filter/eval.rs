@@ -14,7 +14,10 @@ use std::sync::atomic::Ordering;
 use super::counters::RuleCounters;
 use super::expr::Field;
 use super::log::{LogRecord, LogRing};
-use super::ruleset::{Action, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Op, Rule, Ruleset, Stat, slot};
+use super::ruleset::{
+    Action, DRAW_INC, DRAW_RANDOM, DRAW_SYMHASH, FAM_V4, FAM_V6, MAX_DEPTH, NO_CHAIN, Op, Rule,
+    Ruleset, Stat, slot,
+};
 use super::{Family, Hook, IfIndex, Outcome, PacketView, Policy, RejectKind, TableId};
 
 /// LOG lines a worker may emit: 5 per second, bursts of 10 (the kernel's
@@ -44,6 +47,8 @@ pub struct EvalCtx {
     /// Source line of the rule that gave the last verdict; 0 when a policy
     /// (or an empty hook) did.
     pub last_rule_line: usize,
+    /// The number the last `numgen`/`jhash` drew ([`super::Field::Reg`]).
+    reg: u32,
 }
 
 impl EvalCtx {
@@ -62,6 +67,7 @@ impl EvalCtx {
             log_last: 0,
             stack: [(0, 0); MAX_DEPTH],
             last_rule_line: 0,
+            reg: 0,
         }
     }
 
@@ -330,6 +336,25 @@ impl Ruleset {
                     .is_some_and(|l| l.admit(cx.now))
                     != neg
             }
+            Op::Draw {
+                kind,
+                fields,
+                modulus,
+                offset,
+                arg,
+            } => {
+                let n: u64 = match kind {
+                    DRAW_INC => self
+                        .nth
+                        .get(arg as usize)
+                        .map_or(0, |n| n.fetch_add(1, Ordering::Relaxed)),
+                    DRAW_RANDOM => cx.random() >> 32,
+                    _ => hash_fields(p, fields, arg, kind == DRAW_SYMHASH),
+                };
+                cx.reg = (n % u64::from(modulus)) as u32 + offset;
+                true
+            }
+            Op::Reg { neg, lo, hi } => (lo <= cx.reg && cx.reg <= hi) != neg,
         }
     }
 
@@ -359,6 +384,42 @@ impl Ruleset {
             view: *pkt,
         });
     }
+}
+
+/// The hash `jhash`/`symhash` draw from: the chosen fields mixed with
+/// the seed (splitmix64 steps); `symmetric` orders addresses and ports so
+/// both directions of a flow hash alike.
+fn hash_fields(p: &PacketView, fields: u8, seed: u32, symmetric: bool) -> u64 {
+    use super::expr::hash_fields as hf;
+    let mix = |h: u64, v: u64| {
+        let mut z = (h ^ v).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let (mut a, mut b) = (p.src, p.dst);
+    let (mut sp, mut dp) = (p.sport, p.dport);
+    if symmetric && (a, sp) > (b, dp) {
+        (a, b, sp, dp) = (b, a, dp, sp);
+    }
+    let mut h = u64::from(seed);
+    let all = if symmetric { 0xff } else { fields };
+    if all & hf::SADDR != 0 {
+        h = mix(mix(h, a as u64), (a >> 64) as u64);
+    }
+    if all & hf::DADDR != 0 {
+        h = mix(mix(h, b as u64), (b >> 64) as u64);
+    }
+    if all & hf::SPORT != 0 {
+        h = mix(h, u64::from(sp));
+    }
+    if all & hf::DPORT != 0 {
+        h = mix(h, u64::from(dp));
+    }
+    if all & hf::L4PROTO != 0 {
+        h = mix(h, u64::from(p.proto));
+    }
+    h
 }
 
 /// A scalar field of the packet; `None` when the packet lacks it.
@@ -418,7 +479,9 @@ fn load(f: Field, p: &PacketView) -> Option<u32> {
         | Field::CtOrigSaddr
         | Field::CtOrigDaddr
         | Field::CtReplSaddr
-        | Field::CtReplDaddr => return None,
+        | Field::CtReplDaddr
+        // Lowered to its own op (`Op::Reg`), never loaded here.
+        | Field::Reg => return None,
     })
 }
 

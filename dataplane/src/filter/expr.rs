@@ -82,6 +82,9 @@ pub enum Field {
     CtOrigDaddr,
     CtReplSaddr,
     CtReplDaddr,
+    /// The number the rule's last [`Expr::Draw`] drew in this evaluation
+    /// (nftables' register holding `numgen` / `jhash` for a map lookup).
+    Reg,
 }
 
 impl Field {
@@ -138,6 +141,7 @@ impl Field {
             Field::CtOrigDaddr => "the original destination address",
             Field::CtReplSaddr => "the reply source address",
             Field::CtReplDaddr => "the reply destination address",
+            Field::Reg => "the number drawn (numgen, jhash)",
         }
     }
 
@@ -200,6 +204,32 @@ pub struct LimitSpec {
     pub burst: u32,
 }
 
+/// How [`Expr::Draw`] draws its number, before `% modulus + offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrawKind {
+    /// A counter shared by all workers (`numgen inc`).
+    Inc,
+    /// The worker's random generator (`numgen random`).
+    Random,
+    /// A hash of the packet's fields (`jhash`: [`hash_fields`] bits;
+    /// `symhash`: the same both ways). Spreads like the kernel's jhash;
+    /// the values differ.
+    Hash {
+        fields: u8,
+        seed: u32,
+        symmetric: bool,
+    },
+}
+
+/// Fields [`DrawKind::Hash`] may hash.
+pub mod hash_fields {
+    pub const SADDR: u8 = 1;
+    pub const DADDR: u8 = 2;
+    pub const SPORT: u8 = 4;
+    pub const DPORT: u8 = 8;
+    pub const L4PROTO: u8 = 16;
+}
+
 /// One expression of a rule.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
@@ -234,6 +264,15 @@ pub enum Expr {
     Statistic { neg: bool, spec: StatisticSpec },
     /// `-m limit`.
     Limit { neg: bool, spec: LimitSpec },
+    /// Draws a number into [`Field::Reg`] and holds (nftables' `numgen`,
+    /// `jhash`, `symhash`, compared or looked up in a map by the
+    /// expressions after it, in this rule and the next ones of the same
+    /// evaluation).
+    Draw {
+        kind: DrawKind,
+        modulus: u32,
+        offset: u32,
+    },
 }
 
 impl Expr {
@@ -283,7 +322,10 @@ impl Expr {
 
     /// Whether it keeps state between packets (runs in written order).
     pub fn stateful(&self) -> bool {
-        matches!(self, Expr::Statistic { .. } | Expr::Limit { .. })
+        matches!(
+            self,
+            Expr::Statistic { .. } | Expr::Limit { .. } | Expr::Draw { .. }
+        )
     }
 
     /// The field it loads, if one.

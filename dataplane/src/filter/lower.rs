@@ -3,8 +3,10 @@
 //! stateless ones), then its target; interface sets, range lists, LOG
 //! prefixes, limits and NAT actions go to the side arrays of the ruleset.
 
-use super::expr::{Expr, Field, LimitSpec};
-use super::ruleset::{Action, FAM_V4, FAM_V6, Op, Rule, Stat};
+use super::expr::{DrawKind, Expr, Field, LimitSpec};
+use super::ruleset::{
+    Action, DRAW_HASH, DRAW_INC, DRAW_RANDOM, DRAW_SYMHASH, FAM_V4, FAM_V6, Op, Rule, Stat,
+};
 use super::spec::{BuildError, IfaceMatch, RuleSpec, StatisticSpec, TargetSpec};
 use super::{AddrRange, Family, NatAction, RejectKind};
 
@@ -124,6 +126,25 @@ impl Compiler {
                 return Ok(None);
             }
             &Expr::Cmp {
+                field: Field::Reg,
+                neg,
+                mask,
+                lo,
+                hi,
+            } => {
+                if mask != u128::from(u32::MAX) || lo > hi || hi > u128::from(u32::MAX) {
+                    return Err(BuildError::new(
+                        line,
+                        "the number drawn is compared with a plain range",
+                    ));
+                }
+                Op::Reg {
+                    neg,
+                    lo: lo as u32,
+                    hi: hi as u32,
+                }
+            }
+            &Expr::Cmp {
                 field,
                 neg,
                 mask,
@@ -221,6 +242,38 @@ impl Compiler {
                 neg: *neg,
                 stat: self.statistic(spec, line)?,
             },
+            &Expr::Draw {
+                kind,
+                modulus,
+                offset,
+            } => {
+                if modulus == 0 {
+                    return Err(BuildError::new(line, "mod 0"));
+                }
+                let (kind, fields, arg) = match kind {
+                    DrawKind::Inc => {
+                        self.nth += 1;
+                        (DRAW_INC, 0, self.nth - 1)
+                    }
+                    DrawKind::Random => (DRAW_RANDOM, 0, 0),
+                    DrawKind::Hash {
+                        fields,
+                        seed,
+                        symmetric,
+                    } => (
+                        if symmetric { DRAW_SYMHASH } else { DRAW_HASH },
+                        fields,
+                        seed,
+                    ),
+                };
+                Op::Draw {
+                    kind,
+                    fields,
+                    modulus,
+                    offset,
+                    arg,
+                }
+            }
             Expr::Limit { neg, spec } => {
                 if spec.rate == 0 || spec.per_ns == 0 || spec.burst == 0 {
                     return Err(BuildError::new(

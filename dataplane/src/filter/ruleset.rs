@@ -82,18 +82,39 @@ pub(super) enum Op {
         neg: bool,
         id: u32,
     },
+    /// [`super::Expr::Draw`]; `arg`: the `nth` counter (inc) or the seed
+    /// (hash).
+    Draw {
+        kind: u8,
+        fields: u8,
+        modulus: u32,
+        offset: u32,
+        arg: u32,
+    },
+    /// [`super::Field::Reg`] in `lo..=hi`.
+    Reg {
+        neg: bool,
+        lo: u32,
+        hi: u32,
+    },
 }
+
+/// [`Op::Draw`] kinds.
+pub(super) const DRAW_INC: u8 = 0;
+pub(super) const DRAW_RANDOM: u8 = 1;
+pub(super) const DRAW_HASH: u8 = 2;
+pub(super) const DRAW_SYMHASH: u8 = 3;
 
 impl Op {
     /// Evaluation order within a run of stateless expressions: cheap
     /// scalar compares first, then interface sets, addresses, lists.
     pub(super) fn cost(&self) -> u8 {
         match self {
-            Op::Cmp { .. } | Op::Bits { .. } => 0,
+            Op::Cmp { .. } | Op::Bits { .. } | Op::Reg { .. } => 0,
             Op::Iface { .. } => 1,
             Op::Wide { .. } => 2,
             Op::InRanges { .. } => 3,
-            Op::Stat { .. } | Op::Limit { .. } => u8::MAX,
+            Op::Stat { .. } | Op::Limit { .. } | Op::Draw { .. } => u8::MAX,
         }
     }
 }
