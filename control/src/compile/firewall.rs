@@ -409,6 +409,17 @@ fn rule(
         }),
         // A no-op: xgate always writes correct checksums.
         Target::ChecksumFill => Some(TargetSpec::None),
+        Target::TcpMss(v) => match hook {
+            Some(h @ (Hook::Prerouting | Hook::Input)) => {
+                errs.push(format!(
+                    "TCPMSS in {}: xgate clamps forwarded and the router's own SYNs \
+                     (FORWARD, OUTPUT, POSTROUTING)",
+                    h.name()
+                ));
+                None
+            }
+            _ => Some(TargetSpec::Mss(v.unwrap_or(filter::MSS_PMTU))),
+        },
         Target::Notrack { .. } => Some(TargetSpec::Notrack),
         Target::CtHelper(name) => match HelperKind::from_name(name) {
             Some(k) => Some(TargetSpec::Helper(k)),

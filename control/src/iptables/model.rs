@@ -446,6 +446,8 @@ pub enum Target {
     /// `-j CHECKSUM --checksum-fill` (mangle): a no-op, xgate always
     /// writes correct checksums.
     ChecksumFill,
+    /// `-j TCPMSS --set-mss N` (`Some`) or `--clamp-mss-to-pmtu`.
+    TcpMss(Option<u16>),
     Snat(NatSpec),
     Dnat(NatSpec),
     Redirect {
@@ -756,6 +758,10 @@ impl fmt::Display for Rule {
                     }
                 }
                 Target::ChecksumFill => w.push_str(" -j CHECKSUM --checksum-fill"),
+                Target::TcpMss(Some(n)) => {
+                    let _ = write!(w, " -j TCPMSS --set-mss {n}");
+                }
+                Target::TcpMss(None) => w.push_str(" -j TCPMSS --clamp-mss-to-pmtu"),
                 Target::Notrack { ct_form: true } => w.push_str(" -j CT --notrack"),
                 Target::Notrack { ct_form: false } => w.push_str(" -j NOTRACK"),
                 Target::CtHelper(h) => {

@@ -1300,9 +1300,35 @@ impl Compiler<'_, '_> {
                 Ok(TargetSpec::Helper(kind))
             }
             Expr::Meta(MetaKey::Nftrace) => Ok(TargetSpec::None),
-            Expr::TcpOption { .. } => Err("tcp option ... set (MSS clamping, iptables' TCPMSS) \
-                                          is not supported yet"
-                .into()),
+            // `tcp option maxseg size set rt mtu` / `... set 1400`: lowered
+            // only, as the kernel does.
+            Expr::TcpOption {
+                kind: 2,
+                field: Some(TcpOptionField::Size),
+            } => {
+                if cx
+                    .hooks
+                    .iter()
+                    .any(|h| matches!(h, FHook::Prerouting | FHook::Input))
+                {
+                    return Err(
+                        "xgate clamps the MSS of forwarded and the router's own SYNs \
+                                (forward, output, postrouting)"
+                            .into(),
+                    );
+                }
+                if !matches!(cx.stage, Stage::Filter | Stage::Mangle) {
+                    return Err("MSS clamping runs in filter chains".into());
+                }
+                match value {
+                    Expr::Rt(RtKey::Mtu) => Ok(TargetSpec::Mss(filter::MSS_PMTU)),
+                    _ => match u16::try_from(const_int(value)?) {
+                        Ok(n) if n > 0 => Ok(TargetSpec::Mss(n)),
+                        _ => Err("maxseg size: 1..65535 or rt mtu".into()),
+                    },
+                }
+            }
+            Expr::TcpOption { .. } => Err("xgate sets the maxseg size of tcp options only".into()),
             _ => Err("xgate sets meta mark, ct mark and ct helper".into()),
         }
     }

@@ -214,6 +214,10 @@ impl Ruleset {
                     pkt.mark = (pkt.mark & !mask) ^ value;
                     continue;
                 }
+                Action::Mss(v) => {
+                    pkt.mss = if pkt.mss == 0 { v } else { pkt.mss.min(v) };
+                    continue;
+                }
                 Action::Notrack => {
                     pkt.notrack = true;
                     continue;

@@ -362,6 +362,7 @@ impl Compiler {
                 }
             }
             TargetSpec::Notrack => Action::Notrack,
+            TargetSpec::Mss(v) => Action::Mss(*v),
             TargetSpec::Helper(k) => Action::Helper(*k),
             TargetSpec::SaveMark { nfmask, ctmask } => {
                 self.needs |= super::needs::CT;

@@ -220,7 +220,14 @@ pub struct PacketView {
     /// --helper`).
     pub notrack: bool,
     pub helper: Option<crate::conntrack::HelperKind>,
+    /// Set by `TCPMSS` / `tcp option maxseg size set`: the largest MSS a
+    /// SYN may announce, [`MSS_PMTU`] for the egress MTU's; 0: none.
+    pub mss: u16,
 }
+
+/// [`PacketView::mss`]: clamp to the egress interface's MTU less the IP
+/// and TCP headers (`--clamp-mss-to-pmtu`, `rt mtu`).
+pub const MSS_PMTU: u16 = u16::MAX;
 
 /// A netfilter hook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -196,6 +196,7 @@ pub(super) enum Action {
         ctmask: u32,
     },
     Notrack,
+    Mss(u16),
     Helper(crate::conntrack::HelperKind),
     /// Indexes [`Ruleset::nat`] (kept out of line: rules stay small).
     Nat(u32),

@@ -288,6 +288,9 @@ pub enum TargetSpec {
     },
     /// raw: `NOTRACK`, `CT --notrack`: the packet is not tracked.
     Notrack,
+    /// `TCPMSS`: a SYN's MSS option lowered to at most this
+    /// ([`super::MSS_PMTU`]: the egress MTU's).
+    Mss(u16),
     /// raw: `CT --helper`: the helper of the packet's new connection.
     Helper(crate::conntrack::HelperKind),
     /// `CONNMARK --save-mark`: `ctmark = (ctmark & !ctmask) ^ (mark &

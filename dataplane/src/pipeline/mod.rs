@@ -40,6 +40,7 @@ mod icmp;
 mod input;
 mod local;
 mod local_out;
+mod mss;
 mod nat;
 mod neighbor;
 mod neighbor_input;

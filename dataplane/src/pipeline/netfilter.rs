@@ -241,6 +241,9 @@ impl Pipeline {
         }
         let out = self.eval(TableId::Mangle, hook, &mut view, ctx.now);
         self.keep_marks(m, c, &view);
+        if view.mss != 0 && hook != Hook::Input && matches!(out, Outcome::Accept) {
+            self.clamp_mss(ctx.umem, m, view.mss);
+        }
         self.trace_verdict(m, stage, &out);
         match out {
             Outcome::Accept | Outcome::Nat(_) => true,
@@ -292,6 +295,9 @@ impl Pipeline {
                 let out = self.eval(TableId::Filter, hook, &mut view, ctx.now);
                 // `-j MARK`/`CONNMARK` in filter: later hooks see them.
                 self.keep_marks(m, c, &view);
+                if view.mss != 0 && hook != Hook::Input && matches!(out, Outcome::Accept) {
+                    self.clamp_mss(ctx.umem, m, view.mss);
+                }
                 out
             }
         };

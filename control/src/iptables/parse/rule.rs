@@ -156,28 +156,8 @@ fn is_known_option(o: &str) -> bool {
                 | "--probability"
                 | "--mark"
                 | "--comment"
-                | "--reject-with"
-                | "--log-prefix"
-                | "--log-level"
-                | "--set-mark"
-                | "--set-xmark"
-                | "--save-mark"
-                | "--notrack"
-                | "--helper"
-                | "--restore-mark"
-                | "--nfmask"
-                | "--ctmask"
-                | "--mask"
-                | "--and-mark"
-                | "--or-mark"
-                | "--xor-mark"
-                | "--to-source"
-                | "--to-destination"
-                | "--to-ports"
-                | "--to"
-                | "--checksum-fill"
-                | "--random"
-                | "--random-fully"
-                | "--persistent"
         )
+        // Every target's options, from one list.
+        || TARGET_OPTIONS.contains(&o)
+        || TARGET_FLAGS.contains(&o)
 }

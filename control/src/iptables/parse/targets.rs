@@ -10,8 +10,9 @@ use super::{R, TARGET_NAMES};
 const MAX_LOG_PREFIX: usize = 29;
 
 /// Target options without a value.
-pub(super) const TARGET_FLAGS: [&str; 7] = [
+pub(super) const TARGET_FLAGS: [&str; 8] = [
     "--checksum-fill",
+    "--clamp-mss-to-pmtu",
     "--notrack",
     "--save-mark",
     "--restore-mark",
@@ -21,8 +22,9 @@ pub(super) const TARGET_FLAGS: [&str; 7] = [
 ];
 
 /// Options that belong to a target.
-pub(super) const TARGET_OPTIONS: [&str; 16] = [
+pub(super) const TARGET_OPTIONS: [&str; 17] = [
     "--helper",
+    "--set-mss",
     "--nfmask",
     "--ctmask",
     "--mask",
@@ -63,6 +65,9 @@ pub(super) struct TargetOpts {
     mask: Option<String>,
     /// CONNMARK's `--save-mark` (false) or `--restore-mark` (true).
     save_restore: Option<bool>,
+    /// TCPMSS's `--set-mss` and `--clamp-mss-to-pmtu`.
+    set_mss: Option<String>,
+    clamp_mss: bool,
     /// [`TARGET_FLAGS`] given.
     checksum_fill: bool,
     nat_flags: NatFlags,
@@ -86,6 +91,7 @@ impl TargetOpts {
                 return Ok(());
             }
             "--helper" => &mut self.helper,
+            "--set-mss" => &mut self.set_mss,
             "--nfmask" => &mut self.nfmask,
             "--ctmask" => &mut self.ctmask,
             "--mask" => &mut self.mask,
@@ -112,6 +118,12 @@ impl TargetOpts {
                     return Err("target CONNMARK takes one of --save-mark, --restore-mark".into());
                 }
                 self.save_restore = Some(o == "--restore-mark");
+                return Ok(());
+            }
+            "--clamp-mss-to-pmtu" => {
+                if std::mem::replace(&mut self.clamp_mss, true) {
+                    return Err(format!("option {o} given twice"));
+                }
                 return Ok(());
             }
             "--checksum-fill" => {
@@ -147,6 +159,8 @@ impl TargetOpts {
             ("--to-ports", &self.to_ports),
             ("--to", &self.to),
             ("--helper", &self.helper),
+            ("--set-mss", &self.set_mss),
+            ("--clamp-mss-to-pmtu", &self.clamp_mss.then(String::new)),
             ("--notrack", &self.notrack.then(String::new)),
             ("--nfmask", &self.nfmask),
             ("--ctmask", &self.ctmask),
@@ -264,6 +278,31 @@ pub(super) fn build_target(
                 }
             }
             "SNAT" | "DNAT" => cx.snat_dnat(&mut o, fam)?,
+            "TCPMSS" => {
+                if !matches!(table, TableKind::Filter | TableKind::Mangle) {
+                    return Err(format!(
+                        "target TCPMSS: xgate runs it in tables filter and mangle, not {}",
+                        table.name()
+                    ));
+                }
+                if proto != Some(Protocol::Tcp) {
+                    return Err("target TCPMSS needs -p tcp".into());
+                }
+                match (o.set_mss.take(), std::mem::take(&mut o.clamp_mss)) {
+                    (Some(v), false) => Target::TcpMss(Some(
+                        v.parse::<u16>()
+                            .ok()
+                            .filter(|&n| n >= 1)
+                            .ok_or_else(|| format!("--set-mss {v}: a number 1..65535"))?,
+                    )),
+                    (None, true) => Target::TcpMss(None),
+                    _ => {
+                        return Err(
+                            "target TCPMSS takes one of --set-mss N, --clamp-mss-to-pmtu".into(),
+                        );
+                    }
+                }
+            }
             "CHECKSUM" => {
                 cx.only_in(TableKind::Mangle)?;
                 if !std::mem::take(&mut o.checksum_fill) {
