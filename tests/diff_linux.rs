@@ -49,7 +49,7 @@
 //! guard); xgate and the script are killed by theirs. Skipped, with the
 //! reason printed, when not root, without AF_XDP or namespaces, or
 //! without iptables-nft, nft or python3-scapy (scripts/setup-debian.sh).
-//! About a minute: 100 ms of watching per probe.
+//! About a minute: 80 ms of watching per probe.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -66,7 +66,119 @@ const PYTHON: &str = "/usr/bin/python3";
 /// Differences from Linux that are known, each with the exact
 /// observations: (case, probe index, Linux, xgate). They are printed on
 /// every run, never fail it; anything else that differs fails.
-const KNOWN: &[(&str, usize, &str, &str)] = &[];
+const KNOWN: &[(&str, usize, &str, &str)] = &[
+    // Connection tracking reassembles before it looks at a fragment, so
+    // Linux forwards fragments that came before their first one (out of
+    // order) once the datagram is whole; xgate drops every fragment that
+    // arrives before the first (fragment_unforwarded).
+    (
+        "fragments-stateful",
+        2,
+        "far=[UDP 10.1.0.2:40140>10.2.0.2:55 frag=0+ ttl=63 len=620; proto17 10.1.0.2>10.2.0.2 frag=600+ ttl=63 len=620; proto17 10.1.0.2>10.2.0.2 frag=1200 ttl=63 len=28] back=[]",
+        "far=[UDP 10.1.0.2:40140>10.2.0.2:55 frag=0+ ttl=63 len=620] back=[]",
+    ),
+    // ... and holds an incomplete datagram (never forwarding it, then a
+    // reassembly timeout); xgate forwards the first fragment at once.
+    (
+        "fragments-stateful",
+        3,
+        "far=[] back=[]",
+        "far=[UDP 10.1.0.2:40140>10.2.0.2:56 frag=0+ ttl=63 len=620] back=[]",
+    ),
+    // TCP window tracking: a segment far outside the receiver's window is
+    // INVALID in Linux (nf_conntrack_tcp_be_liberal=0); xgate's state
+    // machine does not check sequence numbers against the window.
+    (
+        "conntrack-invalid",
+        4,
+        "far=[] back=[]",
+        "far=[TCP 10.1.0.2:40230>10.2.0.2:80 PA seq=1073742825 ack=5001 ttl=63 len=43] back=[]",
+    ),
+    // A RST whose sequence number is outside the window: INVALID in
+    // Linux (RFC 5961's blind-reset defence), passed by xgate.
+    (
+        "conntrack-invalid",
+        5,
+        "far=[] back=[]",
+        "far=[TCP 10.2.0.2:80>10.1.0.2:40230 R seq=1073746825 ack=0 ttl=63 len=40] back=[]",
+    ),
+    // Linux's conntrack verifies TCP and UDP checksums in PREROUTING
+    // (nf_conntrack_checksum=1): a bad one is INVALID. xgate does not
+    // verify layer-4 checksums.
+    (
+        "conntrack-invalid",
+        10,
+        "far=[] back=[]",
+        "far=[TCP 10.1.0.2:40234>10.2.0.2:80 S seq=0 ack=0 ttl=63 len=40] back=[]",
+    ),
+    (
+        "conntrack-invalid",
+        11,
+        "far=[] back=[]",
+        "far=[UDP 10.1.0.2:40235>10.2.0.2:53 ttl=63 len=31] back=[]",
+    ),
+    // IP options: Linux fills in a Record Route option as it forwards
+    // (its outgoing address, the pointer moved); xgate forwards the
+    // option untouched.
+    (
+        "stateless-flags-icmp-types",
+        1,
+        "far=[UDP 10.1.0.2:40241>10.2.0.2:9 ttl=63 len=40 options=070b080a0200010000000000] back=[]",
+        "far=[UDP 10.1.0.2:40241>10.2.0.2:9 ttl=63 len=40 options=070b04000000000000000000] back=[]",
+    ),
+    // DNAT to a port range: Linux takes the range's first free port
+    // (8000: no offset for destination NAT without --random); xgate picks
+    // one at random in the range (8000-8004).
+    (
+        "nat-port-ranges-reject",
+        0,
+        "far=[TCP 10.2.0.2:40260>10.1.0.2:8000 S seq=1000 ack=0 ttl=63 len=40] back=[]",
+        "far=[TCP 10.2.0.2:40260>10.1.0.2:80* S seq=1000 ack=0 ttl=63 len=40] back=[]",
+    ),
+    (
+        "nat-port-ranges-reject",
+        2,
+        "far=[TCP 10.2.0.2:40261>10.1.0.2:8000 S seq=1000 ack=0 ttl=63 len=40] back=[]",
+        "far=[TCP 10.2.0.2:40261>10.1.0.2:80* S seq=1000 ack=0 ttl=63 len=40] back=[]",
+    ),
+    // Hairpin: a port forward used from the inside. Linux rewrites only
+    // the destination (no SNAT rule matches: MASQUERADE is -o outside),
+    // so the inside server would answer the client directly; xgate adds
+    // its automatic hairpin SNAT (docs/architecture.md), by design.
+    (
+        "hairpin-port-forward",
+        2,
+        "far=[] back=[TCP 10.1.0.3:40271>10.1.0.10:80 S seq=1000 ack=0 ttl=63 len=40]",
+        "far=[] back=[TCP 10.2.0.1:40271>10.1.0.10:80 S seq=1000 ack=0 ttl=63 len=40]",
+    ),
+    (
+        "hairpin-port-forward",
+        3,
+        "far=[] back=[UDP 10.1.0.3:40272>10.1.0.10:53 ttl=63 len=33]",
+        "far=[] back=[UDP 10.2.0.1:40272>10.1.0.10:53 ttl=63 len=33]",
+    ),
+];
+
+/// `text` matches `pattern`, where `*` in the pattern stands for any run
+/// of characters (a port xgate picks at random).
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(at) => rest = &rest[at + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
 
 /// Rulesets Linux loads and `xgate check` refuses: (case, a part of the
 /// error). Printed and skipped; any other refusal fails.
@@ -163,6 +275,7 @@ const CLIENT_ADDRS: &[&str] = &[
     "10.1.0.100",
 ];
 const SERVER_ADDRS: &[&str] = &["10.2.0.2", "10.2.0.3"];
+const CLIENT_MAC: &str = "02:00:00:00:0c:02";
 
 impl Topo {
     fn new() -> Topo {
@@ -207,6 +320,10 @@ impl Topo {
             // Full checksums on transmit, GRO on: veth accepts frames xgate
             // redirects into it only then (see the testbed's `endpoint`).
             exec(ns, &["ethtool", "-K", dev, "tx", "off", "gro", "on"]);
+            if dev == "xdlc0" {
+                // A fixed MAC, for `-m mac --mac-source`.
+                ipn(ns, &["link", "set", dev, "address", CLIENT_MAC]);
+            }
             // The endpoint's stack answers nothing: the script does.
             exec(
                 ns,
@@ -422,6 +539,9 @@ fn cases() -> Vec<Case> {
         let e = p.ping(C, CL, SV, 77);
         p.reply(e, "echo");
         p.syn(S, SV, 40002, CL, 22);
+        // The far host's ICMP error, translated back to the inside host.
+        let u = p.udp(C, CL, 40003, SV, 54);
+        p.reply(u, "unreach");
         add(
             "seed000-forward-masquerade",
             subst(
@@ -537,6 +657,9 @@ fn cases() -> Vec<Case> {
         p.reply(k, "SA");
         p.syn(S, SV, 40041, "10.2.0.1", 21);
         p.syn(S, SV, 40042, CL, 22);
+        // The inside server's ICMP error about a forwarded connection.
+        let k = p.syn(S, SV, 40044, "10.2.0.1", 23);
+        p.reply(k, "unreach");
         p.handshake(C, CL, 40043, SV, 25);
         add(
             "seed003-portfw",
@@ -1027,6 +1150,297 @@ fn cases() -> Vec<Case> {
         );
     }
 
+    // TTL expiry against the filter and NAT: Linux checks the TTL before
+    // FORWARD (a packet FORWARD would drop still gets "time exceeded"),
+    // after PREROUTING's DNAT (the error quotes the packet as sent).
+    {
+        let mut p = P::default();
+        for (dport, ttl) in [(53, 1), (54, 1), (53, 2), (53, 0)] {
+            p.raw(
+                C,
+                &format!(
+                    "IP(src='10.1.0.{}',dst='{SV}',ttl={ttl})/UDP(sport=40220,dport={dport})",
+                    2 + dport - 53 + 2 * ttl
+                ),
+            );
+        }
+        p.raw(
+            S,
+            &format!("IP(src='{SV}',dst='10.2.0.1',ttl=1)/UDP(sport=40221,dport=5353)"),
+        );
+        p.raw(
+            S,
+            "IP(src='10.2.0.3',dst='10.2.0.1',ttl=2)/UDP(sport=40222,dport=5353)",
+        );
+        add(
+            "ttl-expiry",
+            "*nat\n:PREROUTING ACCEPT [0:0]\n\
+             -A PREROUTING -i xdlr1 -p udp --dport 5353 -j DNAT --to-destination 10.1.0.2:53\n\
+             COMMIT\n*filter\n:FORWARD DROP [0:0]\n\
+             -A FORWARD -p udp --dport 53 -j ACCEPT\nCOMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
+    // Connection tracking's validity checks: TCP window tracking, RST
+    // sequence check, flag combinations, checksums, ICMP replies and
+    // errors without a connection. Everything NEW or ESTABLISHED passes,
+    // INVALID is dropped.
+    {
+        let mut p = P::default();
+        p.handshake(C, CL, 40230, SV, 80);
+        p.raw(
+            C,
+            &format!(
+                "IP(src='{CL}',dst='{SV}')/TCP(sport=40230,dport=80,flags='PA',seq=1001+(1<<30),ack=5001)/Raw(b'far')"
+            ),
+        );
+        p.raw(
+            S,
+            &format!(
+                "IP(src='{SV}',dst='{CL}')/TCP(sport=80,dport=40230,flags='R',seq=5001+(1<<30))"
+            ),
+        );
+        p.raw(
+            C,
+            &format!(
+                "IP(src='{CL}',dst='{SV}')/TCP(sport=40230,dport=80,flags='PA',seq=1006,ack=5001)/Raw(b'more')"
+            ),
+        );
+        p.tcp(C, CL, 40231, SV, 80, "");
+        p.tcp(C, CL, 40232, SV, 80, "SR");
+        p.tcp(C, CL, 40233, SV, 80, "FPU");
+        p.raw(
+            C,
+            &format!("IP(src='{CL}',dst='{SV}')/TCP(sport=40234,dport=80,flags='S',chksum=0x1234)"),
+        );
+        p.raw(
+            C,
+            &format!(
+                "IP(src='{CL}',dst='{SV}')/UDP(sport=40235,dport=53,chksum=0x1234)/Raw(b'bad')"
+            ),
+        );
+        p.raw(
+            C,
+            &format!("IP(src='{CL}',dst='{SV}')/UDP(sport=40236,dport=53,chksum=0)/Raw(b'none')"),
+        );
+        p.raw(
+            S,
+            &format!("IP(src='{SV}',dst='{CL}')/ICMP(type=0,id=99,seq=1)/Raw(b'pong')"),
+        );
+        p.raw(
+            S,
+            &format!(
+                "IP(src='{SV}',dst='{CL}')/ICMP(type=3,code=3)/IP(src='{CL}',dst='{SV}')/UDP(sport=40237,dport=53)"
+            ),
+        );
+        p.raw(
+            C,
+            &format!("IP(src='{CL}',dst='{SV}')/ICMP(type=13,id=7,seq=1)/Raw(b'x'*12)"),
+        );
+        add(
+            "conntrack-invalid",
+            "*filter\n:FORWARD DROP [0:0]\n\
+             -A FORWARD -m conntrack --ctstate INVALID -j DROP\n\
+             -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+             -A FORWARD -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
+    // Without connection tracking: what reaches FORWARD at all (bad IP
+    // checksum, IP options, a bad TCP checksum Linux does not check when
+    // it forwards), and --tcp-flags / --icmp-type matches; REJECT never
+    // answers a RST with a RST, nor an ICMP error with one.
+    {
+        let mut p = P::default();
+        p.raw(
+            C,
+            &format!("IP(src='{CL}',dst='{SV}',chksum=0x1234)/UDP(sport=40240,dport=9)"),
+        );
+        p.raw(
+            C,
+            &format!(
+                "IP(src='{CL}',dst='{SV}',options=[IPOption_RR(length=11,routers=['0.0.0.0','0.0.0.0'])])/UDP(sport=40241,dport=9)"
+            ),
+        );
+        p.raw(
+            C,
+            &format!("IP(src='{CL}',dst='{SV}')/TCP(sport=40242,dport=80,flags='S',chksum=0x1234)"),
+        );
+        p.tcp(C, CL, 40243, SV, 80, "");
+        p.tcp(C, "10.1.0.3", 40244, SV, 80, "SF");
+        p.tcp(C, "10.1.0.3", 40245, SV, 80, "SR");
+        p.tcp(C, "10.1.0.3", 40246, SV, 80, "SA");
+        p.tcp(C, "10.1.0.3", 40247, SV, 22, "A");
+        p.syn(C, "10.1.0.3", 40248, SV, 22);
+        p.raw(
+            C,
+            &format!("IP(src='10.1.0.4',dst='{SV}')/ICMP(type=13,id=7,seq=1)/Raw(b'x'*12)"),
+        );
+        p.raw(
+            C,
+            &format!(
+                "IP(src='10.1.0.5',dst='{SV}')/ICMP(type=3,code=3)/IP(src='{SV}',dst='10.1.0.5')/UDP(sport=53,dport=40249)"
+            ),
+        );
+        p.raw(
+            C,
+            &format!(
+                "IP(src='10.1.0.6',dst='{SV}')/ICMP(type=3,code=1)/IP(src='{SV}',dst='10.1.0.6')/UDP(sport=53,dport=40250)"
+            ),
+        );
+        p.ping(C, "10.1.0.7", SV, 17);
+        add(
+            "stateless-flags-icmp-types",
+            "*filter\n:FORWARD ACCEPT [0:0]\n\
+             -A FORWARD -p tcp --tcp-flags ALL NONE -j DROP\n\
+             -A FORWARD -p tcp --tcp-flags SYN,FIN SYN,FIN -j DROP\n\
+             -A FORWARD -p tcp --tcp-flags SYN,RST SYN,RST -j REJECT --reject-with tcp-reset\n\
+             -A FORWARD -p tcp --tcp-flags SYN,ACK SYN,ACK -j REJECT --reject-with tcp-reset\n\
+             -A FORWARD -p tcp ! --syn --dport 22 -j DROP\n\
+             -A FORWARD -p icmp --icmp-type timestamp-request -j DROP\n\
+             -A FORWARD -p icmp --icmp-type port-unreachable -j DROP\n\
+             -A FORWARD -p icmp --icmp-type destination-unreachable -j REJECT\n\
+             -A FORWARD -p icmp --icmp-type echo-request -j REJECT --reject-with icmp-admin-prohibited\n\
+             COMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
+    // NAT port ranges (SNAT keeps a port in its range, DNAT takes the
+    // range's first free port) and REJECT of a DNAT'd connection (the
+    // answer quotes, and comes from, what the sender sent).
+    {
+        let mut p = P::default();
+        let k = p.syn(S, SV, 40260, "10.2.0.1", 9000);
+        p.reply(k, "SA");
+        p.syn(S, SV, 40261, "10.2.0.1", 9000);
+        p.syn(S, SV, 40262, "10.2.0.1", 9005);
+        p.syn(S, SV, 40263, "10.2.0.1", 9006);
+        p.udp(S, SV, 40264, "10.2.0.1", 9007);
+        p.syn(C, CL, 2005, SV, 80);
+        p.with(json!({"from": C, "norm": "ports",
+            "pkt": format!("IP(src='10.1.0.3',dst='{SV}')/TCP(sport=2005,dport=80,flags='S')")}));
+        p.with(json!({"from": C, "norm": "ports",
+            "pkt": format!("IP(src='{CL}',dst='{SV}')/TCP(sport=40265,dport=80,flags='S')")}));
+        let u = p.udp(C, CL, 40266, SV, 53);
+        p.reply(u, "udp");
+        add(
+            "nat-port-ranges-reject",
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+             -A PREROUTING -i xdlr1 -p tcp --dport 9000 -j DNAT --to-destination 10.1.0.2:8000-8004\n\
+             -A PREROUTING -i xdlr1 -p tcp --dport 9005 -j DNAT --to-destination 10.1.0.2:8005\n\
+             -A PREROUTING -i xdlr1 -p tcp --dport 9006 -j DNAT --to-destination 10.1.0.2:8006\n\
+             -A PREROUTING -i xdlr1 -p udp --dport 9007 -j DNAT --to-destination 10.1.0.2:8007\n\
+             -A POSTROUTING -o xdlr1 -p tcp -j SNAT --to-source 10.2.0.1:2000-2010\n\
+             -A POSTROUTING -o xdlr1 -p udp -j SNAT --to-source 10.2.0.1\nCOMMIT\n\
+             *filter\n:FORWARD ACCEPT [0:0]\n\
+             -A FORWARD -d 10.1.0.2 -p tcp --dport 8005 -j REJECT\n\
+             -A FORWARD -d 10.1.0.2 -p tcp --dport 8006 -j REJECT --reject-with tcp-reset\n\
+             -A FORWARD -d 10.1.0.2 -p udp --dport 8007 -j REJECT --reject-with icmp-host-prohibited\n\
+             COMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
+    // A port forward used from the inside (hairpin), with masquerade
+    // only out of the outside port: Linux rewrites the destination alone
+    // and sends the packet back out of the port it came in by.
+    {
+        let mut p = P::default();
+        let k = p.syn(S, SV, 40270, "10.2.0.1", 8080);
+        p.reply(k, "SA");
+        p.syn(C, "10.1.0.3", 40271, "10.2.0.1", 8080);
+        p.udp(C, "10.1.0.3", 40272, "10.2.0.1", 8081);
+        add(
+            "hairpin-port-forward",
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+             -A PREROUTING -d 10.2.0.1 -p tcp --dport 8080 -j DNAT --to-destination 10.1.0.10:80\n\
+             -A PREROUTING -d 10.2.0.1 -p udp --dport 8081 -j DNAT --to-destination 10.1.0.10:53\n\
+             -A POSTROUTING -o xdlr1 -j MASQUERADE\nCOMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
+    // Connection marks and untracked packets: CONNMARK saves the first
+    // packet's mark for the replies; raw NOTRACK leaves a flow UNTRACKED.
+    {
+        let mut p = P::default();
+        let k = p.syn(C, CL, 40280, SV, 80);
+        p.reply(k, "SA");
+        let k = p.syn(C, CL, 40281, SV, 81);
+        p.reply(k, "SA");
+        let u = p.udp(C, CL, 40282, SV, 5000);
+        p.reply(u, "udp");
+        let u = p.udp(C, CL, 40283, SV, 5001);
+        p.reply(u, "udp");
+        add(
+            "connmark-notrack",
+            "*raw\n:PREROUTING ACCEPT [0:0]\n\
+             -A PREROUTING -p udp --dport 5000 -j NOTRACK\n\
+             -A PREROUTING -p udp --sport 5000 -j NOTRACK\nCOMMIT\n\
+             *mangle\n:PREROUTING ACCEPT [0:0]\n\
+             -A PREROUTING -j CONNMARK --restore-mark\n\
+             -A PREROUTING -m mark --mark 0 -p tcp --dport 80 -j MARK --set-mark 5\n\
+             -A PREROUTING -j CONNMARK --save-mark\nCOMMIT\n\
+             *filter\n:FORWARD DROP [0:0]\n\
+             -A FORWARD -m connmark --mark 5 -p tcp --sport 80 -j DROP\n\
+             -A FORWARD -m conntrack --ctstate UNTRACKED -j ACCEPT\n\
+             -A FORWARD -m conntrack --ctstate ESTABLISHED -j ACCEPT\n\
+             -A FORWARD -m conntrack --ctstate NEW -p tcp -j ACCEPT\n\
+             -A FORWARD -m conntrack --ctstate NEW -p udp --dport 5001 -j ACCEPT\nCOMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
+    // -m mac: the client's port has a fixed MAC (CLIENT_MAC).
+    {
+        let mut p = P::default();
+        p.syn(C, CL, 40290, SV, 80);
+        p.with(json!({"from": C, "pkt": format!(
+            "Ether(src='02:00:00:00:0c:99')/IP(src='10.1.0.3',dst='{SV}')/TCP(sport=40291,dport=80,flags='S')")}));
+        p.syn(S, SV, 40292, CL, 80);
+        add(
+            "mac-source",
+            "*filter\n:FORWARD DROP [0:0]\n\
+             -A FORWARD -m mac --mac-source 02:00:00:00:0C:02 -j ACCEPT\n\
+             -A FORWARD -m mac ! --mac-source 02:00:00:00:0c:02 -i xdlr0 -j REJECT\nCOMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
+    // The router's own addresses: INPUT's verdicts on pings and the
+    // answers REJECT gives; a UDP port INPUT accepts that nothing
+    // listens on (Linux's stack answers "port unreachable").
+    {
+        let mut p = P::default();
+        p.ping(C, CL, "10.1.0.1", 18);
+        p.ping(C, "10.1.0.3", "10.1.0.1", 19);
+        p.ping(C, CL, "10.2.0.1", 20);
+        p.syn(C, CL, 40300, "10.1.0.1", 23);
+        p.udp(C, "10.1.0.4", 40301, "10.1.0.1", 69);
+        p.udp(C, "10.1.0.5", 40302, "10.1.0.1", 5000);
+        p.syn(C, "10.1.0.6", 40303, "10.1.0.1", 22);
+        add(
+            "input-local",
+            "*filter\n:INPUT DROP [0:0]\n\
+             -A INPUT -p icmp --icmp-type echo-request -s 10.1.0.2 -j ACCEPT\n\
+             -A INPUT -p tcp --dport 23 -j REJECT --reject-with tcp-reset\n\
+             -A INPUT -p udp --dport 69 -j REJECT\n\
+             -A INPUT -p udp --dport 5000 -j ACCEPT\nCOMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
     // nftables: seed 000's site and the conntrack case in nft's language
     // (run when xgate accepts `[firewall] nft`).
     {
@@ -1208,7 +1622,7 @@ fn firewall_verdicts_and_nat_match_linux() {
             let row = (c.name, i, probe, l.clone(), x.clone());
             if KNOWN
                 .iter()
-                .any(|k| (k.0, k.1, k.2, k.3) == (c.name, i, l.as_str(), x.as_str()))
+                .any(|k| (k.0, k.1, k.2) == (c.name, i, l.as_str()) && glob(k.3, x))
             {
                 known_seen.push(row);
             } else {
@@ -1237,7 +1651,7 @@ fn firewall_verdicts_and_nat_match_linux() {
         eprintln!("known differences from Linux:\n{}", table(&known_seen));
     }
     for k in KNOWN {
-        if !known_seen.iter().any(|r| (r.0, r.1) == (k.0, k.1)) {
+        if summary.contains_key(k.0) && !known_seen.iter().any(|r| (r.0, r.1) == (k.0, k.1)) {
             eprintln!("known difference no longer seen: {} probe #{}", k.0, k.1);
         }
     }

@@ -35,7 +35,7 @@ import socket
 import sys
 import time
 
-from scapy.all import ARP, Ether, IP, TCP, UDP, ICMP, Raw, fragment  # noqa: F401
+from scapy.all import ARP, Ether, IP, IPOption_RR, TCP, UDP, ICMP, Raw, fragment  # noqa: F401
 from scapy.layers.inet import IPerror, TCPerror, UDPerror, ICMPerror  # noqa: F401
 
 CLONE_NEWNET = 0x40000000
@@ -85,6 +85,8 @@ def describe_l4(ip, inner=False):
         if p.type in (0, 8):
             s += f" id={p.id} seq={p.seq}"
         elif not inner and p.type in (3, 4, 5, 11, 12):
+            if p.type == 5:
+                s += f" gw={p.gw}"
             q = p.payload
             if isinstance(q, IPerror):
                 s += f" ({describe_l4(q, inner=True)})"
@@ -101,6 +103,8 @@ def describe(frame, own_mac):
     s = f"{describe_l4(ip)} ttl={ip.ttl} len={ip.len}"
     if ip.tos:
         s += f" tos={ip.tos:#x}"
+    if ip.ihl > 5:
+        s += f" options={bytes(ip)[20 : ip.ihl * 4].hex()}"
     if e.dst.lower() != own_mac.lower():
         s += f" l2dst={e.dst}"
     return s, ip
@@ -164,11 +168,17 @@ def run(req):
                 pkts = [pkts]
         sent_sports = set()
         for p in pkts:
-            if p.haslayer(TCP) or p.haslayer(UDP):
-                sent_sports.add(p.payload.sport)
+            for layer in (TCP, UDP):
+                if p.haslayer(layer):
+                    sent_sports.add(p[layer].sport)
             dst = pr.get("eth_dst", gw[side])
-            socks[side].send(bytes(Ether(src=own[side], dst=dst) / p))
-        deadline = time.monotonic() + pr.get("wait_ms", req.get("wait_ms", 100)) / 1000
+            if isinstance(p, Ether):  # a probe with its own Ethernet header
+                if "dst" not in p.fields:
+                    p.dst = dst
+                socks[side].send(bytes(p))
+            else:
+                socks[side].send(bytes(Ether(src=own[side], dst=dst) / p))
+        deadline = time.monotonic() + pr.get("wait_ms", req.get("wait_ms", 80)) / 1000
         seen = {"far": [], "back": []}
         where = {socks[other[side]]: ("far", other[side]), socks[side]: ("back", side)}
         while True:
@@ -196,7 +206,10 @@ def run(req):
                     seen[key].append(text)
                     if key == "far":
                         arrivals[i] = ip
-        out.append(f"far=[{'; '.join(seen['far'])}] back=[{'; '.join(seen['back'])}]")
+        # What comes back may come in either order (Linux sends a redirect
+        # before it forwards); what arrives far keeps its order (fragments).
+        back = sorted(seen["back"])
+        out.append(f"far=[{'; '.join(seen['far'])}] back=[{'; '.join(back)}]")
     for s in socks.values():
         s.close()
     return out
