@@ -16,7 +16,7 @@ makes them follow whatever NAT the router applied.
 
 A probe:
   {"from": "c"|"s", "pkt": "<scapy expression giving a packet or a list>",
-   "eth_dst": optional MAC (default: the router's port), "wait_ms": n}
+   "eth_dst": optional MAC (default: the router's port)}
   {"from": "c"|"s", "reply_to": k, "kind": "SA"|"A"|"R"|"echo"|"udp"|"unreach"}
      the reply to what probe k delivered (its last arrival), sent back from
      the side it arrived at ("from" is that side).
@@ -24,7 +24,8 @@ A probe:
   by "*" (Linux picks a clash's new port at random).
 
 An observation: "far=[...] back=[...]", the IPv4 packets the other side
-received and the sender's side received, each in arrival order.
+received (in arrival order) and the sender's side received (sorted), until
+the router has answered an ARP request sent after the probe, plus 20 ms.
 """
 
 import ctypes
@@ -110,6 +111,11 @@ def describe(frame, own_mac):
     return s, ip
 
 
+def is_barrier_answer(frame, router):
+    e = Ether(frame)
+    return isinstance(e.payload, ARP) and e[ARP].op == 2 and e[ARP].psrc == router
+
+
 def build_reply(arrived, kind):
     """The far host's answer to `arrived` (an IP packet as it was received)."""
     ip = IP(src=arrived.dst, dst=arrived.src)
@@ -151,6 +157,7 @@ def run(req):
     for s in socks.values():
         drain(s)
 
+    addrs = {"c": req["client_addrs"][0], "s": req["server_addrs"][0]}
     arrivals = {}
     out = []
     for i, pr in enumerate(req["probes"]):
@@ -178,7 +185,17 @@ def run(req):
                 socks[side].send(bytes(p))
             else:
                 socks[side].send(bytes(Ether(src=own[side], dst=dst) / p))
-        deadline = time.monotonic() + pr.get("wait_ms", req.get("wait_ms", 80)) / 1000
+        # The barrier: an ARP request to the router, sent after the probe on
+        # the same port. The router handles its port's frames in order, so
+        # once the answer is back, the probe has been forwarded, dropped or
+        # answered; a short grace covers frames still on their way to the
+        # other side. Without an answer, the wait ends after a second.
+        barrier = Ether(src=own[side], dst="ff:ff:ff:ff:ff:ff") / ARP(
+            op=1, hwsrc=own[side], psrc=addrs[side], pdst=req["router_addr"][side]
+        )
+        socks[side].send(bytes(barrier))
+        deadline = time.monotonic() + 1.0
+        grace = req.get("grace_ms", 20) / 1000
         seen = {"far": [], "back": []}
         where = {socks[other[side]]: ("far", other[side]), socks[side]: ("back", side)}
         while True:
@@ -195,6 +212,9 @@ def run(req):
                     if addr[2] == PACKET_OUTGOING:
                         continue
                     key, sd = where[s]
+                    if sd == side and is_barrier_answer(data, req["router_addr"][side]):
+                        deadline = min(deadline, time.monotonic() + grace)
+                        continue
                     d = describe(data, own[sd])
                     if d is None:
                         continue
