@@ -145,6 +145,16 @@ const KNOWN: &[(&str, usize, &str, &str)] = &[
         "far=[TCP 10.2.0.2:40261>10.1.0.2:8000 S seq=1000 ack=0 ttl=63 len=40] back=[]",
         "far=[TCP 10.2.0.2:40261>10.1.0.2:80* S seq=1000 ack=0 ttl=63 len=40] back=[]",
     ),
+    // A packet arriving with one of the router's own addresses as its
+    // source: a martian to Linux (fib_validate_source, accept_local=0),
+    // dropped before any hook; xgate's martian checks do not cover it
+    // and forward it.
+    (
+        "routing-martians",
+        4,
+        "far=[] back=[]",
+        "far=[UDP 10.1.0.1:40310>10.2.0.2:9 ttl=63 len=31] back=[]",
+    ),
     // Hairpin: a port forward used from the inside. Linux rewrites only
     // the destination (no SNAT rule matches: MASQUERADE is -o outside),
     // so the inside server would answer the client directly; xgate adds
@@ -1445,6 +1455,109 @@ fn cases() -> Vec<Case> {
         );
     }
 
+    // What a router forwards at all (no rules): martian sources and
+    // destinations, the subnets' broadcast and network addresses, a
+    // source from the other side (the Linux router's rp_filter is 0:
+    // xgate has no reverse-path filter).
+    {
+        let mut p = P::default();
+        for src in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "240.0.0.1",
+            "10.1.0.1",
+            "10.1.0.255",
+            "10.2.0.50",
+            "10.9.9.9",
+        ] {
+            p.raw(
+                C,
+                &format!("IP(src='{src}',dst='{SV}')/UDP(sport=40310,dport=9)/Raw(b'src')"),
+            );
+        }
+        for dst in [
+            "127.0.0.1",
+            "10.1.0.255",
+            "255.255.255.255",
+            "10.2.0.0",
+            "10.2.0.255",
+            "0.0.0.0",
+            "10.9.9.9",
+        ] {
+            p.raw(
+                C,
+                &format!("IP(src='{CL}',dst='{dst}')/UDP(sport=40311,dport=9)/Raw(b'dst')"),
+            );
+        }
+        add(
+            "routing-martians",
+            "*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n".into(),
+            p,
+        );
+    }
+
+    // A connection's end: a valid RST, then data on the closed
+    // connection, then a new SYN on the same ports; a FIN exchange, then
+    // data after it.
+    {
+        let mut p = P::default();
+        p.handshake(C, CL, 40320, SV, 80);
+        p.raw(
+            S,
+            &format!("IP(src='{SV}',dst='{CL}')/TCP(sport=80,dport=40320,flags='R',seq=5001)"),
+        );
+        p.raw(
+            C,
+            &format!(
+                "IP(src='{CL}',dst='{SV}')/TCP(sport=40320,dport=80,flags='PA',seq=1006,ack=5001)/Raw(b'late')"
+            ),
+        );
+        p.raw(
+            C,
+            &format!("IP(src='{CL}',dst='{SV}')/TCP(sport=40320,dport=80,flags='S',seq=9000)"),
+        );
+        p.handshake(C, CL, 40321, SV, 80);
+        p.raw(
+            C,
+            &format!(
+                "IP(src='{CL}',dst='{SV}')/TCP(sport=40321,dport=80,flags='FA',seq=1006,ack=5001)"
+            ),
+        );
+        p.raw(
+            S,
+            &format!(
+                "IP(src='{SV}',dst='{CL}')/TCP(sport=80,dport=40321,flags='FA',seq=5001,ack=1007)"
+            ),
+        );
+        p.raw(
+            C,
+            &format!(
+                "IP(src='{CL}',dst='{SV}')/TCP(sport=40321,dport=80,flags='A',seq=1007,ack=5002)"
+            ),
+        );
+        p.raw(
+            C,
+            &format!(
+                "IP(src='{CL}',dst='{SV}')/TCP(sport=40321,dport=80,flags='PA',seq=1007,ack=5002)/Raw(b'after')"
+            ),
+        );
+        p.raw(
+            S,
+            &format!("IP(src='{SV}',dst='{CL}')/ICMP(type=0,id=77,seq=1)/Raw(b'pong')"),
+        );
+        add(
+            "tcp-close",
+            "*filter\n:FORWARD DROP [0:0]\n\
+             -A FORWARD -m conntrack --ctstate INVALID -j DROP\n\
+             -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+             -A FORWARD -p tcp --syn -m conntrack --ctstate NEW -j ACCEPT\n\
+             -A FORWARD -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
     // nftables: seed 000's site and the conntrack case in nft's language
     // (run when xgate accepts `[firewall] nft`).
     {
@@ -1562,6 +1675,23 @@ fn run_linux(pr: &mut Prober, c: &Case) -> Vec<String> {
     ipn(&t.r, &["addr", "add", "10.1.0.1/24", "dev", "xdlr0"]);
     ipn(&t.r, &["addr", "add", "10.2.0.1/24", "dev", "xdlr1"]);
     exec(&t.r, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    // A new namespace inherits the machine's IPv4 settings: make the ones
+    // that decide what is forwarded the kernel's defaults, whatever the
+    // machine has (xgate has no reverse-path filter).
+    for key in ["all", "default", "xdlr0", "xdlr1"] {
+        exec(
+            &t.r,
+            &["sysctl", "-qw", &format!("net.ipv4.conf.{key}.rp_filter=0")],
+        );
+        exec(
+            &t.r,
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.{key}.accept_local=0"),
+            ],
+        );
+    }
     let load = match c.lang {
         Lang::Iptables => sh(Some(&t.r), &["iptables-restore"], Some(&c.ruleset)),
         Lang::Nft => sh(Some(&t.r), &["nft", "-f", "-"], Some(&c.ruleset)),
