@@ -155,6 +155,16 @@ const KNOWN: &[(&str, usize, &str, &str)] = &[
         "far=[] back=[]",
         "far=[UDP 10.1.0.1:40310>10.2.0.2:9 ttl=63 len=31] back=[]",
     ),
+    // A packet routed back out of the port it came in by, to a host on
+    // the sender's own subnet: Linux forwards it and tells the sender
+    // with an ICMP redirect (send_redirects=1); xgate forwards it and
+    // sends no redirect.
+    (
+        "negations-wildcards",
+        1,
+        "far=[] back=[ICMP 10.2.0.1>10.2.0.2 5/1 gw=10.2.0.3 (UDP 10.2.0.2:40331>10.2.0.3:53) ttl=64 len=61 tos=0xc0; UDP 10.2.0.2:40331>10.2.0.3:53 ttl=63 len=33]",
+        "far=[] back=[UDP 10.2.0.2:40331>10.2.0.3:53 ttl=63 len=33]",
+    ),
     // Hairpin: a port forward used from the inside. Linux rewrites only
     // the destination (no SNAT rule matches: MASQUERADE is -o outside),
     // so the inside server would answer the client directly; xgate adds
@@ -196,10 +206,16 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 /// Rulesets Linux loads and `xgate check` refuses: (case, a part of the
 /// error). Printed and skipped; any other refusal fails.
-const KNOWN_REFUSED: &[(&str, &str)] = &[(
-    "multiport-twice",
-    "option --dports/--sports/--ports given twice",
-)];
+const KNOWN_REFUSED: &[(&str, &str)] = &[
+    (
+        "netmask-noncontiguous",
+        "non-contiguous netmask 255.255.0.255",
+    ),
+    (
+        "multiport-twice",
+        "option --dports/--sports/--ports given twice",
+    ),
+];
 
 // ---------------------------------------------------------------------
 // Topology
@@ -1553,6 +1569,50 @@ fn cases() -> Vec<Case> {
              -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
              -A FORWARD -p tcp --syn -m conntrack --ctstate NEW -j ACCEPT\n\
              -A FORWARD -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
+    // Negations, interface wildcards, comments and a never-true
+    // statistic.
+    {
+        let mut p = P::default();
+        p.udp(S, SV, 40330, CL, 53);
+        // Not dropped (-o is the outside port), and back out where it came.
+        p.udp(S, SV, 40331, "10.2.0.3", 53);
+        p.udp(C, "10.1.0.4", 40332, SV, 53);
+        p.udp(C, "10.1.0.4", 40333, SV, 54);
+        p.syn(C, "10.1.0.5", 40334, SV, 1500);
+        p.syn(C, "10.1.0.5", 40335, SV, 2500);
+        p.syn(C, "10.1.0.6", 40336, SV, 80);
+        p.ping(C, "10.1.0.6", SV, 21);
+        p.syn(C, "10.1.0.7", 40337, SV, 80);
+        p.tcp(C, "10.1.0.7", 40338, SV, 80, "A");
+        p.ping(C, "10.1.0.8", SV, 22);
+        add(
+            "negations-wildcards",
+            "*filter\n:FORWARD ACCEPT [0:0]\n\
+             -A FORWARD ! -s 10.1.0.0/24 -i xdlr+ -o xdlr0 -p udp -j DROP\n\
+             -A FORWARD -p udp ! --dport 53 -s 10.1.0.4 -j DROP\n\
+             -A FORWARD -p tcp ! --dport 1000:2000 -s 10.1.0.5 -j DROP\n\
+             -A FORWARD ! -p tcp -s 10.1.0.6 -j DROP\n\
+             -A FORWARD -p tcp ! --tcp-flags SYN,ACK SYN -s 10.1.0.7 -j DROP\n\
+             -A FORWARD -m comment --comment \"never\" -m statistic --mode random --probability 0.0 -j DROP\n\
+             COMMIT\n"
+                .into(),
+            p,
+        );
+    }
+
+    // A non-contiguous netmask (iptables-save writes it dotted).
+    {
+        let mut p = P::default();
+        p.syn(C, "10.1.0.3", 40340, SV, 80);
+        add(
+            "netmask-noncontiguous",
+            "*filter\n:FORWARD ACCEPT [0:0]\n\
+             -A FORWARD -s 10.1.0.3/255.255.0.255 -j REJECT\nCOMMIT\n"
                 .into(),
             p,
         );
