@@ -15,6 +15,7 @@ PACKAGES=(
     iptables                     # live_families: the same rules through the kernel (iptables-nft) and xgate
     vsftpd lftp curl             # live_ftp: a real FTP server and clients through the FTP helper
     tftpd-hpa tftp-hpa           # live_ftp: TFTP through the TFTP helper
+    nftables python3-scapy       # diff_linux: nft -f for the Linux router, scapy for the probes
 )
 
 # Only for the forwarding benchmark (testbed/bench sets XGATE_BENCH=1):
