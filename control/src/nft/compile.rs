@@ -44,7 +44,7 @@ use xgate_dataplane::conntrack::HelperKind;
 use xgate_dataplane::filter::{
     self, AddrRange, ChainId, DrawKind, Expr as FExpr, Field, Hook as FHook, IfaceMatch, LimitSpec,
     NatAction, Policy as FPolicy, Prefix, RejectKind, RuleSpec, RulesetBuilder, TableId as Stage,
-    TargetSpec, ct, ct_status, hash_fields,
+    TargetSpec, ct, ct_status, hash_fields, rpf,
 };
 use xgate_dataplane::iface::Interfaces;
 
@@ -763,14 +763,44 @@ impl Compiler<'_, '_> {
                 };
                 Ok(Step::Match(vec![self.compare(cx, field, m, neg, mask)?]))
             }
+            // The reverse-path check: `fib saddr . iif oif missing` (strict:
+            // the route back leaves by the input interface), `fib saddr
+            // oif missing` (loose: any route back); `. mark` changes
+            // nothing (xgate's lookup always uses the mark).
+            Expr::Fib(f)
+                if f.result == FibResult::Oif
+                    && f.flags.first() == Some(&FibFlag::Saddr)
+                    && f.flags[1..]
+                        .iter()
+                        .all(|x| matches!(x, FibFlag::Iif | FibFlag::Mark)) =>
+            {
+                if cx.hooks.iter().any(|h| *h != FHook::Prerouting) {
+                    return Err(
+                        "fib saddr ... oif (reverse path) works in prerouting chains".into(),
+                    );
+                }
+                let strict = f.flags.contains(&FibFlag::Iif);
+                let exists = match &m.right {
+                    Expr::Const(Const {
+                        value: Value::Int(n),
+                        ..
+                    }) => *n != 0,
+                    _ => return Err("fib ... oif: compare with missing or exists".into()),
+                };
+                let bits = u32::from(if strict { rpf::STRICT } else { rpf::LOOSE });
+                Ok(Step::Match(vec![FExpr::Bits {
+                    field: Field::Rpf,
+                    neg: exists == neg,
+                    bits,
+                }]))
+            }
             Expr::Fib(f) => {
                 let field = match (&f.flags[..], f.result) {
                     ([FibFlag::Daddr], FibResult::Type) => Field::DstType,
                     ([FibFlag::Saddr], FibResult::Type) => Field::SrcType,
                     _ => {
                         return Err("fib: xgate reads `fib daddr type` and `fib saddr type` \
-                                    (reverse-path lookups like `fib saddr . iif oif` are not \
-                                    supported yet)"
+                                    and the reverse path (`fib saddr . iif oif missing`)"
                             .into());
                     }
                 };
@@ -1230,21 +1260,7 @@ impl Compiler<'_, '_> {
     fn set_stmt(&mut self, cx: &Ctx<'_>, target: &Expr, value: &Expr) -> R<TargetSpec> {
         // `x set x | v`, `x set x & v`, `x set x ^ v`, `x set v` ->
         // (value, mask) of `x = (x & !mask) ^ value`.
-        let xor_mask = |same: &Expr| -> R<(u32, u32)> {
-            match value {
-                Expr::Const(_) => Ok((const_int(value)? as u32, u32::MAX)),
-                Expr::Binop { op, left, right } if **left == *same => {
-                    let v = const_int(right)? as u32;
-                    Ok(match op {
-                        BinOp::Or => (v, v),
-                        BinOp::And => (0, !v),
-                        BinOp::Xor => (v, 0),
-                        _ => return Err("mark set: |, & or ^ with a number".into()),
-                    })
-                }
-                _ => Err("mark set: a number, or the mark with |, & or ^".into()),
-            }
-        };
+        let xor_mask = |same: &Expr| mark_op(same, value);
         let ct_mark = Expr::Ct(Ct {
             dir: None,
             key: CtKey::Mark,
@@ -1567,6 +1583,30 @@ fn writes(t: &TargetSpec) -> Vec<Field> {
     }
 }
 
+/// `x set EXPR` where EXPR is a number or `x` under `|`, `&`, `^` with
+/// numbers, in any nesting (`ct mark set ct mark & 0xf0 | 0x01`): as
+/// `(value, mask)` of `x = (x & !mask) ^ value`, composed operator by
+/// operator.
+fn mark_op(same: &Expr, e: &Expr) -> R<(u32, u32)> {
+    if e == same {
+        return Ok((0, 0));
+    }
+    match e {
+        Expr::Const(_) => Ok((const_int(e)? as u32, u32::MAX)),
+        Expr::Binop { op, left, right } => {
+            let (v, m) = mark_op(same, left)?;
+            let c = const_int(right)? as u32;
+            Ok(match op {
+                BinOp::Or => ((v & !c) | c, m | c),
+                BinOp::And => (v & c, m | !c),
+                BinOp::Xor => (v ^ c, m),
+                _ => return Err("mark set: |, & or ^ with a number".into()),
+            })
+        }
+        _ => Err("mark set: a number, or the mark with |, & or ^".into()),
+    }
+}
+
 /// With a `numgen`/`jhash` key, the first alternative draws the number
 /// the others compare (alternatives run in order, so it is drawn once per
 /// packet reaching them).
@@ -1754,5 +1794,39 @@ fn verdict_targets(t: &TableState, s: &Stmt, out: &mut Vec<(Loc, String)>) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply((v, m): (u32, u32), x: u32) -> u32 {
+        (x & !m) ^ v
+    }
+
+    #[test]
+    fn mark_operations_compose() {
+        let mark = Expr::Meta(MetaKey::Mark);
+        let c = |n: u64| {
+            Box::new(Expr::Const(Const {
+                ty: DataType::Mark,
+                value: Value::Int(n),
+                symbol: None,
+            }))
+        };
+        let bin = |op, l: Expr, n| Expr::Binop {
+            op,
+            left: Box::new(l),
+            right: c(n),
+        };
+        let and_or = bin(BinOp::Or, bin(BinOp::And, mark.clone(), 0xf0), 0x01);
+        for x in [0u32, 0xff, 0x1234_56f3, u32::MAX] {
+            assert_eq!(apply(mark_op(&mark, &and_or).unwrap(), x), (x & 0xf0) | 1);
+            let xor = bin(BinOp::Xor, bin(BinOp::Or, mark.clone(), 0x300), 0x101);
+            assert_eq!(apply(mark_op(&mark, &xor).unwrap(), x), (x | 0x300) ^ 0x101);
+            assert_eq!(apply(mark_op(&mark, &c(7)).unwrap(), x), 7);
+        }
+        assert!(mark_op(&mark, &bin(BinOp::Shl, mark.clone(), 1)).is_err());
     }
 }

@@ -82,11 +82,15 @@ impl Parser<'_> {
                     .invalid("a bitwise operator needs a single value, not a concatenation");
             }
             self.pos += 1;
+            // A top-level `|` after the operand is the next operator.
+            let operand = std::mem::replace(&mut self.operand, true);
             let right = if matches!(op, BinOp::Shl | BinOp::Shr) {
-                self.value(DataType::Integer)?
+                self.value(DataType::Integer)
             } else {
-                self.operand(tys[0])?
+                self.operand(tys[0])
             };
+            self.operand = operand;
+            let right = right?;
             e = Expr::Binop {
                 op,
                 left: Box::new(e),

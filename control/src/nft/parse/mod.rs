@@ -46,6 +46,9 @@ pub(super) struct Parser<'o> {
     opts: &'o Options,
     bytes: usize,
     nesting: u32,
+    /// Reading the operand of a bitwise operator: a top-level `|` is the
+    /// next operator (`ct mark & 0xf0 | 0x01`), not a flag list.
+    operand: bool,
     /// The family of the table being read (for `ct original saddr`,
     /// priorities, NAT addresses).
     family: Family,
@@ -72,6 +75,7 @@ pub(crate) fn parse_ruleset(text: &str, file: &str, opts: &Options) -> R<Ruleset
         opts,
         bytes: 0,
         nesting: 0,
+        operand: false,
         family: Family::Ip,
         hook: None,
         sets: HashMap::new(),

@@ -229,7 +229,11 @@ impl Parser<'_> {
             Tok::LParen => {
                 self.pos += 1;
                 self.nest()?;
-                let v = self.value(ty)?;
+                // Inside parentheses `|` joins flags again: `& (syn|ack)`.
+                let operand = std::mem::replace(&mut self.operand, false);
+                let v = self.value(ty);
+                self.operand = operand;
+                let v = v?;
                 self.unnest();
                 self.expect(Tok::RParen, "')'")?;
                 v
@@ -259,7 +263,8 @@ impl Parser<'_> {
             }
             _ => first,
         };
-        if self.at(&Tok::Pipe)?
+        if !self.operand
+            && self.at(&Tok::Pipe)?
             && !ty.is_string()
             && let Some(mut acc) = const_int(&v)
         {
