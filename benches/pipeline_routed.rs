@@ -40,6 +40,7 @@ fn iface(name: &str, port: u16, mac: [u8; 6], addr: &str) -> Interface {
         v6: vec![],
         tap: None,
         tap_groups: Vec::new(),
+        rp_filter: Default::default(),
     }
 }
 

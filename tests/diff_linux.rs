@@ -106,21 +106,6 @@ const KNOWN: &[(&str, usize, &str, &str)] = &[
         "far=[] back=[]",
         "far=[TCP 10.2.0.2:80>10.1.0.2:40230 R seq=1073746825 ack=0 ttl=63 len=40] back=[]",
     ),
-    // Linux's conntrack verifies TCP and UDP checksums in PREROUTING
-    // (nf_conntrack_checksum=1): a bad one is INVALID. xgate does not
-    // verify layer-4 checksums.
-    (
-        "conntrack-invalid",
-        10,
-        "far=[] back=[]",
-        "far=[TCP 10.1.0.2:40234>10.2.0.2:80 S seq=0 ack=0 ttl=63 len=40] back=[]",
-    ),
-    (
-        "conntrack-invalid",
-        11,
-        "far=[] back=[]",
-        "far=[UDP 10.1.0.2:40235>10.2.0.2:53 ttl=63 len=31] back=[]",
-    ),
     // IP options: Linux fills in a Record Route option as it forwards
     // (its outgoing address, the pointer moved); xgate forwards the
     // option untouched.

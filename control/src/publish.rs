@@ -384,6 +384,7 @@ impl Publisher {
             filter: t.filter.clone(),
             tracking: t.tracking,
             helper_ports: t.helper_ports.clone(),
+            ct_checksum: t.ct_checksum,
         };
         Ok(self.publish(Snapshot {
             tables: Arc::new(tables),

@@ -34,6 +34,19 @@ pub struct Interface {
     /// tap when they arrive by this interface (`tap_groups`): mDNS, OSPF,
     /// RIP, VRRP for the host's daemons. Empty: multicast is not routed.
     pub tap_groups: Vec<(u128, u8)>,
+    /// Reverse-path filtering of packets received here (`rp_filter`).
+    pub rp_filter: RpFilter,
+}
+
+/// Linux's `net.ipv4.conf.*.rp_filter` (applied to IPv6 too): whether a
+/// packet's source must be reachable back (`Loose`: by any interface;
+/// `Strict`: by the one it came in on). Spoofed sources fail it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RpFilter {
+    #[default]
+    Off,
+    Strict,
+    Loose,
 }
 
 impl Interface {
@@ -129,6 +142,9 @@ pub struct Interfaces {
     /// Per port: the untagged interface, if any (the common case, found
     /// without a scan).
     untagged: Vec<Option<IfIndex>>,
+    /// Every interface address as a key (IPv4-mapped for IPv4), sorted:
+    /// what a packet from outside may not carry as its source.
+    local: Vec<u128>,
 }
 
 impl Interfaces {
@@ -156,12 +172,29 @@ impl Interfaces {
                 vlans: i.vlans,
             })
             .collect();
+        let mut local: Vec<u128> = list
+            .iter()
+            .flat_map(|i| {
+                i.v4.iter()
+                    .map(|(a, _)| crate::addr::v4_key(u32::from(*a)))
+                    .chain(i.v6.iter().map(|(a, _)| u128::from(*a)))
+            })
+            .collect();
+        local.sort_unstable();
+        local.dedup();
         Interfaces {
             list,
             hot,
             by_port,
             untagged,
+            local,
         }
+    }
+
+    /// Whether `key` (an address key) is one of the router's addresses.
+    #[inline]
+    pub fn is_local(&self, key: u128) -> bool {
+        self.local.binary_search(&key).is_ok()
     }
 
     /// The untagged interface of `port`.
@@ -246,6 +279,7 @@ mod tests {
             v6: vec![],
             tap: None,
             tap_groups: Vec::new(),
+            rp_filter: Default::default(),
         }
     }
 

@@ -70,6 +70,7 @@ drop_reasons! {
     L4Truncated => "l4_truncated",
     L4Malformed => "l4_malformed",
     MartianSource => "martian_source",
+    RpFilter => "rp_filter",
     MartianDestination => "martian_destination",
     MulticastNotRouted => "multicast_not_routed",
     LinkLocalNotForwarded => "link_local_not_forwarded",

@@ -294,12 +294,14 @@ mod tests {
                 v6: Vec::new(),
                 tap: None,
                 tap_groups: Vec::new(),
+                rp_filter: Default::default(),
             }]),
             fib: crate::route::Fib::new(),
             icmp: Default::default(),
             filter: Default::default(),
             tracking: false,
             helper_ports: Default::default(),
+            ct_checksum: true,
         });
         let shared = Arc::new(crate::pipeline::Shared::new(64));
         let mut pipeline = Pipeline::new(tables, shared);

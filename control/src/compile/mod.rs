@@ -134,6 +134,7 @@ pub fn compile(
                 taps.push(name.clone());
                 (taps.len() - 1) as u16
             }),
+            rp_filter: ic.rp_filter,
             tap_groups: ic
                 .tap_groups
                 .iter()
@@ -343,6 +344,7 @@ pub fn compile(
             // Helpers need connections even without stateful rules.
             tracking: tracking || !helper_ports.is_empty(),
             helper_ports,
+            ct_checksum: cfg.conntrack.checksum,
         },
         devices,
         taps,

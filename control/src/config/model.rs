@@ -93,12 +93,25 @@ pub struct Config {
 }
 
 /// `[conntrack]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConntrackCfg {
     /// `helpers = [ { helper = "ftp", ports = [21] } ]`: a new connection
     /// to one of the ports (after DNAT) gets the helper, for users who
     /// write no raw table (`-j CT --helper`).
     pub helpers: Vec<HelperCfg>,
+    /// `checksum = false` turns off the transport checksum check of
+    /// packets that open or change a connection (Linux's
+    /// `nf_conntrack_checksum`, default on).
+    pub checksum: bool,
+}
+
+impl Default for ConntrackCfg {
+    fn default() -> Self {
+        ConntrackCfg {
+            helpers: Vec::new(),
+            checksum: true,
+        }
+    }
 }
 
 /// One `[conntrack] helpers` entry.
@@ -245,6 +258,9 @@ pub struct Interface {
     /// this interface, for the host's daemons (mDNS, OSPF, RIP, VRRP).
     pub tap_groups: Vec<IpNet>,
     /// Line of the `[[interface]]` header.
+    /// `rp_filter = "strict" | "loose" | "off"` (Linux's sysctl of that
+    /// name; default off, the kernel's default).
+    pub rp_filter: xgate_dataplane::iface::RpFilter,
     pub line: usize,
 }
 

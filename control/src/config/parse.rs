@@ -57,6 +57,7 @@ const INTERFACE_KEYS: &[&str] = &[
     "mtu",
     "tap",
     "tap_groups",
+    "rp_filter",
 ];
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "table", "type", "nexthops"];
 const NEXTHOP_KEYS: &[&str] = &["via", "dev", "weight"];
@@ -73,7 +74,7 @@ const FIREWALL_KEYS: &[&str] = &[
     "nft_file",
 ];
 const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
-const CONNTRACK_KEYS: &[&str] = &["helpers"];
+const CONNTRACK_KEYS: &[&str] = &["helpers", "checksum"];
 const HELPER_KEYS: &[&str] = &["helper", "ports"];
 
 /// Largest interface / device name (IFNAMSIZ - 1).
@@ -190,6 +191,17 @@ impl<'t> Ctx<'t> {
             DeValue::String(s) => Some(s.as_ref()),
             _ => {
                 self.type_error(field, v, "a string");
+                None
+            }
+        }
+    }
+
+    fn expect_bool(&mut self, field: &str, v: &Val<'_>) -> Option<bool> {
+        self.record(field, v);
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.type_error(field, v, "true or false");
                 None
             }
         }

@@ -471,6 +471,7 @@ fn load(f: Field, p: &PacketView) -> Option<u32> {
         Field::DstType => p.dst_type.into(),
         Field::CtState => p.ctstate.into(),
         Field::CtStatus => ct()?.status,
+        Field::Rpf => p.rpf.into(),
         Field::CtMark => ct()?.mark,
         Field::CtDir => ct()?.reply.into(),
         Field::CtOrigSport => ct()?.orig_ports.0.into(),

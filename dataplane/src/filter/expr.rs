@@ -85,6 +85,8 @@ pub enum Field {
     /// The number the rule's last [`Expr::Draw`] drew in this evaluation
     /// (nftables' register holding `numgen` / `jhash` for a map lookup).
     Reg,
+    /// [`super::rpf`] bits: the reverse-path lookup of the source.
+    Rpf,
 }
 
 impl Field {
@@ -142,6 +144,7 @@ impl Field {
             Field::CtReplSaddr => "the reply source address",
             Field::CtReplDaddr => "the reply destination address",
             Field::Reg => "the number drawn (numgen, jhash)",
+            Field::Rpf => "the reverse path",
         }
     }
 
@@ -177,6 +180,7 @@ impl Field {
         match self {
             Field::SrcMac | Field::PktType => needs::L2,
             Field::SrcType | Field::DstType => needs::ADDR_TYPE,
+            Field::Rpf => needs::RPF,
             Field::CtStatus
             | Field::CtMark
             | Field::CtDir

@@ -99,6 +99,17 @@ pub mod needs {
     pub const ADDR_TYPE: u8 = 0x02;
     /// `ct`.
     pub const CT: u8 = 0x04;
+    /// `rpf` (a route lookup of the source).
+    pub const RPF: u8 = 0x08;
+}
+
+/// [`PacketView::rpf`] bits: what a reverse-path lookup of the source
+/// found (`-m rpfilter`, nft's `fib saddr [. iif] oif`).
+pub mod rpf {
+    /// A unicast route back to the source exists.
+    pub const LOOSE: u8 = 0x01;
+    /// ... and leaves by the interface the packet came in on.
+    pub const STRICT: u8 = 0x02;
 }
 
 /// Address types of [`PacketView::src_type`] / `dst_type`: bit `1 << N`
@@ -223,6 +234,9 @@ pub struct PacketView {
     /// Set by `TCPMSS` / `tcp option maxseg size set`: the largest MSS a
     /// SYN may announce, [`MSS_PMTU`] for the egress MTU's; 0: none.
     pub mss: u16,
+    /// [`rpf`] bits ([`needs::RPF`]); packets the router originates have
+    /// both.
+    pub rpf: u8,
 }
 
 /// [`PacketView::mss`]: clamp to the egress interface's MTU less the IP

@@ -175,6 +175,38 @@ pub(super) fn packet_key(l3: &[u8], m: &Meta) -> Option<(FlowKey, u8, bool)> {
     Some((key, tcp_flags, false))
 }
 
+/// Whether the transport checksum of `l3`'s packet is right (TCP, UDP,
+/// ICMP, ICMPv6 over their pseudo-headers; an IPv4 UDP checksum of 0 is
+/// "none"); other protocols have none to check.
+fn l4_checksum_ok(l3: &[u8], m: &Meta) -> bool {
+    use crate::packet::checksum::{pseudo_v4, pseudo_v6, verify};
+    let off = (m.l4_off as usize).min(l3.len());
+    let l4 = &l3[off..];
+    let v4 = m.l3 == L3::V4;
+    if m.proto == PROTO_UDP && l4.len() >= 8 && l4[6] == 0 && l4[7] == 0 {
+        return v4;
+    }
+    let v6 = |proto: u8| {
+        let (mut src, mut dst) = ([0u8; 16], [0u8; 16]);
+        src.copy_from_slice(&l3[8..24]);
+        dst.copy_from_slice(&l3[24..40]);
+        pseudo_v6(&src, &dst, proto, l4.len() as u32)
+    };
+    let pseudo = match m.proto {
+        PROTO_TCP | PROTO_UDP if v4 => pseudo_v4(
+            [l3[12], l3[13], l3[14], l3[15]],
+            [l3[16], l3[17], l3[18], l3[19]],
+            m.proto,
+            l4.len() as u16,
+        ),
+        PROTO_TCP | PROTO_UDP => v6(m.proto),
+        PROTO_ICMPV6 if !v4 => v6(m.proto),
+        PROTO_ICMP if v4 => 0,
+        _ => return true,
+    };
+    verify(l4, pseudo)
+}
+
 impl Pipeline {
     /// PREROUTING's connection lookup for every received IP packet.
     pub(super) fn conntrack<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
@@ -222,7 +254,28 @@ impl Pipeline {
         // Pass 3: look up, run the state machine.
         let now = ctx.now;
         let mut prerouting_work = false;
+        let check = self.tables.ct_checksum;
+        // Linux's nf_conntrack_checksum: a wrong transport checksum makes
+        // the packet INVALID. Checked where state would change (a first
+        // packet, an ICMP error, a TCP SYN/FIN/RST), not on every data
+        // segment: a corrupted segment of a known connection changes no
+        // state and its receiver drops it, and the check costs a pass
+        // over the payload (documented in docs/architecture.md).
+        let bad_sum = |m: &Meta| {
+            check
+                && !m.has(flags::FRAGMENT)
+                && !l4_checksum_ok(
+                    &m.desc.bytes(ctx.umem)[L3_OFF..L3_OFF + m.l3_len as usize],
+                    m,
+                )
+        };
         for (m, c) in batch.iter().zip(cts.iter_mut()) {
+            if matches!(c.kind, CtKind::Related | CtKind::Tracked)
+                && (c.kind == CtKind::Related || c.tcp_flags & 0x07 != 0)
+                && bad_sum(m)
+            {
+                c.kind = CtKind::Invalid;
+            }
             match c.kind {
                 CtKind::Related => {
                     // An error is not part of the connection: no state
@@ -258,6 +311,10 @@ impl Pipeline {
                                 ct::ESTABLISHED
                             };
                             (CtKind::Tracked, s)
+                        }
+                        // (A SYN, FIN or RST was checked above.)
+                        None if c.tcp_flags & 0x07 == 0 && bad_sum(m) => {
+                            (CtKind::Invalid, ct::INVALID)
                         }
                         None if ct.can_open(&c.key, c.tcp_flags) => {
                             match ct.take_expected(&c.key, now) {

@@ -364,6 +364,7 @@ mod tests {
             filter: Default::default(),
             tracking: true,
             helper_ports: HelperPorts { ports },
+            ct_checksum: true,
         });
         Pipeline::new(tables, Arc::new(Shared::new(64)))
     }

@@ -91,6 +91,10 @@ pub struct Tables {
     /// The config's `[conntrack] helpers`: which helper a new connection
     /// to a port gets when the raw table gave it none.
     pub helper_ports: HelperPorts,
+    /// `[conntrack] checksum` (Linux's `nf_conntrack_checksum`, on by
+    /// default): a packet that would open or change a connection with a
+    /// wrong transport checksum is INVALID.
+    pub ct_checksum: bool,
 }
 
 /// Helpers by transport protocol and server port (the config shortcut for

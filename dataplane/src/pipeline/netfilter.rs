@@ -18,7 +18,7 @@ use crate::addr::v4_key;
 use crate::conntrack::{Dir, FlowKey};
 use crate::conntrack::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use crate::filter::{
-    CtView, Hook, Outcome, PacketView, RejectKind, TableId, addr_type, ct, ct_status, needs,
+    CtView, Hook, Outcome, PacketView, RejectKind, TableId, addr_type, ct, ct_status, needs, rpf,
 };
 use crate::io::Port;
 use crate::packet::{ipv4, ipv6};
@@ -111,6 +111,13 @@ impl Pipeline {
         if need & needs::ADDR_TYPE != 0 {
             v.src_type = self.addr_type(v.v4, v.src);
             v.dst_type = self.addr_type(v.v4, v.dst);
+        }
+        if need & needs::RPF != 0 {
+            v.rpf = if m.has(flags::LOCAL_ORIGIN) {
+                rpf::LOOSE | rpf::STRICT
+            } else {
+                self.reverse_path(m, v.src, v.dst)
+            };
         }
         if need & needs::CT != 0 {
             v.ct = ct_view(c);

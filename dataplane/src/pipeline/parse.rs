@@ -381,6 +381,7 @@ mod tests {
             v6: vec![],
             tap: None,
             tap_groups: Vec::new(),
+            rp_filter: Default::default(),
         }]);
         let tables = Tables {
             interfaces: ifs,
@@ -389,6 +390,7 @@ mod tests {
             filter: Default::default(),
             tracking: false,
             helper_ports: Default::default(),
+            ct_checksum: true,
         };
         Pipeline::new(Arc::new(tables), Arc::new(Shared::new(64)))
     }

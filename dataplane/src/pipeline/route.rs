@@ -7,18 +7,23 @@
 //! the ICMP error Linux sends for them (host unreachable / packet filtered,
 //! IPv6 no route / administratively prohibited); no route at all sends net
 //! unreachable (IPv6: no route). Packets the router generated are routed
-//! the same way, without iif, and never cause errors themselves.
+//! the same way, without iif, and never cause errors themselves. A
+//! received packet whose source is one of the router's addresses is a
+//! martian; with `rp_filter` on its interface, one whose source is not
+//! reachable back (by that interface, when strict) is dropped.
 //!
 //! Reads: the frame's addresses, `Meta::iif` / `mark` / `hash`, the FIB.
 //! Changes: `Meta::next` (local / forward), `oif`, `nexthop`.
 //!
-//! Drops: martian_source, martian_destination, multicast_not_routed,
+//! Drops: martian_source, rp_filter, martian_destination, multicast_not_routed,
 //! link_local_not_forwarded, no_route, route_blackhole, route_unreachable,
 //! route_prohibit.
 
 use super::icmp::IcmpError;
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
 use crate::addr::{ip_key, v4_key};
+use crate::filter::rpf;
+use crate::iface::RpFilter;
 use crate::iface::is_link_local_v6;
 use crate::io::Port;
 use crate::packet::{ipv4, ipv6};
@@ -84,6 +89,48 @@ fn limited_broadcast(src: u32, dst: u32) -> bool {
 }
 
 impl Pipeline {
+    /// rp_filter: the route back to `src` (a lookup with source and
+    /// destination swapped, as the kernel's) is a unicast route, leaving
+    /// by the interface `m` came in on when `Strict` (any of a multipath
+    /// route's next hops), or the source is on a connected subnet.
+    #[cold]
+    #[inline(never)]
+    fn reverse_path_ok(&self, m: &Meta, src: u128, dst: u128, mode: RpFilter) -> bool {
+        let (src, dst) = if m.l3 == L3::V4 {
+            (v4_key(src as u32), v4_key(dst as u32))
+        } else {
+            (src, dst)
+        };
+        let found = self.reverse_path(m, src, dst);
+        found
+            & match mode {
+                RpFilter::Loose => rpf::LOOSE,
+                _ => rpf::STRICT,
+            }
+            != 0
+    }
+
+    /// The [`rpf`] bits of a received packet from `src` to `dst` (address
+    /// keys): the route back to the source, looked up with the addresses
+    /// swapped as the kernel does.
+    pub(super) fn reverse_path(&self, m: &Meta, src: u128, dst: u128) -> u8 {
+        let fib = &self.tables.fib;
+        let back = match m.l3 {
+            L3::V4 => fib.lookup_v4(dst as u32, src as u32, None, m.mark),
+            _ => fib.lookup_v6(dst, src, None, m.mark),
+        };
+        match back {
+            Some((e, _)) if e.rtype == RouteType::Unicast => {
+                if e.nexthops().iter().any(|n| n.dev == m.iif) {
+                    rpf::LOOSE | rpf::STRICT
+                } else {
+                    rpf::LOOSE
+                }
+            }
+            _ => 0,
+        }
+    }
+
     /// A received broadcast or tap group: local delivery (the host's
     /// services behind a tap: a DHCP server, NetBIOS, mDNS, a routing
     /// daemon), as Linux does with `bc_forwarding=0`.
@@ -154,6 +201,25 @@ impl Pipeline {
                     } else {
                         self.drop_pkt(ctx, m, r);
                     }
+                    continue;
+                }
+                // Linux's fib_validate_source: one of the router's own
+                // addresses as the source of a received packet is a
+                // martian (accept_local=0); with rp_filter the way back
+                // to the source must exist, by the receiving interface
+                // when strict.
+                let key = if m.l3 == L3::V4 {
+                    v4_key(src as u32)
+                } else {
+                    src
+                };
+                if self.tables.interfaces.is_local(key) {
+                    self.drop_pkt(ctx, m, DropReason::MartianSource);
+                    continue;
+                }
+                let rp = self.tables.interfaces.get(m.iif).rp_filter;
+                if rp != RpFilter::Off && !self.reverse_path_ok(m, src, dst, rp) {
+                    self.drop_pkt(ctx, m, DropReason::RpFilter);
                     continue;
                 }
             }

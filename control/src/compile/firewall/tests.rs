@@ -23,6 +23,7 @@ fn ifaces(names: &[&str]) -> Interfaces {
                 v6: vec![],
                 tap: None,
                 tap_groups: Vec::new(),
+                rp_filter: Default::default(),
             })
             .collect(),
     )

@@ -155,6 +155,7 @@ fn interface(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Int
         mtu: DEFAULT_MTU,
         tap: None,
         tap_groups: Vec::new(),
+        rp_filter: Default::default(),
         line,
     };
     let (mut has_name, mut has_device) = (false, false);
@@ -190,6 +191,20 @@ fn interface(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Int
                 }
             }
             "tap_groups" => ifc.tap_groups = groups(ctx, f, v),
+            "rp_filter" => {
+                use xgate_dataplane::iface::RpFilter;
+                match ctx.expect_str(f, v) {
+                    Some("strict" | "1") => ifc.rp_filter = RpFilter::Strict,
+                    Some("loose" | "2") => ifc.rp_filter = RpFilter::Loose,
+                    Some("off" | "0") => ifc.rp_filter = RpFilter::Off,
+                    Some(other) => ctx.value_error(
+                        f,
+                        v,
+                        format!("rp_filter is \"strict\", \"loose\" or \"off\", not {other:?}"),
+                    ),
+                    None => {}
+                }
+            }
             "vlan" => ifc.vlan = vlan(ctx, f, v),
             "address" => ifc.addresses = addresses(ctx, f, v),
             "mtu" => {
@@ -644,6 +659,10 @@ fn conntrack(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> ConntrackCfg {
                     c.helpers.push(h);
                 }
             }
+        } else if e.key == "checksum"
+            && let Some(b) = ctx.expect_bool(&e.field, e.val)
+        {
+            c.checksum = b;
         }
     }
     // One helper per protocol and port.

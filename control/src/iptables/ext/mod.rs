@@ -8,6 +8,7 @@
 mod ct;
 mod header;
 mod rate;
+mod rpfilter;
 
 use std::fmt;
 
@@ -16,6 +17,7 @@ use xgate_dataplane::filter::{Expr, Hook};
 pub use ct::{Connmark, Conntrack, Options as ConntrackOptions};
 pub use header::{AddrType, Dscp, IpRange, Length, Mac, PktType, Tos, Ttl};
 pub use rate::Limit;
+pub use rpfilter::RpFilter;
 
 type R<T> = Result<T, String>;
 
@@ -33,6 +35,7 @@ pub enum Ext {
     Limit(Limit),
     Conntrack(Conntrack),
     Connmark(Connmark),
+    RpFilter(RpFilter),
 }
 
 impl Ext {
@@ -61,6 +64,7 @@ impl Ext {
             Ext::Limit(x) => Ok(x.lower()),
             Ext::Conntrack(x) => x.lower(),
             Ext::Connmark(x) => Ok(x.lower()),
+            Ext::RpFilter(x) => x.lower(hook),
         }
     }
 }
@@ -80,6 +84,7 @@ impl fmt::Display for Ext {
             Ext::Limit(x) => x.fmt(f),
             Ext::Conntrack(x) => x.fmt(f),
             Ext::Connmark(x) => x.fmt(f),
+            Ext::RpFilter(x) => x.fmt(f),
         }
     }
 }
@@ -111,6 +116,7 @@ pub(crate) fn reader(name: &str) -> Option<Box<dyn Reader>> {
         "limit" => Box::<rate::LimitReader>::default(),
         "conntrack" => Box::<ct::ConntrackReader>::default(),
         "connmark" => Box::<ct::ConnmarkReader>::default(),
+        "rpfilter" => Box::<rpfilter::RpFilterReader>::default(),
         _ => return None,
     })
 }
@@ -131,6 +137,7 @@ pub(crate) fn is_option(o: &str) -> bool {
         "limit",
         "conntrack",
         "connmark",
+        "rpfilter",
     ]
     .iter()
     .filter_map(|m| reader(m))
