@@ -131,16 +131,6 @@ const KNOWN: &[(&str, usize, &str, &str)] = &[
         "far=[TCP 10.2.0.2:40261>10.1.0.2:8000 S seq=1000 ack=0 ttl=63 len=40] back=[]",
         "far=[TCP 10.2.0.2:40261>10.1.0.2:80* S seq=1000 ack=0 ttl=63 len=40] back=[]",
     ),
-    // A packet arriving with one of the router's own addresses as its
-    // source: a martian to Linux (fib_validate_source, accept_local=0),
-    // dropped before any hook; xgate's martian checks do not cover it
-    // and forward it.
-    (
-        "routing-martians",
-        4,
-        "far=[] back=[]",
-        "far=[UDP 10.1.0.1:40310>10.2.0.2:9 ttl=63 len=31] back=[]",
-    ),
     // A packet routed back out of the port it came in by, to a host on
     // the sender's own subnet: Linux forwards it and tells the sender
     // with an ICMP redirect (send_redirects=1); xgate forwards it and
