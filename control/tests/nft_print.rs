@@ -329,7 +329,8 @@ table inet filter {
 		type ipv4_addr . inet_service
 		flags interval,timeout
 		timeout 1h
-		elements = { 10.0.0.0/8 . 22, 172.16.0.1-172.16.0.9 . 80 timeout 30s comment "web" }
+		counter
+		elements = { 10.0.0.0/8 . 22 counter packets 0 bytes 0, 172.16.0.1-172.16.0.9 . 80 counter packets 2 bytes 120 timeout 30s comment "web" }
 	}
 
 	map ports {
@@ -385,6 +386,14 @@ fn prints_as_nft_lists() {
     let want = want.replace("ip saddr $LAN", "ip saddr 192.168.1.0/24");
     assert_eq!(printed, want);
     round_trip(&tables).unwrap();
+    let dir = temp_dir();
+    let file = dir.join("shown.nft");
+    std::fs::write(&file, &printed).unwrap();
+    match nft_missing() {
+        Some(why) => eprintln!("prints_as_nft_lists: nft check skipped: {why}"),
+        None => nft_check(&file, &[]).unwrap_or_else(|e| panic!("nft refuses: {e}\n{printed}")),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -700,8 +700,13 @@ fn elements(elems: &[Element]) -> String {
     format!("{{ {} }}", items.join(", "))
 }
 
+/// `key [counter ...] [timeout T] [expires T] [comment "c"] [: value]`:
+/// nft 1.0.6 wants an element's counter right after its key.
 fn element(e: &Element) -> String {
     let mut s = expr(&e.key);
+    if let Some((p, b)) = e.counter {
+        let _ = write!(s, " counter packets {p} bytes {b}");
+    }
     if let Some(t) = e.timeout {
         let _ = write!(s, " timeout {}", duration(t));
     }
@@ -710,9 +715,6 @@ fn element(e: &Element) -> String {
     }
     if let Some(c) = &e.comment {
         let _ = write!(s, " comment {}", quoted(c));
-    }
-    if let Some((p, b)) = e.counter {
-        let _ = write!(s, " counter packets {p} bytes {b}");
     }
     if let Some(v) = &e.value {
         let _ = write!(s, " : {}", expr(v));
