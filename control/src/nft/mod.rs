@@ -36,6 +36,7 @@ pub mod ast;
 pub mod compile;
 mod lex;
 mod parse;
+pub mod print;
 pub mod state;
 pub mod types;
 
