@@ -60,6 +60,15 @@ pub fn compile_rules(
     all: &ipt::FirewallRules,
     interfaces: &Interfaces,
 ) -> Result<filter::Ruleset, Vec<ConfigError>> {
+    compile_all(all, interfaces).map(|(r, _)| r)
+}
+
+/// [`compile_rules`], with what the nftables ruleset needs beyond its
+/// chains (connection tracking, SNAT addresses, its rules' counters).
+pub fn compile_all(
+    all: &ipt::FirewallRules,
+    interfaces: &Interfaces,
+) -> Result<(filter::Ruleset, Option<crate::nft::compile::Summary>), Vec<ConfigError>> {
     // Each ruleset alone first, so every error names its own file.
     let mut errors = Vec::new();
     for s in &all.sets {
@@ -80,18 +89,24 @@ pub fn compile_rules(
             &mut |line, msg| errors.push(ConfigError::new(&s.file, line, &s.field, msg)),
         );
     }
-    if let Some(n) = &all.nft {
-        add_nft(&mut b, n, interfaces, &mut errors);
-    }
+    let nft = all
+        .nft
+        .as_ref()
+        .map(|n| add_nft(&mut b, n, interfaces, &mut errors));
     match b.build() {
-        Ok(compiled) if errors.is_empty() => Ok(compiled),
+        Ok(compiled) if errors.is_empty() => Ok((compiled, nft)),
         Ok(_) => Err(errors),
         Err(build) => {
-            let field = all.sets.first().map_or(ipt::FIELD, |s| s.field.as_str());
+            // Name the ruleset's file and field (the nft one when there
+            // is no iptables ruleset).
+            let (file, field) = match (all.sets.first(), &all.nft) {
+                (None, Some(n)) => (n.file.as_str(), n.field.as_str()),
+                (s, _) => ("firewall", s.map_or(ipt::FIELD, |s| s.field.as_str())),
+            };
             errors.extend(
                 build
                     .into_iter()
-                    .map(|e| ConfigError::new("firewall", e.line, field, e.message)),
+                    .map(|e| ConfigError::new(file, e.line, field, e.message)),
             );
             Err(errors)
         }
@@ -120,17 +135,6 @@ fn add_nft(
             Default::default()
         }
     }
-}
-
-/// What the nftables ruleset needs beyond its chains (connection
-/// tracking, SNAT addresses); `None` without one.
-pub fn nft_summary(
-    all: &ipt::FirewallRules,
-    interfaces: &Interfaces,
-) -> Option<crate::nft::compile::Summary> {
-    let n = all.nft.as_ref()?;
-    let mut b = RulesetBuilder::new(interfaces.len());
-    crate::nft::compile::add_tables(&mut b, &n.tables, interfaces, &|l| n.line_of(l)).ok()
 }
 
 /// One ruleset of `family`, alone.

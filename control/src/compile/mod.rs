@@ -392,11 +392,14 @@ fn firewall(
             iptables::FirewallRules::default(),
         ));
     };
-    let all = iptables::load_all(fw, &cfg.source)?;
-    let compiled = compile_rules(&all, interfaces)?;
+    let mut all = iptables::load_all(fw, &cfg.source)?;
+    let (compiled, nft) = firewall::compile_all(&all, interfaces)?;
     let mut tracking = false;
-    if let Some(n) = firewall::nft_summary(&all, interfaces) {
+    if let Some(n) = nft {
         tracking |= n.tracking;
+        if let Some(rules) = all.nft.as_mut() {
+            rules.counters = n.counters;
+        }
         for (lo, hi) in n.snat {
             let (lo, hi) = (ip_key(lo), ip_key(hi));
             let n = (hi - lo).min(MAX_NAT_ADDRESSES as u128);

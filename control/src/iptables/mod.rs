@@ -104,6 +104,10 @@ pub struct NftRules {
     pub first_line: usize,
     pub text: String,
     pub tables: Vec<crate::nft::state::TableState>,
+    /// Per rule (table, chain, rule indices into `tables`), the compiled
+    /// rules that count it: (chain index, position) in the ruleset's
+    /// counters view. Filled by the compile.
+    pub counters: Vec<((usize, usize, usize), Vec<(u32, u32)>)>,
 }
 
 impl NftRules {
@@ -242,6 +246,7 @@ fn load_nft(
         first_line,
         text,
         tables: Vec::new(),
+        counters: Vec::new(),
     };
     // Relative includes: beside the file (the config's directory for
     // inline text), then /etc as nft.

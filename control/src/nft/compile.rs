@@ -72,6 +72,10 @@ pub struct Summary {
     pub tracking: bool,
     /// SNAT address ranges (the NAT address registry needs them).
     pub snat: Vec<(IpAddr, IpAddr)>,
+    /// Per nft rule (table, chain, rule: indices into the applied
+    /// tables), the builder rules that count it: (builder chain id,
+    /// position in that chain). `ctl rules` sums them.
+    pub counters: Vec<((usize, usize, usize), Vec<(u32, u32)>)>,
 }
 
 /// Adds every table of `tables` to `b`. `line_of` maps a location to the
@@ -89,9 +93,10 @@ pub fn add_tables(
         errors: Vec::new(),
         summary: Summary::default(),
         anon: 0,
+        sizes: HashMap::new(),
     };
-    for t in tables.iter().filter(|t| !t.dormant) {
-        c.table(t);
+    for (i, t) in tables.iter().enumerate().filter(|(_, t)| !t.dormant) {
+        c.table(i, t);
     }
     if c.errors.is_empty() {
         Ok(c.summary)
@@ -108,12 +113,16 @@ struct Compiler<'a, 'b> {
     errors: Vec<CompileError>,
     summary: Summary,
     anon: u32,
+    /// Rules added so far per builder chain (a rule's position).
+    sizes: HashMap<u32, u32>,
 }
 
 /// Where a chain's rules run: the stage and the hooks reaching it.
 #[derive(Clone)]
 struct Ctx<'t> {
     table: &'t TableState,
+    /// The table's index in the applied tables.
+    tix: usize,
     family: filter::Family,
     stage: Stage,
     hooks: Vec<FHook>,
@@ -402,7 +411,7 @@ impl Compiler<'_, '_> {
         });
     }
 
-    fn table(&mut self, t: &TableState) {
+    fn table(&mut self, tix: usize, t: &TableState) {
         let family = match t.id.family {
             Family::Ip => filter::Family::V4,
             Family::Ip6 => filter::Family::V6,
@@ -464,13 +473,14 @@ impl Compiler<'_, '_> {
             );
             let cx = Ctx {
                 table: t,
+                tix,
                 family,
                 stage,
                 hooks: vec![hook],
                 ids: ids.get(&stage).cloned().unwrap_or_default(),
                 chain: name(&c.name),
             };
-            self.chain_rules(&cx, c, id);
+            self.chain_rules(&cx, chain_index(t, &c.name), c, id);
         }
         let mut regular: Vec<(&(Stage, String), &Vec<FHook>)> = reach.iter().collect();
         regular.sort_by_key(|((s, n), _)| (*s as u8, n.clone()));
@@ -480,13 +490,14 @@ impl Compiler<'_, '_> {
             let id = ids[chain];
             let cx = Ctx {
                 table: t,
+                tix,
                 family,
                 stage: *stage,
                 hooks: hooks.clone(),
                 ids,
                 chain: name(chain),
             };
-            self.chain_rules(&cx, c, id);
+            self.chain_rules(&cx, chain_index(t, chain), c, id);
         }
     }
 
@@ -531,16 +542,31 @@ impl Compiler<'_, '_> {
         }
     }
 
-    fn chain_rules(&mut self, cx: &Ctx<'_>, c: &ChainState, id: ChainId) {
-        for r in &c.rules {
-            if let Err((loc, m)) = self.rule(cx, r, id) {
-                self.error(loc, m);
+    fn chain_rules(&mut self, cx: &Ctx<'_>, cix: usize, c: &ChainState, id: ChainId) {
+        for (rix, r) in c.rules.iter().enumerate() {
+            match self.rule(cx, r, id) {
+                Ok(slots) => self.summary.counters.push(((cx.tix, cix, rix), slots)),
+                Err((loc, m)) => self.error(loc, m),
             }
         }
     }
 
-    /// One rule: its statements compiled, then emitted as rules of `id`.
-    fn rule(&mut self, cx: &Ctx<'_>, r: &Rule, id: ChainId) -> Result<(), (Loc, String)> {
+    /// Adds `spec` to builder chain `id`; its position there.
+    fn add(&mut self, id: ChainId, spec: RuleSpec) -> u32 {
+        self.b.add_rule(id, spec);
+        let n = self.sizes.entry(id.index() as u32).or_insert(0);
+        *n += 1;
+        *n - 1
+    }
+
+    /// One rule: its statements compiled, then emitted as rules of `id`;
+    /// the (chain, position) of the builder rules that count it.
+    fn rule(
+        &mut self,
+        cx: &Ctx<'_>,
+        r: &Rule,
+        id: ChainId,
+    ) -> Result<Vec<(u32, u32)>, (Loc, String)> {
         let mut steps = Vec::new();
         for s in &r.stmts {
             if let Some(step) = self.stmt(cx, s).map_err(|m| (s.loc, m))? {
@@ -1350,23 +1376,40 @@ impl Compiler<'_, '_> {
     }
 
     /// Emits the compiled statements of one rule into chain `id`.
-    fn emit(&mut self, cx: &Ctx<'_>, line: usize, id: ChainId, steps: &[Step]) -> R<()> {
+    fn emit(
+        &mut self,
+        cx: &Ctx<'_>,
+        line: usize,
+        id: ChainId,
+        steps: &[Step],
+    ) -> R<Vec<(u32, u32)>> {
         let rules = self.expand(cx, line, steps)?;
         if rules.len() > MAX_EXPANSION {
             return Err(format!("expands into more than {MAX_EXPANSION} rules"));
         }
-        for r in rules {
-            self.b.add_rule(id, r);
+        let mut slots = Vec::new();
+        for (r, primary) in rules {
+            let pos = self.add(id, r);
+            if primary {
+                slots.push((id.index() as u32, pos));
+            }
         }
-        Ok(())
+        Ok(slots)
     }
 
     /// The rules one nft rule becomes (see the module comment).
-    fn expand(&mut self, cx: &Ctx<'_>, line: usize, steps: &[Step]) -> R<Vec<RuleSpec>> {
-        let rule = |exprs: Vec<FExpr>, target: TargetSpec| RuleSpec {
-            line,
-            exprs,
-            target,
+    /// Each with whether it counts the nft rule (one per packet matching
+    /// it: an alternative, or the first of repeated statements).
+    fn expand(&mut self, cx: &Ctx<'_>, line: usize, steps: &[Step]) -> R<Vec<(RuleSpec, bool)>> {
+        let rule = |exprs: Vec<FExpr>, target: TargetSpec| {
+            (
+                RuleSpec {
+                    line,
+                    exprs,
+                    target,
+                },
+                true,
+            )
         };
         // Leading matches; AnyOf multiplies them.
         let mut heads: Vec<Vec<FExpr>> = vec![Vec::new()];
@@ -1423,7 +1466,7 @@ impl Compiler<'_, '_> {
                     }
                     let anon = self.anon_chain(cx);
                     for (e, t) in alts {
-                        self.b.add_rule(anon, rule(e.clone(), t.clone()));
+                        self.add_anon(anon, rule(e.clone(), t.clone()).0);
                     }
                     out.push(rule(heads.pop().expect("one"), TargetSpec::Jump(anon)));
                 } else {
@@ -1458,6 +1501,7 @@ impl Compiler<'_, '_> {
                     });
                 if exact {
                     for h in heads {
+                        let first = out.len();
                         let mut guard = h;
                         for s in rest {
                             match s {
@@ -1476,6 +1520,10 @@ impl Compiler<'_, '_> {
                                     unreachable!("excluded above")
                                 }
                             }
+                        }
+                        // The same packets again: counted once.
+                        for (_, primary) in out.iter_mut().skip(first + 1) {
+                            *primary = false;
                         }
                     }
                 } else {
@@ -1511,11 +1559,11 @@ impl Compiler<'_, '_> {
         for (k, s) in steps.iter().enumerate() {
             match s {
                 Step::Action(t) | Step::Verdict(t) => {
-                    self.b.add_rule(id, rule(Vec::new(), t.clone()))
+                    self.add_anon(id, rule(Vec::new(), t.clone()))
                 }
                 Step::Vmap(alts) => {
                     for (e, t) in alts {
-                        self.b.add_rule(id, rule(e.clone(), t.clone()));
+                        self.add_anon(id, rule(e.clone(), t.clone()));
                     }
                 }
                 Step::NoneOf(alts) => {
@@ -1529,7 +1577,7 @@ impl Compiler<'_, '_> {
                     };
                     let nested = self.anon_chain(cx);
                     for a in alts {
-                        self.b.add_rule(id, rule(a, TargetSpec::Jump(nested)));
+                        self.add_anon(id, rule(a, TargetSpec::Jump(nested)));
                     }
                     return self.anon_emit(cx, line, nested, &steps[k + 1..]);
                 }
@@ -1554,7 +1602,7 @@ impl Compiler<'_, '_> {
             return Err("return or goto after a negated concatenation is not supported yet".into());
         }
         for a in alts {
-            self.b.add_rule(
+            self.add_anon(
                 id,
                 RuleSpec {
                     line,
@@ -1564,6 +1612,11 @@ impl Compiler<'_, '_> {
             );
         }
         self.anon_emit(cx, line, id, rest)
+    }
+
+    /// A rule of an anonymous chain (counted by the rule that jumps there).
+    fn add_anon(&mut self, id: ChainId, spec: RuleSpec) {
+        self.add(id, spec);
     }
 
     fn anon_chain(&mut self, cx: &Ctx<'_>) -> ChainId {
@@ -1615,6 +1668,14 @@ fn drawn_once(key: &Expr, alts: &mut [(Vec<FExpr>, TargetSpec)]) -> R<()> {
         first.0.insert(0, d);
     }
     Ok(())
+}
+
+/// The index of chain `name` in `t`.
+fn chain_index(t: &TableState, name: &str) -> usize {
+    t.chains
+        .iter()
+        .position(|c| c.name == name)
+        .unwrap_or(usize::MAX)
 }
 
 /// The [`FExpr::Draw`] a `numgen` / `jhash` / `symhash` key stands for.

@@ -260,6 +260,14 @@ impl MatchSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ChainId(pub(super) u32);
 
+impl ChainId {
+    /// Its index: the chain's place in [`super::Ruleset::counters_view`]
+    /// (chains keep their creation order).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum TargetSpec {
     /// No target: the rule only counts.
