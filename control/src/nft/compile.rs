@@ -37,6 +37,7 @@
 //! per element (elements are disjoint, so at most one matches).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::net::IpAddr;
 
 use xgate_dataplane::addr::ip_key;
@@ -46,6 +47,7 @@ use xgate_dataplane::filter::{
     NatAction, Policy as FPolicy, Prefix, RejectKind, RuleSpec, RulesetBuilder, TableId as Stage,
     TargetSpec, ct, ct_status, hash_fields, rpf,
 };
+use xgate_dataplane::filter::dynset::{DynSetSpec, KeyVals};
 use xgate_dataplane::iface::Interfaces;
 
 use super::ast::*;
@@ -94,6 +96,7 @@ pub fn add_tables(
         summary: Summary::default(),
         anon: 0,
         sizes: HashMap::new(),
+        dynsets: HashMap::new(),
     };
     for (i, t) in tables.iter().enumerate().filter(|(_, t)| !t.dormant) {
         c.table(i, t);
@@ -115,6 +118,8 @@ struct Compiler<'a, 'b> {
     anon: u32,
     /// Rules added so far per builder chain (a rule's position).
     sizes: HashMap<u32, u32>,
+    /// Sets the packet path writes, by (table index, name).
+    dynsets: HashMap<(usize, String), Arc<DynSetSpec>>,
 }
 
 /// Where a chain's rules run: the stage and the hooks reaching it.
@@ -429,6 +434,43 @@ impl Compiler<'_, '_> {
                 return;
             }
         };
+        // Sets the packet path writes: flagged dynamic or timeout, or
+        // named by an add/update statement.
+        let mut written: HashSet<&str> = HashSet::new();
+        for r in t.chains.iter().flat_map(|c| &c.rules) {
+            for st in &r.stmts {
+                if let StmtKind::Dynset(d) = &st.kind {
+                    written.insert(d.set.as_str());
+                }
+            }
+        }
+        for set in &t.sets {
+            let dynamic = set.flags.contains(&SetFlag::Dynamic)
+                || set.flags.contains(&SetFlag::Timeout)
+                || written.contains(set.name.as_str());
+            if !dynamic {
+                continue;
+            }
+            if set.map.is_some() {
+                self.error(set.loc, format!("map @{}: maps the packet path writes are not supported yet", set.name));
+                continue;
+            }
+            let elements: R<Vec<_>> = set.elements.iter().map(|e| element_key(&e.key)).collect();
+            match elements {
+                Ok(elements) => {
+                    let spec = DynSetSpec {
+                        name: format!("{} {} {}", t.id.family.name(), t.id.name, set.name),
+                        capacity: set
+                            .size
+                            .map_or(65535, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                        timeout_ns: set.timeout.unwrap_or(0).saturating_mul(1_000_000),
+                        elements,
+                    };
+                    self.dynsets.insert((tix, set.name.clone()), Arc::new(spec));
+                }
+                Err(m) => self.error(set.loc, format!("set @{}: {m}", set.name)),
+            }
+        }
         // Which (stage, hook)s reach each regular chain.
         let mut reach: HashMap<(Stage, String), Vec<FHook>> = HashMap::new();
         let mut bases = Vec::new();
@@ -626,10 +668,39 @@ impl Compiler<'_, '_> {
             StmtKind::Queue { .. } => {
                 return Err("queue hands packets to a user-space program; xgate has none".into());
             }
-            StmtKind::Dynset(_) => {
-                return Err("sets updated from the packet path (add @set, update @set, \
-                            meters) are not supported yet"
-                    .into());
+            StmtKind::Dynset(d) => {
+                let Some(set) = self.dynsets.get(&(cx.tix, d.set.clone())).cloned() else {
+                    return Err(format!("no set @{}", d.set));
+                };
+                let refresh = match d.op {
+                    DynsetOp::Add => false,
+                    DynsetOp::Update => true,
+                    DynsetOp::Delete => {
+                        return Err("delete @set from the packet path is not supported yet".into());
+                    }
+                };
+                let mut limit_spec = None;
+                for st in &d.stmts {
+                    match &st.kind {
+                        StmtKind::Counter(_) => {}
+                        StmtKind::Limit(LimitStmt::Rate(l)) => match limit(l)? {
+                            FExpr::Limit { neg, spec } => limit_spec = Some((spec, neg)),
+                            _ => unreachable!("limit() makes a limit"),
+                        },
+                        _ => {
+                            return Err("an element's statements: limit rate and counter".into());
+                        }
+                    }
+                }
+                let (fields, mut exprs) = key_fields(&d.key)?;
+                exprs.push(FExpr::SetUpdate {
+                    set,
+                    fields,
+                    refresh,
+                    timeout_ns: d.timeout.unwrap_or(0).saturating_mul(1_000_000),
+                    limit: limit_spec,
+                });
+                Step::Match(exprs)
             }
         }))
     }
@@ -701,6 +772,14 @@ impl Compiler<'_, '_> {
             RelOp::Implicit | RelOp::Eq => false,
             _ => false,
         };
+        // A dynamic set: a lookup of the key's hash.
+        if let Expr::SetRef(name) = &m.right
+            && let Some(set) = self.dynsets.get(&(cx.tix, name.clone())).cloned()
+        {
+            let (fields, mut exprs) = key_fields(&m.left)?;
+            exprs.push(FExpr::SetLookup { set, fields, neg });
+            return Ok(Step::Match(exprs));
+        }
         // Concatenations: per element, a conjunction.
         if let Expr::Concat(parts) = &m.left {
             let rows: Vec<Vec<Expr>> = match &m.right {
@@ -1678,6 +1757,94 @@ fn chain_index(t: &TableState, name: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
+/// The [`hash_fields`] bits of a key (a field or a concatenation:
+/// addresses, ports, the protocol) and the expressions its payloads
+/// depend on (`tcp dport`: the protocol is TCP; `ip saddr`: IPv4).
+fn key_fields(k: &Expr) -> R<(u8, Vec<FExpr>)> {
+    let parts: Vec<&Expr> = match k {
+        Expr::Concat(p) => p.iter().collect(),
+        one => vec![one],
+    };
+    let mut fields = 0u8;
+    let mut deps = Vec::new();
+    for p in parts {
+        let bit = match p {
+            Expr::Payload {
+                field: PayloadField::Saddr,
+                proto: Proto::Ip | Proto::Ip6,
+            } => hash_fields::SADDR,
+            Expr::Payload {
+                field: PayloadField::Daddr,
+                proto: Proto::Ip | Proto::Ip6,
+            } => hash_fields::DADDR,
+            Expr::Payload {
+                field: PayloadField::Sport,
+                ..
+            } => hash_fields::SPORT,
+            Expr::Payload {
+                field: PayloadField::Dport,
+                ..
+            } => hash_fields::DPORT,
+            Expr::Payload {
+                field: PayloadField::Protocol | PayloadField::Nexthdr,
+                ..
+            }
+            | Expr::Meta(MetaKey::L4proto) => hash_fields::L4PROTO,
+            _ => {
+                return Err("xgate hashes keys of addresses, ports and the protocol".into());
+            }
+        };
+        if fields & bit != 0 {
+            return Err("a key naming one kind of field twice".into());
+        }
+        fields |= bit;
+        if let Expr::Payload { proto, field } = p {
+            deps.extend(payload(*proto, *field)?.deps);
+        }
+    }
+    Ok((fields, deps))
+}
+
+/// A dynamic set's declared element as key values (addresses to `src`
+/// then `dst`, ports to `sport` then `dport`) with their field bits.
+fn element_key(e: &Expr) -> R<(u8, KeyVals)> {
+    let parts: Vec<&Expr> = match e {
+        Expr::Concat(p) => p.iter().collect(),
+        one => vec![one],
+    };
+    let (mut k, mut fields) = (KeyVals::default(), 0u8);
+    let (mut addrs, mut ports) = (0, 0);
+    for p in parts {
+        let Expr::Const(c) = p else {
+            return Err("a dynamic set's elements are single values (no ranges or prefixes)".into());
+        };
+        match (&c.value, c.ty) {
+            (Value::V4(_) | Value::V6(_), _) => {
+                let a = const_value(c)?;
+                if addrs == 0 {
+                    (k.src, fields) = (a, fields | hash_fields::SADDR);
+                } else {
+                    (k.dst, fields) = (a, fields | hash_fields::DADDR);
+                }
+                addrs += 1;
+            }
+            (Value::Int(n), DataType::InetService) => {
+                if ports == 0 {
+                    (k.sport, fields) = (*n as u16, fields | hash_fields::SPORT);
+                } else {
+                    (k.dport, fields) = (*n as u16, fields | hash_fields::DPORT);
+                }
+                ports += 1;
+            }
+            (Value::Int(n), DataType::InetProto) => {
+                (k.proto, fields) = (*n as u8, fields | hash_fields::L4PROTO);
+            }
+            _ => return Err("a dynamic set's key: addresses, ports, a protocol".into()),
+        }
+    }
+    Ok((fields, k))
+}
+
 /// The [`FExpr::Draw`] a `numgen` / `jhash` / `symhash` key stands for.
 fn draw_of(e: &Expr) -> R<Option<FExpr>> {
     Ok(Some(match e {
@@ -1707,41 +1874,7 @@ fn draw_of(e: &Expr) -> R<Option<FExpr>> {
                     symmetric: true,
                 },
                 Some(k) => {
-                    let parts: Vec<&Expr> = match &**k {
-                        Expr::Concat(p) => p.iter().collect(),
-                        one => vec![one],
-                    };
-                    let mut fields = 0u8;
-                    for p in parts {
-                        fields |= match p {
-                            Expr::Payload {
-                                field: PayloadField::Saddr,
-                                proto: Proto::Ip | Proto::Ip6,
-                            } => hash_fields::SADDR,
-                            Expr::Payload {
-                                field: PayloadField::Daddr,
-                                proto: Proto::Ip | Proto::Ip6,
-                            } => hash_fields::DADDR,
-                            Expr::Payload {
-                                field: PayloadField::Sport,
-                                ..
-                            } => hash_fields::SPORT,
-                            Expr::Payload {
-                                field: PayloadField::Dport,
-                                ..
-                            } => hash_fields::DPORT,
-                            Expr::Payload {
-                                field: PayloadField::Protocol | PayloadField::Nexthdr,
-                                ..
-                            }
-                            | Expr::Meta(MetaKey::L4proto) => hash_fields::L4PROTO,
-                            _ => {
-                                return Err("jhash: xgate hashes addresses, ports and the \
-                                            protocol"
-                                    .into());
-                            }
-                        };
-                    }
+                    let (fields, _) = key_fields(k)?;
                     DrawKind::Hash {
                         fields,
                         seed: seed.unwrap_or(0),

@@ -271,6 +271,17 @@ impl RulesetBuilder {
             ifsets: c.ifsets.into_boxed_slice(),
             ranges: c.ranges.into_boxed_slice(),
             limits: c.limits.iter().map(Limiter::new).collect(),
+            dynsets: {
+                let seed = std::hash::BuildHasher::hash_one(
+                    &std::collections::hash_map::RandomState::new(),
+                    c.dynsets.len(),
+                );
+                c.dynsets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| super::dynset::DynSet::new(s, seed ^ i as u64))
+                    .collect()
+            },
             needs: c.needs,
             nth: (0..c.nth)
                 .map(|_| CachePadded::new(AtomicU64::new(0)))

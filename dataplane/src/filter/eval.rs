@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::counters::RuleCounters;
+use super::dynset::{KeyVals, gcra, hash_key};
 use super::expr::Field;
 use super::log::{LogRecord, LogRing};
 use super::ruleset::{
@@ -359,6 +360,33 @@ impl Ruleset {
                 true
             }
             Op::Reg { neg, lo, hi } => (lo <= cx.reg && cx.reg <= hi) != neg,
+            Op::SetLookup { set, fields, neg } => {
+                let s = &self.dynsets[set as usize];
+                s.contains(s.tag(&KeyVals::of(p), fields), cx.now) != neg
+            }
+            Op::SetUpdate {
+                set,
+                fields,
+                refresh,
+                over,
+                timeout_ms,
+                limit,
+            } => {
+                let s = &self.dynsets[set as usize];
+                let timeout = if timeout_ms == 0 {
+                    s.timeout_ns
+                } else {
+                    u64::from(timeout_ms) * 1_000_000
+                };
+                let Some(slot) = s.upsert(s.tag(&KeyVals::of(p), fields), cx.now, timeout, refresh)
+                else {
+                    return false;
+                };
+                match self.limits.get(limit as usize) {
+                    None => true,
+                    Some(l) => gcra(&slot.tat, l.interval, l.tolerance, cx.now) != over,
+                }
+            }
         }
     }
 
@@ -390,40 +418,19 @@ impl Ruleset {
     }
 }
 
-/// The hash `jhash`/`symhash` draw from: the chosen fields mixed with
-/// the seed (splitmix64 steps); `symmetric` orders addresses and ports so
-/// both directions of a flow hash alike.
+/// The hash `jhash`/`symhash` draw from: the chosen fields under the
+/// seed (`dynset::hash_key`); `symmetric` orders addresses and ports so
+/// both directions of a flow hash alike, over all of them.
 fn hash_fields(p: &PacketView, fields: u8, seed: u32, symmetric: bool) -> u64 {
-    use super::expr::hash_fields as hf;
-    let mix = |h: u64, v: u64| {
-        let mut z = (h ^ v).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let (mut a, mut b) = (p.src, p.dst);
-    let (mut sp, mut dp) = (p.sport, p.dport);
-    if symmetric && (a, sp) > (b, dp) {
-        (a, b, sp, dp) = (b, a, dp, sp);
+    let mut k = KeyVals::of(p);
+    let mut fields = fields;
+    if symmetric {
+        if (k.src, k.sport) > (k.dst, k.dport) {
+            (k.src, k.dst, k.sport, k.dport) = (k.dst, k.src, k.dport, k.sport);
+        }
+        fields = 0xff;
     }
-    let mut h = u64::from(seed);
-    let all = if symmetric { 0xff } else { fields };
-    if all & hf::SADDR != 0 {
-        h = mix(mix(h, a as u64), (a >> 64) as u64);
-    }
-    if all & hf::DADDR != 0 {
-        h = mix(mix(h, b as u64), (b >> 64) as u64);
-    }
-    if all & hf::SPORT != 0 {
-        h = mix(h, u64::from(sp));
-    }
-    if all & hf::DPORT != 0 {
-        h = mix(h, u64::from(dp));
-    }
-    if all & hf::L4PROTO != 0 {
-        h = mix(h, u64::from(p.proto));
-    }
-    h
+    hash_key(&k, fields, u64::from(seed))
 }
 
 /// A scalar field of the packet; `None` when the packet lacks it.

@@ -277,6 +277,25 @@ pub enum Expr {
         modulus: u32,
         offset: u32,
     },
+    /// The key of `fields` ([`hash_fields`] bits) is in dynamic set `set`
+    /// (nft `ip saddr @s` for a set the packet path writes).
+    SetLookup {
+        set: std::sync::Arc<super::dynset::DynSetSpec>,
+        fields: u8,
+        neg: bool,
+    },
+    /// Adds the key of `fields` to `set` (nft `add @s { ... }`, or with
+    /// `refresh` `update @s { ... }`, moving its expiry to `timeout_ns`
+    /// from now, 0: the set's), then, with `limit`, tests the element's
+    /// own limiter (`over`: holds when over the rate: a meter, iptables'
+    /// `hashlimit`). Holds unless the set is full or the limit says no.
+    SetUpdate {
+        set: std::sync::Arc<super::dynset::DynSetSpec>,
+        fields: u8,
+        refresh: bool,
+        timeout_ns: u64,
+        limit: Option<(LimitSpec, bool)>,
+    },
 }
 
 impl Expr {
@@ -328,7 +347,10 @@ impl Expr {
     pub fn stateful(&self) -> bool {
         matches!(
             self,
-            Expr::Statistic { .. } | Expr::Limit { .. } | Expr::Draw { .. }
+            Expr::Statistic { .. }
+                | Expr::Limit { .. }
+                | Expr::Draw { .. }
+                | Expr::SetUpdate { .. }
         )
     }
 

@@ -27,6 +27,8 @@ pub(super) struct Compiler {
     pub(super) limits: Vec<LimitSpec>,
     pub(super) log_prefixes: Vec<Box<str>>,
     pub(super) nat: Vec<NatAction>,
+    /// Dynamic sets by name, in first-use order.
+    pub(super) dynsets: Vec<std::sync::Arc<super::dynset::DynSetSpec>>,
     pub(super) needs: u8,
     /// The rule being lowered is in an IPv4 or IPv6 ruleset.
     forced: bool,
@@ -45,6 +47,7 @@ impl Compiler {
             limits: Vec::new(),
             log_prefixes: Vec::new(),
             nat: Vec::new(),
+            dynsets: Vec::new(),
             needs: 0,
             forced: false,
         }
@@ -274,6 +277,41 @@ impl Compiler {
                     arg,
                 }
             }
+            Expr::SetLookup { set, fields, neg } => Op::SetLookup {
+                set: self.dynset(set, line)?,
+                fields: *fields,
+                neg: *neg,
+            },
+            Expr::SetUpdate {
+                set,
+                fields,
+                refresh,
+                timeout_ns,
+                limit,
+            } => {
+                let set = self.dynset(set, line)?;
+                let (limit, over) = match limit {
+                    Some((spec, over)) => {
+                        if spec.rate == 0 || spec.per_ns == 0 || spec.burst == 0 {
+                            return Err(BuildError::new(
+                                line,
+                                "limit: rate and burst must be at least 1",
+                            ));
+                        }
+                        self.limits.push(*spec);
+                        ((self.limits.len() - 1) as u32, *over)
+                    }
+                    None => (u32::MAX, false),
+                };
+                Op::SetUpdate {
+                    set,
+                    fields: *fields,
+                    refresh: *refresh,
+                    over,
+                    timeout_ms: u32::try_from(timeout_ns / 1_000_000).unwrap_or(u32::MAX),
+                    limit,
+                }
+            }
             Expr::Limit { neg, spec } => {
                 if spec.rate == 0 || spec.per_ns == 0 || spec.burst == 0 {
                     return Err(BuildError::new(
@@ -288,6 +326,29 @@ impl Compiler {
                 }
             }
         }))
+    }
+
+    /// The index of dynamic set `spec` (by name: every expression naming
+    /// it shares it; the first declaration stands).
+    fn dynset(
+        &mut self,
+        spec: &std::sync::Arc<super::dynset::DynSetSpec>,
+        line: usize,
+    ) -> Result<u16, BuildError> {
+        let i = match self.dynsets.iter().position(|s| s.name == spec.name) {
+            Some(i) => i,
+            None => {
+                if spec.capacity == 0 || spec.capacity > 1 << 24 {
+                    return Err(BuildError::new(
+                        line,
+                        format!("set {}: size 1 to {}", spec.name, 1 << 24),
+                    ));
+                }
+                self.dynsets.push(spec.clone());
+                self.dynsets.len() - 1
+            }
+        };
+        u16::try_from(i).map_err(|_| BuildError::new(line, "more than 65535 dynamic sets"))
     }
 
     fn statistic(&mut self, spec: &StatisticSpec, line: usize) -> Result<Stat, BuildError> {

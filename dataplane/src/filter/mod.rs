@@ -43,6 +43,7 @@ mod spec;
 
 #[cfg(test)]
 mod tests;
+pub mod dynset;
 
 pub use builder::{RulesetBuilder, std_priority};
 pub use counters::{ChainCounters, RuleCounters, RuleCounts};

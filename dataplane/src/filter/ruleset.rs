@@ -91,6 +91,23 @@ pub(super) enum Op {
         offset: u32,
         arg: u32,
     },
+    /// [`super::Expr::SetLookup`]: `set` indexes [`Ruleset::dynsets`].
+    SetLookup {
+        set: u16,
+        fields: u8,
+        neg: bool,
+    },
+    /// [`super::Expr::SetUpdate`]; `limit`: an index into
+    /// [`Ruleset::limits`] (its interval and tolerance; the state is the
+    /// element's) or `u32::MAX`.
+    SetUpdate {
+        set: u16,
+        fields: u8,
+        refresh: bool,
+        over: bool,
+        timeout_ms: u32,
+        limit: u32,
+    },
     /// [`super::Field::Reg`] in `lo..=hi`.
     Reg {
         neg: bool,
@@ -111,10 +128,11 @@ impl Op {
     pub(super) fn cost(&self) -> u8 {
         match self {
             Op::Cmp { .. } | Op::Bits { .. } | Op::Reg { .. } => 0,
+            Op::SetLookup { .. } => 3,
             Op::Iface { .. } => 1,
             Op::Wide { .. } => 2,
             Op::InRanges { .. } => 3,
-            Op::Stat { .. } | Op::Limit { .. } | Op::Draw { .. } => u8::MAX,
+            Op::Stat { .. } | Op::Limit { .. } | Op::Draw { .. } | Op::SetUpdate { .. } => u8::MAX,
         }
     }
 }
@@ -257,6 +275,9 @@ pub struct Ruleset {
     pub(super) ranges: Box<[(u128, u128)]>,
     /// `limit` states, shared by all workers.
     pub(super) limits: Box<[Limiter]>,
+    /// Sets the packet path writes, shared by all workers (and by copies
+    /// of this ruleset).
+    pub(super) dynsets: std::sync::Arc<[super::dynset::DynSet]>,
     /// [`super::needs`] bits: what the pipeline must fill in the view.
     pub(super) needs: u8,
     /// `-m statistic --mode nth` counters, shared by all workers.
@@ -306,6 +327,7 @@ impl Clone for Ruleset {
                 })
                 .collect(),
             needs: self.needs,
+            dynsets: self.dynsets.clone(),
             nth: self
                 .nth
                 .iter()
@@ -342,6 +364,7 @@ impl Default for Ruleset {
             ifsets: Box::new([]),
             ranges: Box::new([]),
             limits: Box::new([]),
+            dynsets: std::sync::Arc::new([]),
             needs: 0,
             nth: Box::new([]),
             log_prefixes: Box::new([]),
@@ -371,6 +394,21 @@ impl Ruleset {
     #[inline]
     pub fn needs(&self) -> u8 {
         self.needs
+    }
+
+    /// Per dynamic set: its name, elements held (expired ones not yet
+    /// reused included) and insertions refused because it was full.
+    pub fn set_stats(&self) -> Vec<(String, u32, u64)> {
+        self.dynsets
+            .iter()
+            .map(|s| {
+                (
+                    s.name.to_string(),
+                    s.len(),
+                    s.full.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
     }
 
     /// Number of rules in all chains.
