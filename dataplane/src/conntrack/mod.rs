@@ -105,7 +105,7 @@ pub(crate) use key::{icmp_inverse, mix};
 pub use table::{
     ConnId, Conntrack, CtConfig, CtStats, Flow, Found, InsertError, RetireHook, Retired, Tracked,
 };
-pub use tcp::TcpState;
+pub use tcp::{TcpSeg, TcpState};
 pub use timeouts::{MAX_TIMEOUT_SECS, TimeoutError, Timeouts};
 
 /// Direction of a packet relative to the connection's first packet.
