@@ -99,6 +99,10 @@ pub struct ConntrackCfg {
     /// to one of the ports (after DNAT) gets the helper, for users who
     /// write no raw table (`-j CT --helper`).
     pub helpers: Vec<HelperCfg>,
+    /// `tcp_be_liberal = true`: TCP segments outside their connection's
+    /// window are not INVALID (Linux's `nf_conntrack_tcp_be_liberal`;
+    /// default false, as Linux).
+    pub tcp_be_liberal: bool,
 }
 
 /// One `[conntrack] helpers` entry.

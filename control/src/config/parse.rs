@@ -73,7 +73,7 @@ const FIREWALL_KEYS: &[&str] = &[
     "nft_file",
 ];
 const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
-const CONNTRACK_KEYS: &[&str] = &["helpers"];
+const CONNTRACK_KEYS: &[&str] = &["helpers", "tcp_be_liberal"];
 const HELPER_KEYS: &[&str] = &["helper", "ports"];
 
 /// Largest interface / device name (IFNAMSIZ - 1).
@@ -203,6 +203,17 @@ impl<'t> Ctx<'t> {
             return None;
         }
         Some(s)
+    }
+
+    fn expect_bool(&mut self, field: &str, v: &Val<'_>) -> Option<bool> {
+        self.record(field, v);
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.type_error(field, v, "true or false");
+                None
+            }
+        }
     }
 
     fn expect_int(&mut self, field: &str, v: &Val<'_>) -> Option<i128> {

@@ -602,4 +602,216 @@ mod tests {
             assert_eq!(TcpState::from_code(s as u8), s);
         }
     }
+
+    const NO: Option<u8> = Option::None;
+
+    /// A handshake: client ISN 1000 (window 64240, scale `cw`), server ISN
+    /// 5000 (window 65535, scale `sw`), then the client's ACK.
+    fn handshake(cw: Option<u8>, sw: Option<u8>) -> [Side; 2] {
+        let syn = TcpSeg {
+            seq: 1000,
+            win: 64240,
+            wscale: cw,
+            ..TcpSeg::default()
+        };
+        let mut w = open_sides(&syn, SYN, false);
+        let sa = TcpSeg {
+            seq: 5000,
+            ack: 1001,
+            win: 65535,
+            wscale: sw,
+            ..TcpSeg::default()
+        };
+        let o = window(&mut w, Dir::Reply, SynSent, SynRecv, SYN | ACK, &sa);
+        assert_eq!(o.verdict, WinVerdict::Accept);
+        let a = seg(1001, 5001, 502, 0);
+        assert_eq!(
+            window(&mut w, Dir::Original, SynRecv, Established, ACK, &a).verdict,
+            WinVerdict::Accept
+        );
+        w
+    }
+
+    fn seg(seq: u32, ack: u32, win: u16, len: u32) -> TcpSeg {
+        TcpSeg {
+            seq,
+            ack,
+            win,
+            len,
+            wscale: NO,
+        }
+    }
+
+    fn check(w: &mut [Side; 2], dir: Dir, f: u8, s: TcpSeg) -> WinOut {
+        let new = if f & RST != 0 { Close } else { Established };
+        window(w, dir, Established, new, f, &s)
+    }
+
+    #[test]
+    fn in_window_data_moves_the_edges() {
+        let mut w = handshake(NO, NO);
+        let o = check(&mut w, Dir::Original, ACK | PSH, seg(1001, 5001, 502, 100));
+        assert_eq!(o.verdict, WinVerdict::Accept);
+        assert_eq!(w[0].end, 1101);
+        assert_eq!(w[0].maxack, 5001);
+        // The server acks it: the client may send up to ack + window.
+        let o = check(&mut w, Dir::Reply, ACK, seg(5001, 1101, 65535, 0));
+        assert_eq!(o.verdict, WinVerdict::Accept);
+        assert_eq!(w[0].maxend, 1101 + 65535);
+        assert_eq!(w[1].maxack, 1101);
+    }
+
+    #[test]
+    fn out_of_window_data_is_invalid_and_changes_nothing() {
+        let mut w = handshake(NO, NO);
+        let before_ = w;
+        let far = 1001u32.wrapping_add(1 << 30);
+        let o = check(&mut w, Dir::Original, ACK | PSH, seg(far, 5001, 502, 3));
+        assert_eq!(o.verdict, WinVerdict::Invalid);
+        assert_eq!(w, before_);
+        // An ack of data the server never sent.
+        let o = check(&mut w, Dir::Original, ACK, seg(1001, 90_000, 502, 0));
+        assert_eq!(o.verdict, WinVerdict::Invalid);
+        // Liberal: passed, nothing tracked.
+        w[0].flags |= W_LIBERAL;
+        let o = check(&mut w, Dir::Original, ACK | PSH, seg(far, 5001, 502, 3));
+        assert_eq!(o.verdict, WinVerdict::Accept);
+        assert_eq!(w[0].end, before_[0].end);
+    }
+
+    #[test]
+    fn resets_out_of_window_or_behind_are_invalid() {
+        let mut w = handshake(NO, NO);
+        check(&mut w, Dir::Original, ACK | PSH, seg(1001, 5001, 502, 5));
+        // Far ahead of the server's window.
+        let o = check(
+            &mut w,
+            Dir::Reply,
+            RST,
+            seg(5001u32.wrapping_add(1 << 30), 0, 0, 0),
+        );
+        assert_eq!(o.verdict, WinVerdict::Invalid);
+        // Behind what the client acknowledged.
+        let o = check(&mut w, Dir::Reply, RST, seg(4000, 0, 0, 0));
+        assert_eq!(o.verdict, WinVerdict::Invalid);
+        // In the window but not exact: passed, the connection stays.
+        let o = check(&mut w, Dir::Reply, RST, seg(5100, 0, 0, 0));
+        assert_eq!(o.verdict, WinVerdict::Accept);
+        assert!(o.keep_state);
+        // Exactly where the server's data ends: closes.
+        let o = check(&mut w, Dir::Reply, RST, seg(5001, 0, 0, 0));
+        assert_eq!(o.verdict, WinVerdict::Accept);
+        assert!(!o.keep_state);
+    }
+
+    #[test]
+    fn window_scaling_from_the_syn_options() {
+        let mut w = handshake(Some(7), Some(7));
+        assert_eq!((w[0].scale, w[1].scale), (7, 7));
+        // The server's window 2048 << 7: 262144 bytes may be in flight.
+        check(&mut w, Dir::Reply, ACK, seg(5001, 1001, 2048, 0));
+        assert_eq!(w[0].maxend, 1001 + (2048 << 7));
+        let o = check(
+            &mut w,
+            Dir::Original,
+            ACK,
+            seg(1001 + 200_000, 5001, 502, 1400),
+        );
+        assert_eq!(o.verdict, WinVerdict::Accept);
+        // Only one side offered scaling: neither is scaled.
+        let w = handshake(Some(7), NO);
+        assert_eq!((w[0].scale, w[1].scale), (0, 0));
+        let w = handshake(NO, Some(7));
+        assert_eq!((w[0].scale, w[1].scale), (0, 0));
+        assert_eq!(
+            TcpSeg::parse(&[
+                0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0x60, SYN, 0xff, 0xff, 0, 0, 0, 0, 1, 3, 3, 9
+            ])
+            .unwrap()
+            .wscale,
+            Some(9)
+        );
+    }
+
+    #[test]
+    fn retransmissions_pass() {
+        let mut w = handshake(NO, NO);
+        let data = seg(1001, 5001, 502, 100);
+        check(&mut w, Dir::Original, ACK | PSH, data);
+        let after_first = w;
+        // The same segment again: in the window, nothing moves.
+        assert_eq!(
+            check(&mut w, Dir::Original, ACK | PSH, data).verdict,
+            WinVerdict::Accept
+        );
+        assert_eq!(w, after_first);
+        // Long after it was acknowledged, below the window: ignored.
+        check(&mut w, Dir::Reply, ACK, seg(5001, 1101, 200, 0));
+        for k in 0..1000u32 {
+            check(&mut w, Dir::Reply, ACK, seg(5001, 1101 + 100 * k, 200, 0));
+            check(
+                &mut w,
+                Dir::Original,
+                ACK,
+                seg(1101 + 100 * k, 5001, 502, 100),
+            );
+        }
+        let o = check(&mut w, Dir::Original, ACK | PSH, data);
+        assert_eq!(o.verdict, WinVerdict::Ignore);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_at_2_32() {
+        // Client ISN just below 2^32: its data crosses zero.
+        let syn = TcpSeg {
+            seq: u32::MAX - 10,
+            win: 64240,
+            ..TcpSeg::default()
+        };
+        let mut w = open_sides(&syn, SYN, false);
+        let sa = TcpSeg {
+            seq: 5000,
+            ack: u32::MAX - 9,
+            win: 65535,
+            ..TcpSeg::default()
+        };
+        window(&mut w, Dir::Reply, SynSent, SynRecv, SYN | ACK, &sa);
+        let mut seq = u32::MAX - 9;
+        for _ in 0..10 {
+            let o = check(&mut w, Dir::Original, ACK, seg(seq, 5001, 502, 1000));
+            assert_eq!(o.verdict, WinVerdict::Accept, "{seq}");
+            let o = check(
+                &mut w,
+                Dir::Reply,
+                ACK,
+                seg(5001, seq.wrapping_add(1000), 65535, 0),
+            );
+            assert_eq!(o.verdict, WinVerdict::Accept, "{seq}");
+            seq = seq.wrapping_add(1000);
+        }
+        assert_eq!(w[0].end, seq);
+        assert!(seq < 20_000);
+        let far = seq.wrapping_add(1 << 30);
+        assert_eq!(
+            check(&mut w, Dir::Original, ACK, seg(far, 5001, 502, 10)).verdict,
+            WinVerdict::Invalid
+        );
+    }
+
+    #[test]
+    fn mid_stream_pickup_is_liberal() {
+        let first = seg(70_000, 9_000, 1000, 100);
+        let mut w = open_sides(&first, ACK, true);
+        assert!(w[0].flags & w[1].flags & W_LIBERAL != 0);
+        // Whatever the peers' (unknown) window scale, nothing is INVALID.
+        let o = check(&mut w, Dir::Reply, ACK, seg(9_000, 70_100, 10, 0));
+        assert_eq!(o.verdict, WinVerdict::Accept);
+        let o = check(
+            &mut w,
+            Dir::Original,
+            ACK,
+            seg(70_100 + 500_000, 9_000, 10, 1400),
+        );
+        assert_eq!(o.verdict, WinVerdict::Accept);
+    }
 }
