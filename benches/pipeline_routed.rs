@@ -130,6 +130,7 @@ fn run(
         filter: Default::default(),
         tracking: false,
         helper_ports: Default::default(),
+        ct_checksum: true,
     });
 
     // 4096 frames in rx bursts, of distinct destinations inside the

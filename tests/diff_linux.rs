@@ -89,23 +89,6 @@ const KNOWN: &[(&str, usize, &str, &str)] = &[
         "far=[] back=[]",
         "far=[UDP 10.1.0.2:40140>10.2.0.2:56 frag=0+ ttl=63 len=620] back=[]",
     ),
-    // TCP window tracking: a segment far outside the receiver's window is
-    // INVALID in Linux (nf_conntrack_tcp_be_liberal=0); xgate's state
-    // machine does not check sequence numbers against the window.
-    (
-        "conntrack-invalid",
-        4,
-        "far=[] back=[]",
-        "far=[TCP 10.1.0.2:40230>10.2.0.2:80 PA seq=1073742825 ack=5001 ttl=63 len=43] back=[]",
-    ),
-    // A RST whose sequence number is outside the window: INVALID in
-    // Linux (RFC 5961's blind-reset defence), passed by xgate.
-    (
-        "conntrack-invalid",
-        5,
-        "far=[] back=[]",
-        "far=[TCP 10.2.0.2:80>10.1.0.2:40230 R seq=1073746825 ack=0 ttl=63 len=40] back=[]",
-    ),
     // IP options: Linux fills in a Record Route option as it forwards
     // (its outgoing address, the pointer moved); xgate forwards the
     // option untouched.

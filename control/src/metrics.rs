@@ -244,6 +244,7 @@ pub fn render(rt: &Runtime) -> String {
         ("killed", ct.killed),
         ("clash", ct.clashes),
         ("source_limited", ct.source_limited),
+        ("tcp_out_of_window", ct.tcp_out_of_window),
     ] {
         o.sample("xgate_conntrack_events_total", &[("event", ev)], n);
     }

@@ -304,6 +304,11 @@ impl Publisher {
         for (dev, key, mac) in &compiled.static_neighbors {
             neigh.insert_static(*dev, *key, mac);
         }
+        // Window checking on or off for connections opened from now on
+        // (those opened while liberal stay unchecked).
+        self.shared
+            .conntrack
+            .set_tcp_be_liberal(compiled.tcp_be_liberal);
         let warnings = restart_only_changes(&st.config, &cfg);
         let summary = format!(
             "{}: {} interfaces, {} routes, {} firewall rules",

@@ -463,8 +463,12 @@ table inet f {{
     let o = run(name, &cfg, &[("wan", frames)]);
     let lan: Vec<String> = o.frames("lan").iter().map(|f| flow4(f)).collect();
     (
-        lan.iter().filter(|f| f.starts_with("198.51.100.8:")).count(),
-        lan.iter().filter(|f| f.starts_with("198.51.100.9:")).count(),
+        lan.iter()
+            .filter(|f| f.starts_with("198.51.100.8:"))
+            .count(),
+        lan.iter()
+            .filter(|f| f.starts_with("198.51.100.9:"))
+            .count(),
     )
 }
 

@@ -216,8 +216,16 @@ impl Runtime {
         let _ = writeln!(
             t,
             "\nconntrack: {} of {} entries; inserted {}, expired {}, evicted {}, refused {}, \
-             killed {}, clashes {}",
-            ct.live, cap, ct.inserted, ct.expired, ct.evicted, ct.refused, ct.killed, ct.clashes
+             killed {}, clashes {}, tcp_out_of_window {}",
+            ct.live,
+            cap,
+            ct.inserted,
+            ct.expired,
+            ct.evicted,
+            ct.refused,
+            ct.killed,
+            ct.clashes,
+            ct.tcp_out_of_window
         );
         let hs = shared.conntrack.helper_stats();
         let _ = writeln!(
@@ -312,6 +320,7 @@ impl Runtime {
                     "entries": ct.live, "capacity": cap, "inserted": ct.inserted,
                     "expired": ct.expired, "evicted": ct.evicted, "refused": ct.refused,
                     "killed": ct.killed, "clashes": ct.clashes,
+                    "tcp_out_of_window": ct.tcp_out_of_window,
                 },
                 "helpers": helper_json(&hs),
                 "nat": { "in_use": nat.in_use, "exhausted": nat.exhausted, "pools": pools },

@@ -45,6 +45,8 @@ pub struct Compiled {
     pub nat_addresses: Vec<u128>,
     /// Connection timeouts (`[timeouts]` over Linux's defaults).
     pub timeouts: Timeouts,
+    /// `[conntrack] tcp_be_liberal`: no TCP window checks.
+    pub tcp_be_liberal: bool,
     /// The `[firewall]` rules as parsed, the model `tables.filter` was
     /// compiled from (`ctl rules` prints it: it describes what runs).
     pub iptables: iptables::FirewallRules,
@@ -351,6 +353,7 @@ pub fn compile(
         static_neighbors,
         nat_addresses,
         timeouts,
+        tcp_be_liberal: cfg.conntrack.tcp_be_liberal,
         iptables,
     })
 }
@@ -362,6 +365,7 @@ pub fn shared_state(compiled: &Compiled, flows: usize, seed: Option<u64>) -> Sha
     let ct = CtConfig {
         timeouts: compiled.timeouts.clone(),
         seed,
+        tcp_be_liberal: compiled.tcp_be_liberal,
         ..CtConfig::new(flows)
     };
     let shared = Shared::with_conntrack(4096, ct);

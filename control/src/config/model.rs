@@ -103,6 +103,10 @@ pub struct ConntrackCfg {
     /// packets that open or change a connection (Linux's
     /// `nf_conntrack_checksum`, default on).
     pub checksum: bool,
+    /// `tcp_be_liberal = true`: TCP segments outside their connection's
+    /// window are not INVALID (Linux's `nf_conntrack_tcp_be_liberal`;
+    /// default false, as Linux).
+    pub tcp_be_liberal: bool,
 }
 
 impl Default for ConntrackCfg {
@@ -110,6 +114,7 @@ impl Default for ConntrackCfg {
         ConntrackCfg {
             helpers: Vec::new(),
             checksum: true,
+            tcp_be_liberal: false,
         }
     }
 }

@@ -74,7 +74,7 @@ const FIREWALL_KEYS: &[&str] = &[
     "nft_file",
 ];
 const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
-const CONNTRACK_KEYS: &[&str] = &["helpers", "checksum"];
+const CONNTRACK_KEYS: &[&str] = &["helpers", "checksum", "tcp_be_liberal"];
 const HELPER_KEYS: &[&str] = &["helper", "ports"];
 
 /// Largest interface / device name (IFNAMSIZ - 1).

@@ -37,17 +37,17 @@
 //! per element (elements are disjoint, so at most one matches).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use xgate_dataplane::addr::ip_key;
 use xgate_dataplane::conntrack::HelperKind;
+use xgate_dataplane::filter::dynset::{DynSetSpec, KeyVals};
 use xgate_dataplane::filter::{
     self, AddrRange, ChainId, DrawKind, Expr as FExpr, Field, Hook as FHook, IfaceMatch, LimitSpec,
     NatAction, Policy as FPolicy, Prefix, RejectKind, RuleSpec, RulesetBuilder, TableId as Stage,
     TargetSpec, ct, ct_status, hash_fields, rpf,
 };
-use xgate_dataplane::filter::dynset::{DynSetSpec, KeyVals};
 use xgate_dataplane::iface::Interfaces;
 
 use super::ast::*;
@@ -452,7 +452,13 @@ impl Compiler<'_, '_> {
                 continue;
             }
             if set.map.is_some() {
-                self.error(set.loc, format!("map @{}: maps the packet path writes are not supported yet", set.name));
+                self.error(
+                    set.loc,
+                    format!(
+                        "map @{}: maps the packet path writes are not supported yet",
+                        set.name
+                    ),
+                );
                 continue;
             }
             let elements: R<Vec<_>> = set.elements.iter().map(|e| element_key(&e.key)).collect();
@@ -1816,7 +1822,9 @@ fn element_key(e: &Expr) -> R<(u8, KeyVals)> {
     let (mut addrs, mut ports) = (0, 0);
     for p in parts {
         let Expr::Const(c) = p else {
-            return Err("a dynamic set's elements are single values (no ranges or prefixes)".into());
+            return Err(
+                "a dynamic set's elements are single values (no ranges or prefixes)".into(),
+            );
         };
         match (&c.value, c.ty) {
             (Value::V4(_) | Value::V6(_), _) => {

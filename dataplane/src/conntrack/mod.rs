@@ -17,7 +17,8 @@
 //! queues (always the case with NAT, whose reply tuple RSS hashes
 //! elsewhere), so the table is shared and lock-free instead:
 //!
-//! - **Entries**: preallocated, `capacity` records of 112 bytes, every
+//! - **Entries**: preallocated, `capacity` records of 112 bytes (plus a
+//!   32-byte TCP window record in a third array: `tcp.rs`, `table/window.rs`), every
 //!   field an atomic, split in two arrays: a 64-byte, line-aligned hot
 //!   record (state, ports, counters, mark, and the addresses of an IPv4
 //!   connection, packed) and a 48-byte cold one with the other three
@@ -48,7 +49,7 @@
 //!   bucket sends inserts to the next one and counts that in its overflow
 //!   field; a lookup stops at the first bucket whose overflow is zero. The
 //!   index is sized for 2 x capacity slots at <= 80% load: ~10.7 bytes per
-//!   flow, so ~123 bytes per flow in all ([`Conntrack::bytes_per_flow`]).
+//!   flow, so ~155 bytes per flow in all ([`Conntrack::bytes_per_flow`]).
 //! - **Free list**: a Treiber stack of entry indices with a 32-bit ABA tag
 //!   in the head word; the link of a free entry lives in its `mark` field.
 //!   One CAS per insert and per removal.
@@ -105,7 +106,7 @@ pub(crate) use key::{icmp_inverse, mix};
 pub use table::{
     ConnId, Conntrack, CtConfig, CtStats, Flow, Found, InsertError, RetireHook, Retired, Tracked,
 };
-pub use tcp::TcpState;
+pub use tcp::{TcpSeg, TcpState};
 pub use timeouts::{MAX_TIMEOUT_SECS, TimeoutError, Timeouts};
 
 /// Direction of a packet relative to the connection's first packet.

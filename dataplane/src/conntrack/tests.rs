@@ -31,12 +31,13 @@ fn state(t: &Conntrack, k: &FlowKey, now: u64) -> Flow {
 
 #[test]
 fn memory_per_flow() {
-    const { assert!(Conntrack::ENTRY_BYTES <= 112) };
+    // 64-byte hot line, 48 bytes of IPv6 addresses, 32 of TCP window.
+    const { assert!(Conntrack::ENTRY_BYTES <= 144) };
     for flows in [1, 7, 1000, 65_536, 1 << 20] {
         let t = table(flows);
         if flows >= 1000 {
             assert!(
-                t.bytes_per_flow() <= 128.0,
+                t.bytes_per_flow() <= 160.0,
                 "{flows}: {}",
                 t.bytes_per_flow()
             );

@@ -168,7 +168,13 @@ impl DynSet {
     /// after `now`, 0: never); an existing element's expiry is moved only
     /// when `refresh` (nft's `update`; `add` keeps it). `None`: the set is
     /// full (counted).
-    pub(super) fn upsert(&self, tag: u64, now: u64, timeout_ns: u64, refresh: bool) -> Option<&Slot> {
+    pub(super) fn upsert(
+        &self,
+        tag: u64,
+        now: u64,
+        timeout_ns: u64,
+        refresh: bool,
+    ) -> Option<&Slot> {
         let expiry = if timeout_ns == 0 {
             0
         } else {
@@ -244,8 +250,7 @@ pub(super) fn gcra(tat: &AtomicU64, interval: u64, tolerance: u64, now: u64) -> 
         if start - now > tolerance {
             return false;
         }
-        match tat.compare_exchange_weak(t, start + interval, Ordering::Relaxed, Ordering::Relaxed)
-        {
+        match tat.compare_exchange_weak(t, start + interval, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return true,
             Err(x) => t = x,
         }

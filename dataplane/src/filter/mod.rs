@@ -41,9 +41,9 @@ mod lower;
 mod ruleset;
 mod spec;
 
+pub mod dynset;
 #[cfg(test)]
 mod tests;
-pub mod dynset;
 
 pub use builder::{RulesetBuilder, std_priority};
 pub use counters::{ChainCounters, RuleCounters, RuleCounts};

@@ -401,13 +401,7 @@ impl Ruleset {
     pub fn set_stats(&self) -> Vec<(String, u32, u64)> {
         self.dynsets
             .iter()
-            .map(|s| {
-                (
-                    s.name.to_string(),
-                    s.len(),
-                    s.full.load(Ordering::Relaxed),
-                )
-            })
+            .map(|s| (s.name.to_string(), s.len(), s.full.load(Ordering::Relaxed)))
             .collect()
     }
 

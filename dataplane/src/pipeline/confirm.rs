@@ -14,7 +14,7 @@
 //! caps, RFC 6888 REQ-4).
 
 use super::netfilter::forwarded_ttl;
-use super::{Ctx, L3, Meta, Next, Pipeline, flags};
+use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, flags};
 use crate::conntrack::{InsertError, PROTO_TCP, PROTO_UDP};
 use crate::filter::{Hook, NatAction, Outcome, TableId};
 use crate::io::Port;
@@ -86,9 +86,23 @@ impl Pipeline {
         let shared = std::sync::Arc::clone(&self.shared);
         let ct = &shared.conntrack;
         let len = u32::from(m.l3_len);
+        // The first segment starts the connection's TCP window tracking.
+        let seg = if c.key.proto == PROTO_TCP {
+            let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..L3_OFF + m.l3_len as usize];
+            super::conntrack::tcp_seg(l3, m)
+        } else {
+            None
+        };
         let Some(action) = snat else {
             // No source translation: the reply tuple is the target reversed.
-            return match ct.insert(&c.key, &c.target.reverse(), c.tcp_flags, len, ctx.now) {
+            return match ct.insert_seg(
+                &c.key,
+                &c.target.reverse(),
+                c.tcp_flags,
+                len,
+                ctx.now,
+                seg.as_ref(),
+            ) {
                 Ok(id) => {
                     self.ct[i].conn = Some(id);
                     if m.ctmark != 0 {
@@ -148,7 +162,14 @@ impl Pipeline {
                     }
                 }
             }
-            match ct.insert(&c.key, &t.reverse(), c.tcp_flags, len, ctx.now) {
+            match ct.insert_seg(
+                &c.key,
+                &t.reverse(),
+                c.tcp_flags,
+                len,
+                ctx.now,
+                seg.as_ref(),
+            ) {
                 Ok(id) => {
                     self.ct[i].conn = Some(id);
                     if m.ctmark != 0 {

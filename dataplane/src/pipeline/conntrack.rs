@@ -22,7 +22,7 @@
 
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
 use crate::conntrack::{
-    ConnId, CtState, Dir, FlowKey, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+    ConnId, CtState, Dir, FlowKey, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, TcpSeg,
 };
 use crate::filter::ct;
 use crate::io::Port;
@@ -207,6 +207,16 @@ fn l4_checksum_ok(l3: &[u8], m: &Meta) -> bool {
     verify(l4, pseudo)
 }
 
+/// The TCP segment of packet `m` (`l3`: its IP header and payload) for
+/// window tracking; `None` if it is not TCP or its header is cut.
+#[inline]
+pub(super) fn tcp_seg(l3: &[u8], m: &Meta) -> Option<TcpSeg> {
+    if m.proto != PROTO_TCP || m.has(flags::LATER_FRAGMENT) {
+        return None;
+    }
+    TcpSeg::parse(l3.get(m.l4_off as usize..)?)
+}
+
 impl Pipeline {
     /// PREROUTING's connection lookup for every received IP packet.
     pub(super) fn conntrack<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
@@ -253,6 +263,7 @@ impl Pipeline {
         }
         // Pass 3: look up, run the state machine.
         let now = ctx.now;
+        let windows = ct.wants_segments();
         let mut prerouting_work = false;
         let check = self.tables.ct_checksum;
         // Linux's nf_conntrack_checksum: a wrong transport checksum makes
@@ -293,7 +304,17 @@ impl Pipeline {
                     let found = ct
                         .find_hinted(&c.key, c.hash, c.hint, now, &mut c.target)
                         .and_then(|f| {
-                            ct.update_found(&f, c.tcp_flags, u32::from(m.l3_len), now)
+                            // Window tracking reads the TCP header's
+                            // numbers (the frame is in cache: pass 1 read
+                            // its ports).
+                            let seg = if windows && c.key.proto == PROTO_TCP {
+                                let l3 =
+                                    &m.desc.bytes(ctx.umem)[L3_OFF..L3_OFF + m.l3_len as usize];
+                                tcp_seg(l3, m)
+                            } else {
+                                None
+                            };
+                            ct.update_found(&f, c.tcp_flags, u32::from(m.l3_len), now, seg.as_ref())
                                 .map(|s| (f, s))
                         });
                     (c.kind, c.state) = match found {

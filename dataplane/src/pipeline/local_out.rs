@@ -119,10 +119,16 @@ impl Pipeline {
                 // The router's own packet is part of the connection, as in
                 // netfilter's OUTPUT hook: a reset it sends closes it (after
                 // its translation was read), an echo reply refreshes it.
-                let s = self
-                    .shared
-                    .conntrack
-                    .update(id, tcp_flags, u32::from(m.l3_len), ctx.now);
+                // Its segments move its direction's TCP window as
+                // forwarded ones do.
+                let seg = super::conntrack::tcp_seg(l3, m);
+                let s = self.shared.conntrack.update_seg(
+                    id,
+                    tcp_flags,
+                    u32::from(m.l3_len),
+                    ctx.now,
+                    seg.as_ref(),
+                );
                 if kernel {
                     // The kernel's packets are matched like received ones.
                     self.ct[i].state = match s {

@@ -663,6 +663,10 @@ fn conntrack(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> ConntrackCfg {
             && let Some(b) = ctx.expect_bool(&e.field, e.val)
         {
             c.checksum = b;
+        } else if e.key == "tcp_be_liberal"
+            && let Some(b) = ctx.expect_bool(&e.field, e.val)
+        {
+            c.tcp_be_liberal = b;
         }
     }
     // One helper per protocol and port.

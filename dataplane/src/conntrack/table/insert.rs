@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::fence;
 
 use super::super::key::{FlowKey, PROTO_TCP};
-use super::super::tcp::{self, TcpState, Transition};
+use super::super::tcp::{self, TcpSeg, TcpState, Transition};
 use super::super::{CtState, Dir};
 use super::*;
 
@@ -39,6 +39,9 @@ impl Conntrack {
     /// Confirms a new connection for a first packet with tuple `orig`
     /// whose answers will carry `reply` (`orig.reverse()`, or a NAT'd
     /// tuple), counting that packet. The packet's state is NEW.
+    ///
+    /// A TCP connection inserted without its segment is not window
+    /// tracked: see [`Conntrack::insert_seg`].
     pub fn insert(
         &self,
         orig: &FlowKey,
@@ -46,6 +49,22 @@ impl Conntrack {
         tcp_flags: u8,
         len: u32,
         now: u64,
+    ) -> Result<ConnId, InsertError> {
+        self.insert_seg(orig, reply, tcp_flags, len, now, None)
+    }
+
+    /// [`Conntrack::insert`] with the first TCP segment, which starts the
+    /// connection's window tracking (a SYN: its sequence number, window
+    /// and scale; a segment picked up mid-stream: its numbers, and the
+    /// connection is liberal, as the window scale is unknown).
+    pub fn insert_seg(
+        &self,
+        orig: &FlowKey,
+        reply: &FlowKey,
+        tcp_flags: u8,
+        len: u32,
+        now: u64,
+        seg: Option<&TcpSeg>,
     ) -> Result<ConnId, InsertError> {
         let nm = now_ms(now);
         let (tcp_state, timeout) = self.opening(orig, tcp_flags)?;
@@ -81,6 +100,9 @@ impl Conntrack {
         e.packets[1].store(0, Relaxed);
         e.bytes[0].store(u64::from(len), Relaxed);
         e.bytes[1].store(0, Relaxed);
+        if orig.proto == PROTO_TCP {
+            self.window_open(idx, tcp_flags, seg, tcp_state);
+        }
         let nat = if *reply != orig.reverse() { NAT } else { 0 };
         let base = u64::from(generation) << GEN_SHIFT
             | nat

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::sync::atomic::fence;
 
 use super::super::key::{FlowKey, PROTO_TCP, PROTO_UDP, reverse_ports};
-use super::super::tcp::{self, TcpState, Transition};
+use super::super::tcp::{self, TcpSeg, TcpState, Transition, WinOut, WinVerdict};
 use super::super::{CtState, Dir};
 use super::*;
 use crate::addr::v4_key;
@@ -224,16 +224,47 @@ impl Conntrack {
     /// refresh, counters. Returns the packet's state, or `None` if the
     /// connection is gone (expired, removed, or closed for a reopening SYN):
     /// the packet is then the first of a new connection.
+    ///
+    /// Without the segment, TCP windows are neither checked nor updated:
+    /// see [`Conntrack::update_seg`].
     pub fn update(&self, c: ConnId, tcp_flags: u8, len: u32, now: u64) -> Option<CtState> {
-        let s = self.entries[c.idx as usize].state.load(Acquire);
-        self.update_from(c, s, tcp_flags, len, now_ms(now))
+        self.update_seg(c, tcp_flags, len, now, None)
     }
 
-    /// [`Conntrack::update`] for what [`Conntrack::find_hinted`] found,
-    /// starting from the state word it read.
+    /// [`Conntrack::update`] with the TCP segment's sequence numbers and
+    /// window: a segment outside its connection's window is INVALID
+    /// (`tcp::window`) and changes nothing.
+    pub fn update_seg(
+        &self,
+        c: ConnId,
+        tcp_flags: u8,
+        len: u32,
+        now: u64,
+        seg: Option<&TcpSeg>,
+    ) -> Option<CtState> {
+        let s = self.entries[c.idx as usize].state.load(Acquire);
+        self.update_from(c, s, tcp_flags, len, now_ms(now), seg)
+    }
+
+    /// [`Conntrack::update_seg`] for what [`Conntrack::find_hinted`]
+    /// found, starting from the state word it read.
     #[inline]
-    pub fn update_found(&self, f: &Found, tcp_flags: u8, len: u32, now: u64) -> Option<CtState> {
-        self.update_from(f.id, f.state, tcp_flags, len, now_ms(now))
+    pub fn update_found(
+        &self,
+        f: &Found,
+        tcp_flags: u8,
+        len: u32,
+        now: u64,
+        seg: Option<&TcpSeg>,
+    ) -> Option<CtState> {
+        self.update_from(f.id, f.state, tcp_flags, len, now_ms(now), seg)
+    }
+
+    /// Whether TCP segments of live connections need their
+    /// [`TcpSeg`] (window tracking on): otherwise callers may pass `None`.
+    #[inline]
+    pub fn wants_segments(&self) -> bool {
+        !self.tcp_be_liberal()
     }
 
     /// The state machine from state word `s` (a recent read: the
@@ -246,8 +277,12 @@ impl Conntrack {
         tcp_flags: u8,
         len: u32,
         nm: u64,
+        seg: Option<&TcpSeg>,
     ) -> Option<CtState> {
         let e = &self.entries[c.idx as usize];
+        // The window verdict, computed once (its updates are applied
+        // then), kept if the compare-and-swap below retries.
+        let mut win: Option<WinOut> = None;
         // The packet's half of the TCP transition, once and only for TCP
         // (the protocol cannot change under the same generation).
         let row = (proto_of(s) == PROTO_TCP).then(|| tcp::row(c.dir, tcp_flags));
@@ -272,7 +307,20 @@ impl Conntrack {
                 match tcp::step(row.flatten(), old) {
                     Transition::Invalid => return Some(CtState::Invalid),
                     Transition::Ignore => return Some(packet_state(c.dir, s)),
-                    Transition::To(new) => {
+                    Transition::To(mut new) => {
+                        let reopen = new == TcpState::SynSent
+                            && matches!(old, TcpState::TimeWait | TcpState::Close);
+                        if let Some(seg) = seg.filter(|_| !reopen) {
+                            let w = *win.get_or_insert_with(|| {
+                                self.window_check(c, s, old, new, tcp_flags, seg)
+                            });
+                            match w.verdict {
+                                WinVerdict::Invalid => return Some(CtState::Invalid),
+                                WinVerdict::Ignore => return Some(packet_state(c.dir, s)),
+                                WinVerdict::Accept if w.keep_state => new = old,
+                                WinVerdict::Accept => {}
+                            }
+                        }
                         if new == TcpState::SynSent
                             && matches!(old, TcpState::TimeWait | TcpState::Close)
                         {

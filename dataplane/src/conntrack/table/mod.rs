@@ -18,6 +18,7 @@ mod helpers;
 mod insert;
 mod lookup;
 mod types;
+mod window;
 
 pub use types::{
     ConnId, CtConfig, CtStats, Flow, Found, InsertError, RetireHook, Retired, Tracked,
@@ -25,7 +26,7 @@ pub use types::{
 
 use std::hash::BuildHasher;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
-use std::sync::atomic::{AtomicU32, AtomicU64, fence};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, fence};
 
 use crossbeam_utils::CachePadded;
 
@@ -186,23 +187,28 @@ const C_EXPIRED: usize = 3;
 const C_KILLED: usize = 4;
 const C_CLASHES: usize = 5;
 const C_SOURCE_LIMITED: usize = 6;
+const C_OUT_OF_WINDOW: usize = 7;
 
 /// The connection table shared by all workers.
 pub struct Conntrack {
     entries: Box<[Entry]>,
     cold: Box<[Cold]>,
+    /// TCP window state, one 32-byte record per entry (`window.rs`).
+    win: Box<[window::Win]>,
     index: Box<[Bucket]>,
     idx_bits: u32,
     /// `(1 << idx_bits) - 1`: a slot's entry index + 1.
     idx_mask: u32,
     seed: u64,
     tcp_loose: bool,
+    /// `[conntrack] tcp_be_liberal`: windows not checked.
+    tcp_liberal: AtomicBool,
     timeouts: TimeoutsMs,
     /// Free-list head: ABA tag (high 32 bits), entry index + 1 (0: empty).
     free: CachePadded<AtomicU64>,
     /// The sweep's position.
     cursor: CachePadded<AtomicU64>,
-    counters: [CachePadded<AtomicU64>; 7],
+    counters: [CachePadded<AtomicU64>; 8],
     on_retire: Option<RetireHook>,
     /// Helper connections' records (FTP, TFTP: seqadj, line state).
     pub(crate) helpers: crate::conntrack::helper::HelperSlots,
@@ -249,6 +255,10 @@ impl Conntrack {
         crate::mem::advise_hugepages(cold.spare_capacity_mut());
         cold.extend((0..n).map(|_| Cold::default()));
         let cold = cold.into_boxed_slice();
+        let mut win: Vec<window::Win> = Vec::with_capacity(n);
+        crate::mem::advise_hugepages(win.spare_capacity_mut());
+        win.extend((0..n).map(|_| window::Win::default()));
+        let win = win.into_boxed_slice();
         // Free list: 0 -> 1 -> ... -> n-1.
         for (i, e) in entries.iter().enumerate() {
             let next = if i + 1 < n { i as u64 + 2 } else { 0 };
@@ -267,11 +277,13 @@ impl Conntrack {
         Conntrack {
             entries,
             cold,
+            win,
             index,
             idx_bits,
             idx_mask: (1 << idx_bits) - 1,
             seed,
             tcp_loose: cfg.tcp_loose,
+            tcp_liberal: AtomicBool::new(cfg.tcp_be_liberal),
             timeouts: TimeoutsMs::from(&cfg.timeouts),
             free: CachePadded::new(AtomicU64::new(1)),
             cursor: CachePadded::new(AtomicU64::new(0)),
@@ -308,10 +320,11 @@ impl Conntrack {
         self.len() == 0
     }
 
-    /// Bytes allocated: entries (hot and cold) and index.
+    /// Bytes allocated: entries (hot, cold and TCP window) and index.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.entries)
             + std::mem::size_of_val(&*self.cold)
+            + std::mem::size_of_val(&*self.win)
             + std::mem::size_of_val(&*self.index)
     }
 
@@ -327,9 +340,11 @@ impl Conntrack {
         self.memory_bytes() as f64 / self.capacity() as f64
     }
 
-    /// Size of one connection's entry, hot line and cold addresses (the
-    /// index adds ~10.7 bytes per flow).
-    pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>() + std::mem::size_of::<Cold>();
+    /// Size of one connection's entry, hot line, cold addresses and TCP
+    /// window record (the index adds ~10.7 bytes per flow).
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>()
+        + std::mem::size_of::<Cold>()
+        + std::mem::size_of::<window::Win>();
 
     pub fn stats(&self) -> CtStats {
         let c = |i: usize| self.counters[i].load(Relaxed);
@@ -344,6 +359,7 @@ impl Conntrack {
             killed,
             clashes: c(C_CLASHES),
             source_limited: c(C_SOURCE_LIMITED),
+            tcp_out_of_window: c(C_OUT_OF_WINDOW),
         }
     }
 

@@ -108,6 +108,10 @@ pub struct CtConfig {
     /// Pick up TCP connections mid-stream from a lone ACK (Linux's
     /// `nf_conntrack_tcp_loose`, default on).
     pub tcp_loose: bool,
+    /// Accept TCP segments outside the window (Linux's
+    /// `nf_conntrack_tcp_be_liberal`, default off): windows are then not
+    /// tracked. Changeable later ([`Conntrack::set_tcp_be_liberal`]).
+    pub tcp_be_liberal: bool,
     pub on_retire: Option<RetireHook>,
     /// Live connections one original source address may hold (0: no
     /// limit). Counted approximately: see [`crate::conntrack::limit`].
@@ -128,6 +132,7 @@ impl CtConfig {
             timeouts: Timeouts::default(),
             seed: None,
             tcp_loose: true,
+            tcp_be_liberal: false,
             on_retire: None,
             per_source: 0,
             helper_conns: 4096,
@@ -180,4 +185,6 @@ pub struct CtStats {
     pub clashes: u64,
     /// Inserts refused because the source held its limit of connections.
     pub source_limited: u64,
+    /// TCP segments outside their connection's window (INVALID).
+    pub tcp_out_of_window: u64,
 }
