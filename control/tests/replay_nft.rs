@@ -327,8 +327,8 @@ fn what_xgate_cannot_run_is_refused_with_line_and_column() {
             "interface wan0 is not configured",
         ),
         (
-            "table ip f {\n set s { type ipv4_addr; flags dynamic; }\n chain i { type filter hook input priority 0; ip saddr @s drop; }\n}",
-            "changes while running",
+            "table ip f {\n set s { type ipv4_addr; flags dynamic; }\n chain i { type filter hook input priority 0; delete @s { ip saddr }; }\n}",
+            "delete @set",
         ),
         (
             "table ip f {\n chain i { type filter hook input priority 0; queue num 1; }\n}",
@@ -491,4 +491,67 @@ fn meters_and_dynamic_sets_keep_state_per_key() {
         3,
     );
     assert_eq!((a, b), (2, 0), "the first SYN adds, the next ones are in");
+}
+
+#[test]
+fn hashlimit_keeps_a_budget_per_source_like_the_nft_meter() {
+    // The same meter in iptables form: 3 SYNs per source pass.
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .config(
+            r#"
+[firewall]
+rules = """
+*filter
+-A FORWARD -p tcp --dport 22 -m hashlimit --hashlimit-above 10/sec --hashlimit-burst 3 --hashlimit-mode srcip --hashlimit-name ssh -j DROP
+COMMIT
+"""
+"#,
+        );
+    let mut frames = Vec::new();
+    for i in 0..10u16 {
+        for (k, src) in ["198.51.100.8", "198.51.100.9"].iter().enumerate() {
+            frames.push((
+                f64::from(i) * 0.01 + k as f64 * 0.001,
+                syn(UPSTREAM, GW_WAN, src, "192.168.1.10", 40000 + i, 22),
+            ));
+        }
+    }
+    let o = run("ipt_hashlimit", &cfg, &[("wan", frames)]);
+    let lan: Vec<String> = o.frames("lan").iter().map(|f| flow4(f)).collect();
+    let per = |p: &str| lan.iter().filter(|f| f.starts_with(p)).count();
+    assert_eq!(
+        (per("198.51.100.8:"), per("198.51.100.9:")),
+        (3, 3),
+        "{lan:?}"
+    );
+    // Round trip: the rule prints back with every option.
+    let rs = xgate_control::iptables::parse(
+        "*filter\n-A INPUT -m hashlimit --hashlimit-upto 5/min --hashlimit-mode srcip,dstport --hashlimit-name x -j ACCEPT\nCOMMIT\n",
+        "r",
+        1,
+    )
+    .unwrap();
+    let text = rs.to_string();
+    assert!(
+        text.contains("-m hashlimit --hashlimit-upto 5/min --hashlimit-burst 5 --hashlimit-mode srcip,dstport --hashlimit-name x"),
+        "{text}"
+    );
+    for (bad, needle) in [
+        ("--hashlimit-upto 5/sec", "needs --hashlimit-name"),
+        ("--hashlimit-name x", "needs --hashlimit-upto"),
+        ("--hashlimit-upto 1mb/s --hashlimit-name x", "byte rates"),
+        (
+            "--hashlimit-upto 5/s --hashlimit-name x --hashlimit-srcmask 24",
+            "prefix",
+        ),
+    ] {
+        let e = xgate_control::iptables::parse(
+            &format!("*filter\n-A INPUT -m hashlimit {bad} -j ACCEPT\nCOMMIT\n"),
+            "r",
+            1,
+        )
+        .unwrap_err();
+        assert!(e[0].message.contains(needle), "{bad}: {e:?}");
+    }
 }

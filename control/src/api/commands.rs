@@ -691,6 +691,9 @@ impl Runtime {
                 "iptables_save": text,
                 "chains": chains,
                 "nft_chains": nft,
+                "sets": snap.tables.filter.set_stats().into_iter().map(|(name, len, full)| json!({
+                    "set": name, "elements": len, "full": full,
+                })).collect::<Vec<_>>(),
             }),
         )
     }

@@ -107,7 +107,7 @@ pub struct NftRules {
     /// Per rule (table, chain, rule indices into `tables`), the compiled
     /// rules that count it: (chain index, position) in the ruleset's
     /// counters view. Filled by the compile.
-    pub counters: Vec<((usize, usize, usize), Vec<(u32, u32)>)>,
+    pub counters: crate::nft::compile::RuleCounterMap,
 }
 
 impl NftRules {

@@ -77,8 +77,12 @@ pub struct Summary {
     /// Per nft rule (table, chain, rule: indices into the applied
     /// tables), the builder rules that count it: (builder chain id,
     /// position in that chain). `ctl rules` sums them.
-    pub counters: Vec<((usize, usize, usize), Vec<(u32, u32)>)>,
+    pub counters: RuleCounterMap,
 }
+
+/// Per nft rule (table, chain, rule indices), the compiled rules that
+/// count it: (builder chain index, position in that chain).
+pub type RuleCounterMap = Vec<((usize, usize, usize), Vec<(u32, u32)>)>;
 
 /// Adds every table of `tables` to `b`. `line_of` maps a location to the
 /// line reported in rule counters and traces.
@@ -705,6 +709,7 @@ impl Compiler<'_, '_> {
                     refresh,
                     timeout_ns: d.timeout.unwrap_or(0).saturating_mul(1_000_000),
                     limit: limit_spec,
+                    full_holds: false,
                 });
                 Step::Match(exprs)
             }

@@ -369,6 +369,7 @@ impl Ruleset {
                 fields,
                 refresh,
                 over,
+                full_holds,
                 timeout_ms,
                 limit,
             } => {
@@ -380,7 +381,7 @@ impl Ruleset {
                 };
                 let Some(slot) = s.upsert(s.tag(&KeyVals::of(p), fields), cx.now, timeout, refresh)
                 else {
-                    return false;
+                    return full_holds;
                 };
                 match self.limits.get(limit as usize) {
                     None => true,

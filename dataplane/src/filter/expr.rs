@@ -295,6 +295,10 @@ pub enum Expr {
         refresh: bool,
         timeout_ns: u64,
         limit: Option<(LimitSpec, bool)>,
+        /// When the set is full: holds if true (iptables' hashlimit drops
+        /// the packet then: an `--hashlimit-above ... -j DROP` rule
+        /// matching does that), else fails (nft's dynset breaks).
+        full_holds: bool,
     },
 }
 

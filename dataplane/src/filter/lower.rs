@@ -288,6 +288,7 @@ impl Compiler {
                 refresh,
                 timeout_ns,
                 limit,
+                full_holds,
             } => {
                 let set = self.dynset(set, line)?;
                 let (limit, over) = match limit {
@@ -308,6 +309,7 @@ impl Compiler {
                     fields: *fields,
                     refresh: *refresh,
                     over,
+                    full_holds: *full_holds,
                     timeout_ms: u32::try_from(timeout_ns / 1_000_000).unwrap_or(u32::MAX),
                     limit,
                 }

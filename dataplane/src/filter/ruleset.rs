@@ -105,6 +105,7 @@ pub(super) enum Op {
         fields: u8,
         refresh: bool,
         over: bool,
+        full_holds: bool,
         timeout_ms: u32,
         limit: u32,
     },

@@ -6,6 +6,7 @@
 //! it reads something no expression reads yet.
 
 mod ct;
+mod hashlimit;
 mod header;
 mod rate;
 mod rpfilter;
@@ -15,6 +16,7 @@ use std::fmt;
 use xgate_dataplane::filter::{Expr, Hook};
 
 pub use ct::{Connmark, Conntrack, Options as ConntrackOptions};
+pub use hashlimit::HashLimit;
 pub use header::{AddrType, Dscp, IpRange, Length, Mac, PktType, Tos, Ttl};
 pub use rate::Limit;
 pub use rpfilter::RpFilter;
@@ -36,6 +38,7 @@ pub enum Ext {
     Conntrack(Conntrack),
     Connmark(Connmark),
     RpFilter(RpFilter),
+    HashLimit(HashLimit),
 }
 
 impl Ext {
@@ -65,6 +68,7 @@ impl Ext {
             Ext::Conntrack(x) => x.lower(),
             Ext::Connmark(x) => Ok(x.lower()),
             Ext::RpFilter(x) => x.lower(hook),
+            Ext::HashLimit(x) => Ok(x.lower()),
         }
     }
 }
@@ -85,6 +89,7 @@ impl fmt::Display for Ext {
             Ext::Conntrack(x) => x.fmt(f),
             Ext::Connmark(x) => x.fmt(f),
             Ext::RpFilter(x) => x.fmt(f),
+            Ext::HashLimit(x) => x.fmt(f),
         }
     }
 }
@@ -117,6 +122,7 @@ pub(crate) fn reader(name: &str) -> Option<Box<dyn Reader>> {
         "conntrack" => Box::<ct::ConntrackReader>::default(),
         "connmark" => Box::<ct::ConnmarkReader>::default(),
         "rpfilter" => Box::<rpfilter::RpFilterReader>::default(),
+        "hashlimit" => Box::<hashlimit::HashLimitReader>::default(),
         _ => return None,
     })
 }
@@ -138,6 +144,7 @@ pub(crate) fn is_option(o: &str) -> bool {
         "conntrack",
         "connmark",
         "rpfilter",
+        "hashlimit",
     ]
     .iter()
     .filter_map(|m| reader(m))
