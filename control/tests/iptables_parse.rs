@@ -729,3 +729,25 @@ fn flush_delete_and_zero_act_where_the_script_has_them() {
     .unwrap_err();
     assert!(e[0].message.contains("jumped to"), "{e:?}");
 }
+
+/// Service names are their well-known ports, as iptables reads
+/// /etc/services (from the table the nft front-end uses).
+#[test]
+fn service_names_are_ports() {
+    let rs = xgate_control::iptables::parse(
+        "*filter\n-A INPUT -p tcp --dport ssh -j ACCEPT\n-A INPUT -p udp -m multiport --dports domain,ntp -j ACCEPT\nCOMMIT\n",
+        "r",
+        1,
+    )
+    .unwrap();
+    let text = rs.to_string();
+    assert!(text.contains("--dport 22 "), "{text}");
+    assert!(text.contains("--dports 53,123"), "{text}");
+    let e = xgate_control::iptables::parse(
+        "*filter\n-A INPUT -p tcp --dport nosuch -j ACCEPT\nCOMMIT\n",
+        "r",
+        1,
+    )
+    .unwrap_err();
+    assert!(e[0].message.contains("invalid port \"nosuch\""), "{e:?}");
+}

@@ -424,6 +424,15 @@ fn numgen_and_jhash_maps_spread_a_port_forward() {
         .collect();
     assert_eq!(to.len(), 4, "{flows:?}");
     assert!(to.iter().all(|t| *t == to[0]), "{flows:?}");
+    // addr . port maps (a port forward table keyed by the public port).
+    let flows = balanced(
+        "dnat ip addr . port to tcp dport map { 8080 : 192.168.1.11 . 8000, 9090 : 192.168.1.10 . 80 }",
+        "nft_addr_port",
+    );
+    assert!(
+        flows.iter().all(|f| f.ends_with("> 192.168.1.11:8000")) && flows.len() == 4,
+        "{flows:?}"
+    );
     // A numgen match: every second new connection.
     let flows = balanced(
         "tcp dport 8080 numgen inc mod 2 0 dnat to 192.168.1.10:80",

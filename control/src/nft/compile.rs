@@ -1212,6 +1212,42 @@ impl Compiler<'_, '_> {
             Some(Expr::Map { key, map }) => Some(((**key).clone(), (**map).clone())),
             _ => None,
         };
+        // `dnat ip addr . port to KEY map { k : addr . port }`: one map
+        // gives both.
+        if n.addr_port {
+            let Some((key, map)) = map_of(&n.addr) else {
+                return Err("addr . port takes a map".into());
+            };
+            let elements = match &map {
+                Expr::Set(e) => e.clone(),
+                Expr::SetRef(name) => named_set(cx.table, name)?.elements.clone(),
+                _ => return Err("a map { key : addr . port, ... } or @map".into()),
+            };
+            let mut alts = Vec::new();
+            for el in elements {
+                let Some(Expr::Concat(v)) = &el.value else {
+                    return Err("addr . port map values are ADDR . PORT".into());
+                };
+                let [a, p] = &v[..] else {
+                    return Err("addr . port map values are ADDR . PORT".into());
+                };
+                let one = Nat {
+                    addr: Some(a.clone()),
+                    port: Some(p.clone()),
+                    addr_port: false,
+                    ..n.clone()
+                };
+                let m = Match {
+                    left: key.clone(),
+                    op: RelOp::Eq,
+                    right: el.key.clone(),
+                };
+                let exprs = self.map_key(cx, &m)?;
+                alts.push((exprs, self.nat(cx, &one)?));
+            }
+            drawn_once(&key, &mut alts)?;
+            return Ok(Step::Vmap(alts));
+        }
         let (am, pm) = (map_of(&n.addr), map_of(&n.port));
         let Some((key, _)) = am.clone().or_else(|| pm.clone()) else {
             return Ok(Step::Verdict(self.nat(cx, n)?));
@@ -1300,8 +1336,8 @@ impl Compiler<'_, '_> {
                 ok_hook.name().to_lowercase()
             ));
         }
-        if n.addr_port || n.flags.iter().any(|f| f == "netmap") {
-            return Err("this form of nat is not supported yet (addr . port maps, netmap)".into());
+        if n.flags.iter().any(|f| f == "netmap") {
+            return Err("netmap is not supported yet".into());
         }
         let ports = match &n.port {
             None => None,

@@ -130,11 +130,16 @@ pub(super) fn parse_proto(s: &str) -> R<Protocol> {
 
 /// A port; `min` is 0 in matches (iptables accepts `--dport 0:1023`)
 /// and 1 in NAT targets.
+/// A service name (`ssh`, `domain`, `https`) is its well-known port, from
+/// the table the nft front-end uses (iptables reads /etc/services; xgate
+/// does not depend on the host's copy).
 fn parse_port(s: &str, min: u32) -> R<u16> {
     match s.parse::<u32>() {
         Ok(p) if (min..=65535).contains(&p) => Ok(p as u16),
         Ok(_) => Err(format!("port {s} out of range {min}-65535")),
-        Err(_) => Err(format!("invalid port {s:?}")),
+        Err(_) => crate::nft::types::symbol(crate::nft::DataType::InetService, s)
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| format!("invalid port {s:?}")),
     }
 }
 
