@@ -104,6 +104,7 @@ drop_reasons! {
     NatFragment => "nat_fragment",
     HelperPartial => "helper_partial",
     FragmentUnforwarded => "fragment_unforwarded",
+    FragmentOverlap => "fragment_overlap",
     NeighborQueueFull => "neighbor_queue_full",
     NeighborPendingFull => "neighbor_pending_full",
     NeighborUnresolved => "neighbor_unresolved",

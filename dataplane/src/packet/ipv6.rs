@@ -139,6 +139,8 @@ pub struct UpperLayer {
     pub later_fragment: bool,
     /// The Fragment header's identification (when `fragment`).
     pub fragment_id: Option<u32>,
+    /// The fragment's offset in bytes (0 when not a later fragment).
+    pub fragment_bytes: u16,
 }
 
 /// Walks the extension headers of the IPv6 packet `pkt` (header included,
@@ -184,6 +186,7 @@ pub fn walk_extensions(pkt: &[u8]) -> Result<UpperLayer, ParseError> {
                         fragment,
                         later_fragment,
                         fragment_id,
+                        fragment_bytes: fo,
                     });
                 }
             }
@@ -205,6 +208,7 @@ pub fn walk_extensions(pkt: &[u8]) -> Result<UpperLayer, ParseError> {
                     fragment,
                     later_fragment,
                     fragment_id,
+                    fragment_bytes: 0,
                 });
             }
         }
@@ -245,7 +249,8 @@ mod tests {
                 offset: 40,
                 fragment: false,
                 later_fragment: false,
-                fragment_id: None
+                fragment_id: None,
+                fragment_bytes: 0,
             }
         );
     }
@@ -265,7 +270,8 @@ mod tests {
                 offset: 40 + 32,
                 fragment: true,
                 later_fragment: false,
-                fragment_id: Some(7)
+                fragment_id: Some(7),
+                fragment_bytes: 0,
             }
         );
         // A later fragment has no upper-layer header.

@@ -212,6 +212,7 @@ impl Pipeline {
                     m.flags |= flags::FRAGMENT;
                     if ip.frag_offset() != 0 {
                         m.flags |= flags::LATER_FRAGMENT;
+                        overlaps_header(m.proto, usize::from(ip.frag_offset()) * 8)?;
                     }
                 }
                 let (src, dst) = (ip.src_u32(), ip.dst_u32());
@@ -245,6 +246,7 @@ impl Pipeline {
                 }
                 if up.later_fragment {
                     m.flags |= flags::LATER_FRAGMENT;
+                    overlaps_header(m.proto, usize::from(up.fragment_bytes))?;
                 }
                 if m.has(flags::TRACE) {
                     let what = TraceWhat::Ip {
@@ -304,6 +306,23 @@ fn v6_drop(e: ParseError) -> DropReason {
     match e {
         ParseError::Truncated => DropReason::Ipv6Truncated,
         _ => DropReason::Ipv6Malformed,
+    }
+}
+
+/// A later fragment starting inside the transport header would rewrite
+/// what the filter saw in the first fragment (RFC 1858's overlapping
+/// fragment attack: TCP flags or ports replaced after the check); Linux
+/// drops overlapping fragments when it reassembles. `offset` in bytes.
+fn overlaps_header(proto: u8, offset: usize) -> Result<(), DropReason> {
+    let header = match proto {
+        proto::TCP => tcp::MIN_HEADER_LEN,
+        proto::UDP => udp::HEADER_LEN,
+        _ => 0,
+    };
+    if offset < header {
+        Err(DropReason::FragmentOverlap)
+    } else {
+        Ok(())
     }
 }
 
@@ -467,6 +486,25 @@ mod tests {
         }
         // After the end of the list nothing is read.
         assert_eq!(check_v4_options(&[0, 131, 0, 0]), Ok(()));
+    }
+
+    #[test]
+    fn fragments_over_the_transport_header_are_dropped() {
+        // TCP at offset 8 or 16 would rewrite ports or flags (RFC 1858);
+        // 24 and UDP at 8 do not touch the fixed header.
+        for (proto, off, bad) in [
+            (6u8, 8, true),
+            (6, 16, true),
+            (6, 24, false),
+            (17, 8, false),
+            (1, 8, false),
+        ] {
+            assert_eq!(
+                overlaps_header(proto, off) == Err(DropReason::FragmentOverlap),
+                bad,
+                "proto {proto} offset {off}"
+            );
+        }
     }
 
     #[test]
