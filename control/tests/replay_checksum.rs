@@ -116,3 +116,34 @@ fn the_check_can_be_turned_off() {
     let bad = xgate_control::parse(&config("[conntrack]\nchecksum = 1\n"), "gw.toml").unwrap_err();
     assert!(format!("{bad:?}").contains("true or false"), "{bad:?}");
 }
+
+/// A later fragment at byte 8 of a TCP datagram would rewrite its ports
+/// and flags after the filter judged the first fragment (RFC 1858): it is
+/// dropped as `fragment_overlap`; one at byte 24 is not.
+#[test]
+fn fragments_over_the_tcp_header_are_dropped() {
+    let frag = |offset_units: u16| {
+        let mut f = tcp4_seg(
+            mac(PC),
+            mac(GW_LAN),
+            "192.168.1.5",
+            "198.51.100.7",
+            40001,
+            80,
+            1000,
+            0,
+            "S",
+            b"0123456789abcdef",
+        );
+        // More fragments: 0, offset in 8-byte units.
+        f[20..22].copy_from_slice(&offset_units.to_be_bytes());
+        fix_ipv4_checksum(&mut f[14..34]);
+        f
+    };
+    let o = run(
+        "frag_overlap",
+        &config(""),
+        &[("lan", vec![(0.0, frag(1)), (0.1, frag(3))])],
+    );
+    assert_eq!(o.drops("fragment_overlap"), 1, "{:?}", o.report.drops);
+}

@@ -564,3 +564,61 @@ COMMIT
         assert!(e[0].message.contains(needle), "{bad}: {e:?}");
     }
 }
+
+#[test]
+fn recent_blocks_a_source_after_its_hitcount() {
+    // The SSH guard of many guides, as iptables-save prints it: the 4th
+    // new connection within 60 s from one source is dropped (and keeps
+    // being: --update records the dropped attempts too), another source
+    // is not affected.
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .config(
+            r#"
+[firewall]
+rules = """
+*filter
+-A FORWARD -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -m recent --set --name SSH --mask 255.255.255.255 --rsource
+-A FORWARD -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -m recent --update --seconds 60 --hitcount 4 --name SSH --mask 255.255.255.255 --rsource -j DROP
+COMMIT
+"""
+"#,
+        );
+    let mut frames = Vec::new();
+    for i in 0..6u16 {
+        frames.push((
+            f64::from(i) * 0.1,
+            syn(
+                UPSTREAM,
+                GW_WAN,
+                "198.51.100.8",
+                "192.168.1.10",
+                40000 + i,
+                22,
+            ),
+        ));
+    }
+    frames.push((
+        0.7,
+        syn(UPSTREAM, GW_WAN, "198.51.100.9", "192.168.1.10", 41000, 22),
+    ));
+    let o = run("ipt_recent", &cfg, &[("wan", frames)]);
+    let lan: Vec<String> = o.frames("lan").iter().map(|f| flow4(f)).collect();
+    let per = |p: &str| lan.iter().filter(|f| f.starts_with(p)).count();
+    assert_eq!(
+        (per("198.51.100.8:"), per("198.51.100.9:")),
+        (3, 1),
+        "{lan:?}"
+    );
+    let rs = xgate_control::iptables::parse(
+        "*filter\n-A INPUT -m recent ! --rcheck --seconds 5 --name X --rdest -j ACCEPT\nCOMMIT\n",
+        "r",
+        1,
+    )
+    .unwrap();
+    assert!(
+        rs.to_string()
+            .contains("-m recent ! --rcheck --seconds 5 --name X --mask 255.255.255.255 --rdest"),
+        "{rs}"
+    );
+}

@@ -475,6 +475,8 @@ impl Compiler<'_, '_> {
                             .map_or(65535, |n| u32::try_from(n).unwrap_or(u32::MAX)),
                         timeout_ns: set.timeout.unwrap_or(0).saturating_mul(1_000_000),
                         elements,
+                        history: 0,
+                        evict: false,
                     };
                     self.dynsets.insert((tix, set.name.clone()), Arc::new(spec));
                 }

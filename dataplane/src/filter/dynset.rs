@@ -62,6 +62,13 @@ pub struct DynSetSpec {
     /// Elements present from the start (never expiring), with the
     /// [`hf`] bits of their key.
     pub elements: Vec<(u8, KeyVals)>,
+    /// Timestamps of its last hits each element keeps (iptables'
+    /// `recent`: `--hitcount`); 0: none.
+    pub history: u8,
+    /// When full, a new element replaces the least recently refreshed one
+    /// on its probe path (`recent`'s oldest-first eviction) instead of
+    /// being refused.
+    pub evict: bool,
 }
 
 /// splitmix64's finaliser over `h ^ v`.
@@ -116,8 +123,14 @@ pub(super) struct DynSet {
     capacity: u32,
     live: AtomicU32,
     pub(super) timeout_ns: u64,
-    /// Insertions refused because the set was full.
+    /// Insertions refused because the set was full (or elements evicted,
+    /// for an evicting set).
     pub(super) full: AtomicU64,
+    history: usize,
+    evict: bool,
+    /// `history` hit timestamps per slot (0: none), a ring indexed by the
+    /// slot's `tat` (which a history set does not use as a limiter).
+    stamps: Box<[AtomicU64]>,
 }
 
 impl DynSet {
@@ -132,6 +145,11 @@ impl DynSet {
             live: AtomicU32::new(0),
             timeout_ns: spec.timeout_ns,
             full: AtomicU64::new(0),
+            history: usize::from(spec.history),
+            evict: spec.evict,
+            stamps: (0..n * usize::from(spec.history))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         };
         for (fields, k) in &spec.elements {
             // Permanent: inserted before any packet (expires 0).
@@ -151,17 +169,64 @@ impl DynSet {
     }
 
     #[inline]
-    fn probe(&self, tag: u64) -> impl Iterator<Item = &Slot> {
+    fn probe(&self, tag: u64) -> impl Iterator<Item = (usize, &Slot)> {
         let start = (tag >> 1) as usize;
-        (0..PROBE).map(move |i| &self.slots[(start + i) & self.mask])
+        (0..PROBE).map(move |i| {
+            let k = (start + i) & self.mask;
+            (k, &self.slots[k])
+        })
     }
 
     /// Whether the element of `tag` is in the set at `now`.
     #[inline]
     pub(super) fn contains(&self, tag: u64, now: u64) -> bool {
-        self.probe(tag).any(|s| {
-            s.tag.load(Ordering::Acquire) == tag && live(s.expires.load(Ordering::Relaxed), now)
-        })
+        self.find(tag, now).is_some()
+    }
+
+    /// The slot index of the live element of `tag`.
+    #[inline]
+    pub(super) fn find(&self, tag: u64, now: u64) -> Option<usize> {
+        self.probe(tag)
+            .find(|(_, s)| {
+                s.tag.load(Ordering::Acquire) == tag && live(s.expires.load(Ordering::Relaxed), now)
+            })
+            .map(|(k, _)| k)
+    }
+
+    /// Records a hit at `now` in slot `k`'s history.
+    pub(super) fn hit(&self, k: usize, now: u64) {
+        if self.history == 0 {
+            return;
+        }
+        let i = self.slots[k].tat.fetch_add(1, Ordering::Relaxed) as usize % self.history;
+        self.stamps[k * self.history + i].store(now.max(1), Ordering::Relaxed);
+    }
+
+    /// Hits of slot `k` at or after `since`.
+    pub(super) fn hits_since(&self, k: usize, since: u64) -> u32 {
+        self.stamps[k * self.history..(k + 1) * self.history]
+            .iter()
+            .filter(|t| {
+                let t = t.load(Ordering::Relaxed);
+                t != 0 && t >= since
+            })
+            .count() as u32
+    }
+
+    /// A slot taken by a new element: its limiter and history start over.
+    fn fresh(&self, k: usize, expiry: u64) {
+        let s = &self.slots[k];
+        s.tat.store(0, Ordering::Relaxed);
+        s.expires.store(expiry, Ordering::Relaxed);
+        for t in &self.stamps[k * self.history..(k + 1) * self.history] {
+            t.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets the element in slot `k` (`recent --remove`).
+    pub(super) fn remove(&self, k: usize) {
+        // Expired in the past: reused like any expired slot.
+        self.slots[k].expires.store(1, Ordering::Relaxed);
     }
 
     /// The element of `tag`, inserted if absent (expiring `timeout_ns`
@@ -175,24 +240,36 @@ impl DynSet {
         timeout_ns: u64,
         refresh: bool,
     ) -> Option<&Slot> {
+        self.upsert_at(tag, now, timeout_ns, refresh)
+            .map(|k| &self.slots[k])
+    }
+
+    /// [`Self::upsert`], giving the slot's index.
+    pub(super) fn upsert_at(
+        &self,
+        tag: u64,
+        now: u64,
+        timeout_ns: u64,
+        refresh: bool,
+    ) -> Option<usize> {
         let expiry = if timeout_ns == 0 {
             0
         } else {
             now.saturating_add(timeout_ns)
         };
-        let mut reuse: Option<&Slot> = None;
-        for s in self.probe(tag) {
+        let mut reuse: Option<usize> = None;
+        let mut oldest: Option<(u64, usize)> = None;
+        for (k, s) in self.probe(tag) {
             let t = s.tag.load(Ordering::Acquire);
             if t == tag {
                 let e = s.expires.load(Ordering::Relaxed);
                 if !live(e, now) {
                     // Expired: the key comes back as a new element.
-                    s.tat.store(0, Ordering::Relaxed);
-                    s.expires.store(expiry, Ordering::Relaxed);
+                    self.fresh(k, expiry);
                 } else if refresh && e != 0 {
                     s.expires.store(expiry, Ordering::Relaxed);
                 }
-                return Some(s);
+                return Some(k);
             }
             if t == 0 {
                 if self.live.fetch_add(1, Ordering::Relaxed) >= self.capacity {
@@ -204,31 +281,45 @@ impl DynSet {
                     .compare_exchange(0, tag, Ordering::AcqRel, Ordering::Acquire)
                 {
                     Ok(_) => {
-                        s.tat.store(0, Ordering::Relaxed);
-                        s.expires.store(expiry, Ordering::Relaxed);
-                        return Some(s);
+                        self.fresh(k, expiry);
+                        return Some(k);
                     }
                     Err(now_tag) => {
                         self.live.fetch_sub(1, Ordering::Relaxed);
                         if now_tag == tag {
-                            return Some(s);
+                            return Some(k);
                         }
                     }
                 }
-            } else if reuse.is_none() && !live(s.expires.load(Ordering::Relaxed), now) {
-                reuse = Some(s);
+            } else {
+                let e = s.expires.load(Ordering::Relaxed);
+                if reuse.is_none() && !live(e, now) {
+                    reuse = Some(k);
+                }
+                if e != 0 && oldest.is_none_or(|(o, _)| e < o) {
+                    oldest = Some((e, k));
+                }
             }
         }
-        if let Some(s) = reuse {
+        // An expired slot, else (evicting sets) the least recently
+        // refreshed one on the probe path.
+        let victim = reuse.or(if self.evict {
+            oldest.map(|(_, k)| k)
+        } else {
+            None
+        });
+        if let Some(k) = victim {
+            let s = &self.slots[k];
             let old = s.tag.load(Ordering::Acquire);
-            if !live(s.expires.load(Ordering::Relaxed), now)
-                && s.tag
-                    .compare_exchange(old, tag, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
+            if s.tag
+                .compare_exchange(old, tag, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
             {
-                s.tat.store(0, Ordering::Relaxed);
-                s.expires.store(expiry, Ordering::Relaxed);
-                return Some(s);
+                self.fresh(k, expiry);
+                if reuse.is_none() {
+                    self.full.fetch_add(1, Ordering::Relaxed);
+                }
+                return Some(k);
             }
         }
         self.full.fetch_add(1, Ordering::Relaxed);
@@ -267,6 +358,8 @@ mod tests {
             capacity,
             timeout_ns: 0,
             elements: Vec::new(),
+            history: 0,
+            evict: false,
         }
     }
 

@@ -360,6 +360,52 @@ impl Ruleset {
                 true
             }
             Op::Reg { neg, lo, hi } => (lo <= cx.reg && cx.reg <= hi) != neg,
+            Op::Recent {
+                set,
+                fields,
+                mode,
+                neg,
+                hitcount,
+                seconds,
+            } => {
+                use super::expr::RecentMode as M;
+                let s = &self.dynsets[set as usize];
+                let tag = s.tag(&KeyVals::of(p), fields);
+                let now = cx.now;
+                let hit = if mode == M::Set as u8 {
+                    if let Some(k) = s.upsert_at(tag, now, s.timeout_ns, true) {
+                        s.hit(k, now);
+                    }
+                    true
+                } else {
+                    match s.find(tag, now) {
+                        None => false,
+                        Some(k) if mode == M::Remove as u8 => {
+                            s.remove(k);
+                            true
+                        }
+                        Some(k) => {
+                            let held = if seconds == 0 && hitcount == 0 {
+                                true
+                            } else {
+                                let since = if seconds == 0 {
+                                    0
+                                } else {
+                                    now.saturating_sub(u64::from(seconds) * 1_000_000_000)
+                                };
+                                s.hits_since(k, since) >= u32::from(hitcount.max(1))
+                            };
+                            if held && mode == M::Update as u8 {
+                                s.hit(k, now);
+                                // Refreshed: the least recently seen go first.
+                                s.upsert_at(tag, now, s.timeout_ns, true);
+                            }
+                            held
+                        }
+                    }
+                };
+                hit != neg
+            }
             Op::SetLookup { set, fields, neg } => {
                 let s = &self.dynsets[set as usize];
                 s.contains(s.tag(&KeyVals::of(p), fields), cx.now) != neg

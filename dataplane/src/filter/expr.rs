@@ -300,6 +300,30 @@ pub enum Expr {
         /// matching does that), else fails (nft's dynset breaks).
         full_holds: bool,
     },
+    /// iptables' `-m recent` on `set` (a set with hit history that
+    /// evicts): see [`RecentMode`]; `seconds` / `hitcount` (0: not given)
+    /// narrow `Check` and `Update` to that many hits in that window.
+    Recent {
+        set: std::sync::Arc<super::dynset::DynSetSpec>,
+        fields: u8,
+        mode: RecentMode,
+        seconds: u32,
+        hitcount: u16,
+        neg: bool,
+    },
+}
+
+/// What `-m recent` does with the packet's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecentMode {
+    /// `--set`: remember it (a hit); holds.
+    Set,
+    /// `--rcheck`: holds if remembered (with enough recent hits).
+    Check,
+    /// `--update`: as `Check`, and a hit is recorded when it holds.
+    Update,
+    /// `--remove`: holds if remembered, and forgets it.
+    Remove,
 }
 
 impl Expr {
@@ -355,6 +379,7 @@ impl Expr {
                 | Expr::Limit { .. }
                 | Expr::Draw { .. }
                 | Expr::SetUpdate { .. }
+                | Expr::Recent { .. }
         )
     }
 

@@ -314,6 +314,21 @@ impl Compiler {
                     limit,
                 }
             }
+            Expr::Recent {
+                set,
+                fields,
+                mode,
+                seconds,
+                hitcount,
+                neg,
+            } => Op::Recent {
+                set: self.dynset(set, line)?,
+                fields: *fields,
+                mode: *mode as u8,
+                neg: *neg,
+                hitcount: *hitcount,
+                seconds: *seconds,
+            },
             Expr::Limit { neg, spec } => {
                 if spec.rate == 0 || spec.per_ns == 0 || spec.burst == 0 {
                     return Err(BuildError::new(

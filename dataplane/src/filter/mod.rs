@@ -48,7 +48,7 @@ mod tests;
 pub use builder::{RulesetBuilder, std_priority};
 pub use counters::{ChainCounters, RuleCounters, RuleCounts};
 pub use eval::EvalCtx;
-pub use expr::{DrawKind, Expr, Field, LimitSpec, hash_fields};
+pub use expr::{DrawKind, Expr, Field, LimitSpec, RecentMode, hash_fields};
 pub use log::{LogRecord, LogRing};
 pub use ruleset::{MAX_DEPTH, Ruleset};
 pub use spec::{

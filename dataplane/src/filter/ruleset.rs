@@ -109,6 +109,16 @@ pub(super) enum Op {
         timeout_ms: u32,
         limit: u32,
     },
+    /// [`super::Expr::Recent`]; `mode` as [`super::RecentMode`] in
+    /// declaration order.
+    Recent {
+        set: u16,
+        fields: u8,
+        mode: u8,
+        neg: bool,
+        hitcount: u16,
+        seconds: u32,
+    },
     /// [`super::Field::Reg`] in `lo..=hi`.
     Reg {
         neg: bool,
@@ -133,7 +143,11 @@ impl Op {
             Op::Iface { .. } => 1,
             Op::Wide { .. } => 2,
             Op::InRanges { .. } => 3,
-            Op::Stat { .. } | Op::Limit { .. } | Op::Draw { .. } | Op::SetUpdate { .. } => u8::MAX,
+            Op::Stat { .. }
+            | Op::Limit { .. }
+            | Op::Draw { .. }
+            | Op::SetUpdate { .. }
+            | Op::Recent { .. } => u8::MAX,
         }
     }
 }

@@ -212,7 +212,7 @@ impl Pipeline {
                     m.flags |= flags::FRAGMENT;
                     if ip.frag_offset() != 0 {
                         m.flags |= flags::LATER_FRAGMENT;
-                        overlaps_header(m.proto, usize::from(ip.frag_offset()) * 8)?;
+                        overlaps_header(m.proto, ip.frag_offset())?;
                     }
                 }
                 let (src, dst) = (ip.src_u32(), ip.dst_u32());

@@ -53,6 +53,8 @@ impl HashLimit {
                 capacity: self.max,
                 timeout_ns: self.expire_ms.saturating_mul(1_000_000),
                 elements: Vec::new(),
+                history: 0,
+                evict: false,
             }),
             fields: self.mode,
             refresh: true,

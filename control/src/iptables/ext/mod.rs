@@ -9,6 +9,7 @@ mod ct;
 mod hashlimit;
 mod header;
 mod rate;
+mod recent;
 mod rpfilter;
 
 use std::fmt;
@@ -19,6 +20,7 @@ pub use ct::{Connmark, Conntrack, Options as ConntrackOptions};
 pub use hashlimit::HashLimit;
 pub use header::{AddrType, Dscp, IpRange, Length, Mac, PktType, Tos, Ttl};
 pub use rate::Limit;
+pub use recent::Recent;
 pub use rpfilter::RpFilter;
 
 type R<T> = Result<T, String>;
@@ -39,6 +41,7 @@ pub enum Ext {
     Connmark(Connmark),
     RpFilter(RpFilter),
     HashLimit(HashLimit),
+    Recent(Recent),
 }
 
 impl Ext {
@@ -69,6 +72,7 @@ impl Ext {
             Ext::Connmark(x) => Ok(x.lower()),
             Ext::RpFilter(x) => x.lower(hook),
             Ext::HashLimit(x) => Ok(x.lower()),
+            Ext::Recent(x) => Ok(x.lower()),
         }
     }
 }
@@ -90,6 +94,7 @@ impl fmt::Display for Ext {
             Ext::Connmark(x) => x.fmt(f),
             Ext::RpFilter(x) => x.fmt(f),
             Ext::HashLimit(x) => x.fmt(f),
+            Ext::Recent(x) => x.fmt(f),
         }
     }
 }
@@ -123,6 +128,7 @@ pub(crate) fn reader(name: &str) -> Option<Box<dyn Reader>> {
         "connmark" => Box::<ct::ConnmarkReader>::default(),
         "rpfilter" => Box::<rpfilter::RpFilterReader>::default(),
         "hashlimit" => Box::<hashlimit::HashLimitReader>::default(),
+        "recent" => Box::<recent::RecentReader>::default(),
         _ => return None,
     })
 }
@@ -145,6 +151,7 @@ pub(crate) fn is_option(o: &str) -> bool {
         "connmark",
         "rpfilter",
         "hashlimit",
+        "recent",
     ]
     .iter()
     .filter_map(|m| reader(m))

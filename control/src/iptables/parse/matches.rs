@@ -207,6 +207,15 @@ impl MatchOpts {
             .is_some_and(|value| !value)
     }
 
+    /// Whether a module given so far takes option `o` with a value.
+    pub(super) fn ext_takes_value(&self, o: &str) -> bool {
+        self.readers
+            .iter()
+            .rev()
+            .find_map(|(_, r)| r.takes(o))
+            .unwrap_or(false)
+    }
+
     /// An option of the other modules: the last one given that takes it.
     pub(super) fn ext_option(&mut self, o: &str, n: bool, v: Option<String>) -> R<()> {
         match self.readers.iter().rposition(|(_, r)| r.takes(o).is_some()) {

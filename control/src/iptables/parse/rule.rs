@@ -108,6 +108,11 @@ impl RuleOpts {
                 self.target = Some((v, o == "-g" || o == "--goto"));
                 Ok(())
             }
+            // Before `-j`, a module given so far that takes the option
+            // has it (`-m recent ... --mask`, not CONNMARK's `--mask`).
+            _ if self.target.is_none() && self.matches.ext_takes_value(o) => {
+                self.matches.option(o, n, v, cur)
+            }
             _ if TARGET_OPTIONS.contains(&o) => self.topts.option(o, v),
             _ => self.matches.option(o, n, v, cur),
         }
