@@ -663,3 +663,21 @@ via = "not-an-ip"
         config::render_errors(&e)
     );
 }
+
+/// docs/config.md promises every error at once: a broken firewall rule is
+/// reported beside another section's error (issue 13), iptables and nft.
+#[test]
+fn firewall_errors_come_with_the_other_errors() {
+    for fw in [
+        "rules = \"\"\"\n*filter\n-A FORWARD -p tcp --dport 99999 -j ACCEPT\nCOMMIT\n\"\"\"",
+        "nft = \"\"\"\ntable ip f {\n chain c { type filter hook forward priority 0; tcp dport 99999 accept; }\n}\n\"\"\"",
+    ] {
+        let text = format!(
+            "[[interface]]\nname = \"wan\"\ndevice = \"eth0\"\naddress = [\"203.0.113.2/24\"]\nmtu = 99999\n\n[firewall]\n{fw}\n"
+        );
+        let errs = xgate_control::parse(&text, "gw.toml").unwrap_err();
+        let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(all.iter().any(|e| e.contains("interface[0].mtu")), "{all:?}");
+        assert!(all.iter().any(|e| e.contains("firewall.") && e.contains("99999")), "{all:?}");
+    }
+}

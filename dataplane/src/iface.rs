@@ -129,6 +129,7 @@ pub struct IfHot {
     pub port: u16,
     pub mtu: u16,
     pub vlans: VlanStack,
+    pub rp_filter: RpFilter,
 }
 
 /// All logical interfaces, and the classifier from (port, tags).
@@ -145,6 +146,9 @@ pub struct Interfaces {
     /// Every interface address as a key (IPv4-mapped for IPv4), sorted:
     /// what a packet from outside may not carry as its source.
     local: Vec<u128>,
+    /// Bit `key % 64` set for each of `local`: most sources are told
+    /// apart by one test, without the search.
+    local_bits: u64,
 }
 
 impl Interfaces {
@@ -166,6 +170,7 @@ impl Interfaces {
         let hot = list
             .iter()
             .map(|i| IfHot {
+                rp_filter: i.rp_filter,
                 mac: i.mac,
                 port: i.port,
                 mtu: i.mtu,
@@ -182,19 +187,21 @@ impl Interfaces {
             .collect();
         local.sort_unstable();
         local.dedup();
+        let local_bits = local.iter().fold(0u64, |b, &k| b | 1 << (k % 64));
         Interfaces {
             list,
             hot,
             by_port,
             untagged,
             local,
+            local_bits,
         }
     }
 
     /// Whether `key` (an address key) is one of the router's addresses.
     #[inline]
     pub fn is_local(&self, key: u128) -> bool {
-        self.local.binary_search(&key).is_ok()
+        self.local_bits >> (key as u64 % 64) & 1 != 0 && self.local.binary_search(&key).is_ok()
     }
 
     /// The untagged interface of `port`.

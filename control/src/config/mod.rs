@@ -72,6 +72,15 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config, Vec<ConfigError>> {
     let mut ctx = parse::Ctx::new(file_name, text);
     let cfg = parse::document(&mut ctx, doc.get_ref(), base_dir);
     validate::check(&cfg, &mut ctx);
+    // All errors at once: with other errors the config is never compiled,
+    // so the firewall rules' own syntax errors are collected here (a
+    // valid config reads them when it is compiled).
+    if ctx.has_errors()
+        && let Some(fw) = &cfg.firewall
+        && let Err(e) = crate::iptables::load_all(fw, file_name)
+    {
+        ctx.extend(e);
+    }
     ctx.finish(cfg)
 }
 

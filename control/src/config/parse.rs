@@ -151,6 +151,16 @@ impl<'t> Ctx<'t> {
         self.bad.contains(field)
     }
 
+    /// Whether any error was found so far.
+    pub(crate) fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// Errors found elsewhere (the firewall rules' own parsers).
+    pub(crate) fn extend(&mut self, errors: Vec<ConfigError>) {
+        self.errors.extend(errors);
+    }
+
     /// All errors sorted by line (stable: same-line errors keep their order).
     pub(crate) fn finish(mut self, cfg: Config) -> Result<Config, Vec<ConfigError>> {
         if self.errors.is_empty() {

@@ -217,7 +217,7 @@ impl Pipeline {
                     self.drop_pkt(ctx, m, DropReason::MartianSource);
                     continue;
                 }
-                let rp = self.tables.interfaces.get(m.iif).rp_filter;
+                let rp = self.tables.interfaces.hot(m.iif).rp_filter;
                 if rp != RpFilter::Off && !self.reverse_path_ok(m, src, dst, rp) {
                     self.drop_pkt(ctx, m, DropReason::RpFilter);
                     continue;
