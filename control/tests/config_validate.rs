@@ -677,7 +677,14 @@ fn firewall_errors_come_with_the_other_errors() {
         );
         let errs = xgate_control::parse(&text, "gw.toml").unwrap_err();
         let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        assert!(all.iter().any(|e| e.contains("interface[0].mtu")), "{all:?}");
-        assert!(all.iter().any(|e| e.contains("firewall.") && e.contains("99999")), "{all:?}");
+        assert!(
+            all.iter().any(|e| e.contains("interface[0].mtu")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter()
+                .any(|e| e.contains("firewall.") && e.contains("99999")),
+            "{all:?}"
+        );
     }
 }
