@@ -543,11 +543,13 @@ table ip nat {
     }
 }
 table inet filter {
+    counter web {
+    }
     chain forward {
         type filter hook forward priority filter; policy drop;
         ct state vmap { established : accept, related : accept }
         iifname "lan" oifname "wan" meta l4proto udp log prefix "udp " accept
-        iifname "lan" oifname "wan" tcp dport { 80, 443 } accept
+        iifname "lan" oifname "wan" tcp dport { 80, 443 } counter name "web" accept
     }
 }
 """
@@ -564,10 +566,16 @@ table inet filter {
         "the udp rule, counted once though it logs and accepts: {text}"
     );
     assert!(
-        text.contains("tcp dport { 80, 443 } counter packets 1 bytes 40 accept"),
+        text.contains(
+            "tcp dport { 80, 443 } counter name \"web\" counter packets 1 bytes 40 accept"
+        ),
         "{text}"
     );
     assert!(text.contains("masquerade"), "{text}");
+    assert!(
+        text.contains("counter web {\n\t\tpackets 1 bytes 40"),
+        "the named counter counts its rule's packets: {text}"
+    );
     let chains = r.data["nft_chains"].as_array().unwrap();
     assert!(
         chains

@@ -645,21 +645,42 @@ impl Runtime {
             let view = snap.tables.filter.counters_view(&refs);
             let by_rule: std::collections::HashMap<_, _> =
                 n.counters.iter().map(|(k, v)| (*k, v)).collect();
+            let sum_of = |key: &(usize, usize, usize)| {
+                let mut sum = (0, 0);
+                for &(chain, pos) in by_rule.get(key)?.iter() {
+                    let r = view.get(chain as usize)?.rules.get(pos as usize)?;
+                    sum.0 += r.packets;
+                    sum.1 += r.bytes;
+                }
+                Some(sum)
+            };
+            // Named counter objects count what their rules count.
+            let mut tables = n.tables.clone();
+            for (key, _) in &n.counters {
+                let (tix, cix, rix) = *key;
+                let Some(rule) = n.tables[tix].chains[cix].rules.get(rix) else {
+                    continue;
+                };
+                let Some((p, b)) = sum_of(key) else { continue };
+                for st in &rule.stmts {
+                    if let crate::nft::StmtKind::Counter(crate::nft::CounterStmt::Named(name)) =
+                        &st.kind
+                        && let Some(o) = tables[tix].objects.iter_mut().find(|o| &o.name == name)
+                        && let crate::nft::ObjectBody::Counter { packets, bytes } = &mut o.kind
+                    {
+                        *packets += p;
+                        *bytes += b;
+                    }
+                }
+            }
             let count =
                 |t: &crate::nft::state::TableState, c: &crate::nft::state::ChainState, i: usize| {
-                    let tix = n.tables.iter().position(|x| std::ptr::eq(x, t))?;
+                    let tix = tables.iter().position(|x| std::ptr::eq(x, t))?;
                     let cix = t.chains.iter().position(|x| std::ptr::eq(x, c))?;
-                    let slots = by_rule.get(&(tix, cix, i))?;
-                    let mut sum = (0, 0);
-                    for &(chain, pos) in slots.iter() {
-                        let r = view.get(chain as usize)?.rules.get(pos as usize)?;
-                        sum.0 += r.packets;
-                        sum.1 += r.bytes;
-                    }
-                    Some(sum)
+                    sum_of(&(tix, cix, i))
                 };
             let _ = writeln!(text, "# nftables ({})", n.key);
-            text.push_str(&crate::nft::print::print_ruleset(&n.tables, &count));
+            text.push_str(&crate::nft::print::print_ruleset(&tables, &count));
         }
         let chains: Vec<Value> = model
             .sets
