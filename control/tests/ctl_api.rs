@@ -583,5 +583,27 @@ table inet filter {
             .any(|c| c["chain"] == "inet filter forward" && c["packets"] == 1),
         "the policy drop counted: {chains:?}"
     );
+    // A reload reads the nft ruleset again, as it does iptables rules;
+    // a broken one is refused with its line and column, nothing changed.
+    std::fs::write(
+        d.join("gw.toml"),
+        config.replace("tcp dport { 80, 443 }", "tcp dport { 80, 443, 8443 }"),
+    )
+    .unwrap();
+    let r = ask(&sock, Command::Reload);
+    assert!(r.text.starts_with("reloaded: generation 2"), "{}", r.text);
+    let r = ask(&sock, Command::Rules);
+    assert!(r.text.contains("{ 80, 443, 8443 }"), "{}", r.text);
+    std::fs::write(d.join("gw.toml"), config.replace("masquerade", "masqerade")).unwrap();
+    let r = client::request(&sock, Command::Reload).unwrap();
+    assert!(!r.ok);
+    let e = r.error.unwrap();
+    assert!(e.contains("firewall.nft: column"), "{e}");
+    let r = ask(&sock, Command::Rules);
+    assert!(
+        r.text.contains("8443"),
+        "the running ruleset stays: {}",
+        r.text
+    );
     drop(server);
 }
