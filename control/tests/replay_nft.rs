@@ -622,3 +622,54 @@ COMMIT
         "{rs}"
     );
 }
+
+#[test]
+fn connlimit_caps_a_sources_connections() {
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .config(
+            r#"
+[firewall]
+rules = """
+*filter
+-A FORWARD -p tcp --syn -m connlimit --connlimit-above 2 --connlimit-mask 32 --connlimit-saddr -j REJECT --reject-with tcp-reset
+COMMIT
+"""
+"#,
+        );
+    let mut frames = Vec::new();
+    for i in 0..4u16 {
+        frames.push((
+            f64::from(i) * 0.1,
+            syn(
+                UPSTREAM,
+                GW_WAN,
+                "198.51.100.8",
+                "192.168.1.10",
+                40000 + i,
+                22,
+            ),
+        ));
+    }
+    frames.push((
+        0.5,
+        syn(UPSTREAM, GW_WAN, "198.51.100.9", "192.168.1.10", 41000, 22),
+    ));
+    let o = run("ipt_connlimit", &cfg, &[("wan", frames)]);
+    let lan: Vec<String> = o.frames("lan").iter().map(|f| flow4(f)).collect();
+    let per = |p: &str| lan.iter().filter(|f| f.starts_with(p)).count();
+    assert_eq!(
+        (per("198.51.100.8:"), per("198.51.100.9:")),
+        (2, 1),
+        "{lan:?}"
+    );
+    // The third and fourth were answered with resets.
+    assert_eq!(o.frames("wan").len(), 2);
+    let e = xgate_control::iptables::parse(
+        "*filter\n-A INPUT -m connlimit --connlimit-above 2 --connlimit-mask 24 -j DROP\nCOMMIT\n",
+        "r",
+        1,
+    )
+    .unwrap_err();
+    assert!(e[0].message.contains("counting by network"), "{e:?}");
+}

@@ -418,7 +418,9 @@ fn firewall(
                 || r.matches.ext.iter().any(|x| {
                     matches!(
                         x,
-                        iptables::ext::Ext::Conntrack(_) | iptables::ext::Ext::Connmark(_)
+                        iptables::ext::Ext::Conntrack(_)
+                            | iptables::ext::Ext::Connmark(_)
+                            | iptables::ext::Ext::ConnLimit(_)
                     )
                 })
                 || matches!(r.target, iptables::Target::ConnMark(_));

@@ -525,6 +525,7 @@ fn load(f: Field, p: &PacketView) -> Option<u32> {
         Field::DstType => p.dst_type.into(),
         Field::CtState => p.ctstate.into(),
         Field::CtStatus => ct()?.status,
+        Field::Conns => p.conns,
         Field::Rpf => p.rpf.into(),
         Field::CtMark => ct()?.mark,
         Field::CtDir => ct()?.reply.into(),

@@ -87,6 +87,8 @@ pub enum Field {
     Reg,
     /// [`super::rpf`] bits: the reverse-path lookup of the source.
     Rpf,
+    /// Live connections from the source ([`super::PacketView::conns`]).
+    Conns,
 }
 
 impl Field {
@@ -145,6 +147,7 @@ impl Field {
             Field::CtReplDaddr => "the reply destination address",
             Field::Reg => "the number drawn (numgen, jhash)",
             Field::Rpf => "the reverse path",
+            Field::Conns => "the source's connections",
         }
     }
 
@@ -181,6 +184,7 @@ impl Field {
             Field::SrcMac | Field::PktType => needs::L2,
             Field::SrcType | Field::DstType => needs::ADDR_TYPE,
             Field::Rpf => needs::RPF,
+            Field::Conns => needs::CONNS,
             Field::CtStatus
             | Field::CtMark
             | Field::CtDir

@@ -102,6 +102,8 @@ pub mod needs {
     pub const CT: u8 = 0x04;
     /// `rpf` (a route lookup of the source).
     pub const RPF: u8 = 0x08;
+    /// `conns` (the connection table's count for the source).
+    pub const CONNS: u8 = 0x10;
 }
 
 /// [`PacketView::rpf`] bits: what a reverse-path lookup of the source
@@ -238,6 +240,9 @@ pub struct PacketView {
     /// [`rpf`] bits ([`needs::RPF`]); packets the router originates have
     /// both.
     pub rpf: u8,
+    /// Live connections from the source address, this packet's own new
+    /// one included ([`needs::CONNS`]; `-m connlimit`).
+    pub conns: u32,
 }
 
 /// [`PacketView::mss`]: clamp to the egress interface's MTU less the IP

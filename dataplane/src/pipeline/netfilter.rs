@@ -119,6 +119,9 @@ impl Pipeline {
                 self.reverse_path(m, v.src, v.dst)
             };
         }
+        if need & needs::CONNS != 0 {
+            v.conns = self.shared.conntrack.source_count(v.src) + u32::from(c.kind == CtKind::New);
+        }
         if need & needs::CT != 0 {
             v.ct = ct_view(c);
             if let Some(ctv) = v.ct.as_mut() {

@@ -5,6 +5,7 @@
 //! reader in [`reader`], and its file; plus a dataplane field only when
 //! it reads something no expression reads yet.
 
+mod connlimit;
 mod ct;
 mod hashlimit;
 mod header;
@@ -16,6 +17,7 @@ use std::fmt;
 
 use xgate_dataplane::filter::{Expr, Hook};
 
+pub use connlimit::ConnLimit;
 pub use ct::{Connmark, Conntrack, Options as ConntrackOptions};
 pub use hashlimit::HashLimit;
 pub use header::{AddrType, Dscp, IpRange, Length, Mac, PktType, Tos, Ttl};
@@ -42,6 +44,7 @@ pub enum Ext {
     RpFilter(RpFilter),
     HashLimit(HashLimit),
     Recent(Recent),
+    ConnLimit(ConnLimit),
 }
 
 impl Ext {
@@ -73,6 +76,7 @@ impl Ext {
             Ext::RpFilter(x) => x.lower(hook),
             Ext::HashLimit(x) => Ok(x.lower()),
             Ext::Recent(x) => Ok(x.lower()),
+            Ext::ConnLimit(x) => Ok(x.lower()),
         }
     }
 }
@@ -95,6 +99,7 @@ impl fmt::Display for Ext {
             Ext::RpFilter(x) => x.fmt(f),
             Ext::HashLimit(x) => x.fmt(f),
             Ext::Recent(x) => x.fmt(f),
+            Ext::ConnLimit(x) => x.fmt(f),
         }
     }
 }
@@ -129,6 +134,7 @@ pub(crate) fn reader(name: &str) -> Option<Box<dyn Reader>> {
         "rpfilter" => Box::<rpfilter::RpFilterReader>::default(),
         "hashlimit" => Box::<hashlimit::HashLimitReader>::default(),
         "recent" => Box::<recent::RecentReader>::default(),
+        "connlimit" => Box::<connlimit::ConnLimitReader>::default(),
         _ => return None,
     })
 }
@@ -152,6 +158,7 @@ pub(crate) fn is_option(o: &str) -> bool {
         "rpfilter",
         "hashlimit",
         "recent",
+        "connlimit",
     ]
     .iter()
     .filter_map(|m| reader(m))
