@@ -1428,6 +1428,12 @@ fn refused() -> Vec<(&'static str, String, u32, u32)> {
             39,
         ),
         (
+            "interface wildcard in set without interval",
+            s("table ip t {\n\tset s { type ifname; elements = { \"ppp*\" } }\n}\n"),
+            2,
+            36,
+        ),
+        (
             "undefined variable",
             s("table ip t {\n\tchain c {\n\t\ttcp dport $nope accept\n\t}\n}\n"),
             3,

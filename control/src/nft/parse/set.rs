@@ -359,6 +359,12 @@ impl Parser<'_> {
 fn has_interval(e: &Expr) -> bool {
     match e {
         Expr::Range(..) | Expr::Prefix(..) => true,
+        // An interface name wildcard is a prefix of the name, an interval
+        // to nft.
+        Expr::Const(Const {
+            value: Value::Str(s),
+            ..
+        }) => s.ends_with('*') && !s.ends_with("\\*"),
         Expr::Concat(parts) => parts.iter().any(has_interval),
         _ => false,
     }
