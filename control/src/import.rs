@@ -562,6 +562,26 @@ pub fn to_toml_partial(imp: &Import, source: &str, refused: &[Skipped]) -> Strin
         let body = text.replace('\\', "\\\\").replace("\"\"\"", "\"\"\\\"");
         out.push_str(&format!("{key} = \"\"\"\n{body}\"\"\"\n"));
     }
+    let mut ipsets: Vec<&str> = Vec::new();
+    for (_, rs, _) in &blocks {
+        for t in &rs.tables {
+            for r in t.chains.iter().flat_map(|c| &c.rules) {
+                for x in &r.matches.ext {
+                    if let iptables::ext::Ext::Set(m) = x
+                        && !ipsets.contains(&m.name.as_str())
+                    {
+                        ipsets.push(&m.name);
+                    }
+                }
+            }
+        }
+    }
+    if !ipsets.is_empty() {
+        out.push_str(&format!(
+            "# -m set names the ipsets {}: give their contents as `ipset save` prints them, in\n# ipsets_file = \"/etc/iptables/ipsets\" or ipsets = \"\"\"...\"\"\" (xgate check refuses the rules until then)\n",
+            ipsets.join(", ")
+        ));
+    }
     if blocks.len() == 1 {
         out.push_str(&format!(
             "# {}\n",
@@ -655,7 +675,7 @@ mod tests {
     #[test]
     fn a_refused_continued_command_is_refused_whole() {
         let script = "iptables -P FORWARD DROP\n\
-            iptables \\\n  -m set --match-set trusted src \\\n  --table filter --append FORWARD --jump ACCEPT\n";
+            iptables \\\n  -m policy --dir in --pol ipsec \\\n  --table filter --append FORWARD --jump ACCEPT\n";
         let imp = import(script, "fw.sh");
         assert_eq!(imp.skipped.len(), 1, "{:?}", imp.skipped);
         assert_eq!(imp.skipped[0].line, 2);

@@ -673,3 +673,84 @@ COMMIT
     .unwrap_err();
     assert!(e[0].message.contains("counting by network"), "{e:?}");
 }
+
+#[test]
+fn ipset_match_set_drops_the_sets_members() {
+    // fail2ban's shape: a hash:net of banned sources, given as `ipset save`
+    // prints it, and one rule naming it; `!` on a second set lets only its
+    // members reach port 22.
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .config(
+            r#"
+[firewall]
+ipsets = """
+create banned hash:net family inet hashsize 1024 maxelem 65536
+add banned 198.51.100.0/29
+add banned 203.0.113.50-203.0.113.60
+create admins hash:ip family inet
+add admins 198.51.100.9
+"""
+rules = """
+*filter
+-A FORWARD -m set --match-set banned src -j DROP
+-A FORWARD -p tcp --dport 22 -m set ! --match-set admins src -j DROP
+COMMIT
+"""
+"#,
+        );
+    let frames = vec![
+        (
+            0.0,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40000, 80),
+        ),
+        (
+            0.1,
+            syn(UPSTREAM, GW_WAN, "198.51.100.9", "192.168.1.10", 40001, 80),
+        ),
+        (
+            0.2,
+            syn(UPSTREAM, GW_WAN, "203.0.113.55", "192.168.1.10", 40002, 80),
+        ),
+        (
+            0.3,
+            syn(UPSTREAM, GW_WAN, "198.51.100.9", "192.168.1.10", 40003, 22),
+        ),
+        (
+            0.4,
+            syn(UPSTREAM, GW_WAN, "198.51.100.10", "192.168.1.10", 40004, 22),
+        ),
+    ];
+    let o = run("ipt_set", &cfg, &[("wan", frames)]);
+    let lan: Vec<String> = o.frames("lan").iter().map(|f| flow4(f)).collect();
+    assert_eq!(lan.len(), 2, "{lan:?}");
+    assert!(lan[0].starts_with("198.51.100.9:40001"), "{lan:?}");
+    assert!(lan[1].starts_with("198.51.100.9:40003"), "{lan:?}");
+
+    // A set nobody gave, and a set of the other family, are refused.
+    for (sets, rules, needle) in [
+        (
+            "",
+            "-A FORWARD -m set --match-set nosuch src -j DROP",
+            "no ipset nosuch",
+        ),
+        (
+            "create six hash:ip family inet6\nadd six 2001:db8::1\n",
+            "-A FORWARD -m set --match-set six src -j DROP",
+            "other family",
+        ),
+    ] {
+        let cfg = Office::new().config(&format!(
+            "\n[firewall]\nipsets = \"\"\"\n{sets}\"\"\"\nrules_v4 = \"\"\"\n*filter\n{rules}\nCOMMIT\n\"\"\"\n"
+        ));
+        let p = std::env::temp_dir().join(format!("xgate-ipt-set-{}.toml", std::process::id()));
+        std::fs::write(&p, cfg).unwrap();
+        let loaded = xgate_control::load(&p);
+        let _ = std::fs::remove_file(&p);
+        let e = xgate_control::compile::compile(&loaded.unwrap(), &|_, _| Some([2, 0, 0, 0, 0, 1]))
+            .map(|_| ())
+            .unwrap_err();
+        let all = format!("{e:?}");
+        assert!(all.contains(needle), "{all}");
+    }
+}

@@ -423,6 +423,8 @@ pub struct Firewall {
     /// `nft` / `nft_file`: an nftables ruleset (`nft -f` text); its base
     /// chains run with the iptables tables' in priority order.
     pub nft: FamilyRules,
+    /// `ipsets` / `ipsets_file`: `ipset save` text for `-m set`.
+    pub ipsets: FamilyRules,
     /// Line of the `[firewall]` header.
     pub line: usize,
 }

@@ -72,6 +72,8 @@ const FIREWALL_KEYS: &[&str] = &[
     "rules_v6_file",
     "nft",
     "nft_file",
+    "ipsets",
+    "ipsets_file",
 ];
 const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
 const CONNTRACK_KEYS: &[&str] = &["helpers", "checksum", "tcp_be_liberal"];

@@ -10,6 +10,7 @@
 //! back to the same model.
 
 pub mod ext;
+pub mod ipset;
 mod lex;
 pub mod model;
 mod parse;
@@ -201,10 +202,45 @@ pub fn load_all(
 ) -> Result<FirewallRules, Vec<ConfigError>> {
     let ipt = load_iptables(fw, config_file);
     let nft = load_nft(fw, config_file);
+    let sets = load_ipsets(fw, config_file);
     match (ipt, nft) {
         (Ok(mut all), Ok(nft)) => {
             all.nft = nft;
-            Ok(all)
+            let sets = sets.map_err(|e| vec![e])?;
+            let mut errors = Vec::new();
+            for s in &mut all.sets {
+                for t in &mut s.ruleset.tables {
+                    for r in t.chains.iter_mut().flat_map(|c| c.rules.iter_mut()) {
+                        for x in &mut r.matches.ext {
+                            let ext::Ext::Set(m) = x else { continue };
+                            m.members = sets.get(&m.name).cloned();
+                            // iptables refuses a set of the other family
+                            // ("incompatible with the protocol family").
+                            let wrong = match (s.family, &m.members) {
+                                (Family::V4, Some(set)) => !set.v4,
+                                (Family::V6, Some(set)) => set.v4,
+                                _ => false,
+                            };
+                            if wrong {
+                                errors.push(ConfigError::new(
+                                    &s.file,
+                                    r.line,
+                                    &s.field,
+                                    format!(
+                                        "-m set: ipset {} is of the other family than this ruleset",
+                                        m.name
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            if errors.is_empty() {
+                Ok(all)
+            } else {
+                Err(errors)
+            }
         }
         (Err(mut a), Err(b)) => {
             a.extend(b);
@@ -212,6 +248,36 @@ pub fn load_all(
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
     }
+}
+
+/// `ipsets` / `ipsets_file`: the sets `-m set` names.
+fn load_ipsets(
+    fw: &crate::config::Firewall,
+    config_file: &str,
+) -> Result<std::collections::BTreeMap<String, ipset::IpSet>, ConfigError> {
+    let s = &fw.ipsets;
+    let (file, field, first, text) = match (&s.rules, &s.rules_file) {
+        (Some(t), _) => (
+            config_file.to_string(),
+            "firewall.ipsets",
+            s.rules_line,
+            t.clone(),
+        ),
+        (None, Some(p)) => {
+            let name = p.display().to_string();
+            let t = std::fs::read_to_string(p).map_err(|e| {
+                ConfigError::new(
+                    config_file,
+                    fw.line,
+                    "firewall.ipsets_file",
+                    format!("cannot read {name}: {e}"),
+                )
+            })?;
+            (name, "firewall.ipsets_file", 1, t)
+        }
+        (None, None) => return Ok(Default::default()),
+    };
+    ipset::parse(&text, first).map_err(|(line, msg)| ConfigError::new(&file, line, field, msg))
 }
 
 /// `nft` / `nft_file`: parsed and applied.

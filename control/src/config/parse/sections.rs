@@ -551,6 +551,10 @@ fn firewall(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>, base_dir: &Path) -> Opti
             rules_line: line,
             ..FamilyRules::default()
         },
+        ipsets: FamilyRules {
+            rules_line: line,
+            ..FamilyRules::default()
+        },
         line,
     };
     // Keys given, with their lines, for the exclusivity checks.
@@ -559,20 +563,21 @@ fn firewall(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>, base_dir: &Path) -> Opti
         let (f, v) = (e.field.as_str(), e.val);
         given.push((e.key, e.key_line));
         match e.key {
-            "rules" | "rules_v4" | "rules_v6" | "nft" => {
+            "rules" | "rules_v4" | "rules_v6" | "nft" | "ipsets" => {
                 if let Some(s) = ctx.expect_str(f, v) {
                     let start = ctx.text_start_line(v);
                     let (text, at) = match e.key {
                         "rules" => (&mut fw.rules, &mut fw.rules_line),
                         "rules_v4" => (&mut fw.v4.rules, &mut fw.v4.rules_line),
                         "nft" => (&mut fw.nft.rules, &mut fw.nft.rules_line),
+                        "ipsets" => (&mut fw.ipsets.rules, &mut fw.ipsets.rules_line),
                         _ => (&mut fw.v6.rules, &mut fw.v6.rules_line),
                     };
                     *text = Some(s.to_owned());
                     *at = start;
                 }
             }
-            "rules_file" | "rules_v4_file" | "rules_v6_file" | "nft_file" => {
+            "rules_file" | "rules_v4_file" | "rules_v6_file" | "nft_file" | "ipsets_file" => {
                 if let Some(s) = ctx.expect_name(f, v) {
                     let p = Path::new(s);
                     let path = if p.is_absolute() {
@@ -586,6 +591,7 @@ fn firewall(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>, base_dir: &Path) -> Opti
                                 "rules_file" => &mut fw.rules_file,
                                 "rules_v4_file" => &mut fw.v4.rules_file,
                                 "nft_file" => &mut fw.nft.rules_file,
+                                "ipsets_file" => &mut fw.ipsets.rules_file,
                                 _ => &mut fw.v6.rules_file,
                             } = Some(path)
                         }
@@ -602,6 +608,7 @@ fn firewall(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>, base_dir: &Path) -> Opti
         ("rules_v4", "rules_v4_file"),
         ("rules_v6", "rules_v6_file"),
         ("nft", "nft_file"),
+        ("ipsets", "ipsets_file"),
     ] {
         if let (Some(_), Some(l)) = (line_of(text), line_of(file)) {
             ctx.fail(

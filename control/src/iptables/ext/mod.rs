@@ -12,6 +12,7 @@ mod header;
 mod rate;
 mod recent;
 mod rpfilter;
+mod set;
 
 use std::fmt;
 
@@ -24,6 +25,7 @@ pub use header::{AddrType, Dscp, IpRange, Length, Mac, PktType, Tos, Ttl};
 pub use rate::Limit;
 pub use recent::Recent;
 pub use rpfilter::RpFilter;
+pub use set::Set;
 
 type R<T> = Result<T, String>;
 
@@ -45,6 +47,7 @@ pub enum Ext {
     HashLimit(HashLimit),
     Recent(Recent),
     ConnLimit(ConnLimit),
+    Set(Set),
 }
 
 impl Ext {
@@ -77,6 +80,7 @@ impl Ext {
             Ext::HashLimit(x) => Ok(x.lower()),
             Ext::Recent(x) => Ok(x.lower()),
             Ext::ConnLimit(x) => Ok(x.lower()),
+            Ext::Set(x) => x.lower(),
         }
     }
 }
@@ -100,6 +104,7 @@ impl fmt::Display for Ext {
             Ext::HashLimit(x) => x.fmt(f),
             Ext::Recent(x) => x.fmt(f),
             Ext::ConnLimit(x) => x.fmt(f),
+            Ext::Set(x) => x.fmt(f),
         }
     }
 }
@@ -135,6 +140,7 @@ pub(crate) fn reader(name: &str) -> Option<Box<dyn Reader>> {
         "hashlimit" => Box::<hashlimit::HashLimitReader>::default(),
         "recent" => Box::<recent::RecentReader>::default(),
         "connlimit" => Box::<connlimit::ConnLimitReader>::default(),
+        "set" => Box::<set::SetReader>::default(),
         _ => return None,
     })
 }
@@ -159,6 +165,7 @@ pub(crate) fn is_option(o: &str) -> bool {
         "hashlimit",
         "recent",
         "connlimit",
+        "set",
     ]
     .iter()
     .filter_map(|m| reader(m))

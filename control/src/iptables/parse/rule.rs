@@ -99,6 +99,11 @@ impl RuleOpts {
             return self.matches.ext_option(o, n, None);
         }
         let v = cur.value(o, &mut n, negatable)?;
+        if o == "--match-set" {
+            // Two words: the set's name and its flags.
+            let flags = cur.value(o, &mut n, false)?;
+            return self.matches.option(o, n, format!("{v} {flags}"), cur);
+        }
         match o {
             "-m" | "--match" => self.matches.module(v),
             "-j" | "--jump" | "-g" | "--goto" => {

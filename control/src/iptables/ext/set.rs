@@ -1,0 +1,103 @@
+//! `-m set [!] --match-set NAME src|dst[,...]`: the packet's source or
+//! destination address is in ipset NAME, given in the config
+//! (`[firewall] ipsets` / `ipsets_file`, `ipset save` text; see
+//! `iptables::ipset`). The sets xgate reads have one dimension, so the
+//! first flag decides, as the kernel's `hash:ip`/`hash:net` use it.
+
+use std::fmt;
+
+use xgate_dataplane::filter::{Expr, Field};
+
+use super::{Ext, R, Reader, once, val};
+use crate::iptables::ipset::IpSet;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    pub name: String,
+    /// The flags as written (`src`, `dst,dst`).
+    pub flags: String,
+    pub neg: bool,
+    /// The members, filled from the config's ipsets when it is loaded.
+    pub members: Option<IpSet>,
+}
+
+impl Set {
+    pub(super) fn lower(&self) -> R<Vec<Expr>> {
+        let Some(m) = &self.members else {
+            return Err(format!(
+                "-m set: no ipset {} (give its `ipset save` text in [firewall] ipsets or ipsets_file)",
+                self.name
+            ));
+        };
+        let field = match self.flags.split(',').next() {
+            Some("src") => Field::Saddr,
+            Some("dst") => Field::Daddr,
+            _ => {
+                return Err(format!(
+                    "--match-set {} {}: src or dst",
+                    self.name, self.flags
+                ));
+            }
+        };
+        // A set has one family; as in the kernel, its match (negated or
+        // not) only ever holds for packets of that family.
+        let family = Expr::family(m.v4);
+        if m.ranges.is_empty() {
+            // An empty set holds nothing: the match never holds (with
+            // `!`, it holds for every packet of the family).
+            return Ok(if self.neg {
+                vec![family]
+            } else {
+                vec![Expr::eq(Field::NfProto, 0)]
+            });
+        }
+        Ok(vec![
+            family,
+            Expr::InRanges {
+                field,
+                alt: None,
+                neg: self.neg,
+                ranges: m.ranges.clone(),
+            },
+        ])
+    }
+}
+
+impl fmt::Display for Set {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bang = if self.neg { " !" } else { "" };
+        write!(f, " -m set{bang} --match-set {} {}", self.name, self.flags)
+    }
+}
+
+#[derive(Default)]
+pub(super) struct SetReader(Option<Set>);
+
+impl Reader for SetReader {
+    fn takes(&self, o: &str) -> Option<bool> {
+        (o == "--match-set").then_some(true)
+    }
+    fn option(&mut self, o: &str, neg: bool, v: Option<String>) -> R<()> {
+        // The rule parser gives `NAME FLAGS` as one value.
+        let v = val(v, o)?;
+        let (name, flags) = v
+            .split_once(' ')
+            .ok_or("--match-set needs a set name and src or dst")?;
+        once(
+            &mut self.0,
+            Set {
+                name: name.into(),
+                flags: flags.into(),
+                neg,
+                members: None,
+            },
+            o,
+        )
+    }
+    fn finish(&mut self) -> R<Ext> {
+        self.0
+            .take()
+            .map(Ext::Set)
+            .ok_or("-m set needs --match-set NAME src|dst".into())
+    }
+}

@@ -1,0 +1,147 @@
+//! ipsets as `ipset save` writes them (`create NAME TYPE [options]`, `add
+//! NAME ELEMENT [options]`), for `-m set --match-set NAME src|dst`: the
+//! sets of addresses and networks rulesets name (fail2ban's, a country
+//! block list, a VPN's peers). Types `hash:ip`, `hash:net` and
+//! `bitmap:ip`, IPv4 (`family inet`) or IPv6 (`family inet6`); elements
+//! are addresses, networks (`10.0.0.0/8`) and ranges (`10.0.0.1-10.0.0.9`).
+//! The contents are those of the file: `ipset add` at run time is not
+//! seen (reload the config), an element's `timeout` is not kept
+//! (the element stays), `nomatch` elements and other types are refused.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use xgate_dataplane::addr::ip_key;
+
+/// One set: its IPv4-ness and its members as inclusive key ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpSet {
+    pub v4: bool,
+    pub ranges: Vec<(u128, u128)>,
+}
+
+/// Parses `ipset save` text; errors name the line (counted from `first`).
+pub fn parse(text: &str, first: usize) -> Result<BTreeMap<String, IpSet>, (usize, String)> {
+    let mut sets: BTreeMap<String, IpSet> = BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = first + i;
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let w: Vec<&str> = l.split_whitespace().collect();
+        match w[0] {
+            "create" | "-N" | "-exist" => {
+                let (Some(name), Some(ty)) = (w.get(1), w.get(2)) else {
+                    return Err((line, "create NAME TYPE".into()));
+                };
+                if !matches!(*ty, "hash:ip" | "hash:net" | "bitmap:ip") {
+                    return Err((
+                        line,
+                        format!("ipset type {ty}: xgate reads hash:ip, hash:net and bitmap:ip"),
+                    ));
+                }
+                let v4 = match w
+                    .iter()
+                    .position(|x| *x == "family")
+                    .and_then(|p| w.get(p + 1))
+                {
+                    None | Some(&"inet") => true,
+                    Some(&"inet6") => false,
+                    Some(f) => return Err((line, format!("family {f}: inet or inet6"))),
+                };
+                if sets.contains_key(*name) {
+                    return Err((line, format!("set {name} is created twice")));
+                }
+                sets.insert(
+                    name.to_string(),
+                    IpSet {
+                        v4,
+                        ranges: Vec::new(),
+                    },
+                );
+            }
+            "add" | "-A" => {
+                let (Some(name), Some(elem)) = (w.get(1), w.get(2)) else {
+                    return Err((line, "add NAME ELEMENT".into()));
+                };
+                if w.contains(&"nomatch") {
+                    return Err((line, "nomatch elements are not supported".into()));
+                }
+                let Some(set) = sets.get_mut(*name) else {
+                    return Err((line, format!("add to set {name}, never created")));
+                };
+                let r = element(elem).map_err(|e| (line, e))?;
+                let v4 = r.0 >> 32 == 0xffff && r.1 >> 32 == 0xffff;
+                if v4 != set.v4 {
+                    return Err((
+                        line,
+                        format!(
+                            "{elem} in set {name} of family {}",
+                            if set.v4 { "inet" } else { "inet6" }
+                        ),
+                    ));
+                }
+                set.ranges.push(r);
+            }
+            other => {
+                return Err((
+                    line,
+                    format!("`{other}`: an ipset save file holds create and add lines"),
+                ));
+            }
+        }
+    }
+    Ok(sets)
+}
+
+/// An address, a network or a range, as key bounds.
+fn element(s: &str) -> Result<(u128, u128), String> {
+    if let Some((a, b)) = s.split_once('-') {
+        let (a, b): (IpAddr, IpAddr) = (
+            a.parse().map_err(|_| format!("invalid address {a}"))?,
+            b.parse().map_err(|_| format!("invalid address {b}"))?,
+        );
+        let (lo, hi) = (ip_key(a), ip_key(b));
+        if a.is_ipv4() != b.is_ipv4() || lo > hi {
+            return Err(format!("invalid range {s}"));
+        }
+        return Ok((lo, hi));
+    }
+    if let Ok(n) = s.parse::<IpNet>() {
+        let (lo, hi) = (ip_key(n.network()), ip_key(n.broadcast()));
+        return Ok((lo, hi));
+    }
+    let a: IpAddr = s
+        .parse()
+        .map_err(|_| format!("invalid element {s} (an address, network or range)"))?;
+    Ok((ip_key(a), ip_key(a)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_ipset_save_writes() {
+        let sets = parse(
+            "create bad hash:net family inet hashsize 1024 maxelem 65536\nadd bad 10.0.0.0/8\nadd bad 192.0.2.7\nadd bad 198.51.100.1-198.51.100.9 timeout 600\ncreate six hash:ip family inet6\nadd six 2001:db8::1\n",
+            1,
+        )
+        .unwrap();
+        assert_eq!(sets["bad"].ranges.len(), 3);
+        assert!(sets["bad"].v4 && !sets["six"].v4);
+        for (text, line, needle) in [
+            ("create x list:set\n", 1, "list:set"),
+            ("add x 1.2.3.4\n", 1, "never created"),
+            ("create x hash:ip\nadd x 2001:db8::1\n", 2, "family inet"),
+            ("create x hash:ip\nadd x 10.0.0.1 nomatch\n", 2, "nomatch"),
+            ("flush\n", 1, "create and add"),
+        ] {
+            let (l, e) = parse(text, 1).unwrap_err();
+            assert_eq!(l, line, "{text}");
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+}
