@@ -754,3 +754,65 @@ COMMIT
         assert!(all.contains(needle), "{all}");
     }
 }
+
+#[test]
+fn nflog_and_ulog_write_the_log_line_with_their_prefix() {
+    // ulogd's usual output is LOG's line: NFLOG and ULOG rules give that
+    // line with their prefix; LOG's extra flags are accepted.
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .config(
+            r#"
+[firewall]
+rules = """
+*filter
+-A FORWARD -p tcp --dport 22 -j NFLOG --nflog-prefix "ssh-in: " --nflog-group 2 --nflog-threshold 10
+-A FORWARD -p tcp --dport 23 -j ULOG --ulog-prefix "telnet: " --ulog-nlgroup 1
+-A FORWARD -p tcp --dport 23 -j LOG --log-prefix "tn: " --log-tcp-sequence --log-ip-options
+-A FORWARD -p tcp --dport 23 -j DROP
+COMMIT
+"""
+"#,
+        );
+    let frames = vec![
+        (
+            0.0,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40000, 22),
+        ),
+        (
+            0.1,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40001, 23),
+        ),
+    ];
+    let o = run("ipt_nflog", &cfg, &[("wan", frames)]);
+    assert_eq!(o.frames("lan").len(), 1, "NFLOG does not end the walk");
+    let log = &o.report.log;
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(
+        log[0].starts_with("ssh-in: IN=wan OUT=lan SRC=198.51.100.7 DST=192.168.1.10"),
+        "{}",
+        log[0]
+    );
+    assert!(log[1].starts_with("telnet: IN=wan OUT=lan"), "{}", log[1]);
+    assert!(log[2].starts_with("tn: IN=wan OUT=lan"), "{}", log[2]);
+
+    // Re-exported as written (iptables-save's order of options).
+    let text = "*filter\n-A INPUT -j NFLOG --nflog-prefix \"x\" --nflog-group 5 --nflog-size 128 --nflog-threshold 3\n-A INPUT -j ULOG --ulog-prefix \"y\" --ulog-nlgroup 2 --ulog-cprange 64 --ulog-qthreshold 4\n-A INPUT -j LOG --log-prefix \"z\" --log-level 6 --log-tcp-sequence --log-tcp-options --log-ip-options --log-uid --log-macdecode\nCOMMIT\n";
+    let rs = xgate_control::iptables::parse(text, "r", 1).unwrap();
+    let out = rs.to_string();
+    for l in text.lines().filter(|l| l.starts_with("-A")) {
+        assert!(out.contains(l), "{l}\n{out}");
+    }
+    for (bad, needle) in [
+        ("-j NFLOG --ulog-prefix x", "not valid for target NFLOG"),
+        ("-j ULOG --ulog-nlgroup 0", "1..32"),
+        ("-j NFLOG --nflog-group 70000", "0..65535"),
+        ("-j LOG --nflog-group 1", "not valid for target LOG"),
+        ("-j ACCEPT --log-uid", "not valid for target ACCEPT"),
+    ] {
+        let e =
+            xgate_control::iptables::parse(&format!("*filter\n-A INPUT {bad}\nCOMMIT\n"), "r", 1)
+                .unwrap_err();
+        assert!(e[0].message.contains(needle), "{bad}: {e:?}");
+    }
+}

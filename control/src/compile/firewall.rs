@@ -403,9 +403,15 @@ fn rule(
         Target::Jump(c) => chain(c, &mut errs).map(TargetSpec::Jump),
         Target::Goto(c) => chain(c, &mut errs).map(TargetSpec::Goto),
         Target::Reject(w) => Some(TargetSpec::Reject(reject_kind(*w))),
-        Target::Log { prefix, level } => Some(TargetSpec::Log {
+        Target::Log { prefix, level, .. } => Some(TargetSpec::Log {
             prefix: prefix.clone().unwrap_or_default(),
             level: level.unwrap_or(4),
+        }),
+        // NFLOG hands the packet to a logging daemon (ulogd), whose usual
+        // output is the LOG line: xgate writes that line to its own log.
+        Target::NfLog(n) => Some(TargetSpec::Log {
+            prefix: n.prefix.clone().unwrap_or_default(),
+            level: 4,
         }),
         Target::Mark(mk) => Some(TargetSpec::Mark {
             value: mk.value,

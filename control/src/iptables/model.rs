@@ -133,6 +133,20 @@ pub struct Rule {
     pub counters: Counters,
 }
 
+/// `-j NFLOG` (or the older `-j ULOG`) with its options as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfLog {
+    pub ulog: bool,
+    pub group: Option<u16>,
+    pub prefix: Option<String>,
+    /// Bytes of the packet to copy (`--nflog-size`/`--nflog-range`,
+    /// `--ulog-cprange`).
+    pub range: Option<u32>,
+    /// `--nflog-size` was the name given (not `--nflog-range`).
+    pub size_name: bool,
+    pub threshold: Option<u16>,
+}
+
 /// The flag options of the NAT targets ([`NatFlags::NAMES`] bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NatFlags(pub u8);
@@ -429,7 +443,13 @@ pub enum Target {
         prefix: Option<String>,
         /// Syslog level 0..=7 (default 4, warning).
         level: Option<u8>,
+        /// `--log-tcp-sequence`, `--log-tcp-options`, ... (bits of
+        /// `LOG_FLAGS`): kept, the line xgate writes does not add those
+        /// fields.
+        flags: u8,
     },
+    /// `-j NFLOG` / `-j ULOG`: logged as LOG logs, with the prefix.
+    NfLog(NfLog),
     Mark(Mark),
     /// `-j CONNMARK`.
     ConnMark(ConnMark),
@@ -727,13 +747,49 @@ impl fmt::Display for Rule {
                 Target::Reject(r) => {
                     let _ = write!(w, " -j REJECT --reject-with {}", r.name());
                 }
-                Target::Log { prefix, level } => {
+                Target::Log {
+                    prefix,
+                    level,
+                    flags,
+                } => {
                     w.push_str(" -j LOG");
                     if let Some(p) = prefix {
                         let _ = write!(w, " --log-prefix {}", quote(p));
                     }
                     if let Some(l) = level {
                         let _ = write!(w, " --log-level {l}");
+                    }
+                    for (name, bit) in crate::iptables::parse::LOG_FLAGS {
+                        if flags & bit != 0 {
+                            let _ = write!(w, " {name}");
+                        }
+                    }
+                }
+                Target::NfLog(n) => {
+                    let (t, p) = if n.ulog {
+                        ("ULOG", "--ulog-")
+                    } else {
+                        ("NFLOG", "--nflog-")
+                    };
+                    let _ = write!(w, " -j {t}");
+                    if let Some(x) = &n.prefix {
+                        let _ = write!(w, " {p}prefix {}", quote(x));
+                    }
+                    if let Some(g) = n.group {
+                        let g_name = if n.ulog { "nlgroup" } else { "group" };
+                        let _ = write!(w, " {p}{g_name} {g}");
+                    }
+                    if let Some(r) = n.range {
+                        let r_name = match (n.ulog, n.size_name) {
+                            (true, _) => "cprange",
+                            (false, true) => "size",
+                            (false, false) => "range",
+                        };
+                        let _ = write!(w, " {p}{r_name} {r}");
+                    }
+                    if let Some(q) = n.threshold {
+                        let q_name = if n.ulog { "qthreshold" } else { "threshold" };
+                        let _ = write!(w, " {p}{q_name} {q}");
                     }
                 }
                 Target::Mark(mk) => {

@@ -649,13 +649,10 @@ impl Compiler<'_, '_> {
                 Step::Match(vec![limit(&l)?])
             }
             StmtKind::Log(l) => {
-                if l.group.is_some() {
-                    return Err(
-                        "log group sends packets to NFLOG, which xgate has not: use log \
-                                prefix (xgate's log)"
-                            .into(),
-                    );
-                }
+                // `log group N` hands the packet to a logging daemon over
+                // NFLOG (ulogd), whose usual output is the plain log line:
+                // xgate writes that line to its own log, as for iptables'
+                // NFLOG.
                 Step::Action(TargetSpec::Log {
                     prefix: l.prefix.clone().unwrap_or_default(),
                     level: log_level(l.level.as_deref().unwrap_or("warn"))?,
