@@ -816,3 +816,47 @@ COMMIT
         assert!(e[0].message.contains(needle), "{bad}: {e:?}");
     }
 }
+
+#[test]
+fn ctstate_dnat_admits_port_forwarded_connections() {
+    // FORWARD policy DROP opened only for what a DNAT rule forwarded (the
+    // pattern of ufw and many port-forward guides): the forwarded port
+    // reaches the server, the same server's other ports do not.
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .config(
+            r#"
+[firewall]
+rules = """
+*nat
+-A PREROUTING -i wan -p tcp --dport 8080 -j DNAT --to-destination 192.168.1.10:80
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT
+COMMIT
+"""
+"#,
+        );
+    let frames = vec![
+        (
+            0.0,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "203.0.113.2", 40000, 8080),
+        ),
+        (
+            0.1,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40001, 80),
+        ),
+    ];
+    let o = run("ipt_ctstate_dnat", &cfg, &[("wan", frames)]);
+    let lan: Vec<String> = o.frames("lan").iter().map(|f| flow4(f)).collect();
+    assert_eq!(lan, vec!["198.51.100.7:40000 > 192.168.1.10:80"], "{lan:?}");
+
+    let rs = xgate_control::iptables::parse(
+        "*filter\n-A FORWARD -m conntrack ! --ctstate SNAT,DNAT -j DROP\nCOMMIT\n",
+        "r",
+        1,
+    )
+    .unwrap();
+    assert!(rs.to_string().contains("! --ctstate SNAT,DNAT"), "{rs}");
+}

@@ -360,8 +360,13 @@ fn rule(
                 },
             )
         }),
-        // The model's CtStates bits are the dataplane's `ct` bits.
-        ctstate: m.ctstate.as_ref().map(|n| Neg::new(n.negated, n.value.0)),
+        // The model's CtStates bits are the dataplane's `ct` bits (the
+        // virtual SNAT/DNAT states are lowered below).
+        ctstate: m
+            .ctstate
+            .as_ref()
+            .filter(|n| n.value.0 & crate::iptables::CtStates::STATES != 0)
+            .map(|n| Neg::new(n.negated, n.value.0 & crate::iptables::CtStates::STATES)),
         mark: m
             .mark
             .as_ref()
@@ -385,6 +390,30 @@ fn rule(
     };
     let nat_ports = |p: &Option<PortRange>| p.as_ref().map(ports);
     let mut exprs = matches.exprs();
+    // `--ctstate SNAT,DNAT`: xt_conntrack's virtual states are the
+    // connection's IPS_SRC_NAT / IPS_DST_NAT status bits.
+    if let Some(n) = &m.ctstate {
+        let virt = n.value.0 & !crate::iptables::CtStates::STATES;
+        if virt != 0 && n.value.0 & crate::iptables::CtStates::STATES != 0 {
+            errs.push(
+                "--ctstate mixing states with SNAT/DNAT (either may hold) is not supported: write one rule per part"
+                    .into(),
+            );
+        } else if virt != 0 {
+            let mut bits = 0;
+            if virt & crate::iptables::CtStates::SNAT != 0 {
+                bits |= filter::ct_status::SNAT;
+            }
+            if virt & crate::iptables::CtStates::DNAT != 0 {
+                bits |= filter::ct_status::DNAT;
+            }
+            exprs.push(Expr::Bits {
+                field: filter::Field::CtStatus,
+                neg: n.negated,
+                bits,
+            });
+        }
+    }
     for x in &m.ext {
         match x.lower(hook) {
             Ok(e) => exprs.extend(e),

@@ -371,12 +371,20 @@ impl CtStates {
     pub const ESTABLISHED: u8 = 0x04;
     pub const RELATED: u8 = 0x08;
     pub const UNTRACKED: u8 = 0x10;
-    pub const NAMES: [(&'static str, u8); 5] = [
+    /// `--ctstate SNAT` / `DNAT`: xt_conntrack's virtual states, the
+    /// connection's source (destination) translated.
+    pub const SNAT: u8 = 0x20;
+    pub const DNAT: u8 = 0x40;
+    /// The states proper (not [`Self::SNAT`], [`Self::DNAT`]).
+    pub const STATES: u8 = 0x1f;
+    pub const NAMES: [(&'static str, u8); 7] = [
         ("INVALID", Self::INVALID),
         ("NEW", Self::NEW),
         ("RELATED", Self::RELATED),
         ("ESTABLISHED", Self::ESTABLISHED),
         ("UNTRACKED", Self::UNTRACKED),
+        ("SNAT", Self::SNAT),
+        ("DNAT", Self::DNAT),
     ];
 
     pub fn contains(self, bit: u8) -> bool {
@@ -693,15 +701,22 @@ impl fmt::Display for Rule {
                 let list: Vec<String> = x.value.ports.iter().map(|p| p.to_string()).collect();
                 let _ = write!(w, " {opt} {}", list.join(","));
             }
-            if let Some(x) = &m.ctstate {
+            // `--ctstate` with other conntrack options is one `-m
+            // conntrack`, printed where the module's options are in the
+            // extension list (so that their order reads back the same).
+            let ct_ext = m
+                .ext
+                .iter()
+                .any(|e| matches!(e, super::ext::Ext::Conntrack(_)));
+            let ctstate = |w: &mut String, x: &Neg<CtStates>| {
                 w.push_str(" -m conntrack");
                 neg(w, x.negated);
                 let _ = write!(w, " --ctstate {}", x.value);
-                for e in &m.ext {
-                    if let super::ext::Ext::Conntrack(c) = e {
-                        let _ = write!(w, "{}", super::ext::ConntrackOptions(c));
-                    }
-                }
+            };
+            if let Some(x) = &m.ctstate
+                && !ct_ext
+            {
+                ctstate(w, x);
             }
             if let Some(x) = &m.statistic {
                 w.push_str(" -m statistic");
@@ -724,8 +739,9 @@ impl fmt::Display for Rule {
                 let _ = write!(w, " --mark {}", x.value);
             }
             for x in &m.ext {
-                // With --ctstate, printed in the same -m conntrack above.
-                if m.ctstate.is_some() && matches!(x, super::ext::Ext::Conntrack(_)) {
+                if let (Some(st), super::ext::Ext::Conntrack(c)) = (&m.ctstate, x) {
+                    ctstate(w, st);
+                    let _ = write!(w, "{}", super::ext::ConntrackOptions(c));
                     continue;
                 }
                 let _ = write!(w, "{x}");
