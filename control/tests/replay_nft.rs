@@ -335,6 +335,10 @@ fn what_xgate_cannot_run_is_refused_with_line_and_column() {
             "queue hands packets",
         ),
         (
+            "table ip f {\n set s { type ipv4_addr; size 2; flags dynamic; elements = { 10.0.0.1, 10.0.0.2, 10.0.0.3 }; }\n chain i { type filter hook input priority 0; ip saddr @s drop; }\n}",
+            "3 elements in a set of size 2",
+        ),
+        (
             "table ip f {\n chain i { type filter hook input priority 0; tcp dport 22 acept; }\n}",
             "gw.toml:36: firewall.nft: column 60: expected a match or a statement",
         ),

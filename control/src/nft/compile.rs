@@ -466,6 +466,13 @@ impl Compiler<'_, '_> {
                 continue;
             }
             let elements: R<Vec<_>> = set.elements.iter().map(|e| element_key(&e.key)).collect();
+            // nft refuses more elements than the set's size (ENFILE).
+            let elements = elements.and_then(|e| match set.size {
+                Some(n) if e.len() as u64 > n as u64 => {
+                    Err(format!("{} elements in a set of size {n}", e.len()))
+                }
+                _ => Ok(e),
+            });
             match elements {
                 Ok(elements) => {
                     let spec = DynSetSpec {
