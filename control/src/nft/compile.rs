@@ -468,7 +468,7 @@ impl Compiler<'_, '_> {
             let elements: R<Vec<_>> = set.elements.iter().map(|e| element_key(&e.key)).collect();
             // nft refuses more elements than the set's size (ENFILE).
             let elements = elements.and_then(|e| match set.size {
-                Some(n) if e.len() as u64 > n as u64 => {
+                Some(n) if e.len() as u64 > n => {
                     Err(format!("{} elements in a set of size {n}", e.len()))
                 }
                 _ => Ok(e),
