@@ -96,6 +96,52 @@ struct State {
     config: Config,
     static_neighbors: Vec<(IfIndex, u128, [u8; 6])>,
     next_epoch: u64,
+    /// `xgate ctl ipset` changes since the start, replayed onto the sets a
+    /// reload reads (as the kernel's ipsets outlive `iptables-restore`).
+    ipset_ops: Vec<IpsetOp>,
+}
+
+/// A live change of an ipset (`xgate ctl ipset add|del|flush`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IpsetOp {
+    Add(String, (u128, u128)),
+    Del(String, (u128, u128)),
+    Flush(String),
+}
+
+impl std::fmt::Display for IpsetOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::iptables::ipset::element_text;
+        match self {
+            IpsetOp::Add(n, (lo, hi)) => write!(f, "add {n} {}", element_text(*lo, *hi)),
+            IpsetOp::Del(n, (lo, hi)) => write!(f, "del {n} {}", element_text(*lo, *hi)),
+            IpsetOp::Flush(n) => write!(f, "flush {n}"),
+        }
+    }
+}
+
+impl IpsetOp {
+    fn name(&self) -> &str {
+        match self {
+            IpsetOp::Add(n, _) | IpsetOp::Del(n, _) | IpsetOp::Flush(n) => n,
+        }
+    }
+
+    /// Applies the change to the set of its name among `sets`.
+    fn apply(&self, sets: &iptables::FirewallRules) -> Result<(), String> {
+        let set = sets
+            .ipsets
+            .get(self.name())
+            .ok_or_else(|| format!("no ipset {} in the running config", self.name()))?;
+        match self {
+            IpsetOp::Add(_, e) => set.add(*e),
+            IpsetOp::Del(_, e) => set.del(*e),
+            IpsetOp::Flush(_) => {
+                set.flush();
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Owns the config path and publishes tables to the workers. Reloads and
@@ -163,6 +209,7 @@ impl Publisher {
                 config: cfg,
                 static_neighbors: compiled.static_neighbors,
                 next_epoch: 2,
+                ipset_ops: Vec::new(),
             }),
             retired: Mutex::new(Vec::new()),
             reloads: AtomicU64::new(0),
@@ -309,7 +356,17 @@ impl Publisher {
         self.shared
             .conntrack
             .set_tcp_be_liberal(compiled.tcp_be_liberal);
-        let warnings = restart_only_changes(&st.config, &cfg);
+        let mut warnings = restart_only_changes(&st.config, &cfg);
+        // The live ipset changes go on in the sets just read; one that no
+        // longer applies (its set is gone, its element already there or
+        // no longer) is dropped and said.
+        let ops = std::mem::take(&mut st.ipset_ops);
+        for op in ops {
+            match op.apply(&compiled.iptables) {
+                Ok(()) => st.ipset_ops.push(op),
+                Err(e) => warnings.push(format!("ctl ipset {op}: not kept: {e}")),
+            }
+        }
         let summary = format!(
             "{}: {} interfaces, {} routes, {} firewall rules",
             cfg.source,
@@ -339,6 +396,18 @@ impl Publisher {
             summary,
             warnings,
         })
+    }
+
+    /// `ipset add|del|flush` on a running set: the workers see the new
+    /// contents at their next lookup; the change is kept across reloads.
+    pub fn ipset(&self, op: IpsetOp) -> Result<(), String> {
+        let mut st = self.lock();
+        op.apply(&self.current().iptables)?;
+        if let IpsetOp::Flush(name) = &op {
+            st.ipset_ops.retain(|o| o.name() != name);
+        }
+        st.ipset_ops.push(op);
+        Ok(())
     }
 
     /// `ip route add`: publishes the current tables with one more route.

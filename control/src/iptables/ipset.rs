@@ -14,12 +14,17 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use xgate_dataplane::addr::ip_key;
 
-/// One set: its IPv4-ness and its members as inclusive key ranges.
+/// One set: its IPv4-ness, its bound (`maxelem`, default 65536) and its
+/// members as inclusive key ranges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpSet {
     pub v4: bool,
+    pub maxelem: usize,
     pub ranges: Vec<(u128, u128)>,
 }
+
+/// ipset's default `maxelem`.
+pub const MAXELEM: usize = 65536;
 
 /// Parses `ipset save` text; errors name the line (counted from `first`).
 pub fn parse(text: &str, first: usize) -> Result<BTreeMap<String, IpSet>, (usize, String)> {
@@ -51,6 +56,14 @@ pub fn parse(text: &str, first: usize) -> Result<BTreeMap<String, IpSet>, (usize
                     Some(&"inet6") => false,
                     Some(f) => return Err((line, format!("family {f}: inet or inet6"))),
                 };
+                let maxelem = match w.iter().position(|x| *x == "maxelem").map(|p| w.get(p + 1)) {
+                    None => MAXELEM,
+                    Some(Some(n)) => match n.parse::<usize>() {
+                        Ok(n) if (1..=1 << 24).contains(&n) => n,
+                        _ => return Err((line, format!("maxelem {n}: 1 to {}", 1 << 24))),
+                    },
+                    Some(None) => return Err((line, "maxelem needs a number".into())),
+                };
                 if sets.contains_key(*name) {
                     return Err((line, format!("set {name} is created twice")));
                 }
@@ -58,6 +71,7 @@ pub fn parse(text: &str, first: usize) -> Result<BTreeMap<String, IpSet>, (usize
                     name.to_string(),
                     IpSet {
                         v4,
+                        maxelem,
                         ranges: Vec::new(),
                     },
                 );
@@ -73,6 +87,12 @@ pub fn parse(text: &str, first: usize) -> Result<BTreeMap<String, IpSet>, (usize
                     return Err((line, format!("add to set {name}, never created")));
                 };
                 let r = element(elem).map_err(|e| (line, e))?;
+                if set.ranges.len() >= set.maxelem {
+                    return Err((
+                        line,
+                        format!("set {name} is full (maxelem {})", set.maxelem),
+                    ));
+                }
                 let v4 = r.0 >> 32 == 0xffff && r.1 >> 32 == 0xffff;
                 if v4 != set.v4 {
                     return Err((
@@ -97,7 +117,7 @@ pub fn parse(text: &str, first: usize) -> Result<BTreeMap<String, IpSet>, (usize
 }
 
 /// An address, a network or a range, as key bounds.
-fn element(s: &str) -> Result<(u128, u128), String> {
+pub fn element(s: &str) -> Result<(u128, u128), String> {
     if let Some((a, b)) = s.split_once('-') {
         let (a, b): (IpAddr, IpAddr) = (
             a.parse().map_err(|_| format!("invalid address {a}"))?,
@@ -131,6 +151,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sets["bad"].ranges.len(), 3);
+        let texts: Vec<String> = sets["bad"]
+            .ranges
+            .iter()
+            .map(|&(l, h)| element_text(l, h))
+            .collect();
+        assert_eq!(
+            texts,
+            ["10.0.0.0/8", "192.0.2.7", "198.51.100.1-198.51.100.9"]
+        );
+        let all = element("::/0").unwrap();
+        assert_eq!(element_text(all.0, all.1), "::/0");
         assert!(sets["bad"].v4 && !sets["six"].v4);
         for (text, line, needle) in [
             ("create x list:set\n", 1, "list:set"),
@@ -138,10 +169,36 @@ mod tests {
             ("create x hash:ip\nadd x 2001:db8::1\n", 2, "family inet"),
             ("create x hash:ip\nadd x 10.0.0.1 nomatch\n", 2, "nomatch"),
             ("flush\n", 1, "create and add"),
+            (
+                "create x hash:ip maxelem 1\nadd x 10.0.0.1\nadd x 10.0.0.2\n",
+                3,
+                "full",
+            ),
         ] {
             let (l, e) = parse(text, 1).unwrap_err();
             assert_eq!(l, line, "{text}");
             assert!(e.contains(needle), "{text}: {e}");
         }
     }
+}
+
+/// An element's text as `ipset list` prints it: an address, a network
+/// when the range is one, else `A-B`.
+pub fn element_text(lo: u128, hi: u128) -> String {
+    use xgate_dataplane::addr::key_ip;
+    let (a, b) = (key_ip(lo), key_ip(hi));
+    if lo == hi {
+        return a.to_string();
+    }
+    let bits = if a.is_ipv4() { 32 } else { 128 };
+    match (hi - lo).checked_add(1) {
+        // ::/0
+        None => return format!("{a}/0"),
+        Some(span) if span.is_power_of_two() && lo.is_multiple_of(span) => {
+            let len = bits - span.trailing_zeros().min(bits);
+            return format!("{a}/{len}");
+        }
+        _ => {}
+    }
+    format!("{a}-{b}")
 }

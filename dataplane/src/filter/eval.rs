@@ -406,6 +406,10 @@ impl Ruleset {
                 };
                 hit != neg
             }
+            Op::IpSet { set, field, neg } => match load_any(field, p) {
+                Some(a) => self.ipsets[set as usize].contains(a) != neg,
+                None => false,
+            },
             Op::SetLookup { set, fields, neg } => {
                 let s = &self.dynsets[set as usize];
                 s.contains(s.tag(&KeyVals::of(p), fields), cx.now) != neg

@@ -268,6 +268,13 @@ pub enum Expr {
         neg: bool,
         ranges: Vec<(u128, u128)>,
     },
+    /// The field (an address) is in ipset `set` (`-m set`), whose
+    /// contents change while the ruleset runs.
+    IpSet {
+        set: std::sync::Arc<super::ipset::IpSetTable>,
+        field: Field,
+        neg: bool,
+    },
     /// `-m statistic`.
     Statistic { neg: bool, spec: StatisticSpec },
     /// `-m limit`.
@@ -390,9 +397,10 @@ impl Expr {
     /// The field it loads, if one.
     pub fn field(&self) -> Option<Field> {
         match self {
-            Expr::Cmp { field, .. } | Expr::Bits { field, .. } | Expr::InRanges { field, .. } => {
-                Some(*field)
-            }
+            Expr::Cmp { field, .. }
+            | Expr::Bits { field, .. }
+            | Expr::InRanges { field, .. }
+            | Expr::IpSet { field, .. } => Some(*field),
             _ => None,
         }
     }
