@@ -104,17 +104,17 @@ struct State {
 /// A live change of an ipset (`xgate ctl ipset add|del|flush`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IpsetOp {
-    Add(String, (u128, u128)),
-    Del(String, (u128, u128)),
+    /// Set name and element text (read as the set's type reads it).
+    Add(String, String),
+    Del(String, String),
     Flush(String),
 }
 
 impl std::fmt::Display for IpsetOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::iptables::ipset::element_text;
         match self {
-            IpsetOp::Add(n, (lo, hi)) => write!(f, "add {n} {}", element_text(*lo, *hi)),
-            IpsetOp::Del(n, (lo, hi)) => write!(f, "del {n} {}", element_text(*lo, *hi)),
+            IpsetOp::Add(n, e) => write!(f, "add {n} {e}"),
+            IpsetOp::Del(n, e) => write!(f, "del {n} {e}"),
             IpsetOp::Flush(n) => write!(f, "flush {n}"),
         }
     }
@@ -134,8 +134,8 @@ impl IpsetOp {
             .get(self.name())
             .ok_or_else(|| format!("no ipset {} in the running config", self.name()))?;
         match self {
-            IpsetOp::Add(_, e) => set.add(*e),
-            IpsetOp::Del(_, e) => set.del(*e),
+            IpsetOp::Add(_, e) => set.add(crate::iptables::ipset::element_for(set, e)?),
+            IpsetOp::Del(_, e) => set.del(crate::iptables::ipset::element_for(set, e)?),
             IpsetOp::Flush(_) => {
                 set.flush();
                 Ok(())

@@ -864,3 +864,75 @@ COMMIT
     .unwrap();
     assert!(rs.to_string().contains("! --ctstate SNAT,DNAT"), "{rs}");
 }
+
+#[test]
+fn ipset_hash_ip_port_opens_what_it_lists() {
+    // A hash:ip,port of published services, matched by destination
+    // address and port (`dst,dst`), under FORWARD policy DROP.
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .config(
+            r#"
+[firewall]
+ipsets = """
+create services hash:ip,port family inet
+add services 192.168.1.10,tcp:22
+add services 192.168.1.10,udp:53
+add services 192.168.1.10,8000-8001
+"""
+rules = """
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m set --match-set services dst,dst -j ACCEPT
+COMMIT
+"""
+"#,
+        );
+    let frames = vec![
+        (
+            0.0,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40000, 22),
+        ),
+        (
+            0.1,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40001, 53),
+        ),
+        (
+            0.2,
+            syn(
+                UPSTREAM,
+                GW_WAN,
+                "198.51.100.7",
+                "192.168.1.10",
+                40002,
+                8001,
+            ),
+        ),
+        (
+            0.3,
+            syn(
+                UPSTREAM,
+                GW_WAN,
+                "198.51.100.7",
+                "192.168.1.10",
+                40003,
+                8002,
+            ),
+        ),
+    ];
+    let o = run("ipt_set_ip_port", &cfg, &[("wan", frames)]);
+    let lan: Vec<String> = o.frames("lan").iter().map(|f| flow4(f)).collect();
+    assert_eq!(
+        lan,
+        vec![
+            "198.51.100.7:40000 > 192.168.1.10:22",
+            "198.51.100.7:40002 > 192.168.1.10:8001"
+        ],
+        "tcp 53 is not udp 53, 8002 is past the range"
+    );
+    // One flag for a two-dimension set is refused.
+    let e = errors(
+        "\n[firewall]\nipsets = \"\"\"\ncreate s hash:ip,port\nadd s 10.0.0.1,80\n\"\"\"\nrules_v4 = \"\"\"\n*filter\n-A FORWARD -m set --match-set s dst -j DROP\nCOMMIT\n\"\"\"\n",
+    );
+    assert!(e.contains("each of the set's dimensions"), "{e}");
+}

@@ -631,15 +631,15 @@ impl Runtime {
     }
 
     fn ipset(&self, op: &str, name: Option<&str>, elem: Option<&str>) -> Result<Response, String> {
-        use crate::iptables::ipset::{element, element_text};
+        use crate::iptables::ipset::{element_text, port_entry_text};
         use crate::publish::IpsetOp;
         let name_of = || {
             name.map(str::to_string)
                 .ok_or(format!("ipset {op}: which set?"))
         };
         let elem_of = || {
-            let e = elem.ok_or(format!("ipset {op}: which element?"))?;
-            element(e)
+            elem.map(str::to_string)
+                .ok_or(format!("ipset {op}: which element?"))
         };
         let change = match op {
             "add" => Some(IpsetOp::Add(name_of()?, elem_of()?)),
@@ -673,15 +673,20 @@ impl Runtime {
         let mut js = Vec::new();
         for (n, s) in sets {
             let d = s.data();
-            let members: Vec<String> = d
+            let mut members: Vec<String> = d
                 .elements
                 .iter()
                 .map(|&(lo, hi)| element_text(lo, hi))
                 .collect();
+            let mut tuples: Vec<_> = d.tuples.iter().copied().collect();
+            tuples.sort_unstable();
+            members.extend(tuples.into_iter().map(|(a, p, n)| port_entry_text(a, p, n)));
             let _ = writeln!(
                 text,
                 "Name: {n}\nType: {}\nHeader: family {} maxelem {}\nNumber of entries: {}\nMembers:",
-                if members.iter().any(|m| m.contains('/') || m.contains('-')) {
+                if s.has_ports() {
+                    "hash:ip,port"
+                } else if members.iter().any(|m| m.contains('/') || m.contains('-')) {
                     "hash:net"
                 } else {
                     "hash:ip"

@@ -21,6 +21,10 @@ pub struct IpSet {
     pub v4: bool,
     pub maxelem: usize,
     pub ranges: Vec<(u128, u128)>,
+    /// `hash:ip,port`: its entries (address, protocol, port), each
+    /// address and port of an element's ranges one entry, as the kernel
+    /// stores them.
+    pub ports: Option<Vec<(u128, u8, u16)>>,
 }
 
 /// ipset's default `maxelem`.
@@ -41,10 +45,12 @@ pub fn parse(text: &str, first: usize) -> Result<BTreeMap<String, IpSet>, (usize
                 let (Some(name), Some(ty)) = (w.get(1), w.get(2)) else {
                     return Err((line, "create NAME TYPE".into()));
                 };
-                if !matches!(*ty, "hash:ip" | "hash:net" | "bitmap:ip") {
+                if !matches!(*ty, "hash:ip" | "hash:net" | "bitmap:ip" | "hash:ip,port") {
                     return Err((
                         line,
-                        format!("ipset type {ty}: xgate reads hash:ip, hash:net and bitmap:ip"),
+                        format!(
+                            "ipset type {ty}: xgate reads hash:ip, hash:net, bitmap:ip and hash:ip,port"
+                        ),
                     ));
                 }
                 let v4 = match w
@@ -73,6 +79,7 @@ pub fn parse(text: &str, first: usize) -> Result<BTreeMap<String, IpSet>, (usize
                         v4,
                         maxelem,
                         ranges: Vec::new(),
+                        ports: (*ty == "hash:ip,port").then(Vec::new),
                     },
                 );
             }
@@ -86,6 +93,26 @@ pub fn parse(text: &str, first: usize) -> Result<BTreeMap<String, IpSet>, (usize
                 let Some(set) = sets.get_mut(*name) else {
                     return Err((line, format!("add to set {name}, never created")));
                 };
+                let family = |v4: bool| {
+                    if v4 == set.v4 {
+                        Ok(())
+                    } else {
+                        Err((
+                            line,
+                            format!(
+                                "{elem} in set {name} of family {}",
+                                if set.v4 { "inet" } else { "inet6" }
+                            ),
+                        ))
+                    }
+                };
+                if let Some(entries) = &mut set.ports {
+                    let room = set.maxelem.saturating_sub(entries.len());
+                    let t = port_element(elem, room).map_err(|e| (line, e))?;
+                    family(t.first().is_none_or(|&(a, _, _)| a >> 32 == 0xffff))?;
+                    entries.extend(t);
+                    continue;
+                }
                 let r = element(elem).map_err(|e| (line, e))?;
                 if set.ranges.len() >= set.maxelem {
                     return Err((
@@ -93,16 +120,7 @@ pub fn parse(text: &str, first: usize) -> Result<BTreeMap<String, IpSet>, (usize
                         format!("set {name} is full (maxelem {})", set.maxelem),
                     ));
                 }
-                let v4 = r.0 >> 32 == 0xffff && r.1 >> 32 == 0xffff;
-                if v4 != set.v4 {
-                    return Err((
-                        line,
-                        format!(
-                            "{elem} in set {name} of family {}",
-                            if set.v4 { "inet" } else { "inet6" }
-                        ),
-                    ));
-                }
+                family(r.0 >> 32 == 0xffff && r.1 >> 32 == 0xffff)?;
                 set.ranges.push(r);
             }
             other => {
@@ -160,6 +178,15 @@ mod tests {
             texts,
             ["10.0.0.0/8", "192.0.2.7", "198.51.100.1-198.51.100.9"]
         );
+        let sets = parse(
+            "create p hash:ip,port family inet maxelem 8\nadd p 192.0.2.1,tcp:22\nadd p 192.0.2.2-192.0.2.3,udp:53-54\n",
+            1,
+        )
+        .unwrap();
+        assert_eq!(sets["p"].ports.as_ref().unwrap().len(), 5);
+        let (l, e) =
+            parse("create p hash:ip,port maxelem 2\nadd p 10.0.0.0/30,80\n", 1).unwrap_err();
+        assert!(l == 2 && e.contains("room"), "{e}");
         let all = element("::/0").unwrap();
         assert_eq!(element_text(all.0, all.1), "::/0");
         assert!(sets["bad"].v4 && !sets["six"].v4);
@@ -180,6 +207,82 @@ mod tests {
             assert!(e.contains(needle), "{text}: {e}");
         }
     }
+}
+
+/// A `hash:ip,port` element (`ADDR,PORT`, `ADDR,PROTO:PORT`, with an
+/// address range or network and a port range `A-B`; the protocol tcp when
+/// not given) as its entries, refused when they would be more than
+/// `room` (ipset expands ranges the same way, bounded by maxelem).
+pub fn port_element(s: &str, room: usize) -> Result<Vec<(u128, u8, u16)>, String> {
+    let (addr, port) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s}: a hash:ip,port element is ADDRESS,[PROTO:]PORT"))?;
+    let (lo, hi) = element(addr)?;
+    let (proto, ports) = match port.split_once(':') {
+        Some((p, rest)) => (
+            match p {
+                "tcp" => 6u8,
+                "udp" => 17,
+                "sctp" => 132,
+                "udplite" => 136,
+                _ => return Err(format!("{s}: protocol {p}: tcp, udp, sctp or udplite")),
+            },
+            rest,
+        ),
+        None => (6, port),
+    };
+    let num = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| format!("{s}: invalid port {p}"))
+    };
+    let (plo, phi) = match ports.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(ports)?, num(ports)?),
+    };
+    if plo > phi {
+        return Err(format!("{s}: reversed port range"));
+    }
+    let n = (hi - lo)
+        .saturating_add(1)
+        .saturating_mul(u128::from(phi - plo) + 1);
+    if n > room as u128 {
+        return Err(format!(
+            "{s}: {n} entries, more than the set has room for ({room})"
+        ));
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for a in lo..=hi {
+        for p in plo..=phi {
+            out.push((a, proto, p));
+        }
+    }
+    Ok(out)
+}
+
+/// Element text `s` for `set`: `ADDR,[PROTO:]PORT` for a hash:ip,port
+/// set, an address, network or range for the others.
+pub fn element_for(
+    set: &xgate_dataplane::filter::ipset::IpSetTable,
+    s: &str,
+) -> Result<xgate_dataplane::filter::ipset::Element, String> {
+    use xgate_dataplane::filter::ipset::Element;
+    if set.has_ports() {
+        port_element(s, set.maxelem()).map(Element::Tuples)
+    } else {
+        element(s).map(|(lo, hi)| Element::Range(lo, hi))
+    }
+}
+
+/// A `hash:ip,port` entry as `ipset list` prints it.
+pub fn port_entry_text(a: u128, proto: u8, port: u16) -> String {
+    let p = match proto {
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        132 => "sctp".to_string(),
+        136 => "udplite".to_string(),
+        n => n.to_string(),
+    };
+    format!("{},{p}:{port}", xgate_dataplane::addr::key_ip(a))
 }
 
 /// An element's text as `ipset list` prints it: an address, a network

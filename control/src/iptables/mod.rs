@@ -217,9 +217,11 @@ pub fn load_all(
             all.ipsets = sets
                 .into_iter()
                 .map(|(name, s)| {
-                    let t = xgate_dataplane::filter::ipset::IpSetTable::new(
-                        &name, s.v4, s.maxelem, s.ranges,
-                    );
+                    use xgate_dataplane::filter::ipset::IpSetTable;
+                    let t = match s.ports {
+                        Some(entries) => IpSetTable::with_ports(&name, s.v4, s.maxelem, entries),
+                        None => IpSetTable::new(&name, s.v4, s.maxelem, s.ranges),
+                    };
                     (name, std::sync::Arc::new(t))
                 })
                 .collect();

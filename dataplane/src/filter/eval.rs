@@ -406,10 +406,22 @@ impl Ruleset {
                 };
                 hit != neg
             }
-            Op::IpSet { set, field, neg } => match load_any(field, p) {
-                Some(a) => self.ipsets[set as usize].contains(a) != neg,
-                None => false,
-            },
+            Op::IpSet {
+                set,
+                field,
+                port,
+                neg,
+            } => {
+                let s = &self.ipsets[set as usize];
+                match (load_any(field, p), port) {
+                    (Some(a), None) => s.contains(a) != neg,
+                    (Some(a), Some(f)) => match load(f, p) {
+                        Some(pt) => s.contains_port(a, p.proto, pt as u16) != neg,
+                        None => false,
+                    },
+                    (None, _) => false,
+                }
+            }
             Op::SetLookup { set, fields, neg } => {
                 let s = &self.dynsets[set as usize];
                 s.contains(s.tag(&KeyVals::of(p), fields), cx.now) != neg

@@ -273,6 +273,9 @@ pub enum Expr {
     IpSet {
         set: std::sync::Arc<super::ipset::IpSetTable>,
         field: Field,
+        /// A `hash:ip,port` set's port ([`Field::Sport`] or
+        /// [`Field::Dport`]; the protocol goes with it).
+        port: Option<Field>,
         neg: bool,
     },
     /// `-m statistic`.

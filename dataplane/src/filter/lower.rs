@@ -245,9 +245,23 @@ impl Compiler {
                     len,
                 }
             }
-            Expr::IpSet { set, field, neg } => {
-                if !field.is_addr() {
-                    return Err(BuildError::new(line, "an ipset holds addresses"));
+            Expr::IpSet {
+                set,
+                field,
+                port,
+                neg,
+            } => {
+                if !field.is_addr()
+                    || set.has_ports() != port.is_some()
+                    || port.is_some_and(|f| !matches!(f, Field::Sport | Field::Dport))
+                {
+                    return Err(BuildError::new(
+                        line,
+                        "an ipset is looked up by an address (and a port for hash:ip,port)",
+                    ));
+                }
+                if let Some(f) = port {
+                    self.needs |= f.needs();
                 }
                 narrow(r, self.forced, set.is_v4(), field.name(), line)?;
                 let i = match self
@@ -265,6 +279,7 @@ impl Compiler {
                     set: u16::try_from(i)
                         .map_err(|_| BuildError::new(line, "more than 65535 ipsets"))?,
                     field: *field,
+                    port: *port,
                     neg: *neg,
                 }
             }

@@ -123,6 +123,7 @@ pub(super) enum Op {
     IpSet {
         set: u16,
         field: Field,
+        port: Option<Field>,
         neg: bool,
     },
     /// [`super::Field::Reg`] in `lo..=hi`.

@@ -32,15 +32,29 @@ impl Set {
                 self.name
             ));
         };
-        let field = match self.flags.split(',').next() {
-            Some("src") => Field::Saddr,
-            Some("dst") => Field::Daddr,
-            _ => {
-                return Err(format!(
-                    "--match-set {} {}: src or dst",
-                    self.name, self.flags
-                ));
-            }
+        let dir = |f: Option<&str>| match f {
+            Some("src") => Ok(true),
+            Some("dst") => Ok(false),
+            _ => Err(format!(
+                "--match-set {} {}: src or dst for each of the set's dimensions",
+                self.name, self.flags
+            )),
+        };
+        let mut flags = self.flags.split(',');
+        let field = if dir(flags.next())? {
+            Field::Saddr
+        } else {
+            Field::Daddr
+        };
+        // hash:ip,port: the second flag says which port.
+        let port = if m.has_ports() {
+            Some(if dir(flags.next())? {
+                Field::Sport
+            } else {
+                Field::Dport
+            })
+        } else {
+            None
         };
         // A set has one family; as in the kernel, its match (negated or
         // not) only ever holds for packets of that family.
@@ -49,6 +63,7 @@ impl Set {
             Expr::IpSet {
                 set: m.clone(),
                 field,
+                port,
                 neg: self.neg,
             },
         ])
