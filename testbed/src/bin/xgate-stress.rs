@@ -422,6 +422,9 @@ fn run(o: &Opts, name: &str) {
             x.signal(libc::SIGKILL);
             let killed = Instant::now();
             std::thread::sleep(Duration::from_millis(200));
+            // The old handle first: it removes the instance directory,
+            // which the new instance reuses.
+            drop(x);
             x = Xgate::start(&o.xgate, &t.rt, &config(&t));
             let cl = t.cl.clone();
             let back = loop {
