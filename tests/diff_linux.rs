@@ -1796,6 +1796,29 @@ fn cases() -> Vec<Case> {
             probes: p.0,
         });
     }
+    // kube-proxy's `! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`: "none
+    // of them", which an INVALID packet (no connection) also is.
+    {
+        let mut p = P::default();
+        let k = p.syn(S, SV, 40320, "10.2.0.1", 8080);
+        p.reply(k, "SA");
+        p.syn(C, CL, 40321, SV, 80);
+        p.tcp(S, SV, 40322, "10.2.0.1", 8080, "SF");
+        p.tcp(C, CL, 40323, SV, 80, "SF");
+        v.push(Case {
+            name: "ctstate-not-dnat",
+            lang: Lang::Iptables,
+            ruleset: "*nat\n\
+                 -A PREROUTING -i xdlr1 -p tcp --dport 8080 -j DNAT --to-destination 10.1.0.2:80\n\
+                 COMMIT\n\
+                 *filter\n\
+                 -A FORWARD -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n\
+                 COMMIT\n"
+                .into(),
+            ipsets: "",
+            probes: p.0,
+        });
+    }
     // --ctstate DNAT: FORWARD opened only for what a DNAT rule forwarded.
     {
         let mut p = P::default();

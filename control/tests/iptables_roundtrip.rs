@@ -92,6 +92,7 @@ const MATCHES: &[(&str, Needs, &str)] = &[
         Needs::Any,
         "-m connlimit --connlimit-above 3 --connlimit-mask 32 --connlimit-saddr",
     ),
+    ("nfacct", Needs::Any, "-m nfacct --nfacct-name acct_1"),
     ("port", Needs::TcpOrUdp, "--dport 53"),
     ("port", Needs::TcpOrUdp, "--sport 1024:65535"),
     ("port", Needs::TcpOrUdp, "--dport ssh"),

@@ -394,9 +394,12 @@ fn rule(
     // connection's IPS_SRC_NAT / IPS_DST_NAT status bits.
     if let Some(n) = &m.ctstate {
         let virt = n.value.0 & !crate::iptables::CtStates::STATES;
-        if virt != 0 && n.value.0 & crate::iptables::CtStates::STATES != 0 {
+        // A negated list is "none of them": each part negated, both
+        // required (`! --ctstate RELATED,ESTABLISHED,DNAT` of kube-proxy).
+        // A plain list mixing the two would need an "or".
+        if virt != 0 && n.value.0 & crate::iptables::CtStates::STATES != 0 && !n.negated {
             errs.push(
-                "--ctstate mixing states with SNAT/DNAT (either may hold) is not supported: write one rule per part"
+                "--ctstate mixing states with SNAT/DNAT (either may hold) is not supported: write one rule per part (a negated list is)"
                     .into(),
             );
         } else if virt != 0 {
@@ -408,7 +411,7 @@ fn rule(
                 bits |= filter::ct_status::DNAT;
             }
             exprs.push(Expr::Bits {
-                field: filter::Field::CtStatus,
+                field: filter::Field::CtNat,
                 neg: n.negated,
                 bits,
             });

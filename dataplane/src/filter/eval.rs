@@ -541,6 +541,9 @@ fn load(f: Field, p: &PacketView) -> Option<u32> {
         Field::DstType => p.dst_type.into(),
         Field::CtState => p.ctstate.into(),
         Field::CtStatus => ct()?.status,
+        Field::CtNat => p
+            .ct
+            .map_or(0, |c| c.status & (super::ct_status::SNAT | super::ct_status::DNAT)),
         Field::Conns => p.conns,
         Field::Rpf => p.rpf.into(),
         Field::CtMark => ct()?.mark,
