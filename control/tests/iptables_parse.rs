@@ -389,7 +389,8 @@ COMMIT
         logdrop[0].target,
         Target::Log {
             prefix: Some("drop: ".into()),
-            level: Some(6)
+            level: Some(6),
+            flags: 0,
         }
     );
     let nat = rules(&r, TableKind::Nat, "PREROUTING");

@@ -157,58 +157,6 @@ pub fn element(s: &str) -> Result<(u128, u128), String> {
     Ok((ip_key(a), ip_key(a)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_what_ipset_save_writes() {
-        let sets = parse(
-            "create bad hash:net family inet hashsize 1024 maxelem 65536\nadd bad 10.0.0.0/8\nadd bad 192.0.2.7\nadd bad 198.51.100.1-198.51.100.9 timeout 600\ncreate six hash:ip family inet6\nadd six 2001:db8::1\n",
-            1,
-        )
-        .unwrap();
-        assert_eq!(sets["bad"].ranges.len(), 3);
-        let texts: Vec<String> = sets["bad"]
-            .ranges
-            .iter()
-            .map(|&(l, h)| element_text(l, h))
-            .collect();
-        assert_eq!(
-            texts,
-            ["10.0.0.0/8", "192.0.2.7", "198.51.100.1-198.51.100.9"]
-        );
-        let sets = parse(
-            "create p hash:ip,port family inet maxelem 8\nadd p 192.0.2.1,tcp:22\nadd p 192.0.2.2-192.0.2.3,udp:53-54\n",
-            1,
-        )
-        .unwrap();
-        assert_eq!(sets["p"].ports.as_ref().unwrap().len(), 5);
-        let (l, e) =
-            parse("create p hash:ip,port maxelem 2\nadd p 10.0.0.0/30,80\n", 1).unwrap_err();
-        assert!(l == 2 && e.contains("room"), "{e}");
-        let all = element("::/0").unwrap();
-        assert_eq!(element_text(all.0, all.1), "::/0");
-        assert!(sets["bad"].v4 && !sets["six"].v4);
-        for (text, line, needle) in [
-            ("create x list:set\n", 1, "list:set"),
-            ("add x 1.2.3.4\n", 1, "never created"),
-            ("create x hash:ip\nadd x 2001:db8::1\n", 2, "family inet"),
-            ("create x hash:ip\nadd x 10.0.0.1 nomatch\n", 2, "nomatch"),
-            ("flush\n", 1, "create and add"),
-            (
-                "create x hash:ip maxelem 1\nadd x 10.0.0.1\nadd x 10.0.0.2\n",
-                3,
-                "full",
-            ),
-        ] {
-            let (l, e) = parse(text, 1).unwrap_err();
-            assert_eq!(l, line, "{text}");
-            assert!(e.contains(needle), "{text}: {e}");
-        }
-    }
-}
-
 /// A `hash:ip,port` element (`ADDR,PORT`, `ADDR,PROTO:PORT`, with an
 /// address range or network and a port range `A-B`; the protocol tcp when
 /// not given) as its entries, refused when they would be more than
@@ -304,4 +252,56 @@ pub fn element_text(lo: u128, hi: u128) -> String {
         _ => {}
     }
     format!("{a}-{b}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_ipset_save_writes() {
+        let sets = parse(
+            "create bad hash:net family inet hashsize 1024 maxelem 65536\nadd bad 10.0.0.0/8\nadd bad 192.0.2.7\nadd bad 198.51.100.1-198.51.100.9 timeout 600\ncreate six hash:ip family inet6\nadd six 2001:db8::1\n",
+            1,
+        )
+        .unwrap();
+        assert_eq!(sets["bad"].ranges.len(), 3);
+        let texts: Vec<String> = sets["bad"]
+            .ranges
+            .iter()
+            .map(|&(l, h)| element_text(l, h))
+            .collect();
+        assert_eq!(
+            texts,
+            ["10.0.0.0/8", "192.0.2.7", "198.51.100.1-198.51.100.9"]
+        );
+        let psets = parse(
+            "create p hash:ip,port family inet maxelem 8\nadd p 192.0.2.1,tcp:22\nadd p 192.0.2.2-192.0.2.3,udp:53-54\n",
+            1,
+        )
+        .unwrap();
+        assert_eq!(psets["p"].ports.as_ref().unwrap().len(), 5);
+        let (l, e) =
+            parse("create p hash:ip,port maxelem 2\nadd p 10.0.0.0/30,80\n", 1).unwrap_err();
+        assert!(l == 2 && e.contains("room"), "{e}");
+        let all = element("::/0").unwrap();
+        assert_eq!(element_text(all.0, all.1), "::/0");
+        assert!(sets["bad"].v4 && !sets["six"].v4);
+        for (text, line, needle) in [
+            ("create x list:set\n", 1, "list:set"),
+            ("add x 1.2.3.4\n", 1, "never created"),
+            ("create x hash:ip\nadd x 2001:db8::1\n", 2, "family inet"),
+            ("create x hash:ip\nadd x 10.0.0.1 nomatch\n", 2, "nomatch"),
+            ("flush\n", 1, "create and add"),
+            (
+                "create x hash:ip maxelem 1\nadd x 10.0.0.1\nadd x 10.0.0.2\n",
+                3,
+                "full",
+            ),
+        ] {
+            let (l, e) = parse(text, 1).unwrap_err();
+            assert_eq!(l, line, "{text}");
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
 }
