@@ -155,6 +155,34 @@ pub trait Port {
     fn service(&mut self, umem: &mut [u8], pool: &mut FramePool);
 }
 
+/// Waits up to `timeout` for `fd` to be readable (poll(2)); false when the
+/// time passed or a signal interrupted the wait. For the control plane's
+/// sockets (the netlink mirror), whose crate has no `unsafe`.
+pub fn wait_readable(
+    fd: std::os::fd::BorrowedFd<'_>,
+    timeout: std::time::Duration,
+) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `p` is one valid, initialised pollfd that lives for the
+    // call, the count passed is 1, and poll only writes its `revents`; the
+    // descriptor is borrowed, so it stays open during the call.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(e);
+    }
+    Ok(r > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
