@@ -673,9 +673,12 @@ impl Publisher {
                 }
             }
         }
-        let flushed = flush_masqueraded(&self.shared, &gone);
         let (installed, shadowed) = counts(&st.mirror);
         let generation = self.publish_tables(&cur, compiled.tables.interfaces, compiled.tables.fib);
+        // Flushed once no worker runs the old tables, so no packet can
+        // open a connection to the old address after the flush.
+        wait_unused(&cur.tables, std::time::Duration::from_millis(500));
+        let flushed = flush_masqueraded(&self.shared, &gone);
         drop(st);
         if !warnings.is_empty() {
             self.mirror_status().last_error = Some(format!(
@@ -713,6 +716,15 @@ impl Publisher {
             devices: cur.devices.clone(),
             taps: cur.taps.clone(),
         })
+    }
+}
+
+/// Waits (at most `limit`) until only the snapshot holds `tables`: every
+/// worker and view has moved to newer ones.
+fn wait_unused(tables: &Arc<Tables>, limit: std::time::Duration) {
+    let t = std::time::Instant::now();
+    while Arc::strong_count(tables) > 1 && t.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_micros(200));
     }
 }
 

@@ -1,0 +1,358 @@
+//! End to end: the router namespace's kernel tools steer xgate through the
+//! netlink mirror. `ip route add` on the host for a prefix via the WAN tap
+//! makes xgate forward to it, `ip route del` stops it within a second; an
+//! `ip addr` change on the WAN tap moves MASQUERADE to the new address and
+//! flushes the connections of the old one; a route by a device that is no
+//! tap is listed as unusable; a burst of routes from `ip -batch` is
+//! mirrored whole (the count is `XGATE_MIRROR_ROUTES`, default 20000, and
+//! the time it took is printed).
+//!
+//! ```text
+//!  client ns                router ns (xgate)                 server ns
+//!  c0 10.1.0.2/24 ---- r0 "lan" 10.1.0.1/24
+//!                      r1 "wan" 10.2.0.1/24, tap xg-wan ---- s0 10.2.0.2/24
+//!                                                            lo 10.99.0.1/32
+//! ```
+//!
+//! Skips, with the reason printed, where the kernel lacks AF_XDP or
+//! namespaces.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use xgate_testbed::xgate::Xgate;
+use xgate_testbed::{Testbed, in_ns};
+
+const XGATE: &str = env!("CARGO_BIN_EXE_xgate");
+
+/// A UDP server that answers each datagram with the sender's address, until
+/// the flag is set.
+fn who_server(ns: &str, addr: &str, stop: Arc<AtomicBool>) {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let sock = in_ns(ns, move || UdpSocket::bind(addr).unwrap())
+        .join()
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok((_, from)) = sock.recv_from(&mut buf) {
+                let _ = sock.send_to(from.ip().to_string().as_bytes(), from);
+            }
+        }
+    });
+}
+
+/// One request from `ns` to `to`: the address the server saw, if it
+/// answered within 300 ms.
+fn ask(ns: &str, to: &str) -> Option<IpAddr> {
+    let to: SocketAddr = to.parse().unwrap();
+    in_ns(ns, move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.send_to(b"who", to).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, _) = s.recv_from(&mut buf).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.parse().ok()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Asks until `want(answer)` holds or `limit` passes; the time it took.
+fn until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return Some(t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn ctl(x: &Xgate, args: &[&str]) -> String {
+    let out = Command::new(XGATE)
+        .arg("ctl")
+        .arg("--socket")
+        .arg(x.socket())
+        .args(args)
+        .output()
+        .expect("xgate ctl");
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn mirror_json(x: &Xgate) -> serde_json::Value {
+    serde_json::from_str(&ctl(x, &["mirror", "--json"])).unwrap()
+}
+
+fn ip(tb: &Testbed, ns: &str, args: &[&str]) {
+    let out = tb.ip(ns, args);
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kernel_routes_and_addresses_on_the_wan_tap_steer_xgate() {
+    if xgate_testbed::skip() {
+        return;
+    }
+    let mut tb = Testbed::new();
+    let client = tb.netns("c");
+    let router = tb.netns("r");
+    let server = tb.netns("s");
+    let (c0, r0) = tb.veth(&client, "c0", &router, "r0", 1);
+    let (r1, s0) = tb.veth(&router, "r1", &server, "s0", 1);
+    tb.sysctl(&router, "net.ipv4.ip_forward=0");
+    tb.endpoint(&client, &c0, "10.1.0.2/24", "10.1.0.1");
+    tb.endpoint(&server, &s0, "10.2.0.2/24", "10.2.0.1");
+    ip(&tb, &server, &["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let cfg = format!(
+        r#"
+[dataplane]
+workers = 1
+
+[[interface]]
+name = "lan"
+device = "{r0}"
+address = ["10.1.0.1/24"]
+
+[[interface]]
+name = "wan"
+device = "{r1}"
+address = ["10.2.0.1/24"]
+tap = "xg-wan"
+mirror = ["addresses", "routes"]
+
+[mirror]
+batch_ms = 20
+
+[firewall]
+rules = """
+*nat
+-A POSTROUTING -o wan -j MASQUERADE
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan -o wan -j ACCEPT
+COMMIT
+"""
+"#
+    );
+    let x = Xgate::start(XGATE, &router, &cfg);
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    assert!(
+        x.log().contains("mirroring from the kernel: wan <- xg-wan"),
+        "{}",
+        x.log()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    who_server(&server, "10.99.0.1:7000", stop.clone());
+    who_server(&server, "10.2.0.2:7001", stop.clone());
+
+    // The first dump is done: the tap's address is the config's.
+    let first = until(Duration::from_secs(5), || {
+        mirror_json(&x)["resyncs"].as_u64() >= Some(1)
+    });
+    assert!(first.is_some(), "{}\n{}", ctl(&x, &["mirror"]), x.log());
+    // The WAN server is reached with the config's address.
+    assert_eq!(
+        ask(&client, "10.2.0.2:7001"),
+        Some("10.2.0.1".parse().unwrap()),
+        "{}",
+        x.log()
+    );
+
+    // (a) No route to 10.99.0.0/24 yet.
+    assert_eq!(ask(&client, "10.99.0.1:7000"), None);
+    ip(
+        &tb,
+        &router,
+        &[
+            "route",
+            "add",
+            "10.99.0.0/24",
+            "via",
+            "10.2.0.2",
+            "dev",
+            "xg-wan",
+        ],
+    );
+    let t = until(Duration::from_secs(3), || {
+        ask(&client, "10.99.0.1:7000").is_some()
+    });
+    assert!(
+        t.is_some(),
+        "not forwarded after ip route add\n{}\n{}",
+        ctl(&x, &["routes"]),
+        ctl(&x, &["mirror"])
+    );
+    let routes = ctl(&x, &["routes"]);
+    assert!(
+        routes.contains("10.99.0.0/24 via 10.2.0.2 dev wan proto boot"),
+        "{routes}"
+    );
+    // xgate's own route to its connected subnet, no proto: config's.
+    assert!(routes.contains("10.2.0.0/24 dev wan\n"), "{routes}");
+    // A mirrored route is the kernel's to delete.
+    let del = Command::new(XGATE)
+        .arg("ctl")
+        .arg("--socket")
+        .arg(x.socket())
+        .args(["route", "del", "10.99.0.0/24", "via", "10.2.0.2"])
+        .output()
+        .unwrap();
+    assert!(!del.status.success());
+    assert!(
+        String::from_utf8_lossy(&del.stderr).contains("mirrored from the kernel"),
+        "{}",
+        String::from_utf8_lossy(&del.stderr)
+    );
+
+    ip(&tb, &router, &["route", "del", "10.99.0.0/24"]);
+    let gone = until(Duration::from_secs(3), || {
+        ask(&client, "10.99.0.1:7000").is_none()
+    });
+    let gone = gone.expect("still forwarded after ip route del");
+    assert!(gone < Duration::from_millis(1500), "took {gone:?}");
+    assert!(!ctl(&x, &["routes"]).contains("10.99.0.0/24"));
+
+    // A route by a device that is not a tap: listed, not mirrored.
+    ip(
+        &tb,
+        &router,
+        &[
+            "link", "add", "xgm-d0", "type", "veth", "peer", "name", "xgm-d1",
+        ],
+    );
+    ip(&tb, &router, &["link", "set", "xgm-d0", "up"]);
+    ip(&tb, &router, &["link", "set", "xgm-d1", "up"]);
+    ip(
+        &tb,
+        &router,
+        &["addr", "add", "10.77.0.1/24", "dev", "xgm-d0"],
+    );
+    ip(
+        &tb,
+        &router,
+        &["route", "add", "10.78.0.0/16", "via", "10.77.0.2"],
+    );
+    let listed = until(Duration::from_secs(3), || {
+        ctl(&x, &["mirror"]).contains("unusable: 10.78.0.0/16 metric 0 table main: device")
+    });
+    assert!(listed.is_some(), "{}", ctl(&x, &["mirror"]));
+    assert!(!ctl(&x, &["routes"]).contains("10.78.0.0/16"));
+
+    // (b) The WAN address changes on the tap (what a DHCP client does).
+    // A masqueraded connection to the old address exists first.
+    assert!(ask(&client, "10.2.0.2:7001").is_some());
+    let flushed_before = mirror_json(&x)["flushed"].as_u64().unwrap();
+    ip(
+        &tb,
+        &router,
+        &["addr", "del", "10.2.0.1/24", "dev", "xg-wan"],
+    );
+    ip(
+        &tb,
+        &router,
+        &["addr", "add", "10.2.0.9/24", "dev", "xg-wan"],
+    );
+    let new: IpAddr = "10.2.0.9".parse().unwrap();
+    let moved = until(Duration::from_secs(5), || {
+        ask(&client, "10.2.0.2:7001") == Some(new)
+    });
+    assert!(
+        moved.is_some(),
+        "masquerade did not follow the address\n{}\n{}",
+        ctl(&x, &["mirror"]),
+        ctl(&x, &["conntrack"])
+    );
+    let m = mirror_json(&x);
+    assert!(
+        m["flushed"].as_u64().unwrap() > flushed_before,
+        "the old address's connection was not flushed: {m}"
+    );
+    assert!(
+        !ctl(&x, &["conntrack"]).contains("dst=10.2.0.1 "),
+        "{}",
+        ctl(&x, &["conntrack"])
+    );
+    let routes = ctl(&x, &["routes"]);
+    assert!(routes.contains("local 10.2.0.9 dev wan"), "{routes}");
+    assert!(!routes.contains("10.2.0.1 "), "{routes}");
+
+    // A burst of routes through ip -batch: mirrored whole, then removed.
+    let n: usize = std::env::var("XGATE_MIRROR_ROUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let dir = std::env::temp_dir().join(format!("{router}-mirror"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let batch = |verb: &str| {
+        let mut text = String::new();
+        for i in 0..n {
+            // 10.128.0.0/9 in /24s: up to 32768 prefixes; /28s beyond.
+            let (a, len) = if i < 32_768 {
+                (0x0a80_0000u32 + ((i as u32) << 8), 24)
+            } else {
+                (0x0a00_0000u32 + (((i - 32_768) as u32) << 4), 28)
+            };
+            let a = std::net::Ipv4Addr::from(a);
+            text.push_str(&format!("route {verb} {a}/{len} via 10.2.0.2 dev xg-wan\n"));
+        }
+        let f = dir.join(format!("{verb}.batch"));
+        std::fs::write(&f, text).unwrap();
+        f
+    };
+    let (add, del) = (batch("add"), batch("del"));
+    let installed = |x: &Xgate| mirror_json(x)["installed"].as_u64().unwrap_or(0) as usize;
+    let base = installed(&x);
+    let t = Instant::now();
+    ip(&tb, &router, &["-batch", add.to_str().unwrap()]);
+    let added_in = t.elapsed();
+    let all = until(Duration::from_secs(60), || installed(&x) == base + n);
+    let m = mirror_json(&x);
+    assert!(all.is_some(), "{n} routes not all mirrored: {m}");
+    let total = t.elapsed();
+    eprintln!(
+        "mirror: {n} routes: ip -batch {added_in:?}, in xgate's table after {total:?} \
+         ({} publications, {} resyncs, {} overruns so far)",
+        m["publications"], m["resyncs"], m["overruns"]
+    );
+    // Forwarding follows one of them.
+    assert!(routes_have(
+        &x,
+        "10.128.5.0/24 via 10.2.0.2 dev wan proto boot"
+    ));
+    let t = Instant::now();
+    ip(&tb, &router, &["-batch", del.to_str().unwrap()]);
+    let none = until(Duration::from_secs(60), || installed(&x) == base);
+    assert!(none.is_some(), "{}", mirror_json(&x));
+    eprintln!("mirror: {n} routes deleted in {:?}", t.elapsed());
+    let m = mirror_json(&x);
+    assert!(
+        m["last_error"].is_null(),
+        "the mirror reported an error: {m}"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let exit = x.stop();
+    assert!(exit.success, "{}", exit.log);
+}
+
+fn routes_have(x: &Xgate, line: &str) -> bool {
+    ctl(x, &["routes"]).contains(line)
+}
