@@ -301,23 +301,7 @@ COMMIT
         .unwrap_or(20_000);
     let dir = std::env::temp_dir().join(format!("{router}-mirror"));
     std::fs::create_dir_all(&dir).unwrap();
-    let batch = |verb: &str| {
-        let mut text = String::new();
-        for i in 0..n {
-            // 10.128.0.0/9 in /24s: up to 32768 prefixes; /28s beyond.
-            let (a, len) = if i < 32_768 {
-                (0x0a80_0000u32 + ((i as u32) << 8), 24)
-            } else {
-                (0x0a00_0000u32 + (((i - 32_768) as u32) << 4), 28)
-            };
-            let a = std::net::Ipv4Addr::from(a);
-            text.push_str(&format!("route {verb} {a}/{len} via 10.2.0.2 dev xg-wan\n"));
-        }
-        let f = dir.join(format!("{verb}.batch"));
-        std::fs::write(&f, text).unwrap();
-        f
-    };
-    let (add, del) = (batch("add"), batch("del"));
+    let (add, del) = (batch_file(&dir, "add", n), batch_file(&dir, "del", n));
     let installed = |x: &Xgate| mirror_json(x)["installed"].as_u64().unwrap_or(0) as usize;
     let base = installed(&x);
     let t = Instant::now();
@@ -349,6 +333,93 @@ COMMIT
     );
 
     stop.store(true, Ordering::Relaxed);
+    let exit = x.stop();
+    assert!(exit.success, "{}", exit.log);
+}
+
+/// Routes `verb` (add/del) of `n` /24s in 10.128.0.0/9 (then /28s in
+/// 10.0.0.0/9) via the WAN server, as an `ip -batch` file.
+fn batch_file(dir: &std::path::Path, verb: &str, n: usize) -> std::path::PathBuf {
+    let mut text = String::new();
+    for i in 0..n {
+        let (a, len) = if i < 32_768 {
+            (0x0a80_0000u32 + ((i as u32) << 8), 24)
+        } else {
+            (0x0a00_0000u32 + (((i - 32_768) as u32) << 4), 28)
+        };
+        let a = std::net::Ipv4Addr::from(a);
+        text.push_str(&format!("route {verb} {a}/{len} via 10.2.0.2 dev xg-wan\n"));
+    }
+    let f = dir.join(format!("{verb}-{n}.batch"));
+    std::fs::write(&f, text).unwrap();
+    f
+}
+
+/// A socket buffer far too small for a burst of 20000 routes: the event
+/// socket overruns (ENOBUFS), the mirror resyncs, and xgate's table ends
+/// up with exactly the kernel's routes all the same.
+#[test]
+fn an_overrun_event_socket_resyncs_to_the_kernels_routes() {
+    if xgate_testbed::skip() {
+        return;
+    }
+    let mut tb = Testbed::new();
+    let router = tb.netns("r");
+    let server = tb.netns("s");
+    let (r1, s0) = tb.veth(&router, "r1", &server, "s0", 1);
+    tb.endpoint(&server, &s0, "10.2.0.2/24", "10.2.0.1");
+    let cfg = format!(
+        r#"
+[dataplane]
+workers = 1
+
+[[interface]]
+name = "wan"
+device = "{r1}"
+address = ["10.2.0.1/24"]
+tap = "xg-wan"
+mirror = ["routes"]
+
+[mirror]
+batch_ms = 20
+rx_buffer = 4096
+"#
+    );
+    let x = Xgate::start(XGATE, &router, &cfg);
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    let first = until(Duration::from_secs(5), || {
+        mirror_json(&x)["resyncs"].as_u64() >= Some(1)
+    });
+    assert!(first.is_some(), "{}", ctl(&x, &["mirror"]));
+    let n = 20_000;
+    let dir = std::env::temp_dir().join(format!("{router}-overrun"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let installed = |x: &Xgate| mirror_json(x)["installed"].as_u64().unwrap_or(0) as usize;
+    ip(
+        &tb,
+        &router,
+        &["-batch", batch_file(&dir, "add", n).to_str().unwrap()],
+    );
+    let all = until(Duration::from_secs(60), || installed(&x) == n);
+    let m = mirror_json(&x);
+    assert!(all.is_some(), "not all {n} routes mirrored: {m}");
+    assert!(m["overruns"].as_u64().unwrap() >= 1, "no overrun: {m}");
+    assert!(m["resyncs"].as_u64().unwrap() >= 2, "no resync: {m}");
+    eprintln!("overrun: {m}");
+    let table = ctl(&x, &["routes"]);
+    assert_eq!(
+        table.lines().filter(|l| l.contains("proto boot")).count(),
+        n,
+        "xgate's table holds exactly the kernel's routes"
+    );
+    ip(
+        &tb,
+        &router,
+        &["-batch", batch_file(&dir, "del", n).to_str().unwrap()],
+    );
+    let none = until(Duration::from_secs(60), || installed(&x) == 0);
+    assert!(none.is_some(), "{}", mirror_json(&x));
+    assert!(!ctl(&x, &["routes"]).contains("proto boot"));
     let exit = x.stop();
     assert!(exit.success, "{}", exit.log);
 }

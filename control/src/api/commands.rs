@@ -761,13 +761,14 @@ impl Runtime {
         }
         let _ = writeln!(
             text,
-            "mirror: {}, tables {}",
+            "mirror: {}, tables {}, socket buffer {} KiB",
             if s.running { "running" } else { "stopped" },
             s.tables
                 .iter()
                 .map(|t| table_name(*t))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            s.rx_buffer >> 10
         );
         for (name, a, r, tap) in &s.interfaces {
             let what: Vec<&str> = [(*a, "addresses"), (*r, "routes")]

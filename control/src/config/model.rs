@@ -104,18 +104,26 @@ pub struct MirrorCfg {
     /// `batch_ms = 50`: kernel changes are gathered this long (from the
     /// first one) into one publication of xgate's tables.
     pub batch_ms: u64,
+    /// `rx_buffer = 8388608`: receive buffer of the socket the kernel's
+    /// changes wait in, bytes (set past `net.core.rmem_max` as root). A
+    /// burst larger than it overruns the socket and costs a resync.
+    pub rx_buffer: usize,
     /// Line of the `[mirror]` header (0 when absent).
     pub line: usize,
 }
 
 /// Most milliseconds `[mirror] batch_ms` may be.
 pub const MAX_MIRROR_BATCH_MS: u64 = 10_000;
+/// Bounds of `[mirror] rx_buffer`, bytes.
+pub const MIN_MIRROR_RX_BUFFER: u64 = 4096;
+pub const MAX_MIRROR_RX_BUFFER: u64 = 1 << 30;
 
 impl Default for MirrorCfg {
     fn default() -> Self {
         MirrorCfg {
             tables: vec![TABLE_MAIN],
             batch_ms: 50,
+            rx_buffer: 8 << 20,
             line: 0,
         }
     }

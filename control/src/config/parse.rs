@@ -15,9 +15,10 @@ use toml::de::{DeTable, DeValue};
 use super::error::{ConfigError, LineIndex, did_you_mean};
 use super::model::{
     BindMode, Config, ConntrackCfg, Control, DEFAULT_MTU, DEFAULT_TIMEOUTS, Dataplane, FamilyRules,
-    Firewall, HelperCfg, Interface, MAX_FLOWS, MAX_MIRROR_BATCH_MS, MAX_MTU, MAX_QUEUES, MAX_RING,
-    MAX_RULE_PRIORITY, MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS, MIN_MTU, MIN_RING, Mirror, MirrorCfg,
-    NeighborCfg, NexthopCfg, RouteCfg, RouteType, RuleCfg, TABLE_LOCAL, TABLE_MAIN, XdpMode,
+    Firewall, HelperCfg, Interface, MAX_FLOWS, MAX_MIRROR_BATCH_MS, MAX_MIRROR_RX_BUFFER, MAX_MTU,
+    MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY, MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS,
+    MIN_MIRROR_RX_BUFFER, MIN_MTU, MIN_RING, Mirror, MirrorCfg, NeighborCfg, NexthopCfg, RouteCfg,
+    RouteType, RuleCfg, TABLE_LOCAL, TABLE_MAIN, XdpMode,
 };
 use super::values;
 use xgate_dataplane::conntrack::HelperKind;
@@ -78,7 +79,7 @@ const FIREWALL_KEYS: &[&str] = &[
     "ipsets_file",
 ];
 const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
-const MIRROR_KEYS: &[&str] = &["tables", "batch_ms"];
+const MIRROR_KEYS: &[&str] = &["tables", "batch_ms", "rx_buffer"];
 const CONNTRACK_KEYS: &[&str] = &["helpers", "checksum", "tcp_be_liberal"];
 const HELPER_KEYS: &[&str] = &["helper", "ports"];
 

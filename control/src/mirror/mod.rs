@@ -48,6 +48,8 @@ pub const MAX_LISTED: usize = 64;
 pub struct MirrorStatus {
     pub running: bool,
     pub tables: Vec<u32>,
+    /// The event socket's receive buffer as the kernel sized it.
+    pub rx_buffer: usize,
     /// Interface name, whether it mirrors addresses, routes, its tap.
     pub interfaces: Vec<(String, bool, bool, String)>,
     /// Full dumps: the first, and one per overrun or failed read.
@@ -98,6 +100,8 @@ pub struct MirrorPlan {
     pub taps: Vec<(String, IfIndex, String, bool, bool)>,
     pub tables: Vec<u32>,
     pub batch: Duration,
+    /// Receive buffer of the event socket, bytes.
+    pub rx_buffer: usize,
 }
 
 impl MirrorPlan {
@@ -122,6 +126,7 @@ impl MirrorPlan {
             taps,
             tables: cfg.mirror.tables.clone(),
             batch: Duration::from_millis(cfg.mirror.batch_ms),
+            rx_buffer: cfg.mirror.rx_buffer,
         })
     }
 }
@@ -129,10 +134,11 @@ impl MirrorPlan {
 /// Starts the mirror: opens both sockets here (an error is returned, not
 /// logged from the thread), then dumps and follows on a thread of its own.
 pub fn start(plan: MirrorPlan, publisher: Arc<Publisher>) -> std::io::Result<MirrorThread> {
-    let events = Events::new()?;
+    let (events, rx_buffer) = Events::new(plan.rx_buffer)?;
     let dumper = Dumper::new()?;
     {
         let mut s = publisher.mirror_status();
+        s.rx_buffer = rx_buffer;
         s.running = true;
         s.tables = plan.tables.clone();
         s.interfaces = plan

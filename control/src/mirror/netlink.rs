@@ -25,10 +25,6 @@ const RTNLGRP_IPV4_ROUTE: u32 = 7;
 const RTNLGRP_IPV6_IFADDR: u32 = 9;
 const RTNLGRP_IPV6_ROUTE: u32 = 11;
 
-/// Receive buffer of the event socket: a burst of route changes (a BGP
-/// session coming up) queues here while the mirror publishes.
-const EVENT_RCVBUF: usize = 8 << 20;
-
 /// Largest datagram the kernel sends on a route socket (dump parts are
 /// at most 32 KiB).
 const RECV_BUF: usize = 64 << 10;
@@ -179,7 +175,11 @@ pub enum Recv {
 }
 
 impl Events {
-    pub fn new() -> io::Result<Self> {
+    /// A socket subscribed to address and route changes, with a receive
+    /// buffer of `rx_buffer` bytes (where a burst of changes, a BGP session
+    /// coming up, waits while the mirror publishes). Returns the size the
+    /// kernel gave too.
+    pub fn new(rx_buffer: usize) -> io::Result<(Self, usize)> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
         for g in [
@@ -190,13 +190,15 @@ impl Events {
         ] {
             sock.add_membership(g)?;
         }
-        // Best effort: the kernel caps it at net.core.rmem_max.
-        let _ = sock.set_rx_buf_sz(EVENT_RCVBUF);
+        let got = xgate_dataplane::io::set_recv_buffer(sock.as_fd(), rx_buffer)?;
         sock.set_non_blocking(true)?;
-        Ok(Events {
-            sock,
-            buf: vec![0; RECV_BUF],
-        })
+        Ok((
+            Events {
+                sock,
+                buf: vec![0; RECV_BUF],
+            },
+            got,
+        ))
     }
 
     /// Waits up to `timeout` for changes, then reads every queued one into

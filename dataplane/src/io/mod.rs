@@ -183,6 +183,47 @@ pub fn wait_readable(
     Ok(r > 0)
 }
 
+/// Sets a socket's receive buffer to `bytes`: SO_RCVBUFFORCE (with
+/// CAP_NET_ADMIN, past `net.core.rmem_max`), else SO_RCVBUF (capped by
+/// it). Returns the size the kernel reports (it doubles the request for
+/// its bookkeeping).
+pub fn set_recv_buffer(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    let set = |opt| {
+        // SAFETY: `v` is a c_int that lives for the call and its size is
+        // passed; the descriptor is borrowed, so it stays open.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    if set(libc::SO_RCVBUFFORCE) != 0 && set(libc::SO_RCVBUF) != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut got: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `got` and `len` live for the call and `len` is `got`'s size.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(usize::try_from(got).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -327,7 +327,7 @@ fn mirror_kinds(ctx: &mut Ctx<'_>, field: &str, v: &Val<'_>) -> Mirror {
     m
 }
 
-/// `[mirror]`: `tables = ["main", 100]`, `batch_ms = 50`.
+/// `[mirror]`: `tables = ["main", 100]`, `batch_ms = 50`, `rx_buffer`.
 fn mirror_section(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> MirrorCfg {
     let mut m = MirrorCfg {
         line: section.key_line,
@@ -372,6 +372,11 @@ fn mirror_section(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> MirrorCfg {
             "batch_ms" => {
                 if let Some(n) = ctx.expect_u64(f, v, 1, MAX_MIRROR_BATCH_MS) {
                     m.batch_ms = n;
+                }
+            }
+            "rx_buffer" => {
+                if let Some(n) = ctx.expect_u64(f, v, MIN_MIRROR_RX_BUFFER, MAX_MIRROR_RX_BUFFER) {
+                    m.rx_buffer = n as usize;
                 }
             }
             _ => {}
