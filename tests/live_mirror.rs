@@ -427,3 +427,166 @@ rx_buffer = 4096
 fn routes_have(x: &Xgate, line: &str) -> bool {
     ctl(x, &["routes"]).contains(line)
 }
+
+/// A child process killed when dropped (a BIRD this test started).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `bird -f` in `ns` with `conf`; its control socket is `dir/<name>.ctl`.
+fn bird(ns: &str, dir: &std::path::Path, name: &str, conf: &str) -> Killed {
+    let c = dir.join(format!("{name}.conf"));
+    std::fs::write(&c, conf).unwrap();
+    Killed(
+        Command::new("ip")
+            .args(["netns", "exec", ns, "/usr/sbin/bird", "-f", "-c"])
+            .arg(&c)
+            .arg("-s")
+            .arg(dir.join(format!("{name}.ctl")))
+            .arg("-P")
+            .arg(dir.join(format!("{name}.pid")))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawning bird"),
+    )
+}
+
+fn birdc(ns: &str, dir: &std::path::Path, name: &str, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "/usr/sbin/birdc", "-s"])
+        .arg(dir.join(format!("{name}.ctl")))
+        .args(args)
+        .output()
+        .expect("birdc");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// BGP through the tap: BIRD on the router peers over xgate's WAN tap
+/// with a BIRD in the server namespace that announces two prefixes; its
+/// kernel protocol installs them (`proto bird`), xgate mirrors them and
+/// forwards; when the peer withdraws one, xgate stops forwarding to it
+/// within a second.
+#[test]
+fn bird_peering_over_the_wan_tap_steers_forwarding() {
+    if xgate_testbed::skip() {
+        return;
+    }
+    if !std::path::Path::new("/usr/sbin/bird").exists() {
+        eprintln!("skipped: /usr/sbin/bird is not installed (bird2)");
+        return;
+    }
+    let mut tb = Testbed::new();
+    let client = tb.netns("c");
+    let router = tb.netns("r");
+    let server = tb.netns("s");
+    let (c0, r0) = tb.veth(&client, "c0", &router, "r0", 1);
+    let (r1, s0) = tb.veth(&router, "r1", &server, "s0", 1);
+    tb.sysctl(&router, "net.ipv4.ip_forward=0");
+    tb.endpoint(&client, &c0, "10.1.0.2/24", "10.1.0.1");
+    tb.endpoint(&server, &s0, "10.2.0.2/24", "10.2.0.1");
+    ip(&tb, &server, &["addr", "add", "10.99.1.1/32", "dev", "lo"]);
+    ip(&tb, &server, &["addr", "add", "10.99.2.1/32", "dev", "lo"]);
+    let cfg = format!(
+        r#"
+[dataplane]
+workers = 1
+
+[[interface]]
+name = "lan"
+device = "{r0}"
+address = ["10.1.0.1/24"]
+
+[[interface]]
+name = "wan"
+device = "{r1}"
+address = ["10.2.0.1/24"]
+tap = "xg-wan"
+mirror = ["routes"]
+
+[mirror]
+batch_ms = 20
+"#
+    );
+    let x = Xgate::start(XGATE, &router, &cfg);
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    let stop = Arc::new(AtomicBool::new(false));
+    who_server(&server, "10.99.1.1:7000", stop.clone());
+    who_server(&server, "10.99.2.1:7000", stop.clone());
+    assert_eq!(ask(&client, "10.99.1.1:7000"), None, "no route yet");
+
+    let dir = std::env::temp_dir().join(format!("{router}-bird"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let timers = "connect delay time 1; connect retry time 1; error wait time 1, 2;";
+    let _edge = bird(
+        &router,
+        &dir,
+        "edge",
+        &format!(
+            "router id 10.2.0.1;\nprotocol device {{ scan time 1; }}\n\
+             protocol kernel {{ ipv4 {{ import none; export all; }}; }}\n\
+             protocol bgp upstream {{ local 10.2.0.1 as 65001; neighbor 10.2.0.2 as 65002; \
+             {timers} ipv4 {{ import all; export none; }}; }}\n"
+        ),
+    );
+    let _peer = bird(
+        &server,
+        &dir,
+        "peer",
+        &format!(
+            "router id 10.2.0.2;\nprotocol device {{ scan time 1; }}\n\
+             protocol static one {{ ipv4; route 10.99.1.0/24 blackhole; }}\n\
+             protocol static two {{ ipv4; route 10.99.2.0/24 blackhole; }}\n\
+             protocol bgp downstream {{ local 10.2.0.2 as 65002; neighbor 10.2.0.1 as 65001; \
+             {timers} ipv4 {{ import none; export all; }}; }}\n"
+        ),
+    );
+    let up = until(Duration::from_secs(30), || {
+        ask(&client, "10.99.1.1:7000").is_some() && ask(&client, "10.99.2.1:7000").is_some()
+    });
+    assert!(
+        up.is_some(),
+        "BGP routes not forwarded\nedge: {}\nkernel: {}\nxgate: {}\n{}",
+        birdc(&router, &dir, "edge", &["show", "protocols"]),
+        String::from_utf8_lossy(&tb.ip(&router, &["route"]).stdout),
+        ctl(&x, &["routes"]),
+        ctl(&x, &["mirror"])
+    );
+    let routes = ctl(&x, &["routes"]);
+    assert!(
+        routes.contains("10.99.2.0/24 via 10.2.0.2 dev wan metric 32 proto bird"),
+        "{routes}"
+    );
+
+    // The peer withdraws 10.99.2.0/24.
+    let t = Instant::now();
+    birdc(&server, &dir, "peer", &["disable", "two"]);
+    let gone = until(Duration::from_secs(5), || {
+        ask(&client, "10.99.2.1:7000").is_none()
+    })
+    .expect("still forwarded after the withdrawal");
+    eprintln!("bird: withdrawn prefix unreachable through xgate after {gone:?}");
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(ask(&client, "10.99.1.1:7000").is_some(), "the other stays");
+    assert!(!ctl(&x, &["routes"]).contains("10.99.2.0/24"));
+    // And announces it again.
+    birdc(&server, &dir, "peer", &["enable", "two"]);
+    let back = until(Duration::from_secs(10), || {
+        ask(&client, "10.99.2.1:7000").is_some()
+    });
+    assert!(back.is_some(), "{}", ctl(&x, &["routes"]));
+
+    stop.store(true, Ordering::Relaxed);
+    let exit = x.stop();
+    assert!(exit.success, "{}", exit.log);
+}
