@@ -255,6 +255,15 @@ COMMIT
     });
     assert!(listed.is_some(), "{}", ctl(&x, &["mirror"]));
     assert!(!ctl(&x, &["routes"]).contains("10.78.0.0/16"));
+    let metrics = scrape(&router);
+    assert!(
+        metrics.contains("xgate_mirror_routes{state=\"unusable\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("xgate_mirror_resyncs_total 1\n"),
+        "{metrics}"
+    );
 
     // (b) The WAN address changes on the tap (what a DHCP client does).
     // A masqueraded connection to the old address exists first.
@@ -424,6 +433,20 @@ rx_buffer = 4096
     assert!(exit.success, "{}", exit.log);
 }
 
+/// GET /metrics from the instance in `ns` (the default 127.0.0.1:9482).
+fn scrape(ns: &str) -> String {
+    in_ns(ns, || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9482").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    })
+    .join()
+    .unwrap()
+}
+
 fn routes_have(x: &Xgate, line: &str) -> bool {
     ctl(x, &["routes"]).contains(line)
 }
@@ -586,6 +609,177 @@ batch_ms = 20
     });
     assert!(back.is_some(), "{}", ctl(&x, &["routes"]));
 
+    stop.store(true, Ordering::Relaxed);
+    let exit = x.stop();
+    assert!(exit.success, "{}", exit.log);
+}
+
+/// A DHCP client on xgate's WAN tap (busybox udhcpc; the server answers
+/// by unicast to the offered address) leases from dnsmasq on the WAN side: the address and default
+/// route it sets on the tap become xgate's, LAN hosts reach the WAN server
+/// masqueraded to the leased address; the server then hands out another
+/// address and new connections use it.
+#[test]
+fn a_dhcp_client_on_the_wan_tap_gives_xgate_its_address_and_default_route() {
+    if xgate_testbed::skip() {
+        return;
+    }
+    if let Some(p) = ["/usr/sbin/dnsmasq", "/usr/bin/busybox"]
+        .iter()
+        .find(|p| !std::path::Path::new(p).exists())
+    {
+        eprintln!("skipped: {p} is not installed");
+        return;
+    }
+    let mut tb = Testbed::new();
+    let client = tb.netns("c");
+    let router = tb.netns("r");
+    let server = tb.netns("s");
+    let (c0, r0) = tb.veth(&client, "c0", &router, "r0", 1);
+    let (r1, s0) = tb.veth(&router, "r1", &server, "s0", 1);
+    tb.sysctl(&router, "net.ipv4.ip_forward=0");
+    tb.endpoint(&client, &c0, "10.1.0.2/24", "10.1.0.1");
+    tb.endpoint(&server, &s0, "10.2.0.2/24", "10.2.0.1");
+    let cfg = format!(
+        r#"
+[dataplane]
+workers = 1
+
+[[interface]]
+name = "lan"
+device = "{r0}"
+address = ["10.1.0.1/24"]
+
+[[interface]]
+name = "wan"
+device = "{r1}"
+tap = "xg-wan"
+mirror = ["addresses", "routes"]
+
+[mirror]
+batch_ms = 20
+
+[firewall]
+rules = """
+*nat
+-A POSTROUTING -o wan -j MASQUERADE
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan -o wan -j ACCEPT
+COMMIT
+"""
+"#
+    );
+    let x = Xgate::start(XGATE, &router, &cfg);
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    let stop = Arc::new(AtomicBool::new(false));
+    who_server(&server, "10.2.0.2:7001", stop.clone());
+
+    let dir = std::env::temp_dir().join(format!("{router}-dhcpc"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dnsmasq = |host: Option<&str>| {
+        let leases = dir.join("leases");
+        let _ = std::fs::remove_file(&leases);
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &server,
+            "/usr/sbin/dnsmasq",
+            "--keep-in-foreground",
+        ])
+        .args([
+            "--conf-file=/dev/null",
+            "--port=0",
+            &format!("--interface={s0}"),
+            "--bind-interfaces",
+            "--dhcp-range=10.2.0.50,10.2.0.60,255.255.255.0,1h",
+            "--dhcp-option=option:router,10.2.0.2",
+            "--dhcp-authoritative",
+            "--user=root",
+        ])
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .arg(format!("--pid-file={}", dir.join("pid").display()));
+        if let Some(h) = host {
+            c.arg(format!("--dhcp-host={h}"));
+        }
+        Killed(
+            c.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawning dnsmasq"),
+        )
+    };
+    // What a lease does to the tap: the address and the default route.
+    let script = dir.join("udhcpc.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$1\" in\n  deconfig) ip addr flush dev \"$interface\";;\n  \
+         bound|renew)\n    ip addr add \"$ip/$mask\" dev \"$interface\"\n    \
+         ip route replace default via \"$router\" dev \"$interface\"\n    \
+         echo \"$ip\" > \"$0.ip\";;\nesac\n",
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&script, perm).unwrap();
+    let lease = || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &router, "/usr/bin/busybox", "udhcpc"])
+            .args(["-i", "xg-wan", "-f", "-q", "-n", "-t", "5", "-T", "1", "-s"])
+            .arg(&script)
+            .output()
+            .expect("running udhcpc");
+        let ip = std::fs::read_to_string(dir.join("udhcpc.sh.ip")).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "udhcpc: {}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            ctl(&x, &["stats"]),
+            x.log()
+        );
+        ip.trim().parse::<IpAddr>().unwrap()
+    };
+
+    let d = dnsmasq(None);
+    let first = lease();
+    let t = until(Duration::from_secs(5), || {
+        ask(&client, "10.2.0.2:7001") == Some(first)
+    });
+    assert!(
+        t.is_some(),
+        "the LAN is not masqueraded to the leased {first}\n{}\n{}",
+        ctl(&x, &["routes"]),
+        ctl(&x, &["mirror"])
+    );
+    let routes = ctl(&x, &["routes"]);
+    assert!(
+        routes.contains("default via 10.2.0.2 dev wan proto boot"),
+        "{routes}"
+    );
+
+    // The server changes the lease: another address for the tap's MAC.
+    drop(d);
+    let mac = tb.mac(&router, "xg-wan");
+    let mac = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let _d = dnsmasq(Some(&format!("{mac},10.2.0.77")));
+    let second = lease();
+    assert_eq!(second, "10.2.0.77".parse::<IpAddr>().unwrap());
+    let t = until(Duration::from_secs(5), || {
+        ask(&client, "10.2.0.2:7001") == Some(second)
+    });
+    assert!(
+        t.is_some(),
+        "new connections do not use the new lease\n{}",
+        ctl(&x, &["mirror"])
+    );
     stop.store(true, Ordering::Relaxed);
     let exit = x.stop();
     assert!(exit.success, "{}", exit.log);
