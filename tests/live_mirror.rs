@@ -784,3 +784,169 @@ COMMIT
     let exit = x.stop();
     assert!(exit.success, "{}", exit.log);
 }
+
+/// The full RIB of `shared/data` (606k IPv4 + 28k IPv6 prefixes, or
+/// `$XGATE_RIB`) installed in the router namespace's kernel with `ip
+/// -batch` via the WAN server, mirrored by xgate while a LAN host's UDP
+/// requests cross it every 5 ms (their worst round trip bounds how long a
+/// worker stalled), then deleted. A measurement for docs/benchmarks.md:
+/// `cargo test --release --test live_mirror full_rib -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "a benchmark: about a minute and 1 GB of kernel routes"]
+fn full_rib_mirrors() {
+    if xgate_testbed::skip() {
+        return;
+    }
+    let rib = std::env::var("XGATE_RIB").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/data/routes/ipasn6_20151101.dat.gz"
+        )
+        .to_string()
+    });
+    let Ok(file) = std::fs::File::open(&rib) else {
+        eprintln!("skipped: no RIB at {rib}");
+        return;
+    };
+    let mut tb = Testbed::new();
+    let client = tb.netns("c");
+    let router = tb.netns("r");
+    let server = tb.netns("s");
+    let (c0, r0) = tb.veth(&client, "c0", &router, "r0", 1);
+    let (r1, s0) = tb.veth(&router, "r1", &server, "s0", 1);
+    tb.sysctl(&router, "net.ipv4.ip_forward=0");
+    tb.endpoint(&client, &c0, "10.1.0.2/24", "10.1.0.1");
+    tb.endpoint(&server, &s0, "10.2.0.2/24", "10.2.0.1");
+    ip(
+        &tb,
+        &server,
+        &["-6", "addr", "add", "2001:db8:2::2/64", "dev", &s0, "nodad"],
+    );
+    let cfg = format!(
+        r#"
+[dataplane]
+workers = 1
+
+[[interface]]
+name = "lan"
+device = "{r0}"
+address = ["10.1.0.1/24"]
+
+[[interface]]
+name = "wan"
+device = "{r1}"
+address = ["10.2.0.1/24", "2001:db8:2::1/64"]
+tap = "xg-wan"
+mirror = ["routes"]
+"#
+    );
+    let x = Xgate::start(XGATE, &router, &cfg);
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    let stop = Arc::new(AtomicBool::new(false));
+    who_server(&server, "10.2.0.2:7001", stop.clone());
+    assert!(ask(&client, "10.2.0.2:7001").is_some());
+
+    use std::io::BufRead;
+    let (mut add, mut del) = (String::new(), String::new());
+    let mut n = 0usize;
+    for line in std::io::BufReader::new(flate2::read::GzDecoder::new(file)).lines() {
+        let line = line.unwrap();
+        let Some((net, _)) = line.split_once('\t') else {
+            continue;
+        };
+        let via = if net.contains(':') {
+            "2001:db8:2::2"
+        } else {
+            "10.2.0.2"
+        };
+        add.push_str(&format!("route add {net} via {via} dev xg-wan\n"));
+        del.push_str(&format!("route del {net} via {via} dev xg-wan\n"));
+        n += 1;
+    }
+    let dir = std::env::temp_dir().join(format!("{router}-rib"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("add"), add).unwrap();
+    std::fs::write(dir.join("del"), del).unwrap();
+
+    // A LAN host's requests through xgate meanwhile: the worst round trip.
+    let probe_stop = Arc::new(AtomicBool::new(false));
+    let flag = probe_stop.clone();
+    let probe = in_ns(&client, move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let (mut worst, mut sent, mut lost) = (Duration::ZERO, 0u32, 0u32);
+        let mut buf = [0u8; 64];
+        while !flag.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            s.send_to(b"who", "10.2.0.2:7001").unwrap();
+            sent += 1;
+            match s.recv_from(&mut buf) {
+                Ok(_) => worst = worst.max(t.elapsed()),
+                Err(_) => lost += 1,
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (worst, sent, lost)
+    });
+
+    let installed = |x: &Xgate| mirror_json(x)["installed"].as_u64().unwrap_or(0) as usize;
+    let t = Instant::now();
+    let out = tb.ip(
+        &router,
+        &["-force", "-batch", dir.join("add").to_str().unwrap()],
+    );
+    let kernel_time = t.elapsed();
+    let in_kernel = |tb: &Testbed, fam: &str| {
+        String::from_utf8_lossy(
+            &tb.ip(&router, &[fam, "route", "show", "proto", "boot"])
+                .stdout,
+        )
+        .lines()
+        .count()
+    };
+    let k = in_kernel(&tb, "-4") + in_kernel(&tb, "-6");
+    eprintln!(
+        "rib: {n} routes in the file, {k} taken by the kernel in {kernel_time:?} ({} refused)",
+        String::from_utf8_lossy(&out.stderr).lines().count()
+    );
+    let all = until(Duration::from_secs(300), || installed(&x) == k);
+    let m = mirror_json(&x);
+    assert!(all.is_some(), "{m}");
+    let mirrored = t.elapsed();
+    // One more route on the full table: what a single change costs.
+    let t1 = Instant::now();
+    ip(
+        &tb,
+        &router,
+        &["route", "add", "10.200.0.0/16", "via", "10.2.0.2"],
+    );
+    assert!(until(Duration::from_secs(10), || installed(&x) == k + 1).is_some());
+    let one = t1.elapsed();
+    let one_publish = mirror_json(&x)["last_publish_us"].clone();
+    ip(&tb, &router, &["route", "del", "10.200.0.0/16"]);
+    assert!(until(Duration::from_secs(10), || installed(&x) == k).is_some());
+    let t = Instant::now();
+    ip(
+        &tb,
+        &router,
+        &["-force", "-batch", dir.join("del").to_str().unwrap()],
+    );
+    let del_kernel = t.elapsed();
+    let none = until(Duration::from_secs(300), || installed(&x) == 0);
+    assert!(none.is_some(), "{}", mirror_json(&x));
+    let deleted = t.elapsed();
+    probe_stop.store(true, Ordering::Relaxed);
+    let (worst, sent, lost) = probe.join().unwrap();
+    eprintln!(
+        "rib: mirrored {k} routes {mirrored:?} after ip -batch began (kernel {kernel_time:?}); \
+         deleted in {deleted:?} (kernel {del_kernel:?}); {} publications, {} overruns, {} \
+         resyncs; one more route on the full table in xgate after {one:?} (publication \
+         {one_publish} us); probe: {sent} requests, {lost} lost, worst round trip {worst:?}",
+        m["publications"], m["overruns"], m["resyncs"]
+    );
+    assert_eq!(lost, 0, "requests lost while mirroring");
+    stop.store(true, Ordering::Relaxed);
+    let exit = x.stop();
+    assert!(exit.success, "{}", exit.log);
+}

@@ -830,6 +830,8 @@ impl Runtime {
                 "unusable_routes": unusable,
                 "events": s.events,
                 "publications": s.publications,
+                "last_batch": s.last_batch,
+                "last_publish_us": s.last_publish.as_micros() as u64,
                 "resyncs": s.resyncs,
                 "overruns": s.overruns,
                 "flushed": s.flushed,
