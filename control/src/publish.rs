@@ -481,7 +481,7 @@ impl Publisher {
     /// `ip route add`: publishes the current tables with one more route.
     /// Returns the new generation.
     pub fn route_add(&self, spec: &RouteSpec) -> Result<u64, String> {
-        self.change_fib(|t, fib| {
+        self.change_fib(|t, fib, _| {
             let r = routes::resolve(spec, &t.interfaces, fib)?;
             fib.table_mut(spec.table).add(r).map_err(|e| e.to_string())
         })
@@ -489,49 +489,60 @@ impl Publisher {
 
     /// `ip route del`: the route `spec.to` of `spec.table` with
     /// `spec.metric` (the active one when the metric is 0 and no route of
-    /// metric 0 exists).
+    /// metric 0 exists). A route mirrored from the kernel is refused (the
+    /// kernel owns it); a mirrored route the deleted one shadowed takes
+    /// its place.
     pub fn route_del(&self, spec: &RouteSpec) -> Result<u64, String> {
-        let key = RouteKey {
-            table: spec.table,
-            prefix: spec.to.addr(),
-            len: spec.to.prefix_len(),
-            metric: spec.metric,
-        };
-        if let Some(m) = self.lock().mirror.routes.get(&key).filter(|m| m.installed) {
-            return Err(format!(
-                "{} is mirrored from the kernel (proto {}): delete it there (ip route del)",
-                spec.to,
-                crate::mirror::proto_name(m.proto)
-            ));
-        }
-        self.change_fib(|_, fib| {
+        self.change_fib(|_, fib, mirror| {
             let table = fib
                 .table(spec.table)
                 .ok_or_else(|| format!("no table {}", spec.table))?;
             let (p, l) = (spec.to.addr(), spec.to.prefix_len());
-            let metric = if table.get(p, l).iter().any(|r| r.metric == spec.metric) {
-                Some(spec.metric)
+            let routes = table.get(p, l);
+            let metric = if routes.iter().any(|r| r.metric == spec.metric) {
+                spec.metric
             } else if spec.metric == 0 {
-                None
+                routes.first().ok_or("no such route")?.metric
             } else {
                 return Err("no such route".into());
             };
+            let key = RouteKey {
+                table: spec.table,
+                prefix: p,
+                len: l,
+                metric,
+            };
+            if let Some(m) = mirror.routes.get(&key).filter(|m| m.installed) {
+                return Err(format!(
+                    "{} metric {metric} is mirrored from the kernel (proto {}): delete it there \
+                     (ip route del)",
+                    spec.to,
+                    crate::mirror::proto_name(m.proto)
+                ));
+            }
             fib.table_mut(spec.table)
-                .del(p, l, metric)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+                .del(p, l, Some(metric))
+                .map_err(|e| e.to_string())?;
+            if let Some(m) = mirror.routes.get_mut(&key) {
+                m.installed = install(fib, &key, &m.route);
+            }
+            Ok(())
         })
     }
 
     fn change_fib(
         &self,
-        change: impl FnOnce(&Tables, &mut xgate_dataplane::route::Fib) -> Result<(), String>,
+        change: impl FnOnce(
+            &Tables,
+            &mut xgate_dataplane::route::Fib,
+            &mut MirrorRoutes,
+        ) -> Result<(), String>,
     ) -> Result<u64, String> {
-        let _st = self.lock();
+        let mut st = self.lock();
         let cur = self.current();
         let t = &cur.tables;
         let mut fib = t.fib.clone();
-        change(t, &mut fib)?;
+        change(t, &mut fib, &mut st.mirror)?;
         let tables = Tables {
             interfaces: t.interfaces.clone(),
             fib,

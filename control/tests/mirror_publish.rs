@@ -143,6 +143,30 @@ fn config_routes_win_on_equal_prefix_and_metric() {
 }
 
 #[test]
+fn ctl_route_del_spares_mirrored_routes_and_unshadows_them() {
+    let (p, _) = publisher("ctl-del");
+    let a = p
+        .mirror_apply(changes(vec![
+            kernel_route("10.50.0.0/16", "10.2.0.2", 10, 12),
+            kernel_route("10.60.0.0/16", "10.2.0.2", 32, 12),
+        ]))
+        .unwrap();
+    assert_eq!((a.installed, a.shadowed), (1, 1));
+    // Without a metric, `ip route del` takes the active route: here the
+    // mirrored one of metric 32, which the kernel owns.
+    let spec = |s: &str| parse_spec(s.split(' ')).unwrap();
+    let e = p.route_del(&spec("10.60.0.0/16 via 10.2.0.2")).unwrap_err();
+    assert!(e.contains("metric 32 is mirrored from the kernel"), "{e}");
+    assert_eq!(gateway(&p, "10.60.1.1"), Some("10.2.0.2".parse().unwrap()));
+    // Deleting the config route of 10.50/16 uncovers the mirrored one.
+    p.route_del(&spec("10.50.0.0/16 via 10.2.0.3 metric 10"))
+        .unwrap();
+    assert_eq!(gateway(&p, "10.50.1.1"), Some("10.2.0.2".parse().unwrap()));
+    let (k, _) = kernel_route("10.50.0.0/16", "10.2.0.2", 10, 12);
+    p.with_mirrored(|m| assert!(m.routes[&k].installed));
+}
+
+#[test]
 fn a_reload_keeps_mirrored_routes_and_a_resync_replaces_them() {
     let (p, _) = publisher("reload");
     p.mirror_apply(changes(vec![
