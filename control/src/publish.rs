@@ -152,7 +152,10 @@ pub struct MirrorChanges {
 /// What a mirror batch did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MirrorApplied {
+    /// The generation published, or the current one when the batch
+    /// changed nothing (`published` false).
     pub generation: u64,
+    pub published: bool,
     pub installed: usize,
     pub shadowed: usize,
     /// Connections flushed because their masquerade address went away.
@@ -583,7 +586,13 @@ impl Publisher {
             }
             st.mirror.addresses.insert(name, list);
         }
-        let mut changes = ch.routes;
+        // Deletions of keys never mirrored (a kernel route xgate ignored
+        // or found unusable) change nothing.
+        let mut changes: Vec<_> = ch
+            .routes
+            .into_iter()
+            .filter(|(k, new)| new.is_some() || st.mirror.routes.contains_key(k))
+            .collect();
         if ch.full {
             let keep: HashSet<RouteKey> = changes.iter().map(|(k, _)| *k).collect();
             changes.extend(
@@ -599,6 +608,7 @@ impl Publisher {
             let (installed, shadowed) = counts(&st.mirror);
             return Ok(MirrorApplied {
                 generation: cur.generation,
+                published: false,
                 installed,
                 shadowed,
                 flushed: 0,
@@ -628,6 +638,7 @@ impl Publisher {
             let generation = self.publish_tables(&cur, cur.tables.interfaces.clone(), fib);
             return Ok(MirrorApplied {
                 generation,
+                published: true,
                 installed,
                 shadowed,
                 flushed: 0,
@@ -700,6 +711,7 @@ impl Publisher {
         }
         Ok(MirrorApplied {
             generation,
+            published: true,
             installed,
             shadowed,
             flushed,

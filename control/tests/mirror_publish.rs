@@ -266,3 +266,13 @@ fn mirror_keys_are_checked_with_their_line() {
     let e = err(&format!("{CFG}\n[mirror]\nbatch_ms = 0\n"));
     assert!(e.contains("mirror.batch_ms"), "{e}");
 }
+
+#[test]
+fn deleting_what_was_never_mirrored_publishes_nothing() {
+    let (p, _) = publisher("noop");
+    let g = p.generation();
+    let (k, _) = kernel_route("10.70.0.0/16", "10.2.0.2", 0, 3);
+    let a = p.mirror_apply(changes(vec![(k, None)])).unwrap();
+    assert!(!a.published);
+    assert_eq!(p.generation(), g);
+}

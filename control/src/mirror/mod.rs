@@ -371,7 +371,18 @@ impl Mirror {
                         self.unusable.insert(key, reason);
                         self.pending.insert(key, None);
                     }
-                    RouteVerdict::Ignore => return,
+                    RouteVerdict::Ignore => {
+                        // `ip route replace` may have turned a mirrored
+                        // route into one xgate ignores (by a tap that
+                        // does not mirror routes): the old one goes.
+                        match translate::route_key(&r) {
+                            Some(key) if self.plan.tables.contains(&key.table) => {
+                                self.unusable.remove(&key);
+                                self.pending.insert(key, None);
+                            }
+                            _ => return,
+                        }
+                    }
                 }
             }
             RouteNetlinkMessage::DelRoute(r) => {
@@ -443,7 +454,6 @@ impl Mirror {
         self.last_cost = t.elapsed();
         let mut s = self.publisher.mirror_status();
         s.last_publish = self.last_cost;
-        s.publications += 1;
         s.unusable = self.unusable.len();
         let mut list: Vec<_> = self.unusable.iter().map(|(k, r)| (*k, r.clone())).collect();
         list.sort();
@@ -451,6 +461,7 @@ impl Mirror {
         s.unusable_list = list;
         match res {
             Ok(r) => {
+                s.publications += u64::from(r.published);
                 s.installed = r.installed;
                 s.shadowed = r.shadowed;
                 s.flushed += r.flushed;
