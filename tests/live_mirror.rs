@@ -132,7 +132,7 @@ address = ["10.1.0.1/24"]
 [[interface]]
 name = "wan"
 device = "{r1}"
-address = ["10.2.0.1/24"]
+address = ["10.2.0.1/24", "2001:db8:2::1/64"]
 tap = "xg-wan"
 mirror = ["addresses", "routes"]
 
@@ -229,6 +229,67 @@ COMMIT
     let gone = gone.expect("still forwarded after ip route del");
     assert!(gone < Duration::from_millis(1500), "took {gone:?}");
     assert!(!ctl(&x, &["routes"]).contains("10.99.0.0/24"));
+
+    // IPv6 multipath: the kernel announces the removal of one next hop
+    // as a deletion naming it; the other two stay.
+    ip(
+        &tb,
+        &router,
+        &[
+            "-6",
+            "route",
+            "add",
+            "2001:db8:9::/48",
+            "nexthop",
+            "via",
+            "2001:db8:2::2",
+            "dev",
+            "xg-wan",
+            "nexthop",
+            "via",
+            "2001:db8:2::3",
+            "dev",
+            "xg-wan",
+            "nexthop",
+            "via",
+            "2001:db8:2::4",
+            "dev",
+            "xg-wan",
+        ],
+    );
+    let hops = |x: &Xgate| {
+        ctl(x, &["routes"])
+            .lines()
+            .filter(|l| l.contains("nexthop via 2001:db8:2::"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let three = until(Duration::from_secs(3), || hops(&x).len() == 3);
+    assert!(three.is_some(), "{}", ctl(&x, &["routes"]));
+    assert!(ctl(&x, &["routes"]).contains("2001:db8:9::/48 metric 1024 proto boot"));
+    ip(
+        &tb,
+        &router,
+        &[
+            "-6",
+            "route",
+            "del",
+            "2001:db8:9::/48",
+            "via",
+            "2001:db8:2::4",
+            "dev",
+            "xg-wan",
+        ],
+    );
+    let two = until(Duration::from_secs(3), || hops(&x).len() == 2);
+    assert!(two.is_some(), "{}", ctl(&x, &["routes"]));
+    assert!(
+        !hops(&x).iter().any(|l| l.contains("2001:db8:2::4 ")),
+        "{:?}",
+        hops(&x)
+    );
+    ip(&tb, &router, &["-6", "route", "del", "2001:db8:9::/48"]);
+    assert!(until(Duration::from_secs(3), || hops(&x).is_empty()).is_some());
 
     // A route by a device that is not a tap: listed, not mirrored.
     ip(

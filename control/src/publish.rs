@@ -145,6 +145,9 @@ pub struct MirrorChanges {
     pub full: bool,
     /// The new state of each changed key (None: deleted).
     pub routes: Vec<(RouteKey, Option<MirroredRoute>)>,
+    /// Next hops (gateway, interface) removed from a mirrored multipath
+    /// route the kernel keeps; keys not in `routes`.
+    pub nexthops_gone: Vec<(RouteKey, Vec<(Option<std::net::IpAddr>, IfIndex)>)>,
     /// The whole new address list of each interface whose list changed.
     pub addresses: Vec<(IfIndex, Vec<IpNet>)>,
 }
@@ -593,6 +596,25 @@ impl Publisher {
             .into_iter()
             .filter(|(k, new)| new.is_some() || st.mirror.routes.contains_key(k))
             .collect();
+        for (k, gone) in ch.nexthops_gone {
+            let Some(m) = st.mirror.routes.get(&k) else {
+                continue;
+            };
+            let mut route = m.route.clone();
+            route.nexthops.retain(|n| !gone.contains(&(n.via, n.dev)));
+            if route.nexthops.len() == m.route.nexthops.len() {
+                continue;
+            }
+            let proto = m.proto;
+            changes.push((
+                k,
+                (!route.nexthops.is_empty()).then_some(MirroredRoute {
+                    key: k,
+                    route,
+                    proto,
+                }),
+            ));
+        }
         if ch.full {
             let keep: HashSet<RouteKey> = changes.iter().map(|(k, _)| *k).collect();
             changes.extend(

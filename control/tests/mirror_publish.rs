@@ -75,9 +75,8 @@ fn gateway(p: &Publisher, dst: &str) -> Option<IpAddr> {
 
 fn changes(routes: Vec<(RouteKey, Option<MirroredRoute>)>) -> MirrorChanges {
     MirrorChanges {
-        full: false,
         routes,
-        addresses: Vec::new(),
+        ..MirrorChanges::default()
     }
 }
 
@@ -181,7 +180,7 @@ fn a_reload_keeps_mirrored_routes_and_a_resync_replaces_them() {
         .mirror_apply(MirrorChanges {
             full: true,
             routes: vec![kernel_route("10.99.0.0/16", "10.2.0.2", 0, 12)],
-            addresses: Vec::new(),
+            ..MirrorChanges::default()
         })
         .unwrap();
     assert_eq!(a.installed, 1);
@@ -202,9 +201,8 @@ fn kernel_addresses_become_the_interfaces_and_survive_a_reload() {
     let rules_before = p.current().ruleset_epoch;
     let a = p
         .mirror_apply(MirrorChanges {
-            full: false,
-            routes: Vec::new(),
             addresses: vec![(WAN, vec!["10.2.0.9/24".parse().unwrap()])],
+            ..MirrorChanges::default()
         })
         .unwrap();
     assert_eq!(a.installed, 1, "mirrored routes laid over the recompile");
@@ -275,4 +273,35 @@ fn deleting_what_was_never_mirrored_publishes_nothing() {
     let a = p.mirror_apply(changes(vec![(k, None)])).unwrap();
     assert!(!a.published);
     assert_eq!(p.generation(), g);
+}
+
+#[test]
+fn a_next_hop_removed_from_a_multipath_route_leaves_the_others() {
+    let (p, _) = publisher("nexthop");
+    let (k, m) = kernel_route("2001:db8:9::/48", "fe80::2", 1024, 3);
+    let mut m = m.unwrap();
+    for gw in ["fe80::3", "fe80::4"] {
+        m.route.nexthops.push(NextHop {
+            via: Some(gw.parse().unwrap()),
+            dev: WAN,
+            weight: 1,
+        });
+    }
+    p.mirror_apply(changes(vec![(k, Some(m))])).unwrap();
+    let hops = |p: &Publisher| {
+        let t = p.tables();
+        let r = t.fib.table(TABLE_MAIN).unwrap().get(k.prefix, k.len);
+        r.first().map_or(0, |r| r.nexthops.len())
+    };
+    assert_eq!(hops(&p), 3);
+    let gone = |gw: &str| MirrorChanges {
+        nexthops_gone: vec![(k, vec![(Some(gw.parse().unwrap()), WAN)])],
+        ..MirrorChanges::default()
+    };
+    p.mirror_apply(gone("fe80::4")).unwrap();
+    assert_eq!(hops(&p), 2);
+    p.mirror_apply(gone("fe80::2")).unwrap();
+    p.mirror_apply(gone("fe80::3")).unwrap();
+    assert_eq!(hops(&p), 0, "the last next hop takes the route");
+    p.with_mirrored(|m| assert!(m.routes.is_empty()));
 }

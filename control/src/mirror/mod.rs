@@ -173,6 +173,15 @@ pub fn start(plan: MirrorPlan, publisher: Arc<Publisher>) -> std::io::Result<Mir
     })
 }
 
+/// The newest state of one route key in a batch.
+enum Pending {
+    Set(MirroredRoute),
+    Delete,
+    /// Next hops (gateway, interface) the kernel removed from a multipath
+    /// route it keeps (IPv6 announces that as a deletion of one).
+    DropNexthops(Vec<(Option<std::net::IpAddr>, IfIndex)>),
+}
+
 struct Mirror {
     plan: MirrorPlan,
     publisher: Arc<Publisher>,
@@ -184,7 +193,7 @@ struct Mirror {
     /// Kernel routes in mirrored tables that xgate cannot carry.
     unusable: HashMap<RouteKey, String>,
     /// The batch: the newest state of each changed route key.
-    pending: HashMap<RouteKey, Option<MirroredRoute>>,
+    pending: HashMap<RouteKey, Pending>,
     /// Interfaces whose address list changed in this batch.
     pending_addrs: BTreeMap<IfIndex, Vec<IpNet>>,
     first_pending: Option<Instant>,
@@ -333,6 +342,7 @@ impl Mirror {
         self.publish(MirrorChanges {
             full: true,
             routes,
+            nexthops_gone: Vec::new(),
             addresses: addr_changes,
         });
         let mut s = self.publisher.mirror_status();
@@ -364,12 +374,12 @@ impl Mirror {
                 match translate::route_from_kernel(&r, &self.taps, &self.plan.tables) {
                     RouteVerdict::Mirror(m) => {
                         self.unusable.remove(&m.key);
-                        self.pending.insert(m.key, Some(m));
+                        self.pending.insert(m.key, Pending::Set(m));
                     }
                     RouteVerdict::Unusable { key, reason } => {
                         // It may replace a usable route of the same key.
                         self.unusable.insert(key, reason);
-                        self.pending.insert(key, None);
+                        self.pending.insert(key, Pending::Delete);
                     }
                     RouteVerdict::Ignore => {
                         // `ip route replace` may have turned a mirrored
@@ -378,7 +388,7 @@ impl Mirror {
                         match translate::route_key(&r) {
                             Some(key) if self.plan.tables.contains(&key.table) => {
                                 self.unusable.remove(&key);
-                                self.pending.insert(key, None);
+                                self.pending.insert(key, Pending::Delete);
                             }
                             _ => return,
                         }
@@ -392,8 +402,28 @@ impl Mirror {
                 if !self.plan.tables.contains(&key.table) {
                     return;
                 }
-                self.unusable.remove(&key);
-                self.pending.insert(key, None);
+                if let Some(gone) = translate::deleted_nexthop(&r, &self.taps) {
+                    // One next hop of an IPv6 multipath route: the others
+                    // stay in the kernel.
+                    match self.pending.get_mut(&key) {
+                        Some(Pending::Set(m)) => {
+                            m.route
+                                .nexthops
+                                .retain(|n| (n.via, n.dev) != (gone.0, gone.1));
+                            if m.route.nexthops.is_empty() {
+                                self.pending.insert(key, Pending::Delete);
+                            }
+                        }
+                        Some(Pending::Delete) => {}
+                        Some(Pending::DropNexthops(v)) => v.push(gone),
+                        None => {
+                            self.pending.insert(key, Pending::DropNexthops(vec![gone]));
+                        }
+                    }
+                } else {
+                    self.unusable.remove(&key);
+                    self.pending.insert(key, Pending::Delete);
+                }
             }
             RouteNetlinkMessage::NewAddress(a) => {
                 if !self.address_event(&a, false) {
@@ -434,7 +464,15 @@ impl Mirror {
 
     /// Publishes the batch.
     fn flush(&mut self) {
-        let routes: Vec<_> = self.pending.drain().collect();
+        let mut routes = Vec::new();
+        let mut nexthops_gone = Vec::new();
+        for (k, p) in self.pending.drain() {
+            match p {
+                Pending::Set(m) => routes.push((k, Some(m))),
+                Pending::Delete => routes.push((k, None)),
+                Pending::DropNexthops(v) => nexthops_gone.push((k, v)),
+            }
+        }
         let addresses: Vec<_> = std::mem::take(&mut self.pending_addrs)
             .into_iter()
             .collect();
@@ -443,6 +481,7 @@ impl Mirror {
         self.publish(MirrorChanges {
             full: false,
             routes,
+            nexthops_gone,
             addresses,
         });
         self.publisher.mirror_status().last_batch = n;

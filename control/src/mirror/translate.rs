@@ -267,6 +267,28 @@ pub fn route_from_kernel(msg: &RouteMessage, taps: &TapMap, tables: &[u32]) -> R
     })
 }
 
+/// The one next hop an IPv6 `RTM_DELROUTE` names when it removes a next
+/// hop of a multipath route (the kernel keeps the others and says so in
+/// no other message): its gateway and xgate interface. None when the
+/// message deletes a whole route (IPv4, a multipath message, no gateway).
+pub fn deleted_nexthop(msg: &RouteMessage, taps: &TapMap) -> Option<(Option<IpAddr>, IfIndex)> {
+    if msg.header.address_family != AddressFamily::Inet6 {
+        return None;
+    }
+    let mut oif = None;
+    let mut gateway = None;
+    for a in &msg.attributes {
+        match a {
+            RouteAttribute::MultiPath(_) => return None,
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Gateway(g) => gateway = ip_of(g),
+            _ => {}
+        }
+    }
+    let t = taps.taps.get(&oif?)?;
+    Some((Some(gateway?), t.iface))
+}
+
 fn kind_name(k: KType) -> String {
     match k {
         KType::Local => "local".into(),

@@ -228,3 +228,18 @@ fn addresses_primary_secondary_and_tentative() {
     let a = address_from_kernel(&addr("2001:db8::7", 64, 7, AddressFlags::empty())).unwrap();
     assert_eq!(a.1.to_string(), "2001:db8::7/64");
 }
+
+#[test]
+fn an_ipv6_deletion_with_one_gateway_names_one_next_hop() {
+    let t = taps();
+    let one = via(route("2001:db8:9::/48", 3), "2001:db8:1::4", 7);
+    assert_eq!(
+        deleted_nexthop(&one, &t),
+        Some((Some("2001:db8:1::4".parse().unwrap()), 0))
+    );
+    let v4 = via(route("10.9.0.0/16", 3), "10.2.0.2", 7);
+    assert_eq!(deleted_nexthop(&v4, &t), None, "IPv4 deletes whole routes");
+    let mut dev_only = route("2001:db8:9::/48", 3);
+    dev_only.attributes.push(RouteAttribute::Oif(7));
+    assert_eq!(deleted_nexthop(&dev_only, &t), None);
+}
