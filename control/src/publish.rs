@@ -138,6 +138,9 @@ pub struct Mirrored {
     pub installed: bool,
 }
 
+/// A next hop as the kernel names it: gateway and interface.
+pub type NexthopId = (Option<std::net::IpAddr>, IfIndex);
+
 /// One batch of the mirror.
 #[derive(Debug, Default)]
 pub struct MirrorChanges {
@@ -147,7 +150,7 @@ pub struct MirrorChanges {
     pub routes: Vec<(RouteKey, Option<MirroredRoute>)>,
     /// Next hops (gateway, interface) removed from a mirrored multipath
     /// route the kernel keeps; keys not in `routes`.
-    pub nexthops_gone: Vec<(RouteKey, Vec<(Option<std::net::IpAddr>, IfIndex)>)>,
+    pub nexthops_gone: Vec<(RouteKey, Vec<NexthopId>)>,
     /// The whole new address list of each interface whose list changed.
     pub addresses: Vec<(IfIndex, Vec<IpNet>)>,
 }

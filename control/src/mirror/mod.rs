@@ -179,7 +179,7 @@ enum Pending {
     Delete,
     /// Next hops (gateway, interface) the kernel removed from a multipath
     /// route it keeps (IPv6 announces that as a deletion of one).
-    DropNexthops(Vec<(Option<std::net::IpAddr>, IfIndex)>),
+    DropNexthops(Vec<crate::publish::NexthopId>),
 }
 
 struct Mirror {
