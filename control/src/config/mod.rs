@@ -158,6 +158,34 @@ pub fn check_summary(cfg: &Config) -> String {
     } else {
         format!("metrics on {}", cfg.control.metrics)
     };
+    let mirrored: Vec<String> = cfg
+        .interfaces
+        .iter()
+        .filter(|i| i.mirror.any())
+        .map(|i| {
+            let what: Vec<&str> = [
+                (i.mirror.addresses, "addresses"),
+                (i.mirror.routes, "routes"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, w)| *w)
+            .collect();
+            format!("{} ({})", i.name, what.join(", "))
+        })
+        .collect();
+    if !mirrored.is_empty() {
+        notes.push_str(&format!(
+            "\nmirrored from the kernel: {}; tables {}",
+            mirrored.join(", "),
+            cfg.mirror
+                .tables
+                .iter()
+                .map(|t| values::table_name(*t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let routes = match &cfg.routes_file {
         Some((path, _)) => format!(
             "{} + routes from {}",
