@@ -305,3 +305,32 @@ fn a_next_hop_removed_from_a_multipath_route_leaves_the_others() {
     assert_eq!(hops(&p), 0, "the last next hop takes the route");
     p.with_mirrored(|m| assert!(m.routes.is_empty()));
 }
+
+#[test]
+fn a_reload_that_changes_the_mirror_says_it_takes_effect_at_the_next_start() {
+    let (p, path) = publisher("reload-mirror");
+    std::fs::write(
+        &path,
+        format!("{CFG}\n[mirror]\ntables = [\"main\", 100]\n"),
+    )
+    .unwrap();
+    let r = p.reload().unwrap();
+    assert!(
+        r.warnings.iter().any(|w| w.starts_with("[mirror] changed")),
+        "{:?}",
+        r.warnings
+    );
+    std::fs::write(
+        &path,
+        CFG.replace("[\"addresses\", \"routes\"]", "[\"routes\"]"),
+    )
+    .unwrap();
+    let r = p.reload().unwrap();
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("an interface's mirror changed")),
+        "{:?}",
+        r.warnings
+    );
+}
