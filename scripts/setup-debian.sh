@@ -17,6 +17,7 @@ PACKAGES=(
     vsftpd lftp curl             # live_ftp: a real FTP server and clients through the FTP helper
     tftpd-hpa tftp-hpa           # live_ftp: TFTP through the TFTP helper
     nftables python3-scapy       # diff_linux: nft -f for the Linux router, scapy for the probes
+    ipset                        # diff_linux: the ipsets of -m set in the Linux router
     iputils-ping                 # live_nft: ping through the kernel and through xgate
 )
 

@@ -416,6 +416,9 @@ struct Case {
     name: &'static str,
     lang: Lang,
     ruleset: String,
+    /// `ipset save` text: `ipset restore` in the Linux router before the
+    /// rules, `[firewall] ipsets` for xgate.
+    ipsets: &'static str,
     probes: Vec<Value>,
 }
 
@@ -518,6 +521,7 @@ fn cases() -> Vec<Case> {
             name,
             lang: Lang::Iptables,
             ruleset,
+            ipsets: "",
             probes: p.0,
         })
     };
@@ -1603,6 +1607,7 @@ fn cases() -> Vec<Case> {
                  table ip nat {\n chain postrouting {\n type nat hook postrouting priority 100; policy accept;\n\
                  oifname \"xdlr1\" masquerade\n }\n}\n"
                 .into(),
+            ipsets: "",
             probes: p.0,
         });
     }
@@ -1654,6 +1659,7 @@ fn cases() -> Vec<Case> {
                   }\n\
                  }\n"
             .into(),
+            ipsets: "",
             probes: p.0,
         });
     }
@@ -1736,6 +1742,7 @@ fn cases() -> Vec<Case> {
                   }\n\
                  }\n"
                 .into(),
+            ipsets: "",
             probes: p.0,
         });
     }
@@ -1754,6 +1761,82 @@ fn cases() -> Vec<Case> {
                  }\n\
                  }\n"
             .into(),
+            ipsets: "",
+            probes: p.0,
+        });
+    }
+    // ipsets (`-m set`): a hash:net of banned sources and a hash:ip,port
+    // of published services, loaded by `ipset restore` into the Linux
+    // router and given as `[firewall] ipsets` to xgate.
+    {
+        let mut p = P::default();
+        p.handshake(C, CL, 40300, SV, 22);
+        let u = p.udp(C, CL, 40301, SV, 53);
+        p.reply(u, "udp");
+        p.syn(C, CL, 40302, SV, 80);
+        p.udp(C, CL, 40303, SV, 22);
+        p.syn(C, "10.1.0.3", 40304, SV, 22);
+        p.udp(C, "10.1.0.9", 40305, SV, 53);
+        p.syn(C, "10.1.0.12", 40306, SV, 22);
+        v.push(Case {
+            name: "ipset-match-set",
+            lang: Lang::Iptables,
+            ruleset: "*filter\n:FORWARD DROP [0:0]\n\
+                 -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+                 -A FORWARD -m set --match-set banned src -j DROP\n\
+                 -A FORWARD -i xdlr0 -m set --match-set svc dst,dst -j ACCEPT\n\
+                 COMMIT\n"
+                .into(),
+            ipsets: "create banned hash:net family inet hashsize 1024 maxelem 65536\n\
+                 add banned 10.1.0.3\n\
+                 add banned 10.1.0.8/30\n\
+                 create svc hash:ip,port family inet hashsize 1024 maxelem 65536\n\
+                 add svc 10.2.0.2,tcp:22\n\
+                 add svc 10.2.0.2,udp:53\n",
+            probes: p.0,
+        });
+    }
+    // kube-proxy's `! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`: "none
+    // of them", which an INVALID packet (no connection) also is.
+    {
+        let mut p = P::default();
+        let k = p.syn(S, SV, 40320, "10.2.0.1", 8080);
+        p.reply(k, "SA");
+        p.syn(C, CL, 40321, SV, 80);
+        p.tcp(S, SV, 40322, "10.2.0.1", 8080, "SF");
+        p.tcp(C, CL, 40323, SV, 80, "SF");
+        v.push(Case {
+            name: "ctstate-not-dnat",
+            lang: Lang::Iptables,
+            ruleset: "*nat\n\
+                 -A PREROUTING -i xdlr1 -p tcp --dport 8080 -j DNAT --to-destination 10.1.0.2:80\n\
+                 COMMIT\n\
+                 *filter\n\
+                 -A FORWARD -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n\
+                 COMMIT\n"
+                .into(),
+            ipsets: "",
+            probes: p.0,
+        });
+    }
+    // --ctstate DNAT: FORWARD opened only for what a DNAT rule forwarded.
+    {
+        let mut p = P::default();
+        let k = p.syn(S, SV, 40310, "10.2.0.1", 8080);
+        p.reply(k, "SA");
+        p.syn(S, SV, 40311, CL, 80);
+        p.syn(S, SV, 40312, "10.2.0.1", 8081);
+        v.push(Case {
+            name: "ctstate-dnat",
+            lang: Lang::Iptables,
+            ruleset: "*nat\n\
+                 -A PREROUTING -i xdlr1 -p tcp --dport 8080 -j DNAT --to-destination 10.1.0.2:80\n\
+                 COMMIT\n\
+                 *filter\n:FORWARD DROP [0:0]\n\
+                 -A FORWARD -m conntrack --ctstate DNAT -j ACCEPT\n\
+                 COMMIT\n"
+                .into(),
+            ipsets: "",
             probes: p.0,
         });
     }
@@ -1765,8 +1848,13 @@ fn cases() -> Vec<Case> {
 // ---------------------------------------------------------------------
 
 fn xgate_config(c: &Case) -> String {
+    let sets = if c.ipsets.is_empty() {
+        String::new()
+    } else {
+        format!("ipsets = \"\"\"\n{}\"\"\"\n", c.ipsets)
+    };
     let fw = match c.lang {
-        Lang::Iptables => format!("[firewall]\nrules = \"\"\"\n{}\"\"\"\n", c.ruleset),
+        Lang::Iptables => format!("[firewall]\n{sets}rules = \"\"\"\n{}\"\"\"\n", c.ruleset),
         Lang::Nft => format!("[firewall]\nnft = \"\"\"\n{}\"\"\"\n", c.ruleset),
     };
     format!(
@@ -1814,6 +1902,10 @@ fn run_linux(pr: &mut Prober, c: &Case) -> Vec<String> {
                 &format!("net.ipv4.conf.{key}.accept_local=0"),
             ],
         );
+    }
+    if !c.ipsets.is_empty() {
+        sh(Some(&t.r), &["ipset", "restore"], Some(c.ipsets))
+            .unwrap_or_else(|e| panic!("{}: ipset restore: {e}", c.name));
     }
     let load = match c.lang {
         Lang::Iptables => sh(Some(&t.r), &["iptables-restore"], Some(&c.ruleset)),
@@ -1864,6 +1956,9 @@ fn skip_reason() -> Option<String> {
         .is_ok_and(|o| o.status.success());
     if !ok {
         return Some("python3-scapy missing (scripts/setup-debian.sh)".into());
+    }
+    if !std::path::Path::new("/usr/sbin/ipset").exists() {
+        return Some("ipset missing (scripts/setup-debian.sh)".into());
     }
     None
 }

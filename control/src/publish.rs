@@ -118,6 +118,52 @@ struct State {
     static_neighbors: Vec<(IfIndex, u128, [u8; 6])>,
     next_epoch: u64,
     mirror: MirrorRoutes,
+    /// `xgate ctl ipset` changes since the start, replayed onto the sets a
+    /// reload reads (as the kernel's ipsets outlive `iptables-restore`).
+    ipset_ops: Vec<IpsetOp>,
+}
+
+/// A live change of an ipset (`xgate ctl ipset add|del|flush`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IpsetOp {
+    /// Set name and element text (read as the set's type reads it).
+    Add(String, String),
+    Del(String, String),
+    Flush(String),
+}
+
+impl std::fmt::Display for IpsetOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IpsetOp::Add(n, e) => write!(f, "add {n} {e}"),
+            IpsetOp::Del(n, e) => write!(f, "del {n} {e}"),
+            IpsetOp::Flush(n) => write!(f, "flush {n}"),
+        }
+    }
+}
+
+impl IpsetOp {
+    fn name(&self) -> &str {
+        match self {
+            IpsetOp::Add(n, _) | IpsetOp::Del(n, _) | IpsetOp::Flush(n) => n,
+        }
+    }
+
+    /// Applies the change to the set of its name among `sets`.
+    fn apply(&self, sets: &iptables::FirewallRules) -> Result<(), String> {
+        let set = sets
+            .ipsets
+            .get(self.name())
+            .ok_or_else(|| format!("no ipset {} in the running config", self.name()))?;
+        match self {
+            IpsetOp::Add(_, e) => set.add(crate::iptables::ipset::element_for(set, e)?),
+            IpsetOp::Del(_, e) => set.del(crate::iptables::ipset::element_for(set, e)?),
+            IpsetOp::Flush(_) => {
+                set.flush();
+                Ok(())
+            }
+        }
+    }
 }
 
 /// What the kernel gave xgate through the mirror (see the module comment).
@@ -283,6 +329,7 @@ impl Publisher {
                 static_neighbors: compiled.static_neighbors,
                 next_epoch: 2,
                 mirror: MirrorRoutes::default(),
+                ipset_ops: Vec::new(),
             }),
             retired: Mutex::new(Vec::new()),
             reloads: AtomicU64::new(0),
@@ -445,7 +492,17 @@ impl Publisher {
         self.shared
             .conntrack
             .set_tcp_be_liberal(compiled.tcp_be_liberal);
-        let warnings = restart_only_changes(&st.config, &cfg);
+        let mut warnings = restart_only_changes(&st.config, &cfg);
+        // The live ipset changes go on in the sets just read; one that no
+        // longer applies (its set is gone, its element already there or
+        // no longer) is dropped and said.
+        let ops = std::mem::take(&mut st.ipset_ops);
+        for op in ops {
+            match op.apply(&compiled.iptables) {
+                Ok(()) => st.ipset_ops.push(op),
+                Err(e) => warnings.push(format!("ctl ipset {op}: not kept: {e}")),
+            }
+        }
         // What the kernel gave stays (the config wins where both have a
         // route of the same key).
         overlay(
@@ -485,6 +542,18 @@ impl Publisher {
             summary,
             warnings,
         })
+    }
+
+    /// `ipset add|del|flush` on a running set: the workers see the new
+    /// contents at their next lookup; the change is kept across reloads.
+    pub fn ipset(&self, op: IpsetOp) -> Result<(), String> {
+        let mut st = self.lock();
+        op.apply(&self.current().iptables)?;
+        if let IpsetOp::Flush(name) = &op {
+            st.ipset_ops.retain(|o| o.name() != name);
+        }
+        st.ipset_ops.push(op);
+        Ok(())
     }
 
     /// `ip route add`: publishes the current tables with one more route.

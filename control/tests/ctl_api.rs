@@ -607,3 +607,91 @@ table inet filter {
     );
     drop(server);
 }
+
+#[test]
+fn ipsets_change_live_and_keep_their_changes_across_a_reload() {
+    // fail2ban's way: a rule names a set, bans are `ipset add`s while the
+    // ruleset runs.
+    let d = scratch("ipset");
+    let config = cfg()
+        .replace(
+            "*filter\n:FORWARD DROP [0:0]\n",
+            "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -m set --match-set banned src -j DROP\n",
+        )
+        .replace(
+            "[firewall]\n",
+            "[firewall]\nipsets = \"\"\"\ncreate banned hash:ip family inet maxelem 2\nadd banned 192.0.2.66\n\"\"\"\n",
+        );
+    let (rt, mut w, _v) = runtime_with(&d, &config);
+    let sock = d.join("ctl.sock");
+    let server = CtlServer::bind(&sock).unwrap().spawn(rt.clone()).unwrap();
+    let publisher = rt.publisher.clone();
+    let mut send = |sport: u16| {
+        // Between batches, as a worker does: the tables published last.
+        w.pipeline.set_tables(publisher.tables());
+        let f = udp4(
+            mac("02:cc:00:00:00:10"),
+            mac("02:00:00:00:00:02"),
+            &[],
+            "192.168.1.10",
+            "198.51.100.7",
+            64,
+            sport,
+            53,
+            b"q",
+        );
+        w.receive(1, &[f.as_slice()], NOW).unwrap();
+        let mut out = 0;
+        w.drain(|_, _| out += 1);
+        out
+    };
+    assert_eq!(send(41_000), 1, "not banned yet");
+    let ipset = |op: &str, name: Option<&str>, element: Option<&str>| Command::Ipset {
+        op: op.into(),
+        name: name.map(Into::into),
+        element: element.map(Into::into),
+    };
+    ask(&sock, ipset("add", Some("banned"), Some("192.168.1.10")));
+    assert_eq!(send(41_000), 0, "banned: its established flow too");
+    assert_eq!(send(41_001), 0, "and new ones");
+    let r = ask(&sock, ipset("list", Some("banned"), None));
+    assert!(
+        r.text
+            .contains("Number of entries: 2\nMembers:\n192.0.2.66\n192.168.1.10\n"),
+        "{}",
+        r.text
+    );
+    // Bounded, checked and exact, as ipset is.
+    for (c, needle) in [
+        (ipset("add", Some("banned"), Some("192.0.2.1")), "full"),
+        (ipset("add", Some("banned"), Some("2001:db8::1")), "IPv4"),
+        (
+            ipset("del", Some("banned"), Some("192.0.2.1")),
+            "not in the set",
+        ),
+        (
+            ipset("add", Some("nosuch"), Some("192.0.2.1")),
+            "no ipset nosuch",
+        ),
+        (
+            ipset("add", Some("banned"), Some("no.such.address")),
+            "invalid element",
+        ),
+    ] {
+        let r = client::request(&sock, c.clone()).unwrap();
+        assert!(
+            !r.ok && r.error.as_deref().unwrap_or("").contains(needle),
+            "{c:?}: {r:?}"
+        );
+    }
+    // A reload reads the config's sets and replays the live changes.
+    let r = ask(&sock, Command::Reload);
+    assert!(r.text.starts_with("reloaded"), "{}", r.text);
+    assert_eq!(send(41_002), 0, "still banned after the reload");
+    ask(&sock, ipset("del", Some("banned"), Some("192.168.1.10")));
+    assert_eq!(send(41_003), 1, "unbanned");
+    ask(&sock, ipset("flush", Some("banned"), None));
+    let r = ask(&sock, ipset("list", None, None));
+    assert!(r.text.contains("Number of entries: 0"), "{}", r.text);
+    drop(server);
+}

@@ -335,6 +335,10 @@ fn what_xgate_cannot_run_is_refused_with_line_and_column() {
             "queue hands packets",
         ),
         (
+            "table ip f {\n set s { type ipv4_addr; size 2; flags dynamic; elements = { 10.0.0.1, 10.0.0.2, 10.0.0.3 }; }\n chain i { type filter hook input priority 0; ip saddr @s drop; }\n}",
+            "3 elements in a set of size 2",
+        ),
+        (
             "table ip f {\n chain i { type filter hook input priority 0; tcp dport 22 acept; }\n}",
             "gw.toml:36: firewall.nft: column 60: expected a match or a statement",
         ),
@@ -753,4 +757,182 @@ COMMIT
         let all = format!("{e:?}");
         assert!(all.contains(needle), "{all}");
     }
+}
+
+#[test]
+fn nflog_and_ulog_write_the_log_line_with_their_prefix() {
+    // ulogd's usual output is LOG's line: NFLOG and ULOG rules give that
+    // line with their prefix; LOG's extra flags are accepted.
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .config(
+            r#"
+[firewall]
+rules = """
+*filter
+-A FORWARD -p tcp --dport 22 -j NFLOG --nflog-prefix "ssh-in: " --nflog-group 2 --nflog-threshold 10
+-A FORWARD -p tcp --dport 23 -j ULOG --ulog-prefix "telnet: " --ulog-nlgroup 1
+-A FORWARD -p tcp --dport 23 -j LOG --log-prefix "tn: " --log-tcp-sequence --log-ip-options
+-A FORWARD -p tcp --dport 23 -j DROP
+COMMIT
+"""
+"#,
+        );
+    let frames = vec![
+        (
+            0.0,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40000, 22),
+        ),
+        (
+            0.1,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40001, 23),
+        ),
+    ];
+    let o = run("ipt_nflog", &cfg, &[("wan", frames)]);
+    assert_eq!(o.frames("lan").len(), 1, "NFLOG does not end the walk");
+    let log = &o.report.log;
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(
+        log[0].starts_with("ssh-in: IN=wan OUT=lan SRC=198.51.100.7 DST=192.168.1.10"),
+        "{}",
+        log[0]
+    );
+    assert!(log[1].starts_with("telnet: IN=wan OUT=lan"), "{}", log[1]);
+    assert!(log[2].starts_with("tn: IN=wan OUT=lan"), "{}", log[2]);
+
+    // Re-exported as written (iptables-save's order of options).
+    let text = "*filter\n-A INPUT -j NFLOG --nflog-prefix \"x\" --nflog-group 5 --nflog-size 128 --nflog-threshold 3\n-A INPUT -j ULOG --ulog-prefix \"y\" --ulog-nlgroup 2 --ulog-cprange 64 --ulog-qthreshold 4\n-A INPUT -j LOG --log-prefix \"z\" --log-level 6 --log-tcp-sequence --log-tcp-options --log-ip-options --log-uid --log-macdecode\nCOMMIT\n";
+    let rs = xgate_control::iptables::parse(text, "r", 1).unwrap();
+    let out = rs.to_string();
+    for l in text.lines().filter(|l| l.starts_with("-A")) {
+        assert!(out.contains(l), "{l}\n{out}");
+    }
+    for (bad, needle) in [
+        ("-j NFLOG --ulog-prefix x", "not valid for target NFLOG"),
+        ("-j ULOG --ulog-nlgroup 0", "1..32"),
+        ("-j NFLOG --nflog-group 70000", "0..65535"),
+        ("-j LOG --nflog-group 1", "not valid for target LOG"),
+        ("-j ACCEPT --log-uid", "not valid for target ACCEPT"),
+    ] {
+        let e =
+            xgate_control::iptables::parse(&format!("*filter\n-A INPUT {bad}\nCOMMIT\n"), "r", 1)
+                .unwrap_err();
+        assert!(e[0].message.contains(needle), "{bad}: {e:?}");
+    }
+}
+
+#[test]
+fn ctstate_dnat_admits_port_forwarded_connections() {
+    // FORWARD policy DROP opened only for what a DNAT rule forwarded (the
+    // pattern of ufw and many port-forward guides): the forwarded port
+    // reaches the server, the same server's other ports do not.
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .config(
+            r#"
+[firewall]
+rules = """
+*nat
+-A PREROUTING -i wan -p tcp --dport 8080 -j DNAT --to-destination 192.168.1.10:80
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT
+COMMIT
+"""
+"#,
+        );
+    let frames = vec![
+        (
+            0.0,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "203.0.113.2", 40000, 8080),
+        ),
+        (
+            0.1,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40001, 80),
+        ),
+    ];
+    let o = run("ipt_ctstate_dnat", &cfg, &[("wan", frames)]);
+    let lan: Vec<String> = o.frames("lan").iter().map(|f| flow4(f)).collect();
+    assert_eq!(lan, vec!["198.51.100.7:40000 > 192.168.1.10:80"], "{lan:?}");
+
+    let rs = xgate_control::iptables::parse(
+        "*filter\n-A FORWARD -m conntrack ! --ctstate SNAT,DNAT -j DROP\nCOMMIT\n",
+        "r",
+        1,
+    )
+    .unwrap();
+    assert!(rs.to_string().contains("! --ctstate SNAT,DNAT"), "{rs}");
+}
+
+#[test]
+fn ipset_hash_ip_port_opens_what_it_lists() {
+    // A hash:ip,port of published services, matched by destination
+    // address and port (`dst,dst`), under FORWARD policy DROP.
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", SERVER, "lan")
+        .config(
+            r#"
+[firewall]
+ipsets = """
+create services hash:ip,port family inet
+add services 192.168.1.10,tcp:22
+add services 192.168.1.10,udp:53
+add services 192.168.1.10,8000-8001
+"""
+rules = """
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m set --match-set services dst,dst -j ACCEPT
+COMMIT
+"""
+"#,
+        );
+    let frames = vec![
+        (
+            0.0,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40000, 22),
+        ),
+        (
+            0.1,
+            syn(UPSTREAM, GW_WAN, "198.51.100.7", "192.168.1.10", 40001, 53),
+        ),
+        (
+            0.2,
+            syn(
+                UPSTREAM,
+                GW_WAN,
+                "198.51.100.7",
+                "192.168.1.10",
+                40002,
+                8001,
+            ),
+        ),
+        (
+            0.3,
+            syn(
+                UPSTREAM,
+                GW_WAN,
+                "198.51.100.7",
+                "192.168.1.10",
+                40003,
+                8002,
+            ),
+        ),
+    ];
+    let o = run("ipt_set_ip_port", &cfg, &[("wan", frames)]);
+    let lan: Vec<String> = o.frames("lan").iter().map(|f| flow4(f)).collect();
+    assert_eq!(
+        lan,
+        vec![
+            "198.51.100.7:40000 > 192.168.1.10:22",
+            "198.51.100.7:40002 > 192.168.1.10:8001"
+        ],
+        "tcp 53 is not udp 53, 8002 is past the range"
+    );
+    // One flag for a two-dimension set is refused.
+    let e = errors(
+        "\n[firewall]\nipsets = \"\"\"\ncreate s hash:ip,port\nadd s 10.0.0.1,80\n\"\"\"\nrules_v4 = \"\"\"\n*filter\n-A FORWARD -m set --match-set s dst -j DROP\nCOMMIT\n\"\"\"\n",
+    );
+    assert!(e.contains("each of the set's dimensions"), "{e}");
 }

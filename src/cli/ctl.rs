@@ -72,6 +72,14 @@ enum CtlCommand {
     },
     /// The ruleset as `iptables-save -c` prints it.
     Rules,
+    /// ipsets of `-m set`: `ipset add|del NAME ELEMENT`, `ipset flush NAME`,
+    /// `ipset list [NAME]` (changes are kept across reloads, not restarts).
+    Ipset {
+        /// add, del, flush or list.
+        op: String,
+        name: Option<String>,
+        element: Option<String>,
+    },
     /// The neighbour table, `ip neigh` style.
     Neigh,
     /// Expectations of the connection-tracking helpers, like `conntrack -L expect`.
@@ -178,6 +186,7 @@ fn command(c: CtlCommand) -> Result<Command, String> {
             RouteCommand::Del { route } => Command::RouteDel { route },
         },
         CtlCommand::Rules => Command::Rules,
+        CtlCommand::Ipset { op, name, element } => Command::Ipset { op, name, element },
         CtlCommand::Expectations => Command::Expectations,
         CtlCommand::Neigh => Command::Neigh,
         CtlCommand::Reload => Command::Reload,

@@ -278,6 +278,20 @@ impl RawSocket {
         }
     }
 
+    /// Sends one frame; false when the kernel refused it (a full queue).
+    pub fn try_send(&self, frame: &[u8]) -> bool {
+        // SAFETY: sends `frame` on the bound device.
+        let n = unsafe {
+            libc::send(
+                self.0,
+                frame.as_ptr() as *const libc::c_void,
+                frame.len(),
+                0,
+            )
+        };
+        n == frame.len() as isize
+    }
+
     /// Sends one frame exactly as given (tags included).
     pub fn send(&self, frame: &[u8]) {
         // SAFETY: sends `frame` on the bound device.

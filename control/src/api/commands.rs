@@ -70,6 +70,9 @@ impl Runtime {
                 ))
             }
             Command::Rules => Ok(self.rules()),
+            Command::Ipset { op, name, element } => {
+                self.ipset(op, name.as_deref(), element.as_deref())
+            }
             Command::Neigh => Ok(self.neigh()),
             Command::Expectations => Ok(self.expectations()),
             Command::Reload => Ok(self.reload()),
@@ -657,6 +660,79 @@ impl Runtime {
                 })
             })
             .collect()
+    }
+
+    fn ipset(&self, op: &str, name: Option<&str>, elem: Option<&str>) -> Result<Response, String> {
+        use crate::iptables::ipset::{element_text, port_entry_text};
+        use crate::publish::IpsetOp;
+        let name_of = || {
+            name.map(str::to_string)
+                .ok_or(format!("ipset {op}: which set?"))
+        };
+        let elem_of = || {
+            elem.map(str::to_string)
+                .ok_or(format!("ipset {op}: which element?"))
+        };
+        let change = match op {
+            "add" => Some(IpsetOp::Add(name_of()?, elem_of()?)),
+            "del" => Some(IpsetOp::Del(name_of()?, elem_of()?)),
+            "flush" => Some(IpsetOp::Flush(name_of()?)),
+            "list" => None,
+            _ => return Err(format!("ipset {op}: add, del, flush or list")),
+        };
+        if let Some(c) = change {
+            let text = format!("{c}\n");
+            self.publisher.ipset(c)?;
+            return Ok(Response::ok(text, json!({})));
+        }
+        let snap = self.publisher.current();
+        let sets: Vec<_> = match name {
+            Some(n) => vec![(
+                n,
+                snap.iptables
+                    .ipsets
+                    .get(n)
+                    .ok_or_else(|| format!("no ipset {n} in the running config"))?,
+            )],
+            None => snap
+                .iptables
+                .ipsets
+                .iter()
+                .map(|(n, s)| (n.as_str(), s))
+                .collect(),
+        };
+        let mut text = String::new();
+        let mut js = Vec::new();
+        for (n, s) in sets {
+            let d = s.data();
+            let mut members: Vec<String> = d
+                .elements
+                .iter()
+                .map(|&(lo, hi)| element_text(lo, hi))
+                .collect();
+            let mut tuples: Vec<_> = d.tuples.iter().copied().collect();
+            tuples.sort_unstable();
+            members.extend(tuples.into_iter().map(|(a, p, n)| port_entry_text(a, p, n)));
+            let _ = writeln!(
+                text,
+                "Name: {n}\nType: {}\nHeader: family {} maxelem {}\nNumber of entries: {}\nMembers:",
+                if s.has_ports() {
+                    "hash:ip,port"
+                } else if members.iter().any(|m| m.contains('/') || m.contains('-')) {
+                    "hash:net"
+                } else {
+                    "hash:ip"
+                },
+                if s.is_v4() { "inet" } else { "inet6" },
+                s.maxelem(),
+                members.len()
+            );
+            for m in &members {
+                let _ = writeln!(text, "{m}");
+            }
+            js.push(json!({ "name": n, "family": if s.is_v4() { "inet" } else { "inet6" }, "maxelem": s.maxelem(), "members": members }));
+        }
+        Ok(Response::ok(text, json!({ "sets": js })))
     }
 
     fn rules(&self) -> Response {

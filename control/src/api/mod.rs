@@ -117,6 +117,15 @@ pub enum Command {
         route: Vec<String>,
     },
     Rules,
+    /// `ipset add|del NAME ELEMENT`, `ipset flush NAME`, `ipset list
+    /// [NAME]`.
+    Ipset {
+        op: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        element: Option<String>,
+    },
     Neigh,
     /// Expectations of the connection-tracking helpers (`conntrack -L
     /// expect`).

@@ -360,8 +360,13 @@ fn rule(
                 },
             )
         }),
-        // The model's CtStates bits are the dataplane's `ct` bits.
-        ctstate: m.ctstate.as_ref().map(|n| Neg::new(n.negated, n.value.0)),
+        // The model's CtStates bits are the dataplane's `ct` bits (the
+        // virtual SNAT/DNAT states are lowered below).
+        ctstate: m
+            .ctstate
+            .as_ref()
+            .filter(|n| n.value.0 & crate::iptables::CtStates::STATES != 0)
+            .map(|n| Neg::new(n.negated, n.value.0 & crate::iptables::CtStates::STATES)),
         mark: m
             .mark
             .as_ref()
@@ -385,6 +390,33 @@ fn rule(
     };
     let nat_ports = |p: &Option<PortRange>| p.as_ref().map(ports);
     let mut exprs = matches.exprs();
+    // `--ctstate SNAT,DNAT`: xt_conntrack's virtual states are the
+    // connection's IPS_SRC_NAT / IPS_DST_NAT status bits.
+    if let Some(n) = &m.ctstate {
+        let virt = n.value.0 & !crate::iptables::CtStates::STATES;
+        // A negated list is "none of them": each part negated, both
+        // required (`! --ctstate RELATED,ESTABLISHED,DNAT` of kube-proxy).
+        // A plain list mixing the two would need an "or".
+        if virt != 0 && n.value.0 & crate::iptables::CtStates::STATES != 0 && !n.negated {
+            errs.push(
+                "--ctstate mixing states with SNAT/DNAT (either may hold) is not supported: write one rule per part (a negated list is)"
+                    .into(),
+            );
+        } else if virt != 0 {
+            let mut bits = 0;
+            if virt & crate::iptables::CtStates::SNAT != 0 {
+                bits |= filter::ct_status::SNAT;
+            }
+            if virt & crate::iptables::CtStates::DNAT != 0 {
+                bits |= filter::ct_status::DNAT;
+            }
+            exprs.push(Expr::Bits {
+                field: filter::Field::CtNat,
+                neg: n.negated,
+                bits,
+            });
+        }
+    }
     for x in &m.ext {
         match x.lower(hook) {
             Ok(e) => exprs.extend(e),
@@ -403,9 +435,15 @@ fn rule(
         Target::Jump(c) => chain(c, &mut errs).map(TargetSpec::Jump),
         Target::Goto(c) => chain(c, &mut errs).map(TargetSpec::Goto),
         Target::Reject(w) => Some(TargetSpec::Reject(reject_kind(*w))),
-        Target::Log { prefix, level } => Some(TargetSpec::Log {
+        Target::Log { prefix, level, .. } => Some(TargetSpec::Log {
             prefix: prefix.clone().unwrap_or_default(),
             level: level.unwrap_or(4),
+        }),
+        // NFLOG hands the packet to a logging daemon (ulogd), whose usual
+        // output is the LOG line: xgate writes that line to its own log.
+        Target::NfLog(n) => Some(TargetSpec::Log {
+            prefix: n.prefix.clone().unwrap_or_default(),
+            level: 4,
         }),
         Target::Mark(mk) => Some(TargetSpec::Mark {
             value: mk.value,

@@ -88,6 +88,12 @@ pub struct FamilyRuleset {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FirewallRules {
     pub sets: Vec<FamilyRuleset>,
+    /// `ipsets` / `ipsets_file`, by name: the tables `-m set` rules look
+    /// up, whose contents `xgate ctl ipset` changes.
+    pub ipsets: std::collections::BTreeMap<
+        String,
+        std::sync::Arc<xgate_dataplane::filter::ipset::IpSetTable>,
+    >,
     /// `nft` / `nft_file`, applied (its commands run in order).
     pub nft: Option<NftRules>,
 }
@@ -134,6 +140,7 @@ impl FirewallRules {
                 field: FIELD.into(),
                 ruleset,
             }],
+            ipsets: Default::default(),
             nft: None,
         }
     }
@@ -207,6 +214,18 @@ pub fn load_all(
         (Ok(mut all), Ok(nft)) => {
             all.nft = nft;
             let sets = sets.map_err(|e| vec![e])?;
+            all.ipsets = sets
+                .into_iter()
+                .map(|(name, s)| {
+                    use xgate_dataplane::filter::ipset::IpSetTable;
+                    let t = match s.ports {
+                        Some(entries) => IpSetTable::with_ports(&name, s.v4, s.maxelem, entries),
+                        None => IpSetTable::new(&name, s.v4, s.maxelem, s.ranges),
+                    };
+                    (name, std::sync::Arc::new(t))
+                })
+                .collect();
+            let sets = &all.ipsets;
             let mut errors = Vec::new();
             for s in &mut all.sets {
                 for t in &mut s.ruleset.tables {
@@ -217,8 +236,8 @@ pub fn load_all(
                             // iptables refuses a set of the other family
                             // ("incompatible with the protocol family").
                             let wrong = match (s.family, &m.members) {
-                                (Family::V4, Some(set)) => !set.v4,
-                                (Family::V6, Some(set)) => set.v4,
+                                (Family::V4, Some(set)) => !set.is_v4(),
+                                (Family::V6, Some(set)) => set.is_v4(),
                                 _ => false,
                             };
                             if wrong {
@@ -460,7 +479,11 @@ fn load_iptables(
         }
     }
     if errors.is_empty() {
-        Ok(FirewallRules { sets, nft: None })
+        Ok(FirewallRules {
+            sets,
+            ipsets: Default::default(),
+            nft: None,
+        })
     } else {
         Err(errors)
     }

@@ -133,6 +133,20 @@ pub struct Rule {
     pub counters: Counters,
 }
 
+/// `-j NFLOG` (or the older `-j ULOG`) with its options as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfLog {
+    pub ulog: bool,
+    pub group: Option<u16>,
+    pub prefix: Option<String>,
+    /// Bytes of the packet to copy (`--nflog-size`/`--nflog-range`,
+    /// `--ulog-cprange`).
+    pub range: Option<u32>,
+    /// `--nflog-size` was the name given (not `--nflog-range`).
+    pub size_name: bool,
+    pub threshold: Option<u16>,
+}
+
 /// The flag options of the NAT targets ([`NatFlags::NAMES`] bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NatFlags(pub u8);
@@ -357,12 +371,20 @@ impl CtStates {
     pub const ESTABLISHED: u8 = 0x04;
     pub const RELATED: u8 = 0x08;
     pub const UNTRACKED: u8 = 0x10;
-    pub const NAMES: [(&'static str, u8); 5] = [
+    /// `--ctstate SNAT` / `DNAT`: xt_conntrack's virtual states, the
+    /// connection's source (destination) translated.
+    pub const SNAT: u8 = 0x20;
+    pub const DNAT: u8 = 0x40;
+    /// The states proper (not [`Self::SNAT`], [`Self::DNAT`]).
+    pub const STATES: u8 = 0x1f;
+    pub const NAMES: [(&'static str, u8); 7] = [
         ("INVALID", Self::INVALID),
         ("NEW", Self::NEW),
         ("RELATED", Self::RELATED),
         ("ESTABLISHED", Self::ESTABLISHED),
         ("UNTRACKED", Self::UNTRACKED),
+        ("SNAT", Self::SNAT),
+        ("DNAT", Self::DNAT),
     ];
 
     pub fn contains(self, bit: u8) -> bool {
@@ -429,7 +451,13 @@ pub enum Target {
         prefix: Option<String>,
         /// Syslog level 0..=7 (default 4, warning).
         level: Option<u8>,
+        /// `--log-tcp-sequence`, `--log-tcp-options`, ... (bits of
+        /// `LOG_FLAGS`): kept, the line xgate writes does not add those
+        /// fields.
+        flags: u8,
     },
+    /// `-j NFLOG` / `-j ULOG`: logged as LOG logs, with the prefix.
+    NfLog(NfLog),
     Mark(Mark),
     /// `-j CONNMARK`.
     ConnMark(ConnMark),
@@ -673,15 +701,22 @@ impl fmt::Display for Rule {
                 let list: Vec<String> = x.value.ports.iter().map(|p| p.to_string()).collect();
                 let _ = write!(w, " {opt} {}", list.join(","));
             }
-            if let Some(x) = &m.ctstate {
+            // `--ctstate` with other conntrack options is one `-m
+            // conntrack`, printed where the module's options are in the
+            // extension list (so that their order reads back the same).
+            let ct_ext = m
+                .ext
+                .iter()
+                .any(|e| matches!(e, super::ext::Ext::Conntrack(_)));
+            let ctstate = |w: &mut String, x: &Neg<CtStates>| {
                 w.push_str(" -m conntrack");
                 neg(w, x.negated);
                 let _ = write!(w, " --ctstate {}", x.value);
-                for e in &m.ext {
-                    if let super::ext::Ext::Conntrack(c) = e {
-                        let _ = write!(w, "{}", super::ext::ConntrackOptions(c));
-                    }
-                }
+            };
+            if let Some(x) = &m.ctstate
+                && !ct_ext
+            {
+                ctstate(w, x);
             }
             if let Some(x) = &m.statistic {
                 w.push_str(" -m statistic");
@@ -704,8 +739,9 @@ impl fmt::Display for Rule {
                 let _ = write!(w, " --mark {}", x.value);
             }
             for x in &m.ext {
-                // With --ctstate, printed in the same -m conntrack above.
-                if m.ctstate.is_some() && matches!(x, super::ext::Ext::Conntrack(_)) {
+                if let (Some(st), super::ext::Ext::Conntrack(c)) = (&m.ctstate, x) {
+                    ctstate(w, st);
+                    let _ = write!(w, "{}", super::ext::ConntrackOptions(c));
                     continue;
                 }
                 let _ = write!(w, "{x}");
@@ -727,13 +763,49 @@ impl fmt::Display for Rule {
                 Target::Reject(r) => {
                     let _ = write!(w, " -j REJECT --reject-with {}", r.name());
                 }
-                Target::Log { prefix, level } => {
+                Target::Log {
+                    prefix,
+                    level,
+                    flags,
+                } => {
                     w.push_str(" -j LOG");
                     if let Some(p) = prefix {
                         let _ = write!(w, " --log-prefix {}", quote(p));
                     }
                     if let Some(l) = level {
                         let _ = write!(w, " --log-level {l}");
+                    }
+                    for (name, bit) in crate::iptables::parse::LOG_FLAGS {
+                        if flags & bit != 0 {
+                            let _ = write!(w, " {name}");
+                        }
+                    }
+                }
+                Target::NfLog(n) => {
+                    let (t, p) = if n.ulog {
+                        ("ULOG", "--ulog-")
+                    } else {
+                        ("NFLOG", "--nflog-")
+                    };
+                    let _ = write!(w, " -j {t}");
+                    if let Some(x) = &n.prefix {
+                        let _ = write!(w, " {p}prefix {}", quote(x));
+                    }
+                    if let Some(g) = n.group {
+                        let g_name = if n.ulog { "nlgroup" } else { "group" };
+                        let _ = write!(w, " {p}{g_name} {g}");
+                    }
+                    if let Some(r) = n.range {
+                        let r_name = match (n.ulog, n.size_name) {
+                            (true, _) => "cprange",
+                            (false, true) => "size",
+                            (false, false) => "range",
+                        };
+                        let _ = write!(w, " {p}{r_name} {r}");
+                    }
+                    if let Some(q) = n.threshold {
+                        let q_name = if n.ulog { "qthreshold" } else { "threshold" };
+                        let _ = write!(w, " {p}{q_name} {q}");
                     }
                 }
                 Target::Mark(mk) => {

@@ -466,6 +466,13 @@ impl Compiler<'_, '_> {
                 continue;
             }
             let elements: R<Vec<_>> = set.elements.iter().map(|e| element_key(&e.key)).collect();
+            // nft refuses more elements than the set's size (ENFILE).
+            let elements = elements.and_then(|e| match set.size {
+                Some(n) if e.len() as u64 > n => {
+                    Err(format!("{} elements in a set of size {n}", e.len()))
+                }
+                _ => Ok(e),
+            });
             match elements {
                 Ok(elements) => {
                     let spec = DynSetSpec {
@@ -649,13 +656,10 @@ impl Compiler<'_, '_> {
                 Step::Match(vec![limit(&l)?])
             }
             StmtKind::Log(l) => {
-                if l.group.is_some() {
-                    return Err(
-                        "log group sends packets to NFLOG, which xgate has not: use log \
-                                prefix (xgate's log)"
-                            .into(),
-                    );
-                }
+                // `log group N` hands the packet to a logging daemon over
+                // NFLOG (ulogd), whose usual output is the plain log line:
+                // xgate writes that line to its own log, as for iptables'
+                // NFLOG.
                 Step::Action(TargetSpec::Log {
                     prefix: l.prefix.clone().unwrap_or_default(),
                     level: log_level(l.level.as_deref().unwrap_or("warn"))?,

@@ -271,6 +271,7 @@ impl RulesetBuilder {
             ifsets: c.ifsets.into_boxed_slice(),
             ranges: c.ranges.into_boxed_slice(),
             limits: c.limits.iter().map(Limiter::new).collect(),
+            ipsets: c.ipsets.into_boxed_slice(),
             dynsets: {
                 let seed = std::hash::BuildHasher::hash_one(
                     &std::collections::hash_map::RandomState::new(),

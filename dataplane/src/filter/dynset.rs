@@ -134,14 +134,34 @@ pub(super) struct DynSet {
 }
 
 impl DynSet {
+    /// The set of `spec`, its declared elements all in: a key that finds
+    /// its probe path full makes the table twice as large (a declared
+    /// element is never left out, which for a block list would let its
+    /// address through).
     pub(super) fn new(spec: &DynSetSpec, seed: u64) -> Self {
-        let n = (spec.capacity as usize * 2).next_power_of_two().max(16);
-        let set = DynSet {
+        let capacity = spec.capacity.max(1).max(spec.elements.len() as u32);
+        let mut n = (capacity as usize * 2).next_power_of_two().max(16);
+        loop {
+            let set = Self::empty(spec, seed, n, capacity);
+            // Permanent: inserted before any packet (expires 0).
+            let all = spec
+                .elements
+                .iter()
+                .all(|(fields, k)| set.upsert(set.tag(k, *fields), 0, 0, true).is_some());
+            if all {
+                return set;
+            }
+            n *= 2;
+        }
+    }
+
+    fn empty(spec: &DynSetSpec, seed: u64, n: usize, capacity: u32) -> Self {
+        DynSet {
             name: spec.name.as_str().into(),
             seed,
             mask: n - 1,
             slots: (0..n).map(|_| Slot::default()).collect(),
-            capacity: spec.capacity.max(1),
+            capacity,
             live: AtomicU32::new(0),
             timeout_ns: spec.timeout_ns,
             full: AtomicU64::new(0),
@@ -150,12 +170,7 @@ impl DynSet {
             stamps: (0..n * usize::from(spec.history))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
-        };
-        for (fields, k) in &spec.elements {
-            // Permanent: inserted before any packet (expires 0).
-            set.upsert(set.tag(k, *fields), 0, 0, true);
         }
-        set
     }
 
     #[inline]
@@ -367,6 +382,22 @@ mod tests {
         KeyVals {
             src: a,
             ..KeyVals::default()
+        }
+    }
+
+    #[test]
+    fn every_declared_element_is_in_even_a_full_set() {
+        // As many declared elements as the set's size: with 8 probes at
+        // half load some keys would find their path full; the table grows
+        // instead of leaving one out.
+        for seed in 0..20u64 {
+            let mut sp = spec(4096);
+            sp.elements = (0..4096u128).map(|a| (hf::SADDR, key(a * 7919))).collect();
+            let s = DynSet::new(&sp, seed);
+            for (f, k) in &sp.elements {
+                assert!(s.contains(s.tag(k, *f), 1), "seed {seed}: {k:?} left out");
+            }
+            assert_eq!(s.len(), 4096);
         }
     }
 

@@ -406,6 +406,22 @@ impl Ruleset {
                 };
                 hit != neg
             }
+            Op::IpSet {
+                set,
+                field,
+                port,
+                neg,
+            } => {
+                let s = &self.ipsets[set as usize];
+                match (load_any(field, p), port) {
+                    (Some(a), None) => s.contains(a) != neg,
+                    (Some(a), Some(f)) => match load(f, p) {
+                        Some(pt) => s.contains_port(a, p.proto, pt as u16) != neg,
+                        None => false,
+                    },
+                    (None, _) => false,
+                }
+            }
             Op::SetLookup { set, fields, neg } => {
                 let s = &self.dynsets[set as usize];
                 s.contains(s.tag(&KeyVals::of(p), fields), cx.now) != neg
@@ -525,6 +541,9 @@ fn load(f: Field, p: &PacketView) -> Option<u32> {
         Field::DstType => p.dst_type.into(),
         Field::CtState => p.ctstate.into(),
         Field::CtStatus => ct()?.status,
+        Field::CtNat => p
+            .ct
+            .map_or(0, |c| c.status & (super::ct_status::SNAT | super::ct_status::DNAT)),
         Field::Conns => p.conns,
         Field::Rpf => p.rpf.into(),
         Field::CtMark => ct()?.mark,

@@ -66,6 +66,10 @@ pub enum Field {
     CtState,
     /// [`super::ct_status`] bits.
     CtStatus,
+    /// The connection's SNAT and DNAT [`super::ct_status`] bits, 0 for a
+    /// packet without a connection (`--ctstate SNAT,DNAT`, which holds
+    /// negated for INVALID and UNTRACKED packets, as xt_conntrack's).
+    CtNat,
     CtMark,
     /// 0 original, 1 reply (`ct direction`).
     CtDir,
@@ -132,6 +136,7 @@ impl Field {
             Field::DstType => "the destination address type",
             Field::CtState => "the conntrack state",
             Field::CtStatus => "the conntrack status",
+            Field::CtNat => "the connection's translation",
             Field::CtMark => "the connection mark",
             Field::CtDir => "the conntrack direction",
             Field::CtOrigSport => "the original source port",
@@ -186,6 +191,7 @@ impl Field {
             Field::Rpf => needs::RPF,
             Field::Conns => needs::CONNS,
             Field::CtStatus
+            | Field::CtNat
             | Field::CtMark
             | Field::CtDir
             | Field::CtOrigSport
@@ -267,6 +273,16 @@ pub enum Expr {
         alt: Option<Field>,
         neg: bool,
         ranges: Vec<(u128, u128)>,
+    },
+    /// The field (an address) is in ipset `set` (`-m set`), whose
+    /// contents change while the ruleset runs.
+    IpSet {
+        set: std::sync::Arc<super::ipset::IpSetTable>,
+        field: Field,
+        /// A `hash:ip,port` set's port ([`Field::Sport`] or
+        /// [`Field::Dport`]; the protocol goes with it).
+        port: Option<Field>,
+        neg: bool,
     },
     /// `-m statistic`.
     Statistic { neg: bool, spec: StatisticSpec },
@@ -390,9 +406,10 @@ impl Expr {
     /// The field it loads, if one.
     pub fn field(&self) -> Option<Field> {
         match self {
-            Expr::Cmp { field, .. } | Expr::Bits { field, .. } | Expr::InRanges { field, .. } => {
-                Some(*field)
-            }
+            Expr::Cmp { field, .. }
+            | Expr::Bits { field, .. }
+            | Expr::InRanges { field, .. }
+            | Expr::IpSet { field, .. } => Some(*field),
             _ => None,
         }
     }

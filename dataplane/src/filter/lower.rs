@@ -29,6 +29,9 @@ pub(super) struct Compiler {
     pub(super) nat: Vec<NatAction>,
     /// Dynamic sets by name, in first-use order.
     pub(super) dynsets: Vec<std::sync::Arc<super::dynset::DynSetSpec>>,
+    /// ipsets, in first-use order (one entry per set however many rules
+    /// name it).
+    pub(super) ipsets: Vec<std::sync::Arc<super::ipset::IpSetTable>>,
     pub(super) needs: u8,
     /// The rule being lowered is in an IPv4 or IPv6 ruleset.
     forced: bool,
@@ -48,6 +51,7 @@ impl Compiler {
             log_prefixes: Vec::new(),
             nat: Vec::new(),
             dynsets: Vec::new(),
+            ipsets: Vec::new(),
             needs: 0,
             forced: false,
         }
@@ -239,6 +243,44 @@ impl Compiler {
                     neg: *neg,
                     off,
                     len,
+                }
+            }
+            Expr::IpSet {
+                set,
+                field,
+                port,
+                neg,
+            } => {
+                if !field.is_addr()
+                    || set.has_ports() != port.is_some()
+                    || port.is_some_and(|f| !matches!(f, Field::Sport | Field::Dport))
+                {
+                    return Err(BuildError::new(
+                        line,
+                        "an ipset is looked up by an address (and a port for hash:ip,port)",
+                    ));
+                }
+                if let Some(f) = port {
+                    self.needs |= f.needs();
+                }
+                narrow(r, self.forced, set.is_v4(), field.name(), line)?;
+                let i = match self
+                    .ipsets
+                    .iter()
+                    .position(|s| std::sync::Arc::ptr_eq(s, set))
+                {
+                    Some(i) => i,
+                    None => {
+                        self.ipsets.push(set.clone());
+                        self.ipsets.len() - 1
+                    }
+                };
+                Op::IpSet {
+                    set: u16::try_from(i)
+                        .map_err(|_| BuildError::new(line, "more than 65535 ipsets"))?,
+                    field: *field,
+                    port: *port,
+                    neg: *neg,
                 }
             }
             Expr::Statistic { neg, spec } => Op::Stat {

@@ -42,6 +42,7 @@ mod ruleset;
 mod spec;
 
 pub mod dynset;
+pub mod ipset;
 #[cfg(test)]
 mod tests;
 

@@ -119,6 +119,13 @@ pub(super) enum Op {
         hitcount: u16,
         seconds: u32,
     },
+    /// [`super::Expr::IpSet`]: `set` indexes [`Ruleset::ipsets`].
+    IpSet {
+        set: u16,
+        field: Field,
+        port: Option<Field>,
+        neg: bool,
+    },
     /// [`super::Field::Reg`] in `lo..=hi`.
     Reg {
         neg: bool,
@@ -142,7 +149,7 @@ impl Op {
             Op::SetLookup { .. } => 3,
             Op::Iface { .. } => 1,
             Op::Wide { .. } => 2,
-            Op::InRanges { .. } => 3,
+            Op::InRanges { .. } | Op::IpSet { .. } => 3,
             Op::Stat { .. }
             | Op::Limit { .. }
             | Op::Draw { .. }
@@ -293,6 +300,9 @@ pub struct Ruleset {
     /// Sets the packet path writes, shared by all workers (and by copies
     /// of this ruleset).
     pub(super) dynsets: std::sync::Arc<[super::dynset::DynSet]>,
+    /// The ipsets rules name (shared with the control plane, which
+    /// changes their contents).
+    pub(super) ipsets: Box<[std::sync::Arc<super::ipset::IpSetTable>]>,
     /// [`super::needs`] bits: what the pipeline must fill in the view.
     pub(super) needs: u8,
     /// `-m statistic --mode nth` counters, shared by all workers.
@@ -343,6 +353,7 @@ impl Clone for Ruleset {
                 .collect(),
             needs: self.needs,
             dynsets: self.dynsets.clone(),
+            ipsets: self.ipsets.clone(),
             nth: self
                 .nth
                 .iter()
@@ -380,6 +391,7 @@ impl Default for Ruleset {
             ranges: Box::new([]),
             limits: Box::new([]),
             dynsets: std::sync::Arc::new([]),
+            ipsets: Box::new([]),
             needs: 0,
             nth: Box::new([]),
             log_prefixes: Box::new([]),

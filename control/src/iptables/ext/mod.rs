@@ -9,6 +9,7 @@ mod connlimit;
 mod ct;
 mod hashlimit;
 mod header;
+mod nfacct;
 mod rate;
 mod recent;
 mod rpfilter;
@@ -22,6 +23,7 @@ pub use connlimit::ConnLimit;
 pub use ct::{Connmark, Conntrack, Options as ConntrackOptions};
 pub use hashlimit::HashLimit;
 pub use header::{AddrType, Dscp, IpRange, Length, Mac, PktType, Tos, Ttl};
+pub use nfacct::NfAcct;
 pub use rate::Limit;
 pub use recent::Recent;
 pub use rpfilter::RpFilter;
@@ -48,6 +50,7 @@ pub enum Ext {
     Recent(Recent),
     ConnLimit(ConnLimit),
     Set(Set),
+    NfAcct(NfAcct),
 }
 
 impl Ext {
@@ -81,6 +84,7 @@ impl Ext {
             Ext::Recent(x) => Ok(x.lower()),
             Ext::ConnLimit(x) => Ok(x.lower()),
             Ext::Set(x) => x.lower(),
+            Ext::NfAcct(x) => Ok(x.lower()),
         }
     }
 }
@@ -105,6 +109,7 @@ impl fmt::Display for Ext {
             Ext::Recent(x) => x.fmt(f),
             Ext::ConnLimit(x) => x.fmt(f),
             Ext::Set(x) => x.fmt(f),
+            Ext::NfAcct(x) => x.fmt(f),
         }
     }
 }
@@ -141,6 +146,7 @@ pub(crate) fn reader(name: &str) -> Option<Box<dyn Reader>> {
         "recent" => Box::<recent::RecentReader>::default(),
         "connlimit" => Box::<connlimit::ConnLimitReader>::default(),
         "set" => Box::<set::SetReader>::default(),
+        "nfacct" => Box::<nfacct::NfAcctReader>::default(),
         _ => return None,
     })
 }
@@ -166,6 +172,7 @@ pub(crate) fn is_option(o: &str) -> bool {
         "recent",
         "connlimit",
         "set",
+        "nfacct",
     ]
     .iter()
     .filter_map(|m| reader(m))

@@ -9,7 +9,8 @@ use std::fmt;
 use xgate_dataplane::filter::{Expr, Field};
 
 use super::{Ext, R, Reader, once, val};
-use crate::iptables::ipset::IpSet;
+use std::sync::Arc;
+use xgate_dataplane::filter::ipset::IpSetTable;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Set {
@@ -17,8 +18,10 @@ pub struct Set {
     /// The flags as written (`src`, `dst,dst`).
     pub flags: String,
     pub neg: bool,
-    /// The members, filled from the config's ipsets when it is loaded.
-    pub members: Option<IpSet>,
+    /// The set, filled from the config's ipsets when it is loaded (one
+    /// table per name, shared by the rules naming it and changed live by
+    /// `xgate ctl ipset`).
+    pub members: Option<Arc<IpSetTable>>,
 }
 
 impl Set {
@@ -29,35 +32,39 @@ impl Set {
                 self.name
             ));
         };
-        let field = match self.flags.split(',').next() {
-            Some("src") => Field::Saddr,
-            Some("dst") => Field::Daddr,
-            _ => {
-                return Err(format!(
-                    "--match-set {} {}: src or dst",
-                    self.name, self.flags
-                ));
-            }
+        let dir = |f: Option<&str>| match f {
+            Some("src") => Ok(true),
+            Some("dst") => Ok(false),
+            _ => Err(format!(
+                "--match-set {} {}: src or dst for each of the set's dimensions",
+                self.name, self.flags
+            )),
+        };
+        let mut flags = self.flags.split(',');
+        let field = if dir(flags.next())? {
+            Field::Saddr
+        } else {
+            Field::Daddr
+        };
+        // hash:ip,port: the second flag says which port.
+        let port = if m.has_ports() {
+            Some(if dir(flags.next())? {
+                Field::Sport
+            } else {
+                Field::Dport
+            })
+        } else {
+            None
         };
         // A set has one family; as in the kernel, its match (negated or
         // not) only ever holds for packets of that family.
-        let family = Expr::family(m.v4);
-        if m.ranges.is_empty() {
-            // An empty set holds nothing: the match never holds (with
-            // `!`, it holds for every packet of the family).
-            return Ok(if self.neg {
-                vec![family]
-            } else {
-                vec![Expr::eq(Field::NfProto, 0)]
-            });
-        }
         Ok(vec![
-            family,
-            Expr::InRanges {
+            Expr::family(m.is_v4()),
+            Expr::IpSet {
+                set: m.clone(),
                 field,
-                alt: None,
+                port,
                 neg: self.neg,
-                ranges: m.ranges.clone(),
             },
         ])
     }

@@ -94,7 +94,6 @@ const OTHER_TARGETS: &[&str] = &[
     "LED",
     "MIRROR",
     "NETMAP",
-    "NFLOG",
     "NFQUEUE",
     "NOTRACK",
     "QUEUE",
@@ -112,7 +111,6 @@ const OTHER_TARGETS: &[&str] = &[
     "TPROXY",
     "TRACE",
     "TTL",
-    "ULOG",
 ];
 
 /// The error of a `-j`/`-g` naming neither a user chain nor a target

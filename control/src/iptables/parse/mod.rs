@@ -13,6 +13,8 @@ mod rule;
 mod targets;
 mod values;
 
+pub(crate) use targets::LOG_FLAGS;
+
 use std::collections::HashSet;
 
 use super::lex::{logical_lines, split_words};
@@ -23,12 +25,14 @@ use rule::parse_rule;
 /// Longest chain name iptables accepts.
 const MAX_CHAIN_NAME: usize = 28;
 
-const TARGET_NAMES: [&str; 11] = [
+const TARGET_NAMES: [&str; 13] = [
     "ACCEPT",
     "DROP",
     "RETURN",
     "REJECT",
     "LOG",
+    "NFLOG",
+    "ULOG",
     "MARK",
     "MASQUERADE",
     "SNAT",

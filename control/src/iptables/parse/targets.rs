@@ -10,7 +10,12 @@ use super::{R, TARGET_NAMES};
 const MAX_LOG_PREFIX: usize = 29;
 
 /// Target options without a value.
-pub(super) const TARGET_FLAGS: [&str; 8] = [
+pub(super) const TARGET_FLAGS: [&str; 13] = [
+    "--log-tcp-sequence",
+    "--log-tcp-options",
+    "--log-ip-options",
+    "--log-uid",
+    "--log-macdecode",
     "--checksum-fill",
     "--clamp-mss-to-pmtu",
     "--notrack",
@@ -22,7 +27,16 @@ pub(super) const TARGET_FLAGS: [&str; 8] = [
 ];
 
 /// Options that belong to a target.
-pub(super) const TARGET_OPTIONS: [&str; 17] = [
+pub(super) const TARGET_OPTIONS: [&str; 26] = [
+    "--nflog-group",
+    "--nflog-prefix",
+    "--nflog-range",
+    "--nflog-size",
+    "--nflog-threshold",
+    "--ulog-nlgroup",
+    "--ulog-prefix",
+    "--ulog-cprange",
+    "--ulog-qthreshold",
     "--helper",
     "--set-mss",
     "--nfmask",
@@ -50,6 +64,11 @@ pub(super) struct TargetOpts {
     reject_with: Option<String>,
     log_prefix: Option<String>,
     log_level: Option<String>,
+    /// LOG's flags ([`LOG_FLAGS`] bits).
+    log_flags: u8,
+    /// NFLOG's and ULOG's options: group, prefix, copy range, threshold
+    /// (`(option, value)`; `--nflog-size` is `--nflog-range`'s newer name).
+    nflog: [Option<(String, String)>; 4],
     /// MARK's one option: (option, value).
     set_mark: Option<(String, String)>,
     to_source: Option<String>,
@@ -76,6 +95,13 @@ pub(super) struct TargetOpts {
 impl TargetOpts {
     /// Target option `o` (one of [`TARGET_OPTIONS`]) with value `v`.
     pub(super) fn option(&mut self, o: &str, v: String) -> R<()> {
+        if let Some(i) = nflog_slot(o) {
+            if self.nflog[i].is_some() {
+                return Err(format!("option {o} given twice"));
+            }
+            self.nflog[i] = Some((o.to_string(), v));
+            return Ok(());
+        }
         let slot = match o {
             "--reject-with" => &mut self.reject_with,
             "--log-prefix" => &mut self.log_prefix,
@@ -106,6 +132,13 @@ impl TargetOpts {
 
     /// Target flag `o` (one of [`TARGET_FLAGS`]).
     pub(super) fn flag(&mut self, o: &str) -> R<()> {
+        if let Some(&(_, bit)) = LOG_FLAGS.iter().find(|(n, _)| *n == o) {
+            if self.log_flags & bit != 0 {
+                return Err(format!("option {o} given twice"));
+            }
+            self.log_flags |= bit;
+            return Ok(());
+        }
         let bit = match o {
             "--notrack" => {
                 if std::mem::replace(&mut self.notrack, true) {
@@ -161,6 +194,18 @@ impl TargetOpts {
             ("--helper", &self.helper),
             ("--set-mss", &self.set_mss),
             ("--clamp-mss-to-pmtu", &self.clamp_mss.then(String::new)),
+            (
+                "--log-tcp-sequence/--log-tcp-options/--log-ip-options/--log-uid/--log-macdecode",
+                &(self.log_flags != 0).then(String::new),
+            ),
+            (
+                self.nflog
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map_or("", |(o, _)| o.as_str()),
+                &self.nflog.iter().flatten().next().map(|(_, v)| v.clone()),
+            ),
             ("--notrack", &self.notrack.then(String::new)),
             ("--nfmask", &self.nfmask),
             ("--ctmask", &self.ctmask),
@@ -235,6 +280,7 @@ pub(super) fn build_target(
             "RETURN" => Target::Return,
             "REJECT" => cx.reject(&mut o, fam)?,
             "LOG" => log(&mut o)?,
+            "NFLOG" | "ULOG" => nflog(&mut o, n == "ULOG")?,
             // MARK works in every table (the kernel's xt_MARK has no table
             // restriction); it is `--set-xmark` underneath.
             "MARK" => {
@@ -419,7 +465,79 @@ fn log(o: &mut TargetOpts) -> R<Target> {
         .take()
         .map(|l| parse_log_level(&l))
         .transpose()?;
-    Ok(Target::Log { prefix, level })
+    let flags = std::mem::take(&mut o.log_flags);
+    Ok(Target::Log {
+        prefix,
+        level,
+        flags,
+    })
+}
+
+/// LOG's flags, in the order iptables-save prints them, and their bits.
+pub(crate) const LOG_FLAGS: [(&str, u8); 5] = [
+    ("--log-tcp-sequence", 1),
+    ("--log-tcp-options", 2),
+    ("--log-ip-options", 4),
+    ("--log-uid", 8),
+    ("--log-macdecode", 16),
+];
+
+/// The slot in `TargetOpts::nflog` of an NFLOG or ULOG option.
+fn nflog_slot(o: &str) -> Option<usize> {
+    Some(match o {
+        "--nflog-group" | "--ulog-nlgroup" => 0,
+        "--nflog-prefix" | "--ulog-prefix" => 1,
+        "--nflog-range" | "--nflog-size" | "--ulog-cprange" => 2,
+        "--nflog-threshold" | "--ulog-qthreshold" => 3,
+        _ => return None,
+    })
+}
+
+/// NFLOG (`ulog`: the older ULOG): its options checked as
+/// libxt_NFLOG/libipt_ULOG check them.
+fn nflog(o: &mut TargetOpts, ulog: bool) -> R<Target> {
+    let mut given = std::mem::take(&mut o.nflog);
+    let own = if ulog { "--ulog-" } else { "--nflog-" };
+    for (opt, _) in given.iter().flatten() {
+        if !opt.starts_with(own) {
+            return Err(format!(
+                "option {opt} is not valid for target {}",
+                if ulog { "ULOG" } else { "NFLOG" }
+            ));
+        }
+    }
+    let num = |slot: &mut Option<(String, String)>, max: u32| -> R<Option<u32>> {
+        slot.take()
+            .map(|(opt, v)| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|&n| n <= max)
+                    .ok_or_else(|| format!("{opt} {v}: a number 0..{max}"))
+            })
+            .transpose()
+    };
+    let (group_max, prefix_max) = if ulog { (32, 32) } else { (65535, 64) };
+    let group = num(&mut given[0], group_max)?;
+    if ulog && group == Some(0) {
+        return Err("--ulog-nlgroup 0: a group 1..32".into());
+    }
+    let prefix = given[1].take().map(|(_, p)| p);
+    if let Some(p) = &prefix
+        && p.len() > prefix_max
+    {
+        return Err(format!("{own}prefix is longer than {prefix_max} bytes"));
+    }
+    let size_name = matches!(&given[2], Some((opt, _)) if opt == "--nflog-size");
+    let range = num(&mut given[2], u32::MAX)?;
+    let threshold = num(&mut given[3], u32::from(u16::MAX))?;
+    Ok(Target::NfLog(NfLog {
+        ulog,
+        size_name,
+        group: group.map(|g| g as u16),
+        prefix,
+        range,
+        threshold: threshold.map(|t| t as u16),
+    }))
 }
 
 /// MARK's option as `--set-xmark value/mask` (`mark = (mark & !mask) ^

@@ -210,7 +210,7 @@ pub(super) fn parse_states(s: &str) -> R<CtStates> {
             .find(|(n, _)| n.eq_ignore_ascii_case(st))
             .map(|(_, b)| *b)
             .ok_or_else(|| {
-                format!("unsupported state {st:?} (NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED)")
+                format!("unsupported state {st:?} (NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED, SNAT, DNAT)")
             })?;
     }
     Ok(CtStates(bits))
