@@ -12,6 +12,7 @@ PACKAGES=(
     libpcap-dev zlib1g-dev       # xdp-tools' configure insists on pcap; libbpf needs zlib
     python3 python3-prometheus-client  # the metrics test checks the exposition with the reference parser
     dnsmasq-base busybox         # live DHCP test: dnsmasq on the LAN tap, busybox's udhcpc as the client
+    bird2                        # live_mirror: BIRD on the WAN tap peers with a BIRD that announces prefixes
     iptables                     # live_families: the same rules through the kernel (iptables-nft) and xgate
     vsftpd lftp curl             # live_ftp: a real FTP server and clients through the FTP helper
     tftpd-hpa tftp-hpa           # live_ftp: TFTP through the TFTP helper

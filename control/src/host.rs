@@ -9,7 +9,8 @@
 //! to the tap's own MAC, and xgate's routes and neighbour table decide
 //! where it goes). The kernel gets the unicast routes of xgate's main
 //! table whose interface has a tap (first next hop of an ECMP route), so
-//! it picks the right tap and source address for its own connections.
+//! it picks the right tap and source address for its own connections;
+//! they are `proto 200` (`RTPROT_XGATE`), which the netlink mirror skips.
 //!
 //! The configuration is done with iproute2's `ip` (a dependency of the
 //! test topologies too), once at start; the taps are non-persistent, so
@@ -81,7 +82,15 @@ pub fn plan(cfg: &Config, interfaces: &Interfaces, taps: &[String]) -> Vec<Vec<S
         if let Some(v) = via {
             cmd.extend(args(&["via", &v.to_string()]));
         }
-        cmd.extend(args(&["dev", tap, "metric", &r.metric.to_string()]));
+        // Tagged as xgate's, so the mirror (crate::mirror) knows them.
+        cmd.extend(args(&[
+            "dev",
+            tap,
+            "metric",
+            &r.metric.to_string(),
+            "proto",
+            &crate::mirror::translate::RTPROT_XGATE.to_string(),
+        ]));
         if via.is_some() {
             cmd.push("onlink".into());
         }
@@ -177,8 +186,8 @@ type = "blackhole"
             "link set dev xg-dmz up",
             // The default route's gateway is on wan; 10.99/16 goes by lan,
             // which has no tap; the blackhole stays xgate's.
-            "route replace 0.0.0.0/0 via 203.0.113.1 dev xg-wan metric 0 onlink",
-            "route replace 10.50.0.0/16 dev xg-dmz metric 5",
+            "route replace 0.0.0.0/0 via 203.0.113.1 dev xg-wan metric 0 proto 200 onlink",
+            "route replace 10.50.0.0/16 dev xg-dmz metric 5 proto 200",
         ];
         assert_eq!(cmds, want);
     }

@@ -9,6 +9,7 @@ pub mod host;
 pub mod import;
 pub mod iptables;
 pub mod metrics;
+pub mod mirror;
 pub mod nft;
 pub mod publish;
 pub mod replay;

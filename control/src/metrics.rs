@@ -156,6 +156,52 @@ pub fn render(rt: &Runtime) -> String {
         rt.publisher.reload_failures.load(ord),
     );
 
+    let mirror = rt.publisher.mirror_status().clone();
+    if !mirror.interfaces.is_empty() {
+        o.family(
+            "xgate_mirror_routes",
+            "gauge",
+            "Kernel routes of the mirrored tables: installed in xgate's, shadowed by a config route, unusable.",
+        );
+        for (state, n) in [
+            ("installed", mirror.installed),
+            ("shadowed", mirror.shadowed),
+            ("unusable", mirror.unusable),
+        ] {
+            o.sample("xgate_mirror_routes", &[("state", state)], n as u64);
+        }
+        for (name, help, v) in [
+            (
+                "xgate_mirror_events_total",
+                "Kernel messages read from the netlink event socket.",
+                mirror.events,
+            ),
+            (
+                "xgate_mirror_publications_total",
+                "Publications of xgate's tables made by the mirror (one per batch).",
+                mirror.publications,
+            ),
+            (
+                "xgate_mirror_resyncs_total",
+                "Full dumps of the kernel's addresses and routes (start, overruns, errors).",
+                mirror.resyncs,
+            ),
+            (
+                "xgate_mirror_overruns_total",
+                "Overruns (ENOBUFS) of the netlink event socket.",
+                mirror.overruns,
+            ),
+            (
+                "xgate_mirror_flushed_connections_total",
+                "Connections flushed because their masquerade address went away.",
+                mirror.flushed,
+            ),
+        ] {
+            o.family(name, "counter", help);
+            o.sample(name, &[], v);
+        }
+    }
+
     let port_counters: [(&str, &str, usize); 4] = [
         ("xgate_port_rx_packets_total", "Frames received.", 0),
         ("xgate_port_rx_bytes_total", "Bytes received.", 1),

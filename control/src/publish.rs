@@ -32,15 +32,32 @@
 //! sockets and queues are set up at start. Settings read only at start
 //! (`[dataplane]`, `[timeouts]`, `[control]`) are reported as warnings.
 //!
+//! Mirrored state ([`Publisher::mirror_apply`], fed by `crate::mirror`):
+//! routes and addresses the kernel holds for the taps. They are kept here
+//! and laid over every compile of the config (a reload keeps them): a
+//! mirrored route goes into its table unless a config route has the same
+//! table, prefix and metric (the config wins; the mirrored one is kept,
+//! counted as shadowed, and takes over if the config route goes);
+//! mirrored addresses replace the config's addresses of their interface.
+//! A batch of route changes clones the current FIB, changes it and
+//! publishes it like a `ctl route add`; a change of addresses recompiles
+//! the config (connected routes, NAT addresses, gateways) with the new
+//! ones, keeps the running ruleset and its counters, and flushes the
+//! connections masqueraded to an address that went away (Linux's
+//! `nf_nat_masquerade` does the same on an address's removal).
+//!
 //! Live route changes ([`Publisher::route_add`], [`Publisher::route_del`])
 //! clone the current FIB, change the clone and publish it with the same
 //! ruleset; workers keep their rule counters across them. They are not
 //! written back to the config: the next full reload re-reads the file and
 //! drops them.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ipnet::IpNet;
 
 use arc_swap::ArcSwap;
 use xgate_dataplane::filter::RuleCounters;
@@ -51,7 +68,11 @@ use xgate_dataplane::stats::WorkerStats;
 use crate::compile::{self, Compiled};
 use crate::config::{self, Config, ConfigError};
 use crate::iptables;
+use crate::mirror::{MirrorStatus, MirroredRoute, RouteKey};
 use crate::routes::{self, RouteSpec};
+use xgate_dataplane::addr::ip_key;
+use xgate_dataplane::iface::Interfaces;
+use xgate_dataplane::route::{Fib, Route};
 
 /// A device's MAC when the config sets none: (device, port) -> MAC.
 pub type DeviceMac = dyn Fn(&str, usize) -> Option<[u8; 6]> + Send + Sync;
@@ -96,6 +117,7 @@ struct State {
     config: Config,
     static_neighbors: Vec<(IfIndex, u128, [u8; 6])>,
     next_epoch: u64,
+    mirror: MirrorRoutes,
     /// `xgate ctl ipset` changes since the start, replayed onto the sets a
     /// reload reads (as the kernel's ipsets outlive `iptables-restore`).
     ipset_ops: Vec<IpsetOp>,
@@ -144,6 +166,101 @@ impl IpsetOp {
     }
 }
 
+/// What the kernel gave xgate through the mirror (see the module comment).
+#[derive(Debug, Default)]
+pub struct MirrorRoutes {
+    pub routes: HashMap<RouteKey, Mirrored>,
+    /// The mirrored addresses of each interface, by name.
+    pub addresses: BTreeMap<String, Vec<IpNet>>,
+}
+
+/// One mirrored route.
+#[derive(Debug)]
+pub struct Mirrored {
+    pub route: Route,
+    /// The kernel's `rtm_protocol`.
+    pub proto: u8,
+    /// In xgate's table (false: a config route of the same key hides it).
+    pub installed: bool,
+}
+
+/// A next hop as the kernel names it: gateway and interface.
+pub type NexthopId = (Option<std::net::IpAddr>, IfIndex);
+
+/// One batch of the mirror.
+#[derive(Debug, Default)]
+pub struct MirrorChanges {
+    /// A resync: `routes` is every mirrored route, the others go.
+    pub full: bool,
+    /// The new state of each changed key (None: deleted).
+    pub routes: Vec<(RouteKey, Option<MirroredRoute>)>,
+    /// Next hops (gateway, interface) removed from a mirrored multipath
+    /// route the kernel keeps; keys not in `routes`.
+    pub nexthops_gone: Vec<(RouteKey, Vec<NexthopId>)>,
+    /// The whole new address list of each interface whose list changed.
+    pub addresses: Vec<(IfIndex, Vec<IpNet>)>,
+}
+
+/// What a mirror batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MirrorApplied {
+    /// The generation published, or the current one when the batch
+    /// changed nothing (`published` false).
+    pub generation: u64,
+    pub published: bool,
+    pub installed: usize,
+    pub shadowed: usize,
+    /// Connections flushed because their masquerade address went away.
+    pub flushed: u64,
+}
+
+/// A config whose mirroring interfaces have the kernel's addresses.
+fn with_mirrored_addresses(cfg: &Config, m: &MirrorRoutes) -> Config {
+    let mut c = cfg.clone();
+    for i in &mut c.interfaces {
+        if i.mirror.addresses
+            && let Some(a) = m.addresses.get(&i.name)
+        {
+            i.addresses = a.clone();
+        }
+    }
+    c
+}
+
+/// Puts a mirrored route in `fib` unless a route of the config (or `ctl
+/// route add`) has its key. Returns whether it is installed.
+fn install(fib: &mut Fib, k: &RouteKey, r: &Route) -> bool {
+    let t = fib.table_mut(k.table);
+    if t.get(k.prefix, k.len).iter().any(|x| x.metric == k.metric) {
+        return false;
+    }
+    t.try_replace(r.clone()).is_ok()
+}
+
+/// Lays every mirrored route over a freshly compiled `fib`, moving their
+/// interfaces from `old` numbering to `new` by name (a route whose
+/// interface is gone is dropped).
+fn overlay(fib: &mut Fib, m: &mut MirrorRoutes, old: &Interfaces, new: &Interfaces) {
+    let remap: Vec<Option<IfIndex>> = old.iter().map(|(_, i)| new.by_name(&i.name)).collect();
+    m.routes.retain(|_, r| {
+        for nh in &mut r.route.nexthops {
+            match remap.get(nh.dev as usize).copied().flatten() {
+                Some(d) => nh.dev = d,
+                None => return false,
+            }
+        }
+        true
+    });
+    for (k, r) in m.routes.iter_mut() {
+        r.installed = install(fib, k, &r.route);
+    }
+}
+
+fn counts(m: &MirrorRoutes) -> (usize, usize) {
+    let installed = m.routes.values().filter(|r| r.installed).count();
+    (installed, m.routes.len() - installed)
+}
+
 /// Owns the config path and publishes tables to the workers. Reloads and
 /// route changes are serialised; readers never wait for them.
 pub struct Publisher {
@@ -158,6 +275,8 @@ pub struct Publisher {
     pub reloads: AtomicU64,
     /// Reloads refused (invalid config, changed devices).
     pub reload_failures: AtomicU64,
+    /// What the netlink mirror reports (`xgate ctl mirror`).
+    mirror_status: Mutex<MirrorStatus>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -209,11 +328,13 @@ impl Publisher {
                 config: cfg,
                 static_neighbors: compiled.static_neighbors,
                 next_epoch: 2,
+                mirror: MirrorRoutes::default(),
                 ipset_ops: Vec::new(),
             }),
             retired: Mutex::new(Vec::new()),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
+            mirror_status: Mutex::new(MirrorStatus::default()),
         })
     }
 
@@ -253,6 +374,18 @@ impl Publisher {
             seen: 0,
             epoch: 0,
         }
+    }
+
+    /// The mirror's report (`xgate ctl mirror`).
+    pub fn mirror_status(&self) -> MutexGuard<'_, MirrorStatus> {
+        self.mirror_status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Calls `f` with the mirrored routes and addresses (for `ctl routes`,
+    /// which names each mirrored route's protocol). Publications wait
+    /// while `f` runs.
+    pub fn with_mirrored<R>(&self, f: impl FnOnce(&MirrorRoutes) -> R) -> R {
+        f(&self.lock().mirror)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -301,7 +434,10 @@ impl Publisher {
     fn try_reload(&self) -> Result<ReloadReport, Vec<ConfigError>> {
         let mut st = self.lock();
         let cfg = config::load(&self.path)?;
-        let compiled = compile::compile(&cfg, &*self.device_mac)?;
+        let mut compiled = compile::compile(
+            &with_mirrored_addresses(&cfg, &st.mirror),
+            &*self.device_mac,
+        )?;
         let cur = self.current();
         if *cur.devices != compiled.devices {
             let line = cfg.interfaces.first().map_or(1, |i| i.line);
@@ -367,6 +503,16 @@ impl Publisher {
                 Err(e) => warnings.push(format!("ctl ipset {op}: not kept: {e}")),
             }
         }
+        // What the kernel gave stays (the config wins where both have a
+        // route of the same key).
+        overlay(
+            &mut compiled.tables.fib,
+            &mut st.mirror,
+            &cur.tables.interfaces,
+            &compiled.tables.interfaces,
+        );
+        let (_, shadowed) = counts(&st.mirror);
+        self.mirror_status().shadowed = shadowed;
         let summary = format!(
             "{}: {} interfaces, {} routes, {} firewall rules",
             cfg.source,
@@ -413,7 +559,7 @@ impl Publisher {
     /// `ip route add`: publishes the current tables with one more route.
     /// Returns the new generation.
     pub fn route_add(&self, spec: &RouteSpec) -> Result<u64, String> {
-        self.change_fib(|t, fib| {
+        self.change_fib(|t, fib, _| {
             let r = routes::resolve(spec, &t.interfaces, fib)?;
             fib.table_mut(spec.table).add(r).map_err(|e| e.to_string())
         })
@@ -421,36 +567,60 @@ impl Publisher {
 
     /// `ip route del`: the route `spec.to` of `spec.table` with
     /// `spec.metric` (the active one when the metric is 0 and no route of
-    /// metric 0 exists).
+    /// metric 0 exists). A route mirrored from the kernel is refused (the
+    /// kernel owns it); a mirrored route the deleted one shadowed takes
+    /// its place.
     pub fn route_del(&self, spec: &RouteSpec) -> Result<u64, String> {
-        self.change_fib(|_, fib| {
+        self.change_fib(|_, fib, mirror| {
             let table = fib
                 .table(spec.table)
                 .ok_or_else(|| format!("no table {}", spec.table))?;
             let (p, l) = (spec.to.addr(), spec.to.prefix_len());
-            let metric = if table.get(p, l).iter().any(|r| r.metric == spec.metric) {
-                Some(spec.metric)
+            let routes = table.get(p, l);
+            let metric = if routes.iter().any(|r| r.metric == spec.metric) {
+                spec.metric
             } else if spec.metric == 0 {
-                None
+                routes.first().ok_or("no such route")?.metric
             } else {
                 return Err("no such route".into());
             };
+            let key = RouteKey {
+                table: spec.table,
+                prefix: p,
+                len: l,
+                metric,
+            };
+            if let Some(m) = mirror.routes.get(&key).filter(|m| m.installed) {
+                return Err(format!(
+                    "{} metric {metric} is mirrored from the kernel (proto {}): delete it there \
+                     (ip route del)",
+                    spec.to,
+                    crate::mirror::proto_name(m.proto)
+                ));
+            }
             fib.table_mut(spec.table)
-                .del(p, l, metric)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+                .del(p, l, Some(metric))
+                .map_err(|e| e.to_string())?;
+            if let Some(m) = mirror.routes.get_mut(&key) {
+                m.installed = install(fib, &key, &m.route);
+            }
+            Ok(())
         })
     }
 
     fn change_fib(
         &self,
-        change: impl FnOnce(&Tables, &mut xgate_dataplane::route::Fib) -> Result<(), String>,
+        change: impl FnOnce(
+            &Tables,
+            &mut xgate_dataplane::route::Fib,
+            &mut MirrorRoutes,
+        ) -> Result<(), String>,
     ) -> Result<u64, String> {
-        let _st = self.lock();
+        let mut st = self.lock();
         let cur = self.current();
         let t = &cur.tables;
         let mut fib = t.fib.clone();
-        change(t, &mut fib)?;
+        change(t, &mut fib, &mut st.mirror)?;
         let tables = Tables {
             interfaces: t.interfaces.clone(),
             fib,
@@ -471,6 +641,236 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Publishes one batch of the mirror: route changes on a clone of the
+    /// current FIB; address changes by recompiling the config with the
+    /// kernel's addresses (see the module comment). One publication.
+    pub fn mirror_apply(&self, ch: MirrorChanges) -> Result<MirrorApplied, String> {
+        let mut st = self.lock();
+        let cur = self.current();
+        let ifs = &cur.tables.interfaces;
+        let mut addr_changed = Vec::new();
+        for (i, list) in ch.addresses {
+            if (i as usize) >= ifs.len() {
+                continue;
+            }
+            let name = ifs.get(i).name.clone();
+            let now = config_or_mirrored(&st, &name);
+            if now.as_deref() != Some(list.as_slice()) {
+                addr_changed.push(i);
+            }
+            st.mirror.addresses.insert(name, list);
+        }
+        // Deletions of keys never mirrored (a kernel route xgate ignored
+        // or found unusable) change nothing.
+        let mut changes: Vec<_> = ch
+            .routes
+            .into_iter()
+            .filter(|(k, new)| new.is_some() || st.mirror.routes.contains_key(k))
+            .collect();
+        for (k, gone) in ch.nexthops_gone {
+            let Some(m) = st.mirror.routes.get(&k) else {
+                continue;
+            };
+            let mut route = m.route.clone();
+            route.nexthops.retain(|n| !gone.contains(&(n.via, n.dev)));
+            if route.nexthops.len() == m.route.nexthops.len() {
+                continue;
+            }
+            let proto = m.proto;
+            changes.push((
+                k,
+                (!route.nexthops.is_empty()).then_some(MirroredRoute {
+                    key: k,
+                    route,
+                    proto,
+                }),
+            ));
+        }
+        if ch.full {
+            let keep: HashSet<RouteKey> = changes.iter().map(|(k, _)| *k).collect();
+            changes.extend(
+                st.mirror
+                    .routes
+                    .keys()
+                    .filter(|k| !keep.contains(k))
+                    .map(|k| (*k, None))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if addr_changed.is_empty() && changes.is_empty() && !ch.full {
+            let (installed, shadowed) = counts(&st.mirror);
+            return Ok(MirrorApplied {
+                generation: cur.generation,
+                published: false,
+                installed,
+                shadowed,
+                flushed: 0,
+            });
+        }
+        if addr_changed.is_empty() {
+            let mut fib = cur.tables.fib.clone();
+            for (k, new) in changes {
+                if let Some(old) = st.mirror.routes.remove(&k)
+                    && old.installed
+                {
+                    let _ = fib.table_mut(k.table).del(k.prefix, k.len, Some(k.metric));
+                }
+                if let Some(n) = new {
+                    let installed = install(&mut fib, &k, &n.route);
+                    st.mirror.routes.insert(
+                        k,
+                        Mirrored {
+                            route: n.route,
+                            proto: n.proto,
+                            installed,
+                        },
+                    );
+                }
+            }
+            let (installed, shadowed) = counts(&st.mirror);
+            let generation = self.publish_tables(&cur, cur.tables.interfaces.clone(), fib);
+            return Ok(MirrorApplied {
+                generation,
+                published: true,
+                installed,
+                shadowed,
+                flushed: 0,
+            });
+        }
+        // Addresses changed: the routes into the state, then a compile of
+        // the config with the kernel's addresses and every mirrored route
+        // laid over it.
+        for (k, new) in changes {
+            st.mirror.routes.remove(&k);
+            if let Some(n) = new {
+                st.mirror.routes.insert(
+                    k,
+                    Mirrored {
+                        route: n.route,
+                        proto: n.proto,
+                        installed: false,
+                    },
+                );
+            }
+        }
+        let eff = with_mirrored_addresses(&st.config, &st.mirror);
+        let mut compiled = compile::compile(&eff, &*self.device_mac).map_err(|errs| {
+            let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+            format!(
+                "the kernel's addresses do not compile with the config, tables unchanged: {}",
+                lines.join("; ")
+            )
+        })?;
+        overlay(
+            &mut compiled.tables.fib,
+            &mut st.mirror,
+            &cur.tables.interfaces,
+            &compiled.tables.interfaces,
+        );
+        let mut warnings = Vec::new();
+        for a in &compiled.nat_addresses {
+            if self.shared.nat.register(*a).is_err() {
+                warnings.push(a);
+            }
+        }
+        // Connections masqueraded to an address that went away.
+        let mut gone = Vec::new();
+        for &i in &addr_changed {
+            let (old, new) = (ifs.get(i), compiled.tables.interfaces.get(i));
+            for (a, _) in &old.v4 {
+                if !new.v4.iter().any(|(b, _)| b == a) {
+                    gone.push(ip_key((*a).into()));
+                }
+            }
+            for (a, _) in &old.v6 {
+                if !new.v6.iter().any(|(b, _)| b == a) {
+                    gone.push(ip_key((*a).into()));
+                }
+            }
+        }
+        let (installed, shadowed) = counts(&st.mirror);
+        let generation = self.publish_tables(&cur, compiled.tables.interfaces, compiled.tables.fib);
+        // Flushed once no worker runs the old tables, so no packet can
+        // open a connection to the old address after the flush.
+        wait_unused(&cur.tables, std::time::Duration::from_millis(500));
+        let flushed = flush_masqueraded(&self.shared, &gone);
+        drop(st);
+        if !warnings.is_empty() {
+            self.mirror_status().last_error = Some(format!(
+                "the NAT address registry is full: {} new address(es) cannot be NAT sources \
+                 until a restart",
+                warnings.len()
+            ));
+        }
+        Ok(MirrorApplied {
+            generation,
+            published: true,
+            installed,
+            shadowed,
+            flushed,
+        })
+    }
+
+    /// Publishes `cur`'s tables with other interfaces and FIB (same
+    /// ruleset and epoch: workers keep their rule counters).
+    fn publish_tables(&self, cur: &Snapshot, interfaces: Interfaces, fib: Fib) -> u64 {
+        let t = &cur.tables;
+        let tables = Tables {
+            interfaces,
+            fib,
+            icmp: t.icmp,
+            filter: t.filter.clone(),
+            tracking: t.tracking,
+            helper_ports: t.helper_ports.clone(),
+            ct_checksum: t.ct_checksum,
+        };
+        self.publish(Snapshot {
+            tables: Arc::new(tables),
+            generation: cur.generation + 1,
+            ruleset_epoch: cur.ruleset_epoch,
+            iptables: cur.iptables.clone(),
+            devices: cur.devices.clone(),
+            taps: cur.taps.clone(),
+        })
+    }
+}
+
+/// Waits (at most `limit`) until only the snapshot holds `tables`: every
+/// worker and view has moved to newer ones.
+fn wait_unused(tables: &Arc<Tables>, limit: std::time::Duration) {
+    let t = std::time::Instant::now();
+    while Arc::strong_count(tables) > 1 && t.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// The addresses interface `name` has now: mirrored, else the config's.
+fn config_or_mirrored(st: &State, name: &str) -> Option<Vec<IpNet>> {
+    st.mirror
+        .addresses
+        .get(name)
+        .cloned()
+        .or_else(|| st.config.interface(name).map(|i| i.addresses.clone()))
+}
+
+/// Removes the connections whose source was translated to one of `gone`
+/// (their reply goes to it): what Linux's masquerade does when an address
+/// is removed. Returns how many.
+pub fn flush_masqueraded(shared: &Shared, gone: &[u128]) -> u64 {
+    if gone.is_empty() {
+        return 0;
+    }
+    let ct = &shared.conntrack;
+    let mut picked = Vec::new();
+    ct.for_each(|id, f| {
+        if gone.contains(&f.reply.dst) && f.original.src != f.reply.dst {
+            picked.push(id);
+        }
+    });
+    picked.into_iter().filter(|id| ct.remove(*id)).count() as u64
+}
+
 /// Settings a running dataplane reads only at start.
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut w = Vec::new();
@@ -482,6 +882,19 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     check(old.dataplane != new.dataplane, "[dataplane]");
     check(old.timeouts != new.timeouts, "[timeouts]");
     check(old.control != new.control, "[control]");
+    check(old.mirror != new.mirror, "[mirror]");
+    check(
+        old.interfaces
+            .iter()
+            .map(|i| (&i.name, i.mirror))
+            .collect::<Vec<_>>()
+            != new
+                .interfaces
+                .iter()
+                .map(|i| (&i.name, i.mirror))
+                .collect::<Vec<_>>(),
+        "an interface's mirror",
+    );
     // The kernel's side of a tap (MAC, MTU, addresses, mirrored routes) is
     // set up at start.
     type Host<'a> = (

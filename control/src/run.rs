@@ -310,6 +310,36 @@ pub fn run(
     if let Some(p) = &punt {
         let _ = writeln!(log, "xgate: {}", p.line);
     }
+    // The netlink mirror, once the taps exist (it dumps what they hold).
+    let mirror = match crate::mirror::MirrorPlan::of(&cfg) {
+        Some(plan) => {
+            let line = format!(
+                "mirroring from the kernel: {} (tables {})",
+                plan.taps
+                    .iter()
+                    .map(|(tap, _, name, a, r)| {
+                        let what = match (a, r) {
+                            (true, true) => "addresses, routes",
+                            (true, false) => "addresses",
+                            _ => "routes",
+                        };
+                        format!("{name} <- {tap} ({what})")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                plan.tables
+                    .iter()
+                    .map(|t| crate::config::values::table_name(*t))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let m = crate::mirror::start(plan, publisher.clone())
+                .map_err(|e| RunError::Tap(format!("netlink mirror: {e}")))?;
+            let _ = writeln!(log, "xgate: {line}");
+            Some(m)
+        }
+        None => None,
+    };
 
     // xgate's XDP program on every device (it drops what arrives on a
     // queue without a socket), then the sockets, one worker at a time, in
@@ -437,6 +467,7 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(services);
+    drop(mirror);
 
     stop_workers.store(true, Ordering::Relaxed);
     let exits: Vec<WorkerExit> = workers.into_iter().map(Worker::join).collect();

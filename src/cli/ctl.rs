@@ -87,6 +87,8 @@ enum CtlCommand {
     Expectations,
     /// Re-read the config file; prints the errors if it does not validate.
     Reload,
+    /// The netlink mirror: what it follows, routes mirrored, shadowed and unusable, resyncs.
+    Mirror,
     /// Per-stage decisions for the next packets.
     Trace {
         #[command(subcommand)]
@@ -188,6 +190,7 @@ fn command(c: CtlCommand) -> Result<Command, String> {
         CtlCommand::Expectations => Command::Expectations,
         CtlCommand::Neigh => Command::Neigh,
         CtlCommand::Reload => Command::Reload,
+        CtlCommand::Mirror => Command::Mirror,
         CtlCommand::Trace { command } => match command {
             TraceCommand::Add { count, filter } => Command::TraceAdd {
                 count,

@@ -1,6 +1,7 @@
 //! What the control server answers, each command as text (in the style of
 //! the Linux tool it mirrors) and as JSON data.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use super::{Command, CtAction, FlowFilter, Request, Response, VERSION};
 use crate::config::render_errors;
 use crate::config::values::{parse_table, table_name};
 use crate::iptables;
+use crate::mirror::{RouteKey, proto_name as route_proto_name};
 use crate::publish::Snapshot;
 use crate::routes;
 use crate::runtime::Runtime;
@@ -74,6 +76,7 @@ impl Runtime {
             Command::Neigh => Ok(self.neigh()),
             Command::Expectations => Ok(self.expectations()),
             Command::Reload => Ok(self.reload()),
+            Command::Mirror => Ok(self.mirror()),
             Command::TraceAdd { count, filter } => {
                 let sel = Selector::new(filter)?;
                 self.trace.add(*count, sel);
@@ -445,6 +448,16 @@ impl Runtime {
         let ifs = &snap.tables.interfaces;
         let mut text = String::new();
         let mut data = Vec::new();
+        // Mirrored routes name the kernel's protocol (`proto bird`); the
+        // config's and `ctl route add`'s have none (as `ip route` shows
+        // proto boot).
+        let protos: HashMap<RouteKey, u8> = self.publisher.with_mirrored(|m| {
+            m.routes
+                .iter()
+                .filter(|(_, r)| r.installed)
+                .map(|(k, r)| (*k, r.proto))
+                .collect()
+        });
         for id in ids {
             if want.is_some_and(|w| w != id) {
                 continue;
@@ -460,7 +473,25 @@ impl Runtime {
                 ))
             });
             for r in list {
-                text.push_str(&routes::format_route(r, ifs));
+                let proto = protos.get(&RouteKey {
+                    table: id,
+                    prefix: r.prefix,
+                    len: r.len,
+                    metric: r.metric,
+                });
+                let line = routes::format_route(r, ifs);
+                // The proto goes before multipath's nexthop lines.
+                let (first, rest) = line
+                    .split_once('\n')
+                    .map_or((line.as_str(), ""), |(a, b)| (a, b));
+                text.push_str(first);
+                if let Some(p) = proto {
+                    let _ = write!(text, " proto {}", route_proto_name(*p));
+                }
+                if !rest.is_empty() {
+                    text.push('\n');
+                    text.push_str(rest);
+                }
                 if id != rt::TABLE_MAIN {
                     let _ = write!(text, " table {}", table_name(id));
                 }
@@ -470,6 +501,7 @@ impl Runtime {
                     "dst": format!("{}/{}", r.prefix, r.len),
                     "type": type_name(r.rtype),
                     "metric": r.metric,
+                    "proto": proto.map(|p| route_proto_name(*p)),
                     "nexthops": r.nexthops.iter().map(|n| json!({
                         "via": n.via, "dev": if_name(ifs, n.dev), "weight": n.weight,
                     })).collect::<Vec<_>>(),
@@ -791,6 +823,95 @@ impl Runtime {
                 "sets": snap.tables.filter.set_stats().into_iter().map(|(name, len, full)| json!({
                     "set": name, "elements": len, "full": full,
                 })).collect::<Vec<_>>(),
+            }),
+        )
+    }
+
+    /// `xgate ctl mirror`.
+    fn mirror(&self) -> Response {
+        let s = self.publisher.mirror_status().clone();
+        let mut text = String::new();
+        if s.interfaces.is_empty() {
+            text.push_str("mirror: off (no interface has `mirror`)\n");
+            return Response::ok(text, json!({ "running": false }));
+        }
+        let _ = writeln!(
+            text,
+            "mirror: {}, tables {}, socket buffer {} KiB",
+            if s.running { "running" } else { "stopped" },
+            s.tables
+                .iter()
+                .map(|t| table_name(*t))
+                .collect::<Vec<_>>()
+                .join(", "),
+            s.rx_buffer >> 10
+        );
+        for (name, a, r, tap) in &s.interfaces {
+            let what: Vec<&str> = [(*a, "addresses"), (*r, "routes")]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, w)| *w)
+                .collect();
+            let _ = writeln!(text, "  {name} <- {tap}: {}", what.join(", "));
+        }
+        let _ = writeln!(
+            text,
+            "routes: {} installed, {} shadowed by config routes, {} unusable",
+            s.installed, s.shadowed, s.unusable
+        );
+        let _ = writeln!(
+            text,
+            "events {} publications {} resyncs {} overruns {} last batch {} routes in {} us; \
+             connections flushed {}",
+            s.events,
+            s.publications,
+            s.resyncs,
+            s.overruns,
+            s.last_batch,
+            s.last_publish.as_micros(),
+            s.flushed
+        );
+        if let Some(e) = &s.last_error {
+            let _ = writeln!(text, "last error: {e}");
+        }
+        let unusable: Vec<_> = s
+            .unusable_list
+            .iter()
+            .map(|(k, why)| {
+                let dst = format!("{}/{}", k.prefix, k.len);
+                let _ = writeln!(
+                    text,
+                    "unusable: {dst} metric {} table {}: {why}",
+                    k.metric,
+                    table_name(k.table)
+                );
+                json!({"dst": dst, "metric": k.metric, "table": table_name(k.table), "reason": why})
+            })
+            .collect();
+        if s.unusable > s.unusable_list.len() {
+            let _ = writeln!(
+                text,
+                "unusable: {} more not listed",
+                s.unusable - s.unusable_list.len()
+            );
+        }
+        Response::ok(
+            text,
+            json!({
+                "running": s.running,
+                "tables": s.tables.iter().map(|t| table_name(*t)).collect::<Vec<_>>(),
+                "installed": s.installed,
+                "shadowed": s.shadowed,
+                "unusable": s.unusable,
+                "unusable_routes": unusable,
+                "events": s.events,
+                "publications": s.publications,
+                "last_batch": s.last_batch,
+                "last_publish_us": s.last_publish.as_micros() as u64,
+                "resyncs": s.resyncs,
+                "overruns": s.overruns,
+                "flushed": s.flushed,
+                "last_error": s.last_error,
             }),
         )
     }

@@ -131,6 +131,8 @@ pub enum Command {
     /// expect`).
     Expectations,
     Reload,
+    /// The netlink mirror's state (`xgate ctl mirror`).
+    Mirror,
     /// Trace the next `count` packets that match `filter`.
     TraceAdd {
         count: u32,

@@ -19,9 +19,9 @@ pub use error::{ConfigError, render_errors};
 pub use model::{
     BindMode, Config, ConntrackCfg, Control, DEFAULT_FLOWS, DEFAULT_METRICS, DEFAULT_MTU,
     DEFAULT_SOCKET, DEFAULT_TIMEOUTS, Dataplane, FamilyRules, Firewall, HelperCfg, Interface,
-    MAX_FLOWS, MAX_MTU, MAX_QUEUES, MAX_RULE_PRIORITY, MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS, MIN_MTU,
-    MIN_MTU_V6, NeighborCfg, NexthopCfg, RouteCfg, RouteType, RuleCfg, TABLE_DEFAULT, TABLE_LOCAL,
-    TABLE_MAIN, XdpMode,
+    MAX_FLOWS, MAX_MIRROR_BATCH_MS, MAX_MTU, MAX_QUEUES, MAX_RULE_PRIORITY, MAX_WEIGHT,
+    MAX_WORKERS, MIN_FLOWS, MIN_MTU, MIN_MTU_V6, Mirror, MirrorCfg, NeighborCfg, NexthopCfg,
+    RouteCfg, RouteType, RuleCfg, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, XdpMode,
 };
 
 use error::LineIndex;
@@ -158,6 +158,34 @@ pub fn check_summary(cfg: &Config) -> String {
     } else {
         format!("metrics on {}", cfg.control.metrics)
     };
+    let mirrored: Vec<String> = cfg
+        .interfaces
+        .iter()
+        .filter(|i| i.mirror.any())
+        .map(|i| {
+            let what: Vec<&str> = [
+                (i.mirror.addresses, "addresses"),
+                (i.mirror.routes, "routes"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, w)| *w)
+            .collect();
+            format!("{} ({})", i.name, what.join(", "))
+        })
+        .collect();
+    if !mirrored.is_empty() {
+        notes.push_str(&format!(
+            "\nmirrored from the kernel: {}; tables {}",
+            mirrored.join(", "),
+            cfg.mirror
+                .tables
+                .iter()
+                .map(|t| values::table_name(*t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let routes = match &cfg.routes_file {
         Some((path, _)) => format!(
             "{} + routes from {}",

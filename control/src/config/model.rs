@@ -88,8 +88,64 @@ pub struct Config {
     /// `routes_file`: a file of `ip route`-like lines (see
     /// [`crate::routes`]), resolved like `rules_file`, and the key's line.
     pub routes_file: Option<(PathBuf, usize)>,
+    /// `[mirror]`: what the kernel's tables give the interfaces whose
+    /// `mirror` key asks for it.
+    pub mirror: MirrorCfg,
     /// The file name errors and `check_summary` mention.
     pub source: String,
+}
+
+/// `[mirror]`: settings of the netlink mirror (`control/src/mirror/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorCfg {
+    /// `tables = ["main", 100]`: the kernel routing tables whose routes are
+    /// mirrored (into xgate's table of the same number); default main.
+    pub tables: Vec<u32>,
+    /// `batch_ms = 50`: kernel changes are gathered this long (from the
+    /// first one) into one publication of xgate's tables.
+    pub batch_ms: u64,
+    /// `rx_buffer = 8388608`: receive buffer of the socket the kernel's
+    /// changes wait in, bytes (set past `net.core.rmem_max` as root). A
+    /// burst larger than it overruns the socket and costs a resync.
+    pub rx_buffer: usize,
+    /// Line of the `[mirror]` header (0 when absent).
+    pub line: usize,
+}
+
+/// Most milliseconds `[mirror] batch_ms` may be.
+pub const MAX_MIRROR_BATCH_MS: u64 = 10_000;
+/// Bounds of `[mirror] rx_buffer`, bytes.
+pub const MIN_MIRROR_RX_BUFFER: u64 = 4096;
+pub const MAX_MIRROR_RX_BUFFER: u64 = 1 << 30;
+
+impl Default for MirrorCfg {
+    fn default() -> Self {
+        MirrorCfg {
+            tables: vec![TABLE_MAIN],
+            batch_ms: 50,
+            rx_buffer: 8 << 20,
+            line: 0,
+        }
+    }
+}
+
+/// An interface's `mirror = ["addresses", "routes"]`: what it takes from
+/// the kernel's view of its tap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Mirror {
+    /// The tap's addresses become the interface's (the config's are the
+    /// tap's first ones).
+    pub addresses: bool,
+    /// Routes of `[mirror] tables` that leave by the tap become xgate's.
+    pub routes: bool,
+}
+
+impl Mirror {
+    pub const NAMES: [&'static str; 2] = ["addresses", "routes"];
+
+    pub fn any(self) -> bool {
+        self.addresses || self.routes
+    }
 }
 
 /// `[conntrack]`.
@@ -262,6 +318,9 @@ pub struct Interface {
     /// Multicast groups (prefixes) that go to the tap when they arrive by
     /// this interface, for the host's daemons (mDNS, OSPF, RIP, VRRP).
     pub tap_groups: Vec<IpNet>,
+    /// `mirror = ["addresses", "routes"]`: what this interface takes from
+    /// the kernel's side of its tap (needs `tap`).
+    pub mirror: Mirror,
     /// Line of the `[[interface]]` header.
     /// `rp_filter = "strict" | "loose" | "off"` (Linux's sysctl of that
     /// name; default off, the kernel's default).

@@ -15,9 +15,10 @@ use toml::de::{DeTable, DeValue};
 use super::error::{ConfigError, LineIndex, did_you_mean};
 use super::model::{
     BindMode, Config, ConntrackCfg, Control, DEFAULT_MTU, DEFAULT_TIMEOUTS, Dataplane, FamilyRules,
-    Firewall, HelperCfg, Interface, MAX_FLOWS, MAX_MTU, MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY,
-    MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS, MIN_MTU, MIN_RING, NeighborCfg, NexthopCfg, RouteCfg,
-    RouteType, RuleCfg, TABLE_MAIN, XdpMode,
+    Firewall, HelperCfg, Interface, MAX_FLOWS, MAX_MIRROR_BATCH_MS, MAX_MIRROR_RX_BUFFER, MAX_MTU,
+    MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY, MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS,
+    MIN_MIRROR_RX_BUFFER, MIN_MTU, MIN_RING, Mirror, MirrorCfg, NeighborCfg, NexthopCfg, RouteCfg,
+    RouteType, RuleCfg, TABLE_LOCAL, TABLE_MAIN, XdpMode,
 };
 use super::values;
 use xgate_dataplane::conntrack::HelperKind;
@@ -35,6 +36,7 @@ const TOP_KEYS: &[&str] = &[
     "control",
     "conntrack",
     "routes_file",
+    "mirror",
 ];
 const DATAPLANE_KEYS: &[&str] = &[
     "workers",
@@ -58,6 +60,7 @@ const INTERFACE_KEYS: &[&str] = &[
     "tap",
     "tap_groups",
     "rp_filter",
+    "mirror",
 ];
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "table", "type", "nexthops"];
 const NEXTHOP_KEYS: &[&str] = &["via", "dev", "weight"];
@@ -76,6 +79,7 @@ const FIREWALL_KEYS: &[&str] = &[
     "ipsets_file",
 ];
 const CONTROL_KEYS: &[&str] = &["socket", "metrics"];
+const MIRROR_KEYS: &[&str] = &["tables", "batch_ms", "rx_buffer"];
 const CONNTRACK_KEYS: &[&str] = &["helpers", "checksum", "tcp_be_liberal"];
 const HELPER_KEYS: &[&str] = &["helper", "ports"];
 

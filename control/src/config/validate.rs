@@ -109,6 +109,17 @@ fn interfaces(cfg: &Config, ctx: &mut Ctx<'_>) {
             }
         }
 
+        if ifc.mirror.any() && ifc.tap.is_none() {
+            let f = format!("{p}.mirror");
+            let l = ctx.line_of(&f, ifc.line);
+            ctx.error(
+                l,
+                &f,
+                "mirror needs a tap: xgate mirrors what the kernel holds for the tap device"
+                    .to_string(),
+            );
+        }
+
         if !ifc.tap_groups.is_empty() && ifc.tap.is_none() {
             let f = format!("{p}.tap_groups");
             let l = ctx.line_of(&f, ifc.line);

@@ -155,6 +155,75 @@ pub trait Port {
     fn service(&mut self, umem: &mut [u8], pool: &mut FramePool);
 }
 
+/// Waits up to `timeout` for `fd` to be readable (poll(2)); false when the
+/// time passed or a signal interrupted the wait. For the control plane's
+/// sockets (the netlink mirror), whose crate has no `unsafe`.
+pub fn wait_readable(
+    fd: std::os::fd::BorrowedFd<'_>,
+    timeout: std::time::Duration,
+) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `p` is one valid, initialised pollfd that lives for the
+    // call, the count passed is 1, and poll only writes its `revents`; the
+    // descriptor is borrowed, so it stays open during the call.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(e);
+    }
+    Ok(r > 0)
+}
+
+/// Sets a socket's receive buffer to `bytes`: SO_RCVBUFFORCE (with
+/// CAP_NET_ADMIN, past `net.core.rmem_max`), else SO_RCVBUF (capped by
+/// it). Returns the size the kernel reports (it doubles the request for
+/// its bookkeeping).
+pub fn set_recv_buffer(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    let set = |opt| {
+        // SAFETY: `v` is a c_int that lives for the call and its size is
+        // passed; the descriptor is borrowed, so it stays open.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    if set(libc::SO_RCVBUFFORCE) != 0 && set(libc::SO_RCVBUF) != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut got: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `got` and `len` live for the call and `len` is `got`'s size.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(usize::try_from(got).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,6 +140,20 @@ impl Pipeline {
         m.next = Next::Local;
     }
 
+    /// A DHCP server's answer (UDP 67 -> 68) to the DHCP client on this
+    /// interface's tap, sent to the address it offers, which the
+    /// interface does not have yet: Linux's DHCP clients read it from a
+    /// packet socket before IP routes it, so it goes to the tap (after
+    /// filter INPUT) rather than to no route or back out of the interface.
+    #[inline(never)]
+    fn dhcp_client_reply<P: Port>(&self, ctx: &Ctx<'_, P>, m: &Meta) -> bool {
+        if m.l3 != L3::V4 || m.proto != 17 || self.tables.interfaces.get(m.iif).tap.is_none() {
+            return false;
+        }
+        let l4 = &m.desc.bytes(ctx.umem)[L3_OFF + usize::from(m.l4_off)..];
+        l4.len() >= 4 && l4[..4] == [0, 67, 0, 68]
+    }
+
     pub(super) fn route<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
         // Start the first LPM read of every packet before looking any up:
         // with a large table it is a cache miss, and the misses of the
@@ -262,6 +276,10 @@ impl Pipeline {
                 })
             };
             let Some((rtype, oif, gateway)) = decision else {
+                if !local_origin && self.dhcp_client_reply(ctx, m) {
+                    self.group_in(m);
+                    continue;
+                }
                 if !local_origin {
                     self.restore_dst(ctx, m, i);
                     self.icmp_error(ctx, m, IcmpError::NetUnreachable);
@@ -271,6 +289,10 @@ impl Pipeline {
             };
             let err = match (rtype, oif) {
                 (RouteType::Unicast, Some(oif)) => {
+                    if oif == m.iif && !local_origin && self.dhcp_client_reply(ctx, m) {
+                        self.group_in(m);
+                        continue;
+                    }
                     let link_local =
                         m.l3 == L3::V6 && (is_link_local_v6(src) || is_link_local_v6(dst));
                     if link_local && !local_origin {

@@ -19,6 +19,7 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, root: &DeTable<'_>, base_dir: &Path) -
         control: Control::default(),
         conntrack: ConntrackCfg::default(),
         routes_file: None,
+        mirror: MirrorCfg::default(),
         source: ctx.file.clone(),
     };
     for e in ctx.entries("", root, TOP_KEYS) {
@@ -48,6 +49,7 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, root: &DeTable<'_>, base_dir: &Path) -
             "timeouts" => cfg.timeouts = timeouts(ctx, &e),
             "control" => cfg.control = control(ctx, &e),
             "conntrack" => cfg.conntrack = conntrack(ctx, &e),
+            "mirror" => cfg.mirror = mirror_section(ctx, &e),
             "routes_file" => {
                 if let Some(s) = ctx.expect_name(&e.field, e.val) {
                     let p = Path::new(s);
@@ -155,6 +157,7 @@ fn interface(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Int
         mtu: DEFAULT_MTU,
         tap: None,
         tap_groups: Vec::new(),
+        mirror: Mirror::default(),
         rp_filter: Default::default(),
         line,
     };
@@ -191,6 +194,7 @@ fn interface(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Int
                 }
             }
             "tap_groups" => ifc.tap_groups = groups(ctx, f, v),
+            "mirror" => ifc.mirror = mirror_kinds(ctx, f, v),
             "rp_filter" => {
                 use xgate_dataplane::iface::RpFilter;
                 match ctx.expect_str(f, v) {
@@ -300,6 +304,85 @@ fn regular_file(path: &Path) -> Result<(), String> {
         }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
+}
+
+/// `mirror = ["addresses", "routes"]`: what an interface takes from the
+/// kernel's side of its tap.
+fn mirror_kinds(ctx: &mut Ctx<'_>, field: &str, v: &Val<'_>) -> Mirror {
+    ctx.record(field, v);
+    let mut m = Mirror::default();
+    let DeValue::Array(items) = v.get_ref() else {
+        ctx.type_error(field, v, "an array like [\"addresses\", \"routes\"]");
+        return m;
+    };
+    for (j, item) in items.iter().enumerate() {
+        let f = format!("{field}[{j}]");
+        match ctx.expect_str(&f, item) {
+            Some("addresses") => m.addresses = true,
+            Some("routes") => m.routes = true,
+            Some(other) => ctx.value_error(&f, item, one_of(other, &Mirror::NAMES)),
+            None => {}
+        }
+    }
+    m
+}
+
+/// `[mirror]`: `tables = ["main", 100]`, `batch_ms = 50`, `rx_buffer`.
+fn mirror_section(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> MirrorCfg {
+    let mut m = MirrorCfg {
+        line: section.key_line,
+        ..MirrorCfg::default()
+    };
+    let Some(t) = ctx.expect_table(&section.field, section.val) else {
+        return m;
+    };
+    for e in ctx.entries(&section.field, t, MIRROR_KEYS) {
+        let (f, v) = (e.field.as_str(), e.val);
+        match e.key {
+            "tables" => {
+                ctx.record(f, v);
+                let DeValue::Array(items) = v.get_ref() else {
+                    ctx.type_error(f, v, "an array of tables like [\"main\", 100]");
+                    continue;
+                };
+                let mut tables = Vec::new();
+                for (j, item) in items.iter().enumerate() {
+                    let fj = format!("{f}[{j}]");
+                    let Some(id) = ctx.table_id(&fj, item) else {
+                        continue;
+                    };
+                    if id == TABLE_LOCAL {
+                        ctx.value_error(
+                            &fj,
+                            item,
+                            "table local is xgate's own (its addresses' local and broadcast \
+                             routes): it cannot be mirrored",
+                        );
+                    } else if tables.contains(&id) {
+                        ctx.value_error(&fj, item, format!("table {id} is listed twice"));
+                    } else {
+                        tables.push(id);
+                    }
+                }
+                if items.is_empty() {
+                    ctx.value_error(f, v, "no table: list at least one, e.g. [\"main\"]");
+                }
+                m.tables = tables;
+            }
+            "batch_ms" => {
+                if let Some(n) = ctx.expect_u64(f, v, 1, MAX_MIRROR_BATCH_MS) {
+                    m.batch_ms = n;
+                }
+            }
+            "rx_buffer" => {
+                if let Some(n) = ctx.expect_u64(f, v, MIN_MIRROR_RX_BUFFER, MAX_MIRROR_RX_BUFFER) {
+                    m.rx_buffer = n as usize;
+                }
+            }
+            _ => {}
+        }
+    }
+    m
 }
 
 /// `tap_groups = ["224.0.0.251", "ff02::fb", "224.0.0.5/32"]`: multicast
