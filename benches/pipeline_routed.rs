@@ -41,6 +41,7 @@ fn iface(name: &str, port: u16, mac: [u8; 6], addr: &str) -> Interface {
         tap: None,
         tap_groups: Vec::new(),
         rp_filter: Default::default(),
+        bc_forwarding: false,
     }
 }
 

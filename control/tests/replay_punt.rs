@@ -439,3 +439,61 @@ fn tap_groups_reach_the_tap_other_multicast_is_not_routed() {
     assert_eq!(o.drops("multicast_not_routed"), 2, "SSDP, and mDNS on lan");
     assert!(o.frames("lan").is_empty() && o.frames("wan").is_empty());
 }
+
+/// A directed broadcast from outside to the LAN's broadcast address, and
+/// one with TTL 1; what comes out of the LAN and back out of the WAN.
+fn directed(bc_forwarding: bool) -> (Vec<Vec<u8>>, usize) {
+    let cfg = Office::new()
+        .neighbor("192.168.1.10", HOST, "lan")
+        .config("");
+    let cfg = if bc_forwarding {
+        cfg.replace(
+            "address = [\"203.0.113.2/24\"]",
+            "address = [\"203.0.113.2/24\"]\nbc_forwarding = true",
+        )
+    } else {
+        cfg
+    };
+    assert_eq!(cfg.contains("bc_forwarding"), bc_forwarding, "{cfg}");
+    let to_bcast = |ttl: u8| {
+        udp4(
+            mac(UPSTREAM),
+            mac(GW_WAN),
+            &[],
+            "198.51.100.7",
+            "192.168.1.255",
+            ttl,
+            5000,
+            137,
+            b"wake",
+        )
+    };
+    let o = run(
+        if bc_forwarding {
+            "bc_fwd_on"
+        } else {
+            "bc_fwd_off"
+        },
+        &cfg,
+        &[("wan", vec![(0.0, to_bcast(64)), (0.1, to_bcast(1))])],
+    );
+    (o.frames("lan"), o.frames("wan").len())
+}
+
+#[test]
+fn directed_broadcasts_are_forwarded_only_with_bc_forwarding() {
+    // Linux's default: a directed broadcast from another subnet is not
+    // forwarded (it is the router's, as a local broadcast).
+    let (lan, wan) = directed(false);
+    assert!(lan.is_empty(), "{lan:?}");
+    assert_eq!(wan, 0, "no ICMP error about a broadcast");
+    // bc_forwarding on the input interface: out of the LAN as a link-layer
+    // broadcast, TTL decremented; the TTL 1 copy dies without an ICMP
+    // error (none is sent about a broadcast).
+    let (lan, wan) = directed(true);
+    assert_eq!(lan.len(), 1, "{lan:?}");
+    assert_eq!(&lan[0][..6], &[0xff; 6], "to the link's broadcast MAC");
+    assert_eq!(ttl(&lan[0]), 63);
+    assert_eq!(flow4(&lan[0]), "198.51.100.7:5000 > 192.168.1.255:137");
+    assert_eq!(wan, 0, "no time exceeded about a broadcast");
+}

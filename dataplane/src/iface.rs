@@ -36,6 +36,9 @@ pub struct Interface {
     pub tap_groups: Vec<(u128, u8)>,
     /// Reverse-path filtering of packets received here (`rp_filter`).
     pub rp_filter: RpFilter,
+    /// Directed broadcasts received here to another interface's subnet
+    /// are forwarded (Linux's `bc_forwarding` of the input interface).
+    pub bc_forwarding: bool,
 }
 
 /// Linux's `net.ipv4.conf.*.rp_filter` (applied to IPv6 too): whether a
@@ -130,6 +133,7 @@ pub struct IfHot {
     pub mtu: u16,
     pub vlans: VlanStack,
     pub rp_filter: RpFilter,
+    pub bc_forwarding: bool,
 }
 
 /// All logical interfaces, and the classifier from (port, tags).
@@ -171,6 +175,7 @@ impl Interfaces {
             .iter()
             .map(|i| IfHot {
                 rp_filter: i.rp_filter,
+                bc_forwarding: i.bc_forwarding,
                 mac: i.mac,
                 port: i.port,
                 mtu: i.mtu,
@@ -287,6 +292,7 @@ mod tests {
             tap: None,
             tap_groups: Vec::new(),
             rp_filter: Default::default(),
+            bc_forwarding: false,
         }
     }
 

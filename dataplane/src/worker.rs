@@ -295,6 +295,7 @@ mod tests {
                 tap: None,
                 tap_groups: Vec::new(),
                 rp_filter: Default::default(),
+                bc_forwarding: false,
             }]),
             fib: crate::route::Fib::new(),
             icmp: Default::default(),

@@ -137,6 +137,7 @@ pub fn compile(
                 (taps.len() - 1) as u16
             }),
             rp_filter: ic.rp_filter,
+            bc_forwarding: ic.bc_forwarding,
             tap_groups: ic
                 .tap_groups
                 .iter()

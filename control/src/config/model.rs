@@ -325,6 +325,9 @@ pub struct Interface {
     /// `rp_filter = "strict" | "loose" | "off"` (Linux's sysctl of that
     /// name; default off, the kernel's default).
     pub rp_filter: xgate_dataplane::iface::RpFilter,
+    /// `bc_forwarding = true`: directed broadcasts received here for
+    /// another interface's subnet are forwarded (default false, as Linux).
+    pub bc_forwarding: bool,
     pub line: usize,
 }
 

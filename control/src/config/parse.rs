@@ -60,6 +60,7 @@ const INTERFACE_KEYS: &[&str] = &[
     "tap",
     "tap_groups",
     "rp_filter",
+    "bc_forwarding",
     "mirror",
 ];
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "table", "type", "nexthops"];

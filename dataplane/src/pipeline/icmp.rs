@@ -159,7 +159,7 @@ impl Pipeline {
     pub(super) fn icmp_error<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &Meta, err: IcmpError) {
         let mcast_ok = matches!(err, IcmpError::TooBig(_)) && m.l3 == L3::V6;
         if m.has(flags::LATER_FRAGMENT)
-            || m.has(flags::TO_GROUP)
+            || m.has(flags::TO_GROUP | flags::L2_BROADCAST)
             || (m.has(flags::L2_MULTICAST) && !mcast_ok)
         {
             return;
@@ -323,7 +323,7 @@ impl Pipeline {
         let seg = tcp::Packet::new_unchecked(&l3[l4_off..]);
         let fl = seg.flags();
         // No reset answers a reset or a broadcast (Linux's nf_send_reset).
-        if fl & tcp::flags::RST != 0 || m.has(flags::TO_GROUP) {
+        if fl & tcp::flags::RST != 0 || m.has(flags::TO_GROUP | flags::L2_BROADCAST) {
             return false;
         }
         let data_len = (m.l3_len as usize - l4_off - seg.header_len()) as u32;

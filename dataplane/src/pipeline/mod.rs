@@ -244,6 +244,9 @@ pub(crate) mod flags {
     /// group of the interface's `tap_groups`. Delivered locally, never
     /// answered with an ICMP error or a reset, never forwarded.
     pub const TO_GROUP: u8 = 64;
+    /// A directed broadcast being forwarded (`bc_forwarding`): sent to
+    /// the link's broadcast MAC, never ARPed for.
+    pub const L2_BROADCAST: u8 = 128;
 }
 
 /// Per-packet metadata, the "buffer opaque" of the walk. After parsing, the

@@ -401,6 +401,7 @@ mod tests {
             tap: None,
             tap_groups: Vec::new(),
             rp_filter: Default::default(),
+            bc_forwarding: false,
         }]);
         let tables = Tables {
             interfaces: ifs,

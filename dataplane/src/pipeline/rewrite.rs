@@ -68,6 +68,9 @@ impl Pipeline {
     /// Finds the next hop's MAC and sends, or parks the packet.
     #[inline]
     pub(super) fn resolve_and_send<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta) {
+        if m.has(flags::L2_BROADCAST) {
+            return self.send_to(ctx, m, &[0xff; 6]);
+        }
         let i = NeighborCache::index(m.oif, m.nexthop);
         let (oif, ip, tok) = &self.ncache.slots[i];
         if *oif == m.oif && *ip == m.nexthop && self.shared.neighbors.token_valid(tok, ctx.now) {

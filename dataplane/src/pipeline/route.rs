@@ -304,6 +304,20 @@ impl Pipeline {
                     m.next = Next::Forward;
                     continue;
                 }
+                (RouteType::Broadcast, Some(out))
+                    if !local_origin
+                        && out != m.iif
+                        && self.tables.interfaces.hot(m.iif).bc_forwarding =>
+                {
+                    // A directed broadcast for another interface's subnet,
+                    // forwarded as `bc_forwarding` does it (RFC 1812
+                    // 5.3.5.2): out as a link-layer broadcast.
+                    m.oif = out;
+                    m.nexthop = dst;
+                    m.flags |= flags::L2_BROADCAST;
+                    m.next = Next::Forward;
+                    continue;
+                }
                 (RouteType::Broadcast, _) => {
                     if local_origin {
                         // The kernel's own broadcasts leave as it built them

@@ -24,6 +24,7 @@ fn ifaces(names: &[&str]) -> Interfaces {
                 tap: None,
                 tap_groups: Vec::new(),
                 rp_filter: Default::default(),
+                bc_forwarding: false,
             })
             .collect(),
     )

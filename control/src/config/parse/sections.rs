@@ -159,6 +159,7 @@ fn interface(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Int
         tap_groups: Vec::new(),
         mirror: Mirror::default(),
         rp_filter: Default::default(),
+        bc_forwarding: false,
         line,
     };
     let (mut has_name, mut has_device) = (false, false);
@@ -194,6 +195,11 @@ fn interface(ctx: &mut Ctx<'_>, path: &str, line: usize, t: &DeTable<'_>) -> Int
                 }
             }
             "tap_groups" => ifc.tap_groups = groups(ctx, f, v),
+            "bc_forwarding" => {
+                if let Some(b) = ctx.expect_bool(f, v) {
+                    ifc.bc_forwarding = b;
+                }
+            }
             "mirror" => ifc.mirror = mirror_kinds(ctx, f, v),
             "rp_filter" => {
                 use xgate_dataplane::iface::RpFilter;
