@@ -10,6 +10,9 @@
 //!                         r1 "wan" 10.2.0.1/24 ------------- s0 10.2.0.2/24
 //! ```
 //!
+//! A second test puts a DHCP relay (dnsmasq --dhcp-relay) on the LAN tap
+//! and the DHCP server beyond the WAN.
+//!
 //! Skips, with the reason printed, where the kernel lacks AF_XDP or
 //! namespaces, or the machine lacks dnsmasq or busybox (scripts/setup-debian.sh
 //! installs both).
@@ -207,4 +210,154 @@ COMMIT
         "DISCOVER and REQUEST went to the tap: {}",
         exit.log
     );
+}
+
+/// dnsmasq started in `ns` with `args`, logging to `dir`/`name`.log.
+fn dnsmasq(ns: &str, dir: &std::path::Path, name: &str, args: &[&str]) -> Killed {
+    Killed(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "/usr/sbin/dnsmasq",
+                "--keep-in-foreground",
+            ])
+            .args([
+                "--conf-file=/dev/null",
+                "--port=0",
+                "--log-dhcp",
+                "--user=root",
+            ])
+            .args(args)
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                dir.join(format!("{name}.leases")).display()
+            ))
+            .arg(format!(
+                "--pid-file={}",
+                dir.join(format!("{name}.pid")).display()
+            ))
+            .arg(format!(
+                "--log-facility={}",
+                dir.join(format!("{name}.log")).display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning dnsmasq"),
+    )
+}
+
+/// A DHCP relay on the router (dnsmasq's relay on the LAN tap) forwards a
+/// LAN client's requests to a DHCP server beyond the WAN, which answers the
+/// relay's address (giaddr 10.1.0.1, arriving by the WAN: its tap); the
+/// client gets a lease from the server's range for the LAN.
+#[test]
+fn a_dhcp_relay_on_the_lan_tap_reaches_a_server_beyond_the_wan() {
+    if skip() {
+        return;
+    }
+    let mut tb = Testbed::new();
+    let client = tb.netns("c");
+    let router = tb.netns("r");
+    let server = tb.netns("s");
+    let (c0, r0) = tb.veth(&client, "c0", &router, "r0", 1);
+    let (r1, s0) = tb.veth(&router, "r1", &server, "s0", 1);
+    tb.sysctl(&router, "net.ipv4.ip_forward=0");
+    tb.endpoint(&server, &s0, "10.2.0.2/24", "10.2.0.1");
+    tb.exec(&client, "ethtool", &["-K", &c0, "tx", "off", "gro", "on"]);
+    let cfg = format!(
+        r#"
+[dataplane]
+workers = 1
+
+[[interface]]
+name = "lan"
+device = "{r0}"
+address = ["10.1.0.1/24"]
+tap = "xg-lan"
+
+[[interface]]
+name = "wan"
+device = "{r1}"
+address = ["10.2.0.1/24"]
+tap = "xg-wan"
+
+[firewall]
+rules = """
+*filter
+:INPUT DROP [0:0]
+-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A INPUT -i lan -p udp --dport 67 -j ACCEPT
+-A INPUT -i wan -s 10.2.0.2 -p udp --sport 67 --dport 67 -j ACCEPT
+COMMIT
+"""
+"#
+    );
+    let x = Xgate::start(XGATE, &router, &cfg);
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    let dir = std::env::temp_dir().join(format!("{router}-relay"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _server = dnsmasq(
+        &server,
+        &dir,
+        "server",
+        &[
+            &format!("--interface={s0}"),
+            "--dhcp-range=10.1.0.100,10.1.0.150,255.255.255.0,1h",
+            "--dhcp-option=option:router,10.1.0.1",
+            "--dhcp-authoritative",
+        ],
+    );
+    let _relay = dnsmasq(
+        &router,
+        &dir,
+        "relay",
+        &[
+            "--interface=xg-lan",
+            "--interface=xg-wan",
+            "--dhcp-relay=10.1.0.1,10.2.0.2",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let script = dir.join("udhcpc.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$1\" in bound|renew)\n  echo \"$ip\" > \"$0.ip\";;\nesac\n",
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&script, perm).unwrap();
+    let got = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &client,
+            "/usr/bin/busybox",
+            "udhcpc",
+            "-i",
+            &c0,
+        ])
+        .args(["-f", "-q", "-n", "-t", "5", "-T", "2", "-s"])
+        .arg(&script)
+        .output()
+        .expect("running udhcpc");
+    let leased = std::fs::read_to_string(dir.join("udhcpc.sh.ip")).unwrap_or_default();
+    let log = |n: &str| std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default();
+    assert!(
+        got.status.success() && leased.trim().starts_with("10.1.0.1"),
+        "no lease through the relay: udhcpc {}\n{}\nrelay:\n{}\nserver:\n{}\nxgate:\n{}",
+        got.status,
+        String::from_utf8_lossy(&got.stderr),
+        log("relay"),
+        log("server"),
+        x.log()
+    );
+    assert!(log("server").contains("10.1.0.1"), "{}", log("server"));
+    let exit = x.stop();
+    assert!(exit.success, "{}", exit.log);
+    let _ = std::fs::remove_dir_all(&dir);
 }
