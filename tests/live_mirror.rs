@@ -350,10 +350,15 @@ COMMIT
         ctl(&x, &["mirror"]),
         ctl(&x, &["conntrack"])
     );
-    let m = mirror_json(&x);
+    // The flush waits until no worker runs the tables of the old
+    // address, so it may follow the move by a moment.
+    let flushed = until(Duration::from_secs(5), || {
+        mirror_json(&x)["flushed"].as_u64().unwrap() > flushed_before
+    });
     assert!(
-        m["flushed"].as_u64().unwrap() > flushed_before,
-        "the old address's connection was not flushed: {m}"
+        flushed.is_some(),
+        "the old address's connection was not flushed: {}",
+        mirror_json(&x)
     );
     assert!(
         !ctl(&x, &["conntrack"]).contains("dst=10.2.0.1 "),
