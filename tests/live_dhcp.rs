@@ -103,68 +103,28 @@ COMMIT
 
     let dir = std::env::temp_dir().join(format!("{router}-dhcp"));
     std::fs::create_dir_all(&dir).unwrap();
-    let leases = dir.join("leases");
-    let _ = std::fs::remove_file(&leases);
-    let dnsmasq = Killed(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &router,
-                "/usr/sbin/dnsmasq",
-                "--keep-in-foreground",
-            ])
-            .args([
-                "--conf-file=/dev/null",
-                "--port=0",
-                "--interface=xg-lan",
-                "--bind-interfaces",
-                "--dhcp-range=10.1.0.100,10.1.0.150,255.255.255.0,1h",
-                "--dhcp-option=option:router,10.1.0.1",
-                "--dhcp-authoritative",
-                "--log-dhcp",
-                "--user=root",
-            ])
-            .arg(format!("--dhcp-leasefile={}", leases.display()))
-            .arg(format!("--pid-file={}", dir.join("pid").display()))
-            .arg(format!(
-                "--log-facility={}",
-                dir.join("dnsmasq.log").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning dnsmasq"),
+    let _ = std::fs::remove_file(dir.join("dnsmasq.leases"));
+    let dnsmasq = dnsmasq(
+        &router,
+        &dir,
+        "dnsmasq",
+        &[
+            "--interface=xg-lan",
+            "--bind-interfaces",
+            "--dhcp-range=10.1.0.100,10.1.0.150,255.255.255.0,1h",
+            "--dhcp-option=option:router,10.1.0.1",
+            "--dhcp-authoritative",
+        ],
     );
 
     // The client's lease script: set what the server gave.
-    let script = dir.join("udhcpc.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\ncase \"$1\" in bound|renew)\n  ip addr add \"$ip/$mask\" dev \"$interface\"\n  \
-         ip route add default via \"$router\" dev \"$interface\"\n  echo \"$ip\" > \"$0.ip\";;\nesac\n",
-    )
-    .unwrap();
-    let mut perm = std::fs::metadata(&script).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    std::fs::set_permissions(&script, perm).unwrap();
-    let got = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &client,
-            "/usr/bin/busybox",
-            "udhcpc",
-            "-i",
-            &c0,
-        ])
-        .args(["-f", "-q", "-n", "-t", "5", "-T", "2", "-s"])
-        .arg(&script)
-        .output()
-        .expect("running udhcpc");
-    let ip_file = dir.join("udhcpc.sh.ip");
-    let leased = std::fs::read_to_string(&ip_file).unwrap_or_default();
+    let (got, leased) = udhcpc(
+        &client,
+        &c0,
+        &dir,
+        "ip addr add \"$ip/$mask\" dev \"$interface\"\n  \
+         ip route add default via \"$router\" dev \"$interface\"",
+    );
     assert!(
         got.status.success() && leased.trim().starts_with("10.1.0."),
         "no lease: udhcpc {}\n{}\ndnsmasq:\n{}\nxgate:\n{}",
@@ -210,6 +170,37 @@ COMMIT
         "DISCOVER and REQUEST went to the tap: {}",
         exit.log
     );
+}
+
+/// busybox's udhcpc on `dev` in `ns`, its lease script in `dir` running
+/// `on_bound` (shell) and noting the leased address: udhcpc's output and
+/// that address ("" without a lease).
+fn udhcpc(
+    ns: &str,
+    dev: &str,
+    dir: &std::path::Path,
+    on_bound: &str,
+) -> (std::process::Output, String) {
+    let script = dir.join("udhcpc.sh");
+    let _ = std::fs::remove_file(dir.join("udhcpc.sh.ip"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in bound|renew)\n  {on_bound}\n  echo \"$ip\" > \"$0.ip\";;\nesac\n"
+        ),
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&script, perm).unwrap();
+    let got = Command::new("ip")
+        .args(["netns", "exec", ns, "/usr/bin/busybox", "udhcpc", "-i", dev])
+        .args(["-f", "-q", "-n", "-t", "5", "-T", "2", "-s"])
+        .arg(&script)
+        .output()
+        .expect("running udhcpc");
+    let leased = std::fs::read_to_string(dir.join("udhcpc.sh.ip")).unwrap_or_default();
+    (got, leased)
 }
 
 /// dnsmasq started in `ns` with `args`, logging to `dir`/`name`.log.
@@ -322,30 +313,7 @@ COMMIT
         ],
     );
     std::thread::sleep(Duration::from_millis(300));
-    let script = dir.join("udhcpc.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\ncase \"$1\" in bound|renew)\n  echo \"$ip\" > \"$0.ip\";;\nesac\n",
-    )
-    .unwrap();
-    let mut perm = std::fs::metadata(&script).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    std::fs::set_permissions(&script, perm).unwrap();
-    let got = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &client,
-            "/usr/bin/busybox",
-            "udhcpc",
-            "-i",
-            &c0,
-        ])
-        .args(["-f", "-q", "-n", "-t", "5", "-T", "2", "-s"])
-        .arg(&script)
-        .output()
-        .expect("running udhcpc");
-    let leased = std::fs::read_to_string(dir.join("udhcpc.sh.ip")).unwrap_or_default();
+    let (got, leased) = udhcpc(&client, &c0, &dir, ":");
     let log = |n: &str| std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default();
     assert!(
         got.status.success() && leased.trim().starts_with("10.1.0.1"),
