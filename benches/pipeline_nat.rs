@@ -32,45 +32,6 @@ use xgate_dataplane::conntrack::{FlowKey, PROTO_UDP};
 use xgate_dataplane::io::{Desc, FramePool};
 use xgate_dataplane::pipeline::{Pipeline, RX_BURST, Shared, Tables};
 
-const CONFIG: &str = r#"
-[dataplane]
-flows = 2097152
-
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = ["203.0.113.2/24"]
-
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["10.0.0.1/8"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "203.0.113.1"
-
-[[neighbor]]
-ip = "203.0.113.1"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-
-[firewall]
-rules = """
-*nat
--A POSTROUTING -o wan -j MASQUERADE
-COMMIT
-*filter
-:FORWARD DROP [0:0]
--A FORWARD -m conntrack --ctstate INVALID -j DROP
--A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
--A FORWARD -i lan -o wan -j ACCEPT
-COMMIT
-"""
-"#;
-
 /// Bursts per iteration: 4096 packets, taken from the rx ring as a
 /// worker takes them.
 const BURSTS: usize = 4096 / RX_BURST;
@@ -186,7 +147,8 @@ impl Worker {
 const NOW: u64 = 1_000_000_000;
 
 fn setup(flows: usize) -> (Arc<Tables>, Arc<Shared>) {
-    let cfg = xgate_control::parse(CONFIG, "pipeline_nat.toml").expect("config");
+    let cfg = xgate_control::parse(&common::gateway_config(2_097_152, ""), "pipeline_nat.toml")
+        .expect("config");
     let compiled: Compiled = compile_for_replay(&cfg).expect("compile");
     let shared = Arc::new(shared_state(&compiled, cfg.dataplane.flows, Some(1)));
     let tables = Arc::new(compiled.tables);

@@ -28,47 +28,6 @@ use xgate_dataplane::conntrack::{FlowKey, PROTO_UDP};
 use xgate_dataplane::io::{Desc, FramePool};
 use xgate_dataplane::pipeline::{Pipeline, RX_BURST, Shared, Tables};
 
-const HEAD: &str = r#"
-[dataplane]
-flows = 65536
-
-[[interface]]
-name = "wan"
-device = "eth0"
-mac = "02:00:00:00:00:01"
-address = ["203.0.113.2/24"]
-
-[[interface]]
-name = "lan"
-device = "eth1"
-mac = "02:00:00:00:00:02"
-address = ["10.0.0.1/8"]
-
-[[route]]
-to = "0.0.0.0/0"
-via = "203.0.113.1"
-
-[[neighbor]]
-ip = "203.0.113.1"
-mac = "02:bb:00:00:00:01"
-dev = "wan"
-
-[firewall]
-rules = """
-*nat
--A POSTROUTING -o wan -j MASQUERADE
-COMMIT
-*filter
-:FORWARD DROP [0:0]
--A FORWARD -m conntrack --ctstate INVALID -j DROP
--A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-"#;
-
-const TAIL: &str = r#"-A FORWARD -i lan -o wan -j ACCEPT
-COMMIT
-"""
-"#;
-
 /// Rule `i` of the long chain, in one of the corpus file's shapes.
 fn rule(i: usize) -> String {
     let (a, b) = ((i / 250) as u8, (i % 250) as u8 + 1);
@@ -91,7 +50,7 @@ fn rule(i: usize) -> String {
 
 fn config(rules: usize) -> String {
     let body: String = (0..rules).map(|i| rule(i) + "\n").collect();
-    format!("{HEAD}{body}{TAIL}")
+    common::gateway_config(65536, &body)
 }
 
 const PACKETS: usize = 4096;

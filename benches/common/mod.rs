@@ -1,4 +1,5 @@
-//! What the benches share: the real RIB and a fixed random stream.
+//! What the benches share: the real RIB, a fixed random stream, frames
+//! and the stateful gateway's config.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -113,4 +114,51 @@ pub fn selected(group: &str, name: &str) -> bool {
         Some(f) => full.contains(&f),
         None => true,
     }
+}
+
+/// The gateway the stateful benches run: masquerade out of `wan`, FORWARD
+/// policy DROP with INVALID dropped and ESTABLISHED accepted, then
+/// `forward` (more FORWARD rules, one per line), then `-i lan -o wan`
+/// accepted; a connection table of `flows`.
+pub fn gateway_config(flows: usize, forward: &str) -> String {
+    format!(
+        r#"
+[dataplane]
+flows = {flows}
+
+[[interface]]
+name = "wan"
+device = "eth0"
+mac = "02:00:00:00:00:01"
+address = ["203.0.113.2/24"]
+
+[[interface]]
+name = "lan"
+device = "eth1"
+mac = "02:00:00:00:00:02"
+address = ["10.0.0.1/8"]
+
+[[route]]
+to = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[neighbor]]
+ip = "203.0.113.1"
+mac = "02:bb:00:00:00:01"
+dev = "wan"
+
+[firewall]
+rules = """
+*nat
+-A POSTROUTING -o wan -j MASQUERADE
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate INVALID -j DROP
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+{forward}-A FORWARD -i lan -o wan -j ACCEPT
+COMMIT
+"""
+"#
+    )
 }
