@@ -42,6 +42,7 @@ fn iface(name: &str, port: u16, mac: [u8; 6], addr: &str) -> Interface {
         tap_groups: Vec::new(),
         rp_filter: Default::default(),
         bc_forwarding: false,
+        bridge: xgate_dataplane::iface::Bridging::None,
     }
 }
 
@@ -132,6 +133,7 @@ fn run(
         tracking: false,
         helper_ports: Default::default(),
         ct_checksum: true,
+        bridges: Default::default(),
     });
 
     // 4096 frames in rx bursts, of distinct destinations inside the

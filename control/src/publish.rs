@@ -629,6 +629,7 @@ impl Publisher {
             tracking: t.tracking,
             helper_ports: t.helper_ports.clone(),
             ct_checksum: t.ct_checksum,
+            bridges: t.bridges.clone(),
         };
         Ok(self.publish(Snapshot {
             tables: Arc::new(tables),
@@ -824,6 +825,7 @@ impl Publisher {
             tracking: t.tracking,
             helper_ports: t.helper_ports.clone(),
             ct_checksum: t.ct_checksum,
+            bridges: t.bridges.clone(),
         };
         self.publish(Snapshot {
             tables: Arc::new(tables),

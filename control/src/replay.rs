@@ -344,7 +344,13 @@ pub fn replay(
         worker.drain(|port, bytes| {
             // The frame's own tags say which logical interface it left by.
             let vlans = ether::parse_l2(bytes).map(|l| l.vlans).unwrap_or_default();
-            if let Some(ifx) = tables.interfaces.classify(port, &vlans) {
+            // (A bridge port's untagged interface takes the tags its
+            // bridge VLANs add.)
+            if let Some(ifx) = tables
+                .interfaces
+                .classify(port, &vlans)
+                .or_else(|| tables.interfaces.bridge_port(port))
+            {
                 write(ifx as usize, bytes);
             }
         });

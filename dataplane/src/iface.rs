@@ -39,7 +39,28 @@ pub struct Interface {
     /// Directed broadcasts received here to another interface's subnet
     /// are forwarded (Linux's `bc_forwarding` of the input interface).
     pub bc_forwarding: bool,
+    /// Whether this interface is a bridge's port or a bridge's own
+    /// (routed) interface.
+    pub bridge: Bridging,
 }
+
+/// An interface's part in a bridge domain (`crate::bridge`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Bridging {
+    /// A routed interface of its own.
+    #[default]
+    None,
+    /// A port of bridge N: its frames are switched, not routed.
+    Port(u8),
+    /// A routed interface of bridge N (the BVI, Linux's `br0`, or `br0.10`
+    /// on a VLAN-aware bridge): no device of its own; it sends through the
+    /// bridge's ports.
+    Bvi(u8),
+}
+
+/// The port number of an interface without a device (a bridge's routed
+/// interface).
+pub const NO_PORT: u16 = u16::MAX;
 
 /// Linux's `net.ipv4.conf.*.rp_filter` (applied to IPv6 too): whether a
 /// packet's source must be reachable back (`Loose`: by any interface;
@@ -134,6 +155,7 @@ pub struct IfHot {
     pub vlans: VlanStack,
     pub rp_filter: RpFilter,
     pub bc_forwarding: bool,
+    pub bridge: Bridging,
 }
 
 /// All logical interfaces, and the classifier from (port, tags).
@@ -144,9 +166,12 @@ pub struct Interfaces {
     /// Per port: (tags, interface). Ports carry few sub-interfaces, so a
     /// short linear scan beats hashing.
     by_port: Vec<Vec<(VlanStack, IfIndex)>>,
-    /// Per port: the untagged interface, if any (the common case, found
-    /// without a scan).
+    /// Per port: the untagged interface, if any and not a bridge port
+    /// (the common case of the routed walk, found without a scan).
     untagged: Vec<Option<IfIndex>>,
+    /// Per port: the untagged interface when it is a bridge port (frames
+    /// with tags no sub-interface claims are the bridge's).
+    bridge_port: Vec<Option<IfIndex>>,
     /// Every interface address as a key (IPv4-mapped for IPv4), sorted:
     /// what a packet from outside may not carry as its source.
     local: Vec<u128>,
@@ -159,23 +184,38 @@ impl Interfaces {
     /// Builds the table; (port, tags) pairs must be unique (the config
     /// validator guarantees it; a duplicate keeps the first).
     pub fn new(list: Vec<Interface>) -> Self {
-        let ports = list.iter().map(|i| i.port as usize + 1).max().unwrap_or(0);
+        let ports = list
+            .iter()
+            .filter(|i| i.port != NO_PORT)
+            .map(|i| i.port as usize + 1)
+            .max()
+            .unwrap_or(0);
         let mut by_port = vec![Vec::new(); ports];
         for (idx, i) in list.iter().enumerate() {
+            if i.port == NO_PORT {
+                continue;
+            }
             let v: &mut Vec<(VlanStack, IfIndex)> = &mut by_port[i.port as usize];
             if !v.iter().any(|(s, _)| *s == i.vlans) {
                 v.push((i.vlans, idx as IfIndex));
             }
         }
-        let untagged = by_port
+        let untagged_any: Vec<Option<IfIndex>> = by_port
             .iter()
             .map(|v| v.iter().find(|(s, _)| s.len == 0).map(|(_, i)| *i))
             .collect();
+        let is_port = |i: &IfIndex| matches!(list[*i as usize].bridge, Bridging::Port(_));
+        let untagged = untagged_any
+            .iter()
+            .map(|u| u.filter(|i| !is_port(i)))
+            .collect();
+        let bridge_port = untagged_any.iter().map(|u| u.filter(is_port)).collect();
         let hot = list
             .iter()
             .map(|i| IfHot {
                 rp_filter: i.rp_filter,
                 bc_forwarding: i.bc_forwarding,
+                bridge: i.bridge,
                 mac: i.mac,
                 port: i.port,
                 mtu: i.mtu,
@@ -198,6 +238,7 @@ impl Interfaces {
             hot,
             by_port,
             untagged,
+            bridge_port,
             local,
             local_bits,
         }
@@ -213,6 +254,12 @@ impl Interfaces {
     #[inline]
     pub fn untagged(&self, port: u16) -> Option<IfIndex> {
         *self.untagged.get(port as usize)?
+    }
+
+    /// The bridge port that takes `port`'s frames no sub-interface claims.
+    #[inline]
+    pub fn bridge_port(&self, port: u16) -> Option<IfIndex> {
+        *self.bridge_port.get(port as usize)?
     }
 
     /// The packet path's view of interface `i`.
@@ -293,6 +340,7 @@ mod tests {
             tap_groups: Vec::new(),
             rp_filter: Default::default(),
             bc_forwarding: false,
+            bridge: Bridging::None,
         }
     }
 

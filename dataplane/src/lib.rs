@@ -8,6 +8,7 @@
 //! (ports and frame ownership), `stats` (counters and drop reasons).
 
 pub mod addr;
+pub mod bridge;
 pub mod conntrack;
 pub mod filter;
 pub mod iface;

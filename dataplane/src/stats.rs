@@ -109,6 +109,10 @@ drop_reasons! {
     NeighborPendingFull => "neighbor_pending_full",
     NeighborUnresolved => "neighbor_unresolved",
     NoFreeFrame => "no_free_frame",
+    BridgeBadSource => "bridge_bad_source",
+    BridgeVlanFiltered => "bridge_vlan_filtered",
+    BridgeSamePort => "bridge_same_port",
+    BridgeFloodLimited => "bridge_flood_limited",
     TxRingFull => "tx_ring_full",
 }
 
@@ -117,6 +121,7 @@ drop_reasons! {
 #[repr(u8)]
 pub enum Stage {
     Parse,
+    Bridge,
     NeighborInput,
     Conntrack,
     Prerouting,
@@ -132,8 +137,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 12] = [
+    pub const ALL: [Stage; 13] = [
         Stage::Parse,
+        Stage::Bridge,
         Stage::NeighborInput,
         Stage::Conntrack,
         Stage::Prerouting,
@@ -150,6 +156,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::Parse => "parse",
+            Stage::Bridge => "bridge",
             Stage::NeighborInput => "neighbor-input",
             Stage::Conntrack => "conntrack",
             Stage::Prerouting => "prerouting",
@@ -207,6 +214,16 @@ pub struct WorkerStats {
     pub punted: Counter,
     /// Frames the host kernel sent through a TAP, taken by this worker.
     pub from_kernel: Counter,
+    /// Frames a bridge switched to one known port.
+    pub bridged: Counter,
+    /// Frames a bridge flooded (broadcast, multicast, unknown unicast),
+    /// and the copies it sent.
+    pub flooded: Counter,
+    pub flood_copies: Counter,
+    /// MAC addresses learned (new, or moved to another port), and those
+    /// the full MAC table could not take (frames to them flood).
+    pub fdb_learned: Counter,
+    pub fdb_full: Counter,
     /// Per-stage cost, counted while profiling is on (`Shared::profile`).
     pub stages: [StageStats; Stage::ALL.len()],
 }
@@ -232,6 +249,11 @@ impl WorkerStats {
             neighbors_learned: Counter::default(),
             punted: Counter::default(),
             from_kernel: Counter::default(),
+            bridged: Counter::default(),
+            flooded: Counter::default(),
+            flood_copies: Counter::default(),
+            fdb_learned: Counter::default(),
+            fdb_full: Counter::default(),
             stages: Default::default(),
         }
     }

@@ -296,6 +296,7 @@ mod tests {
                 tap_groups: Vec::new(),
                 rp_filter: Default::default(),
                 bc_forwarding: false,
+                bridge: crate::iface::Bridging::None,
             }]),
             fib: crate::route::Fib::new(),
             icmp: Default::default(),
@@ -303,6 +304,7 @@ mod tests {
             tracking: false,
             helper_ports: Default::default(),
             ct_checksum: true,
+            bridges: Default::default(),
         });
         let shared = Arc::new(crate::pipeline::Shared::new(64));
         let mut pipeline = Pipeline::new(tables, shared);

@@ -417,8 +417,9 @@ fn rule(
             });
         }
     }
+    let resolve = |i: &Iface| resolve(i, interfaces);
     for x in &m.ext {
-        match x.lower(hook) {
+        match x.lower(hook, &resolve) {
             Ok(e) => exprs.extend(e),
             Err(e) => errs.push(e),
         }

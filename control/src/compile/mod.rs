@@ -19,10 +19,11 @@ use crate::iptables;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv6Addr};
 use xgate_dataplane::addr::{ip_key, v4_key};
+use xgate_dataplane::bridge::{Bridge, BridgePort, Bridges, Fdb};
 use xgate_dataplane::conntrack::CtConfig;
 use xgate_dataplane::conntrack::Timeouts;
 use xgate_dataplane::filter::Ruleset;
-use xgate_dataplane::iface::{IfIndex, Interface, Interfaces};
+use xgate_dataplane::iface::{self, Bridging, IfIndex, Interface, Interfaces};
 use xgate_dataplane::packet::ether::VlanStack;
 use xgate_dataplane::pipeline::{IcmpLimits, Shared, Tables};
 use xgate_dataplane::route::{self as rt, Fib, NextHop, PolicyRule, Route};
@@ -89,7 +90,19 @@ pub fn compile(
     let mut devices: Vec<String> = Vec::new();
     let mut taps: Vec<String> = Vec::new();
     let mut list = Vec::new();
+    let bridge_of = |device: &str| cfg.bridges.iter().position(|b| b.name == device);
+    let port_of = |name: &str| {
+        cfg.bridges
+            .iter()
+            .position(|b| b.ports.iter().any(|p| p.interface == name))
+    };
+    // Devices' interfaces first: a bridge's interface takes the MAC of
+    // its first port unless it sets one (Linux gives a bridge a port's).
+    let mut macs: Vec<Option<[u8; 6]>> = vec![None; cfg.interfaces.len()];
     for (i, ic) in cfg.interfaces.iter().enumerate() {
+        if bridge_of(&ic.device).is_some() {
+            continue;
+        }
         let port = match devices.iter().position(|d| *d == ic.device) {
             Some(p) => p,
             None => {
@@ -97,7 +110,23 @@ pub fn compile(
                 devices.len() - 1
             }
         };
-        let mac = match ic.mac.or_else(|| device_mac(&ic.device, port)) {
+        macs[i] = ic.mac.or_else(|| device_mac(&ic.device, port));
+    }
+    let bridge_mac = |b: usize| {
+        let first = cfg.bridges[b].ports.first()?;
+        let i = cfg
+            .interfaces
+            .iter()
+            .position(|x| x.name == first.interface)?;
+        macs[i]
+    };
+    for (i, ic) in cfg.interfaces.iter().enumerate() {
+        let bridge = bridge_of(&ic.device);
+        let port = match bridge {
+            Some(_) => iface::NO_PORT,
+            None => devices.iter().position(|d| *d == ic.device).unwrap_or(0) as u16,
+        };
+        let mac = match macs[i].or_else(|| ic.mac.or_else(|| bridge_mac(bridge?))) {
             Some(m) => m,
             None => {
                 errors.push(ConfigError::new(
@@ -126,7 +155,7 @@ pub fn compile(
         list.push(Interface {
             name: ic.name.clone(),
             device: ic.device.clone(),
-            port: port as u16,
+            port,
             vlans: VlanStack::from_slice(&ic.vlan).unwrap_or_default(),
             mac,
             mtu: ic.mtu,
@@ -138,6 +167,11 @@ pub fn compile(
             }),
             rp_filter: ic.rp_filter,
             bc_forwarding: ic.bc_forwarding,
+            bridge: match (bridge, port_of(&ic.name)) {
+                (Some(b), _) => Bridging::Bvi(b as u8),
+                (None, Some(b)) => Bridging::Port(b as u8),
+                (None, None) => Bridging::None,
+            },
             tap_groups: ic
                 .tap_groups
                 .iter()
@@ -151,12 +185,34 @@ pub fn compile(
                 .collect(),
         });
     }
+    // A bridge without an untagged interface of its own gets one, without
+    // addresses: `-i br0` names it, as on Linux.
+    for (b, bc) in cfg.bridges.iter().enumerate() {
+        if !list.iter().any(|i| i.device == bc.name && i.vlans.len == 0) {
+            list.push(Interface {
+                name: bc.name.clone(),
+                device: bc.name.clone(),
+                port: iface::NO_PORT,
+                vlans: VlanStack::NONE,
+                mac: bridge_mac(b).unwrap_or([0; 6]),
+                mtu: config::DEFAULT_MTU,
+                v4: Vec::new(),
+                v6: Vec::new(),
+                tap: None,
+                rp_filter: Default::default(),
+                bc_forwarding: false,
+                bridge: Bridging::Bvi(b as u8),
+                tap_groups: Vec::new(),
+            });
+        }
+    }
     let interfaces = Interfaces::new(list);
     let ifindex = |name: &str| interfaces.by_name(name);
+    let mut bridges = bridges(cfg, &interfaces);
 
     let mut fib = Fib::new();
     for (idx, ic) in interfaces.iter() {
-        let line = cfg.interfaces[idx as usize].line;
+        let line = cfg.interfaces.get(idx as usize).map_or(0, |c| c.line);
         let addrs = ic
             .v4
             .iter()
@@ -311,6 +367,7 @@ pub fn compile(
             )
         }
     };
+    bridges.physdev_out = filter.uses_physdev_out();
     let helper_ports = xgate_dataplane::pipeline::HelperPorts {
         ports: cfg
             .conntrack
@@ -348,6 +405,7 @@ pub fn compile(
             tracking: tracking || !helper_ports.is_empty(),
             helper_ports,
             ct_checksum: cfg.conntrack.checksum,
+            bridges,
         },
         devices,
         taps,
@@ -357,6 +415,60 @@ pub fn compile(
         tcp_be_liberal: cfg.conntrack.tcp_be_liberal,
         iptables,
     })
+}
+
+/// The bridges as the packet path reads them (interfaces already numbered).
+fn bridges(cfg: &Config, interfaces: &Interfaces) -> Bridges {
+    let idx = |name: &str| interfaces.by_name(name).unwrap_or(0);
+    let mut out = Bridges::default();
+    for (id, bc) in cfg.bridges.iter().enumerate() {
+        let id = id as u8;
+        let untagged = if bc.vlan_filtering {
+            bc.default_pvid
+        } else {
+            0
+        };
+        let ports = bc
+            .ports
+            .iter()
+            .map(|p| {
+                let pvid = if bc.vlan_filtering {
+                    p.pvid.unwrap_or(bc.default_pvid)
+                } else {
+                    0
+                };
+                BridgePort::new(idx(&p.interface), pvid, &p.vlans)
+            })
+            .collect();
+        let bvis: Vec<(u16, IfIndex)> = interfaces
+            .iter()
+            .filter(|(_, i)| i.device == bc.name)
+            .map(|(x, i)| (i.vlans.as_slice().first().copied().unwrap_or(untagged), x))
+            .collect();
+        let iface = interfaces
+            .iter()
+            .find(|(_, i)| i.device == bc.name && i.vlans.len == 0)
+            .map_or(0, |(x, _)| x);
+        for e in &bc.fdb {
+            out.static_fdb
+                .push((id, e.vlan.unwrap_or(untagged), e.mac, idx(&e.port)));
+        }
+        out.list.push(Bridge {
+            name: bc.name.clone(),
+            id,
+            iface,
+            ports,
+            bvis,
+            vlan_filtering: bc.vlan_filtering,
+            nf_call_v4: bc.nf_call_iptables,
+            nf_call_v6: bc.nf_call_ip6tables,
+            ageing_ns: bc.ageing.saturating_mul(1_000_000_000),
+            flood_rate: bc.flood_rate,
+            flood_burst: bc.flood_burst,
+        });
+        out.fdb_slots += bc.fdb_max as usize;
+    }
+    out
 }
 
 /// The shared state of a dataplane built from `compiled`: connection table
@@ -369,7 +481,14 @@ pub fn shared_state(compiled: &Compiled, flows: usize, seed: Option<u64>) -> Sha
         tcp_be_liberal: compiled.tcp_be_liberal,
         ..CtConfig::new(flows)
     };
-    let shared = Shared::with_conntrack(4096, ct);
+    let mut shared = Shared::with_conntrack(4096, ct);
+    let bridges = &compiled.tables.bridges;
+    if !bridges.is_empty() {
+        shared.fdb = Fdb::new(bridges.fdb_slots);
+        // Validation checked the entries; a full slot window is the
+        // only way one can be left out, and it is reported by the run.
+        let _ = bridges.install_static(&shared.fdb);
+    }
     for a in &compiled.nat_addresses {
         // `compile` refuses more addresses than the allocator holds.
         let _ = shared.nat.register(*a);

@@ -91,9 +91,67 @@ pub struct Config {
     /// `[mirror]`: what the kernel's tables give the interfaces whose
     /// `mirror` key asks for it.
     pub mirror: MirrorCfg,
+    /// `[[bridge]]`: bridge domains over interfaces.
+    pub bridges: Vec<BridgeCfg>,
     /// The file name errors and `check_summary` mention.
     pub source: String,
 }
+
+/// `[[bridge]]`: a bridge domain. Its ports are interfaces; an
+/// interface whose `device` is the bridge's name is its routed interface
+/// (Linux's `br0`; with `vlan = N` on a VLAN-aware bridge, `br0.N`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeCfg {
+    pub name: String,
+    pub ports: Vec<BridgePortCfg>,
+    /// 802.1Q-aware (`vlan_filtering 1`): ports carry VLANs.
+    pub vlan_filtering: bool,
+    /// The VLAN of a port's untagged frames unless the port says
+    /// (`default_pvid`, 1 as Linux), and the VLAN of the bridge's own
+    /// untagged routed interface.
+    pub default_pvid: u16,
+    /// br_netfilter: bridged IPv4 / IPv6 walks conntrack and the hooks.
+    pub nf_call_iptables: bool,
+    pub nf_call_ip6tables: bool,
+    /// MAC ageing in seconds (0: never).
+    pub ageing: u64,
+    /// MAC table entries at most.
+    pub fdb_max: u64,
+    /// Flooded frames per second per worker, and the burst (0: no limit).
+    pub flood_rate: u32,
+    pub flood_burst: u32,
+    /// Static MAC entries.
+    pub fdb: Vec<FdbCfg>,
+    pub line: usize,
+}
+
+/// A bridge port: an interface, and on a VLAN-aware bridge its VLANs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgePortCfg {
+    pub interface: String,
+    /// VLAN of untagged frames (None: `default_pvid`; Some(0): none).
+    pub pvid: Option<u16>,
+    /// VLANs carried tagged.
+    pub vlans: Vec<u16>,
+    /// Field path (`bridge[0].ports[1]`) for errors.
+    pub field: String,
+}
+
+/// `[[bridge.fdb]]`: a static MAC entry (`bridge fdb add ... static`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdbCfg {
+    pub mac: [u8; 6],
+    pub port: String,
+    pub vlan: Option<u16>,
+    pub line: usize,
+}
+
+/// Bridge defaults (Linux's: ageing 300 s, default_pvid 1).
+pub const DEFAULT_AGEING: u64 = 300;
+pub const DEFAULT_FDB_MAX: u64 = 4096;
+pub const MAX_FDB: u64 = 1 << 22;
+pub const DEFAULT_FLOOD_RATE: u32 = 20_000;
+pub const DEFAULT_FLOOD_BURST: u32 = 1_000;
 
 /// `[mirror]`: settings of the netlink mirror (`control/src/mirror/`).
 #[derive(Debug, Clone, PartialEq, Eq)]

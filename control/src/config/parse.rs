@@ -14,11 +14,11 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, LineIndex, did_you_mean};
 use super::model::{
-    BindMode, Config, ConntrackCfg, Control, DEFAULT_MTU, DEFAULT_TIMEOUTS, Dataplane, FamilyRules,
-    Firewall, HelperCfg, Interface, MAX_FLOWS, MAX_MIRROR_BATCH_MS, MAX_MIRROR_RX_BUFFER, MAX_MTU,
-    MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY, MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS,
-    MIN_MIRROR_RX_BUFFER, MIN_MTU, MIN_RING, Mirror, MirrorCfg, NeighborCfg, NexthopCfg, RouteCfg,
-    RouteType, RuleCfg, TABLE_LOCAL, TABLE_MAIN, XdpMode,
+    BindMode, BridgeCfg, BridgePortCfg, Config, ConntrackCfg, Control, DEFAULT_MTU,
+    DEFAULT_TIMEOUTS, Dataplane, FamilyRules, FdbCfg, Firewall, HelperCfg, Interface, MAX_FLOWS,
+    MAX_MIRROR_BATCH_MS, MAX_MIRROR_RX_BUFFER, MAX_MTU, MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY,
+    MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS, MIN_MIRROR_RX_BUFFER, MIN_MTU, MIN_RING, Mirror, MirrorCfg,
+    NeighborCfg, NexthopCfg, RouteCfg, RouteType, RuleCfg, TABLE_LOCAL, TABLE_MAIN, XdpMode,
 };
 use super::values;
 use xgate_dataplane::conntrack::HelperKind;
@@ -37,7 +37,23 @@ const TOP_KEYS: &[&str] = &[
     "conntrack",
     "routes_file",
     "mirror",
+    "bridge",
 ];
+const BRIDGE_KEYS: &[&str] = &[
+    "name",
+    "ports",
+    "vlan_filtering",
+    "default_pvid",
+    "nf_call_iptables",
+    "nf_call_ip6tables",
+    "ageing",
+    "fdb_max",
+    "flood_rate",
+    "flood_burst",
+    "fdb",
+];
+const BRIDGE_PORT_KEYS: &[&str] = &["interface", "pvid", "vlans"];
+const FDB_KEYS: &[&str] = &["mac", "port", "vlan"];
 const DATAPLANE_KEYS: &[&str] = &[
     "workers",
     "xdp_mode",
@@ -431,6 +447,7 @@ fn check_devname(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+mod bridge;
 mod sections;
 pub(crate) use sections::document;
 

@@ -15,6 +15,7 @@ use super::values::{self, table_name};
 /// Runs every cross-field check; errors go to `ctx`.
 pub(crate) fn check(cfg: &Config, ctx: &mut Ctx<'_>) {
     interfaces(cfg, ctx);
+    bridges(cfg, ctx);
     routes(cfg, ctx);
     rules(cfg, ctx);
     neighbors(cfg, ctx);
@@ -159,6 +160,120 @@ fn interfaces(cfg: &Config, ctx: &mut Ctx<'_>) {
                 );
             } else {
                 addrs.insert(a.addr(), (&ifc.name, ctx.line_of(&f, ifc.line)));
+            }
+        }
+    }
+}
+
+/// `[[bridge]]`: names, ports that are plain interfaces of one bridge
+/// each, routed interfaces (`device` = the bridge) and static entries
+/// that fit the bridge's VLAN mode.
+fn bridges(cfg: &Config, ctx: &mut Ctx<'_>) {
+    use xgate_dataplane::bridge::MAX_BRIDGES;
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for (i, b) in cfg.bridges.iter().enumerate() {
+        let p = format!("bridge[{i}]");
+        let name_f = format!("{p}.name");
+        if i == MAX_BRIDGES {
+            ctx.error(b.line, &p, format!("at most {MAX_BRIDGES} bridges"));
+        }
+        if !ctx.is_bad(&name_f) {
+            let line = ctx.line_of(&name_f, b.line);
+            if let Some(first) = names.get(b.name.as_str()) {
+                ctx.error(
+                    line,
+                    &name_f,
+                    format!("duplicate bridge name {:?} (first at line {first})", b.name),
+                );
+            } else if let Some(ic) = cfg.interface(&b.name).filter(|ic| ic.device != b.name) {
+                ctx.error(
+                    line,
+                    &name_f,
+                    format!(
+                        "{:?} is the name of interface at line {} on device {:?}: the bridge's                          own interface carries its name (give that interface `device = {:?}`,                          or the bridge another name)",
+                        b.name, ic.line, ic.device, b.name
+                    ),
+                );
+            }
+            names.insert(&b.name, b.line);
+        }
+        for port in &b.ports {
+            let f = port.field.as_str();
+            if ctx.is_bad(f) {
+                continue;
+            }
+            check_ifref(cfg, ctx, f, &port.interface, b.line);
+            let Some(ic) = cfg.interface(&port.interface) else {
+                continue;
+            };
+            let line = ctx.line_of(f, b.line);
+            let problem = if let Some(other) = owner.insert(&ic.name, &b.name) {
+                Some(format!(
+                    "interface {:?} is already a port of bridge {other:?}",
+                    ic.name
+                ))
+            } else if cfg.bridges.iter().any(|x| x.name == ic.device) {
+                Some(format!(
+                    "interface {:?} is a bridge's own interface (device {:?}), not a port",
+                    ic.name, ic.device
+                ))
+            } else if !ic.addresses.is_empty() {
+                Some(format!(
+                    "interface {:?} has addresses: a bridge port has none (put them on the                      bridge's interface, `device = {:?}`)",
+                    ic.name, b.name
+                ))
+            } else if ic.tap.is_some() || ic.mirror.any() {
+                Some(format!(
+                    "interface {:?} has a tap: a bridge port is switched, the bridge's                      interface may have one",
+                    ic.name
+                ))
+            } else if b.vlan_filtering && !ic.vlan.is_empty() {
+                Some(format!(
+                    "interface {:?} is tagged: on a VLAN-aware bridge the port is the untagged                      device, and `pvid`/`vlans` give its VLANs",
+                    ic.name
+                ))
+            } else if !b.vlan_filtering && (port.pvid.is_some() || !port.vlans.is_empty()) {
+                Some("pvid and vlans need vlan_filtering = true".to_string())
+            } else {
+                None
+            };
+            if let Some(msg) = problem {
+                ctx.error(line, f, msg);
+            }
+        }
+        for ic in cfg.interfaces.iter().filter(|ic| ic.device == b.name) {
+            let ok = match ic.vlan.as_slice() {
+                [] => true,
+                [_] => b.vlan_filtering,
+                _ => false,
+            };
+            if !ok {
+                ctx.error(
+                    ic.line,
+                    "interface.vlan",
+                    format!(
+                        "interface {:?} on bridge {:?}: a bridge's routed interface is untagged,                          or one VLAN of a vlan_filtering bridge (`vlan = 10`, Linux's {}.10)",
+                        ic.name, b.name, b.name
+                    ),
+                );
+            }
+        }
+        for (j, e) in b.fdb.iter().enumerate() {
+            let f = format!("{p}.fdb[{j}]");
+            if !b.ports.iter().any(|x| x.interface == e.port) {
+                ctx.error(
+                    e.line,
+                    &format!("{f}.port"),
+                    format!("{:?} is not a port of bridge {:?}", e.port, b.name),
+                );
+            }
+            if e.vlan.is_some() && !b.vlan_filtering {
+                ctx.error(
+                    e.line,
+                    &format!("{f}.vlan"),
+                    "vlan needs vlan_filtering = true".to_string(),
+                );
             }
         }
     }

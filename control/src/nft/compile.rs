@@ -973,7 +973,12 @@ impl Compiler<'_, '_> {
                     return Err("no input interface is known at output".into());
                 }
                 let set = self.ifaces(&m.right, cx)?;
-                one(FExpr::Iface { out, neg, set })
+                one(FExpr::Iface {
+                    out,
+                    neg,
+                    set,
+                    phys: false,
+                })
             }
             MetaKey::Mark => one(self.compare(cx, Field::Mark, m, neg, mask)?),
             MetaKey::L4proto => one(self.compare(cx, Field::L4Proto, m, neg, mask)?),
@@ -1003,6 +1008,7 @@ impl Compiler<'_, '_> {
                     Ok(Step::Match(Vec::new()))
                 } else {
                     one(FExpr::Iface {
+                        phys: false,
                         out: k == MetaKey::Oiftype,
                         neg: false,
                         set: IfaceMatch::default(),

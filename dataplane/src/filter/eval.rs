@@ -293,8 +293,19 @@ impl Ruleset {
                 Some(v) => (v & bits != 0) != neg,
                 None => false,
             },
-            Op::Iface { out, neg, off } => {
-                self.if_member(off, if out { p.oif } else { p.iif }) != neg
+            Op::Iface {
+                out,
+                phys,
+                neg,
+                off,
+            } => {
+                let i = match (phys, out) {
+                    (false, false) => p.iif,
+                    (false, true) => p.oif,
+                    (true, false) => p.phys_in,
+                    (true, true) => p.phys_out,
+                };
+                self.if_member(off, i) != neg
             }
             Op::InRanges {
                 field,
@@ -546,6 +557,17 @@ fn load(f: Field, p: &PacketView) -> Option<u32> {
             .map_or(0, |c| c.status & (super::ct_status::SNAT | super::ct_status::DNAT)),
         Field::Conns => p.conns,
         Field::Rpf => p.rpf.into(),
+        Field::Physdev => {
+            let out = p.phys_out.is_some() || p.bridged;
+            let mut bits = 0;
+            if p.phys_in.is_some() {
+                bits |= super::physdev::IS_IN;
+            }
+            if out {
+                bits |= super::physdev::IS_OUT | super::physdev::IS_BRIDGED;
+            }
+            bits
+        }
         Field::CtMark => ct()?.mark,
         Field::CtDir => ct()?.reply.into(),
         Field::CtOrigSport => ct()?.orig_ports.0.into(),

@@ -93,6 +93,9 @@ pub enum Field {
     Rpf,
     /// Live connections from the source ([`super::PacketView::conns`]).
     Conns,
+    /// [`super::physdev`] bits: whether the packet came by a bridge port,
+    /// leaves by one, is bridged (`--physdev-is-in/-is-out/-is-bridged`).
+    Physdev,
 }
 
 impl Field {
@@ -153,6 +156,7 @@ impl Field {
             Field::Reg => "the number drawn (numgen, jhash)",
             Field::Rpf => "the reverse path",
             Field::Conns => "the source's connections",
+            Field::Physdev => "the bridge ports",
         }
     }
 
@@ -260,11 +264,13 @@ pub enum Expr {
     },
     /// `field & bits != 0`: a set of states, types or flags.
     Bits { field: Field, neg: bool, bits: u32 },
-    /// The input (`out` false) or output interface is in the set.
+    /// The input (`out` false) or output interface is in the set; with
+    /// `phys`, the bridge port it came or goes by (`-m physdev`).
     Iface {
         out: bool,
         neg: bool,
         set: IfaceMatch,
+        phys: bool,
     },
     /// The field — or, with `alt`, either of two fields (`-m multiport
     /// --ports`) — lies in one of the inclusive ranges.

@@ -202,8 +202,14 @@ impl Compiler {
                 }
             }
             &Expr::Bits { field, neg, bits } => Op::Bits { field, neg, bits },
-            Expr::Iface { out, neg, set } => Op::Iface {
+            Expr::Iface {
+                out,
+                neg,
+                set,
+                phys,
+            } => Op::Iface {
                 out: *out,
+                phys: *phys,
                 neg: *neg,
                 off: self.ifset(set, line)?,
             },

@@ -244,6 +244,19 @@ pub struct PacketView {
     /// Live connections from the source address, this packet's own new
     /// one included ([`needs::CONNS`]; `-m connlimit`).
     pub conns: u32,
+    /// The bridge ports a packet came and goes by (`-m physdev`), when
+    /// its bridge sends it through netfilter; `bridged`: switched, not
+    /// routed (a flooded frame has no `phys_out` yet).
+    pub phys_in: Option<IfIndex>,
+    pub phys_out: Option<IfIndex>,
+    pub bridged: bool,
+}
+
+/// [`expr::Field::Physdev`]'s bits (xt_physdev's `--physdev-is-*`).
+pub mod physdev {
+    pub const IS_IN: u32 = 1;
+    pub const IS_OUT: u32 = 2;
+    pub const IS_BRIDGED: u32 = 4;
 }
 
 /// [`PacketView::mss`]: clamp to the egress interface's MTU less the IP

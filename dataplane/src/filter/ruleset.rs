@@ -62,6 +62,7 @@ pub(super) enum Op {
     /// Offset into [`Ruleset::ifsets`].
     Iface {
         out: bool,
+        phys: bool,
         neg: bool,
         off: u32,
     },
@@ -421,6 +422,21 @@ impl Ruleset {
     #[inline]
     pub fn needs(&self) -> u8 {
         self.needs
+    }
+
+    /// Whether a rule names the bridge port a packet leaves by
+    /// (`--physdev-out`): flooded bridge frames are then checked per port.
+    pub fn uses_physdev_out(&self) -> bool {
+        self.ops.iter().any(|o| {
+            matches!(
+                o,
+                Op::Iface {
+                    phys: true,
+                    out: true,
+                    ..
+                }
+            )
+        })
     }
 
     /// Per dynamic set: its name, elements held (expired ones not yet

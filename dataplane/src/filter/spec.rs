@@ -141,6 +141,7 @@ impl MatchSpec {
         for (out_dir, m) in [(false, &self.iif), (true, &self.oif)] {
             if let Some(n) = m {
                 out.push(Expr::Iface {
+                    phys: false,
                     out: out_dir,
                     neg: n.negated,
                     set: n.value.clone(),

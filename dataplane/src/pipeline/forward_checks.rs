@@ -18,7 +18,8 @@ use crate::stats::DropReason;
 impl Pipeline {
     pub(super) fn forward_checks<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
         for (i, m) in batch.iter_mut().enumerate() {
-            if m.next != Next::Forward || m.has(flags::LOCAL_ORIGIN) {
+            // A bridge does not look at TTLs (nor fragment).
+            if m.next != Next::Forward || m.has(flags::LOCAL_ORIGIN | flags::BRIDGED) {
                 continue;
             }
             let mtu = self.tables.interfaces.hot(m.oif).mtu;

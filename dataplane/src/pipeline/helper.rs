@@ -365,6 +365,7 @@ mod tests {
             tracking: true,
             helper_ports: HelperPorts { ports },
             ct_checksum: true,
+            bridges: Default::default(),
         });
         Pipeline::new(tables, Arc::new(Shared::new(64)))
     }

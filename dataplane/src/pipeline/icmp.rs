@@ -190,7 +190,7 @@ impl Pipeline {
                 }
                 s
             }
-            L3::Arp => return,
+            L3::Arp | L3::L2 => return,
         };
         if !self.limiter.allow(src, ctx.now) {
             self.stats.icmp_rate_limited.inc();

@@ -24,6 +24,9 @@ const ALL_NODES: [u8; 16] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 impl Pipeline {
     pub(super) fn neighbor_input<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
         for m in batch.iter_mut() {
+            if m.next != Next::Continue || m.has(flags::BRIDGED) {
+                continue;
+            }
             match m.l3 {
                 L3::Arp => self.arp_input(ctx, m),
                 L3::V6 if m.proto == proto::ICMPV6 && !m.has(flags::FRAGMENT) => {

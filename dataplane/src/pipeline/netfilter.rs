@@ -48,6 +48,9 @@ impl Pipeline {
             ctstate: state,
             mark: m.mark,
             len: u32::from(m.l3_len),
+            phys_in: m.phys_in,
+            phys_out: m.phys_out,
+            bridged: m.has(flags::BRIDGED),
             ..PacketView::default()
         };
         if v4 {
@@ -246,7 +249,9 @@ impl Pipeline {
         if hook != Hook::Input {
             view.oif = Some(m.oif);
         }
-        if hook == Hook::Forward || (hook == Hook::Postrouting && !m.has(flags::LOCAL_ORIGIN)) {
+        if (hook == Hook::Forward || (hook == Hook::Postrouting && !m.has(flags::LOCAL_ORIGIN)))
+            && !m.has(flags::BRIDGED)
+        {
             view.ttl = forwarded_ttl(view.ttl);
         }
         let out = self.eval(TableId::Mangle, hook, &mut view, ctx.now);
@@ -299,7 +304,7 @@ impl Pipeline {
                 if hook != Hook::Input {
                     view.oif = Some(m.oif);
                 }
-                if hook == Hook::Forward {
+                if hook == Hook::Forward && !m.has(flags::BRIDGED) {
                     view.ttl = forwarded_ttl(view.ttl);
                 }
                 let out = self.eval(TableId::Filter, hook, &mut view, ctx.now);

@@ -7,6 +7,7 @@
 //! unsupported_ethertype, ipv4_*, ipv6_*, l4_truncated, l4_malformed.
 
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags, flow_hash, flow_hash_v4};
+use crate::iface::{Bridging, IfIndex};
 use crate::io::{Desc, Port};
 use crate::packet::{ParseError, checksum, ether, ipv4, ipv6, proto, tcp, udp};
 use crate::stats::DropReason;
@@ -146,9 +147,18 @@ impl Pipeline {
             _ => DropReason::EthMalformed,
         })?;
         let ifs = &self.tables.interfaces;
-        let iif = ifs
-            .classify(rx_port, &l2.vlans)
-            .ok_or(DropReason::UnknownVlan)?;
+        let iif = match ifs.classify(rx_port, &l2.vlans) {
+            Some(i) => i,
+            // Tags no sub-interface claims: the bridge's, when the port's
+            // untagged interface is a bridge port.
+            None => {
+                let port = ifs.bridge_port(rx_port).ok_or(DropReason::UnknownVlan)?;
+                return self.parse_bridge_port(umem, m, port, &l2, false);
+            }
+        };
+        if let Bridging::Port(_) = ifs.hot(iif).bridge {
+            return self.parse_bridge_port(umem, m, iif, &l2, true);
+        }
         m.iif = iif;
         if m.has(flags::TRACE) {
             self.trace.record(
@@ -174,6 +184,95 @@ impl Pipeline {
             m.desc.len -= shift as u32;
         }
         self.parse_l3(umem, m, l2.ethertype)
+    }
+
+    /// A frame that arrived by bridge port `port`: its bridge VLAN, tags
+    /// popped (`exact`: the port's interface claimed the frame's tags,
+    /// all of them are the interface's; otherwise a VLAN-aware bridge
+    /// takes the outer tag and a bridge without VLANs carries the tags
+    /// as they are). A frame to the bridge's routed interface of its VLAN
+    /// continues as that interface's; every other frame is marked
+    /// BRIDGED for the bridge stage, which switches it (L3 is parsed only
+    /// when the bridge sends its IP traffic through netfilter).
+    #[inline(never)]
+    fn parse_bridge_port(
+        &mut self,
+        umem: &mut [u8],
+        m: &mut Meta,
+        port: IfIndex,
+        l2: &ether::L2Info,
+        exact: bool,
+    ) -> Result<(), DropReason> {
+        let Bridging::Port(b) = self.tables.interfaces.hot(port).bridge else {
+            return Err(DropReason::UnknownVlan);
+        };
+        let br = self.tables.bridges.get(b);
+        let bp = br.port(port).ok_or(DropReason::UnknownVlan)?;
+        let (tag, pop) = match (exact, br.vlan_filtering) {
+            (true, _) => (None, l2.vlans.len as usize),
+            (false, true) => (Some(l2.vlans.ids[0]), 1),
+            (false, false) => (None, 0),
+        };
+        let vid = bp
+            .ingress(br.vlan_filtering, tag)
+            .ok_or(DropReason::BridgeVlanFiltered)?;
+        m.phys_in = Some(port);
+        m.vid = vid;
+        if m.has(flags::TRACE) {
+            self.trace.record(
+                m.seq,
+                "parse",
+                TraceWhat::Classified {
+                    iif: port,
+                    vlans: l2.vlans.ids,
+                    tags: l2.vlans.len,
+                },
+            );
+        }
+        let frame = m.desc.bytes_mut(umem);
+        let dst: [u8; 6] = frame[0..6].try_into().unwrap();
+        let src: [u8; 6] = frame[6..12].try_into().unwrap();
+        // Linux's bridge drops frames from a multicast or zero source.
+        if ether::is_multicast(&src) || src == [0; 6] {
+            return Err(DropReason::BridgeBadSource);
+        }
+        // The EtherType after the popped tags.
+        let ethertype = if pop == l2.vlans.len as usize {
+            l2.ethertype
+        } else {
+            let off = 12 + pop * ether::TAG_LEN;
+            u16::from_be_bytes([frame[off], frame[off + 1]])
+        };
+        if pop > 0 {
+            let shift = ether::pop_tags(frame, pop);
+            m.desc.addr += shift as u64;
+            m.desc.len -= shift as u32;
+        }
+        let ifs = &self.tables.interfaces;
+        if let Some(bvi) = br.bvi(vid)
+            && dst == ifs.hot(bvi).mac
+        {
+            m.iif = bvi;
+            return self.parse_l3(umem, m, ethertype);
+        }
+        m.iif = br.iface;
+        m.flags |= flags::BRIDGED;
+        if ether::is_multicast(&dst) {
+            m.flags |= flags::L2_MULTICAST;
+        }
+        let nf = match ethertype {
+            ether::ETHERTYPE_IPV4 => br.nf_call_v4,
+            ether::ETHERTYPE_IPV6 => br.nf_call_v6,
+            _ => false,
+        };
+        if nf {
+            // br_netfilter's checks: a bad IP header is dropped.
+            self.parse_l3(umem, m, ethertype)
+        } else {
+            m.l3 = L3::L2;
+            m.next = Next::Continue;
+            Ok(())
+        }
     }
 
     /// The L3 and L4 checks of an untagged frame whose logical interface
@@ -402,6 +501,7 @@ mod tests {
             tap_groups: Vec::new(),
             rp_filter: Default::default(),
             bc_forwarding: false,
+            bridge: crate::iface::Bridging::None,
         }]);
         let tables = Tables {
             interfaces: ifs,
@@ -411,6 +511,7 @@ mod tests {
             tracking: false,
             helper_ports: Default::default(),
             ct_checksum: true,
+            bridges: Default::default(),
         };
         Pipeline::new(Arc::new(tables), Arc::new(Shared::new(64)))
     }

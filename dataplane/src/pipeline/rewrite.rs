@@ -16,7 +16,7 @@
 
 use super::neighbor::NeighborCache;
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, TraceWhat, flags};
-use crate::iface::IfHot;
+use crate::iface::{Bridging, IfHot};
 use crate::io::Port;
 use crate::packet::{ether, ipv4, ipv6};
 use crate::route::neighbor::Resolution;
@@ -25,8 +25,14 @@ use crate::stats::DropReason;
 impl Pipeline {
     pub(super) fn rewrite<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
         let mut forwarded = 0;
-        for m in batch.iter_mut() {
+        for (i, m) in batch.iter_mut().enumerate() {
             if m.next != Next::Forward {
+                continue;
+            }
+            if m.has(flags::BRIDGED) {
+                // Switched: as it came, out of its port (or flooded).
+                let c = self.ct[i];
+                self.bridge_out(ctx, m, Some(c));
                 continue;
             }
             if !m.has(flags::LOCAL_ORIGIN) {
@@ -48,6 +54,7 @@ impl Pipeline {
             let hit = *oif == m.oif
                 && *ip == m.nexthop
                 && hot.vlans.len == 0
+                && hot.bridge == Bridging::None
                 && !m.has(flags::TRACE)
                 && self.shared.neighbors.token_valid(tok, ctx.now);
             if hit {
@@ -106,8 +113,19 @@ impl Pipeline {
     #[inline]
     pub(super) fn l2_out<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, m: &mut Meta, dst: &[u8; 6]) {
         let &IfHot {
-            mac, vlans, port, ..
+            mac,
+            vlans,
+            port,
+            bridge,
+            ..
         } = self.tables.interfaces.hot(m.oif);
+        if let Bridging::Bvi(b) = bridge {
+            if let Some(macs) = m.desc.bytes_mut(ctx.umem).first_chunk_mut::<12>() {
+                macs[..6].copy_from_slice(dst);
+                macs[6..].copy_from_slice(&mac);
+            }
+            return self.bvi_out(ctx, m, b, dst);
+        }
         let push = vlans.len as usize * ether::TAG_LEN;
         if push > m.desc.headroom() {
             return self.drop_pkt(ctx, m, DropReason::NoFreeFrame);

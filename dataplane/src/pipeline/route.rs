@@ -170,6 +170,19 @@ impl Pipeline {
             if m.next != Next::Continue || m.l3 == L3::Arp {
                 continue;
             }
+            if m.has(flags::BRIDGED) {
+                if !self.ct[i].changes_dst() {
+                    // Switched: in and out by the bridge's interface, no
+                    // route (the bridge stage chose the port).
+                    m.oif = m.iif;
+                    m.next = Next::Forward;
+                    continue;
+                }
+                // DNAT in PREROUTING moved a bridged packet's destination:
+                // it is routed now, as br_netfilter does.
+                m.flags &= !flags::BRIDGED;
+                m.phys_out = None;
+            }
             let local_origin = m.has(flags::LOCAL_ORIGIN);
             let iif = if local_origin { None } else { Some(m.iif) };
             let l3 = &m.desc.bytes(ctx.umem)[L3_OFF..];

@@ -34,6 +34,11 @@ pub enum TraceWhat {
         vlans: [u16; 2],
         tags: u8,
     },
+    /// A bridge switched the frame to `port`, or flooded it.
+    Bridged {
+        port: IfIndex,
+        flood: bool,
+    },
     Ip {
         src: IpAddr,
         dst: IpAddr,
@@ -447,6 +452,8 @@ pub fn format_record(r: &TraceRecord, ifs: &Interfaces) -> String {
         TraceWhat::TcpReset => write!(s, "tcp reset"),
         TraceWhat::Fragmented { count } => write!(s, "fragmented into {count}"),
         TraceWhat::Neighbor { mac } => write!(s, "neighbor {}", fmt_mac(&mac)),
+        TraceWhat::Bridged { flood: true, .. } => write!(s, "flood"),
+        TraceWhat::Bridged { port, .. } => write!(s, "to port {}", ifs.name(port)),
         TraceWhat::NeighborQueued { ip } => write!(s, "queued awaiting {ip}"),
         TraceWhat::NeighborRequest { ip } => write!(s, "resolving {ip}"),
         TraceWhat::Tx { oif, len } => write!(s, "tx dev {} len {len}", ifs.name(oif)),

@@ -25,6 +25,7 @@ fn ifaces(names: &[&str]) -> Interfaces {
                 tap_groups: Vec::new(),
                 rp_filter: Default::default(),
                 bc_forwarding: false,
+                bridge: xgate_dataplane::iface::Bridging::None,
             })
             .collect(),
     )

@@ -20,6 +20,7 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, root: &DeTable<'_>, base_dir: &Path) -
         conntrack: ConntrackCfg::default(),
         routes_file: None,
         mirror: MirrorCfg::default(),
+        bridges: Vec::new(),
         source: ctx.file.clone(),
     };
     for e in ctx.entries("", root, TOP_KEYS) {
@@ -50,6 +51,11 @@ pub(crate) fn document(ctx: &mut Ctx<'_>, root: &DeTable<'_>, base_dir: &Path) -
             "control" => cfg.control = control(ctx, &e),
             "conntrack" => cfg.conntrack = conntrack(ctx, &e),
             "mirror" => cfg.mirror = mirror_section(ctx, &e),
+            "bridge" => {
+                for (path, line, t) in ctx.expect_table_array(&e.field, e.val) {
+                    cfg.bridges.push(super::bridge::bridge(ctx, &path, line, t));
+                }
+            }
             "routes_file" => {
                 if let Some(s) = ctx.expect_name(&e.field, e.val) {
                     let p = Path::new(s);

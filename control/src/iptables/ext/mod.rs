@@ -10,6 +10,7 @@ mod ct;
 mod hashlimit;
 mod header;
 mod nfacct;
+mod physdev;
 mod rate;
 mod recent;
 mod rpfilter;
@@ -17,13 +18,14 @@ mod set;
 
 use std::fmt;
 
-use xgate_dataplane::filter::{Expr, Hook};
+use xgate_dataplane::filter::{Expr, Hook, IfaceMatch};
 
 pub use connlimit::ConnLimit;
 pub use ct::{Connmark, Conntrack, Options as ConntrackOptions};
 pub use hashlimit::HashLimit;
 pub use header::{AddrType, Dscp, IpRange, Length, Mac, PktType, Tos, Ttl};
 pub use nfacct::NfAcct;
+pub use physdev::Physdev;
 pub use rate::Limit;
 pub use recent::Recent;
 pub use rpfilter::RpFilter;
@@ -51,6 +53,7 @@ pub enum Ext {
     ConnLimit(ConnLimit),
     Set(Set),
     NfAcct(NfAcct),
+    Physdev(Physdev),
 }
 
 impl Ext {
@@ -65,8 +68,13 @@ impl Ext {
     }
 
     /// Its expressions for a rule in built-in chain `hook` (`None`: a
-    /// user chain), or why xgate cannot run it.
-    pub fn lower(&self, hook: Option<Hook>) -> R<Vec<Expr>> {
+    /// user chain), or why xgate cannot run it. `resolve`: an interface
+    /// name (`-m physdev`) -> the interfaces it names.
+    pub fn lower(
+        &self,
+        hook: Option<Hook>,
+        resolve: &dyn Fn(&crate::iptables::Iface) -> R<IfaceMatch>,
+    ) -> R<Vec<Expr>> {
         match self {
             Ext::Length(x) => Ok(x.lower()),
             Ext::Ttl(x) => Ok(x.lower()),
@@ -85,6 +93,7 @@ impl Ext {
             Ext::ConnLimit(x) => Ok(x.lower()),
             Ext::Set(x) => x.lower(),
             Ext::NfAcct(x) => Ok(x.lower()),
+            Ext::Physdev(x) => x.lower(hook, resolve),
         }
     }
 }
@@ -110,6 +119,7 @@ impl fmt::Display for Ext {
             Ext::ConnLimit(x) => x.fmt(f),
             Ext::Set(x) => x.fmt(f),
             Ext::NfAcct(x) => x.fmt(f),
+            Ext::Physdev(x) => x.fmt(f),
         }
     }
 }
@@ -147,6 +157,7 @@ pub(crate) fn reader(name: &str) -> Option<Box<dyn Reader>> {
         "connlimit" => Box::<connlimit::ConnLimitReader>::default(),
         "set" => Box::<set::SetReader>::default(),
         "nfacct" => Box::<nfacct::NfAcctReader>::default(),
+        "physdev" => Box::<physdev::PhysdevReader>::default(),
         _ => return None,
     })
 }
@@ -173,6 +184,7 @@ pub(crate) fn is_option(o: &str) -> bool {
         "connlimit",
         "set",
         "nfacct",
+        "physdev",
     ]
     .iter()
     .filter_map(|m| reader(m))

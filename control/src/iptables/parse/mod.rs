@@ -14,6 +14,7 @@ mod targets;
 mod values;
 
 pub(crate) use targets::LOG_FLAGS;
+pub(crate) use values::parse_iface;
 
 use std::collections::HashSet;
 

@@ -87,7 +87,7 @@ pub(super) fn parse_net(s: &str) -> R<IpNet> {
     Ok(net.trunc())
 }
 
-pub(super) fn parse_iface(s: &str) -> R<Iface> {
+pub(crate) fn parse_iface(s: &str) -> R<Iface> {
     let (name, wildcard) = match s.strip_suffix('+') {
         Some(n) => (n, true),
         None => (s, false),
