@@ -102,6 +102,31 @@ const WORKER_COUNTERS: &[(&str, &str, WorkerCounter)] = &[
         "Frames the host kernel sent through a tap.",
         |s| s.from_kernel.get(),
     ),
+    (
+        "xgate_bridged_packets_total",
+        "Frames a bridge switched to one known port.",
+        |s| s.bridged.get(),
+    ),
+    (
+        "xgate_bridge_flooded_total",
+        "Frames a bridge flooded (broadcast, multicast, unknown unicast).",
+        |s| s.flooded.get(),
+    ),
+    (
+        "xgate_bridge_flood_copies_total",
+        "Copies of flooded frames sent.",
+        |s| s.flood_copies.get(),
+    ),
+    (
+        "xgate_bridge_fdb_learned_total",
+        "MAC addresses learned or moved to another port.",
+        |s| s.fdb_learned.get(),
+    ),
+    (
+        "xgate_bridge_fdb_full_total",
+        "MAC addresses the full MAC table could not take.",
+        |s| s.fdb_full.get(),
+    ),
     ("xgate_arp_replies_total", "ARP replies sent.", |s| {
         s.arp_replies.get()
     }),

@@ -525,6 +525,15 @@ impl Publisher {
                 .sum::<usize>(),
             compiled.tables.filter.rule_count(),
         );
+        let new_bridges = compiled.tables.bridges.clone();
+        if new_bridges.fdb_slots > self.shared.fdb.capacity() {
+            warnings.push(format!(
+                "the bridges' fdb_max ({}) exceeds the MAC table made at start ({} entries): \
+                 restart xgate to apply",
+                new_bridges.fdb_slots,
+                self.shared.fdb.capacity()
+            ));
+        }
         let epoch = st.next_epoch;
         st.next_epoch += 1;
         let generation = self.publish(Snapshot {
@@ -535,6 +544,17 @@ impl Publisher {
             devices: cur.devices.clone(),
             taps: cur.taps.clone(),
         });
+        // Port numbers may name other interfaces now: the bridges learn
+        // again (floods until they have).
+        if !cur.tables.bridges.same_layout(&new_bridges) {
+            self.shared.fdb.flush();
+        }
+        for (b, vid, mac, _) in new_bridges.install_static(&self.shared.fdb) {
+            warnings.push(format!(
+                "static MAC {} (bridge {b}, VLAN {vid}) found no free slot in the MAC table",
+                xgate_dataplane::packet::ether::fmt_mac(&mac)
+            ));
+        }
         st.config = cfg;
         st.static_neighbors = compiled.static_neighbors;
         Ok(ReloadReport {

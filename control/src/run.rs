@@ -208,6 +208,11 @@ pub fn check_mtus(
                 ic.device,
             ));
         }
+        // A bridge's own interface has no device: its frames leave by
+        // the ports, which are checked as theirs.
+        if cfg.is_bridge(&ic.device) {
+            continue;
+        }
         let Some(dev) = device_mtu(&ic.device) else {
             continue;
         };
@@ -252,7 +257,7 @@ pub fn run(
     if cfg.interfaces.is_empty() {
         return Err(RunError::NoInterfaces(path.display().to_string()));
     }
-    for ic in &cfg.interfaces {
+    for ic in cfg.interfaces.iter().filter(|i| !cfg.is_bridge(&i.device)) {
         afxdp::device_queues(&ic.device)?;
     }
     let (errors, warnings) = check_mtus(&cfg, &sysfs_mtu);

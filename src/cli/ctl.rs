@@ -82,6 +82,12 @@ enum CtlCommand {
     },
     /// The neighbour table, `ip neigh` style.
     Neigh,
+    /// The bridges' MAC tables, `bridge fdb show` style: `fdb [BRIDGE]`;
+    /// `fdb flush [BRIDGE]` forgets the learned entries.
+    Fdb {
+        #[arg(num_args = 0..=2)]
+        words: Vec<String>,
+    },
     /// Expectations of the connection-tracking helpers, like `conntrack -L expect`.
     #[command(alias = "expect")]
     Expectations,
@@ -189,6 +195,25 @@ fn command(c: CtlCommand) -> Result<Command, String> {
         CtlCommand::Ipset { op, name, element } => Command::Ipset { op, name, element },
         CtlCommand::Expectations => Command::Expectations,
         CtlCommand::Neigh => Command::Neigh,
+        CtlCommand::Fdb { words } => match words.as_slice() {
+            [] => Command::Fdb {
+                bridge: None,
+                flush: false,
+            },
+            [f] if f == "flush" => Command::Fdb {
+                bridge: None,
+                flush: true,
+            },
+            [f, b] if f == "flush" => Command::Fdb {
+                bridge: Some(b.clone()),
+                flush: true,
+            },
+            [b] => Command::Fdb {
+                bridge: Some(b.clone()),
+                flush: false,
+            },
+            _ => return Err("usage: fdb [BRIDGE] | fdb flush [BRIDGE]".into()),
+        },
         CtlCommand::Reload => Command::Reload,
         CtlCommand::Mirror => Command::Mirror,
         CtlCommand::Trace { command } => match command {

@@ -77,6 +77,7 @@ impl Runtime {
             Command::Expectations => Ok(self.expectations()),
             Command::Reload => Ok(self.reload()),
             Command::Mirror => Ok(self.mirror()),
+            Command::Fdb { bridge, flush } => self.fdb(bridge.as_deref(), *flush),
             Command::TraceAdd { count, filter } => {
                 let sel = Selector::new(filter)?;
                 self.trace.add(*count, sel);
@@ -202,6 +203,11 @@ impl Runtime {
                 "neighbors_learned": s.neighbors_learned.get(),
                 "punted": s.punted.get(),
                 "from_kernel": s.from_kernel.get(),
+                "bridged": s.bridged.get(),
+                "flooded": s.flooded.get(),
+                "flood_copies": s.flood_copies.get(),
+                "fdb_learned": s.fdb_learned.get(),
+                "fdb_full": s.fdb_full.get(),
                 "drops": s.total_drops(),
             }));
         }
@@ -253,6 +259,31 @@ impl Runtime {
             hs.partial,
             hs.wrong_address
         );
+        let snap = self.publisher.current();
+        if !snap.tables.bridges.is_empty() {
+            let sum = |f: fn(&xgate_dataplane::stats::WorkerStats) -> u64| {
+                workers.iter().map(|w| f(&w.stats)).sum::<u64>()
+            };
+            let live = shared.fdb.entries(self.now(), |id| {
+                snap.tables
+                    .bridges
+                    .list
+                    .get(usize::from(id))
+                    .map_or(0, |b| b.ageing_ns)
+            });
+            let _ = writeln!(
+                t,
+                "bridges: switched {}, flooded {} ({} copies); MAC table {} of {} entries, \
+                 learned {}, full {}",
+                sum(|s| s.bridged.get()),
+                sum(|s| s.flooded.get()),
+                sum(|s| s.flood_copies.get()),
+                live.len(),
+                shared.fdb.capacity(),
+                sum(|s| s.fdb_learned.get()),
+                sum(|s| s.fdb_full.get()),
+            );
+        }
         let nat = shared.nat.stats();
         let _ = writeln!(
             t,
@@ -612,6 +643,68 @@ impl Runtime {
             data.push(json!({ "ip": ip, "dev": dev, "lladdr": mac, "state": state }));
         }
         Response::ok(text, json!({ "neighbors": data }))
+    }
+
+    /// `bridge fdb show` lines: `MAC dev PORT [vlan N] master BRIDGE
+    /// [static]`, with each entry's age; `flush` forgets the learned ones.
+    fn fdb(&self, bridge: Option<&str>, flush: bool) -> Result<Response, String> {
+        let snap = self.publisher.current();
+        let bridges = &snap.tables.bridges;
+        let ifs = &snap.tables.interfaces;
+        if let Some(name) = bridge
+            && bridges.by_name(name).is_none()
+        {
+            let names: Vec<&str> = bridges.list.iter().map(|b| b.name.as_str()).collect();
+            return Err(format!(
+                "no bridge {name:?} (bridges: {})",
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
+        let fdb = &self.publisher.shared().fdb;
+        if flush {
+            for b in bridges
+                .list
+                .iter()
+                .filter(|b| bridge.is_none_or(|n| n == b.name))
+            {
+                fdb.flush_bridge(b.id);
+            }
+            return Ok(Response::ok("flushed\n".into(), json!({ "flushed": true })));
+        }
+        let now = self.now();
+        let ageing = |id: u8| bridges.list.get(usize::from(id)).map_or(0, |b| b.ageing_ns);
+        let mut text = String::new();
+        let mut data = Vec::new();
+        for e in fdb.entries(now, ageing) {
+            let Some(b) = bridges.list.get(usize::from(e.bridge)) else {
+                continue;
+            };
+            if bridge.is_some_and(|n| n != b.name) {
+                continue;
+            }
+            let mac = fmt_mac(&e.mac);
+            let dev = if_name(ifs, e.port);
+            let vlan = if b.vlan_filtering {
+                format!(" vlan {}", e.vid)
+            } else {
+                String::new()
+            };
+            let kind = if e.is_static {
+                " static".to_string()
+            } else {
+                format!(" age {}s", e.age_ns / 1_000_000_000)
+            };
+            let _ = writeln!(text, "{mac} dev {dev}{vlan} master {}{kind}", b.name);
+            data.push(json!({
+                "mac": mac, "dev": dev, "vlan": b.vlan_filtering.then_some(e.vid),
+                "master": b.name, "static": e.is_static, "age_s": e.age_ns / 1_000_000_000,
+            }));
+        }
+        Ok(Response::ok(text, json!({ "fdb": data })))
     }
 
     /// The ruleset as `iptables-save -c` prints it, counters summed over

@@ -127,6 +127,14 @@ pub enum Command {
         element: Option<String>,
     },
     Neigh,
+    /// The bridges' MAC tables, as `bridge fdb show` (`bridge`: one
+    /// bridge); `flush`: forget its learned entries (`bridge fdb flush`).
+    Fdb {
+        #[serde(default)]
+        bridge: Option<String>,
+        #[serde(default)]
+        flush: bool,
+    },
     /// Expectations of the connection-tracking helpers (`conntrack -L
     /// expect`).
     Expectations,

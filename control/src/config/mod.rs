@@ -186,6 +186,29 @@ pub fn check_summary(cfg: &Config) -> String {
                 .join(", ")
         ));
     }
+    for b in &cfg.bridges {
+        let nf = match (b.nf_call_iptables, b.nf_call_ip6tables) {
+            (true, true) => "bridged IPv4 and IPv6 pass conntrack and FORWARD",
+            (true, false) => {
+                "bridged IPv4 passes conntrack and FORWARD, bridged IPv6 is not filtered"
+            }
+            (false, true) => {
+                "bridged IPv6 passes conntrack and FORWARD, bridged IPv4 is not filtered"
+            }
+            (false, false) => "bridged traffic is not filtered (nf_call_iptables = false)",
+        };
+        let ports: Vec<&str> = b.ports.iter().map(|p| p.interface.as_str()).collect();
+        notes.push_str(&format!(
+            "\nbridge {}: ports {}{}; {nf}",
+            b.name,
+            ports.join(", "),
+            if b.vlan_filtering {
+                " (VLAN-aware)"
+            } else {
+                ""
+            }
+        ));
+    }
     let routes = match &cfg.routes_file {
         Some((path, _)) => format!(
             "{} + routes from {}",

@@ -575,6 +575,12 @@ impl Default for Control {
 }
 
 impl Config {
+    /// Whether `device` names a `[[bridge]]` (an interface on it is the
+    /// bridge's own, with no kernel device).
+    pub fn is_bridge(&self, device: &str) -> bool {
+        self.bridges.iter().any(|b| b.name == device)
+    }
+
     /// The interface called `name`.
     pub fn interface(&self, name: &str) -> Option<&Interface> {
         self.interfaces.iter().find(|i| i.name == name)

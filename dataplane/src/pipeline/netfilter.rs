@@ -48,7 +48,7 @@ impl Pipeline {
             ctstate: state,
             mark: m.mark,
             len: u32::from(m.l3_len),
-            phys_in: m.phys_in,
+            phys_in: m.phys_in.filter(|&p| self.bridge_calls_netfilter(p, m)),
             phys_out: m.phys_out,
             bridged: m.has(flags::BRIDGED),
             ..PacketView::default()
@@ -88,6 +88,23 @@ impl Pipeline {
             _ => {}
         }
         v
+    }
+
+    /// Whether the bridge of port `p` sends `m`'s family through
+    /// netfilter: only then does a packet that came by a bridge port carry
+    /// it for `-m physdev` (br_netfilter attaches it), routed or not.
+    fn bridge_calls_netfilter(&self, p: crate::iface::IfIndex, m: &Meta) -> bool {
+        match self.tables.interfaces.hot(p).bridge {
+            crate::iface::Bridging::Port(b) => {
+                let br = self.tables.bridges.get(b);
+                if m.l3 == L3::V4 {
+                    br.nf_call_v4
+                } else {
+                    br.nf_call_v6
+                }
+            }
+            _ => false,
+        }
     }
 
     /// The view's fields only some rulesets read ([`needs`]): link layer,
