@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! rx burst -> parse.rs           eth, VLAN pop -> logical interface, L3/L4 checks
+//!          -> bridge.rs          bridge ports: learn, switch or flood (with [[bridge]])
 //!          -> neighbor_input.rs  ARP, NDP: answer for our addresses, learn
 //!          -> conntrack.rs       PREROUTING conntrack lookup, ctstate
 //!          -> prerouting.rs      mangle / nat PREROUTING (MARK, DNAT, REDIRECT)
