@@ -53,18 +53,7 @@ impl Xgate {
         let cfg = dir.join("xgate.toml");
         let stats = dir.join("stats.txt");
         let _ = std::fs::remove_file(&stats);
-        // Each instance its own control socket (the default path is one per
-        // machine); its metrics port is in the instance's own namespace.
-        let socket = dir.join("xgate.sock");
-        let config = if config.contains("[control]") {
-            config.to_string()
-        } else {
-            format!(
-                "{config}\n[control]\nsocket = {:?}\n",
-                socket.display().to_string()
-            )
-        };
-        std::fs::write(&cfg, config).unwrap();
+        std::fs::write(&cfg, with_socket(config, &dir)).unwrap();
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns, bin, "run", "--config"])
             .arg(&cfg)
@@ -107,6 +96,12 @@ impl Xgate {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Replaces the config file the instance runs from (with the same
+    /// control socket), for a reload (`xgate ctl reload`, SIGHUP) to read.
+    pub fn rewrite_config(&self, config: &str) {
+        std::fs::write(self.dir.join("xgate.toml"), with_socket(config, &self.dir)).unwrap();
     }
 
     /// The instance's `xgate ctl` socket.
@@ -165,6 +160,20 @@ impl Xgate {
             log: self.log(),
             stats: std::fs::read_to_string(&self.stats).unwrap_or_default(),
         }
+    }
+}
+
+/// `config` with the instance's own control socket in `dir` (the default
+/// path is one per machine; its metrics port is in the instance's own
+/// namespace), unless it has a `[control]` section of its own.
+fn with_socket(config: &str, dir: &std::path::Path) -> String {
+    if config.contains("[control]") {
+        config.to_string()
+    } else {
+        format!(
+            "{config}\n[control]\nsocket = {:?}\n",
+            dir.join("xgate.sock").display().to_string()
+        )
     }
 }
 
