@@ -386,4 +386,17 @@ fn flooding_is_rate_limited_per_bridge() {
     assert_eq!(count(&o, "blue"), 5);
     assert_eq!(count(&o, "green"), 5);
     assert_eq!(o.drops("bridge_flood_limited"), 45);
+    // Broadcasts (a loop's storm) take the same budget; 0.5 s later
+    // another 5 tokens have come.
+    let frames: Vec<(f64, Vec<u8>)> = (0..40)
+        .map(|i| {
+            (
+                if i < 20 { 0.0 } else { 0.5 },
+                arp_req(RED, "10.16.0.2", "10.16.0.9"),
+            )
+        })
+        .collect();
+    let o = run("br-storm-bcast", &cfg, &[("eth1", frames)]);
+    assert_eq!(count(&o, "blue"), 10, "{}", o.trace);
+    assert_eq!(o.drops("bridge_flood_limited"), 30);
 }

@@ -115,7 +115,11 @@ impl Pipeline {
             }
             return;
         }
-        self.flood(ctx, m, None);
+        if self.flood_allowed(b, ctx.now) {
+            self.flood(ctx, m, None);
+        } else {
+            self.stats.count_drop(DropReason::BridgeFloodLimited);
+        }
         match bvi {
             Some(bvi) => {
                 if let Some(c) = self.deliver_to_bvi(ctx, *m, bvi) {
