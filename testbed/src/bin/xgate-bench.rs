@@ -1,5 +1,5 @@
 //! xgate-bench: forwarded packets per second through one topology, for
-//! six forwarders, measured the same way (run by `testbed/bench`).
+//! seven forwarders, measured the same way (run by `testbed/bench`).
 //!
 //! ```text
 //!  gen ns                 router ns                       sink ns
@@ -11,8 +11,8 @@
 //! pinned to the last CPU) floods g0; the sink counts frames carrying the
 //! generator's magic on s0. Cases: kernel forwarding, kernel + nftables
 //! conntrack + masquerade, DPDK testpmd (af_xdp PMD, io mode), xgate
-//! routed, xgate with conntrack + masquerade + filter, and the
-//! XDP_REDIRECT ceiling. Each case gets a fresh topology; each repetition
+//! routed, xgate with conntrack + masquerade + filter, the
+//! XDP_REDIRECT ceiling, and xgate bridging the two devices (i). Each case gets a fresh topology; each repetition
 //! measures a window after a warm-up, and records the CPU time other
 //! processes of the machine used meanwhile (all CPUs' busy time from
 //! /proc/stat minus that of the processes the bench started and of this
@@ -36,13 +36,15 @@ struct Opts {
     only: Vec<String>,
 }
 
-const CASES: [(&str, &str); 6] = [
+const CASES: [(&str, &str); 7] = [
     ("a", "Linux forwarding"),
     ("b", "Linux + nft conntrack + masquerade"),
     ("c", "DPDK testpmd af_xdp io"),
     ("d", "xgate routed"),
     ("e", "xgate conntrack + masquerade + filter"),
     ("f", "XDP_REDIRECT ceiling"),
+    // (g) and (h) are issue 16's (offload, nft flowtable).
+    ("i", "xgate bridged"),
 ];
 
 fn main() {
@@ -302,7 +304,8 @@ fn run_case(id: &str, o: &Opts) -> Result<Vec<Sample>, String> {
         let mut gen_cmd = Command::new(&o.pktgen);
         gen_cmd
             .args(["--netns", &gen_ns, "tx", "--dev", &g0, "--dst-mac"])
-            .arg(mac_str(r0_mac))
+            // Bridged, the frames are for the sink itself.
+            .arg(mac_str(if id == "i" { s0_mac } else { r0_mac }))
             .args([
                 "--src",
                 "10.1.0.2",
@@ -461,7 +464,7 @@ fn setup(
             std::thread::sleep(Duration::from_secs(3));
             Forwarder::Process(child)
         }
-        "d" | "e" => {
+        "d" | "e" | "i" => {
             let fw = if id == "e" {
                 r#"
 [firewall]
@@ -483,13 +486,28 @@ COMMIT
             } else {
                 ""
             };
-            let cfg = format!(
-                "[dataplane]\nworkers = 1\nflows = 1048576\n\n\
+            // (i): the two devices are ports of one bridge; the sink
+            // never speaks, so its MAC is a static entry.
+            let bridge = format!(
+                "[[bridge]]\nname = \"br0\"\nports = [\"lan\", \"wan\"]\n\n\
+                 [[bridge.fdb]]\nmac = \"{}\"\nport = \"wan\"\n\n\
+                 [[interface]]\nname = \"br0\"\ndevice = \"br0\"\n\
+                 address = [\"10.1.0.1/24\"]\n\n\
+                 [[interface]]\nname = \"lan\"\ndevice = \"{r0}\"\n\n\
+                 [[interface]]\nname = \"wan\"\ndevice = \"{r1}\"\n",
+                mac_str(s0_mac)
+            );
+            let cfg = if id == "i" {
+                format!("[dataplane]\nworkers = 1\n\n{bridge}")
+            } else {
+                format!(
+                    "[dataplane]\nworkers = 1\nflows = 1048576\n\n\
                  [[interface]]\nname = \"lan\"\ndevice = \"{r0}\"\naddress = [\"10.1.0.1/24\"]\n\n\
                  [[interface]]\nname = \"wan\"\ndevice = \"{r1}\"\naddress = [\"10.2.0.1/24\"]\n\n\
                  [[neighbor]]\nip = \"10.2.0.2\"\nmac = \"{}\"\ndev = \"wan\"\n{fw}",
-                mac_str(s0_mac)
-            );
+                    mac_str(s0_mac)
+                )
+            };
             let dir = std::env::temp_dir().join(format!("{router}-bench"));
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join("xgate.toml");
