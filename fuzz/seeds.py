@@ -100,6 +100,23 @@ def main():
                bytes(HOST), bytes(lan), b"\0" * 6, bytes([192, 168, 1, 1]))), 1),
     ]
     write("pipeline", "conversation", b"".join(conv))
+    # The bridge: ports b1 (eth3, port 3, VLAN 30 tagged) and b2 (eth2's
+    # untagged side, port 2, pvid 30). Hosts learn each other by ARP, then
+    # a bridged TCP SYN (FORWARD, physdev) and an unknown unicast flood.
+    h1, h2 = [2, 0xDD, 0, 0, 0, 1], [2, 0xDD, 0, 0, 0, 2]
+    a1, a2 = [10, 30, 0, 5], [10, 30, 0, 6]
+    arp = lambda src, spa, tpa: struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1,
+                                            bytes(src), bytes(spa), b"\0" * 6, bytes(tpa))
+    bridged = [
+        record(eth([0xFF] * 6, h1, 0x0806, arp(h1, a1, a2), vlan=30), 3),
+        record(eth([0xFF] * 6, h2, 0x0806, arp(h2, a2, a1)), 2),
+        record(eth(h2, h1, 0x0800, ipv4(a1, a2, 6, tcp(40000, 23)), vlan=30), 3, True),
+        record(eth(h1, h2, 0x0800, ipv4(a2, a1, 6, tcp(40001, 80))), 2, True),
+        record(eth([2, 0xDD, 0, 0, 0, 9], h1, 0x0800, ipv4(a1, [10, 30, 0, 9], 17, udp(1, 2)), vlan=30), 3, True),
+        record(eth([0xFF] * 6, h1, 0x0806, arp(h1, a1, [10, 30, 0, 1]), vlan=30), 3),
+        record(eth(ROUTER_GUEST, h2, 0x0800, ipv4(a2, wan, 17, udp(7000, 53))), 2, True),
+    ]
+    write("pipeline", "bridge", b"".join(bridged))
     for i, r in enumerate(conv):
         write("pipeline", f"single-{i}", r)
 

@@ -1,9 +1,11 @@
 //! The whole pipeline over arbitrary frames, with a stateful config
 //! (conntrack, masquerade, a port forward, FORWARD and INPUT rules with
-//! states, REJECT, LOG, a VLAN interface, IPv6), fed with a clock.
+//! states, REJECT, LOG, a VLAN interface, IPv6, and a VLAN-aware bridge
+//! with br_netfilter and `-m physdev` whose ports are the trunk's untagged
+//! side and a fourth device), fed with a clock.
 //!
 //! Input: records of `[flags][len lo][len hi][frame...]`. Flags bit 0-1:
-//! the port (0 wan, 1 lan, 2 trunk); bit 2: fix the IPv4 header and
+//! the port (0 wan, 1 lan, 2 trunk, 3 bridge port); bit 2: fix the IPv4 header and
 //! TCP/UDP/ICMP checksums before sending (so the fuzzer reaches the stages
 //! after parse); bits 3-7: time step (x 100 ms).
 //!
@@ -40,6 +42,37 @@ vlan = 20
 mac = "02:00:00:00:00:03"
 address = ["10.20.0.1/24"]
 
+[[bridge]]
+name = "br0"
+vlan_filtering = true
+nf_call_iptables = true
+nf_call_ip6tables = true
+flood_rate = 1000
+flood_burst = 50
+fdb_max = 64
+ports = [{ interface = "b1", vlans = [30] }, { interface = "b2", pvid = 30 }]
+
+[[interface]]
+name = "br0"
+device = "br0"
+address = ["10.31.0.1/24"]
+
+[[interface]]
+name = "br30"
+device = "br0"
+vlan = 30
+address = ["10.30.0.1/24"]
+
+[[interface]]
+name = "b1"
+device = "eth3"
+mac = "02:00:00:00:00:04"
+
+[[interface]]
+name = "b2"
+device = "eth2"
+mac = "02:00:00:00:00:03"
+
 [[route]]
 to = "0.0.0.0/0"
 via = "203.0.113.1"
@@ -75,6 +108,8 @@ COMMIT
 -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
 -A FORWARD -i guest -j GUEST
 -A FORWARD -i lan -o wan -j ACCEPT
+-A FORWARD -m physdev --physdev-in b1 --physdev-out b2 -p tcp --dport 23 -j DROP
+-A FORWARD -i br0 -o br0 -j ACCEPT
 -A FORWARD -p tcp -d 192.168.1.10 --dport 80 -j ACCEPT
 -A FORWARD -p udp -m multiport --dports 500,4500 -j LOG --log-prefix "ike "
 -A FORWARD -j REJECT
@@ -190,7 +225,7 @@ fuzz_target!(|data: &[u8]| {
             fix_checksums(&mut buf);
         }
         now += u64::from(flags >> 3) * 100_000_000;
-        let port = u16::from(flags & 3) % 3;
+        let port = u16::from(flags & 3);
         // A frame too large or too small for the UMEM is refused, not run.
         let _ = w.receive(port, &[&buf], now);
         w.drain(|_, f| check_output(f));
