@@ -417,6 +417,31 @@ const ONE_ERROR: &[(&str, OneError)] = &[
     ("socket empty", (
         Alone("[control]\nsocket = \"\"\n"),
         "socket", "control.socket", "must not be empty")),
+    // ---- [[bridge]] (P: a plain interface `p` on eth2) ----
+    ("bridge port with addresses", (
+        Base("[[bridge]]\nname = \"br0\"\nports = [\"wan\"]\n"),
+        "ports = ", "bridge[0].ports[0]", "has addresses: a bridge port has none")),
+    ("bridge port unknown", (
+        Base("[[bridge]]\nname = \"br0\"\nports = [\"nope\"]\n"),
+        "ports = ", "bridge[0].ports[0]", "unknown interface \"nope\"")),
+    ("bridge port in two bridges", (
+        Base("[[interface]]\nname = \"p\"\ndevice = \"eth2\"\n\n[[bridge]]\nname = \"br0\"\nports = [\"p\"]\n\n[[bridge]]\nname = \"br1\"\nports = [\"p\"] # 2\n"),
+        "ports = [\"p\"] # 2", "bridge[1].ports[0]", "already a port of bridge \"br0\"")),
+    ("bridge pvid without vlan_filtering", (
+        Base("[[interface]]\nname = \"p\"\ndevice = \"eth2\"\n\n[[bridge]]\nname = \"br0\"\nports = [{ interface = \"p\", pvid = 10 }]\n"),
+        "ports = ", "bridge[0].ports[0]", "pvid and vlans need vlan_filtering")),
+    ("bridge named as another interface", (
+        Base("[[interface]]\nname = \"p\"\ndevice = \"eth2\"\n\n[[bridge]]\nname = \"wan\"\nports = [\"p\"]\n"),
+        "name = \"wan\"\nports", "bridge[0].name", "is the name of interface at line 1")),
+    ("bridge static MAC on a non-port", (
+        Base("[[interface]]\nname = \"p\"\ndevice = \"eth2\"\n\n[[bridge]]\nname = \"br0\"\nports = [\"p\"]\n[[bridge.fdb]]\nmac = \"02:00:00:00:00:09\"\nport = \"wan\"\n"),
+        "[[bridge.fdb]]", "bridge[0].fdb[0].port", "\"wan\" is not a port of bridge \"br0\"")),
+    ("bridge unknown key", (
+        Base("[[interface]]\nname = \"p\"\ndevice = \"eth2\"\n\n[[bridge]]\nname = \"br0\"\nports = [\"p\"]\nstp = true\n"),
+        "stp", "bridge[0].stp", "unknown key")),
+    ("bridge vlan trunk id", (
+        Base("[[interface]]\nname = \"p\"\ndevice = \"eth2\"\n\n[[bridge]]\nname = \"br0\"\nvlan_filtering = true\nports = [{ interface = \"p\", vlans = [10, 4095] }]\n"),
+        "ports = ", "bridge[0].ports[0].vlans[1]", "between 1 and 4094")),
 ];
 
 #[test]
@@ -448,6 +473,7 @@ const VALID: &[(&str, Text)] = &[
     ("dataplane minimum", Alone("[dataplane]\nflows = 1024\nworkers = 1\n")),
     ("dataplane maximum", Alone("[dataplane]\nflows = 67108864\nxdp_mode = \"skb\"\nbind = \"copy\"\n")),
     ("control", Alone("[control]\nmetrics = \"[::1]:9100\"\nsocket = \"xgate.sock\"\n")),
+    ("bridge with its interface and VLANs", Base("[[bridge]]\nname = \"br0\"\nvlan_filtering = true\nnf_call_iptables = true\nports = [\"p\", { interface = \"q\", pvid = 0, vlans = [10, 20] }]\n[[bridge.fdb]]\nmac = \"02:00:00:00:00:09\"\nport = \"p\"\n\n[[interface]]\nname = \"br0\"\ndevice = \"br0\"\naddress = [\"10.5.0.1/24\"]\n\n[[interface]]\nname = \"br0.10\"\ndevice = \"br0\"\nvlan = 10\n\n[[interface]]\nname = \"p\"\ndevice = \"eth2\"\n\n[[interface]]\nname = \"q\"\ndevice = \"eth3\"\n")),
 ];
 
 #[test]

@@ -186,12 +186,15 @@ fn bridges(cfg: &Config, ctx: &mut Ctx<'_>) {
                     &name_f,
                     format!("duplicate bridge name {:?} (first at line {first})", b.name),
                 );
-            } else if let Some(ic) = cfg.interface(&b.name).filter(|ic| ic.device != b.name) {
+            } else if let Some(ic) = cfg
+                .interface(&b.name)
+                .filter(|ic| ic.device != b.name || !ic.vlan.is_empty())
+            {
                 ctx.error(
                     line,
                     &name_f,
                     format!(
-                        "{:?} is the name of interface at line {} on device {:?}: the bridge's                          own interface carries its name (give that interface `device = {:?}`,                          or the bridge another name)",
+                        "{:?} is the name of interface at line {} on device {:?}: the bridge's own untagged interface carries its name (give that interface `device = {:?}` and no vlan, or the bridge another name)",
                         b.name, ic.line, ic.device, b.name
                     ),
                 );
@@ -220,17 +223,17 @@ fn bridges(cfg: &Config, ctx: &mut Ctx<'_>) {
                 ))
             } else if !ic.addresses.is_empty() {
                 Some(format!(
-                    "interface {:?} has addresses: a bridge port has none (put them on the                      bridge's interface, `device = {:?}`)",
+                    "interface {:?} has addresses: a bridge port has none (put them on the bridge's interface, `device = {:?}`)",
                     ic.name, b.name
                 ))
             } else if ic.tap.is_some() || ic.mirror.any() {
                 Some(format!(
-                    "interface {:?} has a tap: a bridge port is switched, the bridge's                      interface may have one",
+                    "interface {:?} has a tap: a bridge port is switched, the bridge's interface may have one",
                     ic.name
                 ))
             } else if b.vlan_filtering && !ic.vlan.is_empty() {
                 Some(format!(
-                    "interface {:?} is tagged: on a VLAN-aware bridge the port is the untagged                      device, and `pvid`/`vlans` give its VLANs",
+                    "interface {:?} is tagged: on a VLAN-aware bridge the port is the untagged device, and `pvid`/`vlans` give its VLANs",
                     ic.name
                 ))
             } else if !b.vlan_filtering && (port.pvid.is_some() || !port.vlans.is_empty()) {
@@ -253,7 +256,7 @@ fn bridges(cfg: &Config, ctx: &mut Ctx<'_>) {
                     ic.line,
                     "interface.vlan",
                     format!(
-                        "interface {:?} on bridge {:?}: a bridge's routed interface is untagged,                          or one VLAN of a vlan_filtering bridge (`vlan = 10`, Linux's {}.10)",
+                        "interface {:?} on bridge {:?}: a bridge's routed interface is untagged, or one VLAN of a vlan_filtering bridge (`vlan = 10`, Linux's {}.10)",
                         ic.name, b.name, b.name
                     ),
                 );
