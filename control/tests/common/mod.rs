@@ -616,3 +616,35 @@ pub fn icmp4_reply(
         .unwrap();
     out
 }
+
+/// A TCP SYN (sequence 1000, no payload) between two MACs.
+pub fn syn(smac: &str, dmac: &str, src: &str, dst: &str, sport: u16, dport: u16) -> Vec<u8> {
+    tcp4_seg(
+        mac(smac),
+        mac(dmac),
+        src,
+        dst,
+        sport,
+        dport,
+        1000,
+        0,
+        "S",
+        b"",
+    )
+}
+
+/// The errors `xgate check` gives for config text `cfg` (parse, then
+/// compile), one per line; empty when it is accepted.
+pub fn compile_errors(cfg: &str) -> String {
+    match xgate_control::parse(cfg, "gw.toml") {
+        Err(e) => format!("{e:?}"),
+        Ok(c) => match xgate_control::compile::compile(&c, &|_, _| None) {
+            Ok(_) => String::new(),
+            Err(e) => e
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        },
+    }
+}
