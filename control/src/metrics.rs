@@ -392,6 +392,25 @@ pub fn render(rt: &Runtime) -> String {
         &[],
         shared.neighbors.entries(rt.now()).len(),
     );
+    let snap = rt.publisher.current();
+    let bridges = &snap.tables.bridges;
+    if !bridges.is_empty() {
+        let ageing = |id: u8| bridges.list.get(usize::from(id)).map_or(0, |b| b.ageing_ns);
+        let mut per = vec![0usize; bridges.list.len()];
+        for e in shared.fdb.entries(rt.now(), ageing) {
+            if let Some(n) = per.get_mut(usize::from(e.bridge)) {
+                *n += 1;
+            }
+        }
+        o.family(
+            "xgate_bridge_fdb_entries",
+            "gauge",
+            "Live entries of the bridges' MAC table, per bridge.",
+        );
+        for (b, n) in bridges.list.iter().zip(per) {
+            o.sample("xgate_bridge_fdb_entries", &[("bridge", &b.name)], n);
+        }
+    }
     o.0
 }
 

@@ -695,3 +695,68 @@ fn ipsets_change_live_and_keep_their_changes_across_a_reload() {
     assert!(r.text.contains("Number of entries: 0"), "{}", r.text);
     drop(server);
 }
+
+#[test]
+fn the_bridge_mac_table_is_listed_flushed_and_counted() {
+    // Two ports; the runtime's frames come from 02:cc:..:10 on port 1.
+    let d = scratch("fdb");
+    let config = r#"
+[[bridge]]
+name = "br0"
+ports = ["p1", "p2"]
+[[bridge.fdb]]
+mac = "02:dd:00:00:00:01"
+port = "p1"
+
+[[interface]]
+name = "br0"
+device = "br0"
+address = ["192.168.1.1/24"]
+
+[[interface]]
+name = "p1"
+device = "eth0"
+
+[[interface]]
+name = "p2"
+device = "eth1"
+"#;
+    let (rt, _w, _v) = runtime_with(&d, config);
+    let sock = d.join("ctl.sock");
+    let server = CtlServer::bind(&sock).unwrap().spawn(rt.clone()).unwrap();
+    let fdb = |bridge: Option<&str>, flush| Command::Fdb {
+        bridge: bridge.map(str::to_string),
+        flush,
+    };
+    let r = ask(&sock, fdb(None, false));
+    assert!(
+        r.text
+            .contains("02:cc:00:00:00:10 dev p2 master br0 age 0s"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text
+            .contains("02:dd:00:00:00:01 dev p1 master br0 static"),
+        "{}",
+        r.text
+    );
+    let m = xgate_control::metrics::render(&rt);
+    assert!(
+        m.contains("xgate_bridge_fdb_entries{bridge=\"br0\"} 2"),
+        "{m}"
+    );
+    assert!(m.contains("xgate_bridge_fdb_learned_total"), "{m}");
+    // Flushing forgets what was learned, not the static entry.
+    ask(&sock, fdb(Some("br0"), true));
+    let r = ask(&sock, fdb(Some("br0"), false));
+    assert_eq!(r.text, "02:dd:00:00:00:01 dev p1 master br0 static\n");
+    let e = client::request(&sock, fdb(Some("br9"), false)).unwrap();
+    assert!(
+        e.error
+            .as_deref()
+            .is_some_and(|e| e.contains("no bridge \"br9\" (bridges: br0)")),
+        "{e:?}"
+    );
+    drop(server);
+}
