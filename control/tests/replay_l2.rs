@@ -444,3 +444,39 @@ fn unresolved_neighbor_retries_then_host_unreachable() {
     assert_eq!(unreach.iter().filter(|c| **c == 3).count(), 3);
     golden_trace("neighbor_timeout", &o.trace);
 }
+
+/// As Linux's ip_forward: a frame to the link's broadcast or a multicast
+/// MAC is not forwarded, whatever unicast IP it carries; the same packet
+/// to the router's MAC is.
+#[test]
+fn a_frame_to_a_link_group_is_not_forwarded() {
+    let to = |dst: &str, sport: u16| {
+        udp4(
+            mac(HOST),
+            mac(dst),
+            &[],
+            "192.168.0.20",
+            "8.8.8.8",
+            64,
+            sport,
+            53,
+            b"q",
+        )
+    };
+    let o = run(
+        "l2-group",
+        VLANS,
+        &[(
+            "eth1",
+            vec![
+                (0.0, to("ff:ff:ff:ff:ff:ff", 1000)),
+                (0.1, to("01:00:5e:00:00:fb", 1001)),
+                (0.2, to(GT, 1002)),
+            ],
+        )],
+    );
+    let wan = o.frames("wan");
+    assert_eq!(wan.len(), 1, "{}", o.trace);
+    assert_eq!(tuple4(&wan[0]).1, 1002);
+    assert_eq!(o.drops("not_for_us"), 2);
+}

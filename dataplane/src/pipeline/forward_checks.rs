@@ -7,7 +7,8 @@
 //! Reads: the frame's TTL / hop limit and DF bit, the egress MTU. Changes:
 //! nothing on packets that pass.
 //!
-//! Drops: ttl_exceeded, frag_needed, packet_too_big.
+//! Drops: not_for_us (a frame to a link-layer group), ttl_exceeded,
+//! frag_needed, packet_too_big.
 
 use super::icmp::IcmpError;
 use super::{Ctx, L3, L3_OFF, Meta, Next, Pipeline, flags};
@@ -20,6 +21,13 @@ impl Pipeline {
         for (i, m) in batch.iter_mut().enumerate() {
             // A bridge does not look at TTLs (nor fragment).
             if m.next != Next::Forward || m.has(flags::LOCAL_ORIGIN | flags::BRIDGED) {
+                continue;
+            }
+            // Linux's ip_forward first: a frame sent to a link-layer
+            // broadcast or multicast address is not forwarded (only a
+            // frame for this host is), whatever its IP destination.
+            if m.has(flags::L2_MULTICAST) {
+                self.drop_pkt(ctx, m, DropReason::NotForUs);
                 continue;
             }
             let mtu = self.tables.interfaces.hot(m.oif).mtu;
