@@ -393,7 +393,8 @@ fn icmp_rate_limit_and_no_error_about_errors() {
     let c = !naive_sum(&err[34..], 0);
     err[36..38].copy_from_slice(&c.to_be_bytes());
     frames.push((0.1, err));
-    // A broadcast-addressed frame gets no error either.
+    // A broadcast-addressed frame gets no error either: it is not
+    // forwarded.
     frames.push((
         0.2,
         udp4(
@@ -421,8 +422,11 @@ fn icmp_rate_limit_and_no_error_about_errors() {
             .find(|(r, _)| r.name() == "ttl_exceeded")
             .unwrap()
             .1,
-        12
+        11
     );
+    // The broadcast frame is not forwarded at all (Linux's ip_forward
+    // checks the link-layer type before the TTL).
+    assert_eq!(o.drops("not_for_us"), 1);
     golden_trace("ratelimit", &o.trace);
 }
 
