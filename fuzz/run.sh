@@ -15,7 +15,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(pipeline iptables nft config ctl_request)
+    targets=(pipeline packet pcap iptables nft config ctl_request)
 fi
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "fuzz: skipped: no nightly toolchain (cargo-fuzz needs one; rustup toolchain install nightly)"

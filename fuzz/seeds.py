@@ -83,6 +83,22 @@ def main():
                              for j, f in enumerate(frames[i:i + 16]))
             write("pipeline", f"{p.stem}-{i:05}", chunk)
             n += 1
+        # The packet target takes one frame; the pcap target whole files,
+        # cut to the first frames (and a copy with a microsecond field of
+        # 1,000,000, as scapy writes it).
+        for i, f in enumerate(frames[:64]):
+            write("packet", f"{p.stem}-{i:03}", f)
+        b = p.read_bytes()
+        off = 24
+        for _ in range(8):
+            if off + 16 > len(b):
+                break
+            off += 16 + struct.unpack("<I" if b[:4] == b"\xd4\xc3\xb2\xa1" else ">I", b[off + 8:off + 12])[0]
+        write("pcap", p.stem, b[:off])
+        if b[:4] == b"\xd4\xc3\xb2\xa1" and off > 40:
+            scapy = bytearray(b[:off])
+            scapy[28:32] = struct.pack("<I", 1_000_000)
+            write("pcap", f"{p.stem}-usec-1000000", bytes(scapy))
     lan, wan = [192, 168, 1, 10], [198, 51, 100, 7]
     conv = [
         # LAN -> WAN SYN, the WAN's SYN-ACK to the masqueraded port, data.
@@ -117,8 +133,9 @@ def main():
         record(eth(ROUTER_GUEST, h2, 0x0800, ipv4(a2, wan, 17, udp(7000, 53))), 2, True),
     ]
     write("pipeline", "bridge", b"".join(bridged))
-    for i, r in enumerate(conv):
+    for i, r in enumerate(conv + bridged):
         write("pipeline", f"single-{i}", r)
+        write("packet", f"built-{i}", r[3:])
 
     for cfg in sorted((ROOT / "examples").glob("*.toml")):
         text = cfg.read_text()

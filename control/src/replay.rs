@@ -200,10 +200,25 @@ fn read_pcap(
     warnings: &mut Vec<String>,
 ) -> Result<(), ReplayError> {
     let p = path.display().to_string();
-    let mut data = std::fs::read(path).map_err(|err| ReplayError::Io {
+    let data = std::fs::read(path).map_err(|err| ReplayError::Io {
         path: p.clone(),
         err,
     })?;
+    for (ts, data) in read_pcap_bytes(data, &p, warnings)? {
+        out.push(Frame { ts, input, data });
+    }
+    Ok(())
+}
+
+/// The Ethernet frames of a pcap file's bytes with their timestamps, in
+/// file order; `name` names the file in errors and in the warnings pushed
+/// to `warnings` (timestamps normalised).
+pub fn read_pcap_bytes(
+    mut data: Vec<u8>,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(Duration, Vec<u8>)>, ReplayError> {
+    let p = name.to_string();
     let fixed = normalize_pcap_timestamps(&mut data);
     if fixed > 0 {
         warnings.push(format!(
@@ -225,15 +240,12 @@ fn read_pcap(
             ),
         });
     }
+    let mut out = Vec::new();
     while let Some(pkt) = r.next_packet() {
         let pkt = pkt.map_err(pcap_err)?;
-        out.push(Frame {
-            ts: pkt.timestamp,
-            input,
-            data: pkt.data.into_owned(),
-        });
+        out.push((pkt.timestamp, pkt.data.into_owned()));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Compiles `cfg` for replay (devices get synthetic MACs where none is set).
