@@ -340,6 +340,162 @@ fn import_keeps_iptables_and_ip6tables_apart() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// Whether namespaces can be made here (root) and iptables-nft exists.
+fn sandbox_available() -> Option<&'static str> {
+    let ok = Command::new("unshare")
+        .args(["--net", "--mount", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Some("no network and mount namespaces (not root?)");
+    }
+    if !Path::new("/usr/sbin/xtables-nft-multi").exists() {
+        return Some("no iptables-nft (scripts/setup-debian.sh installs it)");
+    }
+    None
+}
+
+/// `import-iptables --run`: a script built from a function, a loop and a
+/// start/stop case imports as it ran, and the run leaves the machine as
+/// it was: the host's iptables untouched, its files unwritten, nothing it
+/// started still running.
+#[test]
+fn import_run_imports_what_a_script_leaves_and_leaves_nothing_behind() {
+    if let Some(why) = sandbox_available() {
+        println!("skipped: {why}");
+        return;
+    }
+    let d = scratch("import-run");
+    let tag = format!("xgate-sandbox-{}", std::process::id());
+    // Written to /tmp (a layer that goes with the run) and elsewhere
+    // (read-only).
+    let leak = d.join("written-by-the-script");
+    let leak2 = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-written"));
+    let script = d.join("fw.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             LAN=lan\nWAN=wan\n\
+             allow() {{ iptables -A FORWARD -i $WAN -o $LAN -p tcp --dport $1 -j ACCEPT; }}\n\
+             case \"$1\" in\n\
+             start)\n\
+               modprobe nf_conntrack_ftp\n\
+               iptables -P FORWARD DROP\n\
+               iptables -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n\
+               for p in 22 80 443; do allow $p; done\n\
+               /usr/sbin/iptables -t nat -A POSTROUTING -o $WAN -j MASQUERADE\n\
+               ip6tables -P FORWARD DROP\n\
+               iptables -P INPUT DROP -w\n\
+               echo written > {leak}\n\
+               echo written > {leak2}\n\
+               bash -c 'sleep 300; : {tag}' &\n\
+               ;;\n\
+             stop) iptables -P FORWARD ACCEPT ;;\n\
+             esac\n",
+            leak = leak.display(),
+            leak2 = leak2.display(),
+        ),
+    )
+    .unwrap();
+    let host_before = Command::new("iptables-save").output().unwrap().stdout;
+    let out = xgate(&[
+        "import-iptables",
+        "--run",
+        script.to_str().unwrap(),
+        "start",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert!(toml.contains("(run with: start)"), "{toml}");
+    let fw = xgate_control::parse(&format!("{CFG}\n{toml}"), "gw.toml")
+        .unwrap()
+        .firewall
+        .unwrap();
+    let v4 = fw.v4.rules.as_deref().unwrap();
+    for line in [
+        ":FORWARD DROP",
+        ":INPUT DROP",
+        "-A FORWARD -i wan -o lan -p tcp -m tcp --dport 22 -j ACCEPT",
+        "-A FORWARD -i wan -o lan -p tcp -m tcp --dport 443 -j ACCEPT",
+        "-A POSTROUTING -o wan -j MASQUERADE",
+    ] {
+        assert!(v4.contains(line), "{line} missing:\n{toml}");
+    }
+    assert!(
+        fw.v6.rules.as_deref().unwrap().contains(":FORWARD DROP"),
+        "{toml}"
+    );
+    assert!(err.contains("ignored: modprobe nf_conntrack_ftp"), "{err}");
+    assert!(
+        err.contains("Read-only file system"),
+        "the write was not refused:\n{err}"
+    );
+    assert!(
+        !leak.exists() && !leak2.exists(),
+        "the script wrote to the host's files"
+    );
+    let host_after = Command::new("iptables-save").output().unwrap().stdout;
+    assert_eq!(host_before, host_after, "the host's ruleset changed");
+    let survivor = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&tag))
+    });
+    assert!(!survivor, "a process the script started outlived the run");
+
+    // Never weaker: a failed command and a variable nothing set are
+    // refused, with the script line, and nothing is printed.
+    std::fs::write(
+        &script,
+        "iptables -P FORWARD DROP\n\
+         iptables -A FORWARD -s no-such-host.invalid -j DROP\n\
+         iptables -A FORWARD -i \"$LAN_IF\" -j ACCEPT\n",
+    )
+    .unwrap();
+    let out = xgate(&["import-iptables", "--run", script.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains("fw.sh:2: not converted: iptables -A FORWARD -s no-such-host.invalid -j DROP")
+            && err.contains("failed when the script ran"),
+        "{err}"
+    );
+    assert!(
+        err.contains("LAN_IF: unbound variable") && err.contains("exit status 1"),
+        "{err}"
+    );
+    // --partial keeps them as comments that check warns about.
+    let out = xgate(&[
+        "import-iptables",
+        "--partial",
+        "--run",
+        script.to_str().unwrap(),
+    ]);
+    let toml = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        toml.matches(xgate_control::import::NOT_CONVERTED).count(),
+        2,
+        "{toml}"
+    );
+
+    // A script that does not end is stopped.
+    std::fs::write(&script, "iptables -P FORWARD DROP\nsleep 60\n").unwrap();
+    let t = std::time::Instant::now();
+    let out = xgate(&[
+        "import-iptables",
+        "--run",
+        "--timeout",
+        "1",
+        script.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("still running after 1 s"));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 /// `xgate ctl` against a control server running in this process.
 #[test]
 fn ctl_talks_to_the_control_socket_in_text_and_json() {

@@ -410,6 +410,10 @@ impl Prober {
 enum Lang {
     Iptables,
     Nft,
+    /// A shell script of iptables commands: Linux runs it (`bash -s
+    /// start`), xgate gets what `import-iptables --run SCRIPT start`
+    /// prints.
+    Script,
 }
 
 struct Case {
@@ -1819,6 +1823,46 @@ fn cases() -> Vec<Case> {
             probes: p.0,
         });
     }
+    // Scripts, run: a gateway script with a function, loops and a
+    // start/stop case (tests/diff_linux/gateway.sh), and the corpus's
+    // ustc-mgt-nat.rc.firewall (eth0 -> xdlr1; its conntrack timeouts are
+    // set in the Linux router, and fail harmlessly in import's sandbox).
+    {
+        let mut p = P::default();
+        p.handshake(C, CL, 40330, SV, 443);
+        p.syn(S, SV, 40331, CL, 22);
+        p.syn(S, SV, 40332, CL, 80);
+        p.syn(S, SV, 40333, CL, 23);
+        let u = p.udp(S, SV, 40334, CL, 53);
+        p.reply(u, "udp");
+        p.udp(S, SV, 40335, CL, 54);
+        p.syn(S, "10.2.0.66", 40336, CL, 22);
+        p.udp(S, "10.2.0.77", 40337, CL, 53);
+        p.syn(S, "10.2.0.78", 40338, CL, 22);
+        v.push(Case {
+            name: "script-gateway",
+            lang: Lang::Script,
+            ruleset: std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/diff_linux/gateway.sh"
+            ))
+            .unwrap(),
+            ipsets: "",
+            probes: p.0,
+        });
+        let mut p = P::default();
+        p.handshake(C, CL, 40340, SV, 80);
+        p.syn(C, CL, 40341, SV, 445);
+        p.syn(S, SV, 40342, CL, 445);
+        p.udp(C, "10.1.0.3", 40343, SV, 53);
+        v.push(Case {
+            name: "corpus-ustc-mgt-nat-script",
+            lang: Lang::Script,
+            ruleset: subst(&corpus("ustc-mgt-nat.rc.firewall"), &[("eth0", "xdlr1")]),
+            ipsets: "",
+            probes: p.0,
+        });
+    }
     // --ctstate DNAT: FORWARD opened only for what a DNAT rule forwarded.
     {
         let mut p = P::default();
@@ -1856,12 +1900,36 @@ fn xgate_config(c: &Case) -> String {
     let fw = match c.lang {
         Lang::Iptables => format!("[firewall]\n{sets}rules = \"\"\"\n{}\"\"\"\n", c.ruleset),
         Lang::Nft => format!("[firewall]\nnft = \"\"\"\n{}\"\"\"\n", c.ruleset),
+        Lang::Script => script_import(c),
     };
     format!(
         "[dataplane]\nworkers = 1\nflows = 65536\n\n\
          [[interface]]\nname = \"xdlr0\"\ndevice = \"xdlr0\"\naddress = [\"10.1.0.1/24\"]\n\n\
          [[interface]]\nname = \"xdlr1\"\ndevice = \"xdlr1\"\naddress = [\"10.2.0.1/24\"]\n\n{fw}"
     )
+}
+
+/// The `[firewall]` block `xgate import-iptables --run SCRIPT start`
+/// prints for a script case (the import must succeed whole).
+fn script_import(c: &Case) -> String {
+    let dir = std::env::temp_dir().join(format!("xdl-{}-script", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join(format!("{}.sh", c.name));
+    std::fs::write(&f, &c.ruleset).unwrap();
+    let out = Command::new(XGATE)
+        .args(["import-iptables", "--run"])
+        .arg(&f)
+        .arg("start")
+        .output()
+        .expect("xgate import-iptables");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}: import-iptables --run failed:\n{}",
+        c.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Why xgate cannot take this case's ruleset (`xgate check`'s errors).
@@ -1910,6 +1978,7 @@ fn run_linux(pr: &mut Prober, c: &Case) -> Vec<String> {
     let load = match c.lang {
         Lang::Iptables => sh(Some(&t.r), &["iptables-restore"], Some(&c.ruleset)),
         Lang::Nft => sh(Some(&t.r), &["nft", "-f", "-"], Some(&c.ruleset)),
+        Lang::Script => sh(Some(&t.r), &["bash", "-s", "start"], Some(&c.ruleset)),
     };
     load.unwrap_or_else(|e| panic!("{}: Linux refuses the ruleset: {e}", c.name));
     pr.probe(&t, &c.probes)

@@ -142,17 +142,20 @@ fn interfaces(imp: &Import) -> BTreeSet<String> {
 }
 
 /// The input lines that became at least one rule (`-s a,b` is one line and
-/// two rules).
-fn converted_lines(imp: &Import) -> BTreeSet<usize> {
-    let mut out = BTreeSet::new();
-    for rs in rulesets(imp) {
-        for t in &rs.tables {
-            for c in &t.chains {
-                out.extend(c.rules.iter().map(|r| r.line));
+/// two rules), counted per ruleset (a run's two saved rulesets number
+/// their lines each from 1).
+fn converted_lines(imp: &Import) -> usize {
+    rulesets(imp)
+        .map(|rs| {
+            let mut lines = BTreeSet::new();
+            for t in &rs.tables {
+                for c in &t.chains {
+                    lines.extend(c.rules.iter().map(|r| r.line));
+                }
             }
-        }
-    }
-    out
+            lines.len()
+        })
+        .sum()
 }
 
 /// A minimal config around a `[firewall]` block: one interface per name
@@ -318,13 +321,21 @@ struct FileResult {
 /// Imports every file of the corpus, asserts (a) and (b), and returns the
 /// per-file counts and the refused lines' reasons.
 fn measure(paths: &[PathBuf]) -> (Vec<FileResult>, BTreeMap<String, usize>, Vec<String>) {
+    measure_with(paths, |p| (run_import(p, false), run_import(p, true)))
+}
+
+/// [`measure`] with the import and the `--partial` import of a file made
+/// by `import`.
+fn measure_with(
+    paths: &[PathBuf],
+    import: impl Fn(&Path) -> (Run, Run),
+) -> (Vec<FileResult>, BTreeMap<String, usize>, Vec<String>) {
     let mut results = Vec::new();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     for path in paths {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let whole = run_import(path, false);
-        let partial = run_import(path, true);
+        let (whole, partial) = import(path);
         if let Some(e) = &whole.decode_error {
             // Exit 2, nothing printed, with or without --partial.
             assert!(whole.stdout.is_none() && partial.stdout.is_none());
@@ -407,7 +418,7 @@ fn measure(paths: &[PathBuf]) -> (Vec<FileResult>, BTreeMap<String, usize>, Vec<
         }
         results.push(FileResult {
             name,
-            converted: converted_lines(imp).len(),
+            converted: converted_lines(imp),
             refused: imp.skipped.len(),
             ignored: imp.ignored.len(),
             whole: whole.success,
@@ -510,6 +521,89 @@ fn iptables_corpus_imports_and_checks() {
     assert!(
         share >= f64::from(MIN_SHARE_PERCENT),
         "the overall share of converted rule lines fell to {share:.1}% (floor {MIN_SHARE_PERCENT}%)"
+    );
+}
+
+/// A shell script (rather than a saved ruleset): run by `import-iptables
+/// --run` in [`iptables_corpus_scripts_run_in_the_sandbox`].
+fn is_script(path: &Path) -> bool {
+    let n = path.file_name().unwrap().to_string_lossy();
+    n.ends_with(".sh") || n.contains(".rc.firewall")
+}
+
+/// The share of rule lines converted over the whole corpus when each
+/// script is run in the sandbox (`--run start`) and each saved ruleset is
+/// read (90.1%, 693 of 769 lines, on 2026-12-06), rounded down: a floor
+/// that should rise.
+const MIN_RUN_SHARE_PERCENT: u32 = 90;
+
+/// `import-iptables --run FILE start` as the binary does it: one run in
+/// the sandbox gives both the whole and the `--partial` result.
+fn run_in_sandbox(path: &Path) -> (Run, Run) {
+    let name = path.display().to_string();
+    let run = import::sandbox::run_script(
+        path,
+        &["start".to_string()],
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{name}: the sandbox failed: {e}"));
+    let imp = run.import;
+    let whole = imp.skipped.is_empty();
+    let block = |partial: bool| {
+        if whole {
+            Some(import::to_toml(&imp, &name))
+        } else if partial {
+            Some(import::to_toml_partial(&imp, &name, &imp.skipped))
+        } else {
+            None
+        }
+    };
+    let (w, p) = (block(false), block(true));
+    let result = |stdout| Run {
+        imp: Some(imp.clone()),
+        stdout,
+        success: whole,
+        decode_error: None,
+    };
+    (result(w), result(p))
+}
+
+/// Whether this process may make namespaces (CI runs as root).
+fn can_sandbox() -> bool {
+    std::process::Command::new("unshare")
+        .args(["--net", "--mount", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Path::new("/usr/sbin/xtables-nft-multi").exists()
+}
+
+/// The corpus's scripts run in the sandbox (`import-iptables --run FILE
+/// start`), the saved rulesets read as before: (a) and (b) hold for every
+/// run too, and the share over the whole corpus is printed with a floor.
+#[test]
+fn iptables_corpus_scripts_run_in_the_sandbox() {
+    if !can_sandbox() {
+        println!("skipped: no network and mount namespaces here (not root) or no iptables-nft");
+        return;
+    }
+    let paths = files("iptables");
+    let (scripts, saved): (Vec<PathBuf>, Vec<PathBuf>) =
+        paths.into_iter().partition(|p| is_script(p));
+    assert!(scripts.len() >= 5, "{} scripts", scripts.len());
+    let (mut results, mut reasons, mut failures) = measure_with(&scripts, run_in_sandbox);
+    println!("the scripts, run:\n{}", report(&results, &reasons).0);
+    let (r, k, f) = measure(&saved);
+    results.extend(r);
+    for (key, n) in k {
+        *reasons.entry(key).or_default() += n;
+    }
+    failures.extend(f);
+    let (table, share) = report(&results, &reasons);
+    println!("the whole corpus, scripts run:\n{table}");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        share >= f64::from(MIN_RUN_SHARE_PERCENT),
+        "the share of converted rule lines, scripts run, fell to {share:.1}% (floor {MIN_RUN_SHARE_PERCENT}%)"
     );
 }
 

@@ -92,6 +92,19 @@ enum Command {
         /// Same as `--family 6`.
         #[arg(short = '6', conflicts_with = "family")]
         v6: bool,
+        /// Run FILE, a firewall script, with ARGS in a sandbox (its own
+        /// network, mount and PID namespaces; root needed) and import the
+        /// rulesets it leaves, as iptables-save and ip6tables-save print
+        /// them. For scripts built from functions, loops, `case "$1"` and
+        /// variables; a command that fails there is refused.
+        #[arg(long, conflicts_with_all = ["family", "v6"])]
+        run: bool,
+        /// Seconds the script may run (with --run).
+        #[arg(long, value_name = "SECS", default_value_t = 60, requires = "run")]
+        timeout: u64,
+        /// The script's arguments (with --run), e.g. `start`.
+        #[arg(requires = "run", trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -125,8 +138,23 @@ pub fn main() -> ExitCode {
         Command::ImportIptables {
             file,
             partial,
+            family: _,
+            v6: _,
+            run: true,
+            timeout,
+            args,
+        } => import::run_script(
+            &file,
+            partial,
+            &args,
+            std::time::Duration::from_secs(timeout),
+        ),
+        Command::ImportIptables {
+            file,
+            partial,
             family,
             v6,
+            ..
         } => {
             let family = match (family.as_deref(), v6) {
                 (Some("6"), _) | (_, true) => Some(xgate_control::iptables::Family::V6),

@@ -18,6 +18,11 @@
 //! `set -e`, `exit`) are not firewall rules: they are ignored and named.
 //! Bytes that are not UTF-8 are tolerated in comments (lossily) and are an
 //! error naming the line anywhere else.
+//!
+//! A script whose rules come from shell logic is run instead of read:
+//! [`sandbox`] (`--run`).
+
+pub mod sandbox;
 
 use crate::iptables::{self, Counters, Family, IptablesRuleset, TableKind};
 use std::collections::HashMap;
