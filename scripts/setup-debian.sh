@@ -8,7 +8,8 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config   # cc for crates with C parts
     iproute2 ethtool             # netns/veth test topologies
-    libelf-dev clang m4 llvm     # libxdp/libbpf (vendored by xsk-rs) and its XDP programs
+    libelf-dev clang m4 llvm     # libxdp/libbpf (vendored by xsk-rs), xgate's offload XDP program (dataplane/build.rs)
+    linux-libc-dev               # the kernel UAPI headers the offload program includes
     libpcap-dev zlib1g-dev       # xdp-tools' configure insists on pcap; libbpf needs zlib
     python3 python3-prometheus-client  # the metrics test checks the exposition with the reference parser
     dnsmasq-base busybox         # live DHCP test: dnsmasq on the LAN tap, busybox's udhcpc as the client

@@ -352,20 +352,41 @@ impl Program {
     /// BPF_PROG_RUN on one frame (no device): the verdict and the frame as
     /// the program left it. For testing the programs.
     pub fn run_once(&self, frame: &[u8]) -> io::Result<(u32, Vec<u8>)> {
-        let mut out = vec![0u8; frame.len() + 256];
-        let mut attr = [0u64; 10];
-        put32(&mut attr, 0, self.fd() as u32);
-        put32(&mut attr, 8, frame.len() as u32);
-        put32(&mut attr, 12, out.len() as u32);
-        attr[2] = frame.as_ptr() as u64;
-        attr[3] = out.as_mut_ptr() as u64;
-        put32(&mut attr, 32, 1);
-        sys_bpf(BPF_PROG_TEST_RUN, &mut attr)?;
-        let retval = (attr[0] >> 32) as u32;
-        let n = (attr[1] >> 32) as usize;
-        out.truncate(n);
-        Ok((retval, out))
+        run_once_fd(self.fd(), frame, None)
     }
+}
+
+/// BPF_PROG_RUN of the XDP program `fd` on one frame, optionally as if
+/// received on (device, queue) of this namespace: the verdict and the
+/// frame as the program left it.
+pub fn run_once_fd(
+    fd: i32,
+    frame: &[u8],
+    ingress: Option<(u32, u32)>,
+) -> io::Result<(u32, Vec<u8>)> {
+    let mut out = vec![0u8; frame.len() + 256];
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+    // rx_queue_index, egress_ifindex.
+    let ctx: [u32; 6] = match ingress {
+        Some((ifindex, queue)) => [0, frame.len() as u32, 0, ifindex, queue, 0],
+        None => [0; 6],
+    };
+    let mut attr = [0u64; 10];
+    put32(&mut attr, 0, fd as u32);
+    put32(&mut attr, 8, frame.len() as u32);
+    put32(&mut attr, 12, out.len() as u32);
+    attr[2] = frame.as_ptr() as u64;
+    attr[3] = out.as_mut_ptr() as u64;
+    put32(&mut attr, 32, 1);
+    if ingress.is_some() {
+        put32(&mut attr, 40, std::mem::size_of_val(&ctx) as u32);
+        attr[6] = ctx.as_ptr() as u64;
+    }
+    sys_bpf(BPF_PROG_TEST_RUN, &mut attr)?;
+    let retval = (attr[0] >> 32) as u32;
+    let n = (attr[1] >> 32) as usize;
+    out.truncate(n);
+    Ok((retval, out))
 }
 
 /// Whether the kernel has XDP live-frame mode (see

@@ -41,6 +41,7 @@
 //! frame may be on the tx ring many times at once.
 
 mod modes;
+pub mod offload;
 mod open;
 mod prog;
 mod umem;
