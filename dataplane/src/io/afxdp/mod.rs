@@ -43,7 +43,7 @@
 mod modes;
 pub mod offload;
 mod open;
-mod prog;
+pub mod prog;
 mod umem;
 mod xsk;
 

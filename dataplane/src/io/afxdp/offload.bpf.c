@@ -58,7 +58,7 @@ struct flow_action {
 	__u32 pad;
 	__u64 packets;
 	__u64 bytes;
-	__u64 last_seen; // bpf_ktime_get_ns()
+	__u64 last_seen; // bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC_COARSE
 };
 
 enum outcome {
@@ -298,7 +298,7 @@ int xgate_offload(struct xdp_md *ctx)
 
 	__sync_fetch_and_add(&a->packets, 1);
 	__sync_fetch_and_add(&a->bytes, iplen);
-	a->last_seen = bpf_ktime_get_ns();
+	a->last_seen = bpf_ktime_get_coarse_ns();
 	__u32 out_ifindex = a->out_ifindex;
 	__u16 out_vlan = a->out_vlan;
 	__u8 dmac[6], smac[6];

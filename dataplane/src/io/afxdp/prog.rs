@@ -29,8 +29,9 @@ use std::os::fd::OwnedFd;
 
 pub(super) use crate::io::bpf::{XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
 
-/// The program, for the XSKMAP with descriptor `map`.
-fn program(map: i32) -> [Insn; 6] {
+/// The program, for the XSKMAP with descriptor `map` (public for the
+/// offload bench's baseline).
+pub fn program(map: i32) -> [Insn; 6] {
     let [ld_map, ld_map_hi] = asm::ld_map_fd(asm::R1, map);
     [
         // r2 = *(u32 *)(r1 + 16): struct xdp_md's rx_queue_index.
