@@ -212,6 +212,8 @@ fn import_iptables_prints_the_block_and_names_what_it_cannot_convert() {
         "{err}"
     );
     assert!(err.contains("fw.sh:3: ignored: sysctl"), "{err}");
+    // Not shell logic: no advice to run it.
+    assert!(!err.contains("--run runs it"), "{err}");
     // A refused line fails the import whole: `>> gw.toml` appends nothing.
     assert!(
         out.stdout.is_empty(),
@@ -443,6 +445,13 @@ fn import_run_imports_what_a_script_leaves_and_leaves_nothing_behind() {
             .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&tag))
     });
     assert!(!survivor, "a process the script started outlived the run");
+
+    // Read rather than run, the same script is refused for its shell
+    // logic, with the advice to run it.
+    let out = xgate(&["import-iptables", script.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is a shell script: --run runs it in a sandbox"), "{err}");
 
     // Never weaker: a failed command and a variable nothing set are
     // refused, with the script line, and nothing is printed.

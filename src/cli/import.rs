@@ -98,6 +98,14 @@ fn finish(imp: &import::Import, name: &str, source: &str, partial: bool) -> Exit
              (the ruleset would differ from the one written; --partial prints it anyway)",
             imp.skipped.len()
         );
+        let shell =
+            |r: &str| r.contains("is not an iptables command") || r.starts_with("shell variable");
+        if imp.skipped.iter().any(|s| shell(&s.reason)) {
+            eprintln!(
+                "xgate import-iptables: {name} is a shell script: --run runs it in a sandbox \
+                 and imports what it sets up (root needed; e.g. --run {name} start)"
+            );
+        }
     }
     ExitCode::FAILURE
 }
