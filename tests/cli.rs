@@ -451,7 +451,10 @@ fn import_run_imports_what_a_script_leaves_and_leaves_nothing_behind() {
     let out = xgate(&["import-iptables", script.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("is a shell script: --run runs it in a sandbox"), "{err}");
+    assert!(
+        err.contains("is a shell script: --run runs it in a sandbox"),
+        "{err}"
+    );
 
     // Never weaker: a failed command and a variable nothing set are
     // refused, with the script line, and nothing is printed.

@@ -148,6 +148,36 @@ fn expand(line: &str, vars: &HashMap<String, String>) -> Result<String, String> 
     Ok(out)
 }
 
+/// `iptables -L`, `-nvL`, `-S`, `--list` ...: a command that only lists
+/// (no command that changes a chain among its options).
+fn listing(cmd: &str) -> bool {
+    let mut words = cmd.split_whitespace();
+    if !matches!(words.next(), Some("iptables" | "ip6tables")) {
+        return false;
+    }
+    let mut lists = false;
+    for w in words {
+        match w {
+            "--list" | "--list-rules" | "-S" => lists = true,
+            "--append" | "--insert" | "--delete" | "--replace" | "--new-chain"
+            | "--delete-chain" | "--flush" | "--policy" | "--zero" | "--rename-chain" => {
+                return false;
+            }
+            _ if w.starts_with('-') && !w.starts_with("--") => {
+                let flags = &w[1..];
+                if flags.chars().any(|c| "AIDRNXFPZE".contains(c)) {
+                    return false;
+                }
+                if flags.contains('L') {
+                    lists = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    lists
+}
+
 /// The input's lines, one per input line: a continued command joined into
 /// its first line (the rest left empty), variables expanded, system set-up
 /// and unusable shell blanked and reported.
@@ -195,6 +225,14 @@ fn prepare(text: &str) -> (Vec<String>, Vec<Skipped>, Vec<Skipped>) {
             });
             continue;
         }
+        if t.starts_with("*)") {
+            refused.push(Skipped {
+                line: start + 1,
+                text: original,
+                reason: "`*)` is not an iptables command (a shell case label)".into(),
+            });
+            continue;
+        }
         // iptables-save lines are data: `$` in them is no variable.
         let save_line = t.starts_with(['-', ':', '*', '[']) || t == "COMMIT";
         let expanded = if save_line {
@@ -208,7 +246,13 @@ fn prepare(text: &str) -> (Vec<String>, Vec<Skipped>, Vec<Skipped>) {
                 let cmd = e.split_whitespace().next().unwrap_or("");
                 let known = cmd.starts_with(['-', ':', '*', '['])
                     || matches!(cmd, "COMMIT" | "iptables" | "ip6tables");
-                if known {
+                if known && listing(&e) {
+                    ignored.push(Skipped {
+                        line: start + 1,
+                        text: original,
+                        reason: "lists the ruleset, changes nothing".into(),
+                    });
+                } else if known {
                     lines[start] = e;
                 } else {
                     refused.push(Skipped {
@@ -687,6 +731,25 @@ mod tests {
         assert!(imp.skipped[0].text.contains("--jump ACCEPT"));
         let text = imp.v4.as_ref().unwrap().to_string();
         assert!(!text.contains("-A FORWARD"), "{text}");
+    }
+
+    #[test]
+    fn listings_are_ignored_and_a_case_label_is_not_a_table() {
+        let imp = import(
+            "iptables -P FORWARD DROP\niptables -nvL\nip6tables -L FORWARD -v\niptables -S\n\
+             *)\niptables -L -F\n",
+            "fw.sh",
+        );
+        let ignored: Vec<usize> = imp.ignored.iter().map(|s| s.line).collect();
+        assert_eq!(ignored, vec![2, 3, 4]);
+        assert!(
+            imp.ignored
+                .iter()
+                .all(|s| s.reason.contains("lists the ruleset"))
+        );
+        assert_eq!(imp.skipped.len(), 2, "{:?}", imp.skipped);
+        assert!(imp.skipped[0].reason.contains("shell case label"));
+        assert_eq!(imp.skipped[1].line, 6, "-L -F flushes: not a listing");
     }
 
     #[test]
