@@ -75,7 +75,7 @@ fn main() {
     // lan -> wan (masquerade) and wan -> lan (its undoing, so that the
     // frame left by one run is the next run's input).
     let (k1, a1) = learn(&lan, &wan, LO, LO, 1500).unwrap();
-    let (k2, a2) = learn(&wan, &lan, LO, LO, 1500).unwrap();
+    let (k2, a2) = learn(&wan, &segment([192, 168, 1, 10], 40000, 253), LO, LO, 1500).unwrap();
     prog.insert(&k1, &a1).unwrap();
     prog.insert(&k2, &a2).unwrap();
     let mut hit = 0u64;

@@ -90,6 +90,9 @@ COMMIT
 COMMIT
 """
 rules_v6 = """
+*nat
+-A POSTROUTING -o wan -j MASQUERADE
+COMMIT
 *filter
 :FORWARD DROP [0:0]
 -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
@@ -275,6 +278,60 @@ fn masqueraded_tcp_both_ways_comes_out_as_the_workers() {
     assert_eq!(delta(Outcome::Miss), 1);
     assert_eq!(delta(Outcome::Offloaded), 0);
 
+    // Lengths that do not add up, a bad header checksum, a priority tag:
+    // the workers decide (they drop or handle them).
+    let mut bad_sum = up(32000, b"x");
+    bad_sum[14 + 10] ^= 0xff;
+    let mut short_len = up(32000, b"xyz");
+    short_len[14 + 3] -= 3;
+    fix_ipv4_checksum(&mut short_len[14..34]);
+    short_len[14 + 20 + 12] = 0xf0; // TCP data offset 60 > what is left
+    let prio = tagged(up(32000, b"x"), &[0]);
+    let before = b.prog.outcomes().unwrap();
+    for f in [&bad_sum, &short_len] {
+        assert_eq!(b.prog.run_once(f, LO, 0).unwrap().0, XDP_DROP);
+    }
+    assert_eq!(b.prog.run_once(&prio, LO, 0).unwrap().0, XDP_DROP);
+    let after = b.prog.outcomes().unwrap();
+    assert_eq!(
+        after[Outcome::Malformed as usize] - before[Outcome::Malformed as usize],
+        2
+    );
+    assert_eq!(
+        after[Outcome::NotOffloadable as usize] - before[Outcome::NotOffloadable as usize],
+        1
+    );
+
+    // A pure ACK padded to the 60-byte minimum: the padding goes, as in
+    // the pipeline.
+    let mut ack = tcp4_seg(
+        HOST, ROUTER_LAN, lan, srv, 40000, 443, 31000, 5001, "A", b"",
+    );
+    ack.resize(60, 0);
+    let sent = b.same(LAN, &ack, "a padded ACK");
+    assert_eq!(sent.len(), 54);
+    let bytes = b.prog.get(&k_up).unwrap().bytes;
+    assert_eq!(
+        bytes,
+        20 * 40
+            + (0..20u32)
+                .map(|i| 1 + u64::from(i * 37 % 1400))
+                .sum::<u64>()
+            + 40
+    );
+
+    // An egress the program was not given: the workers.
+    let mut elsewhere = b.prog.get(&k_up).unwrap();
+    elsewhere.out_ifindex = 999_999;
+    b.prog.insert(&k_up, &elsewhere).unwrap();
+    assert_eq!(
+        b.prog.run_once(&up(33000, b"x"), LO, 0).unwrap().0,
+        XDP_DROP
+    );
+    assert_eq!(b.prog.outcomes().unwrap()[Outcome::NoPort as usize], 1);
+    elsewhere.out_ifindex = LO;
+    b.prog.insert(&k_up, &elsewhere).unwrap();
+
     // Over the egress MTU: the workers (they fragment or answer ICMP).
     let mut small = b.prog.get(&k_up).unwrap();
     small.mtu = 100;
@@ -341,17 +398,39 @@ fn a_vlan_tag_is_popped_and_pushed_as_the_worker_does() {
 #[test]
 fn ipv6_and_a_udp_packet_without_checksum_match_the_worker() {
     let Some(mut b) = bench() else { return };
-    // IPv6, routed (no NAT): hop limit only.
+    // IPv6 masqueraded (ip6tables MASQUERADE): hop limit, a 128-bit
+    // address and the port in the UDP checksum.
     let (h, s) = ("2001:db8:1::10", "2001:db8:99::7");
     let up = |data: &[u8]| udp6(HOST, ROUTER_LAN, h, s, 64, 6000, 443, data);
-    let down = |data: &[u8]| udp6(UPSTREAM, ROUTER_WAN, s, h, 50, 443, 6000, data);
-    b.forward(LAN, &up(b"hello"));
+    let (_, first) = b.forward(LAN, &up(b"hello"));
+    assert_eq!(
+        &first[14 + 8..14 + 24],
+        &ip6("2001:db8:ff::2"),
+        "masqueraded"
+    );
+    let nat_port = u16::from_be_bytes([first[54], first[55]]);
+    let down = |data: &[u8]| {
+        udp6(
+            UPSTREAM,
+            ROUTER_WAN,
+            s,
+            "2001:db8:ff::2",
+            50,
+            443,
+            nat_port,
+            data,
+        )
+    };
     b.learn(WAN, &down(b"hi"));
     b.learn(LAN, &up(b"more"));
     for i in 0..5u8 {
         b.same(LAN, &up(&[i; 300]), "IPv6 upload");
         b.same(WAN, &down(&[i; 700]), "IPv6 download");
     }
+    // UDP/IPv6 without checksum (RFC 6936 tunnels): the workers'.
+    let mut zero = up(&[9; 40]);
+    zero[14 + 40 + 6..14 + 40 + 8].fill(0);
+    assert_eq!(b.prog.run_once(&zero, LO, 0).unwrap().0, XDP_DROP);
     // UDP/IPv4 with checksum 0 (none): NAT leaves it 0, so does the program.
     let (lan, srv) = ("192.168.1.10", "198.51.100.8");
     let no_sum = |data: &[u8]| {

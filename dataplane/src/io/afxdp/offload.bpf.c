@@ -15,11 +15,17 @@
 // was last seen, which the control thread folds into the connection.
 //
 // The slow path (the socket) takes a miss and everything the pipeline must
-// see: not Ethernet II IPv4/IPv6 with TCP or UDP right after the IP header,
-// more than one VLAN tag, IPv4 options, fragments, TTL / hop limit <= 1, a
-// TCP SYN, FIN or RST (connection state), a packet larger than the egress
-// MTU, a frame shorter than its IP length says. `stats` counts each outcome
-// per CPU (enum outcome).
+// see or might drop: not Ethernet II IPv4/IPv6 with TCP or UDP right after
+// the IP header, more than one VLAN tag or a priority tag (VLAN ID 0), IPv4
+// options, fragments, a bad IPv4 header checksum, lengths that do not add
+// up (IP length beyond the frame or shorter than its headers, a TCP data
+// offset or UDP length outside the packet), TTL / hop limit <= 1, a TCP
+// SYN, FIN or RST (connection state), a UDP/IPv6 datagram without checksum
+// (RFC 6936: the workers forward it as it is), a packet larger than the
+// egress MTU, an egress the program may not redirect to. Nothing is
+// written to a frame before it is known to be offloaded. Ethernet padding
+// is trimmed, as the pipeline trims it. `stats` counts each outcome per
+// CPU (enum outcome).
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -70,7 +76,9 @@ enum outcome {
 	OUT_TTL,
 	OUT_TCP_FLAGS,
 	OUT_MTU,
-	OUT_NO_ROOM, // the VLAN push found no headroom
+	OUT_NO_ROOM,  // the VLAN push found no headroom (the frame is dropped)
+	OUT_NO_PORT,  // the egress is not in `ports`
+	OUT_MALFORMED, // lengths or the IPv4 header checksum: the workers decide
 	OUT_MAX,
 };
 
@@ -155,11 +163,16 @@ int xgate_offload(struct xdp_md *ctx)
 	__be16 type = eth->h_proto;
 	__u32 l2 = sizeof(*eth);
 	__u16 vlan = 0;
+	int tagged = 0;
 	if (type == bpf_htons(ETH_P_8021Q)) {
 		struct vlan_tag *t = data + l2;
 		if ((void *)(t + 1) > end)
 			return slow(ctx, OUT_NOT_OFFLOADABLE);
 		vlan = bpf_ntohs(t->tci) & 0x0fff;
+		// A priority tag (ID 0) is the workers' (the key's 0 is "untagged").
+		if (!vlan)
+			return slow(ctx, OUT_NOT_OFFLOADABLE);
+		tagged = 1;
 		type = t->proto;
 		l2 += sizeof(*t);
 	}
@@ -183,6 +196,14 @@ int xgate_offload(struct xdp_md *ctx)
 			return slow(ctx, OUT_FRAGMENT);
 		if (ip4->ttl <= 1)
 			return slow(ctx, OUT_TTL);
+		// The header checksum, as the pipeline verifies it.
+		__u16 *w = (__u16 *)ip4;
+		__u32 sum = 0;
+#pragma unroll
+		for (int i = 0; i < 10; i++)
+			sum += w[i];
+		if (fold(sum) != 0xffff)
+			return slow(ctx, OUT_MALFORMED);
 		k.family = 4;
 		k.proto = ip4->protocol;
 		k.src[0] = ip4->saddr;
@@ -207,22 +228,34 @@ int xgate_offload(struct xdp_md *ctx)
 		return slow(ctx, OUT_NOT_OFFLOADABLE);
 	}
 	// The frame must hold the whole IP packet (Ethernet padding may follow).
-	if (data + l2 + iplen > end || iplen > 0xffff)
-		return slow(ctx, OUT_NOT_OFFLOADABLE);
+	__u32 l3hdr = ip4 ? sizeof(*ip4) : sizeof(*ip6);
+	__u32 frame_len = end - data;
+	if (l2 + iplen > frame_len || iplen > 0xffff)
+		return slow(ctx, OUT_MALFORMED);
+	__u32 l4len = iplen - l3hdr;
+	if (iplen < l3hdr)
+		return slow(ctx, OUT_MALFORMED);
 
 	struct tcphdr *th = 0;
 	struct udphdr *uh = 0;
 	if (k.proto == IPPROTO_TCP) {
 		th = l4;
-		if ((void *)(th + 1) > end)
-			return slow(ctx, OUT_NOT_OFFLOADABLE);
+		if ((void *)(th + 1) > end || l4len < sizeof(*th))
+			return slow(ctx, OUT_MALFORMED);
+		if (th->doff < 5 || th->doff * 4 > l4len)
+			return slow(ctx, OUT_MALFORMED);
 		if (th->syn || th->fin || th->rst)
 			return slow(ctx, OUT_TCP_FLAGS);
 		k.sport = th->source;
 		k.dport = th->dest;
 	} else if (k.proto == IPPROTO_UDP) {
 		uh = l4;
-		if ((void *)(uh + 1) > end)
+		if ((void *)(uh + 1) > end || l4len < sizeof(*uh))
+			return slow(ctx, OUT_MALFORMED);
+		__u32 ulen = bpf_ntohs(uh->len);
+		if (ulen < sizeof(*uh) || ulen > l4len)
+			return slow(ctx, OUT_MALFORMED);
+		if (ip6 && !uh->check)
 			return slow(ctx, OUT_NOT_OFFLOADABLE);
 		k.sport = uh->source;
 		k.dport = uh->dest;
@@ -235,6 +268,9 @@ int xgate_offload(struct xdp_md *ctx)
 		return slow(ctx, OUT_MISS);
 	if (iplen > a->mtu)
 		return slow(ctx, OUT_MTU);
+	__u32 out_ifindex = a->out_ifindex;
+	if (!bpf_map_lookup_elem(&ports, &out_ifindex))
+		return slow(ctx, OUT_NO_PORT);
 
 	// The transport checksum covers the pseudo-header: address changes
 	// update it too. A UDP/IPv4 checksum of 0 means none, and stays 0.
@@ -296,19 +332,28 @@ int xgate_offload(struct xdp_md *ctx)
 	if (uh && l4sum && *l4sum == 0)
 		*l4sum = 0xffff;
 
-	__sync_fetch_and_add(&a->packets, 1);
-	__sync_fetch_and_add(&a->bytes, iplen);
-	a->last_seen = bpf_ktime_get_coarse_ns();
-	__u32 out_ifindex = a->out_ifindex;
 	__u16 out_vlan = a->out_vlan;
 	__u8 dmac[6], smac[6];
 	__builtin_memcpy(dmac, a->dmac, 6);
 	__builtin_memcpy(smac, a->smac, 6);
 
-	// The link layer, rebuilt: the tag popped, pushed or kept.
-	int shrink = (vlan ? 4 : 0) - (out_vlan ? 4 : 0);
-	if (shrink && bpf_xdp_adjust_head(ctx, shrink))
-		return slow(ctx, OUT_NO_ROOM);
+	// The link layer, rebuilt: the tag popped, pushed or kept. XDP keeps
+	// 256 bytes of headroom, so a push does not fail in practice; if it
+	// did, the frame (already rewritten) is dropped, not handed on.
+	int shrink = (tagged ? 4 : 0) - (out_vlan ? 4 : 0);
+	if (shrink && bpf_xdp_adjust_head(ctx, shrink)) {
+		count(OUT_NO_ROOM);
+		return XDP_DROP;
+	}
+	// Ethernet padding after the IP packet goes, as in the pipeline.
+	int pad = frame_len - l2 - iplen;
+	if (pad > 0 && bpf_xdp_adjust_tail(ctx, -pad)) {
+		count(OUT_NO_ROOM);
+		return XDP_DROP;
+	}
+	__sync_fetch_and_add(&a->packets, 1);
+	__sync_fetch_and_add(&a->bytes, iplen);
+	a->last_seen = bpf_ktime_get_coarse_ns();
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	eth = data;

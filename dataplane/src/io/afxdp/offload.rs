@@ -71,8 +71,23 @@ pub struct FlowAction {
     pub last_seen: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<FlowKey>() == 48);
-const _: () = assert!(std::mem::size_of::<FlowAction>() == 88);
+// The C structs' layout, field by field.
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<FlowKey>() == 48);
+    assert!(offset_of!(FlowKey, vlan) == 4 && offset_of!(FlowKey, family) == 6);
+    assert!(offset_of!(FlowKey, proto) == 7 && offset_of!(FlowKey, sport) == 8);
+    assert!(offset_of!(FlowKey, dport) == 10 && offset_of!(FlowKey, pad) == 12);
+    assert!(offset_of!(FlowKey, src) == 16 && offset_of!(FlowKey, dst) == 32);
+    assert!(size_of::<FlowAction>() == 88);
+    assert!(offset_of!(FlowAction, out_vlan) == 4 && offset_of!(FlowAction, mtu) == 6);
+    assert!(offset_of!(FlowAction, dmac) == 8 && offset_of!(FlowAction, smac) == 14);
+    assert!(offset_of!(FlowAction, src) == 20 && offset_of!(FlowAction, dst) == 36);
+    assert!(offset_of!(FlowAction, sport) == 52 && offset_of!(FlowAction, dport) == 54);
+    assert!(offset_of!(FlowAction, flags) == 56 && offset_of!(FlowAction, pad) == 60);
+    assert!(offset_of!(FlowAction, packets) == 64 && offset_of!(FlowAction, bytes) == 72);
+    assert!(offset_of!(FlowAction, last_seen) == 80);
+};
 
 /// `enum outcome`: what the program did with a frame, counted per CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,10 +102,15 @@ pub enum Outcome {
     TcpFlags,
     Mtu,
     NoRoom,
+    NoPort,
+    Malformed,
 }
 
+/// How many outcomes the program counts.
+pub const OUTCOMES: usize = 11;
+
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; OUTCOMES] = [
         Outcome::Offloaded,
         Outcome::Miss,
         Outcome::NotOffloadable,
@@ -100,6 +120,8 @@ impl Outcome {
         Outcome::TcpFlags,
         Outcome::Mtu,
         Outcome::NoRoom,
+        Outcome::NoPort,
+        Outcome::Malformed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -113,18 +135,33 @@ impl Outcome {
             Outcome::TcpFlags => "tcp_flags",
             Outcome::Mtu => "mtu",
             Outcome::NoRoom => "no_room",
+            Outcome::NoPort => "no_port",
+            Outcome::Malformed => "malformed",
         }
     }
 }
 
-/// One direction's key fields read from an IP packet: (family, protocol,
-/// source, destination, source port, destination port). `None` for what
-/// the program leaves to the workers (options, fragments, other
-/// protocols, extension headers).
-type Tuple = (u8, u8, [u8; 16], [u8; 16], [u8; 2], [u8; 2]);
+/// One direction's fields read from an IP packet.
+struct Tuple {
+    family: u8,
+    proto: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
+    sport: [u8; 2],
+    dport: [u8; 2],
+    /// TTL or hop limit.
+    ttl: u8,
+    /// What the program never changes: TOS / traffic class and flow
+    /// label, IPv4 identification, IP length.
+    kept: ([u8; 4], [u8; 2], u16),
+    /// Where the transport header starts and the packet ends (from L3).
+    l4: (usize, usize),
+}
 
+/// `None` for what the program leaves to the workers (options,
+/// fragments, other protocols, extension headers).
 fn tuple(l3: &[u8], ethertype: u16) -> Option<Tuple> {
-    let (family, p, src, dst, l4) = match ethertype {
+    let (family, p, src, dst, ttl, kept, l4) = match ethertype {
         ether::ETHERTYPE_IPV4 => {
             let ip = ipv4::Packet::new_checked(l3).ok()?;
             if ip.header_len() != 20 || ip.is_fragment() {
@@ -134,31 +171,63 @@ fn tuple(l3: &[u8], ethertype: u16) -> Option<Tuple> {
             let mut d = [0u8; 16];
             s[..4].copy_from_slice(&ip.src());
             d[..4].copy_from_slice(&ip.dst());
-            (4, ip.protocol(), s, d, &l3[20..])
+            let total = ip.total_len();
+            let kept = ([ip.tos(), 0, 0, 0], ip.ident().to_be_bytes(), total);
+            (
+                4,
+                ip.protocol(),
+                s,
+                d,
+                ip.ttl(),
+                kept,
+                (20, usize::from(total)),
+            )
         }
         ether::ETHERTYPE_IPV6 => {
             let ip = ipv6::Packet::new_checked(l3).ok()?;
+            let kept = (
+                [l3[0] & 0x0f, l3[1], l3[2], l3[3]],
+                [0, 0],
+                ip.payload_len(),
+            );
+            let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+            let (s, d) = (ip.src(), ip.dst());
             (
                 6,
                 ip.next_header(),
-                ip.src(),
-                ip.dst(),
-                &l3[ipv6::HEADER_LEN..],
+                s,
+                d,
+                ip.hop_limit(),
+                kept,
+                (ipv6::HEADER_LEN, end),
             )
         }
         _ => return None,
     };
-    if (p != proto::TCP && p != proto::UDP) || l4.len() < 4 {
+    if (p != proto::TCP && p != proto::UDP) || l4.1 < l4.0 + 4 {
         return None;
     }
-    Some((family, p, src, dst, [l4[0], l4[1]], [l4[2], l4[3]]))
+    let ports = &l3[l4.0..];
+    Some(Tuple {
+        family,
+        proto: p,
+        src,
+        dst,
+        sport: [ports[0], ports[1]],
+        dport: [ports[2], ports[3]],
+        ttl,
+        kept,
+        l4,
+    })
 }
 
 /// The key and action for the direction of `rx`, a frame received on
 /// device `rx_ifindex`, from `tx`, the frame the pipeline sent for it on
 /// `tx_ifindex` whose MTU is `mtu`. `None` when the frames are not a
-/// forwarded TCP/UDP packet the program could handle (several tags, IP
-/// options, a fragment, a family or protocol change).
+/// forwarded TCP/UDP packet the program could handle (several tags or a
+/// priority tag, IP options, a fragment, a family or protocol change) or
+/// the pipeline did more to it than the program would (anything but TTL
+/// - 1, addresses, ports, MACs and the tag).
 pub fn learn(
     rx: &[u8],
     tx: &[u8],
@@ -171,21 +240,39 @@ pub fn learn(
     if r.vlans.len > 1 || t.vlans.len > 1 || r.ethertype != t.ethertype {
         return None;
     }
-    let (family, p, src, dst, sport, dport) = tuple(&rx[r.l3_off..], r.ethertype)?;
-    let (tf, tp, nsrc, ndst, nsport, ndport) = tuple(&tx[t.l3_off..], t.ethertype)?;
-    if (tf, tp) != (family, p) {
+    // A priority tag (VLAN ID 0) is not the program's.
+    if r.vlans.as_slice().contains(&0) || t.vlans.as_slice().contains(&0) {
+        return None;
+    }
+    let (rl3, tl3) = (&rx[r.l3_off..], &tx[t.l3_off..]);
+    let a = tuple(rl3, r.ethertype)?;
+    let b = tuple(tl3, t.ethertype)?;
+    // The program does exactly this: the same family and protocol, the
+    // TTL one less, the rest but addresses, ports and the transport
+    // checksum unchanged. Whatever else a pipeline did (a bridged frame's
+    // TTL kept, a DSCP rewrite) is not copied.
+    if (b.family, b.proto) != (a.family, a.proto)
+        || b.ttl.checked_add(1) != Some(a.ttl)
+        || b.kept != a.kept
+    {
+        return None;
+    }
+    // The transport header past its checksum, and the payload.
+    let after = if a.proto == proto::TCP { 18 } else { 8 };
+    let rest = |l3: &[u8], t: &Tuple| l3.get(t.l4.0 + after..t.l4.1).map(<[u8]>::to_vec);
+    if rest(rl3, &a)? != rest(tl3, &b)? {
         return None;
     }
     let key = FlowKey {
         ifindex: rx_ifindex,
         vlan: r.vlans.as_slice().first().copied().unwrap_or(0),
-        family,
-        proto: p,
-        sport,
-        dport,
+        family: a.family,
+        proto: a.proto,
+        sport: a.sport,
+        dport: a.dport,
         pad: 0,
-        src,
-        dst,
+        src: a.src,
+        dst: a.dst,
     };
     let action = FlowAction {
         out_ifindex: tx_ifindex,
@@ -193,10 +280,10 @@ pub fn learn(
         mtu,
         dmac: tx[..6].try_into().ok()?,
         smac: tx[6..12].try_into().ok()?,
-        src: nsrc,
-        dst: ndst,
-        sport: nsport,
-        dport: ndport,
+        src: b.src,
+        dst: b.dst,
+        sport: b.sport,
+        dport: b.dport,
         ..FlowAction::default()
     };
     Some((key, action))
@@ -337,9 +424,11 @@ impl OffloadProgram {
     }
 
     /// The outcome counters, summed over CPUs, in [`Outcome::ALL`] order.
-    pub fn outcomes(&self) -> io::Result<[u64; 9]> {
-        let cpus = bpf::possible_cpus();
-        let mut out = [0u64; 9];
+    pub fn outcomes(&self) -> io::Result<[u64; OUTCOMES]> {
+        // SAFETY: no arguments; libbpf reads sysfs.
+        let n = unsafe { sys::libbpf_num_possible_cpus() };
+        let cpus = usize::try_from(n).map_err(|_| err(n, "possible CPUs"))?;
+        let mut out = [0u64; OUTCOMES];
         let mut per_cpu = vec![0u64; cpus];
         for (k, o) in out.iter_mut().enumerate() {
             let key = k as u32;
@@ -436,7 +525,14 @@ mod tests {
     #[test]
     fn learn_reads_the_key_off_the_received_frame_and_the_action_off_the_sent_one() {
         let rx = frame(1, Some(20), [10, 20, 0, 5], [198, 51, 100, 9], 5353, 5);
-        let tx = frame(7, None, [203, 0, 113, 2], [198, 51, 100, 9], 61000, 5);
+        let tx = hop(frame(
+            7,
+            None,
+            [203, 0, 113, 2],
+            [198, 51, 100, 9],
+            61000,
+            5,
+        ));
         let (k, a) = learn(&rx, &tx, 3, 4, 1500).unwrap();
         assert_eq!((k.ifindex, k.vlan, k.family, k.proto), (3, 20, 4, 17));
         assert_eq!(
@@ -459,6 +555,13 @@ mod tests {
         f[24..26].copy_from_slice(&c.to_be_bytes());
     }
 
+    /// An untagged frame as a router sends it on: TTL - 1.
+    fn hop(mut f: Vec<u8>) -> Vec<u8> {
+        f[14 + 8] -= 1;
+        refix(&mut f);
+        f
+    }
+
     #[test]
     fn what_the_program_leaves_to_the_workers_is_not_learned() {
         let plain = frame(1, None, [10, 0, 0, 1], [10, 0, 0, 2], 1, 5);
@@ -479,7 +582,22 @@ mod tests {
         let mut icmp = plain.clone();
         icmp[14 + 9] = 1;
         refix(&mut icmp);
-        assert!(learn(&icmp, &icmp, 1, 2, 1500).is_none());
-        assert!(learn(&plain, &plain, 1, 2, 1500).is_some());
+        assert!(learn(&icmp, &hop(icmp.clone()), 1, 2, 1500).is_none());
+        // Sent on as the program would send it: learned.
+        let next = hop(plain.clone());
+        assert!(learn(&plain, &next, 1, 2, 1500).is_some());
+        // The TTL kept (a bridged frame), a DSCP rewrite, a changed
+        // payload: the pipeline did what the program would not.
+        assert!(learn(&plain, &plain, 1, 2, 1500).is_none());
+        let mut dscp = next.clone();
+        dscp[14 + 1] = 0x28;
+        refix(&mut dscp);
+        assert!(learn(&plain, &dscp, 1, 2, 1500).is_none());
+        let mut payload = next.clone();
+        *payload.last_mut().unwrap() ^= 1;
+        assert!(learn(&plain, &payload, 1, 2, 1500).is_none());
+        // A priority tag (VLAN ID 0).
+        let prio = frame(1, Some(0), [10, 0, 0, 1], [10, 0, 0, 2], 1, 5);
+        assert!(learn(&prio, &next, 1, 2, 1500).is_none());
     }
 }
