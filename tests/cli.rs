@@ -462,6 +462,10 @@ fn import_run_imports_what_a_script_leaves_and_leaves_nothing_behind() {
         &script,
         "iptables -P FORWARD DROP\n\
          iptables -A FORWARD -s no-such-host.invalid -j DROP\n\
+         env -i /usr/sbin/iptables -A FORWARD -s no-such-host2.invalid -j DROP\n\
+         iptables -D FORWARD -j NOT-THERE 2>/dev/null\n\
+         nft add table inet guard\n\
+         echo x > /dev/shm/xgate-cli-canary\n\
          iptables -A FORWARD -i \"$LAN_IF\" -j ACCEPT\n",
     )
     .unwrap();
@@ -478,6 +482,25 @@ fn import_run_imports_what_a_script_leaves_and_leaves_nothing_behind() {
         err.contains("LAN_IF: unbound variable") && err.contains("exit status 1"),
         "{err}"
     );
+    // A command run with its environment cleared is still logged; a
+    // failed delete adds nothing; nft's own rules are not iptables-save's.
+    assert!(
+        err.contains("no-such-host2.invalid -j DROP (failed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fw.sh:4: ignored: iptables -D FORWARD"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fw.sh:5: not converted: nft add table inet guard"),
+        "{err}"
+    );
+    assert!(err.contains("not converted: nft table inet guard"), "{err}");
+    assert!(
+        !Path::new("/dev/shm/xgate-cli-canary").exists(),
+        "wrote the host's /dev/shm"
+    );
     // --partial keeps them as comments that check warns about.
     let out = xgate(&[
         "import-iptables",
@@ -488,7 +511,7 @@ fn import_run_imports_what_a_script_leaves_and_leaves_nothing_behind() {
     let toml = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         toml.matches(xgate_control::import::NOT_CONVERTED).count(),
-        2,
+        5,
         "{toml}"
     );
 

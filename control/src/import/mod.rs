@@ -150,7 +150,7 @@ fn expand(line: &str, vars: &HashMap<String, String>) -> Result<String, String> 
 
 /// `iptables -L`, `-nvL`, `-S`, `--list` ...: a command that only lists
 /// (no command that changes a chain among its options).
-fn listing(cmd: &str) -> bool {
+pub(super) fn listing(cmd: &str) -> bool {
     let mut words = cmd.split_whitespace();
     if !matches!(words.next(), Some("iptables" | "ip6tables")) {
         return false;

@@ -6,8 +6,13 @@
 //! The script runs under `unshare --net --mount --pid` (sandbox.sh): its
 //! iptables calls change a network namespace of its own, never the
 //! host's; the file system is read-only, with what it writes to `/tmp`,
-//! `/run` or `/var/tmp` kept in a layer that goes with the run; what it
-//! starts is killed when it ends or times out. Every
+//! `/run`, `/var/tmp` or `/dev/shm` kept in layers that go with the run;
+//! `/proc/sys` is read-only but for `net`, `/sys` is the namespace's own;
+//! it runs without CAP_SYS_ADMIN (it cannot undo the mounts or enter
+//! another namespace); what it starts is killed when it ends or times
+//! out. This keeps a firewall script's effects off the machine; it is
+//! not a jail for a hostile script, which runs as root as it would on
+//! the gateway. Every
 //! iptables-family call goes through a shim (shim.sh) that logs its exit
 //! status and script line, so nothing the script asked for can silently
 //! go missing. Then `iptables-save` and `ip6tables-save` in that namespace
@@ -17,10 +22,15 @@
 //! Never weaker than the script: these are refused like unconvertible
 //! lines (the import fails, or with `--partial` they are kept as
 //! comments): a command that failed (a host name that does not resolve,
-//! a module the kernel lacks, a typo), an `ebtables`/`arptables` call
-//! (not converted), a script that did not finish with status 0 (it stopped
-//! before the end, e.g. on a variable nothing set: it runs with `bash -u`),
-//! and every line of the saved rulesets the importer refuses.
+//! a module the kernel lacks, a typo) unless it only deletes, flushes,
+//! checks or lists; an `ebtables`/`arptables` call (not converted); an
+//! `nft` call that changes rules, an nftables table iptables-nft did not
+//! make, an iptables table nft made incompatible (iptables-save does not
+//! show their rules); a script that did not finish with status 0 (it
+//! stopped before the end, e.g. on a variable nothing set: it runs with
+//! `bash -u`); and every line of the saved rulesets the importer refuses.
+//! The shim has the log's path written in (a script that clears its
+//! environment is still logged) and stops the script if it cannot log.
 
 use super::{Import, Skipped, import_family};
 use crate::iptables::Family;
@@ -156,11 +166,80 @@ pub fn run_script(script: &Path, args: &[String], timeout: Duration) -> Result<S
             )
         });
     };
-    let log = read("log").unwrap_or_default();
-    let output = std::fs::read(dir.0.join("output")).unwrap_or_default();
+    // Bytes, decoded lossily: one odd byte must not lose the log.
+    let log = match std::fs::read(dir.0.join("log")) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("the sandbox's command log: {e}")),
+    };
+    let tables = read("tables").unwrap_or_default();
     let mut run = import_run(&name, rc, &log, saved_v4, saved_v6);
-    run.output = String::from_utf8_lossy(&output).into_owned();
+    refuse_foreign_tables(&tables, &mut run.import.skipped);
+    run.output = output_tail(&dir.0.join("output"));
     Ok(run)
+}
+
+/// At most the last 64 KiB of what the script printed.
+fn output_tail(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const MAX: u64 = 64 * 1024;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut out = Vec::new();
+    if len > MAX {
+        let _ = f.seek(SeekFrom::Start(len - MAX));
+        out.extend_from_slice(
+            format!("[{} bytes of output before this left out]\n", len - MAX).as_bytes(),
+        );
+    }
+    let _ = f.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The nftables tables iptables-nft makes; any other (made by `nft`,
+/// `ebtables` or `arptables`, or by a program the shim does not see)
+/// holds rules iptables-save does not show.
+fn refuse_foreign_tables(tables: &str, skipped: &mut Vec<Skipped>) {
+    for l in tables.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let [_, family, name] = w[..] else {
+            continue;
+        };
+        let iptables = matches!(family, "ip" | "ip6")
+            && matches!(name, "filter" | "nat" | "mangle" | "raw" | "security");
+        if !iptables {
+            skipped.push(Skipped {
+                line: 0,
+                text: format!("nft table {family} {name}"),
+                reason: "the script made an nftables table iptables-save does not show (nft, ebtables or \
+                         arptables): its rules are not imported; give nft rulesets to [firewall] nft"
+                    .into(),
+            });
+        }
+    }
+}
+
+/// A failed command that adds nothing: deleting, flushing, checking,
+/// zeroing or listing what is not there (`iptables -D ... 2>/dev/null`,
+/// `-C ... || -A ...`). The ruleset the script leaves is the same either
+/// way.
+fn harmless_failure(args: &str) -> bool {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let benign = [
+        "-D",
+        "--delete",
+        "-F",
+        "--flush",
+        "-X",
+        "--delete-chain",
+        "-C",
+        "--check",
+        "-Z",
+        "--zero",
+    ];
+    words.iter().any(|w| benign.contains(w)) || super::listing(&format!("iptables {args}"))
 }
 
 /// The import of a run: the saved rulesets each in its family, with the
@@ -176,6 +255,30 @@ fn import_run(name: &str, rc: i32, log: &str, saved_v4: String, saved_v6: String
                 line: *line,
                 text,
                 reason: "kernel module loading: system set-up, not run in the sandbox".into(),
+            });
+        } else if cmd == "nft" {
+            if args.split_whitespace().find(|w| !w.starts_with('-')) == Some("list") {
+                ignored.push(Skipped {
+                    line: *line,
+                    text,
+                    reason: "lists the ruleset, changes nothing".into(),
+                });
+            } else {
+                skipped.push(Skipped {
+                    line: *line,
+                    text,
+                    reason: "nft rules are not imported by --run (iptables-save does not show \
+                             them); give nft rulesets to [firewall] nft"
+                        .into(),
+                });
+            }
+        } else if *status != 0 && harmless_failure(args) {
+            ignored.push(Skipped {
+                line: *line,
+                text,
+                reason: format!(
+                    "failed (exit status {status}) but adds nothing: deletes, flushes, checks or lists"
+                ),
             });
         } else if cmd.starts_with("ebtables") || cmd.starts_with("arptables") {
             skipped.push(Skipped {
@@ -221,6 +324,15 @@ fn import_run(name: &str, rc: i32, log: &str, saved_v4: String, saved_v6: String
         if text.trim().is_empty() {
             continue;
         }
+        if text.contains("is incompatible, use 'nft' tool") {
+            skipped.push(Skipped {
+                line: 0,
+                text: format!("{save}: an incompatible table"),
+                reason: "nft added rules to an iptables table that iptables-save cannot print: \
+                         not imported"
+                    .into(),
+            });
+        }
         let part = import_family(text, save, Some(fam));
         for s in part.skipped {
             skipped.push(Skipped {
@@ -239,7 +351,10 @@ fn import_run(name: &str, rc: i32, log: &str, saved_v4: String, saved_v6: String
     }
     import.skipped = skipped;
     ScriptRun {
-        commands: commands.len() - import.ignored.len(),
+        commands: commands
+            .iter()
+            .filter(|c| !matches!(c.2.as_str(), "modprobe" | "insmod" | "rmmod"))
+            .count(),
         import,
         saved_v4,
         saved_v6,
@@ -296,6 +411,25 @@ mod tests {
             "{}",
             s[0].reason
         );
+    }
+
+    #[test]
+    fn failures_that_add_nothing_and_nft_are_told_apart() {
+        let log = "2\t3\tiptables\t\t-D INPUT -j FW\n1\t4\tiptables\t\t-C FORWARD -j ACCEPT\n\
+                   1\t5\tip6tables\t\t-nvL\n1\t6\tiptables\tno chain\t-N FW -w\n\
+                   0\t7\tnft\t\tlist ruleset\n0\t8\tnft\t\tadd table inet t\n";
+        let run = import_run("fw.sh", 0, log, SAVED.into(), String::new());
+        let ignored: Vec<usize> = run.import.ignored.iter().map(|s| s.line).collect();
+        assert_eq!(ignored, vec![3, 4, 5, 7]);
+        let refused: Vec<usize> = run.import.skipped.iter().map(|s| s.line).collect();
+        assert_eq!(refused, vec![6, 8]);
+        let mut skipped = Vec::new();
+        refuse_foreign_tables(
+            "table ip filter\ntable ip6 nat\ntable inet guard\ntable bridge filter\n",
+            &mut skipped,
+        );
+        let names: Vec<&str> = skipped.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(names, ["nft table inet guard", "nft table bridge filter"]);
     }
 
     #[test]
