@@ -69,6 +69,19 @@ impl Drop for WorkDir {
 
 fn work_dir() -> Result<WorkDir, String> {
     let base = Path::new("/dev/shm");
+    // What an interrupted run (Ctrl-C) left: its process is gone.
+    if let Ok(entries) = std::fs::read_dir(base) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("xgate-import.")
+                .and_then(|r| r.split('.').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     for n in 0..100u32 {
         let p = base.join(format!("xgate-import.{}.{n}", std::process::id()));
         match std::fs::create_dir(&p) {
