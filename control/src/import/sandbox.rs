@@ -8,6 +8,8 @@
 //! host's; the file system is read-only, with what it writes to `/tmp`,
 //! `/run`, `/var/tmp` or `/dev/shm` kept in layers that go with the run;
 //! `/proc/sys` is read-only but for `net`, `/sys` is the namespace's own;
+//! the machine's interfaces have stand-ins there (veth pairs with their
+//! names, addresses and up/down state), for scripts that read them;
 //! it runs without CAP_SYS_ADMIN (it cannot undo the mounts or enter
 //! another namespace); what it starts is killed when it ends or times
 //! out. This keeps a firewall script's effects off the machine; it is
@@ -132,6 +134,12 @@ pub fn run_script(script: &Path, args: &[String], timeout: Duration) -> Result<S
     write_exec(&dir.0.join("sandbox.sh"), SANDBOX)?;
     write_exec(&dir.0.join("shim"), SHIM)?;
     write_exec(&dir.0.join("env.sh"), ENV)?;
+    // The machine's interfaces and addresses, for the stand-ins.
+    for (file, what) in [("host-links", "link"), ("host-addrs", "addr")] {
+        if let Ok(out) = Command::new("ip").args(["-o", what, "show"]).output() {
+            let _ = std::fs::write(dir.0.join(file), out.stdout);
+        }
+    }
     let mut child = Command::new("unshare")
         .args([
             "--net",

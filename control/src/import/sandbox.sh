@@ -89,6 +89,38 @@ if ! mount -t overlay overlay -o "lowerdir=$dir/sbin:/usr/sbin" /usr/sbin 2>/dev
 fi
 export PATH=$dir/sbin:$PATH
 ip link set lo up 2>/dev/null || true
+# The machine's interfaces as stand-ins (DIR/host-links, host-addrs: its
+# `ip -o link` and `ip -o addr`): a script that reads them (`ip addr show
+# eth0`, a loop over `ip -o link`) finds the same names, addresses and
+# up/down state. The kernel may have no dummy devices: veth pairs, two
+# machine names a pair (an odd one out gets a peer named xgate-peer).
+if [ -r "$dir/host-links" ]; then
+    names=()
+    up=()
+    while read -r _ name flags _; do
+        name=${name%:}
+        name=${name%%@*}
+        [ "$name" = lo ] && continue
+        names+=("$name")
+        case "$flags" in *"<UP"* | *",UP"*) up+=("$name") ;; esac
+    done <"$dir/host-links"
+    for ((i = 0; i < ${#names[@]}; i += 2)); do
+        peer=${names[i + 1]:-xgate-peer}
+        ip link add "${names[i]}" type veth peer name "$peer" 2>/dev/null || true
+    done
+    for name in "${up[@]}"; do
+        ip link set "$name" up 2>/dev/null || true
+    done
+fi
+if [ -r "$dir/host-addrs" ]; then
+    while read -r _ name family cidr _; do
+        [ "$name" = lo ] && continue
+        case "$family" in
+            inet) ip addr add "$cidr" dev "$name" 2>/dev/null || true ;;
+            inet6) ip addr add "$cidr" dev "$name" nodad 2>/dev/null || true ;;
+        esac
+    done <"$dir/host-addrs"
+fi
 
 set +e
 # -u: a variable the script uses but nothing set (a file it sources that
