@@ -515,6 +515,37 @@ fn import_run_imports_what_a_script_leaves_and_leaves_nothing_behind() {
         "{toml}"
     );
 
+    // The machine's interfaces have stand-ins: a script that reads an
+    // address off one gets the machine's.
+    let host = Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .unwrap();
+    let host = String::from_utf8_lossy(&host.stdout).into_owned();
+    let first = host
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.len() > 3 && w[1] != "lo");
+    if let Some(w) = first {
+        let (dev, cidr) = (w[1], w[3]);
+        std::fs::write(
+            &script,
+            format!(
+                "read -r _ _ _ cidr _ < <(ip -4 -o addr show dev {dev})\n\
+                 iptables -A INPUT -d \"${{cidr%/*}}\" -j ACCEPT\n"
+            ),
+        )
+        .unwrap();
+        let out = xgate(&["import-iptables", "--run", script.to_str().unwrap()]);
+        let toml = String::from_utf8_lossy(&out.stdout);
+        let addr = cidr.split('/').next().unwrap();
+        assert!(
+            toml.contains(&format!("-A INPUT -d {addr}/32 -j ACCEPT")),
+            "{toml}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // A script that does not end is stopped.
     std::fs::write(&script, "iptables -P FORWARD DROP\nsleep 60\n").unwrap();
     let t = std::time::Instant::now();
