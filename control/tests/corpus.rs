@@ -95,16 +95,24 @@ fn run_import(path: &Path, partial: bool) -> Run {
             };
         }
     };
-    let imp = import::import_family(&text, &name, family_of(path));
-    let (stdout, success) = if imp.skipped.is_empty() {
-        (Some(import::to_toml(&imp, &name)), true)
+    printed(
+        import::import_family(&text, &name, family_of(path)),
+        &name,
+        partial,
+    )
+}
+
+/// What the binary prints for an import, with or without `--partial`
+/// (src/cli/import.rs): the block when nothing was refused, the partial
+/// block when asked, else nothing.
+fn printed(imp: Import, name: &str, partial: bool) -> Run {
+    let success = imp.skipped.is_empty();
+    let stdout = if success {
+        Some(import::to_toml(&imp, name))
     } else if partial {
-        (
-            Some(import::to_toml_partial(&imp, &name, &imp.skipped)),
-            false,
-        )
+        Some(import::to_toml_partial(&imp, name, &imp.skipped))
     } else {
-        (None, false)
+        None
     };
     Run {
         imp: Some(imp),
@@ -548,24 +556,10 @@ fn run_in_sandbox(path: &Path) -> (Run, Run) {
     )
     .unwrap_or_else(|e| panic!("{name}: the sandbox failed: {e}"));
     let imp = run.import;
-    let whole = imp.skipped.is_empty();
-    let block = |partial: bool| {
-        if whole {
-            Some(import::to_toml(&imp, &name))
-        } else if partial {
-            Some(import::to_toml_partial(&imp, &name, &imp.skipped))
-        } else {
-            None
-        }
-    };
-    let (w, p) = (block(false), block(true));
-    let result = |stdout| Run {
-        imp: Some(imp.clone()),
-        stdout,
-        success: whole,
-        decode_error: None,
-    };
-    (result(w), result(p))
+    (
+        printed(imp.clone(), &name, false),
+        printed(imp, &name, true),
+    )
 }
 
 /// Whether this process may make namespaces (CI runs as root).

@@ -139,15 +139,9 @@ fn worker() -> MemoryWorker {
 /// Fixes the IPv4 header checksum and the transport checksum of an
 /// untagged or tagged IPv4 frame, as far as the frame holds them.
 fn fix_checksums(f: &mut [u8]) {
-    let mut off = 12;
-    while f.len() >= off + 2 && matches!(u16::from_be_bytes([f[off], f[off + 1]]), 0x8100 | 0x88a8)
-    {
-        off += 4;
-    }
-    if f.len() < off + 2 + 20 || u16::from_be_bytes([f[off], f[off + 1]]) != 0x0800 {
+    let Some(l3) = ipv4_start(f) else {
         return;
-    }
-    let l3 = off + 2;
+    };
     let ihl = usize::from(f[l3] & 0x0f) * 4;
     if ihl < 20 || f.len() < l3 + ihl {
         return;
@@ -184,18 +178,21 @@ fn fix_checksums(f: &mut [u8]) {
     f[l4 + at..l4 + at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
-/// The IPv4 header of a frame after all its tags, as the bytes lie.
-fn ipv4_header(frame: &[u8]) -> Option<&[u8]> {
+/// Where the IPv4 header of a frame starts, after all its tags (None: not
+/// IPv4, or shorter than a minimal header).
+fn ipv4_start(f: &[u8]) -> Option<usize> {
     let mut off = 12;
-    while frame.len() >= off + 2
-        && matches!(u16::from_be_bytes([frame[off], frame[off + 1]]), 0x8100 | 0x88a8)
+    while f.len() >= off + 2 && matches!(u16::from_be_bytes([f[off], f[off + 1]]), 0x8100 | 0x88a8)
     {
         off += 4;
     }
-    if frame.len() < off + 2 + 20 || u16::from_be_bytes([frame[off], frame[off + 1]]) != 0x0800 {
-        return None;
-    }
-    let ip = &frame[off + 2..];
+    (f.len() >= off + 2 + 20 && u16::from_be_bytes([f[off], f[off + 1]]) == 0x0800)
+        .then_some(off + 2)
+}
+
+/// The IPv4 header of a frame after all its tags, as the bytes lie.
+fn ipv4_header(frame: &[u8]) -> Option<&[u8]> {
+    let ip = &frame[ipv4_start(frame)?..];
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     Some(&ip[..ihl.clamp(20, ip.len())])
 }

@@ -4,8 +4,8 @@
 # called by and logs the call to DIR/log as
 #   status <TAB> script line <TAB> command <TAB> its error <TAB> arguments
 # (arguments quoted with printf %q, the error cut to printable ASCII: no
-# tab, newline or raw byte). If the log cannot be written the script is stopped: a command
-# that went unrecorded could be a rule that went missing.
+# tab, newline or raw byte). If the log cannot be written the script is
+# stopped: a command that went unrecorded could be a rule gone missing.
 dir=@DIR@
 name=${0##*/}
 log() {
@@ -23,30 +23,26 @@ err=$dir/err.$$
 case $name in
     modprobe | insmod | rmmod)
         rc=0
-        : >"$err"
         log "$@"
-        rm -f "$err"
         exit 0
         ;;
     nft)
-        "$dir/nft-real" "$@" 2>"$err"
-        rc=$?
-        cat "$err" >&2
-        log "$@"
-        rm -f "$err"
-        exit "$rc"
+        run() { "$dir/nft-real" "$@"; }
+        ;;
+    *)
+        name=${name/-legacy/}
+        name=${name/-nft/}
+        case $name in
+            *-*) real_name=${name%%-*}-nft-${name#*-} ;;
+            *) real_name=$name-nft ;;
+        esac
+        case $name in
+            *-save | *-translate) exec -a "$real_name" "$dir/xtables" "$@" ;;
+        esac
+        run() { (exec -a "$real_name" "$dir/xtables" "$@"); }
         ;;
 esac
-name=${name/-legacy/}
-name=${name/-nft/}
-case $name in
-    *-*) real_name=${name%%-*}-nft-${name#*-} ;;
-    *) real_name=$name-nft ;;
-esac
-case $name in
-    *-save | *-translate) exec -a "$real_name" "$dir/xtables" "$@" ;;
-esac
-(exec -a "$real_name" "$dir/xtables" "$@") 2>"$err"
+run "$@" 2>"$err"
 rc=$?
 cat "$err" >&2
 log "$@"
