@@ -11,6 +11,7 @@ pub mod iptables;
 pub mod metrics;
 pub mod mirror;
 pub mod nft;
+pub mod offload;
 pub mod publish;
 pub mod replay;
 pub mod routes;

@@ -353,6 +353,47 @@ pub fn render(rt: &Runtime) -> String {
         o.sample("xgate_conntrack_helper_events_total", &[("event", ev)], n);
     }
 
+    if let Some(off) = rt.offload() {
+        use std::sync::atomic::Ordering::Relaxed;
+        o.family(
+            "xgate_offload_entries",
+            "gauge",
+            "Connection directions forwarded by the XDP offload now, and the map's capacity.",
+        );
+        o.sample("xgate_offload_entries", &[], off.entries.load(Relaxed));
+        o.family(
+            "xgate_offload_capacity",
+            "gauge",
+            "Connection directions the XDP offload's map holds at most.",
+        );
+        o.sample("xgate_offload_capacity", &[], off.capacity.load(Relaxed));
+        o.family(
+            "xgate_offload_events_total",
+            "counter",
+            "XDP offload entries by event (inserted, refused, map full, removed, flushes, ...).",
+        );
+        for (ev, n) in [
+            ("inserted", off.inserted.load(Relaxed)),
+            ("refused", off.refused.load(Relaxed)),
+            ("map_full", off.map_full.load(Relaxed)),
+            ("removed", off.removed.load(Relaxed)),
+            ("flush", off.flushes.load(Relaxed)),
+            ("stale", off.stale.load(Relaxed)),
+            ("queued", shared.offload.queued.load(Relaxed)),
+            ("queue_full", shared.offload.queue_full.load(Relaxed)),
+        ] {
+            o.sample("xgate_offload_events_total", &[("event", ev)], n);
+        }
+        o.family(
+            "xgate_offload_packets_total",
+            "counter",
+            "Frames the XDP offload program saw, by outcome (offloaded, or why the workers got it).",
+        );
+        for (outcome, n) in off.outcomes() {
+            o.sample("xgate_offload_packets_total", &[("outcome", outcome)], n);
+        }
+    }
+
     let nat = shared.nat.stats();
     o.family(
         "xgate_nat_ports_in_use",

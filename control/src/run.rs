@@ -350,8 +350,38 @@ pub fn run(
     // queue without a socket), then the sockets, one worker at a time, in
     // this thread. The programs are detached after the workers' sockets
     // close (dropped at the end of this function).
-    let progs = afxdp::attach_programs(&devices, af.xdp_mode, &[])?;
+    let offload_flows = (cfg.dataplane.offload == config::Offload::Auto)
+        .then(|| crate::offload::map_capacity(cfg.dataplane.flows));
+    let progs = afxdp::attach_programs_offload(&devices, af.xdp_mode, &[], offload_flows)?;
     let _ = writeln!(log, "xgate: {}", plan.describe(&devices));
+    // The offload (issue 16) where a device runs its program natively.
+    let mut offloader = match (offload_flows, progs.progs.iter().find_map(|p| p.offload())) {
+        (Some(cap), Some(prog)) => {
+            let devs = devices
+                .iter()
+                .zip(&progs.progs)
+                .map(|(d, p)| crate::offload::Device {
+                    name: d.clone(),
+                    ifindex: afxdp::prog::ifindex_of(d).unwrap_or(0),
+                    rx: p.offload().is_some(),
+                })
+                .collect();
+            let (o, line) =
+                crate::offload::Offloader::start(prog, devs, &shared, publisher.tables(), cap);
+            let _ = writeln!(log, "xgate: {line}");
+            runtime.set_offload(o.stats.clone());
+            Some(o)
+        }
+        (Some(_), None) => {
+            let _ = writeln!(
+                log,
+                "xgate: offload: not running: no device runs XDP natively (xdp_mode, or the \
+                 driver refused; see the socket lines)"
+            );
+            None
+        }
+        _ => None,
+    };
     let mut ios = Vec::with_capacity(nworkers);
     for w in 0..nworkers {
         let qids: Vec<Vec<u32>> = (0..devices.len()).map(|d| plan.queues_of(w, d)).collect();
@@ -441,6 +471,9 @@ pub fn run(
         }
         if tables.tracking {
             shared.conntrack.expire(now_ns(), 4096);
+        }
+        if let Some(o) = offloader.as_mut() {
+            o.tick(&shared, &tables, now_ns());
         }
         drop(tables);
         publisher.collect_retired();

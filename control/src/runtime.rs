@@ -25,6 +25,8 @@ pub struct Runtime {
     /// Lines for the log of `xgate run` (e.g. a reload by `ctl reload`),
     /// at most [`MAX_EVENTS`]; the control loop takes them.
     events: Mutex<VecDeque<String>>,
+    /// The XDP offload's counters, when it runs.
+    offload: std::sync::OnceLock<Arc<crate::offload::OffloadStats>>,
 }
 
 /// Log lines kept for the control loop at most (older ones are dropped).
@@ -56,7 +58,18 @@ impl Runtime {
             started: Instant::now(),
             clock,
             events: Mutex::new(VecDeque::new()),
+            offload: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Registers the offload's counters (`xgate run`, once).
+    pub fn set_offload(&self, stats: Arc<crate::offload::OffloadStats>) {
+        let _ = self.offload.set(stats);
+    }
+
+    /// The offload's counters, if it runs.
+    pub fn offload(&self) -> Option<&Arc<crate::offload::OffloadStats>> {
+        self.offload.get()
     }
 
     /// Registers a worker (in worker-number order).

@@ -15,6 +15,7 @@ pub mod iface;
 pub mod io;
 pub mod mem;
 pub mod nat;
+pub mod offload;
 pub mod packet;
 pub mod pipeline;
 pub mod route;

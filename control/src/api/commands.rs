@@ -303,6 +303,45 @@ impl Runtime {
             );
             pools.push(json!({ "address": a, "tcp": p.tcp, "udp": p.udp, "icmp": p.icmp }));
         }
+        let offload = self.offload().map(|o| {
+            use std::sync::atomic::Ordering::Relaxed;
+            let q = &shared.offload;
+            let outcomes: serde_json::Map<String, Value> = o
+                .outcomes()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            let _ = writeln!(
+                t,
+                "offload: {} of {} directions in XDP; inserted {}, refused {}, map full {}, \
+                 removed {}, flushes {}, stale {}, queued {}, queue full {}",
+                o.entries.load(Relaxed),
+                o.capacity.load(Relaxed),
+                o.inserted.load(Relaxed),
+                o.refused.load(Relaxed),
+                o.map_full.load(Relaxed),
+                o.removed.load(Relaxed),
+                o.flushes.load(Relaxed),
+                o.stale.load(Relaxed),
+                q.queued.load(Relaxed),
+                q.queue_full.load(Relaxed),
+            );
+            let _ = writeln!(
+                t,
+                "  program: {}",
+                o.outcomes()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            json!({
+                "entries": o.entries.load(Relaxed), "capacity": o.capacity.load(Relaxed),
+                "inserted": o.inserted.load(Relaxed), "refused": o.refused.load(Relaxed),
+                "map_full": o.map_full.load(Relaxed), "removed": o.removed.load(Relaxed),
+                "flushes": o.flushes.load(Relaxed), "stale": o.stale.load(Relaxed),
+                "queued": q.queued.load(Relaxed), "queue_full": q.queue_full.load(Relaxed),
+                "program": outcomes,
+            })
+        });
         // Per-stage cost over all workers, like VPP's `show runtime`.
         let mut sjson = Vec::new();
         let mut rows = String::new();
@@ -362,6 +401,7 @@ impl Runtime {
                 "helpers": helper_json(&hs),
                 "nat": { "in_use": nat.in_use, "exhausted": nat.exhausted, "pools": pools },
                 "stages": sjson,
+                "offload": offload,
             }),
         )
     }
@@ -1146,6 +1186,9 @@ pub fn format_flow(f: &Flow, now: u64) -> String {
     if f.assured {
         s.push_str("[ASSURED] ");
     }
+    if f.offloaded {
+        s.push_str("[OFFLOAD] ");
+    }
     let _ = write!(s, "mark={} ", f.mark);
     if let Some(h) = f.helper {
         let _ = write!(s, "helper={} ", h.name());
@@ -1198,6 +1241,7 @@ fn flow_json(f: &Flow, now: u64) -> Value {
         "reply": t(&f.reply, 1),
         "seen_reply": f.seen_reply,
         "assured": f.assured,
+        "offload": f.offloaded,
         "mark": f.mark,
         "helper": f.helper.map(|h| h.name()),
     })

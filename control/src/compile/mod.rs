@@ -48,6 +48,9 @@ pub struct Compiled {
     pub timeouts: Timeouts,
     /// `[conntrack] tcp_be_liberal`: no TCP window checks.
     pub tcp_be_liberal: bool,
+    /// `[dataplane] offload` is not `off`: the connection table keeps a
+    /// word per connection for the XDP offload (which directions).
+    pub offload: bool,
     /// The `[firewall]` rules as parsed, the model `tables.filter` was
     /// compiled from (`ctl rules` prints it: it describes what runs).
     pub iptables: iptables::FirewallRules,
@@ -413,6 +416,7 @@ pub fn compile(
         nat_addresses,
         timeouts,
         tcp_be_liberal: cfg.conntrack.tcp_be_liberal,
+        offload: cfg.dataplane.offload != crate::config::Offload::Off,
         iptables,
     })
 }
@@ -479,6 +483,7 @@ pub fn shared_state(compiled: &Compiled, flows: usize, seed: Option<u64>) -> Sha
         timeouts: compiled.timeouts.clone(),
         seed,
         tcp_be_liberal: compiled.tcp_be_liberal,
+        offload: compiled.offload,
         ..CtConfig::new(flows)
     };
     let mut shared = Shared::with_conntrack(4096, ct);

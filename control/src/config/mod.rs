@@ -21,7 +21,7 @@ pub use model::{
     DEFAULT_SOCKET, DEFAULT_TIMEOUTS, Dataplane, FamilyRules, Firewall, HelperCfg, Interface,
     MAX_FLOWS, MAX_MIRROR_BATCH_MS, MAX_MTU, MAX_QUEUES, MAX_RULE_PRIORITY, MAX_WEIGHT,
     MAX_WORKERS, MIN_FLOWS, MIN_MTU, MIN_MTU_V6, Mirror, MirrorCfg, NeighborCfg, NexthopCfg,
-    RouteCfg, RouteType, RuleCfg, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, XdpMode,
+    Offload, RouteCfg, RouteType, RuleCfg, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, XdpMode,
 };
 
 use error::LineIndex;

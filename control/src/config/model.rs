@@ -262,6 +262,9 @@ pub struct Dataplane {
     pub flows_per_source: u32,
     /// NAT ports one inside address may hold (0: no limit).
     pub nat_ports_per_source: u32,
+    /// Established connections forwarded by xgate's XDP program
+    /// (issue 16): `auto` where the program runs natively, or `off`.
+    pub offload: Offload,
 }
 
 impl Default for Dataplane {
@@ -277,6 +280,31 @@ impl Default for Dataplane {
             fill_ring: DEFAULT_FILL_RING,
             flows_per_source: DEFAULT_FLOWS_PER_SOURCE,
             nat_ports_per_source: DEFAULT_NAT_PORTS_PER_SOURCE,
+            offload: Offload::Off,
+        }
+    }
+}
+
+/// `[dataplane] offload`: whether established connections are forwarded
+/// in XDP (docs/architecture.md, "Offload").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Offload {
+    /// Off: every packet walks the pipeline (the default, as Linux's
+    /// flowtable is only there when a ruleset asks for it).
+    Off,
+    /// Where the program attached natively and the egress device takes
+    /// redirected frames.
+    Auto,
+}
+
+impl Offload {
+    pub const NAMES: [&'static str; 2] = ["off", "auto"];
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "auto" => Some(Self::Auto),
+            _ => None,
         }
     }
 }

@@ -18,7 +18,8 @@ use super::model::{
     DEFAULT_TIMEOUTS, Dataplane, FamilyRules, FdbCfg, Firewall, HelperCfg, Interface, MAX_FLOWS,
     MAX_MIRROR_BATCH_MS, MAX_MIRROR_RX_BUFFER, MAX_MTU, MAX_QUEUES, MAX_RING, MAX_RULE_PRIORITY,
     MAX_WEIGHT, MAX_WORKERS, MIN_FLOWS, MIN_MIRROR_RX_BUFFER, MIN_MTU, MIN_RING, Mirror, MirrorCfg,
-    NeighborCfg, NexthopCfg, RouteCfg, RouteType, RuleCfg, TABLE_LOCAL, TABLE_MAIN, XdpMode,
+    NeighborCfg, NexthopCfg, Offload, RouteCfg, RouteType, RuleCfg, TABLE_LOCAL, TABLE_MAIN,
+    XdpMode,
 };
 use super::values;
 use xgate_dataplane::conntrack::HelperKind;
@@ -65,6 +66,7 @@ const DATAPLANE_KEYS: &[&str] = &[
     "fill_ring",
     "flows_per_source",
     "nat_ports_per_source",
+    "offload",
 ];
 const INTERFACE_KEYS: &[&str] = &[
     "name",

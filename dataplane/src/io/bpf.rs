@@ -254,6 +254,17 @@ impl PerCpuArray {
     }
 }
 
+/// Attaches the XDP program `prog` to device `ifindex` through a BPF link
+/// (detached when the link's descriptor closes).
+pub fn attach_fd(prog: i32, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+    let mut attr = [0u64; 8];
+    put32(&mut attr, 0, prog as u32);
+    put32(&mut attr, 4, ifindex);
+    put32(&mut attr, 8, BPF_XDP);
+    put32(&mut attr, 12, flags);
+    sys_bpf(BPF_LINK_CREATE, &mut attr).map(fd_of)
+}
+
 /// A loaded XDP program.
 pub struct Program {
     fd: OwnedFd,
@@ -303,12 +314,7 @@ impl Program {
     /// namespace) with `flags` (XDP_FLAGS_*); detached when the returned
     /// link is dropped.
     pub fn attach(&self, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
-        let mut attr = [0u64; 8];
-        put32(&mut attr, 0, self.fd() as u32);
-        put32(&mut attr, 4, ifindex);
-        put32(&mut attr, 8, BPF_XDP);
-        put32(&mut attr, 12, flags);
-        sys_bpf(BPF_LINK_CREATE, &mut attr).map(fd_of)
+        attach_fd(self.fd(), ifindex, flags)
     }
 
     /// BPF_PROG_RUN in live-frame mode: runs the program `repeat` times on

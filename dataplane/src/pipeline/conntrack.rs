@@ -220,6 +220,7 @@ pub(super) fn tcp_seg(l3: &[u8], m: &Meta) -> Option<TcpSeg> {
 impl Pipeline {
     /// PREROUTING's connection lookup for every received IP packet.
     pub(super) fn conntrack<P: Port>(&mut self, ctx: &mut Ctx<'_, P>, batch: &mut [Meta]) {
+        let offload = self.offload_possible();
         let ct = &self.shared.conntrack;
         let cts = &mut self.ct;
         cts.clear();
@@ -280,7 +281,9 @@ impl Pipeline {
                     m,
                 )
         };
-        for (m, c) in batch.iter().zip(cts.iter_mut()) {
+        let caps = &mut self.caps;
+        caps.clear();
+        for (m, c) in batch.iter_mut().zip(cts.iter_mut()) {
             if matches!(c.kind, CtKind::Related | CtKind::Tracked)
                 && (c.kind == CtKind::Related || c.tcp_flags & 0x07 != 0)
                 && bad_sum(m)
@@ -354,6 +357,18 @@ impl Pipeline {
                 }
                 CtKind::Invalid => c.state = ct::INVALID,
                 _ => c.state = ct::UNTRACKED,
+            }
+            m.cap = 0;
+            if offload && c.conn.is_some() {
+                m.cap = super::offload::candidate(
+                    ct,
+                    &self.shared.offload,
+                    &self.tables.interfaces,
+                    m.desc.bytes(ctx.umem),
+                    m,
+                    c,
+                    caps,
+                );
             }
             prerouting_work |=
                 m.next == Next::Continue && m.l3 != L3::Arp && !c.usual_prerouting(m);

@@ -45,16 +45,23 @@ impl Pipeline {
                     continue;
                 }
             }
+            // Accepted by its state alone (or no rule): nothing looked at
+            // this packet itself, so its direction may be offloaded.
+            let mut by_state = !filter;
             if filter {
                 // The usual packet, accepted by its state alone, is not
                 // traced: a straight line.
                 let decided = self.state_verdict(m, state, Hook::Forward);
-                if !matches!(decided, Some(Outcome::Accept)) || m.has(flags::TRACE) {
+                by_state = matches!(decided, Some(Outcome::Accept));
+                if !by_state || m.has(flags::TRACE) {
                     let c = self.ct[i];
                     if !self.filter_decided(ctx, m, &c, Hook::Forward, "filter-fwd", decided) {
                         continue;
                     }
                 }
+            }
+            if m.cap != 0 && by_state && !mangle_fwd && !mangle_post {
+                m.flags |= flags::OFFLOAD;
             }
             if mangle_post {
                 let c = self.ct[i];

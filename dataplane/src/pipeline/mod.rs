@@ -47,6 +47,7 @@ mod nat;
 mod neighbor;
 mod neighbor_input;
 mod netfilter;
+mod offload;
 mod parse;
 mod prerouting;
 mod punt;
@@ -165,6 +166,8 @@ pub struct Shared {
     pub profile: AtomicBool,
     /// The bridges' MAC table (survives reloads that keep the bridges).
     pub fdb: Fdb,
+    /// Directions on their way to the XDP offload (`offload.rs`).
+    pub offload: crate::offload::OffloadQueue,
 }
 
 impl std::fmt::Debug for Shared {
@@ -208,6 +211,7 @@ impl Shared {
             trace: TraceRequest::new(TRACE_RECORDS),
             profile: AtomicBool::new(false),
             fdb: Fdb::new(FDB_DEFAULT),
+            offload: crate::offload::OffloadQueue::default(),
         }
     }
 }
@@ -265,6 +269,9 @@ pub(crate) mod flags {
     /// hooks only when the bridge calls them (br_netfilter), never the
     /// route, TTL or neighbour stages.
     pub const BRIDGED: u16 = 256;
+    /// Its connection's direction may be offloaded to XDP (`offload.rs`):
+    /// `Meta::cap` holds its headers as they arrived.
+    pub const OFFLOAD: u16 = 512;
 }
 
 /// Per-packet metadata, the "buffer opaque" of the walk. After parsing, the
@@ -298,6 +305,8 @@ pub struct Meta {
     /// The bridge VLAN of a frame that arrived by a bridge port (0 on a
     /// bridge without VLAN filtering).
     pub vid: u16,
+    /// An offload candidate's capture in this batch, + 1 (0: none).
+    pub cap: u8,
 }
 
 impl Meta {
@@ -320,6 +329,8 @@ pub struct Pipeline {
     /// counters, LOG rate limit, random matches.
     pub eval: EvalCtx,
     ct: Vec<conntrack::CtMeta>,
+    /// Offload candidates' headers, this batch (`offload.rs`).
+    caps: Vec<offload::Cap>,
     /// Conntrack found a packet of the batch that PREROUTING must look at
     /// (a first packet, a translated destination, a fragment, ...).
     prerouting_work: bool,
@@ -362,6 +373,7 @@ impl Pipeline {
             stats,
             eval,
             ct: Vec::with_capacity(BATCH),
+            caps: Vec::with_capacity(BATCH),
             prerouting_work: true,
             frags: frag::FragTable::default(),
             punt: None,

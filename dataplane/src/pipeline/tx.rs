@@ -51,6 +51,9 @@ impl Pipeline {
         if self.tx[port].len() == TX_QUEUE {
             self.flush_port(ctx, port);
         }
+        if m.has(flags::OFFLOAD) {
+            self.offload_learn(ctx, port, m);
+        }
         if m.has(flags::TRACE) {
             let pos = self.tx[port].len() as u32;
             self.tx_meta[port].push((pos, m.seq, m.oif));

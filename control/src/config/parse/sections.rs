@@ -147,6 +147,14 @@ fn dataplane(ctx: &mut Ctx<'_>, section: &Entry<'_, '_>) -> Dataplane {
                     }
                 }
             }
+            "offload" => {
+                if let Some(s) = ctx.expect_str(f, v) {
+                    match Offload::from_name(s) {
+                        Some(m) => d.offload = m,
+                        None => ctx.value_error(f, v, one_of(s, &Offload::NAMES)),
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -17,6 +17,7 @@ mod check;
 mod helpers;
 mod insert;
 mod lookup;
+mod offload;
 mod types;
 mod window;
 
@@ -216,6 +217,10 @@ pub struct Conntrack {
     pub(crate) expect: crate::conntrack::expect::Expectations,
     /// Live connections per original source (capped: `CtConfig::per_source`).
     sources: SourceCounts,
+    /// Per entry: the XDP offload's word (`offload.rs`); empty without.
+    offload: Box<[AtomicU32]>,
+    /// The offload's epoch: words of another epoch read as empty.
+    offload_epoch: AtomicU32,
 }
 
 impl std::fmt::Debug for Conntrack {
@@ -292,6 +297,8 @@ impl Conntrack {
             helpers: crate::conntrack::helper::HelperSlots::new(cfg.helper_conns),
             expect: crate::conntrack::expect::Expectations::new(cfg.expectations, seed ^ 0xe8),
             sources: SourceCounts::new(cfg.per_source, seed ^ 0x50c3),
+            offload: offload::words(n, cfg.offload),
+            offload_epoch: AtomicU32::new(0),
         }
     }
 
@@ -656,6 +663,7 @@ impl Conntrack {
             } else {
                 None
             },
+            offloaded: self.offload_installed(idx, s),
         }
     }
 

@@ -123,6 +123,8 @@ pub struct CtConfig {
     /// Expectations held at once, all masters together (Linux's
     /// `nf_conntrack_expect_max`).
     pub expectations: usize,
+    /// Keep a word per connection for the XDP offload (`offload.rs`).
+    pub offload: bool,
 }
 
 impl CtConfig {
@@ -137,6 +139,7 @@ impl CtConfig {
             per_source: 0,
             helper_conns: 4096,
             expectations: 1024,
+            offload: false,
         }
     }
 }
@@ -158,6 +161,9 @@ pub struct Flow {
     pub expires_ms: u64,
     /// The helper attached to the connection (`conntrack -L`'s `helper=`).
     pub helper: Option<crate::conntrack::helper::HelperKind>,
+    /// Some direction is forwarded by the XDP offload now (`conntrack
+    /// -L`'s `[OFFLOAD]`).
+    pub offloaded: bool,
 }
 
 impl Flow {

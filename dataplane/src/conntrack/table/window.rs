@@ -160,6 +160,14 @@ impl Conntrack {
         self.tcp_liberal.store(liberal, Relaxed);
     }
 
+    /// Accepts every segment of entry `idx` from now on, both directions
+    /// (flags are only ever set, so no update undoes it).
+    pub(super) fn window_liberal(&self, idx: u32) {
+        for w in &self.win[idx as usize].side {
+            w[META].fetch_or(u32::from(W_LIBERAL) << FLAGS_SHIFT, Relaxed);
+        }
+    }
+
     /// The window record of a new TCP connection opened by a segment with
     /// flags `f` (`seg`: `None` when the caller has no segment).
     pub(super) fn window_open(&self, idx: u32, f: u8, seg: Option<&TcpSeg>, state: TcpState) {

@@ -414,6 +414,20 @@ pub fn attach_programs(
     xdp_mode: XdpMode,
     modes: &[Option<XdpMode>],
 ) -> Result<DevicePrograms, AfXdpError> {
+    attach_programs_offload(devices, xdp_mode, modes, None)
+}
+
+/// [`attach_programs`], with the offload program ([`offload`]) where XDP
+/// is native when `offload_flows` is given (its flow map's size): one
+/// object per device, all sharing the first one's flow, port and counter
+/// maps. A device in SKB mode gets the plain program (generic XDP gains
+/// nothing from the offload: the skb exists already).
+pub fn attach_programs_offload(
+    devices: &[String],
+    xdp_mode: XdpMode,
+    modes: &[Option<XdpMode>],
+    offload_flows: Option<u32>,
+) -> Result<DevicePrograms, AfXdpError> {
     quiet_libxdp();
     let mut out = DevicePrograms {
         progs: Vec::with_capacity(devices.len()),
@@ -431,11 +445,18 @@ pub fn attach_programs(
                 prog::XDP_FLAGS_DRV_MODE
             }
         };
-        let (p, mode, refused) = match XskProgram::attach(dev, queues, flags(first)) {
+        let share = out.progs.iter().find_map(XskProgram::offload);
+        let attach = |m: XdpMode| match offload_flows {
+            Some(flows) if m == XdpMode::Native => {
+                XskProgram::attach_offload(dev, queues, flags(m), flows, share)
+            }
+            _ => XskProgram::attach(dev, queues, flags(m)),
+        };
+        let (p, mode, refused) = match attach(first) {
             Ok(p) => (p, first, None),
             Err(e) if xdp_attempts(want).len() > 1 && !fatal(&e) => {
                 let why = attach_error(dev, XdpMode::Native, e).to_string();
-                match XskProgram::attach(dev, queues, flags(XdpMode::Skb)) {
+                match attach(XdpMode::Skb) {
                     Ok(p) => (p, XdpMode::Skb, Some(why)),
                     Err(e) => return Err(attach_error(dev, XdpMode::Skb, e)),
                 }

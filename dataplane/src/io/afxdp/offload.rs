@@ -159,12 +159,18 @@ struct Tuple {
 }
 
 /// `None` for what the program leaves to the workers (options,
-/// fragments, other protocols, extension headers).
+/// fragments, other protocols, extension headers). `l3` may end early
+/// (the workers keep only a packet's first bytes): it must hold the IP
+/// header and the transport header up to its checksum.
 fn tuple(l3: &[u8], ethertype: u16) -> Option<Tuple> {
     let (family, p, src, dst, ttl, kept, l4) = match ethertype {
         ether::ETHERTYPE_IPV4 => {
-            let ip = ipv4::Packet::new_checked(l3).ok()?;
-            if ip.header_len() != 20 || ip.is_fragment() {
+            let ip = ipv4::Packet::new_unchecked(l3.get(..20)?);
+            if ip.version() != 4
+                || ip.header_len() != 20
+                || ip.is_fragment()
+                || !crate::packet::checksum::verify_ipv4_header(&l3[..20])
+            {
                 return None;
             }
             let mut s = [0u8; 16];
@@ -184,7 +190,10 @@ fn tuple(l3: &[u8], ethertype: u16) -> Option<Tuple> {
             )
         }
         ether::ETHERTYPE_IPV6 => {
-            let ip = ipv6::Packet::new_checked(l3).ok()?;
+            let ip = ipv6::Packet::new_unchecked(l3.get(..ipv6::HEADER_LEN)?);
+            if ip.version() != 6 {
+                return None;
+            }
             let kept = (
                 [l3[0] & 0x0f, l3[1], l3[2], l3[3]],
                 [0, 0],
@@ -204,7 +213,12 @@ fn tuple(l3: &[u8], ethertype: u16) -> Option<Tuple> {
         }
         _ => return None,
     };
-    if (p != proto::TCP && p != proto::UDP) || l4.1 < l4.0 + 4 {
+    let after = match p {
+        proto::TCP => 18,
+        proto::UDP => 8,
+        _ => return None,
+    };
+    if l4.1 < l4.0 + after || l3.len() < l4.0 + after {
         return None;
     }
     let ports = &l3[l4.0..];
@@ -257,10 +271,16 @@ pub fn learn(
     {
         return None;
     }
-    // The transport header past its checksum, and the payload.
+    // The transport header past its checksum, and the payload, as far
+    // as both frames hold them.
     let after = if a.proto == proto::TCP { 18 } else { 8 };
-    let rest = |l3: &[u8], t: &Tuple| l3.get(t.l4.0 + after..t.l4.1).map(<[u8]>::to_vec);
-    if rest(rl3, &a)? != rest(tl3, &b)? {
+    let range = |l3: &[u8], t: &Tuple| {
+        let from = t.l4.0 + after;
+        from..t.l4.1.min(l3.len()).max(from)
+    };
+    let (ra, rb) = (&rl3[range(rl3, &a)], &tl3[range(tl3, &b)]);
+    let n = ra.len().min(rb.len());
+    if ra[..n] != rb[..n] {
         return None;
     }
     let key = FlowKey {
@@ -296,6 +316,49 @@ pub struct OffloadProgram {
     flows: i32,
     ports: i32,
     stats: i32,
+    xsks: i32,
+}
+
+/// How large a device's maps are.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// The device's receive queues (its socket map).
+    pub queues: u32,
+    /// Directions the flow map holds (only for the first device's object:
+    /// the others share it).
+    pub flows: u32,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Sizes {
+            queues: 64,
+            flows: DEFAULT_FLOWS,
+        }
+    }
+}
+
+/// Directions the flow map holds unless the config says otherwise.
+pub const DEFAULT_FLOWS: u32 = 65536;
+
+/// `NETDEV_XDP_ACT_NDO_XMIT`: the device takes frames redirected to it.
+const XDP_ACT_NDO_XMIT: u64 = 1 << 2;
+
+/// Whether device `ifindex` takes frames XDP redirects to it, as the
+/// kernel reports it (`xdp_features`, Linux 6.3; a veth only while its
+/// peer runs an XDP program or has GRO on). `None` when the kernel does
+/// not say (older kernels): then xgate does not redirect to it.
+pub fn takes_redirects(ifindex: u32) -> Option<bool> {
+    // SAFETY: a zeroed opts struct with its size set, as libbpf's
+    // OPTS macros build it; the kernel's answer is written into it.
+    let mut opts: sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<sys::bpf_xdp_query_opts>() as _;
+    // SAFETY: a valid opts pointer for the duration of the call.
+    let rc = unsafe { sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    if rc != 0 || opts.feature_flags == 0 {
+        return None;
+    }
+    Some(opts.feature_flags & XDP_ACT_NDO_XMIT != 0)
 }
 
 // SAFETY: the bpf_object is only used to close it on drop; the program
@@ -314,6 +377,14 @@ impl OffloadProgram {
     /// Opens and loads the object (the kernel verifies the program; libbpf
     /// prints the verifier's log on refusal).
     pub fn load() -> io::Result<OffloadProgram> {
+        Self::load_with(&Sizes::default(), None)
+    }
+
+    /// Loads one device's object: its socket map sized for `sizes.queues`,
+    /// and the flow, port and counter maps of `share` if given (every
+    /// device's program then reads one flow table and counts in one
+    /// place), else new ones with room for `sizes.flows` directions.
+    pub fn load_with(sizes: &Sizes, share: Option<&OffloadProgram>) -> io::Result<OffloadProgram> {
         let bytes = &OBJECT.0;
         // SAFETY: `bytes` is a static ELF object that outlives the
         // bpf_object; a null opts pointer asks for the defaults.
@@ -335,22 +406,53 @@ impl OffloadProgram {
             flows: -1,
             ports: -1,
             stats: -1,
+            xsks: -1,
         };
-        // SAFETY: `obj` is an open object; dropping `me` closes it on error.
-        let rc = unsafe { sys::bpf_object__load(obj.as_ptr()) };
-        if rc != 0 {
-            return Err(err(rc, "load"));
-        }
-        let map = |name: &std::ffi::CStr| {
-            // SAFETY: a loaded object and a NUL-terminated name; the map
+        let find = |name: &std::ffi::CStr| {
+            // SAFETY: an open object and a NUL-terminated name; the map
             // pointer is owned by the object.
             let m = unsafe { sys::bpf_object__find_map_by_name(obj.as_ptr(), name.as_ptr()) };
             if m.is_null() {
                 return Err(err(libc::ENOENT, &format!("no map {name:?}")));
             }
-            // SAFETY: a map of the loaded object.
-            Ok(unsafe { sys::bpf_map__fd(m) })
+            Ok(m)
         };
+        // Before the load: sizes, and the maps shared with another device.
+        // SAFETY: maps of the open, not yet loaded object.
+        let rc = unsafe { sys::bpf_map__set_max_entries(find(c"xsks")?, sizes.queues.max(1)) };
+        if rc != 0 {
+            return Err(err(rc, "xsks size"));
+        }
+        match share {
+            Some(o) => {
+                for (name, fd) in [
+                    (c"flows", o.flows),
+                    (c"ports", o.ports),
+                    (c"stats", o.stats),
+                ] {
+                    // SAFETY: as above; libbpf dups `fd`, which stays ours.
+                    let rc = unsafe { sys::bpf_map__reuse_fd(find(name)?, fd) };
+                    if rc != 0 {
+                        return Err(err(rc, &format!("reuse of map {name:?}")));
+                    }
+                }
+            }
+            None => {
+                // SAFETY: as above.
+                let rc = unsafe { sys::bpf_map__set_max_entries(find(c"flows")?, sizes.flows) };
+                if rc != 0 {
+                    return Err(err(rc, "flows size"));
+                }
+            }
+        }
+        // SAFETY: `obj` is an open object; dropping `me` closes it on error.
+        let rc = unsafe { sys::bpf_object__load(obj.as_ptr()) };
+        if rc != 0 {
+            return Err(err(rc, "load"));
+        }
+        // SAFETY: maps of the loaded object.
+        let map = |name: &std::ffi::CStr| find(name).map(|m| unsafe { sys::bpf_map__fd(m) });
+        me.xsks = map(c"xsks")?;
         me.flows = map(c"flows")?;
         me.ports = map(c"ports")?;
         me.stats = map(c"stats")?;
@@ -403,6 +505,39 @@ impl OffloadProgram {
     pub fn remove(&self, key: &FlowKey) -> bool {
         // SAFETY: as in insert.
         unsafe { sys::bpf_map_delete_elem(self.flows, (key as *const FlowKey).cast()) == 0 }
+    }
+
+    /// Attaches the program to device `ifindex` with `flags`
+    /// (XDP_FLAGS_*); detached when the returned link closes.
+    pub fn attach(&self, ifindex: u32, flags: u32) -> io::Result<std::os::fd::OwnedFd> {
+        bpf::attach_fd(self.prog, ifindex, flags)
+    }
+
+    /// Steers receive queue `queue` to the socket `xsk_fd` (frames the
+    /// program leaves to the workers).
+    pub fn set_socket(&self, queue: u32, xsk_fd: i32) -> io::Result<()> {
+        let v = xsk_fd as u32;
+        // SAFETY: a u32 key and value, as the XSKMAP takes them.
+        let rc = unsafe {
+            sys::bpf_map_update_elem(
+                self.xsks,
+                (&queue as *const u32).cast(),
+                (&v as *const u32).cast(),
+                0,
+            )
+        };
+        if rc != 0 {
+            Err(err(rc, "xsks update"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Stops redirecting to device `ifindex` (its entries then go to the
+    /// workers, counted as no_port).
+    pub fn remove_port(&self, ifindex: u32) -> bool {
+        // SAFETY: a u32 key, as the map takes it.
+        unsafe { sys::bpf_map_delete_elem(self.ports, (&ifindex as *const u32).cast()) == 0 }
     }
 
     /// Lets the program redirect to device `ifindex`.

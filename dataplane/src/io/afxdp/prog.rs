@@ -21,6 +21,7 @@
 //! the device after xgate exits, however it exits. A socket leaves the map
 //! by itself when it closes (its queue then drops).
 
+use super::offload::{OffloadProgram, Sizes};
 use crate::io::bpf::{
     self, BPF_FUNC_REDIRECT_MAP, BPF_MAP_TYPE_XSKMAP, Insn, Map, Program, XDP_DROP, asm,
 };
@@ -51,14 +52,26 @@ pub(super) fn ifindex(device: &str) -> io::Result<u32> {
     bpf::ifindex(device)
 }
 
+/// The index of `device` in this network namespace (for callers outside).
+pub fn ifindex_of(device: &str) -> io::Result<u32> {
+    bpf::ifindex(device)
+}
+
 /// The program attached to one device, with its socket map.
 pub struct XskProgram {
     /// Closed first: detaches the program from the device.
     link: Option<OwnedFd>,
-    _prog: Program,
-    map: Map,
+    kind: Kind,
     /// The device's receive queues (the map's size).
     pub queues: u32,
+}
+
+enum Kind {
+    /// The five instructions above.
+    Plain { _prog: Program, map: Map },
+    /// The offload program (`offload.rs`): established connections
+    /// forwarded in XDP, the rest to the sockets as with `Plain`.
+    Offload(OffloadProgram),
 }
 
 impl XskProgram {
@@ -73,15 +86,44 @@ impl XskProgram {
         let link = prog.attach(ifindex, xdp_flags)?;
         Ok(XskProgram {
             link: Some(link),
-            _prog: prog,
-            map,
+            kind: Kind::Plain { _prog: prog, map },
+            queues,
+        })
+    }
+
+    /// Loads the offload program for `device` (sharing the flow, port and
+    /// counter maps of `share`, if given) and attaches it.
+    pub fn attach_offload(
+        device: &str,
+        queues: u32,
+        xdp_flags: u32,
+        flows: u32,
+        share: Option<&OffloadProgram>,
+    ) -> io::Result<XskProgram> {
+        let ifindex = ifindex(device)?;
+        let prog = OffloadProgram::load_with(&Sizes { queues, flows }, share)?;
+        let link = prog.attach(ifindex, xdp_flags)?;
+        Ok(XskProgram {
+            link: Some(link),
+            kind: Kind::Offload(prog),
             queues,
         })
     }
 
     /// Steers receive queue `queue` to the socket `xsk_fd`.
     pub fn insert(&self, queue: u32, xsk_fd: i32) -> io::Result<()> {
-        self.map.update(queue, &(xsk_fd as u32).to_ne_bytes())
+        match &self.kind {
+            Kind::Plain { map, .. } => map.update(queue, &(xsk_fd as u32).to_ne_bytes()),
+            Kind::Offload(p) => p.set_socket(queue, xsk_fd),
+        }
+    }
+
+    /// The offload program, when this is one.
+    pub fn offload(&self) -> Option<&OffloadProgram> {
+        match &self.kind {
+            Kind::Offload(p) => Some(p),
+            Kind::Plain { .. } => None,
+        }
     }
 }
 
