@@ -312,6 +312,38 @@ impl RawSocket {
     }
 }
 
+impl RawSocket {
+    /// The next frame the device sends or receives, within `timeout`
+    /// (None: nothing came).
+    pub fn recv(&self, timeout: Duration) -> Option<Vec<u8>> {
+        let mut pfd = libc::pollfd {
+            fd: self.0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
+        if ready <= 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; 65536];
+        // SAFETY: receives into `buf`, of its length.
+        let n = unsafe {
+            libc::recv(
+                self.0,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return None;
+        }
+        buf.truncate(n as usize);
+        Some(buf)
+    }
+}
+
 impl Drop for RawSocket {
     fn drop(&mut self) {
         // SAFETY: closes our descriptor.

@@ -1,0 +1,339 @@
+//! End to end, the XDP offload (issue 16, `[dataplane] offload = "auto"`):
+//! established connections forwarded by xgate's XDP program must leave
+//! exactly as the pipeline sends them.
+//!
+//! ```text
+//!  client c0 10.1.0.2 ---- r0 "lan" [xgate] r1 "wan" ---- s0 10.2.0.2 server
+//! ```
+//!
+//! The endpoints have GRO on (testbed `endpoint`): a veth takes frames
+//! redirected to it only when its peer has GRO or an XDP program, which
+//! the kernel reports and xgate checks.
+
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::time::{Duration, Instant};
+use xgate_testbed::traffic::{self, RawSocket};
+use xgate_testbed::xgate::Xgate;
+use xgate_testbed::{Gateway, in_ns, skip};
+
+const XGATE: &str = env!("CARGO_BIN_EXE_xgate");
+
+fn config(t: &Gateway, offload: &str) -> String {
+    format!(
+        r#"
+[dataplane]
+workers = 1
+flows = 65536
+offload = "{offload}"
+
+[[interface]]
+name = "lan"
+device = "{r0}"
+address = ["10.1.0.1/24"]
+
+[[interface]]
+name = "wan"
+device = "{r1}"
+address = ["10.2.0.1/24"]
+
+[firewall]
+rules = """
+*nat
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o wan -s 10.1.0.0/24 -j MASQUERADE
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan -o wan -j ACCEPT
+COMMIT
+"""
+"#,
+        r0 = t.r0,
+        r1 = t.r1
+    )
+}
+
+fn ctl(x: &Xgate, args: &[&str]) -> String {
+    let out = std::process::Command::new(XGATE)
+        .arg("ctl")
+        .arg("--socket")
+        .arg(x.socket())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn stats(x: &Xgate) -> serde_json::Value {
+    serde_json::from_str(&ctl(x, &["stats", "--json"])).unwrap()
+}
+
+/// Frames the program forwarded itself.
+fn offloaded(x: &Xgate) -> u64 {
+    stats(x)["offload"]["program"]["offloaded"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// What one run delivered: the UDP frames the server's device received
+/// for port 7000 (MACs checked, then blanked: each run has new devices),
+/// and the connection's counters in the original direction.
+struct Run {
+    frames: Vec<Vec<u8>>,
+    counters: (u64, u64),
+    offloaded: u64,
+    log: String,
+}
+
+/// Sends the same crafted frames (IP ID, ports, sizes, Ethernet padding)
+/// through xgate with `offload`, a reload half-way.
+fn udp_run(offload: &str) -> Run {
+    let t = Gateway::new(1);
+    let x = Xgate::start(XGATE, &t.router, &config(&t, offload));
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    if offload == "auto" {
+        assert!(
+            x.log()
+                .contains("offload: established connections forwarded in XDP"),
+            "{}",
+            x.log()
+        );
+    }
+    let r0_mac = t.tb.mac(&t.router, &t.r0);
+    let r1_mac = t.tb.mac(&t.router, &t.r1);
+    let c0_mac = t.tb.mac(&t.client, &t.c0);
+    let s0_mac = t.tb.mac(&t.server, &t.s0);
+
+    // The server: answers the first datagram (the connection is then
+    // ESTABLISHED), takes the rest; its device is captured.
+    let server = in_ns(&t.server, || UdpSocket::bind("10.2.0.2:7000").unwrap())
+        .join()
+        .unwrap();
+    let answer = std::thread::spawn(move || {
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        server.send_to(&buf[..n], from).unwrap();
+        // Keep the socket (no port unreachable) while frames come.
+        std::thread::sleep(Duration::from_secs(8));
+    });
+    let s0 = t.s0.clone();
+    let capture = in_ns(&t.server, move || {
+        let raw = RawSocket::open(&s0);
+        let mut got = Vec::new();
+        let until = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < until {
+            if let Some(f) = raw.recv(Duration::from_millis(200)) {
+                // IPv4 UDP to 10.2.0.2:7000 (not the server's answers).
+                if f.len() >= 38
+                    && f[12..14] == [8, 0]
+                    && f[23] == 17
+                    && f[30..34] == [10, 2, 0, 2]
+                    && f[36..38] == 7000u16.to_be_bytes()
+                {
+                    got.push(f);
+                }
+            }
+        }
+        got
+    });
+    // The client: its socket takes the answer; the frames go raw.
+    let client = in_ns(&t.client, || UdpSocket::bind("10.1.0.2:6000").unwrap())
+        .join()
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let c0 = t.c0.clone();
+    let raw = in_ns(&t.client, move || RawSocket::open(&c0))
+        .join()
+        .unwrap();
+    let frame = |i: usize| {
+        let size = [1usize, 17, 100, 512, 1400][i % 5];
+        let payload: Vec<u8> = (0..size).map(|b| (b + i) as u8).collect();
+        let mut f = traffic::udp_frame(
+            r0_mac,
+            c0_mac,
+            None,
+            Ipv4Addr::new(10, 1, 0, 2),
+            Ipv4Addr::new(10, 2, 0, 2),
+            6000,
+            7000,
+            &payload,
+        );
+        // IP identification: the frame's number.
+        f[18..20].copy_from_slice(&(i as u16).to_be_bytes());
+        f[24..26].fill(0);
+        let c = xgate_dataplane::packet::checksum::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        // The UDP checksum covers no IP ID: unchanged. Short frames get
+        // Ethernet padding (the pipeline and the program trim it).
+        if f.len() < 60 {
+            f.resize(60, 0xaa);
+        }
+        f
+    };
+    // The capture's socket opens in its thread.
+    std::thread::sleep(Duration::from_millis(300));
+    raw.send(&frame(0));
+    let mut buf = [0u8; 2048];
+    let (n, _) = client.recv_from(&mut buf).expect("the server's answer");
+    assert_eq!(n, 1);
+    let total = 400;
+    for i in 1..total {
+        if i == total / 2 {
+            // A reload: the offload's entries go, and come back.
+            x.signal(libc::SIGHUP);
+            wait_for("the reload", 5, || x.log().contains("xgate: reloaded"));
+        }
+        raw.send(&frame(i));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The counters of offloaded frames reach conntrack within a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let conns: serde_json::Value =
+        serde_json::from_str(&ctl(&x, &["conntrack", "-p", "udp", "--json"])).unwrap();
+    let flow = conns["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["original"]["dport"] == 7000)
+        .unwrap_or_else(|| panic!("no connection: {conns}"))
+        .clone();
+    if offload == "auto" {
+        assert_eq!(flow["offload"], true, "{flow}");
+        let text = ctl(&x, &["conntrack", "-p", "udp"]);
+        assert!(text.contains("[OFFLOAD]"), "{text}");
+        let s = stats(&x);
+        assert!(s["offload"]["flushes"].as_u64().unwrap() >= 1, "{s}");
+        assert!(s["offload"]["inserted"].as_u64().unwrap() >= 2, "{s}");
+    }
+    let counters = (
+        flow["original"]["packets"].as_u64().unwrap(),
+        flow["original"]["bytes"].as_u64().unwrap(),
+    );
+    let offloaded = if offload == "auto" { offloaded(&x) } else { 0 };
+    let exit = x.stop();
+    assert!(exit.success, "{}", exit.log);
+    let log = exit.log;
+    answer.join().unwrap();
+    let mut frames = capture.join().unwrap();
+    for f in &mut frames {
+        assert_eq!(&f[..6], &s0_mac, "destination MAC");
+        assert_eq!(&f[6..12], &r1_mac, "source MAC");
+        f[..12].fill(0);
+    }
+    Run {
+        frames,
+        counters,
+        offloaded,
+        log,
+    }
+}
+
+/// The same frames through xgate with the offload off and on: the server
+/// receives the same bytes (TTL, masquerade, checksums, padding trimmed),
+/// and conntrack counts the same packets and bytes; with it on, most went
+/// through the program, a reload flushed it and it came back.
+#[test]
+fn offload_on_and_off_deliver_the_same_frames() {
+    if skip() {
+        return;
+    }
+    let off = udp_run("off");
+    let on = udp_run("auto");
+    assert_eq!(off.frames.len(), 400, "offload off:\n{}", off.log);
+    assert_eq!(on.frames.len(), 400, "offload on:\n{}", on.log);
+    for (i, (a, b)) in off.frames.iter().zip(&on.frames).enumerate() {
+        assert_eq!(a, b, "frame {i} differs (off, then on)");
+    }
+    assert_eq!(on.counters, off.counters, "conntrack counters");
+    assert!(
+        on.offloaded >= 300,
+        "only {} frames offloaded:\n{}",
+        on.offloaded,
+        on.log
+    );
+}
+
+/// A TCP transfer whose connection is offloaded mid-way (the handshake
+/// and first segments through the workers) arrives whole, and its end
+/// (FIN through the workers) removes the offload.
+#[test]
+fn a_tcp_transfer_offloaded_midway_arrives_whole() {
+    if skip() {
+        return;
+    }
+    let t = Gateway::new(1);
+    let x = Xgate::start(XGATE, &t.router, &config(&t, "auto"));
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    let listener = in_ns(&t.server, || TcpListener::bind("10.2.0.2:5001").unwrap())
+        .join()
+        .unwrap();
+    let sink = std::thread::spawn(move || traffic::tcp_sink(listener));
+    let data = traffic::pattern(64 << 20);
+    let want = (data.len(), traffic::fnv(&data));
+    in_ns(&t.client, move || {
+        traffic::tcp_send("10.2.0.2:5001".parse().unwrap(), &data)
+    })
+    .join()
+    .unwrap()
+    .unwrap_or_else(|e| panic!("TCP through the offload: {e}\n{}", x.log()));
+    let (len, sum, peer) = sink.join().unwrap();
+    assert_eq!((len, sum), want, "the transfer's bytes");
+    assert_eq!(peer.ip(), Ipv4Addr::new(10, 2, 0, 1), "masqueraded");
+    // (The program's counters reach `ctl stats` with the next scan.)
+    wait_for("segments offloaded", 5, || offloaded(&x) > 1000);
+    // The FIN ended it: no direction stays in the map.
+    wait_for("the entries to go", 5, || {
+        stats(&x)["offload"]["entries"].as_u64() == Some(0)
+    });
+    let conns = ctl(&x, &["conntrack", "-p", "tcp"]);
+    assert!(!conns.contains("[OFFLOAD]"), "{conns}");
+    // The connection's counters include what the program forwarded.
+    let j: serde_json::Value =
+        serde_json::from_str(&ctl(&x, &["conntrack", "-p", "tcp", "--json"])).unwrap();
+    let bytes = j["flows"][0]["original"]["bytes"].as_u64().unwrap();
+    assert!(bytes >= 64 << 20, "conntrack counted {bytes} bytes");
+    let exit = x.stop();
+    assert!(exit.success, "{}", exit.log);
+}
+
+/// Offload on a device in generic (SKB) XDP is not attempted, and xgate
+/// says so at start.
+#[test]
+fn offload_needs_native_xdp_and_says_so() {
+    if skip() {
+        return;
+    }
+    let t = Gateway::new(1);
+    let cfg = config(&t, "auto").replace("workers = 1", "workers = 1\nxdp_mode = \"skb\"");
+    let x = Xgate::start(XGATE, &t.router, &cfg);
+    assert!(
+        x.log()
+            .contains("offload: not running: no device runs XDP natively"),
+        "{}",
+        x.log()
+    );
+    let exit = x.stop();
+    assert!(exit.success, "{}", exit.log);
+}
