@@ -753,3 +753,100 @@ fn hinted_find_agrees_with_lookup_and_translation() {
     assert!(t.find_hinted(&absent, h, hint, S, &mut target).is_none());
     assert_eq!(target, absent, "a miss leaves the target as it was");
 }
+
+/// The XDP offload's word (`table/offload.rs`): one winner per direction
+/// and epoch, a flush voids every request, a reused entry starts empty,
+/// and the program's counts move the connection's counters and expiry.
+#[test]
+fn offload_words_requests_flush_and_fold() {
+    let t = Conntrack::with_config(CtConfig {
+        seed: Some(7),
+        offload: true,
+        ..CtConfig::new(64)
+    });
+    assert!(t.offload_enabled());
+    assert!(!table(64).offload_enabled());
+    let k = FlowKey::v4(0x0a01_0002, 0x0a02_0002, PROTO_UDP, 6000, 7000);
+    let r = k.reverse();
+    t.track(&k, 0, 100, 0).unwrap();
+    t.track(&r, 0, 100, S).unwrap();
+    let orig = t.lookup(&k, S).unwrap();
+    let reply = t.lookup(&r, S).unwrap();
+    assert!(!t.offload_requested(orig) && !t.offload_any(orig));
+    assert!(t.offload_request(orig), "the first asker wins");
+    assert!(!t.offload_request(orig), "only once");
+    assert!(t.offload_requested(orig) && !t.offload_requested(reply));
+    assert!(t.offload_request(reply));
+    assert!(!state(&t, &k, S).offloaded, "asked, not installed");
+    assert!(t.offload_mark(orig, Dir::Original, true, false));
+    assert!(state(&t, &k, S).offloaded, "conntrack -L's [OFFLOAD]");
+    // Gone from the map, asked again: forget clears the request.
+    assert!(t.offload_mark(orig, Dir::Original, false, true));
+    assert!(!t.offload_requested(orig) && t.offload_requested(reply));
+    assert!(!state(&t, &k, S).offloaded);
+    // A flush voids everything at once.
+    t.offload_mark(reply, Dir::Reply, true, false);
+    t.offload_flush();
+    assert!(!t.offload_any(orig) && !state(&t, &k, S).offloaded);
+    assert!(!t.offload_mark(reply, Dir::Reply, false, false), "old epoch");
+    assert!(t.offload_request(reply), "asked anew after the flush");
+    // Counts of offloaded packets: counters, and the expiry from the last
+    // one seen (UDP answered: 120 s), never earlier.
+    let before = state(&t, &k, S);
+    assert!(t.offload_fold(orig, Dir::Original, 10, 1000, 50 * S));
+    let f = state(&t, &k, 50 * S);
+    assert_eq!(f.packets[0], before.packets[0] + 10);
+    assert_eq!(f.bytes[0], before.bytes[0] + 1000);
+    assert_eq!(f.remaining_ms(50 * S), 120_000);
+    assert!(t.offload_fold(orig, Dir::Original, 1, 10, 20 * S));
+    assert_eq!(state(&t, &k, 50 * S).remaining_ms(50 * S), 120_000);
+    // A removed connection: nothing to fold, and its entry's next life
+    // starts with an empty word.
+    assert!(t.remove(orig));
+    assert!(!t.offload_fold(orig, Dir::Original, 1, 10, 60 * S));
+    assert!(!t.offload_request(orig));
+    t.track(&k, 0, 100, 61 * S).unwrap();
+    let again = t.lookup(&k, 61 * S).unwrap();
+    assert!(!t.offload_requested(again));
+}
+
+/// An offloaded TCP connection's windows are no longer checked (the
+/// workers miss the segments the program forwards), as Linux's flowtable
+/// makes it liberal.
+#[test]
+fn offloaded_tcp_connections_are_liberal() {
+    let t = table(64);
+    let k = tcp_key();
+    let r = k.reverse();
+    let seg = |seq: u32, ack: u32| TcpSeg {
+        seq,
+        ack,
+        win: 1000,
+        len: 100,
+        ..TcpSeg::default()
+    };
+    let syn = TcpSeg {
+        len: 0,
+        ..seg(1000, 0)
+    };
+    let c = t.insert_seg(&k, &r, SYN, 60, 0, Some(&syn)).unwrap();
+    let back = t.lookup(&r, 0).unwrap();
+    let synack = TcpSeg {
+        len: 0,
+        ..seg(5000, 1001)
+    };
+    t.update_seg(back, SYN | ACK, 60, 0, Some(&synack)).unwrap();
+    t.update_seg(c, ACK, 60, 0, Some(&seg(1001, 5001))).unwrap();
+    // Far beyond the window: invalid while tracked.
+    let far = seg(1001 + 50_000_000, 5001);
+    assert_eq!(
+        t.update_seg(c, ACK, 60, S, Some(&far)),
+        Some(CtState::Invalid)
+    );
+    t.tcp_liberal_conn(c);
+    assert_eq!(
+        t.update_seg(c, ACK, 60, S, Some(&far)),
+        Some(CtState::Established)
+    );
+    assert_eq!(t.tcp_state(c), Some(TcpState::Established));
+}

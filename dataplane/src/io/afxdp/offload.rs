@@ -697,6 +697,27 @@ mod tests {
         f
     }
 
+    /// The workers keep only a packet's first bytes: enough for the
+    /// headers; what both frames hold is compared.
+    #[test]
+    fn learn_takes_frames_cut_after_the_transport_header() {
+        let mut rx = frame(1, None, [10, 0, 0, 1], [10, 0, 0, 2], 1, 5);
+        rx.extend_from_slice(&[9; 100]);
+        let total = (rx.len() - 14) as u16;
+        rx[16..18].copy_from_slice(&total.to_be_bytes());
+        refix(&mut rx);
+        let tx = hop(rx.clone());
+        let full = learn(&rx, &tx, 1, 2, 1500).unwrap();
+        assert_eq!(learn(&rx[..14 + 64], &tx, 1, 2, 1500), Some(full));
+        assert_eq!(learn(&rx[..14 + 28], &tx[..14 + 40], 1, 2, 1500), Some(full));
+        // Cut inside the UDP header: not enough to know.
+        assert!(learn(&rx[..14 + 26], &tx, 1, 2, 1500).is_none());
+        // A change in the part both hold is still seen.
+        let mut other = tx.clone();
+        other[14 + 30] ^= 1;
+        assert!(learn(&rx[..14 + 64], &other, 1, 2, 1500).is_none());
+    }
+
     #[test]
     fn what_the_program_leaves_to_the_workers_is_not_learned() {
         let plain = frame(1, None, [10, 0, 0, 1], [10, 0, 0, 2], 1, 5);
