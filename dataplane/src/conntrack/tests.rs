@@ -788,7 +788,10 @@ fn offload_words_requests_flush_and_fold() {
     t.offload_mark(reply, Dir::Reply, true, false);
     t.offload_flush();
     assert!(!t.offload_any(orig) && !state(&t, &k, S).offloaded);
-    assert!(!t.offload_mark(reply, Dir::Reply, false, false), "old epoch");
+    assert!(
+        !t.offload_mark(reply, Dir::Reply, false, false),
+        "old epoch"
+    );
     assert!(t.offload_request(reply), "asked anew after the flush");
     // Counts of offloaded packets: counters, and the expiry from the last
     // one seen (UDP answered: 120 s), never earlier.

@@ -709,7 +709,10 @@ mod tests {
         let tx = hop(rx.clone());
         let full = learn(&rx, &tx, 1, 2, 1500).unwrap();
         assert_eq!(learn(&rx[..14 + 64], &tx, 1, 2, 1500), Some(full));
-        assert_eq!(learn(&rx[..14 + 28], &tx[..14 + 40], 1, 2, 1500), Some(full));
+        assert_eq!(
+            learn(&rx[..14 + 28], &tx[..14 + 40], 1, 2, 1500),
+            Some(full)
+        );
         // Cut inside the UDP header: not enough to know.
         assert!(learn(&rx[..14 + 26], &tx, 1, 2, 1500).is_none());
         // A change in the part both hold is still seen.
