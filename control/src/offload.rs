@@ -131,7 +131,7 @@ impl<'a> Offloader<'a> {
             last_scan: Instant::now(),
             stats,
         };
-        me.refresh_ports();
+        me.refresh_ports(shared);
         for (p, d) in me.devices.iter().enumerate() {
             shared.offload.set_rx_port(p as u16, d.rx);
         }
@@ -159,8 +159,8 @@ impl<'a> Offloader<'a> {
     }
 
     /// Asks the kernel which devices take redirected frames and puts
-    /// them in (or out of) the program's port map.
-    fn refresh_ports(&mut self) {
+    /// them in (or out of) the program's port map and the workers' mask.
+    fn refresh_ports(&mut self, shared: &Shared) {
         let (mut rx, mut tx) = (0u64, 0u64);
         for (p, d) in self.devices.iter().enumerate() {
             let ok = takes_redirects(d.ifindex) == Some(true);
@@ -182,6 +182,7 @@ impl<'a> Offloader<'a> {
         }
         self.stats.rx_ports.store(rx, Relaxed);
         self.stats.tx_ports.store(tx, Relaxed);
+        shared.offload.set_tx_ports(tx);
     }
 
     /// One turn of the control loop: flush if needed, insert what the
@@ -327,7 +328,7 @@ impl<'a> Offloader<'a> {
     }
 
     fn scan(&mut self, shared: &Shared, now: u64) {
-        self.refresh_ports();
+        self.refresh_ports(shared);
         if let Ok(o) = self.prog.outcomes() {
             for (a, v) in self.stats.outcomes.iter().zip(o) {
                 a.store(v, Relaxed);

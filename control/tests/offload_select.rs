@@ -83,6 +83,7 @@ impl W {
         for p in 0..2 {
             w.pipeline.shared.offload.set_rx_port(p, true);
         }
+        w.pipeline.shared.offload.set_tx_ports(0b11);
         W { w, now: 1 }
     }
 

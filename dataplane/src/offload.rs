@@ -65,6 +65,9 @@ pub struct OffloadQueue {
     /// Bit p: frames received on port p may be offloaded (the port runs
     /// the offload program natively). Set by the control thread.
     rx_ports: AtomicU64,
+    /// Bit p: the device of port p takes redirected frames (the program
+    /// may send to it). Set by the control thread.
+    tx_ports: AtomicU64,
     /// Off while the control thread wants no new entry (a trace request
     /// is active: traced packets must walk the pipeline).
     paused: AtomicBool,
@@ -78,6 +81,7 @@ impl Default for OffloadQueue {
     fn default() -> Self {
         OffloadQueue {
             rx_ports: AtomicU64::new(0),
+            tx_ports: AtomicU64::new(0),
             paused: AtomicBool::new(false),
             queue: ArrayQueue::new(QUEUE),
             queued: AtomicU64::new(0),
@@ -100,6 +104,17 @@ impl OffloadQueue {
     #[inline]
     pub fn rx_port(&self, port: u16) -> bool {
         port < 64 && self.rx_ports.load(Relaxed) >> port & 1 == 1 && !self.paused.load(Relaxed)
+    }
+
+    /// Whether the program may redirect to `port`'s device now.
+    #[inline]
+    pub fn tx_port(&self, port: u16) -> bool {
+        port < 64 && self.tx_ports.load(Relaxed) >> port & 1 == 1
+    }
+
+    /// Sets which ports' devices take redirected frames (bit p: port p).
+    pub fn set_tx_ports(&self, ports: u64) {
+        self.tx_ports.store(ports, Relaxed);
     }
 
     /// Lets frames received on `port` be offloaded (or not).

@@ -16,8 +16,9 @@
 //!    looks at each packet (LOG, limit, statistic, marks, a length
 //!    match, ...) stands before the verdict. Then the packet is flagged.
 //! 3. `tx` ([`Pipeline::offload_learn`]): the flagged packet leaves by an
-//!    interface that is no bridge and has at most one tag, and is no
-//!    fragment; the one worker that wins the connection word's bit queues
+//!    interface that is no bridge and has at most one tag, on a device
+//!    that takes redirected frames (the control thread asks the kernel),
+//!    and is no fragment; the one worker that wins the connection word's bit queues
 //!    the record (`crate::offload`).
 
 use super::conntrack::{CtKind, CtMeta};
@@ -75,7 +76,11 @@ impl Pipeline {
         }
         let ifs = &self.tables.interfaces;
         let (hin, hout) = (ifs.hot(m.iif), ifs.hot(m.oif));
-        if hout.bridge != Bridging::None || hout.vlans.len > 1 || usize::from(hout.port) != port {
+        if hout.bridge != Bridging::None
+            || hout.vlans.len > 1
+            || usize::from(hout.port) != port
+            || !self.shared.offload.tx_port(hout.port)
+        {
             return;
         }
         let ct = &self.shared.conntrack;

@@ -21,9 +21,11 @@
 //! Output: a CSV (one line per repetition) and a markdown section.
 
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use xgate_testbed::pktgen::{Redirect, Sink};
+use xgate_testbed::traffic::{self, RawSocket};
 use xgate_testbed::{Testbed, in_ns};
 
 struct Opts {
@@ -36,16 +38,20 @@ struct Opts {
     only: Vec<String>,
 }
 
-const CASES: [(&str, &str); 7] = [
+const CASES: [(&str, &str); 9] = [
     ("a", "Linux forwarding"),
     ("b", "Linux + nft conntrack + masquerade"),
     ("c", "DPDK testpmd af_xdp io"),
     ("d", "xgate routed"),
     ("e", "xgate conntrack + masquerade + filter"),
     ("f", "XDP_REDIRECT ceiling"),
-    // (g) and (h) are issue 16's (offload, nft flowtable).
+    ("g", "xgate conntrack + masquerade + filter, offload"),
+    ("h", "Linux + nft conntrack + masquerade + flowtable"),
     ("i", "xgate bridged"),
 ];
+
+/// Flows the generator cycles through.
+const FLOWS: u32 = 256;
 
 fn main() {
     let mut o = Opts {
@@ -86,6 +92,7 @@ fn main() {
     eprintln!("xgate-bench: load average at start: {}", load.trim());
     let mut csv = String::from("case,name,rep,mpps,others_cpu_pct,ours_cpu_pct\n");
     let mut rows = Vec::new();
+    let mut skipped = Vec::new();
     for (id, name) in CASES {
         if !o.only.is_empty() && !o.only.iter().any(|x| x == id) {
             continue;
@@ -109,11 +116,12 @@ fn main() {
             Err(e) => {
                 eprintln!("  failed: {e}");
                 rows.push((id, name, Vec::new()));
+                skipped.push((id, e));
             }
         }
     }
     std::fs::write(&o.csv, &csv).unwrap();
-    std::fs::write(&o.markdown, markdown(&rows, &o, load.trim())).unwrap();
+    std::fs::write(&o.markdown, markdown(&rows, &skipped, &o, load.trim())).unwrap();
     eprintln!("xgate-bench: wrote {} and {}", o.csv, o.markdown);
 }
 
@@ -138,7 +146,12 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn markdown(rows: &[(&str, &str, Vec<Sample>)], o: &Opts, load: &str) -> String {
+fn markdown(
+    rows: &[(&str, &str, Vec<Sample>)],
+    skipped: &[(&str, String)],
+    o: &Opts,
+    load: &str,
+) -> String {
     let mut med = std::collections::HashMap::new();
     let mut s = String::new();
     let _ = writeln!(
@@ -166,25 +179,138 @@ fn markdown(rows: &[(&str, &str, Vec<Sample>)], o: &Opts, load: &str) -> String 
         );
     }
     let _ = writeln!(s);
+    for (id, why) in skipped {
+        let _ = writeln!(
+            s,
+            "- ({id}) did not run: {}",
+            why.lines().next().unwrap_or("")
+        );
+    }
     let ratio = |a: &str, b: &str, goal: f64| -> String {
         match (med.get(a), med.get(b)) {
             (Some(x), Some(y)) if *y > 0.0 => format!(
-                "(e)/({b}) = {:.2} (goal >= {goal}: {})",
+                "({a})/({b}) = {:.2} (goal >= {goal}: {})",
                 x / y,
                 if x / y >= goal { "met" } else { "not met" }
             ),
-            _ => format!("(e)/({b}): not measured"),
+            _ => format!("({a})/({b}): not measured"),
         }
     };
-    for (b, g) in [("b", 1.5), ("c", 1.0), ("d", 0.9)] {
-        let _ = writeln!(s, "- {}", ratio("e", b, g));
+    for (a, b, g) in [
+        ("e", "b", 1.5),
+        ("e", "c", 1.0),
+        ("e", "d", 0.9),
+        ("g", "b", 3.0),
+        ("g", "a", 2.0),
+        ("g", "h", 1.5),
+        ("g", "f", 0.7),
+    ] {
+        let _ = writeln!(s, "- {}", ratio(a, b, g));
     }
     let _ = writeln!(
         s,
-        "\n{} repetitions of {} s per case after a 1 s warm-up; load average at start: {load}.",
+        "\n{} repetitions of {} s per case after a 1 s warm-up; before them each of the \
+         {FLOWS} flows is answered once from the sink's side (so a connection tracker sees \
+         it established); load average at start: {load}.",
         o.reps, o.window
     );
     s
+}
+
+/// The warm-up, the same for every case: one frame of each flow from the
+/// generator, each answered once from the sink's side (swapped addresses
+/// and ports), before the sink starts counting. Returns how many flows
+/// were answered.
+fn warm_up(
+    o: &Opts,
+    tb: &Testbed,
+    gen_ns: &str,
+    g0: &str,
+    sink_ns: &str,
+    s0: &str,
+    dst_mac: [u8; 6],
+) -> Result<usize, String> {
+    // The sink's kernel drops them quietly (no port unreachable).
+    let out = Command::new("ip")
+        .args(["netns", "exec", sink_ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().unwrap().write_all(
+                b"table ip xgwarm {\n chain in {\n  type filter hook input priority 0; policy drop;\n }\n}\n",
+            )?;
+            c.wait_with_output()
+        })
+        .map_err(|e| format!("nft: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("nft: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let s0_mac = tb.mac(sink_ns, s0);
+    let dev = s0.to_string();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let reflector = in_ns(sink_ns, move || {
+        let raw = RawSocket::open(&dev);
+        let _ = ready_tx.send(());
+        let mut seen = std::collections::HashSet::new();
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && seen.len() < FLOWS as usize {
+            let Some(f) = raw.recv(Duration::from_millis(100)) else {
+                continue;
+            };
+            // IPv4 UDP to 10.2.0.2 from elsewhere (not our own answers).
+            if f.len() < 42 || f[12..14] != [8, 0] || f[23] != 17 || f[30..34] != [10, 2, 0, 2] {
+                continue;
+            }
+            let (src, sport, dport) = (
+                Ipv4Addr::new(f[26], f[27], f[28], f[29]),
+                u16::from_be_bytes([f[34], f[35]]),
+                u16::from_be_bytes([f[36], f[37]]),
+            );
+            if seen.insert((src, sport)) {
+                let mac: [u8; 6] = f[6..12].try_into().unwrap();
+                raw.send(&traffic::udp_frame(
+                    mac,
+                    s0_mac,
+                    None,
+                    Ipv4Addr::new(10, 2, 0, 2),
+                    src,
+                    dport,
+                    sport,
+                    b"warm",
+                ));
+            }
+        }
+        seen.len()
+    });
+    let _ = ready_rx.recv_timeout(Duration::from_secs(2));
+    let out = Command::new(&o.pktgen)
+        .args(["--netns", gen_ns, "tx", "--dev", g0, "--dst-mac"])
+        .arg(mac_str(dst_mac))
+        .args(["--src", "10.1.0.2", "--dst", "10.2.0.2", "--flows"])
+        .arg(FLOWS.to_string())
+        .args(["--size", "64", "--count"])
+        .arg(FLOWS.to_string())
+        .args(["--rate", "2000", "--duration", "2"])
+        .output()
+        .map_err(|e| format!("{}: {e}", o.pktgen))?;
+    if !out.status.success() {
+        return Err(format!(
+            "warm-up generator: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let answered = reflector.join().map_err(|_| "reflector panicked")?;
+    let _ = Command::new("ip")
+        .args([
+            "netns", "exec", sink_ns, "nft", "delete", "table", "ip", "xgwarm",
+        ])
+        .output();
+    // What the answers set up (offload entries) settles.
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(answered)
 }
 
 /// Busy and total jiffies of all CPUs.
@@ -273,6 +399,12 @@ fn run_case(id: &str, o: &Opts) -> Result<Vec<Sample>, String> {
     let (r1, s0) = tb.veth(&router, "r1", &sink_ns, "s0", 1);
     let s0_mac = tb.mac(&sink_ns, &s0);
     let r0_mac = tb.mac(&router, &r0);
+    // Bridged, the frames are for the sink itself.
+    let dst_mac = if id == "i" { s0_mac } else { r0_mac };
+
+    let fwd = setup(id, o, &tb, &router, (&r0, &r1), s0_mac)?;
+    let answered = warm_up(o, &tb, &gen_ns, &g0, &sink_ns, &s0, dst_mac)?;
+    eprintln!("  warm-up: {answered} of {FLOWS} flows answered from the sink's side");
 
     // The sink, held by a thread in its namespace until the case ends.
     let (tx_sink, rx_sink) = std::sync::mpsc::channel::<()>();
@@ -296,7 +428,6 @@ fn run_case(id: &str, o: &Opts) -> Result<Vec<Sample>, String> {
     };
     let _ = counts();
 
-    let fwd = setup(id, o, &tb, &router, (&r0, &r1), s0_mac)?;
     let mut samples = Vec::new();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let hz = 100.0; // USER_HZ
@@ -304,15 +435,14 @@ fn run_case(id: &str, o: &Opts) -> Result<Vec<Sample>, String> {
         let mut gen_cmd = Command::new(&o.pktgen);
         gen_cmd
             .args(["--netns", &gen_ns, "tx", "--dev", &g0, "--dst-mac"])
-            // Bridged, the frames are for the sink itself.
-            .arg(mac_str(if id == "i" { s0_mac } else { r0_mac }))
+            .arg(mac_str(dst_mac))
             .args([
                 "--src",
                 "10.1.0.2",
                 "--dst",
                 "10.2.0.2",
                 "--flows",
-                "256",
+                &FLOWS.to_string(),
                 "--size",
                 "64",
                 "--first-cpu",
@@ -388,13 +518,26 @@ fn setup(
             kernel(tb);
             Forwarder::Kernel
         }
-        "b" => {
+        "b" | "h" => {
             kernel(tb);
+            // (h): established connections through nft's flowtable, the
+            // kernel's software fast path (nf_flow_table).
+            let (flowtable, flow_add) = if id == "h" {
+                (
+                    format!(
+                        "    flowtable ft {{\n        hook ingress priority 0;\n        \
+                         devices = {{ {r0}, {r1} }};\n    }}\n"
+                    ),
+                    "        ip protocol { tcp, udp } flow add @ft\n",
+                )
+            } else {
+                (String::new(), "")
+            };
             let rules = format!(
                 r#"table ip xgbench {{
-    chain forward_filter {{
+{flowtable}    chain forward_filter {{
         type filter hook forward priority 0; policy drop;
-        ct state established,related accept
+{flow_add}        ct state established,related accept
         iifname "{r0}" oifname "{r1}" accept
     }}
     chain postrouting_nat {{
@@ -413,7 +556,14 @@ fn setup(
                 .map_err(|e| format!("nft: {e} (install nftables)"))?;
             let _ = std::fs::remove_file(&path);
             if !out.status.success() {
-                return Err(format!("nft: {}", String::from_utf8_lossy(&out.stderr)));
+                let err = String::from_utf8_lossy(&out.stderr);
+                if id == "h" && err.contains("No such file or directory") {
+                    return Err(format!(
+                        "skipped: this kernel has no nf_flow_table (nft: {})",
+                        err.lines().next().unwrap_or("").trim()
+                    ));
+                }
+                return Err(format!("nft: {err}"));
             }
             Forwarder::Kernel
         }
@@ -464,8 +614,8 @@ fn setup(
             std::thread::sleep(Duration::from_secs(3));
             Forwarder::Process(child)
         }
-        "d" | "e" | "i" => {
-            let fw = if id == "e" {
+        "d" | "e" | "g" | "i" => {
+            let fw = if id == "e" || id == "g" {
                 r#"
 [firewall]
 rules = """
@@ -497,11 +647,17 @@ COMMIT
                  [[interface]]\nname = \"wan\"\ndevice = \"{r1}\"\n",
                 mac_str(s0_mac)
             );
+            // (g): (e) with established connections forwarded in XDP.
+            let offload = if id == "g" {
+                "offload = \"auto\"\n"
+            } else {
+                ""
+            };
             let cfg = if id == "i" {
                 format!("[dataplane]\nworkers = 1\n\n{bridge}")
             } else {
                 format!(
-                    "[dataplane]\nworkers = 1\nflows = 1048576\n\n\
+                    "[dataplane]\nworkers = 1\nflows = 1048576\n{offload}\n\
                  [[interface]]\nname = \"lan\"\ndevice = \"{r0}\"\naddress = [\"10.1.0.1/24\"]\n\n\
                  [[interface]]\nname = \"wan\"\ndevice = \"{r1}\"\naddress = [\"10.2.0.1/24\"]\n\n\
                  [[neighbor]]\nip = \"10.2.0.2\"\nmac = \"{}\"\ndev = \"wan\"\n{fw}",
