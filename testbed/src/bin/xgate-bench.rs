@@ -38,7 +38,7 @@ struct Opts {
     only: Vec<String>,
 }
 
-const CASES: [(&str, &str); 9] = [
+const CASES: [(&str, &str); 11] = [
     ("a", "Linux forwarding"),
     ("b", "Linux + nft conntrack + masquerade"),
     ("c", "DPDK testpmd af_xdp io"),
@@ -48,7 +48,23 @@ const CASES: [(&str, &str); 9] = [
     ("g", "xgate conntrack + masquerade + filter, offload"),
     ("h", "Linux + nft conntrack + masquerade + flowtable"),
     ("i", "xgate bridged"),
+    ("j", "xgate conntrack + filter, every packet a new flow"),
+    (
+        "k",
+        "Linux + nft conntrack + filter, every packet a new flow",
+    ),
 ];
+
+/// The generator's flows and source addresses in a case: (j) and (k)
+/// measure connection setup, so no flow comes back within a run (64
+/// sources x 60000 ports: more than the packets of a repetition).
+fn flows_of(id: &str) -> (u32, u32) {
+    if id == "j" || id == "k" {
+        (64 * 60_000, 64)
+    } else {
+        (FLOWS, 1)
+    }
+}
 
 /// Flows the generator cycles through.
 const FLOWS: u32 = 256;
@@ -204,6 +220,7 @@ fn markdown(
         ("g", "a", 2.0),
         ("g", "h", 1.5),
         ("g", "f", 0.7),
+        ("j", "k", 1.0),
     ] {
         let _ = writeln!(s, "- {}", ratio(a, b, g));
     }
@@ -442,7 +459,9 @@ fn run_case(id: &str, o: &Opts) -> Result<Vec<Sample>, String> {
                 "--dst",
                 "10.2.0.2",
                 "--flows",
-                &FLOWS.to_string(),
+                &flows_of(id).0.to_string(),
+                "--addrs",
+                &flows_of(id).1.to_string(),
                 "--size",
                 "64",
                 "--first-cpu",
@@ -483,6 +502,29 @@ fn run_case(id: &str, o: &Opts) -> Result<Vec<Sample>, String> {
     Ok(samples)
 }
 
+/// Loads `rules` into the router's nftables.
+fn nft(router: &str, rules: &str, id: &str) -> Result<(), String> {
+    let path = std::env::temp_dir().join(format!("{router}.nft"));
+    std::fs::write(&path, rules).unwrap();
+    let p = path.display().to_string();
+    let out = Command::new("ip")
+        .args(["netns", "exec", router, "nft", "-f", &p])
+        .output()
+        .map_err(|e| format!("nft: {e} (install nftables)"))?;
+    let _ = std::fs::remove_file(&path);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if id == "h" && err.contains("No such file or directory") {
+            return Err(format!(
+                "skipped: this kernel has no nf_flow_table (nft: {})",
+                err.lines().next().unwrap_or("").trim()
+            ));
+        }
+        return Err(format!("nft: {err}"));
+    }
+    Ok(())
+}
+
 fn setup(
     id: &str,
     o: &Opts,
@@ -518,6 +560,24 @@ fn setup(
             kernel(tb);
             Forwarder::Kernel
         }
+        "k" => {
+            kernel(tb);
+            nft(
+                router,
+                &format!(
+                    r#"table ip xgbench {{
+    chain forward_filter {{
+        type filter hook forward priority 0; policy drop;
+        ct state established,related accept
+        iifname "{r0}" oifname "{r1}" accept
+    }}
+}}
+"#
+                ),
+                id,
+            )?;
+            Forwarder::Kernel
+        }
         "b" | "h" => {
             kernel(tb);
             // (h): established connections through nft's flowtable, the
@@ -547,24 +607,7 @@ fn setup(
 }}
 "#
             );
-            let path = std::env::temp_dir().join(format!("{router}.nft"));
-            std::fs::write(&path, rules).unwrap();
-            let p = path.display().to_string();
-            let out = Command::new("ip")
-                .args(["netns", "exec", router, "nft", "-f", &p])
-                .output()
-                .map_err(|e| format!("nft: {e} (install nftables)"))?;
-            let _ = std::fs::remove_file(&path);
-            if !out.status.success() {
-                let err = String::from_utf8_lossy(&out.stderr);
-                if id == "h" && err.contains("No such file or directory") {
-                    return Err(format!(
-                        "skipped: this kernel has no nf_flow_table (nft: {})",
-                        err.lines().next().unwrap_or("").trim()
-                    ));
-                }
-                return Err(format!("nft: {err}"));
-            }
+            nft(router, &rules, id)?;
             Forwarder::Kernel
         }
         "c" => {
@@ -614,8 +657,19 @@ fn setup(
             std::thread::sleep(Duration::from_secs(3));
             Forwarder::Process(child)
         }
-        "d" | "e" | "g" | "i" => {
-            let fw = if id == "e" || id == "g" {
+        "d" | "e" | "g" | "i" | "j" => {
+            let fw = if id == "j" {
+                r#"
+[firewall]
+rules = """
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m state --state ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan -o wan -p udp -j ACCEPT
+COMMIT
+"""
+"#
+            } else if id == "e" || id == "g" {
                 r#"
 [firewall]
 rules = """
