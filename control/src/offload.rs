@@ -237,7 +237,7 @@ impl<'a> Offloader<'a> {
             return;
         };
         // Still there and still established (a FIN may have passed).
-        let tcp = key.proto == PROTO_TCP as u8;
+        let tcp = key.proto == PROTO_TCP;
         match ct.tcp_state(conn) {
             None => return,
             Some(s) if tcp && s != TcpState::Established => return,
@@ -341,7 +341,7 @@ impl<'a> Offloader<'a> {
                 continue;
             }
             let e = &self.entries[&k];
-            let tcp_over = k.proto == PROTO_TCP as u8
+            let tcp_over = k.proto == PROTO_TCP
                 && shared.conntrack.tcp_state(e.conn) != Some(TcpState::Established);
             if tcp_over {
                 self.remove(shared, &k, false);

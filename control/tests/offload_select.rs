@@ -72,6 +72,9 @@ COMMIT
 const USUAL: &str = "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n\
                      -A FORWARD -i lan -o wan -j ACCEPT";
 
+/// Queued directions: (direction, whether `learn` makes an entry of it).
+type Queued = Vec<(Dir, bool)>;
+
 struct W {
     w: xgate_dataplane::io::memory::MemoryWorker,
     now: u64,
@@ -98,7 +101,7 @@ impl W {
 
     /// The directions queued since the last call: (direction, the entry
     /// `learn` makes of the record).
-    fn queued(&self) -> Vec<(Dir, bool)> {
+    fn queued(&self) -> Queued {
         let q = &self.w.pipeline.shared.offload;
         let mut out = Vec::new();
         while let Some(r) = q.pop() {
@@ -148,7 +151,7 @@ fn in_udp(n: u8) -> Vec<u8> {
 
 /// A UDP exchange: out (NEW), back (the reply: ESTABLISHED), out again.
 /// Returns what was queued after each packet after the first.
-fn udp_exchange(w: &mut W) -> (Vec<(Dir, bool)>, Vec<(Dir, bool)>) {
+fn udp_exchange(w: &mut W) -> (Queued, Queued) {
     assert_eq!(w.send(LAN, &out_udp(1)), 1);
     assert!(w.queued().is_empty(), "a NEW packet is not offloaded");
     assert_eq!(w.send(WAN, &in_udp(2)), 1);
