@@ -104,7 +104,13 @@ pub struct Offloader<'a> {
     /// Per port: the device takes redirected frames (in the port map).
     tx: Vec<bool>,
     entries: HashMap<FlowKey, Entry>,
+    /// Per connection (entry index): the keys of its directions.
+    by_conn: HashMap<u32, Vec<FlowKey>>,
     tables: Arc<Tables>,
+    /// The generation of `tables`: records of another are void.
+    generation: u64,
+    /// The program's epoch: entries of another go to the workers.
+    epoch: u32,
     last_scan: Instant,
     pub stats: Arc<OffloadStats>,
 }
@@ -117,7 +123,7 @@ impl<'a> Offloader<'a> {
         prog: &'a OffloadProgram,
         devices: Vec<Device>,
         shared: &Shared,
-        tables: Arc<Tables>,
+        (generation, tables): (u64, Arc<Tables>),
         capacity: u32,
     ) -> (Self, String) {
         let stats = Arc::new(OffloadStats::default());
@@ -127,7 +133,10 @@ impl<'a> Offloader<'a> {
             tx: vec![false; devices.len()],
             devices,
             entries: HashMap::new(),
+            by_conn: HashMap::new(),
             tables,
+            generation,
+            epoch: 0,
             last_scan: Instant::now(),
             stats,
         };
@@ -187,9 +196,10 @@ impl<'a> Offloader<'a> {
 
     /// One turn of the control loop: flush if needed, insert what the
     /// workers queued, and once a second scan the map.
-    pub fn tick(&mut self, shared: &Shared, tables: &Arc<Tables>, now: u64) {
-        if !Arc::ptr_eq(tables, &self.tables) {
+    pub fn tick(&mut self, shared: &Shared, (generation, tables): (u64, &Arc<Tables>), now: u64) {
+        if generation != self.generation {
             self.flush(shared);
+            self.generation = generation;
             self.tables = tables.clone();
         }
         let tracing = shared.trace.active();
@@ -203,6 +213,10 @@ impl<'a> Offloader<'a> {
             match shared.offload.pop() {
                 Some(Request::Learn(r)) => self.insert(shared, &r),
                 Some(Request::Teardown(c)) => self.teardown(shared, c),
+                Some(Request::Kill(c)) => {
+                    self.teardown(shared, c);
+                    shared.conntrack.remove(c);
+                }
                 None => break,
             }
         }
@@ -215,7 +229,7 @@ impl<'a> Offloader<'a> {
     fn insert(&mut self, shared: &Shared, r: &Learned) {
         let ct = &shared.conntrack;
         let (dir, conn) = (r.conn.dir(), r.conn);
-        if r.tables != Arc::as_ptr(&self.tables) as usize || tracing_paused(shared) {
+        if r.tables_gen != self.generation || shared.offload.paused() {
             self.stats.stale.fetch_add(1, Relaxed);
             ct.offload_mark(conn, dir, false, true);
             return;
@@ -232,10 +246,11 @@ impl<'a> Offloader<'a> {
         let learned = txok
             .then(|| offload::learn(&rx, tx, rxd.ifindex, txd.ifindex, r.mtu))
             .flatten();
-        let Some((key, action)) = learned else {
+        let Some((key, mut action)) = learned else {
             self.stats.refused.fetch_add(1, Relaxed);
             return;
         };
+        action.epoch = self.epoch;
         // Still there and still established (a FIN may have passed).
         let tcp = key.proto == PROTO_TCP;
         match ct.tcp_state(conn) {
@@ -243,15 +258,28 @@ impl<'a> Offloader<'a> {
             Some(s) if tcp && s != TcpState::Established => return,
             _ => {}
         }
-        if tcp {
-            ct.tcp_liberal_conn(conn);
+        // The key of another connection's entry (it went meanwhile).
+        if let Some(old) = self.entries.get(&key)
+            && !old.conn.same_conn(&conn)
+        {
+            self.remove(shared, &key, false);
         }
         if self.prog.insert(&key, &action).is_err() {
             self.stats.map_full.fetch_add(1, Relaxed);
             return;
         }
-        self.stats.inserted.fetch_add(1, Relaxed);
+        // Installed, then still live: a connection that went meanwhile
+        // (its expiry or a removal did not see the bit) loses the entry.
         ct.offload_mark(conn, dir, true, false);
+        if ct.tcp_state(conn).is_none() {
+            self.prog.remove(&key);
+            ct.offload_mark(conn, dir, false, false);
+            return;
+        }
+        if tcp {
+            ct.tcp_liberal_conn(conn);
+        }
+        self.stats.inserted.fetch_add(1, Relaxed);
         self.entries.insert(
             key,
             Entry {
@@ -264,6 +292,10 @@ impl<'a> Offloader<'a> {
                 bytes: 0,
             },
         );
+        let keys = self.by_conn.entry(conn.index()).or_default();
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
         self.stats.entries.store(self.entries.len() as u64, Relaxed);
     }
 
@@ -273,16 +305,25 @@ impl<'a> Offloader<'a> {
             self.prog.remove(key);
             shared.conntrack.offload_mark(e.conn, e.dir, false, forget);
             self.stats.removed.fetch_add(1, Relaxed);
+            if let Some(keys) = self.by_conn.get_mut(&e.conn.index()) {
+                keys.retain(|k| k != key);
+                if keys.is_empty() {
+                    self.by_conn.remove(&e.conn.index());
+                }
+            }
         }
         self.stats.entries.store(self.entries.len() as u64, Relaxed);
     }
 
+    /// Removes connection `c`'s entries (its counts folded first).
     fn teardown(&mut self, shared: &Shared, c: ConnId) {
         let keys: Vec<FlowKey> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.conn.same_conn(&c))
-            .map(|(k, _)| *k)
+            .by_conn
+            .get(&c.index())
+            .into_iter()
+            .flatten()
+            .filter(|k| self.entries.get(*k).is_some_and(|e| e.conn.same_conn(&c)))
+            .copied()
             .collect();
         for k in keys {
             self.fold(shared, &k);
@@ -292,13 +333,23 @@ impl<'a> Offloader<'a> {
 
     /// Empties the map: nothing the workers decided before holds now.
     pub fn flush(&mut self, shared: &Shared) {
+        // One write voids every entry in the program at once; removing
+        // them from the map is then housekeeping.
+        self.epoch = self.epoch.wrapping_add(1);
+        if let Err(e) = self.prog.set_epoch(self.epoch) {
+            eprintln!("xgate: offload: {e}");
+        }
         let keys: Vec<FlowKey> = self.entries.keys().copied().collect();
         for k in &keys {
             self.fold(shared, k);
             self.prog.remove(k);
+            if let Some(e) = self.entries.get(k) {
+                shared.conntrack.offload_mark(e.conn, e.dir, false, false);
+            }
         }
         self.stats.removed.fetch_add(keys.len() as u64, Relaxed);
         self.entries.clear();
+        self.by_conn.clear();
         shared.conntrack.offload_flush();
         self.stats.flushes.fetch_add(1, Relaxed);
         self.stats.entries.store(0, Relaxed);
@@ -336,40 +387,50 @@ impl<'a> Offloader<'a> {
         }
         let keys: Vec<FlowKey> = self.entries.keys().copied().collect();
         for k in keys {
+            if !self.entries.contains_key(&k) {
+                continue; // its connection went with an earlier key
+            }
             if !self.fold(shared, &k) {
                 self.remove(shared, &k, false);
                 continue;
             }
             let e = &self.entries[&k];
-            let tcp_over = k.proto == PROTO_TCP
-                && shared.conntrack.tcp_state(e.conn) != Some(TcpState::Established);
-            if tcp_over {
+            let (conn, oif, nexthop, dmac) = (e.conn, e.oif, e.nexthop, e.dmac);
+            let ct = &shared.conntrack;
+            // Expired by its traffic (the program's last-seen time is in
+            // it now): the entries go first, then the connection, so its
+            // NAT binding is never reused while an entry translates to it.
+            if ct.get(conn).is_none_or(|f| f.remaining_ms(now) == 0) {
+                self.teardown(shared, conn);
+                ct.expire_due(conn, now);
+                continue;
+            }
+            if k.proto == PROTO_TCP && ct.tcp_state(conn) != Some(TcpState::Established) {
                 self.remove(shared, &k, false);
                 continue;
             }
-            // The neighbour must still be confirmed, at the same MAC: else
-            // the workers resolve it again (and may ask anew).
-            let neighbour = shared.neighbors.token(e.oif, e.nexthop, now);
-            if neighbour.is_none_or(|t| t.mac != e.dmac) {
+            // The neighbour went or moved: the workers resolve it again
+            // (and may ask anew). Merely unconfirmed, it stays (nothing
+            // confirms a neighbour the workers no longer send to).
+            if shared.neighbors.mac(oif, nexthop) != Some(dmac) {
                 self.remove(shared, &k, true);
                 continue;
             }
-            let port = self.tables.interfaces.hot(e.oif).port;
+            let port = self.tables.interfaces.hot(oif).port;
             if !self.tx.get(usize::from(port)).copied().unwrap_or(false) {
-                self.remove(shared, &k, false);
+                // The device may take redirects again later: ask anew then.
+                self.remove(shared, &k, true);
             }
         }
     }
 }
 
-fn tracing_paused(shared: &Shared) -> bool {
-    shared.offload.paused()
-}
-
-/// The frame a learned record's packet arrived as: MACs do not matter to
-/// `learn` (the key has none), the tag and the headers do.
+/// The frame a learned record's packet arrived as: sent to the ingress
+/// interface's MAC (the entry takes only such frames), its tag, its
+/// headers; the source MAC does not matter.
 fn rx_frame(r: &Learned) -> Vec<u8> {
-    let mut f = vec![0u8; 12];
+    let mut f = r.rx_mac.to_vec();
+    f.extend_from_slice(&[0; 6]);
     if r.rx_vlan != 0 {
         f.extend_from_slice(&[0x81, 0x00]);
         f.extend_from_slice(&r.rx_vlan.to_be_bytes());

@@ -987,6 +987,7 @@ impl TablesHandle {
     fn switch(&mut self, pipeline: &mut Pipeline, view: &WorkerView, s: &Snapshot) {
         let keep = (s.ruleset_epoch == self.epoch).then(|| pipeline.eval.counters.clone());
         pipeline.set_tables(s.tables.clone());
+        pipeline.tables_gen = s.generation;
         if let Some(c) = keep {
             pipeline.eval.counters = c;
         }

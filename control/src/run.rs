@@ -366,8 +366,13 @@ pub fn run(
                     rx: p.offload().is_some(),
                 })
                 .collect();
-            let (o, line) =
-                crate::offload::Offloader::start(prog, devs, &shared, publisher.tables(), cap);
+            let (o, line) = crate::offload::Offloader::start(
+                prog,
+                devs,
+                &shared,
+                generation_tables(&publisher),
+                cap,
+            );
             let _ = writeln!(log, "xgate: {line}");
             runtime.set_offload(o.stats.clone());
             Some(o)
@@ -398,7 +403,9 @@ pub fn run(
     let mut workers = Vec::with_capacity(nworkers);
     for (w, io) in ios.into_iter().enumerate() {
         let core = (!cores.is_empty()).then(|| cores[w % cores.len()].id);
-        let mut pipeline = Pipeline::new(publisher.tables(), shared.clone());
+        let (generation, tables) = generation_tables(&publisher);
+        let mut pipeline = Pipeline::new(tables, shared.clone());
+        pipeline.tables_gen = generation;
         if let Some(p) = &punt {
             pipeline.set_punt(p.channels[w].clone());
         }
@@ -473,7 +480,8 @@ pub fn run(
             shared.conntrack.expire(now_ns(), 4096);
         }
         if let Some(o) = offloader.as_mut() {
-            o.tick(&shared, &tables, now_ns());
+            let (generation, tables) = generation_tables(&publisher);
+            o.tick(&shared, (generation, &tables), now_ns());
         }
         drop(tables);
         publisher.collect_retired();
@@ -551,6 +559,12 @@ pub fn run(
         })?;
     }
     Ok(exits)
+}
+
+/// The published tables and their generation, from one snapshot.
+fn generation_tables(p: &Publisher) -> (u64, Arc<xgate_dataplane::pipeline::Tables>) {
+    let snap = p.current();
+    (snap.generation, snap.tables.clone())
 }
 
 /// The start line of worker `w`: its queues, the modes obtained and why

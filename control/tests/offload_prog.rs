@@ -166,6 +166,18 @@ fn bench() -> Option<Bench> {
     })
 }
 
+/// An action with another MTU.
+trait FlowActionExt {
+    fn mtu(self, mtu: u16) -> Self;
+}
+
+impl FlowActionExt for offload::FlowAction {
+    fn mtu(mut self, mtu: u16) -> Self {
+        self.mtu = mtu;
+        self
+    }
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -341,6 +353,42 @@ fn masqueraded_tcp_both_ways_comes_out_as_the_workers() {
         XDP_DROP
     );
     assert_eq!(b.prog.outcomes().unwrap()[Outcome::Mtu as usize], 1);
+    b.prog
+        .insert(
+            &k_up,
+            &b.prog
+                .get(&k_up)
+                .map(|a| FlowActionExt::mtu(a, 1500))
+                .unwrap(),
+        )
+        .unwrap();
+
+    // A segment without ACK (INVALID to the workers' tracking), a frame
+    // to the broadcast MAC, an entry of an older epoch: the workers.
+    let before = b.prog.outcomes().unwrap();
+    let no_ack = tcp4_seg(HOST, ROUTER_LAN, lan, srv, 40000, 443, 41000, 0, "P", b"x");
+    let bcast = tcp4_seg(
+        HOST, [0xff; 6], lan, srv, 40000, 443, 41000, 5001, "PA", b"x",
+    );
+    assert_eq!(b.prog.run_once(&no_ack, LO, 0).unwrap().0, XDP_DROP);
+    assert_eq!(b.prog.run_once(&bcast, LO, 0).unwrap().0, XDP_DROP);
+    b.prog.set_epoch(1).unwrap();
+    assert_eq!(
+        b.prog.run_once(&up(41000, b"x"), LO, 0).unwrap().0,
+        XDP_DROP
+    );
+    b.prog.set_epoch(0).unwrap();
+    assert_eq!(
+        b.prog.run_once(&up(41001, b"x"), LO, 0).unwrap().0,
+        XDP_REDIRECT,
+        "its epoch again"
+    );
+    let after = b.prog.outcomes().unwrap();
+    let delta = |o: Outcome| after[o as usize] - before[o as usize];
+    assert_eq!(delta(Outcome::TcpFlags), 1);
+    assert_eq!(delta(Outcome::NotOffloadable), 1);
+    assert_eq!(delta(Outcome::Stale), 1);
+
     // Removed: back to the workers.
     assert!(b.prog.remove(&k_down));
     assert_eq!(

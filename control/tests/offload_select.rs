@@ -107,14 +107,18 @@ impl W {
         while let Some(r) = q.pop() {
             match r {
                 Request::Learn(l) => {
-                    let mut rx = vec![0u8; 12];
+                    // As the control thread does once it inserted it.
+                    let ct = &self.w.pipeline.shared.conntrack;
+                    ct.offload_mark(l.conn, l.conn.dir(), true, false);
+                    let mut rx = l.rx_mac.to_vec();
+                    rx.extend_from_slice(&[0; 6]);
                     rx.extend_from_slice(&[8, 0]);
                     rx.extend_from_slice(&l.rx[..usize::from(l.rx_len)]);
                     let tx = &l.tx[..usize::from(l.tx_len)];
                     let learned = offload::learn(&rx, tx, 1, 2, l.mtu).is_some();
                     out.push((l.conn.dir(), learned));
                 }
-                Request::Teardown(c) => out.push((c.dir(), false)),
+                Request::Teardown(c) | Request::Kill(c) => out.push((c.dir(), false)),
             }
         }
         out
@@ -172,7 +176,8 @@ fn an_answered_udp_flow_is_queued_once_per_direction() {
     assert!(w.queued().is_empty());
 }
 
-/// Rules that must see every packet keep the connection in the workers.
+/// Rules that must see every packet keep the connection in the workers
+/// (and an empty nftables prerouting chain does not).
 #[test]
 fn rules_that_see_every_packet_keep_it_in_the_workers() {
     let cases = [
@@ -212,6 +217,49 @@ fn rules_that_see_every_packet_keep_it_in_the_workers() {
     for (what, fwd, extra) in cases {
         let mut w = W::new(&config(&fwd, &extra));
         let (reply, orig) = udp_exchange(&mut w);
+        assert!(
+            reply.is_empty() && orig.is_empty(),
+            "{what}: queued {reply:?} {orig:?}"
+        );
+    }
+    // nftables: a filter chain at the prerouting hook sees every packet.
+    let nft = r#"
+table ip t {
+    chain pre {
+        type filter hook prerouting priority filter;
+        ip saddr 192.0.2.66 drop
+    }
+    chain fwd {
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        iifname "lan" oifname "wan" accept
+    }
+    chain post {
+        type nat hook postrouting priority srcnat;
+        oifname "wan" masquerade
+    }
+}
+"#;
+    let cfg = config(USUAL, "").replace(
+        &config(USUAL, "")[config(USUAL, "").find("[firewall]").unwrap()..],
+        &format!("[firewall]\nnft = '''{nft}'''\n"),
+    );
+    for (what, cfg) in [
+        ("nft filter prerouting", cfg.clone()),
+        (
+            "the same without it (offloaded)",
+            cfg.replace("ip saddr 192.0.2.66 drop", "").replace(
+                "type filter hook prerouting priority filter;",
+                "type filter hook prerouting priority filter; policy accept;",
+            ),
+        ),
+    ] {
+        let mut w = W::new(&cfg);
+        let (reply, orig) = udp_exchange(&mut w);
+        if what.contains("without") {
+            assert_eq!(orig, vec![(Dir::Original, true)], "{what}");
+            continue;
+        }
         assert!(
             reply.is_empty() && orig.is_empty(),
             "{what}: queued {reply:?} {orig:?}"

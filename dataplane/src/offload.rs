@@ -15,6 +15,7 @@
 use crate::conntrack::ConnId;
 use crate::iface::IfIndex;
 use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Bytes of a packet's IP and transport headers kept as it arrived: an
@@ -47,9 +48,12 @@ pub struct Learned {
     pub nexthop: u128,
     /// The connection, in the packet's direction.
     pub conn: ConnId,
-    /// The tables the pipeline decided with (their address): a record
-    /// made before a reload is thrown away.
-    pub tables: usize,
+    /// The ingress interface's MAC (the program takes only frames sent
+    /// to it).
+    pub rx_mac: [u8; 6],
+    /// The generation of the tables the pipeline decided with: a record
+    /// made with older ones is thrown away.
+    pub tables_gen: u64,
 }
 
 /// A worker's message to the control thread.
@@ -58,6 +62,10 @@ pub enum Request {
     Learn(Learned),
     /// A TCP FIN or RST of a connection with offloaded directions.
     Teardown(ConnId),
+    /// `ctl conntrack -D` of an offloaded connection: its entries go
+    /// first, then the connection (its NAT port must not be reused while
+    /// an entry still translates to it).
+    Kill(ConnId),
 }
 
 /// The offload's shared part: which ports may offload, the queue.
@@ -72,9 +80,10 @@ pub struct OffloadQueue {
     /// is active: traced packets must walk the pipeline).
     paused: AtomicBool,
     queue: ArrayQueue<Request>,
-    /// Directions queued, and records lost to a full queue.
-    pub queued: AtomicU64,
-    pub queue_full: AtomicU64,
+    /// Directions queued, and records lost to a full queue (on their own
+    /// line: every worker reads the masks above).
+    pub queued: CachePadded<AtomicU64>,
+    pub queue_full: CachePadded<AtomicU64>,
 }
 
 impl Default for OffloadQueue {
@@ -84,8 +93,8 @@ impl Default for OffloadQueue {
             tx_ports: AtomicU64::new(0),
             paused: AtomicBool::new(false),
             queue: ArrayQueue::new(QUEUE),
-            queued: AtomicU64::new(0),
-            queue_full: AtomicU64::new(0),
+            queued: CachePadded::new(AtomicU64::new(0)),
+            queue_full: CachePadded::new(AtomicU64::new(0)),
         }
     }
 }
@@ -104,6 +113,12 @@ impl OffloadQueue {
     #[inline]
     pub fn rx_port(&self, port: u16) -> bool {
         port < 64 && self.rx_ports.load(Relaxed) >> port & 1 == 1 && !self.paused.load(Relaxed)
+    }
+
+    /// Whether the program may redirect to any device now.
+    #[inline]
+    pub fn any_tx_port(&self) -> bool {
+        self.tx_ports.load(Relaxed) != 0
     }
 
     /// Whether the program may redirect to `port`'s device now.

@@ -418,7 +418,21 @@ impl Runtime {
             }
         });
         if action != CtAction::List {
-            let n = picked.iter().filter(|(id, _)| ct.remove(*id)).count();
+            // An offloaded connection goes through the control thread:
+            // its XDP entries first, then the connection (within 10 ms).
+            let shared = self.publisher.shared();
+            let n = picked
+                .iter()
+                .filter(|(id, _)| {
+                    if ct.offload_installed_conn(*id) {
+                        shared
+                            .offload
+                            .push(xgate_dataplane::offload::Request::Kill(*id))
+                    } else {
+                        ct.remove(*id)
+                    }
+                })
+                .count();
             let text = format!("xgate conntrack: {n} flow entries have been deleted.\n");
             return Ok(Response::ok(text, json!({ "deleted": n })));
         }

@@ -322,6 +322,9 @@ pub const L3_OFF: usize = crate::packet::ether::HEADER_LEN;
 /// tables.
 pub struct Pipeline {
     pub tables: Arc<Tables>,
+    /// The generation of `tables` as the control plane published them
+    /// (offload records carry it: one made with older tables is void).
+    pub tables_gen: u64,
     pub shared: Arc<Shared>,
     pub stats: Arc<WorkerStats>,
     pub trace: Trace,
@@ -369,6 +372,7 @@ impl Pipeline {
         );
         Pipeline {
             tables,
+            tables_gen: 0,
             shared,
             stats,
             eval,

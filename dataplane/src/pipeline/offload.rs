@@ -7,7 +7,8 @@
 //!    no helper, not a fragment, not traced, no SYN/FIN/RST, received on
 //!    a port running the offload program, on an interface that is no
 //!    bridge port and has at most one tag, and its direction not asked
-//!    for yet; the ruleset has no raw or mangle PREROUTING rule. Its IP and
+//!    for yet; the ruleset has no raw, mangle or (nftables) filter
+//!    PREROUTING rule and no filter POSTROUTING rule. Its IP and
 //!    transport headers are kept as they arrived. A FIN or RST of an
 //!    offloaded connection queues its teardown instead.
 //! 2. `forward`: filter FORWARD accepted it by its connection state alone
@@ -51,12 +52,13 @@ impl Pipeline {
     /// Whether the ruleset lets any packet be offloaded before FORWARD:
     /// no raw or mangle PREROUTING rule (they see every packet).
     pub(super) fn offload_possible(&self) -> bool {
+        let f = &self.tables.filter;
         self.shared.conntrack.offload_enabled()
-            && self.tables.filter.is_empty(TableId::Raw, Hook::Prerouting)
-            && self
-                .tables
-                .filter
-                .is_empty(TableId::Mangle, Hook::Prerouting)
+            && f.is_empty(TableId::Raw, Hook::Prerouting)
+            && f.is_empty(TableId::Mangle, Hook::Prerouting)
+            // nftables' filter chains at the prerouting hook.
+            && f.is_empty(TableId::Filter, Hook::Prerouting)
+            && f.is_empty(TableId::Filter, Hook::Postrouting)
     }
 
     /// The frame `m` leaves by `port` now (its Ethernet header written):
@@ -103,7 +105,8 @@ impl Pipeline {
             oif: m.oif,
             nexthop: m.nexthop,
             conn: cap.conn,
-            tables: std::sync::Arc::as_ptr(&self.tables) as usize,
+            rx_mac: hin.mac,
+            tables_gen: self.tables_gen,
         };
         if !self.shared.offload.push(Request::Learn(rec)) {
             // Full: a later packet asks again.
@@ -142,16 +145,22 @@ pub(super) fn candidate(
     if c.key.proto == PROTO_TCP {
         // SYN, FIN, RST: the workers' (a FIN or RST ends the offload).
         if c.tcp_flags & 0x07 != 0 {
-            if c.tcp_flags & 0x05 != 0 && ct.offload_any(id) {
+            if c.tcp_flags & 0x05 != 0 && ct.offload_installed_conn(id) {
                 q.push(Request::Teardown(id));
             }
+            return 0;
+        }
+        // Segments without ACK: the program leaves them to the workers.
+        if c.tcp_flags & 0x10 == 0 {
             return 0;
         }
         if ct.tcp_state(id) != Some(TcpState::Established) {
             return 0;
         }
     }
-    if ct.offload_requested(id) || caps.len() == caps.capacity() {
+    // Nowhere to redirect to (no device takes redirected frames): no
+    // capture, no request.
+    if !q.any_tx_port() || ct.offload_requested(id) || caps.len() == caps.capacity() {
         return 0;
     }
     let l3 = &frame[L3_OFF..L3_OFF + usize::from(m.l3_len)];

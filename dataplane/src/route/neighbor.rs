@@ -236,6 +236,14 @@ impl NeighborTable {
         }
     }
 
+    /// The MAC of `ip` on `ifx` in whatever state its entry is (None: no
+    /// entry). For the offload's scan: an entry whose neighbour moved or
+    /// went must go; one merely unconfirmed may stay.
+    pub fn mac(&self, ifx: IfIndex, ip: u128) -> Option<[u8; 6]> {
+        self.find(ifx, ip)
+            .map(|(_, s)| u64_to_mac(s.mac_flags & MAC_MASK))
+    }
+
     /// A cache token for a reachable entry (None for stale, missing or
     /// contended entries: those take the full `resolve` path).
     pub fn token(&self, ifx: IfIndex, ip: u128, now: u64) -> Option<CacheToken> {

@@ -146,7 +146,7 @@ impl Conntrack {
             if s & LIVE == 0 {
                 return Some(None);
             }
-            if expired(s, nm) {
+            if self.dead(idx, s, nm) {
                 self.retire(idx, gen_of(s), Retired::Expired, false);
                 return None;
             }
@@ -176,7 +176,7 @@ impl Conntrack {
                 if s & LIVE == 0 {
                     continue;
                 }
-                if expired(s, nm) {
+                if self.dead(idx, s, nm) {
                     if self.retire(idx, gen_of(s), Retired::Expired, true) {
                         return Some(idx);
                     }

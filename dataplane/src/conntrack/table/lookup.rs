@@ -30,7 +30,7 @@ impl Conntrack {
         let (idx, dir, s) = self.walk(h, |idx, dir| {
             self.matches(idx, dir, key, LIVE).map(|s| (idx, dir, s))
         })?;
-        if expired(s, now_ms(now)) {
+        if self.dead(idx, s, now_ms(now)) {
             self.retire(idx, gen_of(s), Retired::Expired, false);
             return None;
         }
@@ -111,7 +111,7 @@ impl Conntrack {
                 self.found(idx, dir, key, target).map(|s| (idx, dir, s))
             })?,
         };
-        if expired(s, nm) {
+        if self.dead(idx, s, nm) {
             self.retire(idx, gen_of(s), Retired::Expired, false);
             return None;
         }
@@ -290,7 +290,7 @@ impl Conntrack {
             if s & LIVE == 0 || gen_of(s) != c.generation {
                 return None;
             }
-            if expired(s, nm) {
+            if self.dead(c.idx, s, nm) {
                 self.retire(c.idx, c.generation, Retired::Expired, false);
                 return None;
             }

@@ -570,8 +570,13 @@ impl Conntrack {
         true
     }
 
-    /// Removes a connection (e.g. `conntrack -D`). False if already gone.
+    /// Removes a connection (e.g. `conntrack -D`). False if already gone,
+    /// or offloaded: the control thread removes its entries first
+    /// ([`Conntrack::offload_installed_conn`]).
     pub fn remove(&self, c: ConnId) -> bool {
+        if self.offload_installed_conn(c) {
+            return false;
+        }
         self.retire(c.idx, c.generation, Retired::Killed, false)
     }
 
@@ -592,7 +597,7 @@ impl Conntrack {
             next = if next + 1 == cap { 0 } else { next + 1 };
             let s = self.entries[idx as usize].state.load(Acquire);
             if s & LIVE != 0
-                && expired(s, nm)
+                && self.dead(idx, s, nm)
                 && self.retire(idx, gen_of(s), Retired::Expired, false)
             {
                 n += 1;

@@ -46,6 +46,29 @@ impl Conntrack {
         self.offload_bits(c, w.load(Relaxed)) & (1 << c.dir as u32) != 0
     }
 
+    /// Whether entry `idx` (state word `s`) counts as expired at `nm`
+    /// (ms): past its expiry and not held by the offload.
+    #[inline]
+    pub(super) fn dead(&self, idx: u32, s: u64, nm: u64) -> bool {
+        expired(s, nm) && !self.offload_installed(idx, s)
+    }
+
+    /// Whether some direction of `c` is in the program's map.
+    pub fn offload_installed_conn(&self, c: ConnId) -> bool {
+        let s = self.entries[c.idx as usize].state.load(Acquire);
+        s & LIVE != 0 && gen_of(s) == c.generation && self.offload_installed(c.idx, s)
+    }
+
+    /// Retires `c` if its expiry has passed (the control thread, once it
+    /// removed the connection's entries). True if it went.
+    pub fn expire_due(&self, c: ConnId, now: u64) -> bool {
+        let s = self.entries[c.idx as usize].state.load(Acquire);
+        s & LIVE != 0
+            && gen_of(s) == c.generation
+            && self.dead(c.idx, s, now_ms(now))
+            && self.retire(c.idx, c.generation, Retired::Expired, false)
+    }
+
     /// Whether some direction of `c` was asked for (in this epoch).
     #[inline]
     pub fn offload_any(&self, c: ConnId) -> bool {
@@ -102,7 +125,7 @@ impl Conntrack {
             if forget {
                 new &= !(1 << dir as u32);
             }
-            match w.compare_exchange_weak(cur, new, Relaxed, Relaxed) {
+            match w.compare_exchange_weak(cur, new, SeqCst, Relaxed) {
                 Ok(_) => return true,
                 Err(x) => cur = x,
             }
@@ -110,11 +133,14 @@ impl Conntrack {
     }
 
     /// Whether some direction of entry `idx` (generation of state word
-    /// `s`) is installed.
+    /// `s`) is installed: then only the control thread ends the
+    /// connection, after removing its entries (an entry still forwarding
+    /// must not outlive its connection's NAT binding).
     pub(super) fn offload_installed(&self, idx: u32, s: u64) -> bool {
         let Some(w) = self.offload.get(idx as usize) else {
             return false;
         };
+        std::sync::atomic::fence(SeqCst);
         let c = ConnId {
             idx,
             generation: gen_of(s),
@@ -179,7 +205,9 @@ impl Conntrack {
     /// see every segment, so a window they remember would wrongly refuse
     /// the connection's later ones.
     pub fn tcp_liberal_conn(&self, c: ConnId) {
-        self.window_liberal(c.idx);
+        if self.is_live(c) {
+            self.window_liberal(c.idx);
+        }
     }
 
     /// The connection's TCP state, if it is still there.

@@ -20,9 +20,12 @@
 // options, fragments, a bad IPv4 header checksum, lengths that do not add
 // up (IP length beyond the frame or shorter than its headers, a TCP data
 // offset or UDP length outside the packet), TTL / hop limit <= 1, a TCP
-// SYN, FIN or RST (connection state), a UDP/IPv6 datagram without checksum
-// (RFC 6936: the workers forward it as it is), a packet larger than the
-// egress MTU, an egress the program may not redirect to. Nothing is
+// SYN, FIN or RST (connection state) or a segment without ACK (INVALID to
+// the workers), a UDP/IPv6 datagram without checksum (RFC 6936: the
+// workers forward it as it is), a frame not sent to the ingress
+// interface's MAC, an entry of an older epoch (a flush: one write voids
+// them all), a packet larger than the egress MTU, an egress the program
+// may not redirect to. Nothing is
 // written to a frame before it is known to be offloaded. Ethernet padding
 // is trimmed, as the pipeline trims it. `stats` counts each outcome per
 // CPU (enum outcome).
@@ -61,10 +64,12 @@ struct flow_action {
 	__be16 sport;
 	__be16 dport;
 	__u32 flags;
-	__u32 pad;
+	__u32 epoch;    // valid while it equals `epoch`'s value
 	__u64 packets;
 	__u64 bytes;
 	__u64 last_seen; // bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC_COARSE
+	__u8 in_mac[6]; // the ingress interface's MAC: frames to another go slow
+	__u16 pad;
 };
 
 enum outcome {
@@ -79,6 +84,7 @@ enum outcome {
 	OUT_NO_ROOM,  // the VLAN push found no headroom (the frame is dropped)
 	OUT_NO_PORT,  // the egress is not in `ports`
 	OUT_MALFORMED, // lengths or the IPv4 header checksum: the workers decide
+	OUT_STALE,     // an entry of an older epoch (a flush under way)
 	OUT_MAX,
 };
 
@@ -89,12 +95,23 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
+// Not preallocated: a deleted or replaced element is freed after an RCU
+// grace period, so a lookup's pointer never sees another flow's action.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct flow_key);
 	__type(value, struct flow_action);
 } flows SEC(".maps");
+
+// The current epoch: bumping it (one write) voids every entry at once.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} epoch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
@@ -126,6 +143,15 @@ static __always_inline int slow(struct xdp_md *ctx, __u32 why)
 {
 	count(why);
 	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_DROP);
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	int same = 1;
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		same &= a[i] == b[i];
+	return same;
 }
 
 static __always_inline __u16 fold(__u32 c)
@@ -244,7 +270,10 @@ int xgate_offload(struct xdp_md *ctx)
 			return slow(ctx, OUT_MALFORMED);
 		if (th->doff < 5 || th->doff * 4 > l4len)
 			return slow(ctx, OUT_MALFORMED);
-		if (th->syn || th->fin || th->rst)
+		// Only what a connection's data segments carry (ACK, with PSH,
+		// URG, ECE, CWR): SYN/FIN/RST change its state, and segments
+		// without ACK are INVALID to the workers' tracking.
+		if (!th->ack || th->syn || th->fin || th->rst)
 			return slow(ctx, OUT_TCP_FLAGS);
 		k.sport = th->source;
 		k.dport = th->dest;
@@ -266,6 +295,14 @@ int xgate_offload(struct xdp_md *ctx)
 	struct flow_action *a = bpf_map_lookup_elem(&flows, &k);
 	if (!a)
 		return slow(ctx, OUT_MISS);
+	__u32 zero = 0;
+	__u32 *cur = bpf_map_lookup_elem(&epoch, &zero);
+	if (!cur || a->epoch != *cur)
+		return slow(ctx, OUT_STALE);
+	// Only frames sent to the router: a broadcast, multicast or another
+	// host's frame (promiscuous, veth) is the workers' (they drop it).
+	if (!mac_eq(eth->h_dest, a->in_mac))
+		return slow(ctx, OUT_NOT_OFFLOADABLE);
 	if (iplen > a->mtu)
 		return slow(ctx, OUT_MTU);
 	__u32 out_ifindex = a->out_ifindex;

@@ -62,13 +62,19 @@ pub struct FlowAction {
     pub sport: [u8; 2],
     pub dport: [u8; 2],
     pub flags: u32,
-    pub pad: u32,
+    /// The entry is valid while this is the program's epoch
+    /// ([`OffloadProgram::set_epoch`]).
+    pub epoch: u32,
     /// Packets and bytes (IP length) the program forwarded.
     pub packets: u64,
     pub bytes: u64,
     /// CLOCK_MONOTONIC_COARSE nanoseconds of the last one (the coarse
     /// clock: 22 ns a frame cheaper, a tick or so behind; for expiry).
     pub last_seen: u64,
+    /// The ingress interface's MAC: a frame sent to another (broadcast,
+    /// multicast, another host's) goes to the workers.
+    pub in_mac: [u8; 6],
+    pub pad: u16,
 }
 
 // The C structs' layout, field by field.
@@ -79,14 +85,14 @@ const _: () = {
     assert!(offset_of!(FlowKey, proto) == 7 && offset_of!(FlowKey, sport) == 8);
     assert!(offset_of!(FlowKey, dport) == 10 && offset_of!(FlowKey, pad) == 12);
     assert!(offset_of!(FlowKey, src) == 16 && offset_of!(FlowKey, dst) == 32);
-    assert!(size_of::<FlowAction>() == 88);
+    assert!(size_of::<FlowAction>() == 96);
     assert!(offset_of!(FlowAction, out_vlan) == 4 && offset_of!(FlowAction, mtu) == 6);
     assert!(offset_of!(FlowAction, dmac) == 8 && offset_of!(FlowAction, smac) == 14);
     assert!(offset_of!(FlowAction, src) == 20 && offset_of!(FlowAction, dst) == 36);
     assert!(offset_of!(FlowAction, sport) == 52 && offset_of!(FlowAction, dport) == 54);
-    assert!(offset_of!(FlowAction, flags) == 56 && offset_of!(FlowAction, pad) == 60);
+    assert!(offset_of!(FlowAction, flags) == 56 && offset_of!(FlowAction, epoch) == 60);
     assert!(offset_of!(FlowAction, packets) == 64 && offset_of!(FlowAction, bytes) == 72);
-    assert!(offset_of!(FlowAction, last_seen) == 80);
+    assert!(offset_of!(FlowAction, last_seen) == 80 && offset_of!(FlowAction, in_mac) == 88);
 };
 
 /// `enum outcome`: what the program did with a frame, counted per CPU.
@@ -104,10 +110,11 @@ pub enum Outcome {
     NoRoom,
     NoPort,
     Malformed,
+    Stale,
 }
 
 /// How many outcomes the program counts.
-pub const OUTCOMES: usize = 11;
+pub const OUTCOMES: usize = 12;
 
 impl Outcome {
     pub const ALL: [Outcome; OUTCOMES] = [
@@ -122,6 +129,7 @@ impl Outcome {
         Outcome::NoRoom,
         Outcome::NoPort,
         Outcome::Malformed,
+        Outcome::Stale,
     ];
 
     pub fn name(self) -> &'static str {
@@ -137,6 +145,7 @@ impl Outcome {
             Outcome::NoRoom => "no_room",
             Outcome::NoPort => "no_port",
             Outcome::Malformed => "malformed",
+            Outcome::Stale => "stale",
         }
     }
 }
@@ -295,6 +304,7 @@ pub fn learn(
         dst: a.dst,
     };
     let action = FlowAction {
+        in_mac: rx[..6].try_into().ok()?,
         out_ifindex: tx_ifindex,
         out_vlan: t.vlans.as_slice().first().copied().unwrap_or(0),
         mtu,
@@ -317,6 +327,7 @@ pub struct OffloadProgram {
     ports: i32,
     stats: i32,
     xsks: i32,
+    epoch: i32,
 }
 
 /// How large a device's maps are.
@@ -407,6 +418,7 @@ impl OffloadProgram {
             ports: -1,
             stats: -1,
             xsks: -1,
+            epoch: -1,
         };
         let find = |name: &std::ffi::CStr| {
             // SAFETY: an open object and a NUL-terminated name; the map
@@ -453,6 +465,7 @@ impl OffloadProgram {
         // SAFETY: maps of the loaded object.
         let map = |name: &std::ffi::CStr| find(name).map(|m| unsafe { sys::bpf_map__fd(m) });
         me.xsks = map(c"xsks")?;
+        me.epoch = map(c"epoch")?;
         me.flows = map(c"flows")?;
         me.ports = map(c"ports")?;
         me.stats = map(c"stats")?;
@@ -466,6 +479,27 @@ impl OffloadProgram {
         // SAFETY: a program of the loaded object.
         me.prog = unsafe { sys::bpf_program__fd(p) };
         Ok(me)
+    }
+
+    /// Makes `epoch` the current one: entries of another epoch go to the
+    /// workers at once (counted `stale`); [`OffloadProgram::insert`]
+    /// takes the action's `epoch` as given.
+    pub fn set_epoch(&self, epoch: u32) -> io::Result<()> {
+        let key = 0u32;
+        // SAFETY: a u32 key and value, as the array map takes them.
+        let rc = unsafe {
+            sys::bpf_map_update_elem(
+                self.epoch,
+                (&key as *const u32).cast(),
+                (&epoch as *const u32).cast(),
+                0,
+            )
+        };
+        if rc != 0 {
+            Err(err(rc, "epoch update"))
+        } else {
+            Ok(())
+        }
     }
 
     /// Offloads one direction (creates or replaces its entry).
