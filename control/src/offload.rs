@@ -11,12 +11,17 @@
 //!   tables that are no longer current is thrown away.
 //! - **Scan** (each second): the program's packet and byte counts and its
 //!   last-seen time go into the connection (counters, timeout), and an
-//!   entry leaves when its connection is gone or left ESTABLISHED, or
-//!   its neighbour is no longer confirmed or moved (the workers then
-//!   resolve it again and ask anew). Which devices take redirected frames
-//!   is asked of the kernel again (a veth's peer may lose its XDP program).
+//!   entry leaves when its connection left ESTABLISHED, or its neighbour
+//!   went or moved (the workers then resolve it again and ask anew).
+//!   Which devices take redirected frames is asked of the kernel again (a
+//!   veth's peer may lose its XDP program).
 //! - **Flush**: a reload or a route change (new tables) and a trace
-//!   request (traced packets must walk the pipeline) empty the map.
+//!   request (traced packets must walk the pipeline) move the program's
+//!   epoch (every entry void at once) and empty the map.
+//! - **Ends**: an offloaded connection ends only here: its entries go
+//!   first, then the connection (expired by its folded last-seen time, or
+//!   deleted by `ctl conntrack -D`), so its NAT port is never reused while
+//!   an entry still translates to it.
 //! - **Teardown**: a TCP FIN or RST a worker saw ends the connection's
 //!   entries at once.
 
@@ -34,8 +39,8 @@ use xgate_dataplane::offload::{Learned, Request};
 use xgate_dataplane::pipeline::{Shared, Tables};
 
 /// The flow map's size for a connection table of `flows`: two directions
-/// per connection, within [1024, 262144] (the kernel preallocates the
-/// map: 262144 directions take about 50 MB).
+/// per connection, within [1024, 262144] (the map is not preallocated:
+/// about 200 bytes of kernel memory per entry present).
 pub fn map_capacity(flows: usize) -> u32 {
     (2 * flows).clamp(1024, 1 << 18) as u32
 }
