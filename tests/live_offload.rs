@@ -436,3 +436,65 @@ fn offloaded_connections_live_by_their_traffic_and_end_cleanly() {
     let exit = x.stop();
     assert!(exit.success, "{}", exit.log);
 }
+
+/// A trace request takes the offload out of the way: its entries go (the
+/// traced packets walk the pipeline and are recorded), nothing is
+/// offloaded while it runs, and the flow is offloaded again after it.
+#[test]
+fn a_trace_request_walks_the_pipeline_then_the_offload_comes_back() {
+    if skip() {
+        return;
+    }
+    let t = Gateway::new(1);
+    let x = Xgate::start(XGATE, &t.router, &config(&t, "auto"));
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    if !offload_runs(&x) {
+        return;
+    }
+    let echo = in_ns(&t.server, || UdpSocket::bind("10.2.0.2:7200").unwrap())
+        .join()
+        .unwrap();
+    std::thread::spawn(move || traffic::udp_echo(echo, 100_000));
+    let s = in_ns(&t.client, || UdpSocket::bind("10.1.0.2:6200").unwrap())
+        .join()
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let ping = |n: u32| {
+        let mut buf = [0u8; 64];
+        s.send_to(&n.to_be_bytes(), "10.2.0.2:7200").unwrap();
+        let (len, _) = s.recv_from(&mut buf).expect("the echo");
+        assert_eq!(&buf[..len], &n.to_be_bytes());
+    };
+    let offloaded_now = || ctl(&x, &["conntrack", "-p", "udp"]).contains("[OFFLOAD]");
+    for i in 0..10 {
+        ping(i);
+    }
+    wait_for("the offload", 3, offloaded_now);
+    ctl(&x, &["trace", "add", "1000", "-p", "udp"]);
+    wait_for("the offload to step aside", 3, || !offloaded_now());
+    for i in 10..12 {
+        ping(i);
+    }
+    let traced = ctl(&x, &["trace", "show"]);
+    assert!(
+        traced.contains("10.1.0.2"),
+        "the pipeline traced them:\n{traced}"
+    );
+    for i in 12..20 {
+        ping(i);
+    }
+    assert!(!offloaded_now(), "nothing offloaded while a trace runs");
+    ctl(&x, &["trace", "clear"]);
+    for i in 20..40 {
+        ping(i);
+        if i > 25 && offloaded_now() {
+            break;
+        }
+    }
+    wait_for("the offload again", 3, || {
+        ping(99);
+        offloaded_now()
+    });
+    let exit = x.stop();
+    assert!(exit.success, "{}", exit.log);
+}
