@@ -316,6 +316,24 @@ fn a_tcp_transfer_offloaded_midway_arrives_whole() {
     assert_eq!(peer.ip(), Ipv4Addr::new(10, 2, 0, 1), "masqueraded");
     // (The program's counters reach `ctl stats` with the next scan.)
     wait_for("segments offloaded", 5, || offloaded(&x) > 1000);
+    // Prometheus sees it too (the default 127.0.0.1:9482).
+    let metrics = in_ns(&t.router, || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9482").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    })
+    .join()
+    .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("xgate_offload_packets_total{outcome=\"offloaded\"}"))
+        .unwrap_or_else(|| panic!("no offload metric:\n{metrics}"));
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n > 1000, "{line}");
+    assert!(metrics.contains("xgate_offload_capacity "), "{metrics}");
     // The FIN ended it: no direction stays in the map.
     wait_for("the entries to go", 5, || {
         stats(&x)["offload"]["entries"].as_u64() == Some(0)
