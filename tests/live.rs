@@ -354,30 +354,15 @@ COMMIT
     // The control plane, live: `xgate ctl` lists both connections with
     // their translations, the rule counters count, and SIGHUP reloads
     // without losing a connection.
-    let ctl = |args: &[&str]| {
-        let out = std::process::Command::new(XGATE)
-            .arg("ctl")
-            .arg("--socket")
-            .arg(x.socket())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let conns = ctl(&["conntrack", "-p", "tcp"]);
+    let conns = x.ctl(&["conntrack", "-p", "tcp"]);
     assert!(conns.contains("dport=8080"), "{conns}");
     assert!(conns.contains("dport=5001"), "{conns}");
-    let stats: serde_json::Value = serde_json::from_str(&ctl(&["stats", "--json"])).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&x.ctl(&["stats", "--json"])).unwrap();
     assert!(
         stats["conntrack"]["entries"].as_u64().unwrap() >= 2,
         "{stats}"
     );
-    let rules = ctl(&["rules"]);
+    let rules = x.ctl(&["rules"]);
     assert!(rules.contains("-j MASQUERADE"), "{rules}");
     let before = stats["conntrack"]["entries"].as_u64().unwrap();
     x.signal(libc::SIGHUP);
@@ -386,7 +371,7 @@ COMMIT
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(x.log().contains("xgate: reloaded"), "{}", x.log());
-    let stats: serde_json::Value = serde_json::from_str(&ctl(&["stats", "--json"])).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&x.ctl(&["stats", "--json"])).unwrap();
     assert_eq!(
         stats["conntrack"]["entries"].as_u64().unwrap(),
         before,

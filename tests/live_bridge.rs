@@ -284,25 +284,8 @@ fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 // What xgate says: `xgate ctl`
 // ---------------------------------------------------------------------
 
-fn ctl(x: &Xgate, args: &[&str]) -> String {
-    let out = Command::new(XGATE)
-        .arg("ctl")
-        .arg("--socket")
-        .arg(x.socket())
-        .args(args)
-        .output()
-        .expect("xgate ctl");
-    assert!(
-        out.status.success(),
-        "ctl {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn stats(x: &Xgate) -> Value {
-    serde_json::from_str(&ctl(x, &["stats", "--json"])).expect("ctl stats --json")
+    serde_json::from_str(&x.ctl(&["stats", "--json"])).expect("ctl stats --json")
 }
 
 /// Packets dropped for `reason` so far (`ctl stats` lists those > 0).
@@ -332,7 +315,7 @@ struct FdbEntry {
 /// `xgate ctl fdb`, `bridge fdb show` style:
 /// `<mac> dev <port> [vlan <vid>] master <bridge> [static]`.
 fn fdb(x: &Xgate) -> (Vec<FdbEntry>, String) {
-    let text = ctl(x, &["fdb"]);
+    let text = x.ctl(&["fdb"]);
     let entries = text
         .lines()
         .filter_map(|l| {
@@ -484,7 +467,7 @@ fn seed004_navy_chain_filters_bridged_traffic_and_masquerades_the_bridge() {
 
     // The seed's NAVY chain, by a reload.
     x.rewrite_config(&s.config(SEED004_BRIDGE, &seed004_rules(NAVY)));
-    ctl(&x, &["reload"]);
+    x.ctl(&["reload"]);
     assert!(
         until(Duration::from_secs(3), || s.ping("red", "10.16.0.3", 1)
             == 1),

@@ -22,7 +22,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use xgate_testbed::xgate::Xgate;
+use xgate_testbed::xgate::{Xgate, scrape_metrics};
 use xgate_testbed::{Testbed, in_ns};
 
 const XGATE: &str = env!("CARGO_BIN_EXE_xgate");
@@ -75,24 +75,8 @@ fn until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     None
 }
 
-fn ctl(x: &Xgate, args: &[&str]) -> String {
-    let out = Command::new(XGATE)
-        .arg("ctl")
-        .arg("--socket")
-        .arg(x.socket())
-        .args(args)
-        .output()
-        .expect("xgate ctl");
-    assert!(
-        out.status.success(),
-        "ctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn mirror_json(x: &Xgate) -> serde_json::Value {
-    serde_json::from_str(&ctl(x, &["mirror", "--json"])).unwrap()
+    serde_json::from_str(&x.ctl(&["mirror", "--json"])).unwrap()
 }
 
 fn ip(tb: &Testbed, ns: &str, args: &[&str]) {
@@ -167,7 +151,7 @@ COMMIT
     let first = until(Duration::from_secs(5), || {
         mirror_json(&x)["resyncs"].as_u64() >= Some(1)
     });
-    assert!(first.is_some(), "{}\n{}", ctl(&x, &["mirror"]), x.log());
+    assert!(first.is_some(), "{}\n{}", x.ctl(&["mirror"]), x.log());
     // The WAN server is reached with the config's address.
     assert_eq!(
         ask(&client, "10.2.0.2:7001"),
@@ -197,10 +181,10 @@ COMMIT
     assert!(
         t.is_some(),
         "not forwarded after ip route add\n{}\n{}",
-        ctl(&x, &["routes"]),
-        ctl(&x, &["mirror"])
+        x.ctl(&["routes"]),
+        x.ctl(&["mirror"])
     );
-    let routes = ctl(&x, &["routes"]);
+    let routes = x.ctl(&["routes"]);
     assert!(
         routes.contains("10.99.0.0/24 via 10.2.0.2 dev wan proto boot"),
         "{routes}"
@@ -228,7 +212,7 @@ COMMIT
     });
     let gone = gone.expect("still forwarded after ip route del");
     assert!(gone < Duration::from_millis(1500), "took {gone:?}");
-    assert!(!ctl(&x, &["routes"]).contains("10.99.0.0/24"));
+    assert!(!x.ctl(&["routes"]).contains("10.99.0.0/24"));
 
     // IPv6 multipath: the kernel announces the removal of one next hop
     // as a deletion naming it; the other two stay.
@@ -258,15 +242,18 @@ COMMIT
         ],
     );
     let hops = |x: &Xgate| {
-        ctl(x, &["routes"])
+        x.ctl(&["routes"])
             .lines()
             .filter(|l| l.contains("nexthop via 2001:db8:2::"))
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
     let three = until(Duration::from_secs(3), || hops(&x).len() == 3);
-    assert!(three.is_some(), "{}", ctl(&x, &["routes"]));
-    assert!(ctl(&x, &["routes"]).contains("2001:db8:9::/48 metric 1024 proto boot"));
+    assert!(three.is_some(), "{}", x.ctl(&["routes"]));
+    assert!(
+        x.ctl(&["routes"])
+            .contains("2001:db8:9::/48 metric 1024 proto boot")
+    );
     ip(
         &tb,
         &router,
@@ -282,7 +269,7 @@ COMMIT
         ],
     );
     let two = until(Duration::from_secs(3), || hops(&x).len() == 2);
-    assert!(two.is_some(), "{}", ctl(&x, &["routes"]));
+    assert!(two.is_some(), "{}", x.ctl(&["routes"]));
     assert!(
         !hops(&x).iter().any(|l| l.contains("2001:db8:2::4 ")),
         "{:?}",
@@ -312,11 +299,12 @@ COMMIT
         &["route", "add", "10.78.0.0/16", "via", "10.77.0.2"],
     );
     let listed = until(Duration::from_secs(3), || {
-        ctl(&x, &["mirror"]).contains("unusable: 10.78.0.0/16 metric 0 table main: device")
+        x.ctl(&["mirror"])
+            .contains("unusable: 10.78.0.0/16 metric 0 table main: device")
     });
-    assert!(listed.is_some(), "{}", ctl(&x, &["mirror"]));
-    assert!(!ctl(&x, &["routes"]).contains("10.78.0.0/16"));
-    let metrics = scrape(&router);
+    assert!(listed.is_some(), "{}", x.ctl(&["mirror"]));
+    assert!(!x.ctl(&["routes"]).contains("10.78.0.0/16"));
+    let metrics = scrape_metrics(&router);
     assert!(
         metrics.contains("xgate_mirror_routes{state=\"unusable\"} 1\n"),
         "{metrics}"
@@ -347,8 +335,8 @@ COMMIT
     assert!(
         moved.is_some(),
         "masquerade did not follow the address\n{}\n{}",
-        ctl(&x, &["mirror"]),
-        ctl(&x, &["conntrack"])
+        x.ctl(&["mirror"]),
+        x.ctl(&["conntrack"])
     );
     // The flush waits until no worker runs the tables of the old
     // address, so it may follow the move by a moment.
@@ -361,11 +349,11 @@ COMMIT
         mirror_json(&x)
     );
     assert!(
-        !ctl(&x, &["conntrack"]).contains("dst=10.2.0.1 "),
+        !x.ctl(&["conntrack"]).contains("dst=10.2.0.1 "),
         "{}",
-        ctl(&x, &["conntrack"])
+        x.ctl(&["conntrack"])
     );
-    let routes = ctl(&x, &["routes"]);
+    let routes = x.ctl(&["routes"]);
     assert!(routes.contains("local 10.2.0.9 dev wan"), "{routes}");
     assert!(!routes.contains("10.2.0.1 "), "{routes}");
 
@@ -465,7 +453,7 @@ rx_buffer = 4096
     let first = until(Duration::from_secs(5), || {
         mirror_json(&x)["resyncs"].as_u64() >= Some(1)
     });
-    assert!(first.is_some(), "{}", ctl(&x, &["mirror"]));
+    assert!(first.is_some(), "{}", x.ctl(&["mirror"]));
     let n = 20_000;
     let dir = std::env::temp_dir().join(format!("{router}-overrun"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -481,7 +469,7 @@ rx_buffer = 4096
     assert!(m["overruns"].as_u64().unwrap() >= 1, "no overrun: {m}");
     assert!(m["resyncs"].as_u64().unwrap() >= 2, "no resync: {m}");
     eprintln!("overrun: {m}");
-    let table = ctl(&x, &["routes"]);
+    let table = x.ctl(&["routes"]);
     assert_eq!(
         table.lines().filter(|l| l.contains("proto boot")).count(),
         n,
@@ -494,27 +482,13 @@ rx_buffer = 4096
     );
     let none = until(Duration::from_secs(60), || installed(&x) == 0);
     assert!(none.is_some(), "{}", mirror_json(&x));
-    assert!(!ctl(&x, &["routes"]).contains("proto boot"));
+    assert!(!x.ctl(&["routes"]).contains("proto boot"));
     let exit = x.stop();
     assert!(exit.success, "{}", exit.log);
 }
 
-/// GET /metrics from the instance in `ns` (the default 127.0.0.1:9482).
-fn scrape(ns: &str) -> String {
-    in_ns(ns, || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9482").unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body
-    })
-    .join()
-    .unwrap()
-}
-
 fn routes_have(x: &Xgate, line: &str) -> bool {
-    ctl(x, &["routes"]).contains(line)
+    x.ctl(&["routes"]).contains(line)
 }
 
 /// A child process killed when dropped (a BIRD this test started).
@@ -644,10 +618,10 @@ batch_ms = 20
         "BGP routes not forwarded\nedge: {}\nkernel: {}\nxgate: {}\n{}",
         birdc(&router, &dir, "edge", &["show", "protocols"]),
         String::from_utf8_lossy(&tb.ip(&router, &["route"]).stdout),
-        ctl(&x, &["routes"]),
-        ctl(&x, &["mirror"])
+        x.ctl(&["routes"]),
+        x.ctl(&["mirror"])
     );
-    let routes = ctl(&x, &["routes"]);
+    let routes = x.ctl(&["routes"]);
     assert!(
         routes.contains("10.99.2.0/24 via 10.2.0.2 dev wan metric 32 proto bird"),
         "{routes}"
@@ -667,13 +641,13 @@ batch_ms = 20
         t.elapsed()
     );
     assert!(ask(&client, "10.99.1.1:7000").is_some(), "the other stays");
-    assert!(!ctl(&x, &["routes"]).contains("10.99.2.0/24"));
+    assert!(!x.ctl(&["routes"]).contains("10.99.2.0/24"));
     // And announces it again.
     birdc(&server, &dir, "peer", &["enable", "two"]);
     let back = until(Duration::from_secs(10), || {
         ask(&client, "10.99.2.1:7000").is_some()
     });
-    assert!(back.is_some(), "{}", ctl(&x, &["routes"]));
+    assert!(back.is_some(), "{}", x.ctl(&["routes"]));
 
     stop.store(true, Ordering::Relaxed);
     let exit = x.stop();
@@ -804,7 +778,7 @@ COMMIT
             out.status.success(),
             "udhcpc: {}\n{}\n{}",
             String::from_utf8_lossy(&out.stderr),
-            ctl(&x, &["stats"]),
+            x.ctl(&["stats"]),
             x.log()
         );
         ip.trim().parse::<IpAddr>().unwrap()
@@ -818,10 +792,10 @@ COMMIT
     assert!(
         t.is_some(),
         "the LAN is not masqueraded to the leased {first}\n{}\n{}",
-        ctl(&x, &["routes"]),
-        ctl(&x, &["mirror"])
+        x.ctl(&["routes"]),
+        x.ctl(&["mirror"])
     );
-    let routes = ctl(&x, &["routes"]);
+    let routes = x.ctl(&["routes"]);
     assert!(
         routes.contains("default via 10.2.0.2 dev wan proto boot"),
         "{routes}"
@@ -844,7 +818,7 @@ COMMIT
     assert!(
         t.is_some(),
         "new connections do not use the new lease\n{}",
-        ctl(&x, &["mirror"])
+        x.ctl(&["mirror"])
     );
     stop.store(true, Ordering::Relaxed);
     let exit = x.stop();

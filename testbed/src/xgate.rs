@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 /// xgate itself and receives our SIGINT). Stopped with SIGINT on drop.
 pub struct Xgate {
     child: Option<Child>,
+    /// The binary, for `xgate ctl`.
+    bin: String,
     log: Arc<Mutex<String>>,
     stats: PathBuf,
     dir: PathBuf,
@@ -77,6 +79,7 @@ impl Xgate {
         });
         let x = Xgate {
             child: Some(child),
+            bin: bin.to_string(),
             log,
             stats,
             dir,
@@ -96,6 +99,25 @@ impl Xgate {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// `xgate ctl ARGS` on this instance's socket: its output; panics
+    /// (with what it printed) if it fails.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .arg("ctl")
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("xgate ctl");
+        assert!(
+            out.status.success(),
+            "ctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Replaces the config file the instance runs from (with the same
@@ -194,4 +216,19 @@ impl Drop for Xgate {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// GET /metrics from the instance running in namespace `ns` (the default
+/// address, 127.0.0.1:9482).
+pub fn scrape_metrics(ns: &str) -> String {
+    crate::in_ns(ns, || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9482").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    })
+    .join()
+    .unwrap()
 }
