@@ -13,7 +13,7 @@
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 use xgate_testbed::traffic::{self, RawSocket};
-use xgate_testbed::xgate::Xgate;
+use xgate_testbed::xgate::{Xgate, scrape_metrics};
 use xgate_testbed::{Gateway, in_ns, skip};
 
 const XGATE: &str = env!("CARGO_BIN_EXE_xgate");
@@ -69,24 +69,54 @@ fn offload_runs(x: &Xgate) -> bool {
     false
 }
 
-fn ctl(x: &Xgate, args: &[&str]) -> String {
-    let out = std::process::Command::new(XGATE)
-        .arg("ctl")
-        .arg("--socket")
-        .arg(x.socket())
-        .args(args)
-        .output()
+/// `xgate run` on `cfg` in the router with the offload running; None
+/// (the skip said) where the kernel cannot tell redirect targets.
+fn start_offloading(t: &Gateway, cfg: &str) -> Option<Xgate> {
+    let x = Xgate::start(XGATE, &t.router, cfg);
+    assert!(x.log().contains("xgate: running"), "{}", x.log());
+    offload_runs(&x).then_some(x)
+}
+
+/// A UDP echo server on 10.2.0.2:`port`, and what makes its clients (a
+/// socket on 10.1.0.2:`client_port`).
+fn udp_echo_pair(t: &Gateway, port: u16) -> impl Fn(u16) -> Pinger + '_ {
+    let echo = in_ns(&t.server, move || {
+        UdpSocket::bind(("10.2.0.2", port)).unwrap()
+    })
+    .join()
+    .unwrap();
+    std::thread::spawn(move || traffic::udp_echo(echo, 100_000));
+    move |client_port| {
+        let s = in_ns(&t.client, move || {
+            UdpSocket::bind(("10.1.0.2", client_port)).unwrap()
+        })
+        .join()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "ctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        Pinger { s, port }
+    }
+}
+
+/// A client of the echo server.
+struct Pinger {
+    s: UdpSocket,
+    port: u16,
+}
+
+impl Pinger {
+    /// Sends `n` and waits for it to come back.
+    fn ping(&self, n: u32) {
+        let mut buf = [0u8; 64];
+        self.s
+            .send_to(&n.to_be_bytes(), ("10.2.0.2", self.port))
+            .unwrap();
+        let (len, _) = self.s.recv_from(&mut buf).expect("the echo");
+        assert_eq!(&buf[..len], &n.to_be_bytes());
+    }
 }
 
 fn stats(x: &Xgate) -> serde_json::Value {
-    serde_json::from_str(&ctl(x, &["stats", "--json"])).unwrap()
+    serde_json::from_str(&x.ctl(&["stats", "--json"])).unwrap()
 }
 
 /// Frames the program forwarded itself.
@@ -221,7 +251,7 @@ fn udp_run(offload: &str) -> Option<Run> {
     // The counters of offloaded frames reach conntrack within a second.
     std::thread::sleep(Duration::from_millis(1500));
     let conns: serde_json::Value =
-        serde_json::from_str(&ctl(&x, &["conntrack", "-p", "udp", "--json"])).unwrap();
+        serde_json::from_str(&x.ctl(&["conntrack", "-p", "udp", "--json"])).unwrap();
     let flow = conns["flows"]
         .as_array()
         .unwrap()
@@ -231,7 +261,7 @@ fn udp_run(offload: &str) -> Option<Run> {
         .clone();
     if offload == "auto" {
         assert_eq!(flow["offload"], true, "{flow}");
-        let text = ctl(&x, &["conntrack", "-p", "udp"]);
+        let text = x.ctl(&["conntrack", "-p", "udp"]);
         assert!(text.contains("[OFFLOAD]"), "{text}");
         let s = stats(&x);
         assert!(s["offload"]["flushes"].as_u64().unwrap() >= 1, "{s}");
@@ -294,11 +324,9 @@ fn a_tcp_transfer_offloaded_midway_arrives_whole() {
         return;
     }
     let t = Gateway::new(1);
-    let x = Xgate::start(XGATE, &t.router, &config(&t, "auto"));
-    assert!(x.log().contains("xgate: running"), "{}", x.log());
-    if !offload_runs(&x) {
+    let Some(x) = start_offloading(&t, &config(&t, "auto")) else {
         return;
-    }
+    };
     let listener = in_ns(&t.server, || TcpListener::bind("10.2.0.2:5001").unwrap())
         .join()
         .unwrap();
@@ -317,16 +345,7 @@ fn a_tcp_transfer_offloaded_midway_arrives_whole() {
     // (The program's counters reach `ctl stats` with the next scan.)
     wait_for("segments offloaded", 5, || offloaded(&x) > 1000);
     // Prometheus sees it too (the default 127.0.0.1:9482).
-    let metrics = in_ns(&t.router, || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9482").unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body
-    })
-    .join()
-    .unwrap();
+    let metrics = scrape_metrics(&t.router);
     let line = metrics
         .lines()
         .find(|l| l.starts_with("xgate_offload_packets_total{outcome=\"offloaded\"}"))
@@ -338,11 +357,11 @@ fn a_tcp_transfer_offloaded_midway_arrives_whole() {
     wait_for("the entries to go", 5, || {
         stats(&x)["offload"]["entries"].as_u64() == Some(0)
     });
-    let conns = ctl(&x, &["conntrack", "-p", "tcp"]);
+    let conns = x.ctl(&["conntrack", "-p", "tcp"]);
     assert!(!conns.contains("[OFFLOAD]"), "{conns}");
     // The connection's counters include what the program forwarded.
     let j: serde_json::Value =
-        serde_json::from_str(&ctl(&x, &["conntrack", "-p", "tcp", "--json"])).unwrap();
+        serde_json::from_str(&x.ctl(&["conntrack", "-p", "tcp", "--json"])).unwrap();
     let bytes = j["flows"][0]["original"]["bytes"].as_u64().unwrap();
     assert!(bytes >= 64 << 20, "conntrack counted {bytes} bytes");
     let exit = x.stop();
@@ -385,33 +404,13 @@ fn offloaded_connections_live_by_their_traffic_and_end_cleanly() {
         "[firewall]",
         "[timeouts]\nudp = 3\nudp_stream = 3\n\n[firewall]",
     );
-    let x = Xgate::start(XGATE, &t.router, &cfg);
-    assert!(x.log().contains("xgate: running"), "{}", x.log());
-    if !offload_runs(&x) {
+    let Some(x) = start_offloading(&t, &cfg) else {
         return;
-    }
-    let echo = in_ns(&t.server, || UdpSocket::bind("10.2.0.2:7100").unwrap())
-        .join()
-        .unwrap();
-    std::thread::spawn(move || traffic::udp_echo(echo, 100_000));
-    let client = |port: u16| {
-        let s = in_ns(&t.client, move || {
-            UdpSocket::bind(("10.1.0.2", port)).unwrap()
-        })
-        .join()
-        .unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        s
     };
-    let ping = |s: &UdpSocket, n: u32| {
-        let mut buf = [0u8; 64];
-        s.send_to(&n.to_be_bytes(), "10.2.0.2:7100").unwrap();
-        let (len, _) = s.recv_from(&mut buf).expect("the echo");
-        assert_eq!(&buf[..len], &n.to_be_bytes());
-    };
+    let client = udp_echo_pair(&t, 7100);
     let flows = |x: &Xgate| -> Vec<serde_json::Value> {
         let j: serde_json::Value =
-            serde_json::from_str(&ctl(x, &["conntrack", "-p", "udp", "--json"])).unwrap();
+            serde_json::from_str(&x.ctl(&["conntrack", "-p", "udp", "--json"])).unwrap();
         j["flows"].as_array().unwrap().clone()
     };
     let a = client(6100);
@@ -421,11 +420,11 @@ fn offloaded_connections_live_by_their_traffic_and_end_cleanly() {
     let start = Instant::now();
     let mut n = 0;
     while start.elapsed() < Duration::from_secs(5) {
-        ping(&a, n);
+        a.ping(n);
         n += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
-    let text = ctl(&x, &["conntrack", "-p", "udp"]);
+    let text = x.ctl(&["conntrack", "-p", "udp"]);
     assert!(text.contains("[OFFLOAD]"), "{text}");
     let f = flows(&x);
     assert_eq!(f.len(), 1, "{f:?}");
@@ -439,18 +438,18 @@ fn offloaded_connections_live_by_their_traffic_and_end_cleanly() {
     // `ctl conntrack -D`: the entries go, then the connection.
     let b = client(6101);
     for i in 0..20 {
-        ping(&b, i);
+        b.ping(i);
         std::thread::sleep(Duration::from_millis(20));
     }
     wait_for("the offload", 3, || {
-        ctl(&x, &["conntrack", "-p", "udp"]).contains("[OFFLOAD]")
+        x.ctl(&["conntrack", "-p", "udp"]).contains("[OFFLOAD]")
     });
-    let out = ctl(&x, &["conntrack", "-D", "-p", "udp"]);
+    let out = x.ctl(&["conntrack", "-D", "-p", "udp"]);
     assert!(out.contains("1 flow entries have been deleted"), "{out}");
     wait_for("the deletion", 3, || flows(&x).is_empty());
     assert_eq!(stats(&x)["offload"]["entries"].as_u64(), Some(0));
     // And the flow starts again through the workers.
-    ping(&b, 99);
+    b.ping(99);
     let exit = x.stop();
     assert!(exit.success, "{}", exit.log);
 }
@@ -464,36 +463,22 @@ fn a_trace_request_walks_the_pipeline_then_the_offload_comes_back() {
         return;
     }
     let t = Gateway::new(1);
-    let x = Xgate::start(XGATE, &t.router, &config(&t, "auto"));
-    assert!(x.log().contains("xgate: running"), "{}", x.log());
-    if !offload_runs(&x) {
+    let Some(x) = start_offloading(&t, &config(&t, "auto")) else {
         return;
-    }
-    let echo = in_ns(&t.server, || UdpSocket::bind("10.2.0.2:7200").unwrap())
-        .join()
-        .unwrap();
-    std::thread::spawn(move || traffic::udp_echo(echo, 100_000));
-    let s = in_ns(&t.client, || UdpSocket::bind("10.1.0.2:6200").unwrap())
-        .join()
-        .unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let ping = |n: u32| {
-        let mut buf = [0u8; 64];
-        s.send_to(&n.to_be_bytes(), "10.2.0.2:7200").unwrap();
-        let (len, _) = s.recv_from(&mut buf).expect("the echo");
-        assert_eq!(&buf[..len], &n.to_be_bytes());
     };
-    let offloaded_now = || ctl(&x, &["conntrack", "-p", "udp"]).contains("[OFFLOAD]");
+    let s = udp_echo_pair(&t, 7200)(6200);
+    let ping = |n: u32| s.ping(n);
+    let offloaded_now = || x.ctl(&["conntrack", "-p", "udp"]).contains("[OFFLOAD]");
     for i in 0..10 {
         ping(i);
     }
     wait_for("the offload", 3, offloaded_now);
-    ctl(&x, &["trace", "add", "1000", "-p", "udp"]);
+    x.ctl(&["trace", "add", "1000", "-p", "udp"]);
     wait_for("the offload to step aside", 3, || !offloaded_now());
     for i in 10..12 {
         ping(i);
     }
-    let traced = ctl(&x, &["trace", "show"]);
+    let traced = x.ctl(&["trace", "show"]);
     assert!(
         traced.contains("10.1.0.2"),
         "the pipeline traced them:\n{traced}"
@@ -502,7 +487,7 @@ fn a_trace_request_walks_the_pipeline_then_the_offload_comes_back() {
         ping(i);
     }
     assert!(!offloaded_now(), "nothing offloaded while a trace runs");
-    ctl(&x, &["trace", "clear"]);
+    x.ctl(&["trace", "clear"]);
     for i in 20..40 {
         ping(i);
         if i > 25 && offloaded_now() {
