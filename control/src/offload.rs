@@ -178,7 +178,7 @@ impl<'a> Offloader<'a> {
         let (mut rx, mut tx) = (0u64, 0u64);
         for (p, d) in self.devices.iter().enumerate() {
             let ok = takes_redirects(d.ifindex) == Some(true);
-            if ok != self.tx[p] || ok {
+            if ok != self.tx[p] {
                 let done = if ok {
                     self.prog.add_port(d.ifindex).is_ok()
                 } else {
@@ -370,8 +370,8 @@ impl<'a> Offloader<'a> {
             return false;
         };
         let (dp, db) = (
-            a.packets - e.packets.min(a.packets),
-            a.bytes - e.bytes.min(a.bytes),
+            a.packets.saturating_sub(e.packets),
+            a.bytes.saturating_sub(e.bytes),
         );
         e.packets = a.packets;
         e.bytes = a.bytes;

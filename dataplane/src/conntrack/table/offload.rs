@@ -32,9 +32,18 @@ impl Conntrack {
     /// belongs to another epoch or to the entry's earlier life.
     #[inline]
     fn offload_bits(&self, c: ConnId, w: u32) -> u32 {
+        if w & !0xf == self.offload_head(c) {
+            w & 0xf
+        } else {
+            0
+        }
+    }
+
+    /// The word's high part for `c` in the current epoch.
+    #[inline]
+    fn offload_head(&self, c: ConnId) -> u32 {
         let epoch = self.offload_epoch.load(Relaxed) as u16;
-        let head = u32::from(epoch) << EPOCH_SHIFT | u32::from(c.generation) << GEN_SHIFT_W;
-        if w & !0xf == head { w & 0xf } else { 0 }
+        u32::from(epoch) << EPOCH_SHIFT | u32::from(c.generation) << GEN_SHIFT_W
     }
 
     /// Whether `c`'s direction was asked for already (in this epoch).
@@ -83,8 +92,7 @@ impl Conntrack {
         let Some(w) = self.offload.get(c.idx as usize) else {
             return false;
         };
-        let epoch = self.offload_epoch.load(Relaxed) as u16;
-        let head = u32::from(epoch) << EPOCH_SHIFT | u32::from(c.generation) << GEN_SHIFT_W;
+        let head = self.offload_head(c);
         let bit = 1 << c.dir as u32;
         let mut cur = w.load(Relaxed);
         loop {
@@ -108,8 +116,7 @@ impl Conntrack {
         let Some(w) = self.offload.get(c.idx as usize) else {
             return false;
         };
-        let epoch = self.offload_epoch.load(Relaxed) as u16;
-        let head = u32::from(epoch) << EPOCH_SHIFT | u32::from(c.generation) << GEN_SHIFT_W;
+        let head = self.offload_head(c);
         let mut cur = w.load(Relaxed);
         loop {
             if cur & !0xf != head {

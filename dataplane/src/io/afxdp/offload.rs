@@ -384,6 +384,21 @@ fn err(rc: i32, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("offload program: {what}: {e}"))
 }
 
+/// Sets `key` to `value` in the map `fd` of u32 keys and values (the
+/// socket, port and epoch maps); `what` names it in the error.
+fn update_u32(fd: i32, key: u32, value: u32, what: &str) -> io::Result<()> {
+    // SAFETY: a u32 key and a u32 value, the sizes the map was made with.
+    let rc = unsafe {
+        sys::bpf_map_update_elem(
+            fd,
+            (&key as *const u32).cast(),
+            (&value as *const u32).cast(),
+            0,
+        )
+    };
+    if rc != 0 { Err(err(rc, what)) } else { Ok(()) }
+}
+
 impl OffloadProgram {
     /// Opens and loads the object (the kernel verifies the program; libbpf
     /// prints the verifier's log on refusal).
@@ -485,21 +500,7 @@ impl OffloadProgram {
     /// workers at once (counted `stale`); [`OffloadProgram::insert`]
     /// takes the action's `epoch` as given.
     pub fn set_epoch(&self, epoch: u32) -> io::Result<()> {
-        let key = 0u32;
-        // SAFETY: a u32 key and value, as the array map takes them.
-        let rc = unsafe {
-            sys::bpf_map_update_elem(
-                self.epoch,
-                (&key as *const u32).cast(),
-                (&epoch as *const u32).cast(),
-                0,
-            )
-        };
-        if rc != 0 {
-            Err(err(rc, "epoch update"))
-        } else {
-            Ok(())
-        }
+        update_u32(self.epoch, 0, epoch, "epoch update")
     }
 
     /// Offloads one direction (creates or replaces its entry).
@@ -550,21 +551,7 @@ impl OffloadProgram {
     /// Steers receive queue `queue` to the socket `xsk_fd` (frames the
     /// program leaves to the workers).
     pub fn set_socket(&self, queue: u32, xsk_fd: i32) -> io::Result<()> {
-        let v = xsk_fd as u32;
-        // SAFETY: a u32 key and value, as the XSKMAP takes them.
-        let rc = unsafe {
-            sys::bpf_map_update_elem(
-                self.xsks,
-                (&queue as *const u32).cast(),
-                (&v as *const u32).cast(),
-                0,
-            )
-        };
-        if rc != 0 {
-            Err(err(rc, "xsks update"))
-        } else {
-            Ok(())
-        }
+        update_u32(self.xsks, queue, xsk_fd as u32, "xsks update")
     }
 
     /// Stops redirecting to device `ifindex` (its entries then go to the
@@ -576,20 +563,7 @@ impl OffloadProgram {
 
     /// Lets the program redirect to device `ifindex`.
     pub fn add_port(&self, ifindex: u32) -> io::Result<()> {
-        // SAFETY: a u32 key and a u32 value (the device), as the map says.
-        let rc = unsafe {
-            sys::bpf_map_update_elem(
-                self.ports,
-                (&ifindex as *const u32).cast(),
-                (&ifindex as *const u32).cast(),
-                0,
-            )
-        };
-        if rc != 0 {
-            Err(err(rc, "ports update"))
-        } else {
-            Ok(())
-        }
+        update_u32(self.ports, ifindex, ifindex, "ports update")
     }
 
     /// The outcome counters, summed over CPUs, in [`Outcome::ALL`] order.
